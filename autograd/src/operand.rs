@@ -1,0 +1,617 @@
+//! The small algebra backward rules are written in, implemented twice:
+//!
+//! - by [`Arr`] (plain arrays, borrowed or owned) for ordinary first-order backward: nothing is
+//!   recorded, and owned temporaries are updated in place so a rule like
+//!   `g * (1 - y²)` allocates once;
+//! - by [`Var`] for differentiable gradients ([`Tape::grad`](crate::Tape::grad)): every step
+//!   of the rule is itself recorded, so gradients can be differentiated again.
+//!
+//! Each backward rule in [`crate::ops`] is written once, generically, against [`Operand`]:
+//! the calculus is never duplicated between the two modes.
+
+use std::rc::Rc;
+
+use ndarray::{linalg::general_mat_mul, ArrayD, ArrayViewD, Axis, Ix2, IxDyn, Slice, Zip};
+
+use crate::ops::shape::broadcast_shape;
+use crate::{Float, Var};
+
+/// The operations backward rules use. Methods that take a function (`mul_const_fn`,
+/// `const_fn2`) compute *constants*: masks and signs that are not differentiated further.
+pub(crate) trait Operand<T: Float>: Clone + Sized {
+    fn shape_vec(&self) -> Vec<usize>;
+    fn add(self, other: Self) -> Self;
+    fn sub(self, other: Self) -> Self;
+    fn mul(self, other: Self) -> Self;
+    fn div(self, other: Self) -> Self;
+    fn neg(self) -> Self;
+    fn scale(self, s: T) -> Self;
+    fn add_scalar(self, s: T) -> Self;
+    fn powf(self, p: T) -> Self;
+    fn powi(self, n: i32) -> Self;
+    fn exp(self) -> Self;
+    fn sin(self) -> Self;
+    fn cos(self) -> Self;
+    fn sigmoid(self) -> Self;
+    /// `self * f(x)`, with `f(x)` a constant broadcast to `self`'s shape.
+    fn mul_const_fn(self, x: &Self, f: impl Fn(T) -> T) -> Self;
+    /// The constant `f(self, other)` elementwise, broadcasting.
+    fn const_fn2(&self, other: &Self, f: impl Fn(T, T) -> T) -> Self;
+    fn sum_axes(self, axes: &[usize], keepdim: bool) -> Self;
+    fn reshape(self, shape: &[usize]) -> Self;
+    fn permute(self, axes: &[usize]) -> Self;
+    fn broadcast_to(self, shape: &[usize]) -> Self;
+    /// `self @ otherᵀ` over the last two axes.
+    fn matmul_nt(self, other: Self) -> Self;
+    /// `selfᵀ @ other` over the last two axes.
+    fn matmul_tn(self, other: Self) -> Self;
+    fn slice(self, axis: usize, start: usize, end: usize) -> Self;
+    fn pad_slice(self, axis: usize, start: usize, len: usize) -> Self;
+    fn index_select(self, axis: usize, indices: &Rc<[usize]>) -> Self;
+    fn index_add(self, axis: usize, indices: &Rc<[usize]>, size: usize) -> Self;
+    fn gather(self, axis: usize, index: &Rc<ArrayD<usize>>) -> Self;
+    fn scatter_add(self, axis: usize, index: &Rc<ArrayD<usize>>, shape: &[usize]) -> Self;
+
+    /// Sums over broadcast axes so the result has `shape` (the one unbroadcast helper every
+    /// broadcasting op's backward uses).
+    fn sum_to(self, shape: &[usize]) -> Self {
+        let current = self.shape_vec();
+        if current == shape {
+            return self;
+        }
+        let lead = current.len() - shape.len();
+        let axes: Vec<usize> = (0..current.len())
+            .filter(|&i| i < lead || (shape[i - lead] == 1 && current[i] != 1))
+            .collect();
+        self.sum_axes(&axes, true).reshape(shape)
+    }
+}
+
+/// An array operand: a borrowed view of a recorded value, or an owned temporary that
+/// later steps may overwrite in place.
+pub(crate) enum Arr<'a, T> {
+    View(ArrayViewD<'a, T>),
+    Owned(ArrayD<T>),
+}
+
+impl<T: Clone> Clone for Arr<'_, T> {
+    fn clone(&self) -> Self {
+        match self {
+            Arr::View(v) => Arr::View(v.clone()),
+            Arr::Owned(a) => Arr::Owned(a.clone()),
+        }
+    }
+}
+
+impl<'a, T: Float> Arr<'a, T> {
+    #[inline]
+    pub(crate) fn view(&self) -> ArrayViewD<'_, T> {
+        match self {
+            Arr::View(v) => v.view(),
+            Arr::Owned(a) => a.view(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn shape(&self) -> &[usize] {
+        match self {
+            Arr::View(v) => v.shape(),
+            Arr::Owned(a) => a.shape(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn into_owned(self) -> ArrayD<T> {
+        match self {
+            Arr::View(v) => v.to_owned(),
+            Arr::Owned(a) => a,
+        }
+    }
+
+    /// `f` elementwise, in place when the array is owned.
+    #[inline]
+    pub(crate) fn map(self, f: impl Fn(T) -> T + Sync + Send) -> Self {
+        match self {
+            Arr::Owned(mut a) => {
+                map_inplace(&mut a, f);
+                Arr::Owned(a)
+            }
+            Arr::View(v) => Arr::Owned(map_new(&v, f)),
+        }
+    }
+
+    /// `f(a, b)` elementwise with broadcasting, reusing an owned operand's buffer when it
+    /// already has the result's shape.
+    #[track_caller]
+    #[inline]
+    pub(crate) fn zip(self, other: Arr<'_, T>, op: &str, f: impl Fn(T, T) -> T) -> Self {
+        if self.shape() == other.shape() {
+            match (self, other) {
+                (Arr::Owned(mut a), b) => {
+                    zip_inplace(&mut a, &b.view(), &f);
+                    Arr::Owned(a)
+                }
+                (a, Arr::Owned(mut b)) => {
+                    zip_inplace(&mut b, &a.view(), |y, x| f(x, y));
+                    Arr::Owned(b)
+                }
+                (Arr::View(a), Arr::View(b)) => Arr::Owned(zip_new(&a, &b, f)),
+            }
+        } else {
+            let shape = broadcast_shape(op, self.shape(), other.shape());
+            match self {
+                Arr::Owned(mut a) if a.shape() == &shape[..] => {
+                    let b = other.view();
+                    let b = b.broadcast(IxDyn(&shape)).expect("broadcast shape checked");
+                    a.zip_mut_with(&b, |x, &y| *x = f(*x, y));
+                    Arr::Owned(a)
+                }
+                a => {
+                    let (a, b) = (a.view(), other.view());
+                    let a = a.broadcast(IxDyn(&shape)).expect("broadcast shape checked");
+                    let b = b.broadcast(IxDyn(&shape)).expect("broadcast shape checked");
+                    Arr::Owned(Zip::from(&a).and(&b).map_collect(|&x, &y| f(x, y)))
+                }
+            }
+        }
+    }
+
+    #[track_caller]
+    pub(crate) fn sum_axes_impl(self, axes: &[usize], keepdim: bool) -> Self {
+        let ndim = self.shape().len();
+        for &axis in axes {
+            assert!(
+                axis < ndim,
+                "sum: axis {axis} is out of range for shape {:?}",
+                self.shape()
+            );
+        }
+        if axes.len() == ndim {
+            let total = match &self {
+                Arr::View(v) => sum_all(v),
+                Arr::Owned(a) => sum_all(&a.view()),
+            };
+            let shape: Vec<usize> = if keepdim { vec![1; ndim] } else { vec![] };
+            return Arr::Owned(ArrayD::from_elem(IxDyn(&shape), total));
+        }
+        let mut sorted: Vec<usize> = axes.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut out = self.view().to_owned();
+        for &axis in sorted.iter().rev() {
+            out = out.sum_axis(Axis(axis));
+        }
+        if keepdim {
+            for &axis in &sorted {
+                out.insert_axis_inplace(Axis(axis));
+            }
+        }
+        Arr::Owned(out)
+    }
+
+    #[track_caller]
+    pub(crate) fn reshape_impl(self, shape: &[usize]) -> Self {
+        let from: usize = self.shape().iter().product();
+        let to: usize = shape.iter().product();
+        assert!(
+            from == to,
+            "reshape: cannot reshape shape {:?} ({from} elements) into shape {shape:?} ({to} elements)",
+            self.shape()
+        );
+        match self {
+            Arr::Owned(a) if a.is_standard_layout() => Arr::Owned(
+                a.into_shape_with_order(IxDyn(shape))
+                    .expect("element count checked"),
+            ),
+            other => {
+                let v = other.view();
+                Arr::Owned(
+                    v.to_shape(IxDyn(shape))
+                        .expect("element count checked")
+                        .into_owned(),
+                )
+            }
+        }
+    }
+
+    #[track_caller]
+    pub(crate) fn broadcast_to_impl(self, shape: &[usize]) -> Self {
+        let v = self.view();
+        match v.broadcast(IxDyn(shape)) {
+            Some(b) => Arr::Owned(b.to_owned()),
+            None => panic!(
+                "broadcast_to: shape {:?} cannot be broadcast to shape {shape:?}",
+                self.shape()
+            ),
+        }
+    }
+
+    pub(crate) fn permute_impl(self, axes: &[usize]) -> Self {
+        match self {
+            Arr::Owned(a) => Arr::Owned(a.permuted_axes(IxDyn(axes))),
+            Arr::View(v) => Arr::Owned(v.permuted_axes(IxDyn(axes)).to_owned()),
+        }
+    }
+
+    pub(crate) fn slice_impl(self, axis: usize, start: usize, end: usize) -> Self {
+        let v = self.view();
+        Arr::Owned(v.slice_axis(Axis(axis), Slice::from(start..end)).to_owned())
+    }
+
+    pub(crate) fn pad_slice_impl(self, axis: usize, start: usize, len: usize) -> Self {
+        let v = self.view();
+        let mut shape = v.shape().to_vec();
+        let width = shape[axis];
+        shape[axis] = len;
+        let mut out = ArrayD::zeros(IxDyn(&shape));
+        out.slice_axis_mut(Axis(axis), Slice::from(start..start + width))
+            .assign(&v);
+        Arr::Owned(out)
+    }
+
+    pub(crate) fn index_select_impl(self, axis: usize, indices: &[usize]) -> Self {
+        Arr::Owned(self.view().select(Axis(axis), indices))
+    }
+
+    pub(crate) fn index_add_impl(self, axis: usize, indices: &[usize], size: usize) -> Self {
+        let v = self.view();
+        let mut shape = v.shape().to_vec();
+        shape[axis] = size;
+        let mut out = ArrayD::zeros(IxDyn(&shape));
+        for (k, &i) in indices.iter().enumerate() {
+            let mut row = out.index_axis_mut(Axis(axis), i);
+            row += &v.index_axis(Axis(axis), k);
+        }
+        Arr::Owned(out)
+    }
+
+    pub(crate) fn gather_impl(self, axis: usize, index: &ArrayD<usize>) -> Self {
+        let v = self.view();
+        Arr::Owned(ArrayD::from_shape_fn(index.raw_dim(), |pos| {
+            let mut source = pos.clone();
+            source[axis] = index[&pos];
+            v[source]
+        }))
+    }
+
+    pub(crate) fn scatter_add_impl(
+        self,
+        axis: usize,
+        index: &ArrayD<usize>,
+        shape: &[usize],
+    ) -> Self {
+        let v = self.view();
+        let mut out = ArrayD::zeros(IxDyn(shape));
+        for (pos, &i) in index.indexed_iter() {
+            let mut target = pos.clone();
+            target[axis] = i;
+            out[target] += v[pos];
+        }
+        Arr::Owned(out)
+    }
+
+    /// Matrix product over the last two axes, broadcasting batch axes; either operand may
+    /// be a transposed view (no copy for 2-D).
+    #[track_caller]
+    pub(crate) fn matmul_views(a: ArrayViewD<'_, T>, b: ArrayViewD<'_, T>) -> ArrayD<T> {
+        assert!(
+            a.ndim() >= 2 && b.ndim() >= 2,
+            "matmul: the batched kernel needs two operands of at least 2 dimensions, got shapes {:?} and {:?}",
+            a.shape(),
+            b.shape()
+        );
+        let (ra, rb) = (a.ndim(), b.ndim());
+        let (m, k) = (a.shape()[ra - 2], a.shape()[ra - 1]);
+        let (k2, n) = (b.shape()[rb - 2], b.shape()[rb - 1]);
+        assert!(
+            k == k2,
+            "matmul: shapes {:?} and {:?} are incompatible (inner dimensions {k} and {k2} differ)",
+            a.shape(),
+            b.shape()
+        );
+        if ra == 2 && rb == 2 {
+            let a2 = a.into_dimensionality::<Ix2>().expect("2-D");
+            let b2 = b.into_dimensionality::<Ix2>().expect("2-D");
+            let mut out = ndarray::Array2::<T>::zeros((m, n));
+            general_mat_mul(T::one(), &a2, &b2, T::zero(), &mut out);
+            return out.into_dyn();
+        }
+        let batch = broadcast_shape("matmul", &a.shape()[..ra - 2], &b.shape()[..rb - 2]);
+        let count: usize = batch.iter().product();
+        let with = |tail: [usize; 2]| -> Vec<usize> {
+            let mut s = batch.clone();
+            s.extend_from_slice(&tail);
+            s
+        };
+        let a_b = a
+            .broadcast(IxDyn(&with([m, k])))
+            .expect("batch shapes checked");
+        let b_b = b
+            .broadcast(IxDyn(&with([k, n])))
+            .expect("batch shapes checked");
+        let a3 = a_b.to_shape((count, m, k)).expect("same element count");
+        let b3 = b_b.to_shape((count, k, n)).expect("same element count");
+        let mut out = ndarray::Array3::<T>::zeros((count, m, n));
+        for i in 0..count {
+            general_mat_mul(
+                T::one(),
+                &a3.index_axis(Axis(0), i),
+                &b3.index_axis(Axis(0), i),
+                T::zero(),
+                &mut out.index_axis_mut(Axis(0), i),
+            );
+        }
+        out.into_shape_with_order(IxDyn(&with([m, n])))
+            .expect("same element count")
+    }
+}
+
+fn swap_last_two<T>(v: ArrayViewD<'_, T>) -> ArrayViewD<'_, T> {
+    let nd = v.ndim();
+    let mut v = v;
+    v.swap_axes(nd - 1, nd - 2);
+    v
+}
+
+/// Elementwise work above this many elements is split across threads.
+pub(crate) const PARALLEL_THRESHOLD: usize = 1 << 16;
+
+#[inline]
+fn sum_all<T: Float>(v: &ArrayViewD<'_, T>) -> T {
+    match v.as_slice_memory_order() {
+        Some(s) => s.iter().copied().sum(),
+        None => v.iter().copied().sum(),
+    }
+}
+
+#[inline]
+pub(crate) fn map_inplace<T: Float>(a: &mut ArrayD<T>, f: impl Fn(T) -> T + Sync + Send) {
+    if let Some(s) = a.as_slice_memory_order_mut() {
+        if s.len() >= PARALLEL_THRESHOLD {
+            use rayon::prelude::*;
+            s.par_chunks_mut(1 << 14)
+                .for_each(|c| c.iter_mut().for_each(|x| *x = f(*x)));
+        } else {
+            s.iter_mut().for_each(|x| *x = f(*x));
+        }
+    } else {
+        a.mapv_inplace(f);
+    }
+}
+
+#[inline]
+pub(crate) fn map_new<T: Float>(
+    v: &ArrayViewD<'_, T>,
+    f: impl Fn(T) -> T + Sync + Send,
+) -> ArrayD<T> {
+    if let Some(s) = v.as_slice() {
+        if s.len() >= PARALLEL_THRESHOLD {
+            use rayon::prelude::*;
+            let out: Vec<T> = s.par_iter().map(|&x| f(x)).collect();
+            return ArrayD::from_shape_vec(v.raw_dim(), out).expect("same element count");
+        }
+        let out: Vec<T> = s.iter().map(|&x| f(x)).collect();
+        return ArrayD::from_shape_vec(v.raw_dim(), out).expect("same element count");
+    }
+    v.mapv(f)
+}
+
+/// `a = f(a, b)` elementwise for arrays of one shape; a plain slice loop when both have the
+/// same memory layout.
+#[inline]
+fn zip_inplace<T: Float>(a: &mut ArrayD<T>, b: &ArrayViewD<'_, T>, f: impl Fn(T, T) -> T) {
+    if a.strides() == b.strides() {
+        if let Some(sb) = b.as_slice_memory_order() {
+            if let Some(sa) = a.as_slice_memory_order_mut() {
+                sa.iter_mut().zip(sb).for_each(|(x, &y)| *x = f(*x, y));
+                return;
+            }
+        }
+    }
+    a.zip_mut_with(b, |x, &y| *x = f(*x, y));
+}
+
+/// `total += g` for two arrays of one shape (gradient accumulation).
+#[inline]
+pub(crate) fn add_assign<T: Float>(total: &mut ArrayD<T>, g: &ArrayViewD<'_, T>) {
+    zip_inplace(total, g, |a, b| a + b);
+}
+
+#[inline]
+fn zip_new<T: Float>(
+    a: &ArrayViewD<'_, T>,
+    b: &ArrayViewD<'_, T>,
+    f: impl Fn(T, T) -> T,
+) -> ArrayD<T> {
+    if let (Some(sa), Some(sb)) = (a.as_slice(), b.as_slice()) {
+        let out: Vec<T> = sa.iter().zip(sb).map(|(&x, &y)| f(x, y)).collect();
+        return ArrayD::from_shape_vec(a.raw_dim(), out).expect("same element count");
+    }
+    Zip::from(a).and(b).map_collect(|&x, &y| f(x, y))
+}
+
+impl<T: Float> Operand<T> for Arr<'_, T> {
+    fn shape_vec(&self) -> Vec<usize> {
+        self.shape().to_vec()
+    }
+    fn add(self, other: Self) -> Self {
+        self.zip(other, "add", |a, b| a + b)
+    }
+    fn sub(self, other: Self) -> Self {
+        self.zip(other, "sub", |a, b| a - b)
+    }
+    fn mul(self, other: Self) -> Self {
+        self.zip(other, "mul", |a, b| a * b)
+    }
+    fn div(self, other: Self) -> Self {
+        self.zip(other, "div", |a, b| a / b)
+    }
+    fn neg(self) -> Self {
+        self.map(|a| -a)
+    }
+    fn scale(self, s: T) -> Self {
+        self.map(move |a| a * s)
+    }
+    fn add_scalar(self, s: T) -> Self {
+        self.map(move |a| a + s)
+    }
+    fn powf(self, p: T) -> Self {
+        self.map(move |a| a.powf(p))
+    }
+    fn powi(self, n: i32) -> Self {
+        self.map(move |a| a.powi(n))
+    }
+    fn exp(self) -> Self {
+        self.map(|a| a.exp())
+    }
+    fn sin(self) -> Self {
+        self.map(|a| a.sin())
+    }
+    fn cos(self) -> Self {
+        self.map(|a| a.cos())
+    }
+    fn sigmoid(self) -> Self {
+        self.map(crate::ops::unary::sigmoid_scalar)
+    }
+    fn mul_const_fn(self, x: &Self, f: impl Fn(T) -> T) -> Self {
+        let xv = x.view();
+        self.zip(Arr::View(xv), "mul", |g, x| g * f(x))
+    }
+    fn const_fn2(&self, other: &Self, f: impl Fn(T, T) -> T) -> Self {
+        Arr::View(self.view())
+            .zip(Arr::View(other.view()), "compare", f)
+            .into_static()
+    }
+    fn sum_axes(self, axes: &[usize], keepdim: bool) -> Self {
+        self.sum_axes_impl(axes, keepdim)
+    }
+    fn reshape(self, shape: &[usize]) -> Self {
+        self.reshape_impl(shape)
+    }
+    fn permute(self, axes: &[usize]) -> Self {
+        self.permute_impl(axes)
+    }
+    fn broadcast_to(self, shape: &[usize]) -> Self {
+        self.broadcast_to_impl(shape)
+    }
+    fn matmul_nt(self, other: Self) -> Self {
+        Arr::Owned(Arr::matmul_views(self.view(), swap_last_two(other.view())))
+    }
+    fn matmul_tn(self, other: Self) -> Self {
+        Arr::Owned(Arr::matmul_views(swap_last_two(self.view()), other.view()))
+    }
+    fn slice(self, axis: usize, start: usize, end: usize) -> Self {
+        self.slice_impl(axis, start, end)
+    }
+    fn pad_slice(self, axis: usize, start: usize, len: usize) -> Self {
+        self.pad_slice_impl(axis, start, len)
+    }
+    fn index_select(self, axis: usize, indices: &Rc<[usize]>) -> Self {
+        self.index_select_impl(axis, indices)
+    }
+    fn index_add(self, axis: usize, indices: &Rc<[usize]>, size: usize) -> Self {
+        self.index_add_impl(axis, indices, size)
+    }
+    fn gather(self, axis: usize, index: &Rc<ArrayD<usize>>) -> Self {
+        self.gather_impl(axis, index)
+    }
+    fn scatter_add(self, axis: usize, index: &Rc<ArrayD<usize>>, shape: &[usize]) -> Self {
+        self.scatter_add_impl(axis, index, shape)
+    }
+}
+
+impl<'a, T: Float> Arr<'a, T> {
+    /// An owned result re-labelled with any lifetime.
+    fn into_static<'b>(self) -> Arr<'b, T> {
+        Arr::Owned(self.into_owned())
+    }
+}
+
+impl<'t, T: Float> Operand<T> for Var<'t, T> {
+    fn shape_vec(&self) -> Vec<usize> {
+        self.shape()
+    }
+    fn add(self, other: Self) -> Self {
+        self + other
+    }
+    fn sub(self, other: Self) -> Self {
+        self - other
+    }
+    fn mul(self, other: Self) -> Self {
+        self * other
+    }
+    fn div(self, other: Self) -> Self {
+        self / other
+    }
+    fn neg(self) -> Self {
+        -self
+    }
+    fn scale(self, s: T) -> Self {
+        self.mul_scalar(s)
+    }
+    fn add_scalar(self, s: T) -> Self {
+        Var::add_scalar(self, s)
+    }
+    fn powf(self, p: T) -> Self {
+        Var::powf(self, p)
+    }
+    fn powi(self, n: i32) -> Self {
+        Var::powi(self, n)
+    }
+    fn exp(self) -> Self {
+        Var::exp(self)
+    }
+    fn sin(self) -> Self {
+        Var::sin(self)
+    }
+    fn cos(self) -> Self {
+        Var::cos(self)
+    }
+    fn sigmoid(self) -> Self {
+        Var::sigmoid(self)
+    }
+    fn mul_const_fn(self, x: &Self, f: impl Fn(T) -> T) -> Self {
+        let mask = x.with_value(|v| v.mapv(f));
+        self * self.tape.constant(mask)
+    }
+    fn const_fn2(&self, other: &Self, f: impl Fn(T, T) -> T) -> Self {
+        let value = self.with_arr(|a| other.with_arr(|b| a.zip(b, "compare", f).into_owned()));
+        self.tape.constant(value)
+    }
+    fn sum_axes(self, axes: &[usize], keepdim: bool) -> Self {
+        self.sum_axes_usize(axes, keepdim)
+    }
+    fn reshape(self, shape: &[usize]) -> Self {
+        Var::reshape(self, shape)
+    }
+    fn permute(self, axes: &[usize]) -> Self {
+        self.permute_usize(axes)
+    }
+    fn broadcast_to(self, shape: &[usize]) -> Self {
+        Var::broadcast_to(self, shape)
+    }
+    fn matmul_nt(self, other: Self) -> Self {
+        self.matmul_batched(other.transpose(-2, -1))
+    }
+    fn matmul_tn(self, other: Self) -> Self {
+        self.transpose(-2, -1).matmul_batched(other)
+    }
+    fn slice(self, axis: usize, start: usize, end: usize) -> Self {
+        Var::slice(self, axis as isize, start, end)
+    }
+    fn pad_slice(self, axis: usize, start: usize, len: usize) -> Self {
+        self.pad_slice_var(axis, start, len)
+    }
+    fn index_select(self, axis: usize, indices: &Rc<[usize]>) -> Self {
+        self.index_select_rc(axis, indices.clone())
+    }
+    fn index_add(self, axis: usize, indices: &Rc<[usize]>, size: usize) -> Self {
+        self.index_add_var(axis, indices.clone(), size)
+    }
+    fn gather(self, axis: usize, index: &Rc<ArrayD<usize>>) -> Self {
+        self.gather_rc(axis, index.clone())
+    }
+    fn scatter_add(self, axis: usize, index: &Rc<ArrayD<usize>>, shape: &[usize]) -> Self {
+        self.scatter_add_var(axis, index.clone(), shape)
+    }
+}

@@ -1,0 +1,69 @@
+//! Matrix multiplication: one batched primitive (≥ 2-D operands, broadcast batch axes);
+//! the 1-D cases of `torch.matmul` are reshapes around it.
+
+use super::{Op, RuleContext};
+use crate::operand::{Arr, Operand};
+use crate::{Float, Var};
+
+/// d(AB) = dA B + A dB, so ∂/∂A = G Bᵀ and ∂/∂B = Aᵀ G (summed over broadcast batches).
+pub(crate) fn backward<T: Float, O: Operand<T>>(
+    a: usize,
+    b: usize,
+    g: O,
+    ctx: &impl RuleContext<O>,
+    emit: &mut impl FnMut(usize, O),
+) {
+    if ctx.needs(a) {
+        emit(a, g.clone().matmul_nt(ctx.value(b)).sum_to(&ctx.shape(a)));
+    }
+    if ctx.needs(b) {
+        emit(b, ctx.value(a).matmul_tn(g).sum_to(&ctx.shape(b)));
+    }
+}
+
+impl<'t, T: Float> Var<'t, T> {
+    /// The matrix product with `torch.matmul`'s rules: 1-D · 1-D is a dot product, a 1-D
+    /// operand is treated as a row (left) or column (right) vector and that axis removed,
+    /// and leading batch axes broadcast.
+    ///
+    /// Panics naming both shapes when the inner dimensions differ.
+    #[track_caller]
+    pub fn matmul(self, other: Var<'t, T>) -> Var<'t, T> {
+        let (ra, rb) = (self.ndim(), other.ndim());
+        assert!(
+            ra >= 1 && rb >= 1,
+            "matmul: both operands need at least 1 dimension, got shapes {:?} and {:?}",
+            self.shape(),
+            other.shape()
+        );
+        let a = if ra == 1 { self.unsqueeze(0) } else { self };
+        let b = if rb == 1 { other.unsqueeze(-1) } else { other };
+        let (sa, sb) = (self.shape(), other.shape());
+        let (ka, kb) = (sa[sa.len() - 1], sb[if rb == 1 { 0 } else { rb - 2 }]);
+        assert!(
+            ka == kb,
+            "matmul: shapes {sa:?} and {sb:?} are incompatible (inner dimensions {ka} and {kb} differ)"
+        );
+        let mut out = a.matmul_batched(b);
+        if rb == 1 {
+            out = out.squeeze(-1);
+        }
+        if ra == 1 {
+            out = out.squeeze(if rb == 1 { -1 } else { -2 });
+        }
+        out
+    }
+
+    /// The batched primitive: both operands have at least 2 dimensions.
+    #[track_caller]
+    pub(crate) fn matmul_batched(self, other: Var<'t, T>) -> Var<'t, T> {
+        self.tape.check_same_tape(other.tape, "matmul");
+        let nodes = self.tape.nodes();
+        let value = Arr::matmul_views(
+            nodes[self.index].value.array().view(),
+            nodes[other.index].value.array().view(),
+        );
+        drop(nodes);
+        self.tape.record(value, Op::MatMul(self.index, other.index))
+    }
+}

@@ -1,0 +1,332 @@
+//! Elementwise primitives of one input: maths, activations, scalar arithmetic.
+
+use super::{Op, RuleContext};
+use crate::operand::{Arr, Operand};
+use crate::{Float, Var};
+
+/// The elementwise primitives (with their scalar attributes).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum UnaryOp<T> {
+    Neg,
+    AddScalar(T),
+    MulScalar(T),
+    PowF(T),
+    PowI(i32),
+    Exp,
+    Ln,
+    Sqrt,
+    Abs,
+    Sin,
+    Cos,
+    Tanh,
+    Sigmoid,
+    Relu,
+    LeakyRelu(T),
+    Elu(T),
+    Erf,
+    Softplus,
+    Clamp(T, T),
+}
+
+/// The logistic function, computed without overflow for large |x|.
+#[inline]
+pub(crate) fn sigmoid_scalar<T: Float>(x: T) -> T {
+    if x >= T::zero() {
+        T::one() / (T::one() + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (T::one() + e)
+    }
+}
+
+#[inline]
+fn step<T: Float>(x: T) -> T {
+    if x > T::zero() {
+        T::one()
+    } else {
+        T::zero()
+    }
+}
+
+impl<T: Float> UnaryOp<T> {
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            UnaryOp::Neg => "neg",
+            UnaryOp::AddScalar(_) => "add_scalar",
+            UnaryOp::MulScalar(_) => "mul_scalar",
+            UnaryOp::PowF(_) => "powf",
+            UnaryOp::PowI(_) => "powi",
+            UnaryOp::Exp => "exp",
+            UnaryOp::Ln => "ln",
+            UnaryOp::Sqrt => "sqrt",
+            UnaryOp::Abs => "abs",
+            UnaryOp::Sin => "sin",
+            UnaryOp::Cos => "cos",
+            UnaryOp::Tanh => "tanh",
+            UnaryOp::Sigmoid => "sigmoid",
+            UnaryOp::Relu => "relu",
+            UnaryOp::LeakyRelu(_) => "leaky_relu",
+            UnaryOp::Elu(_) => "elu",
+            UnaryOp::Erf => "erf",
+            UnaryOp::Softplus => "softplus",
+            UnaryOp::Clamp(..) => "clamp",
+        }
+    }
+
+    /// The forward value of one element.
+    #[inline]
+    pub(crate) fn apply(self, x: T) -> T {
+        match self {
+            UnaryOp::Neg => -x,
+            UnaryOp::AddScalar(s) => x + s,
+            UnaryOp::MulScalar(s) => x * s,
+            UnaryOp::PowF(p) => x.powf(p),
+            UnaryOp::PowI(n) => x.powi(n),
+            UnaryOp::Exp => x.exp(),
+            UnaryOp::Ln => x.ln(),
+            UnaryOp::Sqrt => x.sqrt(),
+            UnaryOp::Abs => x.abs(),
+            UnaryOp::Sin => x.sin(),
+            UnaryOp::Cos => x.cos(),
+            UnaryOp::Tanh => x.tanh(),
+            UnaryOp::Sigmoid => sigmoid_scalar(x),
+            UnaryOp::Relu => x.max(T::zero()),
+            UnaryOp::LeakyRelu(slope) => {
+                if x > T::zero() {
+                    x
+                } else {
+                    x * slope
+                }
+            }
+            UnaryOp::Elu(alpha) => {
+                if x > T::zero() {
+                    x
+                } else {
+                    alpha * x.exp_m1()
+                }
+            }
+            UnaryOp::Erf => x.erf(),
+            // PyTorch (beta 1, threshold 20): identity above 20; else log(1 + e^x), stably.
+            UnaryOp::Softplus => {
+                if x > T::from_f64(20.0) {
+                    x
+                } else {
+                    x.max(T::zero()) + (-x.abs()).exp().ln_1p()
+                }
+            }
+            UnaryOp::Clamp(lo, hi) => x.max(lo).min(hi),
+        }
+    }
+}
+
+/// Backward of the elementwise primitives, each derivative in one line.
+pub(crate) fn backward<T: Float, O: Operand<T>>(
+    op: &UnaryOp<T>,
+    a: usize,
+    out: usize,
+    g: O,
+    ctx: &impl RuleContext<O>,
+    emit: &mut impl FnMut(usize, O),
+) {
+    if !ctx.needs(a) {
+        return;
+    }
+    let x = || ctx.value(a);
+    let y = || ctx.value(out);
+    let one = T::one();
+    let grad = match *op {
+        UnaryOp::Neg => g.neg(),                               // d(-x) = -1
+        UnaryOp::AddScalar(_) => g,                            // d(x + s) = 1
+        UnaryOp::MulScalar(s) => g.scale(s),                   // d(sx) = s
+        UnaryOp::PowF(p) => g.mul(x().powf(p - one).scale(p)), // d x^p = p x^(p-1)
+        UnaryOp::PowI(0) => g.scale(T::zero()),
+        UnaryOp::PowI(n) => g.mul(x().powi(n - 1).scale(T::from_f64(n as f64))), // n x^(n-1)
+        UnaryOp::Exp => g.mul(y()),                                              // d e^x = e^x
+        UnaryOp::Ln => g.div(x()),                                               // d ln x = 1/x
+        UnaryOp::Sqrt => g.div(y()).scale(T::from_f64(0.5)),                     // d √x = 1/(2√x)
+        UnaryOp::Abs => g.mul_const_fn(&x(), |v| v.signum() * step(v.abs())),    // sign(x), 0 at 0
+        UnaryOp::Sin => g.mul(x().cos()),                                        // d sin = cos
+        UnaryOp::Cos => g.mul(x().sin()).neg(),                                  // d cos = -sin
+        UnaryOp::Tanh => {
+            // d tanh = 1 - tanh²
+            let y = y();
+            g.mul(y.clone().mul(y).neg().add_scalar(one))
+        }
+        UnaryOp::Sigmoid => {
+            // d σ = σ (1 - σ)
+            let y = y();
+            g.mul(y.clone().sub(y.clone().mul(y)))
+        }
+        UnaryOp::Relu => g.mul_const_fn(&x(), step), // 1 where x > 0
+        UnaryOp::LeakyRelu(slope) => {
+            g.mul_const_fn(&x(), move |v| if v > T::zero() { one } else { slope })
+        }
+        UnaryOp::Elu(alpha) => {
+            // 1 for x > 0, else α eˣ = y + α
+            let positive = g.clone().mul_const_fn(&x(), step);
+            let negative = g
+                .mul(y().add_scalar(alpha))
+                .mul_const_fn(&x(), move |v| one - step(v));
+            positive.add(negative)
+        }
+        UnaryOp::Erf => {
+            // d erf = 2/√π e^(-x²)
+            let x = x();
+            let two_over_sqrt_pi = T::from_f64(std::f64::consts::FRAC_2_SQRT_PI);
+            g.mul(x.clone().mul(x).neg().exp().scale(two_over_sqrt_pi))
+        }
+        UnaryOp::Softplus => g.mul(x().sigmoid()), // d softplus = σ(x)
+        UnaryOp::Clamp(lo, hi) => {
+            g.mul_const_fn(
+                &x(),
+                move |v| if v >= lo && v <= hi { one } else { T::zero() },
+            )
+        }
+    };
+    emit(a, grad);
+}
+
+impl<'t, T: Float> Var<'t, T> {
+    #[track_caller]
+    pub(crate) fn unary(self, op: UnaryOp<T>) -> Var<'t, T> {
+        let nodes = self.tape.nodes();
+        let value = Arr::View(nodes[self.index].value.array().view())
+            .map(move |x| op.apply(x))
+            .into_owned();
+        drop(nodes);
+        self.tape.record(value, Op::Unary(op, self.index))
+    }
+
+    /// `self^p` elementwise for a real exponent.
+    #[track_caller]
+    pub fn powf(self, p: T) -> Var<'t, T> {
+        self.unary(UnaryOp::PowF(p))
+    }
+
+    /// `self^n` elementwise for an integer exponent.
+    #[track_caller]
+    pub fn powi(self, n: i32) -> Var<'t, T> {
+        self.unary(UnaryOp::PowI(n))
+    }
+
+    /// `self²`.
+    #[track_caller]
+    pub fn square(self) -> Var<'t, T> {
+        self.powi(2)
+    }
+
+    /// `1 / self`.
+    #[track_caller]
+    pub fn recip(self) -> Var<'t, T> {
+        self.powi(-1)
+    }
+
+    /// `eˣ`.
+    #[track_caller]
+    pub fn exp(self) -> Var<'t, T> {
+        self.unary(UnaryOp::Exp)
+    }
+
+    /// The natural logarithm.
+    #[track_caller]
+    pub fn ln(self) -> Var<'t, T> {
+        self.unary(UnaryOp::Ln)
+    }
+
+    /// The square root.
+    #[track_caller]
+    pub fn sqrt(self) -> Var<'t, T> {
+        self.unary(UnaryOp::Sqrt)
+    }
+
+    /// The absolute value (gradient 0 at 0, as in PyTorch).
+    #[track_caller]
+    pub fn abs(self) -> Var<'t, T> {
+        self.unary(UnaryOp::Abs)
+    }
+
+    /// The sine.
+    #[track_caller]
+    pub fn sin(self) -> Var<'t, T> {
+        self.unary(UnaryOp::Sin)
+    }
+
+    /// The cosine.
+    #[track_caller]
+    pub fn cos(self) -> Var<'t, T> {
+        self.unary(UnaryOp::Cos)
+    }
+
+    /// The hyperbolic tangent.
+    #[track_caller]
+    pub fn tanh(self) -> Var<'t, T> {
+        self.unary(UnaryOp::Tanh)
+    }
+
+    /// The logistic function `1 / (1 + e⁻ˣ)`.
+    #[track_caller]
+    pub fn sigmoid(self) -> Var<'t, T> {
+        self.unary(UnaryOp::Sigmoid)
+    }
+
+    /// `max(x, 0)`.
+    #[track_caller]
+    pub fn relu(self) -> Var<'t, T> {
+        self.unary(UnaryOp::Relu)
+    }
+
+    /// `x` for `x > 0`, else `slope · x` (PyTorch's default slope is 0.01, Keras' 0.3).
+    #[track_caller]
+    pub fn leaky_relu(self, slope: T) -> Var<'t, T> {
+        self.unary(UnaryOp::LeakyRelu(slope))
+    }
+
+    /// `x` for `x > 0`, else `α (eˣ - 1)`.
+    #[track_caller]
+    pub fn elu(self, alpha: T) -> Var<'t, T> {
+        self.unary(UnaryOp::Elu(alpha))
+    }
+
+    /// The error function.
+    #[track_caller]
+    pub fn erf(self) -> Var<'t, T> {
+        self.unary(UnaryOp::Erf)
+    }
+
+    /// `ln(1 + eˣ)`, computed stably (identity above 20, as PyTorch).
+    #[track_caller]
+    pub fn softplus(self) -> Var<'t, T> {
+        self.unary(UnaryOp::Softplus)
+    }
+
+    /// Limits every element to `[min, max]` (gradient 1 inside, 0 outside).
+    #[track_caller]
+    pub fn clamp(self, min: T, max: T) -> Var<'t, T> {
+        assert!(min <= max, "clamp: min {min} is greater than max {max}");
+        self.unary(UnaryOp::Clamp(min, max))
+    }
+
+    /// The exact GELU, `x Φ(x) = x/2 (1 + erf(x/√2))` (composite).
+    #[track_caller]
+    pub fn gelu(self) -> Var<'t, T> {
+        let half = T::from_f64(0.5);
+        let cdf = self
+            .mul_scalar(T::from_f64(std::f64::consts::FRAC_1_SQRT_2))
+            .erf()
+            .add_scalar(T::one())
+            .mul_scalar(half);
+        self * cdf
+    }
+
+    /// The tanh approximation of GELU, `x/2 (1 + tanh(√(2/π) (x + 0.044715 x³)))` (composite).
+    #[track_caller]
+    pub fn gelu_tanh(self) -> Var<'t, T> {
+        let k = T::from_f64((2.0 / std::f64::consts::PI).sqrt());
+        let inner = (self + self.powi(3).mul_scalar(T::from_f64(0.044715))).mul_scalar(k);
+        let gate = inner
+            .tanh()
+            .add_scalar(T::one())
+            .mul_scalar(T::from_f64(0.5));
+        self * gate
+    }
+}
