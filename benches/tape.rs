@@ -1,1 +1,49 @@
-fn main() {}
+//! Tape overhead: forward + backward of a chain of scalar ops, and a 256×256 matmul.
+//!
+//! `cargo bench --bench tape`. The chain is `x = tanh(x * w + b)` repeated: 3 ops per
+//! link, 1,002 recorded ops in all (with the leaves); criterion's throughput line gives
+//! the time per op.
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use ndarray::{arr0, Array2};
+use tapegrad::autograd::{Param, Tape};
+
+const LINKS: usize = 334;
+
+fn scalar_chain(c: &mut Criterion) {
+    let w = Param::new("w", arr0(0.9_f32).into_dyn());
+    let b = Param::new("b", arr0(0.1_f32).into_dyn());
+    let mut group = c.benchmark_group("tape");
+    group.throughput(Throughput::Elements((LINKS * 3) as u64));
+    group.bench_function("scalar_chain_1000_ops_forward_backward", |bench| {
+        bench.iter(|| {
+            let tape = Tape::new();
+            let (wv, bv) = (tape.param(&w), tape.param(&b));
+            let mut x = tape.var(arr0(0.5_f32).into_dyn());
+            for _ in 0..LINKS {
+                x = (x * wv + bv).tanh();
+            }
+            let grads = x.backward();
+            black_box(grads.param(&w).map(|g| g[[]]))
+        })
+    });
+    group.finish();
+}
+
+fn matmul_256(c: &mut Criterion) {
+    let a = Param::new("a", Array2::<f32>::from_shape_fn((256, 256), |(i, j)| ((i * 7 + j * 3) % 11) as f32 * 0.01).into_dyn());
+    let b = Param::new("b", Array2::<f32>::from_shape_fn((256, 256), |(i, j)| ((i * 5 + j) % 13) as f32 * 0.01).into_dyn());
+    let mut group = c.benchmark_group("tape");
+    group.throughput(Throughput::Elements(3 * 2 * 256 * 256 * 256));
+    group.bench_function("matmul_256x256_forward_backward", |bench| {
+        bench.iter(|| {
+            let tape = Tape::new();
+            let y = tape.param(&a).matmul(tape.param(&b)).sum();
+            black_box(y.backward().num_params())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, scalar_chain, matmul_256);
+criterion_main!(benches);

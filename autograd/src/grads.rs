@@ -17,7 +17,8 @@ use crate::{Float, Param, ParamId, Var};
 pub struct Grads<T> {
     tape_id: u64,
     by_node: HashMap<usize, ArrayD<T>>,
-    by_param: HashMap<ParamId, ArrayD<T>>,
+    /// Parameter id → key in `by_node` (gradients inserted by hand get keys from the top).
+    by_param: HashMap<ParamId, usize>,
 }
 
 impl<T: Float> Grads<T> {
@@ -34,7 +35,7 @@ impl<T: Float> Grads<T> {
     pub(crate) fn from_sweep(
         tape_id: u64,
         by_node: HashMap<usize, ArrayD<T>>,
-        by_param: HashMap<ParamId, ArrayD<T>>,
+        by_param: HashMap<ParamId, usize>,
     ) -> Self {
         Grads {
             tape_id,
@@ -55,37 +56,53 @@ impl<T: Float> Grads<T> {
 
     /// The gradient of a parameter, if the output depends on it.
     pub fn param(&self, param: &Param<T>) -> Option<&ArrayD<T>> {
-        self.by_param.get(&param.id())
+        self.by_id(param.id())
     }
 
     /// The gradient of the parameter with this id.
     pub fn by_id(&self, id: ParamId) -> Option<&ArrayD<T>> {
-        self.by_param.get(&id)
+        self.by_param.get(&id).and_then(|k| self.by_node.get(k))
     }
 
     /// The gradient of the parameter with this id, mutably (for clipping in place).
     pub fn by_id_mut(&mut self, id: ParamId) -> Option<&mut ArrayD<T>> {
-        self.by_param.get_mut(&id)
+        let key = *self.by_param.get(&id)?;
+        self.by_node.get_mut(&key)
     }
 
     /// Sets (replaces) the gradient of a parameter.
     pub fn insert(&mut self, id: ParamId, grad: ArrayD<T>) {
-        self.by_param.insert(id, grad);
+        match self.by_param.get(&id) {
+            Some(&key) => {
+                self.by_node.insert(key, grad);
+            }
+            None => {
+                let key = usize::MAX - self.by_param.len();
+                self.by_param.insert(id, key);
+                self.by_node.insert(key, grad);
+            }
+        }
     }
 
     /// Removes and returns the gradient of a parameter.
     pub fn remove(&mut self, id: ParamId) -> Option<ArrayD<T>> {
-        self.by_param.remove(&id)
+        let key = self.by_param.remove(&id)?;
+        self.by_node.remove(&key)
     }
 
     /// The parameters' gradients, in no particular order.
     pub fn params(&self) -> impl Iterator<Item = (ParamId, &ArrayD<T>)> {
-        self.by_param.iter().map(|(id, g)| (*id, g))
+        self.by_param
+            .iter()
+            .filter_map(|(id, k)| self.by_node.get(k).map(|g| (*id, g)))
     }
 
     /// The parameters' gradients, mutably.
     pub fn params_mut(&mut self) -> impl Iterator<Item = (ParamId, &mut ArrayD<T>)> {
-        self.by_param.iter_mut().map(|(id, g)| (*id, g))
+        let keys: HashMap<usize, ParamId> = self.by_param.iter().map(|(id, k)| (*k, *id)).collect();
+        self.by_node
+            .iter_mut()
+            .filter_map(move |(k, g)| keys.get(k).map(|id| (*id, g)))
     }
 
     /// The number of parameters with a gradient.
@@ -98,7 +115,7 @@ impl<T: Float> Grads<T> {
     #[track_caller]
     pub fn accumulate(&mut self, other: &Grads<T>) {
         for (id, g) in other.params() {
-            match self.by_param.get_mut(&id) {
+            match self.by_id_mut(id) {
                 Some(mine) => {
                     assert_eq!(
                         mine.shape(),
@@ -109,9 +126,7 @@ impl<T: Float> Grads<T> {
                     );
                     *mine += g;
                 }
-                None => {
-                    self.by_param.insert(id, g.clone());
-                }
+                None => self.insert(id, g.clone()),
             }
         }
     }

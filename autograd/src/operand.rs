@@ -20,6 +20,8 @@ use crate::{Float, Var};
 /// `const_fn2`) compute *constants*: masks and signs that are not differentiated further.
 pub(crate) trait Operand<T: Float>: Clone + Sized {
     fn shape_vec(&self) -> Vec<usize>;
+    /// Whether the shape is `shape` (without allocating).
+    fn has_shape(&self, shape: &[usize]) -> bool;
     fn add(self, other: Self) -> Self;
     fn sub(self, other: Self) -> Self;
     fn mul(self, other: Self) -> Self;
@@ -55,10 +57,10 @@ pub(crate) trait Operand<T: Float>: Clone + Sized {
     /// Sums over broadcast axes so the result has `shape` (the one unbroadcast helper every
     /// broadcasting op's backward uses).
     fn sum_to(self, shape: &[usize]) -> Self {
-        let current = self.shape_vec();
-        if current == shape {
+        if self.has_shape(shape) {
             return self;
         }
+        let current = self.shape_vec();
         let lead = current.len() - shape.len();
         let axes: Vec<usize> = (0..current.len())
             .filter(|&i| i < lead || (shape[i - lead] == 1 && current[i] != 1))
@@ -70,14 +72,14 @@ pub(crate) trait Operand<T: Float>: Clone + Sized {
 /// An array operand: a borrowed view of a recorded value, or an owned temporary that
 /// later steps may overwrite in place.
 pub(crate) enum Arr<'a, T> {
-    View(ArrayViewD<'a, T>),
+    Ref(&'a ArrayD<T>),
     Owned(ArrayD<T>),
 }
 
 impl<T: Clone> Clone for Arr<'_, T> {
     fn clone(&self) -> Self {
         match self {
-            Arr::View(v) => Arr::View(v.clone()),
+            Arr::Ref(a) => Arr::Ref(a),
             Arr::Owned(a) => Arr::Owned(a.clone()),
         }
     }
@@ -87,15 +89,33 @@ impl<'a, T: Float> Arr<'a, T> {
     #[inline]
     pub(crate) fn view(&self) -> ArrayViewD<'_, T> {
         match self {
-            Arr::View(v) => v.view(),
+            Arr::Ref(a) => a.view(),
             Arr::Owned(a) => a.view(),
+        }
+    }
+
+    /// The array, borrowed.
+    #[inline]
+    pub(crate) fn array(&self) -> &ArrayD<T> {
+        match self {
+            Arr::Ref(a) => a,
+            Arr::Owned(a) => a,
+        }
+    }
+
+    /// A borrowing operand of the same array.
+    #[inline]
+    pub(crate) fn borrowed(&self) -> Arr<'_, T> {
+        match self {
+            Arr::Ref(a) => Arr::Ref(a),
+            Arr::Owned(a) => Arr::Ref(a),
         }
     }
 
     #[inline]
     pub(crate) fn shape(&self) -> &[usize] {
         match self {
-            Arr::View(v) => v.shape(),
+            Arr::Ref(a) => a.shape(),
             Arr::Owned(a) => a.shape(),
         }
     }
@@ -103,7 +123,7 @@ impl<'a, T: Float> Arr<'a, T> {
     #[inline]
     pub(crate) fn into_owned(self) -> ArrayD<T> {
         match self {
-            Arr::View(v) => v.to_owned(),
+            Arr::Ref(a) => a.clone(),
             Arr::Owned(a) => a,
         }
     }
@@ -116,7 +136,12 @@ impl<'a, T: Float> Arr<'a, T> {
                 map_inplace(&mut a, f);
                 Arr::Owned(a)
             }
-            Arr::View(v) => Arr::Owned(map_new(&v, f)),
+            Arr::Ref(a) if a.len() < PARALLEL_THRESHOLD => {
+                let mut a = a.clone();
+                map_inplace(&mut a, f);
+                Arr::Owned(a)
+            }
+            Arr::Ref(a) => Arr::Owned(map_new(&a.view(), f)),
         }
     }
 
@@ -125,22 +150,30 @@ impl<'a, T: Float> Arr<'a, T> {
     #[track_caller]
     #[inline]
     pub(crate) fn zip(self, other: Arr<'_, T>, op: &str, f: impl Fn(T, T) -> T) -> Self {
-        if self.shape() == other.shape() {
+        if same(self.shape(), other.shape()) {
             match (self, other) {
                 (Arr::Owned(mut a), b) => {
-                    zip_inplace(&mut a, &b.view(), &f);
+                    zip_inplace(&mut a, b.array(), &f);
                     Arr::Owned(a)
                 }
                 (a, Arr::Owned(mut b)) => {
-                    zip_inplace(&mut b, &a.view(), |y, x| f(x, y));
+                    zip_inplace(&mut b, a.array(), |y, x| f(x, y));
                     Arr::Owned(b)
                 }
-                (Arr::View(a), Arr::View(b)) => Arr::Owned(zip_new(&a, &b, f)),
+                (Arr::Ref(a), Arr::Ref(b)) => {
+                    if a.is_standard_layout() && b.is_standard_layout() {
+                        let mut a = a.clone();
+                        zip_inplace(&mut a, b, &f);
+                        Arr::Owned(a)
+                    } else {
+                        Arr::Owned(zip_new(&a.view(), &b.view(), f))
+                    }
+                }
             }
         } else {
             let shape = broadcast_shape(op, self.shape(), other.shape());
             match self {
-                Arr::Owned(mut a) if a.shape() == &shape[..] => {
+                Arr::Owned(mut a) if same(a.shape(), &shape) => {
                     let b = other.view();
                     let b = b.broadcast(IxDyn(&shape)).expect("broadcast shape checked");
                     a.zip_mut_with(&b, |x, &y| *x = f(*x, y));
@@ -168,7 +201,7 @@ impl<'a, T: Float> Arr<'a, T> {
         }
         if axes.len() == ndim {
             let total = match &self {
-                Arr::View(v) => sum_all(v),
+                Arr::Ref(a) => sum_all(&a.view()),
                 Arr::Owned(a) => sum_all(&a.view()),
             };
             let shape: Vec<usize> = if keepdim { vec![1; ndim] } else { vec![] };
@@ -229,7 +262,7 @@ impl<'a, T: Float> Arr<'a, T> {
     pub(crate) fn permute_impl(self, axes: &[usize]) -> Self {
         match self {
             Arr::Owned(a) => Arr::Owned(a.permuted_axes(IxDyn(axes))),
-            Arr::View(v) => Arr::Owned(v.permuted_axes(IxDyn(axes)).to_owned()),
+            Arr::Ref(a) => Arr::Owned(a.view().permuted_axes(IxDyn(axes)).to_owned()),
         }
     }
 
@@ -356,9 +389,15 @@ fn swap_last_two<T>(v: ArrayViewD<'_, T>) -> ArrayViewD<'_, T> {
 /// Elementwise work above this many elements is split across threads.
 pub(crate) const PARALLEL_THRESHOLD: usize = 1 << 16;
 
+/// Slice equality without a `memcmp` call (shapes and strides are a few words long).
+#[inline]
+pub(crate) fn same<A: PartialEq>(a: &[A], b: &[A]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
 #[inline]
 fn sum_all<T: Float>(v: &ArrayViewD<'_, T>) -> T {
-    match v.as_slice_memory_order() {
+    match v.as_slice() {
         Some(s) => s.iter().copied().sum(),
         None => v.iter().copied().sum(),
     }
@@ -366,7 +405,7 @@ fn sum_all<T: Float>(v: &ArrayViewD<'_, T>) -> T {
 
 #[inline]
 pub(crate) fn map_inplace<T: Float>(a: &mut ArrayD<T>, f: impl Fn(T) -> T + Sync + Send) {
-    if let Some(s) = a.as_slice_memory_order_mut() {
+    if let Some(s) = a.as_slice_mut() {
         if s.len() >= PARALLEL_THRESHOLD {
             use rayon::prelude::*;
             s.par_chunks_mut(1 << 14)
@@ -399,21 +438,22 @@ pub(crate) fn map_new<T: Float>(
 /// `a = f(a, b)` elementwise for arrays of one shape; a plain slice loop when both have the
 /// same memory layout.
 #[inline]
-fn zip_inplace<T: Float>(a: &mut ArrayD<T>, b: &ArrayViewD<'_, T>, f: impl Fn(T, T) -> T) {
-    if a.strides() == b.strides() {
-        if let Some(sb) = b.as_slice_memory_order() {
-            if let Some(sa) = a.as_slice_memory_order_mut() {
-                sa.iter_mut().zip(sb).for_each(|(x, &y)| *x = f(*x, y));
-                return;
-            }
-        }
+fn zip_inplace<T: Float, S: ndarray::Data<Elem = T>>(
+    a: &mut ArrayD<T>,
+    b: &ndarray::ArrayBase<S, IxDyn>,
+    f: impl Fn(T, T) -> T,
+) {
+    if let (Some(sb), true) = (b.as_slice(), a.is_standard_layout()) {
+        let sa = a.as_slice_mut().expect("standard layout");
+        sa.iter_mut().zip(sb).for_each(|(x, &y)| *x = f(*x, y));
+        return;
     }
     a.zip_mut_with(b, |x, &y| *x = f(*x, y));
 }
 
 /// `total += g` for two arrays of one shape (gradient accumulation).
 #[inline]
-pub(crate) fn add_assign<T: Float>(total: &mut ArrayD<T>, g: &ArrayViewD<'_, T>) {
+pub(crate) fn add_assign<T: Float>(total: &mut ArrayD<T>, g: &ArrayD<T>) {
     zip_inplace(total, g, |a, b| a + b);
 }
 
@@ -433,6 +473,10 @@ fn zip_new<T: Float>(
 impl<T: Float> Operand<T> for Arr<'_, T> {
     fn shape_vec(&self) -> Vec<usize> {
         self.shape().to_vec()
+    }
+    #[inline]
+    fn has_shape(&self, shape: &[usize]) -> bool {
+        same(self.shape(), shape)
     }
     fn add(self, other: Self) -> Self {
         self.zip(other, "add", |a, b| a + b)
@@ -474,12 +518,11 @@ impl<T: Float> Operand<T> for Arr<'_, T> {
         self.map(crate::ops::unary::sigmoid_scalar)
     }
     fn mul_const_fn(self, x: &Self, f: impl Fn(T) -> T) -> Self {
-        let xv = x.view();
-        self.zip(Arr::View(xv), "mul", |g, x| g * f(x))
+        self.zip(x.borrowed(), "mul", |g, x| g * f(x))
     }
     fn const_fn2(&self, other: &Self, f: impl Fn(T, T) -> T) -> Self {
-        Arr::View(self.view())
-            .zip(Arr::View(other.view()), "compare", f)
+        self.borrowed()
+            .zip(other.borrowed(), "compare", f)
             .into_static()
     }
     fn sum_axes(self, axes: &[usize], keepdim: bool) -> Self {
@@ -530,6 +573,9 @@ impl<'a, T: Float> Arr<'a, T> {
 impl<'t, T: Float> Operand<T> for Var<'t, T> {
     fn shape_vec(&self) -> Vec<usize> {
         self.shape()
+    }
+    fn has_shape(&self, shape: &[usize]) -> bool {
+        self.with_value(|a| same(a.shape(), shape))
     }
     fn add(self, other: Self) -> Self {
         self + other

@@ -145,7 +145,9 @@ impl<'t, T: Float> Tape<'t, T> {
         {
             return Var { tape: self, index };
         }
-        let requires_grad = self.grad_enabled.get();
+        // Always trainable (as in PyTorch): the binding is reused, so one made inside
+        // `no_grad` must still get gradients outside it; ops under `no_grad` record none.
+        let requires_grad = true;
         let var = self.push(
             Value::Borrowed(param.value()),
             Op::Param(param.id()),
@@ -238,7 +240,13 @@ impl<'t, T: Float> Tape<'t, T> {
     pub(crate) fn record(&'t self, value: ArrayD<T>, op: Op<T>) -> Var<'t, T> {
         let requires_grad = self.grad_enabled.get() && {
             let nodes = self.nodes.borrow();
-            op.inputs().iter().any(|&i| nodes[i].requires_grad)
+            match &op {
+                Op::Binary(_, a, b) | Op::MatMul(a, b) => {
+                    nodes[*a].requires_grad || nodes[*b].requires_grad
+                }
+                Op::Unary(_, a) => nodes[*a].requires_grad,
+                op => op.inputs().iter().any(|&i| nodes[i].requires_grad),
+            }
         };
         self.push(Value::Owned(value), op, requires_grad)
     }
@@ -400,14 +408,15 @@ impl<'t, T: Float> Var<'t, T> {
     /// The value of a one-element variable.
     #[track_caller]
     pub fn item(&self) -> T {
-        self.with_value(|a| {
-            assert!(
-                a.len() == 1,
-                "item: the variable has shape {:?}, not a single element",
-                a.shape()
-            );
-            *a.iter().next().unwrap()
-        })
+        // No closure here: closures drop `#[track_caller]`'s location.
+        let nodes = self.tape.nodes.borrow();
+        let a = nodes[self.index].value.array();
+        assert!(
+            a.len() == 1,
+            "item: the variable has shape {:?}, not a single element",
+            a.shape()
+        );
+        *a.iter().next().unwrap()
     }
 
     /// Whether a gradient flows to this variable.
@@ -447,7 +456,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// Runs `f` on the value as an array operand (a borrowed view).
     pub(crate) fn with_arr<R>(&self, f: impl FnOnce(Arr<'_, T>) -> R) -> R {
         let nodes = self.tape.nodes.borrow();
-        f(Arr::View(nodes[self.index].value.array().view()))
+        f(Arr::Ref(nodes[self.index].value.array()))
     }
 }
 

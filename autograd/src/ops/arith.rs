@@ -93,8 +93,8 @@ impl<'t, T: Float> Var<'t, T> {
     pub(crate) fn binary(self, other: Var<'t, T>, op: BinaryOp) -> Var<'t, T> {
         self.tape.check_same_tape(other.tape, op.name());
         let nodes = self.tape.nodes();
-        let a = Arr::View(nodes[self.index].value.array().view());
-        let b = Arr::View(nodes[other.index].value.array().view());
+        let a = Arr::Ref(nodes[self.index].value.array());
+        let b = Arr::Ref(nodes[other.index].value.array());
         let value = op.forward(a, b).into_owned();
         drop(nodes);
         self.tape

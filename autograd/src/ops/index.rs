@@ -135,7 +135,11 @@ impl<'t, T: Float> Var<'t, T> {
             );
         }
         let axis = normalize_axis("stack", axis, first.len() + 1) as isize;
-        let expanded: Vec<_> = vars.iter().map(|v| v.unsqueeze(axis)).collect();
+        // A loop, not a closure: closures drop `#[track_caller]`'s location.
+        let mut expanded = Vec::with_capacity(vars.len());
+        for v in vars {
+            expanded.push(v.unsqueeze(axis));
+        }
         Var::concat(&expanded, axis)
     }
 
@@ -151,6 +155,7 @@ impl<'t, T: Float> Var<'t, T> {
         self.index_select_rc(axis, Rc::from(indices))
     }
 
+    #[track_caller]
     pub(crate) fn index_select_rc(self, axis: usize, indices: Rc<[usize]>) -> Var<'t, T> {
         let value = self.with_arr(|a| a.index_select_impl(axis, &indices).into_owned());
         self.tape.record(
@@ -205,6 +210,7 @@ impl<'t, T: Float> Var<'t, T> {
         self.gather_rc(axis, Rc::new(index.clone()))
     }
 
+    #[track_caller]
     pub(crate) fn gather_rc(self, axis: usize, index: Rc<ArrayD<usize>>) -> Var<'t, T> {
         let value = self.with_arr(|a| a.gather_impl(axis, &index).into_owned());
         self.tape.record(
@@ -269,24 +275,43 @@ impl<'t, T: Float> Var<'t, T> {
         )
     }
 
-    /// The elementwise maximum, broadcasting (ties send the gradient to `self`).
+    /// The elementwise maximum, broadcasting. Ties split the gradient equally and NaN
+    /// propagates, as in `torch.maximum`.
     #[track_caller]
     pub fn maximum(self, other: Var<'t, T>) -> Var<'t, T> {
-        Var::where_(self.ge(other), self, other)
+        let tie = self.tie_mean(other);
+        Var::where_(
+            self.gt(other),
+            self,
+            Var::where_(self.lt(other), other, tie),
+        )
     }
 
-    /// The elementwise minimum, broadcasting (ties send the gradient to `self`).
+    /// The elementwise minimum, broadcasting. Ties split the gradient equally and NaN
+    /// propagates, as in `torch.minimum`.
     #[track_caller]
     pub fn minimum(self, other: Var<'t, T>) -> Var<'t, T> {
-        Var::where_(self.le(other), self, other)
+        let tie = self.tie_mean(other);
+        Var::where_(
+            self.lt(other),
+            self,
+            Var::where_(self.gt(other), other, tie),
+        )
+    }
+
+    /// `self/2 + other/2`: equal to both at a tie (d = 1/2 each), NaN if either is NaN.
+    #[track_caller]
+    fn tie_mean(self, other: Var<'t, T>) -> Var<'t, T> {
+        let half = T::from_f64(0.5);
+        self.mul_scalar(half) + other.mul_scalar(half)
     }
 
     #[track_caller]
     fn compare(self, other: Var<'t, T>, op: &str, f: impl Fn(T, T) -> bool) -> Var<'t, T> {
         self.tape.check_same_tape(other.tape, op);
         let nodes = self.tape.nodes();
-        let a = Arr::View(nodes[self.index].value.array().view());
-        let b = Arr::View(nodes[other.index].value.array().view());
+        let a = Arr::Ref(nodes[self.index].value.array());
+        let b = Arr::Ref(nodes[other.index].value.array());
         let value = a
             .zip(b, op, |x, y| if f(x, y) { T::one() } else { T::zero() })
             .into_owned();

@@ -29,7 +29,7 @@ use ndarray::ArrayD;
 use smallvec::{smallvec, SmallVec};
 
 use crate::grads::Grads;
-use crate::operand::{Arr, Operand};
+use crate::operand::{same, Arr, Operand};
 use crate::tape::{check_finite, Tape};
 use crate::{Float, ParamId, Var};
 
@@ -359,7 +359,7 @@ struct ArrayContext<'a, 't, T> {
 impl<'a, T: Float> RuleContext<Arr<'a, T>> for ArrayContext<'a, '_, T> {
     #[inline]
     fn value(&self, index: usize) -> Arr<'a, T> {
-        Arr::View(self.nodes[index].value.array().view())
+        Arr::Ref(self.nodes[index].value.array())
     }
     #[inline]
     fn shape(&self, index: usize) -> SmallVec<[usize; 4]> {
@@ -396,7 +396,7 @@ impl<'t, T: Float> RuleContext<Var<'t, T>> for VarContext<'t, T> {
 fn accumulate<T: Float>(slot: &mut Option<ArrayD<T>>, g: Arr<'_, T>) {
     match slot {
         None => *slot = Some(g.into_owned()),
-        Some(total) => crate::operand::add_assign(total, &g.view()),
+        Some(total) => crate::operand::add_assign(total, g.array()),
     }
 }
 
@@ -439,6 +439,22 @@ pub(crate) fn sweep_arrays<'t, T: Float>(
                 }
                 continue;
             }
+            // The pass-through rule of `+` without broadcasting (d(a+b) = da + db): one input
+            // borrows the gradient and the other takes it, so nothing is copied.
+            Op::Binary(BinaryOp::Add, a, b)
+                if !anomaly
+                    && same(nodes[*a].value.array().shape(), g.shape())
+                    && same(nodes[*b].value.array().shape(), g.shape()) =>
+            {
+                let (a, b) = (*a, *b);
+                if nodes[b].requires_grad {
+                    accumulate(&mut slots[b], Arr::Ref(&g));
+                }
+                if nodes[a].requires_grad {
+                    accumulate(&mut slots[a], Arr::Owned(g));
+                }
+                continue;
+            }
             _ => {}
         }
         let ctx = ArrayContext { nodes: &nodes };
@@ -450,9 +466,7 @@ pub(crate) fn sweep_arrays<'t, T: Float>(
             &mut |input, grad: Arr<'_, T>| {
                 if nodes[input].requires_grad {
                     if anomaly {
-                        check_finite(&grad.view().to_owned(), || {
-                            anomaly_message(&nodes, i, input)
-                        });
+                        check_finite(grad.array(), || anomaly_message(&nodes, i, input));
                     }
                     accumulate(&mut slots[input], grad);
                 }
@@ -461,8 +475,8 @@ pub(crate) fn sweep_arrays<'t, T: Float>(
     }
     let mut by_param = HashMap::new();
     for &(id, index) in tape.bound_params().iter() {
-        if let Some(g) = by_node.get(&index) {
-            by_param.insert(id, g.clone());
+        if by_node.contains_key(&index) {
+            by_param.insert(id, index);
         }
     }
     Grads::from_sweep(tape.id(), by_node, by_param)

@@ -106,7 +106,11 @@ fn extremum_forward<T: Float>(
 
 #[track_caller]
 fn resolve_axes(op: &str, axes: &[isize], ndim: usize) -> Vec<usize> {
-    let mut resolved: Vec<usize> = axes.iter().map(|&a| normalize_axis(op, a, ndim)).collect();
+    // A loop, not a closure: closures drop `#[track_caller]`'s location.
+    let mut resolved = Vec::with_capacity(axes.len());
+    for &a in axes {
+        resolved.push(normalize_axis(op, a, ndim));
+    }
     resolved.sort_unstable();
     let before = resolved.len();
     resolved.dedup();
@@ -136,7 +140,7 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub(crate) fn sum_axes_usize(self, axes: &[usize], keepdim: bool) -> Var<'t, T> {
         let nodes = self.tape.nodes();
-        let value = Arr::View(nodes[self.index].value.array().view())
+        let value = Arr::Ref(nodes[self.index].value.array())
             .sum_axes_impl(axes, keepdim)
             .into_owned();
         drop(nodes);
@@ -177,6 +181,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// The population variance over `axes`.
     #[track_caller]
     pub fn var_axes(self, axes: &[isize], keepdim: bool) -> Var<'t, T> {
+        resolve_axes("var", axes, self.ndim()); // name this op in the error, not `mean`
         let centered = self - self.mean_axes(axes, true);
         centered.square().mean_axes(axes, keepdim)
     }

@@ -58,7 +58,7 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn reshape(self, shape: &[usize]) -> Var<'t, T> {
         let nodes = self.tape.nodes();
-        let value = Arr::View(nodes[self.index].value.array().view())
+        let value = Arr::Ref(nodes[self.index].value.array())
             .reshape_impl(shape)
             .into_owned();
         drop(nodes);
@@ -82,9 +82,10 @@ impl<'t, T: Float> Var<'t, T> {
         self.permute_usize(axes)
     }
 
+    #[track_caller]
     pub(crate) fn permute_usize(self, axes: &[usize]) -> Var<'t, T> {
         let nodes = self.tape.nodes();
-        let value = Arr::View(nodes[self.index].value.array().view())
+        let value = Arr::Ref(nodes[self.index].value.array())
             .permute_impl(axes)
             .into_owned();
         drop(nodes);
@@ -122,7 +123,7 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn broadcast_to(self, shape: &[usize]) -> Var<'t, T> {
         let nodes = self.tape.nodes();
-        let value = Arr::View(nodes[self.index].value.array().view())
+        let value = Arr::Ref(nodes[self.index].value.array())
             .broadcast_to_impl(shape)
             .into_owned();
         drop(nodes);

@@ -1,6 +1,7 @@
 //! `logsumexp`, `log_softmax` and `softmax`: composites of primitives, numerically stable
 //! (the maximum is subtracted first, as a constant, so logits of ±1000 stay finite).
 
+use super::shape::normalize_axis;
 use crate::{Float, Var};
 
 impl<'t, T: Float> Var<'t, T> {
@@ -8,6 +9,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// maximum.
     #[track_caller]
     pub fn logsumexp(self, axis: isize, keepdim: bool) -> Var<'t, T> {
+        normalize_axis("logsumexp", axis, self.ndim()); // name this op in the error, not `max`
         let m = self.max_axes(&[axis], true).detach();
         // An all -inf row would give -inf - -inf = NaN: shift by 0 there instead.
         let m = if m.with_value(|a| a.iter().all(|v| v.is_finite())) {
@@ -27,12 +29,14 @@ impl<'t, T: Float> Var<'t, T> {
     /// `x - logsumexp(x)` over `axis`.
     #[track_caller]
     pub fn log_softmax(self, axis: isize) -> Var<'t, T> {
+        normalize_axis("log_softmax", axis, self.ndim());
         self - self.logsumexp(axis, true)
     }
 
     /// `exp(x) / Σ exp(x)` over `axis`.
     #[track_caller]
     pub fn softmax(self, axis: isize) -> Var<'t, T> {
+        normalize_axis("softmax", axis, self.ndim());
         self.log_softmax(axis).exp()
     }
 }

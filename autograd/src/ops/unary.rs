@@ -90,7 +90,14 @@ impl<T: Float> UnaryOp<T> {
             UnaryOp::Cos => x.cos(),
             UnaryOp::Tanh => x.tanh(),
             UnaryOp::Sigmoid => sigmoid_scalar(x),
-            UnaryOp::Relu => x.max(T::zero()),
+            // NaN propagates, as in PyTorch (`f64::max` would turn it into 0).
+            UnaryOp::Relu => {
+                if x > T::zero() || x.is_nan() {
+                    x
+                } else {
+                    T::zero()
+                }
+            }
             UnaryOp::LeakyRelu(slope) => {
                 if x > T::zero() {
                     x
@@ -114,7 +121,16 @@ impl<T: Float> UnaryOp<T> {
                     x.max(T::zero()) + (-x.abs()).exp().ln_1p()
                 }
             }
-            UnaryOp::Clamp(lo, hi) => x.max(lo).min(hi),
+            // NaN propagates, as in PyTorch (`max`/`min` would turn it into a bound).
+            UnaryOp::Clamp(lo, hi) => {
+                if x < lo {
+                    lo
+                } else if x > hi {
+                    hi
+                } else {
+                    x
+                }
+            }
         }
     }
 }
@@ -190,7 +206,7 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub(crate) fn unary(self, op: UnaryOp<T>) -> Var<'t, T> {
         let nodes = self.tape.nodes();
-        let value = Arr::View(nodes[self.index].value.array().view())
+        let value = Arr::Ref(nodes[self.index].value.array())
             .map(move |x| op.apply(x))
             .into_owned();
         drop(nodes);
