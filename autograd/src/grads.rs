@@ -16,9 +16,12 @@ use crate::{Float, Param, ParamId, Var};
 #[derive(Clone, Debug, Default)]
 pub struct Grads<T> {
     tape_id: u64,
+    /// Gradients of leaf variables that are not parameters, by arena index.
     by_node: HashMap<usize, ArrayD<T>>,
-    /// Parameter id → key in `by_node` (gradients inserted by hand get keys from the top).
-    by_param: HashMap<ParamId, usize>,
+    /// Gradients of parameters.
+    by_param: HashMap<ParamId, ArrayD<T>>,
+    /// Arena index of each bound parameter, so `grads[var]` works for parameters too.
+    param_nodes: HashMap<usize, ParamId>,
 }
 
 impl<T: Float> Grads<T> {
@@ -29,80 +32,78 @@ impl<T: Float> Grads<T> {
             tape_id: 0,
             by_node: HashMap::new(),
             by_param: HashMap::new(),
+            param_nodes: HashMap::new(),
         }
     }
 
     pub(crate) fn from_sweep(
         tape_id: u64,
-        by_node: HashMap<usize, ArrayD<T>>,
-        by_param: HashMap<ParamId, usize>,
+        mut by_node: HashMap<usize, ArrayD<T>>,
+        bound_params: &[(ParamId, usize)],
     ) -> Self {
+        let mut by_param = HashMap::with_capacity(bound_params.len());
+        let mut param_nodes = HashMap::with_capacity(bound_params.len());
+        for &(id, index) in bound_params {
+            if let Some(g) = by_node.remove(&index) {
+                by_param.insert(id, g);
+                param_nodes.insert(index, id);
+            }
+        }
         Grads {
             tape_id,
             by_node,
             by_param,
+            param_nodes,
         }
     }
 
-    /// The gradient of a leaf variable, if the output depends on it.
+    /// The gradient of a leaf variable (or a bound parameter's variable), if the output
+    /// depends on it.
     #[track_caller]
     pub fn get(&self, var: Var<'_, T>) -> Option<&ArrayD<T>> {
         assert!(
             var.tape_id() == self.tape_id,
             "Grads::get: this variable was recorded on another tape than these gradients"
         );
-        self.by_node.get(&var.index)
+        match self.param_nodes.get(&var.index) {
+            Some(id) => self.by_param.get(id),
+            None => self.by_node.get(&var.index),
+        }
     }
 
     /// The gradient of a parameter, if the output depends on it.
     pub fn param(&self, param: &Param<T>) -> Option<&ArrayD<T>> {
-        self.by_id(param.id())
+        self.by_param.get(&param.id())
     }
 
     /// The gradient of the parameter with this id.
     pub fn by_id(&self, id: ParamId) -> Option<&ArrayD<T>> {
-        self.by_param.get(&id).and_then(|k| self.by_node.get(k))
+        self.by_param.get(&id)
     }
 
     /// The gradient of the parameter with this id, mutably (for clipping in place).
     pub fn by_id_mut(&mut self, id: ParamId) -> Option<&mut ArrayD<T>> {
-        let key = *self.by_param.get(&id)?;
-        self.by_node.get_mut(&key)
+        self.by_param.get_mut(&id)
     }
 
     /// Sets (replaces) the gradient of a parameter.
     pub fn insert(&mut self, id: ParamId, grad: ArrayD<T>) {
-        match self.by_param.get(&id) {
-            Some(&key) => {
-                self.by_node.insert(key, grad);
-            }
-            None => {
-                let key = usize::MAX - self.by_param.len();
-                self.by_param.insert(id, key);
-                self.by_node.insert(key, grad);
-            }
-        }
+        self.by_param.insert(id, grad);
     }
 
     /// Removes and returns the gradient of a parameter.
     pub fn remove(&mut self, id: ParamId) -> Option<ArrayD<T>> {
-        let key = self.by_param.remove(&id)?;
-        self.by_node.remove(&key)
+        self.by_param.remove(&id)
     }
 
     /// The parameters' gradients, in no particular order.
     pub fn params(&self) -> impl Iterator<Item = (ParamId, &ArrayD<T>)> {
-        self.by_param
-            .iter()
-            .filter_map(|(id, k)| self.by_node.get(k).map(|g| (*id, g)))
+        self.by_param.iter().map(|(id, g)| (*id, g))
     }
 
     /// The parameters' gradients, mutably.
     pub fn params_mut(&mut self) -> impl Iterator<Item = (ParamId, &mut ArrayD<T>)> {
-        let keys: HashMap<usize, ParamId> = self.by_param.iter().map(|(id, k)| (*k, *id)).collect();
-        self.by_node
-            .iter_mut()
-            .filter_map(move |(k, g)| keys.get(k).map(|id| (*id, g)))
+        self.by_param.iter_mut().map(|(id, g)| (*id, g))
     }
 
     /// The number of parameters with a gradient.
@@ -115,7 +116,7 @@ impl<T: Float> Grads<T> {
     #[track_caller]
     pub fn accumulate(&mut self, other: &Grads<T>) {
         for (id, g) in other.params() {
-            match self.by_id_mut(id) {
+            match self.by_param.get_mut(&id) {
                 Some(mine) => {
                     assert_eq!(
                         mine.shape(),
@@ -126,7 +127,9 @@ impl<T: Float> Grads<T> {
                     );
                     *mine += g;
                 }
-                None => self.insert(id, g.clone()),
+                None => {
+                    self.by_param.insert(id, g.clone());
+                }
             }
         }
     }

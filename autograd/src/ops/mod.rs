@@ -413,7 +413,7 @@ pub(crate) fn sweep_arrays<'t, T: Float>(
     slots.resize_with(output + 1, || None);
     let mut by_node = HashMap::new();
     if !tape.nodes()[output].requires_grad {
-        return Grads::from_sweep(tape.id(), by_node, HashMap::new());
+        return Grads::from_sweep(tape.id(), by_node, &[]);
     }
     slots[output] = Some(seed);
     for i in (0..=output).rev() {
@@ -473,13 +473,7 @@ pub(crate) fn sweep_arrays<'t, T: Float>(
             },
         );
     }
-    let mut by_param = HashMap::new();
-    for &(id, index) in tape.bound_params().iter() {
-        if by_node.contains_key(&index) {
-            by_param.insert(id, index);
-        }
-    }
-    Grads::from_sweep(tape.id(), by_node, by_param)
+    Grads::from_sweep(tape.id(), by_node, &tape.bound_params())
 }
 
 fn anomaly_message<T: Float>(
