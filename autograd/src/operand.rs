@@ -210,8 +210,11 @@ impl<'a, T: Float> Arr<'a, T> {
         let mut sorted: Vec<usize> = axes.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
-        let mut out = self.view().to_owned();
-        for &axis in sorted.iter().rev() {
+        let Some((&last, rest)) = sorted.split_last() else {
+            return Arr::Owned(self.into_owned());
+        };
+        let mut out = self.view().sum_axis(Axis(last));
+        for &axis in rest.iter().rev() {
             out = out.sum_axis(Axis(axis));
         }
         if keepdim {

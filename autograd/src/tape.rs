@@ -206,6 +206,20 @@ impl<'t, T: Float> Tape<'t, T> {
         self.anomaly.get()
     }
 
+    /// Records a computed value whose inputs' `requires_grad` the caller has already
+    /// combined into `inputs_require_grad`.
+    #[track_caller]
+    #[inline]
+    pub(crate) fn push_computed(
+        &'t self,
+        value: ArrayD<T>,
+        op: Op<T>,
+        inputs_require_grad: bool,
+    ) -> Var<'t, T> {
+        let requires_grad = inputs_require_grad && self.grad_enabled.get();
+        self.push(Value::Owned(value), op, requires_grad)
+    }
+
     /// Records a node and returns its handle.
     #[track_caller]
     pub(crate) fn push(

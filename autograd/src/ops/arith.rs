@@ -93,12 +93,17 @@ impl<'t, T: Float> Var<'t, T> {
     pub(crate) fn binary(self, other: Var<'t, T>, op: BinaryOp) -> Var<'t, T> {
         self.tape.check_same_tape(other.tape, op.name());
         let nodes = self.tape.nodes();
-        let a = Arr::Ref(nodes[self.index].value.array());
-        let b = Arr::Ref(nodes[other.index].value.array());
-        let value = op.forward(a, b).into_owned();
+        let (na, nb) = (&nodes[self.index], &nodes[other.index]);
+        let requires_grad = na.requires_grad || nb.requires_grad;
+        let value = op
+            .forward(Arr::Ref(na.value.array()), Arr::Ref(nb.value.array()))
+            .into_owned();
         drop(nodes);
-        self.tape
-            .record(value, Op::Binary(op, self.index, other.index))
+        self.tape.push_computed(
+            value,
+            Op::Binary(op, self.index, other.index),
+            requires_grad,
+        )
     }
 
     /// `self + s` for a scalar `s`.

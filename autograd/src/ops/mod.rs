@@ -430,7 +430,8 @@ pub(crate) fn sweep_arrays<'t, T: Float>(
                 drop(nodes);
                 let results = custom::backward_first_order(tape, &*op, &inputs, i, g);
                 for (input, grad) in inputs.iter().zip(results) {
-                    if let Some(grad) = grad {
+                    // Like the built-in rules' `emit`: only inputs that need a gradient get one.
+                    if let Some(grad) = grad.filter(|_| tape.nodes()[*input].requires_grad) {
                         if anomaly {
                             check_backward(tape, i, *input, &grad);
                         }

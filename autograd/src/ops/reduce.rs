@@ -90,10 +90,13 @@ fn extremum_forward<T: Float>(
     } else {
         T::infinity()
     };
-    let mut out = a.clone();
     let mut sorted = axes.to_vec();
     sorted.sort_unstable();
-    for &axis in sorted.iter().rev() {
+    let Some((&last, rest)) = sorted.split_last() else {
+        return a.clone();
+    };
+    let mut out = a.map_axis(Axis(last), |lane| lane.iter().fold(init, pick));
+    for &axis in rest.iter().rev() {
         out = out.map_axis(Axis(axis), |lane| lane.iter().fold(init, pick));
     }
     if keepdim {

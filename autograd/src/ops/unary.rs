@@ -206,11 +206,14 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub(crate) fn unary(self, op: UnaryOp<T>) -> Var<'t, T> {
         let nodes = self.tape.nodes();
-        let value = Arr::Ref(nodes[self.index].value.array())
+        let input = &nodes[self.index];
+        let requires_grad = input.requires_grad;
+        let value = Arr::Ref(input.value.array())
             .map(move |x| op.apply(x))
             .into_owned();
         drop(nodes);
-        self.tape.record(value, Op::Unary(op, self.index))
+        self.tape
+            .push_computed(value, Op::Unary(op, self.index), requires_grad)
     }
 
     /// `self^p` elementwise for a real exponent.
