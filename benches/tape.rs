@@ -31,8 +31,16 @@ fn scalar_chain(c: &mut Criterion) {
 }
 
 fn matmul_256(c: &mut Criterion) {
-    let a = Param::new("a", Array2::<f32>::from_shape_fn((256, 256), |(i, j)| ((i * 7 + j * 3) % 11) as f32 * 0.01).into_dyn());
-    let b = Param::new("b", Array2::<f32>::from_shape_fn((256, 256), |(i, j)| ((i * 5 + j) % 13) as f32 * 0.01).into_dyn());
+    let a = Param::new(
+        "a",
+        Array2::<f32>::from_shape_fn((256, 256), |(i, j)| ((i * 7 + j * 3) % 11) as f32 * 0.01)
+            .into_dyn(),
+    );
+    let b = Param::new(
+        "b",
+        Array2::<f32>::from_shape_fn((256, 256), |(i, j)| ((i * 5 + j) % 13) as f32 * 0.01)
+            .into_dyn(),
+    );
     let mut group = c.benchmark_group("tape");
     group.throughput(Throughput::Elements(3 * 2 * 256 * 256 * 256));
     group.bench_function("matmul_256x256_forward_backward", |bench| {
