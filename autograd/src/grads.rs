@@ -1,6 +1,5 @@
 //! The result of a backward sweep.
 
-use std::collections::HashMap;
 use std::ops::Index;
 
 use ndarray::ArrayD;
@@ -17,11 +16,11 @@ use crate::{Float, Param, ParamId, Var};
 pub struct Grads<T> {
     tape_id: u64,
     /// Gradients of leaf variables that are not parameters, by arena index.
-    by_node: HashMap<usize, ArrayD<T>>,
-    /// Gradients of parameters.
-    by_param: HashMap<ParamId, ArrayD<T>>,
-    /// Arena index of each bound parameter, so `grads[var]` works for parameters too.
-    param_nodes: HashMap<usize, ParamId>,
+    by_node: Vec<(usize, ArrayD<T>)>,
+    /// Gradients of parameters, with the arena index of their variable (`usize::MAX` for
+    /// gradients inserted by hand). Models have tens of parameters, not thousands: a
+    /// linear scan beats hashing here.
+    by_param: Vec<(ParamId, usize, ArrayD<T>)>,
 }
 
 impl<T: Float> Grads<T> {
@@ -30,30 +29,28 @@ impl<T: Float> Grads<T> {
     pub fn new() -> Self {
         Grads {
             tape_id: 0,
-            by_node: HashMap::new(),
-            by_param: HashMap::new(),
-            param_nodes: HashMap::new(),
+            by_node: Vec::new(),
+            by_param: Vec::new(),
         }
     }
 
     pub(crate) fn from_sweep(
         tape_id: u64,
-        mut by_node: HashMap<usize, ArrayD<T>>,
+        leaves: Vec<(usize, ArrayD<T>)>,
         bound_params: &[(ParamId, usize)],
     ) -> Self {
-        let mut by_param = HashMap::with_capacity(bound_params.len());
-        let mut param_nodes = HashMap::with_capacity(bound_params.len());
-        for &(id, index) in bound_params {
-            if let Some(g) = by_node.remove(&index) {
-                by_param.insert(id, g);
-                param_nodes.insert(index, id);
+        let mut by_node = Vec::with_capacity(leaves.len());
+        let mut by_param = Vec::with_capacity(bound_params.len());
+        for (index, g) in leaves {
+            match bound_params.iter().find(|(_, i)| *i == index) {
+                Some(&(id, _)) => by_param.push((id, index, g)),
+                None => by_node.push((index, g)),
             }
         }
         Grads {
             tape_id,
             by_node,
             by_param,
-            param_nodes,
         }
     }
 
@@ -65,45 +62,62 @@ impl<T: Float> Grads<T> {
             var.tape_id() == self.tape_id,
             "Grads::get: this variable was recorded on another tape than these gradients"
         );
-        match self.param_nodes.get(&var.index) {
-            Some(id) => self.by_param.get(id),
-            None => self.by_node.get(&var.index),
-        }
+        let index = var.index;
+        self.by_param
+            .iter()
+            .find(|(_, i, _)| *i == index)
+            .map(|(_, _, g)| g)
+            .or_else(|| {
+                self.by_node
+                    .iter()
+                    .find(|(i, _)| *i == index)
+                    .map(|(_, g)| g)
+            })
     }
 
     /// The gradient of a parameter, if the output depends on it.
     pub fn param(&self, param: &Param<T>) -> Option<&ArrayD<T>> {
-        self.by_param.get(&param.id())
+        self.by_id(param.id())
     }
 
     /// The gradient of the parameter with this id.
     pub fn by_id(&self, id: ParamId) -> Option<&ArrayD<T>> {
-        self.by_param.get(&id)
+        self.by_param
+            .iter()
+            .find(|(p, _, _)| *p == id)
+            .map(|(_, _, g)| g)
     }
 
     /// The gradient of the parameter with this id, mutably (for clipping in place).
     pub fn by_id_mut(&mut self, id: ParamId) -> Option<&mut ArrayD<T>> {
-        self.by_param.get_mut(&id)
+        self.by_param
+            .iter_mut()
+            .find(|(p, _, _)| *p == id)
+            .map(|(_, _, g)| g)
     }
 
     /// Sets (replaces) the gradient of a parameter.
     pub fn insert(&mut self, id: ParamId, grad: ArrayD<T>) {
-        self.by_param.insert(id, grad);
+        match self.by_id_mut(id) {
+            Some(g) => *g = grad,
+            None => self.by_param.push((id, usize::MAX, grad)),
+        }
     }
 
     /// Removes and returns the gradient of a parameter.
     pub fn remove(&mut self, id: ParamId) -> Option<ArrayD<T>> {
-        self.by_param.remove(&id)
+        let position = self.by_param.iter().position(|(p, _, _)| *p == id)?;
+        Some(self.by_param.swap_remove(position).2)
     }
 
     /// The parameters' gradients, in no particular order.
     pub fn params(&self) -> impl Iterator<Item = (ParamId, &ArrayD<T>)> {
-        self.by_param.iter().map(|(id, g)| (*id, g))
+        self.by_param.iter().map(|(id, _, g)| (*id, g))
     }
 
     /// The parameters' gradients, mutably.
     pub fn params_mut(&mut self) -> impl Iterator<Item = (ParamId, &mut ArrayD<T>)> {
-        self.by_param.iter_mut().map(|(id, g)| (*id, g))
+        self.by_param.iter_mut().map(|(id, _, g)| (*id, g))
     }
 
     /// The number of parameters with a gradient.
@@ -116,7 +130,7 @@ impl<T: Float> Grads<T> {
     #[track_caller]
     pub fn accumulate(&mut self, other: &Grads<T>) {
         for (id, g) in other.params() {
-            match self.by_param.get_mut(&id) {
+            match self.by_id_mut(id) {
                 Some(mine) => {
                     assert_eq!(
                         mine.shape(),
@@ -127,9 +141,7 @@ impl<T: Float> Grads<T> {
                     );
                     *mine += g;
                 }
-                None => {
-                    self.by_param.insert(id, g.clone());
-                }
+                None => self.insert(id, g.clone()),
             }
         }
     }

@@ -107,7 +107,7 @@ impl<'t, T: Float> Tape<'t, T> {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         Tape {
             id: NEXT.fetch_add(1, Ordering::Relaxed),
-            nodes: RefCell::new(Vec::with_capacity(64)),
+            nodes: RefCell::new(Vec::with_capacity(16)),
             bound_params: RefCell::new(Vec::new()),
             grad_enabled: Cell::new(true),
             anomaly: Cell::new(false),
@@ -305,7 +305,7 @@ impl<'t, T: Float> Tape<'t, T> {
         for input in inputs {
             self.check_same_tape(input.tape, "Tape::grad");
         }
-        let seed = self.constant(seed);
+        let seed = self.constant(self.seed_for(output, Some(seed)));
         let lowest = inputs.iter().map(|x| x.index).min().unwrap_or(output.index);
         let grads = ops::sweep_vars(self, output.index, seed, lowest);
         inputs

@@ -1,2 +1,55 @@
-//! Layers, losses and a Keras-style training loop built on tapegrad autograd.
+//! # tapegrad-nn
+//!
+//! Layers, losses, initializers and metrics — and a Keras-style training loop — built on
+//! [`tapegrad_autograd`]. Everything differentiable here is composed from autograd ops:
+//! no layer or loss has backward code of its own.
+//!
+//! - [`Module`]: the trait of layers and models (forward on a [`Var`](tapegrad_autograd::Var),
+//!   build for an input shape, parameters, train/eval mode, names).
+//! - [`layers`]: [`Dense`](layers::Dense), [`Sequential`](layers::Sequential) (with a Keras
+//!   `summary()`), [`ActivationLayer`](layers::ActivationLayer) and the
+//!   [`Activation`](layers::Activation) functions, [`Dropout`](layers::Dropout),
+//!   [`Flatten`](layers::Flatten), [`LayerNorm`](layers::LayerNorm).
+//! - [`init`]: Keras' initializers (Glorot, He, LeCun, ...), drawn from a seeded generator.
+//! - [`losses`]: MSE, MAE, Huber, binary and categorical cross-entropies, as functions.
+//! - [`metrics`]: accuracy (binary, categorical, sparse) and MAE on arrays.
+//! - [`model`]: [`Model`](model::Model), Keras' `compile` / `fit` / `evaluate` / `predict`
+//!   around any module; [`callbacks`] (early stopping, checkpoints, learning-rate schedules,
+//!   stopping on NaN) and the [`history`] that `fit` returns.
+//! - [`io`]: weights saved and loaded in the safetensors format.
+//! - [`data`]: IDX (MNIST) and CSV readers, batching and shuffling.
+//!
+//! ```
+//! use ndarray::Array2;
+//! use tapegrad_autograd::Tape;
+//! use tapegrad_nn::layers::{Activation, Dense, Sequential};
+//! use tapegrad_nn::{losses, metrics, Module};
+//!
+//! let model = Sequential::<f32>::new()
+//!     .add(Dense::new(16).activation(Activation::Relu))
+//!     .add(Dense::new(3))
+//!     .with_input_shape(&[4]);
+//!
+//! let x = Array2::<f32>::from_elem((2, 4), 0.5).into_dyn();
+//! let tape = Tape::new();
+//! let logits = model.forward(tape.constant(x));
+//! let loss = losses::sparse_categorical_cross_entropy_indices(logits, &[0, 2]);
+//! let grads = loss.backward();
+//! assert_eq!(grads.num_params(), 4);
+//! let accuracy = metrics::sparse_categorical_accuracy_indices(&logits.value(), &[0, 2]);
+//! assert!((0.0..=1.0).contains(&accuracy));
+//! ```
+#![warn(missing_docs)]
+
+pub mod callbacks;
 pub mod data;
+pub mod history;
+pub mod init;
+pub mod io;
+pub mod layers;
+pub mod losses;
+pub mod metrics;
+pub mod model;
+pub mod module;
+
+pub use module::Module;

@@ -22,7 +22,6 @@ pub mod shape;
 pub mod softmax;
 pub mod unary;
 
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use ndarray::ArrayD;
@@ -411,9 +410,9 @@ pub(crate) fn sweep_arrays<'t, T: Float>(
     let anomaly = tape.anomaly_detection();
     let mut slots: Vec<Option<ArrayD<T>>> = Vec::new();
     slots.resize_with(output + 1, || None);
-    let mut by_node = HashMap::new();
+    let mut leaves = Vec::new();
     if !tape.nodes()[output].requires_grad {
-        return Grads::from_sweep(tape.id(), by_node, &[]);
+        return Grads::from_sweep(tape.id(), leaves, &[]);
     }
     slots[output] = Some(seed);
     for i in (0..=output).rev() {
@@ -422,7 +421,7 @@ pub(crate) fn sweep_arrays<'t, T: Float>(
         let node = &nodes[i];
         match &node.op {
             Op::Leaf | Op::Param(_) => {
-                by_node.insert(i, g);
+                leaves.push((i, g));
                 continue;
             }
             Op::Custom { op, inputs } => {
@@ -474,7 +473,7 @@ pub(crate) fn sweep_arrays<'t, T: Float>(
             },
         );
     }
-    Grads::from_sweep(tape.id(), by_node, &tape.bound_params())
+    Grads::from_sweep(tape.id(), leaves, &tape.bound_params())
 }
 
 fn anomaly_message<T: Float>(

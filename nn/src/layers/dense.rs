@@ -1,0 +1,191 @@
+//! The fully connected layer.
+
+use rand::rngs::StdRng;
+use tapegrad_autograd::{Float, Param, Var};
+
+use super::Activation;
+use crate::init::Initializer;
+use crate::module::Module;
+
+/// A fully connected layer: `activation(x · kernel + bias)` over the last axis of `x`.
+///
+/// Keras' defaults and shapes: the kernel has shape `(input_dim, units)` and is
+/// Glorot-uniform initialized, the bias has shape `(units,)` and starts at zero, and there
+/// is no activation. Inputs with more than one axis besides the batch are multiplied on
+/// their last axis (`(batch, steps, in)` → `(batch, steps, units)`), as in Keras.
+///
+/// ```
+/// use ndarray::Array2;
+/// use rand::{rngs::StdRng, SeedableRng};
+/// use tapegrad_autograd::Tape;
+/// use tapegrad_nn::init::Initializer;
+/// use tapegrad_nn::layers::{Activation, Dense};
+/// use tapegrad_nn::Module;
+///
+/// let mut layer = Dense::<f32>::new(128)
+///     .activation(Activation::Relu)
+///     .kernel_initializer(Initializer::HeNormal);
+/// let output_shape = layer.build(&[784], &mut StdRng::seed_from_u64(0));
+/// assert_eq!(output_shape, vec![128]);
+/// assert_eq!(layer.kernel().unwrap().shape(), &[784, 128]);
+/// assert_eq!(layer.bias().unwrap().shape(), &[128]);
+/// assert_eq!(layer.num_params(), 100_480); // 784 * 128 + 128
+///
+/// let tape = Tape::new();
+/// let x = tape.constant(Array2::<f32>::zeros((32, 784)).into_dyn());
+/// let y = layer.forward(x);
+/// assert_eq!(y.shape(), vec![32, 128]);
+/// let grads = y.sum().backward();
+/// assert_eq!(grads.param(layer.bias().unwrap()).unwrap().shape(), &[128]);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Dense<T: Float> {
+    units: usize,
+    activation: Activation,
+    use_bias: bool,
+    kernel_initializer: Initializer,
+    bias_initializer: Initializer,
+    kernel: Option<Param<T>>,
+    bias: Option<Param<T>>,
+    name: String,
+}
+
+impl<T: Float> Dense<T> {
+    /// A layer with `units` outputs and Keras' defaults (no activation, a bias, a
+    /// Glorot-uniform kernel, a zero bias). Panics if `units` is 0.
+    #[track_caller]
+    pub fn new(units: usize) -> Self {
+        assert!(units > 0, "Dense::new: units must be at least 1");
+        Dense {
+            units,
+            activation: Activation::Linear,
+            use_bias: true,
+            kernel_initializer: Initializer::GlorotUniform,
+            bias_initializer: Initializer::Zeros,
+            kernel: None,
+            bias: None,
+            name: "dense".to_string(),
+        }
+    }
+
+    /// Applies `activation` to the output.
+    pub fn activation(mut self, activation: Activation) -> Self {
+        self.activation = activation;
+        self
+    }
+
+    /// Whether the layer has a bias (default `true`). Set before building.
+    pub fn use_bias(mut self, use_bias: bool) -> Self {
+        self.use_bias = use_bias;
+        if !use_bias {
+            self.bias = None;
+        }
+        self
+    }
+
+    /// How the kernel is initialized (default [`Initializer::GlorotUniform`]). Set before
+    /// building.
+    pub fn kernel_initializer(mut self, initializer: Initializer) -> Self {
+        self.kernel_initializer = initializer;
+        self
+    }
+
+    /// How the bias is initialized (default [`Initializer::Zeros`]). Set before building.
+    pub fn bias_initializer(mut self, initializer: Initializer) -> Self {
+        self.bias_initializer = initializer;
+        self
+    }
+
+    /// The number of outputs.
+    pub fn units(&self) -> usize {
+        self.units
+    }
+
+    /// The activation applied to the output.
+    pub fn activation_fn(&self) -> Activation {
+        self.activation
+    }
+
+    /// The kernel, shape `(input_dim, units)` (`None` before building).
+    pub fn kernel(&self) -> Option<&Param<T>> {
+        self.kernel.as_ref()
+    }
+
+    /// The bias, shape `(units,)` (`None` before building or without a bias).
+    pub fn bias(&self) -> Option<&Param<T>> {
+        self.bias.as_ref()
+    }
+
+    /// Whether [`build`](Module::build) has created the parameters.
+    pub fn is_built(&self) -> bool {
+        self.kernel.is_some()
+    }
+}
+
+impl<T: Float> Module<T> for Dense<T> {
+    /// `activation(x · kernel + bias)`: one matmul, one broadcasting add, the activation.
+    #[track_caller]
+    fn forward<'t>(&'t self, x: Var<'t, T>) -> Var<'t, T> {
+        let Some(kernel) = &self.kernel else {
+            panic!(
+                "Dense::forward: layer `{}` is not built; call build(input_shape, rng) first \
+                 (Sequential and Model do this)",
+                self.name
+            )
+        };
+        let tape = x.tape();
+        let mut y = x.matmul(tape.param(kernel));
+        if let Some(bias) = &self.bias {
+            y = y + tape.param(bias);
+        }
+        self.activation.apply(y)
+    }
+
+    #[track_caller]
+    fn build(&mut self, input_shape: &[usize], rng: &mut StdRng) -> Vec<usize> {
+        let Some((&input_dim, outer)) = input_shape.split_last() else {
+            panic!(
+                "Dense::build: layer `{}` needs inputs with a feature axis, got shape {input_shape:?} \
+                 (without the batch axis)",
+                self.name
+            )
+        };
+        let kernel = self
+            .kernel_initializer
+            .init::<T, _>(&[input_dim, self.units], rng);
+        self.kernel = Some(Param::new(format!("{}.kernel", self.name), kernel));
+        self.bias = self.use_bias.then(|| {
+            let bias = self.bias_initializer.init::<T, _>(&[self.units], rng);
+            Param::new(format!("{}.bias", self.name), bias)
+        });
+        let mut output_shape = outer.to_vec();
+        output_shape.push(self.units);
+        output_shape
+    }
+
+    fn params(&self) -> Vec<&Param<T>> {
+        self.kernel.iter().chain(self.bias.iter()).collect()
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Param<T>> {
+        self.kernel.iter_mut().chain(self.bias.iter_mut()).collect()
+    }
+
+    fn kind(&self) -> &'static str {
+        "dense"
+    }
+
+    fn set_name(&mut self, name: &str) {
+        self.name = name.to_string();
+        if let Some(kernel) = &mut self.kernel {
+            kernel.set_name(format!("{name}.kernel"));
+        }
+        if let Some(bias) = &mut self.bias {
+            bias.set_name(format!("{name}.bias"));
+        }
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+}

@@ -1,0 +1,167 @@
+//! Layer normalization over the last axis.
+
+use ndarray::ArrayD;
+use rand::rngs::StdRng;
+use tapegrad_autograd::{Float, Param, Var};
+
+use crate::module::Module;
+
+/// `(x - mean) / √(var + eps) · gamma + beta` over the last axis of `x` (population
+/// variance), built from autograd ops: the function behind [`LayerNorm`], matching
+/// `torch.nn.functional.layer_norm(x, x.shape[-1:], gamma, beta, eps)`.
+///
+/// `gamma` and `beta` have the length of the last axis; either may be omitted.
+///
+/// ```
+/// use ndarray::array;
+/// use tapegrad_autograd::Tape;
+/// use tapegrad_nn::layers::layer_norm;
+///
+/// let tape = Tape::<f64>::new();
+/// let x = tape.var(array![[1.0, 2.0, 3.0], [-1.0, 0.0, 5.0]].into_dyn());
+/// let y = layer_norm(x, None, None, 1e-5).value();
+/// for row in y.rows() {
+///     assert!(row.sum().abs() < 1e-12);
+///     assert!((row.mapv(|v| v * v).mean().unwrap() - 1.0).abs() < 1e-4);
+/// }
+/// ```
+#[track_caller]
+pub fn layer_norm<'t, T: Float>(
+    x: Var<'t, T>,
+    gamma: Option<Var<'t, T>>,
+    beta: Option<Var<'t, T>>,
+    eps: f64,
+) -> Var<'t, T> {
+    let centered = x - x.mean_axes(&[-1], true);
+    let variance = centered.square().mean_axes(&[-1], true);
+    let mut y = centered / variance.add_scalar(T::from_f64(eps)).sqrt();
+    if let Some(gamma) = gamma {
+        y = y * gamma;
+    }
+    if let Some(beta) = beta {
+        y = y + beta;
+    }
+    y
+}
+
+/// Layer normalization over the last axis (PyTorch's `LayerNorm(normalized_shape=last)`,
+/// Keras' `LayerNormalization(axis=-1)`), with a learned gain `gamma` (starts at ones) and
+/// offset `beta` (starts at zeros), both of the last axis' length.
+///
+/// `eps` defaults to `1e-5`, as in PyTorch (Keras' default is `1e-3`): set it with
+/// [`eps`](LayerNorm::eps).
+///
+/// ```
+/// use rand::{rngs::StdRng, SeedableRng};
+/// use tapegrad_nn::layers::LayerNorm;
+/// use tapegrad_nn::Module;
+///
+/// let mut norm = LayerNorm::<f32>::new();
+/// assert_eq!(norm.build(&[10, 64], &mut StdRng::seed_from_u64(0)), vec![10, 64]);
+/// assert_eq!(norm.num_params(), 128);
+/// assert_eq!(norm.params()[0].name(), "layer_norm.gamma");
+/// ```
+#[derive(Clone, Debug)]
+pub struct LayerNorm<T: Float> {
+    eps: f64,
+    gamma: Option<Param<T>>,
+    beta: Option<Param<T>>,
+    name: String,
+}
+
+impl<T: Float> LayerNorm<T> {
+    /// Normalization over the last axis with `eps = 1e-5`.
+    pub fn new() -> Self {
+        LayerNorm {
+            eps: 1e-5,
+            gamma: None,
+            beta: None,
+            name: "layer_norm".to_string(),
+        }
+    }
+
+    /// Sets the `eps` added to the variance (must be positive).
+    #[track_caller]
+    pub fn eps(mut self, eps: f64) -> Self {
+        assert!(eps > 0.0, "LayerNorm::eps: eps must be positive, got {eps}");
+        self.eps = eps;
+        self
+    }
+
+    /// The gain, shape `(features,)` (`None` before building).
+    pub fn gamma(&self) -> Option<&Param<T>> {
+        self.gamma.as_ref()
+    }
+
+    /// The offset, shape `(features,)` (`None` before building).
+    pub fn beta(&self) -> Option<&Param<T>> {
+        self.beta.as_ref()
+    }
+}
+
+impl<T: Float> Default for LayerNorm<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Float> Module<T> for LayerNorm<T> {
+    #[track_caller]
+    fn forward<'t>(&'t self, x: Var<'t, T>) -> Var<'t, T> {
+        let (Some(gamma), Some(beta)) = (&self.gamma, &self.beta) else {
+            panic!(
+                "LayerNorm::forward: layer `{}` is not built; call build(input_shape, rng) first \
+                 (Sequential and Model do this)",
+                self.name
+            )
+        };
+        let tape = x.tape();
+        layer_norm(x, Some(tape.param(gamma)), Some(tape.param(beta)), self.eps)
+    }
+
+    #[track_caller]
+    fn build(&mut self, input_shape: &[usize], _rng: &mut StdRng) -> Vec<usize> {
+        let Some(&features) = input_shape.last() else {
+            panic!(
+                "LayerNorm::build: layer `{}` needs inputs with a feature axis, got shape \
+                 {input_shape:?} (without the batch axis)",
+                self.name
+            )
+        };
+        self.gamma = Some(Param::new(
+            format!("{}.gamma", self.name),
+            ArrayD::ones(vec![features]),
+        ));
+        self.beta = Some(Param::new(
+            format!("{}.beta", self.name),
+            ArrayD::zeros(vec![features]),
+        ));
+        input_shape.to_vec()
+    }
+
+    fn params(&self) -> Vec<&Param<T>> {
+        self.gamma.iter().chain(self.beta.iter()).collect()
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Param<T>> {
+        self.gamma.iter_mut().chain(self.beta.iter_mut()).collect()
+    }
+
+    fn kind(&self) -> &'static str {
+        "layer_norm"
+    }
+
+    fn set_name(&mut self, name: &str) {
+        self.name = name.to_string();
+        if let Some(gamma) = &mut self.gamma {
+            gamma.set_name(format!("{name}.gamma"));
+        }
+        if let Some(beta) = &mut self.beta {
+            beta.set_name(format!("{name}.beta"));
+        }
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+}

@@ -1,0 +1,467 @@
+//! A stack of modules applied in order, with a Keras-style summary.
+
+use std::fmt::Write as _;
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use tapegrad_autograd::{Float, Param, Var};
+
+use crate::module::Module;
+
+/// The seed a [`Sequential`] builds itself with when none is given.
+pub const DEFAULT_SEED: u64 = 0;
+
+/// Layers applied one after the other (Keras' `Sequential`, PyTorch's `nn.Sequential`).
+///
+/// Each layer added is named after its kind and its rank among the layers of that kind
+/// (`dense_0`, `dense_1`, `dropout_0`, ...), and its parameters after it
+/// (`dense_0.kernel`, `dense_0.bias`).
+///
+/// The input shape (without the batch axis) is given up front with
+/// [`with_input_shape`](Sequential::with_input_shape), which builds the layers at once (and
+/// any layer added later as it is added), or later through [`Module::build`] — `Model`
+/// calls it with the shape of the first batch it sees when the model is not built yet.
+/// The initial values depend only on the seed and the layers, not on when building
+/// happens.
+///
+/// A `Sequential` is itself a [`Module`], so models nest; a nested model's layers are
+/// named inside it (`sequential_0.dense_0.kernel`).
+///
+/// ```
+/// use ndarray::Array2;
+/// use tapegrad_autograd::Tape;
+/// use tapegrad_nn::layers::{Activation, Dense, Dropout, Sequential};
+/// use tapegrad_nn::Module;
+///
+/// let model = Sequential::<f32>::new()
+///     .add(Dense::new(128).activation(Activation::Relu))
+///     .add(Dropout::new(0.2))
+///     .add(Dense::new(10))
+///     .seed(42)
+///     .with_input_shape(&[784]);
+/// assert_eq!(model.output_shape(), Some(&[10][..]));
+/// assert_eq!(model.num_params(), 784 * 128 + 128 + 128 * 10 + 10);
+/// let names: Vec<&str> = model.params().iter().map(|p| p.name()).collect();
+/// assert_eq!(names, ["dense_0.kernel", "dense_0.bias", "dense_1.kernel", "dense_1.bias"]);
+///
+/// let tape = Tape::new();
+/// let x = tape.constant(Array2::<f32>::zeros((32, 784)).into_dyn());
+/// let logits = model.forward(x);
+/// assert_eq!(logits.shape(), vec![32, 10]);
+/// ```
+pub struct Sequential<T: Float> {
+    layers: Vec<Box<dyn Module<T>>>,
+    /// Output shape of each layer, once built.
+    output_shapes: Vec<Vec<usize>>,
+    input_shape: Option<Vec<usize>>,
+    /// The generator later additions are built with (set when the model is built).
+    rng: Option<StdRng>,
+    seed: u64,
+    training: bool,
+    name: String,
+    /// Prefix of the layers' names: empty at the top level, `"<name>."` when nested.
+    prefix: String,
+}
+
+impl<T: Float> Sequential<T> {
+    /// An empty model named `"sequential"`, in train mode, with seed [`DEFAULT_SEED`].
+    pub fn new() -> Self {
+        Sequential {
+            layers: Vec::new(),
+            output_shapes: Vec::new(),
+            input_shape: None,
+            rng: None,
+            seed: DEFAULT_SEED,
+            training: true,
+            name: "sequential".to_string(),
+            prefix: String::new(),
+        }
+    }
+
+    /// Appends a layer (builder form of [`push`](Sequential::push)).
+    // Keras' name for it; `Sequential` is not a number, so `std::ops::Add` would mislead.
+    #[allow(clippy::should_implement_trait)]
+    #[track_caller]
+    pub fn add(mut self, layer: impl Module<T> + 'static) -> Self {
+        self.push(layer);
+        self
+    }
+
+    /// Appends a layer: names it, puts it in the model's train/eval mode, and builds it
+    /// right away if the model is built.
+    #[track_caller]
+    pub fn push(&mut self, layer: impl Module<T> + 'static) {
+        let mut layer: Box<dyn Module<T>> = Box::new(layer);
+        let rank = self
+            .layers
+            .iter()
+            .filter(|l| l.kind() == layer.kind())
+            .count();
+        layer.set_name(&format!("{}{}_{rank}", self.prefix, layer.kind()));
+        layer.set_training(self.training);
+        if let Some(rng) = &mut self.rng {
+            let input = self
+                .output_shapes
+                .last()
+                .or(self.input_shape.as_ref())
+                .expect("a built model has an input shape")
+                .clone();
+            self.output_shapes.push(layer.build(&input, rng));
+        }
+        self.layers.push(layer);
+    }
+
+    /// Sets the seed the model builds itself with (default [`DEFAULT_SEED`]); a model that
+    /// is already built is rebuilt from it (fresh parameters).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        if let Some(shape) = self.input_shape.clone() {
+            self.build_seeded(&shape);
+        }
+        self
+    }
+
+    /// Gives the input shape (without the batch axis) and builds every layer now, from the
+    /// model's seed.
+    #[track_caller]
+    pub fn with_input_shape(mut self, input_shape: &[usize]) -> Self {
+        self.build_seeded(input_shape);
+        self
+    }
+
+    #[track_caller]
+    fn build_seeded(&mut self, input_shape: &[usize]) {
+        let mut rng = StdRng::seed_from_u64(self.seed);
+        Module::build(self, input_shape, &mut rng);
+    }
+
+    /// Whether the layers are built (their parameters exist).
+    pub fn is_built(&self) -> bool {
+        self.input_shape.is_some()
+    }
+
+    /// The input shape without the batch axis, once built.
+    pub fn input_shape(&self) -> Option<&[usize]> {
+        self.input_shape.as_deref()
+    }
+
+    /// The output shape without the batch axis, once built.
+    pub fn output_shape(&self) -> Option<&[usize]> {
+        self.input_shape.as_ref()?;
+        Some(
+            self.output_shapes
+                .last()
+                .or(self.input_shape.as_ref())
+                .expect("checked"),
+        )
+    }
+
+    /// The output shape of each layer (without the batch axis), once built.
+    pub fn layer_output_shapes(&self) -> Option<&[Vec<usize>]> {
+        self.input_shape.as_ref()?;
+        Some(&self.output_shapes)
+    }
+
+    /// The layers, in order.
+    pub fn layers(&self) -> &[Box<dyn Module<T>>] {
+        &self.layers
+    }
+
+    /// The layers, mutably.
+    pub fn layers_mut(&mut self) -> &mut [Box<dyn Module<T>>] {
+        &mut self.layers
+    }
+
+    /// The number of layers.
+    pub fn len(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Whether the model has no layer.
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+
+    /// Whether the model is in train mode.
+    pub fn is_training(&self) -> bool {
+        self.training
+    }
+
+    /// A Keras-style table of the layers: name and type, output shape (the batch axis shown
+    /// as `None`) and number of parameters, then the totals. All parameters are trainable.
+    /// Before the model is built, shapes and counts are shown as `?`.
+    ///
+    /// ```
+    /// use tapegrad_nn::layers::{Activation, Dense, Dropout, Flatten, Sequential};
+    ///
+    /// let model = Sequential::<f32>::new()
+    ///     .add(Flatten::new())
+    ///     .add(Dense::new(128).activation(Activation::Relu))
+    ///     .add(Dropout::new(0.2))
+    ///     .add(Dense::new(10))
+    ///     .with_input_shape(&[28, 28]);
+    /// print!("{}", model.summary());
+    /// assert_eq!(
+    ///     model.summary(),
+    ///     r#"Model: "sequential"
+    /// _________________________________________________________________
+    /// Layer (type)                 Output Shape              Param #
+    /// =================================================================
+    /// flatten_0 (Flatten)          (None, 784)               0
+    /// _________________________________________________________________
+    /// dense_0 (Dense)              (None, 128)               100480
+    /// _________________________________________________________________
+    /// dropout_0 (Dropout)          (None, 128)               0
+    /// _________________________________________________________________
+    /// dense_1 (Dense)              (None, 10)                1290
+    /// =================================================================
+    /// Total params: 101,770
+    /// Trainable params: 101,770
+    /// Non-trainable params: 0
+    /// _________________________________________________________________
+    /// "#
+    /// );
+    /// ```
+    pub fn summary(&self) -> String {
+        let built = self.is_built();
+        let rows: Vec<[String; 3]> = self
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, layer)| {
+                let shape = match self.output_shapes.get(i) {
+                    Some(shape) if built => format_shape(shape),
+                    _ => "?".to_string(),
+                };
+                let count = if built {
+                    layer.num_params().to_string()
+                } else {
+                    "?".to_string()
+                };
+                (
+                    format!("{} ({})", layer.name(), camel_case(layer.kind())),
+                    shape,
+                    count,
+                )
+            })
+            .map(|(a, b, c)| [a, b, c])
+            .collect();
+        // Keras' column stops for sequential models (29, 55, 65 of 65), widened to fit.
+        let widest = |column: usize, minimum: usize| {
+            rows.iter()
+                .map(|r| r[column].chars().count() + 1)
+                .fold(minimum, usize::max)
+        };
+        let widths = [widest(0, 29), widest(1, 26), widest(2, 10)];
+        let line_length: usize = widths.iter().sum();
+        let row = |fields: [&str; 3]| {
+            let mut line = String::new();
+            for (field, width) in fields.iter().zip(widths) {
+                let _ = write!(line, "{field:width$}");
+            }
+            line.trim_end().to_string() + "\n"
+        };
+
+        let mut out = format!("Model: \"{}\"\n", self.name);
+        out += &"_".repeat(line_length);
+        out += "\n";
+        out += &row(["Layer (type)", "Output Shape", "Param #"]);
+        out += &"=".repeat(line_length);
+        out += "\n";
+        for (i, [name, shape, count]) in rows.iter().enumerate() {
+            if i > 0 {
+                out += &"_".repeat(line_length);
+                out += "\n";
+            }
+            out += &row([name, shape, count]);
+        }
+        out += &"=".repeat(line_length);
+        out += "\n";
+        if built {
+            let total = group_thousands(self.num_params());
+            let _ = writeln!(out, "Total params: {total}");
+            let _ = writeln!(out, "Trainable params: {total}");
+            out += "Non-trainable params: 0\n";
+        } else {
+            out += "Total params: ? (not built: give an input shape or call build)\n";
+        }
+        out += &"_".repeat(line_length);
+        out += "\n";
+        out
+    }
+}
+
+impl<T: Float> Default for Sequential<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Float> std::fmt::Debug for Sequential<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let layers: Vec<String> = self
+            .layers
+            .iter()
+            .map(|l| format!("{} ({})", l.name(), l.kind()))
+            .collect();
+        f.debug_struct("Sequential")
+            .field("name", &self.name)
+            .field("layers", &layers)
+            .field("input_shape", &self.input_shape)
+            .field("training", &self.training)
+            .finish()
+    }
+}
+
+impl<T: Float> Module<T> for Sequential<T> {
+    /// Applies the layers in order. Panics if the model is not built or if `x`'s shape
+    /// (without the batch axis) is not the model's input shape.
+    #[track_caller]
+    fn forward<'t>(&'t self, x: Var<'t, T>) -> Var<'t, T> {
+        let Some(input_shape) = &self.input_shape else {
+            panic!(
+                "Sequential::forward: model `{}` is not built; give its input shape with \
+                 `.with_input_shape(&[..])` or call `build(input_shape, rng)` first \
+                 (Model::fit builds it from the first batch)",
+                self.name
+            )
+        };
+        let matches = x.with_value(|a| a.ndim() >= 1 && a.shape()[1..] == input_shape[..]);
+        if !matches {
+            panic!(
+                "Sequential::forward: model `{}` was built for inputs of shape (batch, {}), got shape {:?}",
+                self.name,
+                input_shape
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                x.shape()
+            );
+        }
+        self.layers.iter().fold(x, |h, layer| layer.forward(h))
+    }
+
+    /// Builds every layer in order (fresh parameters), each for the previous one's output
+    /// shape, and returns the last output shape.
+    fn build(&mut self, input_shape: &[usize], rng: &mut StdRng) -> Vec<usize> {
+        let mut shape = input_shape.to_vec();
+        self.output_shapes.clear();
+        for layer in &mut self.layers {
+            shape = layer.build(&shape, rng);
+            self.output_shapes.push(shape.clone());
+        }
+        self.input_shape = Some(input_shape.to_vec());
+        self.rng = Some(rng.clone());
+        shape
+    }
+
+    fn params(&self) -> Vec<&Param<T>> {
+        self.layers.iter().flat_map(|l| l.params()).collect()
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Param<T>> {
+        self.layers
+            .iter_mut()
+            .flat_map(|l| l.params_mut())
+            .collect()
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.training = training;
+        for layer in &mut self.layers {
+            layer.set_training(training);
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        "sequential"
+    }
+
+    /// Renames the model and, inside it, its layers: `<name>.dense_0`, ... (so the
+    /// parameters of nested models have unique names).
+    fn set_name(&mut self, name: &str) {
+        self.name = name.to_string();
+        self.prefix = format!("{name}.");
+        let mut counts: Vec<(&'static str, usize)> = Vec::new();
+        for layer in &mut self.layers {
+            let kind = layer.kind();
+            let rank = match counts.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, n)) => {
+                    *n += 1;
+                    *n - 1
+                }
+                None => {
+                    counts.push((kind, 1));
+                    0
+                }
+            };
+            layer.set_name(&format!("{}{kind}_{rank}", self.prefix));
+        }
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// `(None, 28, 28)`, with `None` for the batch axis (`(None,)` for a scalar per example,
+/// as Python writes a 1-tuple).
+fn format_shape(shape: &[usize]) -> String {
+    if shape.is_empty() {
+        return "(None,)".to_string();
+    }
+    let mut s = String::from("(None");
+    for d in shape {
+        let _ = write!(s, ", {d}");
+    }
+    s.push(')');
+    s
+}
+
+/// `layer_norm` → `LayerNorm`: the type column of the summary.
+fn camel_case(kind: &str) -> String {
+    kind.split('_')
+        .map(|part| {
+            let mut chars = part.chars();
+            match chars.next() {
+                Some(first) => first.to_uppercase().chain(chars).collect(),
+                None => String::new(),
+            }
+        })
+        .collect()
+}
+
+/// `101770` → `101,770`.
+fn group_thousands(n: usize) -> String {
+    let digits = n.to_string();
+    // The leading group has 1 to 3 digits, every later one exactly 3.
+    let lead = match digits.len() % 3 {
+        0 => 3.min(digits.len()),
+        r => r,
+    };
+    let mut out = digits[..lead].to_string();
+    for group in digits.as_bytes()[lead..].chunks(3) {
+        out.push(',');
+        out.push_str(std::str::from_utf8(group).expect("ASCII digits"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helpers() {
+        assert_eq!(format_shape(&[]), "(None,)");
+        assert_eq!(format_shape(&[28, 28]), "(None, 28, 28)");
+        assert_eq!(camel_case("layer_norm"), "LayerNorm");
+        assert_eq!(camel_case("dense"), "Dense");
+        assert_eq!(group_thousands(0), "0");
+        assert_eq!(group_thousands(999), "999");
+        assert_eq!(group_thousands(1000), "1,000");
+        assert_eq!(group_thousands(101_770), "101,770");
+        assert_eq!(group_thousands(1_234_567), "1,234,567");
+    }
+}

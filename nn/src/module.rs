@@ -1,0 +1,312 @@
+//! The [`Module`] trait every layer and model implements, and [`gradcheck_module`], which
+//! checks a module's gradients (input and parameters) against finite differences.
+
+use ndarray::ArrayD;
+use rand::rngs::StdRng;
+use tapegrad_autograd::{Float, GradcheckOptions, Param, Tape, Var};
+
+/// A layer or a model: a function of a batch, recorded on the input's tape, with its own
+/// trainable [`Param`]s.
+///
+/// The life of a module: it is created with its hyper-parameters only (`Dense::new(10)`),
+/// named by the [`Sequential`](crate::layers::Sequential) it is added to, then built once for
+/// an input shape ([`build`](Module::build) creates and initializes its parameters), and
+/// then called any number of times ([`forward`](Module::forward)), each time on a fresh tape.
+///
+/// A custom layer implements the trait with ops on [`Var`]s only
+/// (no backward code), and can be checked with [`gradcheck_module`]:
+///
+/// ```
+/// use rand::rngs::StdRng;
+/// use tapegrad_autograd::{Float, GradcheckOptions, Param, Var};
+/// use tapegrad_nn::module::{gradcheck_module, Module};
+///
+/// /// `y = x * scale`, one learned scale per feature.
+/// struct Scale<T: Float> {
+///     scale: Option<Param<T>>,
+///     name: String,
+/// }
+///
+/// impl<T: Float> Module<T> for Scale<T> {
+///     fn forward<'t>(&'t self, x: Var<'t, T>) -> Var<'t, T> {
+///         x * x.tape().param(self.scale.as_ref().expect("built"))
+///     }
+///     fn build(&mut self, input_shape: &[usize], _rng: &mut StdRng) -> Vec<usize> {
+///         let ones = ndarray::ArrayD::from_elem(input_shape, T::one());
+///         self.scale = Some(Param::new(format!("{}.scale", self.name), ones));
+///         input_shape.to_vec()
+///     }
+///     fn params(&self) -> Vec<&Param<T>> {
+///         self.scale.iter().collect()
+///     }
+///     fn params_mut(&mut self) -> Vec<&mut Param<T>> {
+///         self.scale.iter_mut().collect()
+///     }
+///     fn kind(&self) -> &'static str {
+///         "scale"
+///     }
+///     fn set_name(&mut self, name: &str) {
+///         self.name = name.to_string();
+///         if let Some(p) = &mut self.scale {
+///             p.set_name(format!("{name}.scale"));
+///         }
+///     }
+///     fn name(&self) -> &str {
+///         &self.name
+///     }
+/// }
+///
+/// let mut layer = Scale::<f64> { scale: None, name: "scale".into() };
+/// let mut rng = rand::SeedableRng::seed_from_u64(0);
+/// assert_eq!(layer.build(&[3], &mut rng), vec![3]);
+/// let x = ndarray::array![[1.0, -2.0, 0.5], [0.3, 0.1, -0.7]].into_dyn();
+/// gradcheck_module(&mut layer, &x, &GradcheckOptions::default()).unwrap();
+/// ```
+pub trait Module<T: Float> {
+    /// Records the forward pass of a batch on `x`'s tape (first axis is the batch).
+    fn forward<'t>(&'t self, x: Var<'t, T>) -> Var<'t, T>;
+
+    /// Creates parameters for inputs of shape `input_shape` (without the batch axis) and
+    /// returns the output shape (without the batch axis). Called once, by `Sequential`/`Model`,
+    /// before the first forward; `rng` seeds the initializers.
+    fn build(&mut self, input_shape: &[usize], rng: &mut StdRng) -> Vec<usize>;
+
+    /// The trainable parameters, in a fixed order.
+    fn params(&self) -> Vec<&Param<T>>;
+
+    /// The trainable parameters, mutably (optimizers, loading weights), in the order of
+    /// [`params`](Module::params).
+    fn params_mut(&mut self) -> Vec<&mut Param<T>>;
+
+    /// Train (dropout active) or eval mode.
+    fn set_training(&mut self, training: bool) {
+        let _ = training;
+    }
+
+    /// The layer's kind for names and summaries, e.g. "dense", "dropout".
+    fn kind(&self) -> &'static str;
+
+    /// Sets the layer's name (Sequential calls this: "dense_0", "dense_1", "dropout_0" ...
+    /// counting per kind) and renames its params `"<name>.kernel"`, `"<name>.bias"`,
+    /// `"<name>.gamma"`, `"<name>.beta"`.
+    fn set_name(&mut self, name: &str);
+
+    /// The layer's name.
+    fn name(&self) -> &str;
+
+    /// The number of trainable scalars (the "Param #" column of a summary).
+    fn num_params(&self) -> usize {
+        self.params().iter().map(|p| p.len()).sum()
+    }
+}
+
+impl<T: Float, M: Module<T> + ?Sized> Module<T> for Box<M> {
+    fn forward<'t>(&'t self, x: Var<'t, T>) -> Var<'t, T> {
+        (**self).forward(x)
+    }
+    fn build(&mut self, input_shape: &[usize], rng: &mut StdRng) -> Vec<usize> {
+        (**self).build(input_shape, rng)
+    }
+    fn params(&self) -> Vec<&Param<T>> {
+        (**self).params()
+    }
+    fn params_mut(&mut self) -> Vec<&mut Param<T>> {
+        (**self).params_mut()
+    }
+    fn set_training(&mut self, training: bool) {
+        (**self).set_training(training)
+    }
+    fn kind(&self) -> &'static str {
+        (**self).kind()
+    }
+    fn set_name(&mut self, name: &str) {
+        (**self).set_name(name)
+    }
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn num_params(&self) -> usize {
+        (**self).num_params()
+    }
+}
+
+/// A module gradient that disagrees with its finite-difference estimate (from
+/// [`gradcheck_module`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModuleGradcheckError {
+    /// What was differentiated: `"input"` or the parameter's name (e.g. `"dense_0.kernel"`).
+    pub target: String,
+    /// The element's index in that array.
+    pub element: Vec<usize>,
+    /// The gradient from backward.
+    pub analytic: f64,
+    /// The central-difference estimate.
+    pub numeric: f64,
+}
+
+impl std::fmt::Display for ModuleGradcheckError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "gradcheck_module failed for {} at element {:?}: analytic {:.12e}, numeric {:.12e} (difference {:.3e})",
+            self.target,
+            self.element,
+            self.analytic,
+            self.numeric,
+            (self.analytic - self.numeric).abs()
+        )
+    }
+}
+
+impl std::error::Error for ModuleGradcheckError {}
+
+/// SplitMix64: weights of the output and element subsets, independent of `rand`'s streams.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0.5, 1.5).
+    fn weight(&mut self) -> f64 {
+        0.5 + (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Checks a built module's gradients — with respect to its input `x` and to every
+/// parameter — against central finite differences, with the tolerance of
+/// [`tapegrad_autograd::gradcheck`]: `|analytic − numeric| ≤ atol + rtol·|numeric|`.
+///
+/// The output is reduced with fixed random weights in `[0.5, 1.5)` (`Σ wᵢ yᵢ`), which checks
+/// the whole vector-Jacobian product. Parameters are perturbed in place and restored.
+/// The module must be deterministic: check dropout in eval mode (its train-mode mask is
+/// redrawn at each call).
+///
+/// `tapegrad_autograd::gradcheck` cannot do this job: its function is called with tapes of
+/// every lifetime, so it could only bind parameters that live forever.
+///
+/// # Errors
+///
+/// The first element (of the input, then of each parameter in [`Module::params`] order)
+/// whose analytic gradient is off, or not finite.
+pub fn gradcheck_module<M: Module<f64> + ?Sized>(
+    module: &mut M,
+    x: &ArrayD<f64>,
+    options: &GradcheckOptions,
+) -> Result<(), ModuleGradcheckError> {
+    let mut weights: Option<ArrayD<f64>> = None;
+    // The weighted sum of the outputs, and optionally the gradients of the input and params.
+    let mut evaluate = |module: &M, x: &ArrayD<f64>, want_grads: bool| {
+        let tape = Tape::new();
+        let input = tape.var(x.clone());
+        let out = module.forward(input);
+        let w = weights.get_or_insert_with(|| {
+            let mut rng = SplitMix(options.seed);
+            ArrayD::from_shape_simple_fn(out.shape(), || rng.weight())
+        });
+        let scalar = (out * tape.constant(w.clone())).sum();
+        let value = scalar.item();
+        if !want_grads {
+            return (value, Vec::new());
+        }
+        let grads = scalar.backward();
+        let mut all = vec![grads
+            .get(input)
+            .cloned()
+            .unwrap_or_else(|| ArrayD::zeros(x.shape()))];
+        for p in module.params() {
+            all.push(
+                grads
+                    .param(p)
+                    .cloned()
+                    .unwrap_or_else(|| ArrayD::zeros(p.shape())),
+            );
+        }
+        (value, all)
+    };
+
+    let (_, analytic) = evaluate(module, x, true);
+    let mut rng = SplitMix(options.seed ^ 0xa5a5_a5a5);
+    let subset = |n: usize, rng: &mut SplitMix| -> Vec<usize> {
+        if n <= options.max_elements {
+            (0..n).collect()
+        } else {
+            (0..options.max_elements)
+                .map(|_| (rng.next_u64() % n as u64) as usize)
+                .collect()
+        }
+    };
+    let check = |target: &str, element: Vec<usize>, got: f64, numeric: f64| {
+        let ok = (got - numeric).abs() <= options.atol + options.rtol * numeric.abs();
+        if ok && got.is_finite() {
+            Ok(())
+        } else {
+            Err(ModuleGradcheckError {
+                target: target.to_string(),
+                element,
+                analytic: got,
+                numeric,
+            })
+        }
+    };
+
+    // The input.
+    let mut perturbed = x.clone();
+    for flat in subset(x.len(), &mut rng) {
+        let element = nth_index(x.shape(), flat);
+        let original = x[element.as_slice()];
+        perturbed[element.as_slice()] = original + options.eps;
+        let (plus, _) = evaluate(module, &perturbed, false);
+        perturbed[element.as_slice()] = original - options.eps;
+        let (minus, _) = evaluate(module, &perturbed, false);
+        perturbed[element.as_slice()] = original;
+        let numeric = (plus - minus) / (2.0 * options.eps);
+        check(
+            "input",
+            element.clone(),
+            analytic[0][element.as_slice()],
+            numeric,
+        )?;
+    }
+
+    // Each parameter, perturbed in place.
+    let count = module.params().len();
+    for p in 0..count {
+        let (name, shape) = {
+            let params = module.params();
+            (params[p].name().to_string(), params[p].shape().to_vec())
+        };
+        let n = shape.iter().product();
+        for flat in subset(n, &mut rng) {
+            let element = nth_index(&shape, flat);
+            let original = module.params()[p].value()[element.as_slice()];
+            module.params_mut()[p].value_mut()[element.as_slice()] = original + options.eps;
+            let (plus, _) = evaluate(module, x, false);
+            module.params_mut()[p].value_mut()[element.as_slice()] = original - options.eps;
+            let (minus, _) = evaluate(module, x, false);
+            module.params_mut()[p].value_mut()[element.as_slice()] = original;
+            let numeric = (plus - minus) / (2.0 * options.eps);
+            check(
+                &name,
+                element.clone(),
+                analytic[p + 1][element.as_slice()],
+                numeric,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The multi-index of the `flat`-th element in row-major order.
+fn nth_index(shape: &[usize], mut flat: usize) -> Vec<usize> {
+    let mut index = vec![0; shape.len()];
+    for d in (0..shape.len()).rev() {
+        index[d] = flat % shape[d];
+        flat /= shape[d];
+    }
+    index
+}
