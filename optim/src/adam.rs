@@ -4,6 +4,7 @@
 use ndarray::ArrayD;
 use tapegrad_autograd::{Float, Grads, Param};
 
+use crate::optimizer::flush_subnormal;
 use crate::optimizer::{
     assert_valid_lr, delegate_state, dispatch, in_unit_open, lerp, non_negative, scalar, zip2,
     zip3, OptimError, Optimizer, StateStore,
@@ -62,8 +63,8 @@ fn moments<T: Float, const L2: bool, const LOW: bool>(
 ) {
     *p *= k.shrink;
     let g = if L2 { g + k.wd * *p } else { g };
-    *m = lerp::<T, LOW>(*m, g, k.w1, k.w1c);
-    *v = *v * k.b2 + k.w2 * g * g;
+    *m = flush_subnormal(lerp::<T, LOW>(*m, g, k.w1, k.w1c));
+    *v = flush_subnormal(*v * k.b2 + k.w2 * g * g);
 }
 
 fn adam_kernel<T: Float, const L2: bool, const LOW: bool>(

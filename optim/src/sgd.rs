@@ -4,8 +4,8 @@ use ndarray::ArrayD;
 use tapegrad_autograd::{Float, Grads, Param};
 
 use crate::optimizer::{
-    assert_valid_lr, delegate_state, dispatch, in_unit_closed, invalid, non_negative, scalar, zip0,
-    zip1, OptimError, Optimizer, StateStore,
+    assert_valid_lr, delegate_state, dispatch, flush_subnormal, in_unit_closed, invalid,
+    non_negative, scalar, zip0, zip1, OptimError, Optimizer, StateStore,
 };
 
 /// Hyper-parameters of [`Sgd`], with the meaning and defaults of PyTorch's `torch.optim.SGD`.
@@ -268,7 +268,7 @@ fn momentum_kernel<T: Float, const WD: bool, const FIRST: bool, const NESTEROV: 
         *b = if FIRST {
             g
         } else {
-            *b * k.momentum + k.keep * g
+            flush_subnormal(*b * k.momentum + k.keep * g)
         };
         let d = if NESTEROV { g + k.momentum * *b } else { *b };
         *p -= k.lr * d;
