@@ -1,6 +1,23 @@
 //! # tapegrad
 //!
-//! Re-exports the three crates: [`autograd`], [`nn`] and [`optim`].
+//! Re-exports the three crates: [`autograd`], [`nn`] and [`optim`], and adds [`report`],
+//! the confusion matrix and per-class accuracy the examples print.
 pub use tapegrad_autograd as autograd;
 pub use tapegrad_nn as nn;
 pub use tapegrad_optim as optim;
+
+pub mod report;
+
+/// The names most programs use: `use tapegrad::prelude::*;`.
+pub mod prelude {
+    pub use tapegrad_autograd::{gradcheck, CustomOp, GradcheckOptions, Grads, Param, Tape, Var};
+    pub use tapegrad_nn::layers::{Activation, Dense, Dropout, Flatten, LayerNorm, Sequential};
+    pub use tapegrad_nn::model::{FitOptions, Loss, Metric, Model};
+    pub use tapegrad_nn::{losses, Module};
+    pub use tapegrad_optim::{Adagrad, Adam, AdamW, Optimizer, RmsProp, Sgd};
+}
+
+// The README's Rust blocks are compiled and run as doctests, so the tour never rots.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,0 +1,176 @@
+//! Shared by the benches (`#[path = "common/mod.rs"] mod common;`): deterministic data and
+//! the 784-256-128-10 MLP written directly on the autograd API.
+//!
+//! Not a bench itself (Cargo only discovers `benches/*.rs` and `benches/*/main.rs`).
+#![allow(dead_code)]
+
+use ndarray::{Array1, Array2, ArrayD};
+use tapegrad::autograd::{Grads, Param, Tape, Var};
+
+/// A small deterministic generator (SplitMix64), so every run benchmarks the same numbers
+/// without a `rand` dependency.
+pub struct SplitMix(u64);
+
+impl SplitMix {
+    pub fn new(seed: u64) -> Self {
+        SplitMix(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn uniform(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+
+    /// Uniform in `[-limit, limit)`.
+    pub fn symmetric(&mut self, limit: f32) -> f32 {
+        (2.0 * self.uniform() - 1.0) * limit
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+/// A `rows × cols` matrix of uniform values in `[-1, 1)`.
+pub fn matrix(rows: usize, cols: usize, seed: u64) -> ArrayD<f32> {
+    let mut rng = SplitMix::new(seed);
+    Array2::from_shape_simple_fn((rows, cols), || rng.symmetric(1.0)).into_dyn()
+}
+
+/// The MLP's layer sizes.
+pub const LAYERS: [usize; 4] = [784, 256, 128, 10];
+
+/// Glorot-uniform kernels and zero biases (Keras' `Dense` defaults, the same scheme as the
+/// PyTorch side of `benches/compare`).
+pub struct Mlp {
+    pub params: Vec<Param<f32>>,
+}
+
+impl Mlp {
+    pub fn new(seed: u64) -> Self {
+        let mut rng = SplitMix::new(seed);
+        let mut params = Vec::new();
+        for (i, pair) in LAYERS.windows(2).enumerate() {
+            let (fan_in, fan_out) = (pair[0], pair[1]);
+            let limit = (6.0 / (fan_in + fan_out) as f32).sqrt();
+            let w = Array2::from_shape_simple_fn((fan_in, fan_out), || rng.symmetric(limit));
+            params.push(Param::new(format!("dense_{i}.kernel"), w.into_dyn()));
+            let b = Array1::<f32>::zeros(fan_out);
+            params.push(Param::new(format!("dense_{i}.bias"), b.into_dyn()));
+        }
+        Mlp { params }
+    }
+
+    /// `(x·W1 + b1).relu() → (·W2 + b2).relu() → ·W3 + b3`: the logits.
+    pub fn forward<'t>(&'t self, tape: &'t Tape<'t, f32>, x: Var<'t, f32>) -> Var<'t, f32> {
+        let p = &self.params;
+        let h = (x.matmul(tape.param(&p[0])) + tape.param(&p[1])).relu();
+        let h = (h.matmul(tape.param(&p[2])) + tape.param(&p[3])).relu();
+        h.matmul(tape.param(&p[4])) + tape.param(&p[5])
+    }
+
+    /// The gradients of the mean softmax cross-entropy on one batch (and its value).
+    pub fn grads(&self, x: &ArrayD<f32>, labels: &ArrayD<usize>) -> (Grads<f32>, f32) {
+        let tape = Tape::new();
+        let logits = self.forward(&tape, tape.constant(x.clone()));
+        let loss = cross_entropy(logits, labels);
+        let value = loss.item();
+        (loss.backward(), value)
+    }
+
+    /// One SGD step written by hand: `w -= lr * grad`.
+    pub fn step_manual(&mut self, x: &ArrayD<f32>, labels: &ArrayD<usize>, lr: f32) -> f32 {
+        let (grads, loss) = self.grads(x, labels);
+        for p in &mut self.params {
+            let g = grads
+                .by_id(p.id())
+                .expect("every parameter gets a gradient");
+            p.value_mut().scaled_add(-lr, g);
+        }
+        loss
+    }
+
+    /// Inference: the logits, recorded under `no_grad`.
+    pub fn predict(&self, x: &ArrayD<f32>) -> f32 {
+        let tape = Tape::new();
+        tape.no_grad(|| {
+            let logits = self.forward(&tape, tape.constant(x.clone()));
+            logits.with_value(|a| a[[0, 0]])
+        })
+    }
+
+    /// Copies `other`'s values into these parameters (same ids: optimizer state survives).
+    pub fn copy_from(&mut self, other: &Mlp) {
+        for (p, q) in self.params.iter_mut().zip(&other.params) {
+            p.value_mut().assign(q.value());
+        }
+    }
+
+    pub fn params_mut(&mut self) -> Vec<&mut Param<f32>> {
+        self.params.iter_mut().collect()
+    }
+}
+
+/// Mean softmax cross-entropy of `logits` (batch × classes) against class indices of shape
+/// `(batch, 1)`: `-mean(log_softmax(logits)[i, label_i])`.
+pub fn cross_entropy<'t>(logits: Var<'t, f32>, labels: &ArrayD<usize>) -> Var<'t, f32> {
+    -logits.log_softmax(-1).gather(1, labels).mean()
+}
+
+/// `batches` batches of `batch` MNIST-like samples (uniform pixels in `[0, 1)`) with random
+/// labels in `0..10`, as `(x, labels of shape (batch, 1))`. Random labels cannot be fitted
+/// quickly, so the step's cost stays that of ordinary training (no saturated softmax).
+pub fn mnist_like(batch: usize, batches: usize, seed: u64) -> Vec<(ArrayD<f32>, ArrayD<usize>)> {
+    let mut rng = SplitMix::new(seed);
+    (0..batches)
+        .map(|_| {
+            let x = Array2::from_shape_simple_fn((batch, LAYERS[0]), || rng.uniform()).into_dyn();
+            let y = Array2::from_shape_simple_fn((batch, 1), || rng.below(LAYERS[3])).into_dyn();
+            (x, y)
+        })
+        .collect()
+}
+
+/// Labels as a flat list (what `tapegrad_nn::losses::*_indices` take).
+pub fn flat_labels(labels: &ArrayD<usize>) -> Vec<usize> {
+    labels.iter().copied().collect()
+}
+
+/// The article's line: `xs = -1..4`, `ys = 5x + 1`, as `(6, 1)` columns.
+pub fn line_data() -> (Array2<f32>, Array2<f32>) {
+    let xs = Array2::from_shape_fn((6, 1), |(i, _)| i as f32 - 1.0);
+    let ys = xs.mapv(|x| 5.0 * x + 1.0);
+    (xs, ys)
+}
+
+/// The line fit written by hand on the tape: `y = x·w + b`, MSE, SGD, full batch.
+/// Returns the final `(w, b)`.
+pub fn fit_line_by_hand(epochs: usize, lr: f32) -> (f32, f32) {
+    let (xs, ys) = line_data();
+    let (xs, ys) = (xs.into_dyn(), ys.into_dyn());
+    let mut w = Param::new("w", ndarray::arr2(&[[0.5_f32]]).into_dyn());
+    let mut b = Param::new("b", ndarray::arr1(&[0.0_f32]).into_dyn());
+    for _ in 0..epochs {
+        let grads = {
+            let tape = Tape::new();
+            let pred = tape.constant(xs.clone()).matmul(tape.param(&w)) + tape.param(&b);
+            let err = pred - tape.constant(ys.clone());
+            (err * err).mean().backward()
+        };
+        let gw = grads.param(&w).expect("w has a gradient").clone();
+        let gb = grads.param(&b).expect("b has a gradient").clone();
+        w.value_mut().scaled_add(-lr, &gw);
+        b.value_mut().scaled_add(-lr, &gb);
+    }
+    let w_final = w.value().iter().next().copied().unwrap_or_default();
+    let b_final = b.value().iter().next().copied().unwrap_or_default();
+    (w_final, b_final)
+}

@@ -1,0 +1,290 @@
+//! tapegrad's side of the PyTorch comparison (`benches/compare/run.sh` runs both sides).
+//!
+//! `cargo bench --bench compare` prints a table; `cargo bench --bench compare -- --json`
+//! prints the medians as one JSON object, with the same keys as `torch_bench.py`:
+//!
+//! - `mlp_step_b{32,128}_ms`: one training step of the 784-256-128-10 MLP (ReLU, softmax
+//!   cross-entropy, SGD lr 0.1, f32), written on the autograd API with `tapegrad_optim::Sgd`;
+//!   `mlp_step_nn_b{32,128}_ms` the same through `nn::Sequential` of `Dense` layers;
+//! - `mlp_infer_b128_ms`: the forward pass under `no_grad`;
+//! - `scalar_chain_ns_per_op`: `x = tanh(x * w + b)` × 334 (1,002 ops), forward + backward,
+//!   per op;
+//! - `fit_line_ms`: the article's 500-epoch line fit through `Model::fit`;
+//!   `fit_line_hand_ms` the same loop written on the tape;
+//! - `matmul_{m}x{k}x{n}_{fwd,fwd_bwd}_gflops`: `A·B` through the tape, forward alone
+//!   (`2mkn` FLOPs) and forward + backward of `sum(A·B)` (`6mkn` FLOPs).
+//!
+//! Every figure is the median of many timed repetitions. Run without `--bench` (as
+//! `cargo test --benches` does) it only checks that each workload runs, with a few
+//! repetitions.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use ndarray::{arr0, ArrayD};
+use tapegrad::autograd::{Param, Tape};
+use tapegrad::nn::layers::{Activation, Dense, Sequential};
+use tapegrad::nn::model::{FitOptions, Loss, Model};
+use tapegrad::nn::{losses, Module};
+use tapegrad::optim::{Optimizer, Sgd};
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use common::{fit_line_by_hand, flat_labels, line_data, matrix, mnist_like, Mlp};
+
+/// How long each figure is measured for, and the fewest repetitions.
+#[derive(Clone, Copy)]
+struct Budget {
+    time: Duration,
+    min_reps: usize,
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.total_cmp(b));
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
+/// Runs `f` (after `warmup` untimed calls) until the budget is spent; the median seconds.
+fn time_median(budget: Budget, warmup: usize, mut f: impl FnMut()) -> f64 {
+    for _ in 0..warmup {
+        f();
+    }
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    while samples.len() < budget.min_reps || start.elapsed() < budget.time {
+        let t = Instant::now();
+        f();
+        samples.push(t.elapsed().as_secs_f64());
+    }
+    median(samples)
+}
+
+const LR: f32 = 0.1;
+const POOL: usize = 16;
+/// Steps per block: each block restarts from the initial weights (as in torch_bench.py).
+const BLOCK: usize = 20;
+
+fn mlp_step(budget: Budget, batch: usize) -> f64 {
+    let data = mnist_like(batch, POOL, 11);
+    let init = Mlp::new(42);
+    let mut mlp = Mlp::new(42);
+    let mut sgd = Sgd::<f32>::new(f64::from(LR)).expect("a valid learning rate");
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    let mut i = 0;
+    while samples.len() < budget.min_reps * BLOCK || start.elapsed() < budget.time {
+        mlp.copy_from(&init);
+        for step in 0..BLOCK + 2 {
+            let (x, y) = &data[i % POOL];
+            i += 1;
+            let t = Instant::now();
+            let (grads, loss) = mlp.grads(x, y);
+            sgd.step(&mut mlp.params_mut(), &grads)
+                .expect("finite gradients");
+            black_box(loss);
+            if step >= 2 {
+                samples.push(t.elapsed().as_secs_f64());
+            }
+        }
+    }
+    median(samples)
+}
+
+fn sequential() -> Sequential<f32> {
+    Sequential::new()
+        .add(Dense::new(256).activation(Activation::Relu))
+        .add(Dense::new(128).activation(Activation::Relu))
+        .add(Dense::new(10))
+        .seed(42)
+        .with_input_shape(&[784])
+}
+
+fn mlp_step_nn(budget: Budget, batch: usize) -> f64 {
+    let data = mnist_like(batch, POOL, 11);
+    let labels: Vec<Vec<usize>> = data.iter().map(|(_, y)| flat_labels(y)).collect();
+    let mut model = sequential();
+    let init: Vec<ArrayD<f32>> = model.params().iter().map(|p| p.value().clone()).collect();
+    let mut sgd = Sgd::<f32>::new(f64::from(LR)).expect("a valid learning rate");
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    let mut i = 0;
+    while samples.len() < budget.min_reps * BLOCK || start.elapsed() < budget.time {
+        for (p, v) in model.params_mut().into_iter().zip(&init) {
+            p.value_mut().assign(v);
+        }
+        for step in 0..BLOCK + 2 {
+            let (x, _) = &data[i % POOL];
+            let t = Instant::now();
+            let grads = {
+                let tape = Tape::new();
+                let logits = model.forward(tape.constant(x.clone()));
+                let loss =
+                    losses::sparse_categorical_cross_entropy_indices(logits, &labels[i % POOL]);
+                black_box(loss.item());
+                loss.backward()
+            };
+            sgd.step(&mut model.params_mut(), &grads)
+                .expect("finite gradients");
+            if step >= 2 {
+                samples.push(t.elapsed().as_secs_f64());
+            }
+            i += 1;
+        }
+    }
+    median(samples)
+}
+
+fn mlp_infer(budget: Budget, batch: usize) -> f64 {
+    let data = mnist_like(batch, 1, 13);
+    let mlp = Mlp::new(42);
+    time_median(budget, 5, || {
+        black_box(mlp.predict(&data[0].0));
+    })
+}
+
+const LINKS: usize = 334;
+
+fn scalar_chain(budget: Budget) -> f64 {
+    let w = Param::new("w", arr0(0.9_f32).into_dyn());
+    let b = Param::new("b", arr0(0.1_f32).into_dyn());
+    let per_run = time_median(budget, 20, || {
+        let tape = Tape::new();
+        let (wv, bv) = (tape.param(&w), tape.param(&b));
+        let mut x = tape.var(arr0(0.5_f32).into_dyn());
+        for _ in 0..LINKS {
+            x = (x * wv + bv).tanh();
+        }
+        let grads = x.backward();
+        black_box(grads.param(&w).map(|g| g[[]]));
+    });
+    per_run / (LINKS * 3) as f64
+}
+
+fn fit_line(budget: Budget) -> f64 {
+    let (xs, ys) = line_data();
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    while samples.len() < budget.min_reps || start.elapsed() < budget.time {
+        let mut model = Model::new(Sequential::new().add(Dense::new(1)));
+        model.compile(
+            Sgd::new(0.01).expect("a valid learning rate"),
+            Loss::mse(),
+            &[],
+        );
+        let t = Instant::now();
+        let history = model
+            .fit(&xs, &ys, FitOptions::default().epochs(500).verbose(0))
+            .expect("the line fit runs");
+        samples.push(t.elapsed().as_secs_f64());
+        black_box(history.epochs());
+    }
+    median(samples)
+}
+
+fn fit_line_hand(budget: Budget) -> f64 {
+    time_median(budget, 2, || {
+        black_box(fit_line_by_hand(500, 0.01));
+    })
+}
+
+const MATMULS: [(usize, usize, usize); 3] = [(128, 784, 256), (32, 784, 256), (1024, 1024, 1024)];
+
+fn matmul_fwd(budget: Budget, (m, k, n): (usize, usize, usize)) -> f64 {
+    let a = Param::new("a", matrix(m, k, 1));
+    let b = Param::new("b", matrix(k, n, 2));
+    let secs = time_median(budget, 3, || {
+        let tape = Tape::new();
+        let y = tape.param(&a).matmul(tape.param(&b));
+        black_box(y.with_value(|v| v[[0, 0]]));
+    });
+    2.0 * (m * k * n) as f64 / secs / 1e9
+}
+
+fn matmul_fwd_bwd(budget: Budget, (m, k, n): (usize, usize, usize)) -> f64 {
+    let a = Param::new("a", matrix(m, k, 1));
+    let b = Param::new("b", matrix(k, n, 2));
+    let secs = time_median(budget, 3, || {
+        let tape = Tape::new();
+        let y = tape.param(&a).matmul(tape.param(&b)).sum();
+        black_box(y.backward().num_params());
+    });
+    6.0 * (m * k * n) as f64 / secs / 1e9
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let json = args.iter().any(|a| a == "--json");
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not: then a quick check.
+    let full = args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--quick");
+    let (short, long) = if full {
+        (
+            Budget {
+                time: Duration::from_millis(1500),
+                min_reps: 10,
+            },
+            Budget {
+                time: Duration::from_millis(2500),
+                min_reps: 5,
+            },
+        )
+    } else {
+        (
+            Budget {
+                time: Duration::ZERO,
+                min_reps: 1,
+            },
+            Budget {
+                time: Duration::ZERO,
+                min_reps: 1,
+            },
+        )
+    };
+
+    let mut figures: Vec<(String, f64)> = Vec::new();
+    let mut record = |name: String, value: f64| {
+        if !json {
+            println!("{name:<36} {value:>12.4}");
+        }
+        figures.push((name, value));
+    };
+    for batch in [32, 128] {
+        record(
+            format!("mlp_step_b{batch}_ms"),
+            mlp_step(short, batch) * 1e3,
+        );
+        record(
+            format!("mlp_step_nn_b{batch}_ms"),
+            mlp_step_nn(short, batch) * 1e3,
+        );
+    }
+    record("mlp_infer_b128_ms".into(), mlp_infer(short, 128) * 1e3);
+    record("scalar_chain_ns_per_op".into(), scalar_chain(short) * 1e9);
+    record("fit_line_ms".into(), fit_line(long) * 1e3);
+    record("fit_line_hand_ms".into(), fit_line_hand(long) * 1e3);
+    for size in MATMULS {
+        let (m, k, n) = size;
+        let budget = if m * k * n >= 1 << 28 { long } else { short };
+        record(
+            format!("matmul_{m}x{k}x{n}_fwd_gflops"),
+            matmul_fwd(budget, size),
+        );
+        record(
+            format!("matmul_{m}x{k}x{n}_fwd_bwd_gflops"),
+            matmul_fwd_bwd(budget, size),
+        );
+    }
+
+    if json {
+        let body: Vec<String> = figures
+            .iter()
+            .map(|(name, value)| format!("  \"{name}\": {value:.6}"))
+            .collect();
+        println!("{{\n{}\n}}", body.join(",\n"));
+    }
+}

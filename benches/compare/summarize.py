@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Summarizes a run of benches/compare/run.sh: a markdown table of medians over rounds.
+
+    python3 summarize.py target/compare-results/<timestamp>
+"""
+
+import glob
+import json
+import os
+import statistics
+import sys
+
+# (figure, tapegrad key, PyTorch key, unit, higher is better, target)
+ROWS = [
+    ("MLP step, batch 32", "mlp_step_b32_ms", "mlp_step_b32_ms", "ms", False, "< 0.5 ms"),
+    ("MLP step, batch 32 (nn::Sequential)", "mlp_step_nn_b32_ms", "mlp_step_b32_ms", "ms", False, "< 0.5 ms"),
+    ("MLP step, batch 128", "mlp_step_b128_ms", "mlp_step_b128_ms", "ms", False, "< 0.95 ms"),
+    ("MLP step, batch 128 (nn::Sequential)", "mlp_step_nn_b128_ms", "mlp_step_b128_ms", "ms", False, "< 0.95 ms"),
+    ("MLP inference, batch 128", "mlp_infer_b128_ms", "mlp_infer_b128_ms", "ms", False, ""),
+    ("scalar chain, fwd+bwd per op", "scalar_chain_ns_per_op", "scalar_chain_ns_per_op", "ns", False, "<= 100 ns"),
+    ("line fit, 500 epochs (Model::fit)", "fit_line_ms", "fit_line_ms", "ms", False, "< 2 ms"),
+    ("line fit, 500 epochs (hand loop)", "fit_line_hand_ms", "fit_line_ms", "ms", False, ""),
+]
+for size, target in (("128x784x256", ">= 0.9x"), ("32x784x256", ""), ("1024x1024x1024", ">= 0.9x")):
+    ROWS.append((f"matmul {size} fwd", f"matmul_{size}_fwd_gflops", f"matmul_{size}_fwd_gflops", "GFLOP/s", True, target))
+    ROWS.append((f"matmul {size} fwd+bwd", f"matmul_{size}_fwd_bwd_gflops", f"matmul_{size}_fwd_bwd_gflops", "GFLOP/s", True, ""))
+
+
+def load(pattern):
+    runs = []
+    for path in sorted(glob.glob(pattern)):
+        with open(path) as f:
+            runs.append(json.load(f))
+    return runs
+
+
+def main():
+    out = sys.argv[1]
+    ours, theirs = load(os.path.join(out, "tapegrad-*.json")), load(os.path.join(out, "torch-*.json"))
+    with open(os.path.join(out, "env.json")) as f:
+        env = json.load(f)
+    end = ""
+    if os.path.exists(os.path.join(out, "loadavg_end")):
+        with open(os.path.join(out, "loadavg_end")) as f:
+            end = f.read().strip()
+
+    def med(runs, key):
+        values = [r[key] for r in runs if key in r]
+        return statistics.median(values) if values else float("nan")
+
+    print(f"CPU: {env['cpu']} ({env['nproc']} cores, AVX-512: {env['flags_avx512f']}); "
+          f"torch {env['torch']}; {env['rustc']}")
+    print(f"{env['threads']} threads each; {len(ours)} tapegrad rounds, {len(theirs)} PyTorch rounds "
+          f"(alternating); load average at start {env['loadavg_start']}, at end {end}")
+    rounds = sorted(glob.glob(os.path.join(out, "loadavg_round_*")), key=lambda p: int(p.rsplit("_", 1)[1]))
+    if rounds:
+        loads = []
+        for path in rounds:
+            with open(path) as f:
+                loads.append(f.read().split()[0])
+        print(f"1-minute load average at the start of each round: {', '.join(loads)}")
+    print()
+    print("| figure | tapegrad | PyTorch | tapegrad / PyTorch | target |")
+    print("|---|---:|---:|---:|---|")
+    for label, ours_key, theirs_key, unit, higher, target in ROWS:
+        a, b = med(ours, ours_key), med(theirs, theirs_key)
+        ratio = a / b if b else float("nan")
+        better = "higher is better" if higher else "lower is better"
+        print(f"| {label} | {a:.4g} {unit} | {b:.4g} {unit} | {ratio:.3f} ({better}) | {target} |")
+    print()
+    print(f"Raw per-round JSON: {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""PyTorch's side of the comparison (benches/compare/run.sh runs both sides).
+
+Prints one JSON object of medians with the same keys as `cargo bench --bench compare --
+--json` (see benches/compare/main.rs for what each figure is). Same workloads, same
+timing scheme: every figure is the median of many timed repetitions; the MLP steps run in
+blocks of 20 that restart from the initial weights, on batches cycled from a pool of 16
+random-label batches.
+
+    python3 torch_bench.py [--threads 2] [--quick]
+"""
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+LR = 0.1
+POOL = 16
+BLOCK = 20
+LINKS = 334  # x = tanh(x * w + b): 3 ops a link, 1,002 ops with the leaves
+MATMULS = [(128, 784, 256), (32, 784, 256), (1024, 1024, 1024)]
+
+
+class Budget:
+    def __init__(self, seconds, min_reps):
+        self.seconds = seconds
+        self.min_reps = min_reps
+
+
+def time_median(budget, warmup, fn):
+    for _ in range(warmup):
+        fn()
+    samples = []
+    start = time.perf_counter()
+    while len(samples) < budget.min_reps or time.perf_counter() - start < budget.seconds:
+        t = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t)
+    return statistics.median(samples)
+
+
+def mlp():
+    # Glorot-uniform kernels and zero biases, as Keras' Dense and benches/common/mod.rs.
+    layers = []
+    sizes = [784, 256, 128, 10]
+    for i, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:])):
+        linear = torch.nn.Linear(fan_in, fan_out)
+        torch.nn.init.xavier_uniform_(linear.weight)
+        torch.nn.init.zeros_(linear.bias)
+        layers.append(linear)
+        if i < 2:
+            layers.append(torch.nn.ReLU())
+    return torch.nn.Sequential(*layers)
+
+
+def mnist_like(batch, batches, seed):
+    g = torch.Generator().manual_seed(seed)
+    return [
+        (torch.rand(batch, 784, generator=g), torch.randint(0, 10, (batch,), generator=g))
+        for _ in range(batches)
+    ]
+
+
+def mlp_step(budget, batch):
+    torch.manual_seed(42)
+    model = mlp()
+    init = [p.detach().clone() for p in model.parameters()]
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    data = mnist_like(batch, POOL, 11)
+    samples = []
+    i = 0
+    start = time.perf_counter()
+    while len(samples) < budget.min_reps * BLOCK or time.perf_counter() - start < budget.seconds:
+        with torch.no_grad():
+            for p, v in zip(model.parameters(), init):
+                p.copy_(v)
+        for step in range(BLOCK + 2):
+            x, y = data[i % POOL]
+            i += 1
+            t = time.perf_counter()
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            loss.item()
+            if step >= 2:
+                samples.append(time.perf_counter() - t)
+    return statistics.median(samples)
+
+
+def mlp_infer(budget, batch):
+    torch.manual_seed(42)
+    model = mlp()
+    x = mnist_like(batch, 1, 13)[0][0]
+
+    def run():
+        with torch.no_grad():
+            model(x)[0, 0].item()
+
+    return time_median(budget, 5, run)
+
+
+def scalar_chain(budget):
+    w = torch.tensor(0.9, requires_grad=True)
+    b = torch.tensor(0.1, requires_grad=True)
+
+    def run():
+        x = torch.tensor(0.5, requires_grad=True)
+        for _ in range(LINKS):
+            x = torch.tanh(x * w + b)
+        w.grad = None
+        b.grad = None
+        x.backward()
+        w.grad.item()
+
+    return time_median(budget, 20, run) / (LINKS * 3)
+
+
+def fit_line(budget):
+    # The article's loop: y = 5x + 1, xs = -1..4, one Linear(1, 1), SGD lr 0.01, MSE.
+    xs = torch.tensor([[-1.0], [0.0], [1.0], [2.0], [3.0], [4.0]])
+    ys = 5 * xs + 1
+    samples = []
+    start = time.perf_counter()
+    while len(samples) < budget.min_reps or time.perf_counter() - start < budget.seconds:
+        model = torch.nn.Linear(1, 1)
+        criterion = torch.nn.MSELoss()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+        t = time.perf_counter()
+        for _ in range(500):
+            optimizer.zero_grad()
+            loss = criterion(model(xs), ys)
+            loss.backward()
+            optimizer.step()
+        loss.item()
+        samples.append(time.perf_counter() - t)
+    return statistics.median(samples)
+
+
+def matmul_fwd(budget, m, k, n):
+    a = torch.rand(m, k) * 2 - 1
+    b = torch.rand(k, n) * 2 - 1
+
+    def run():
+        (a @ b)[0, 0].item()
+
+    return 2 * m * k * n / time_median(budget, 3, run) / 1e9
+
+
+def matmul_fwd_bwd(budget, m, k, n):
+    a = (torch.rand(m, k) * 2 - 1).requires_grad_()
+    b = (torch.rand(k, n) * 2 - 1).requires_grad_()
+
+    def run():
+        a.grad = None
+        b.grad = None
+        (a @ b).sum().backward()
+        a.grad[0, 0].item()
+
+    return 6 * m * k * n / time_median(budget, 3, run) / 1e9
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="one repetition of each")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.quick:
+        short = long = Budget(0.0, 1)
+    else:
+        short, long = Budget(1.5, 10), Budget(2.5, 5)
+
+    figures = {}
+    for batch in (32, 128):
+        figures[f"mlp_step_b{batch}_ms"] = mlp_step(short, batch) * 1e3
+    figures["mlp_infer_b128_ms"] = mlp_infer(short, 128) * 1e3
+    figures["scalar_chain_ns_per_op"] = scalar_chain(short) * 1e9
+    figures["fit_line_ms"] = fit_line(long) * 1e3
+    for m, k, n in MATMULS:
+        budget = long if m * k * n >= 1 << 28 else short
+        figures[f"matmul_{m}x{k}x{n}_fwd_gflops"] = matmul_fwd(budget, m, k, n)
+        figures[f"matmul_{m}x{k}x{n}_fwd_bwd_gflops"] = matmul_fwd_bwd(budget, m, k, n)
+    figures["_torch_version"] = torch.__version__
+    figures["_torch_threads"] = torch.get_num_threads()
+    figures["_torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    assert all(math.isfinite(v) for v in figures.values() if isinstance(v, float))
+    json.dump(figures, sys.stdout, indent=2)
+    print()
+
+
+if __name__ == "__main__":
+    main()
