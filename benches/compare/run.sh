@@ -44,7 +44,7 @@ out="$root/target/compare-results/$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$out"
 {
     echo "{"
-    echo "  \"nproc\": $(nproc),"
+    echo "  \"nproc\": $(nproc --all),"
     echo "  \"cpu\": \"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//; s/"//g')\","
     echo "  \"flags_avx512f\": $(grep -qm1 avx512f /proc/cpuinfo && echo true || echo false),"
     echo "  \"torch\": \"$("$py" -c 'import torch; print(torch.__version__)')\","
