@@ -21,12 +21,14 @@
 //! ```
 #![warn(missing_docs)]
 
+mod arena;
 mod check;
 mod float;
 mod grads;
 mod operand;
 pub mod ops;
 mod param;
+mod scalar;
 mod tape;
 #[cfg(feature = "proptest")]
 pub mod testing;

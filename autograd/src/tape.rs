@@ -4,31 +4,95 @@
 //! The arena is a `Vec` in recording order, which is already a topological order: backward
 //! is a single loop from the output down, with no recursion and no sorting.
 
-use std::cell::{Cell, Ref, RefCell};
+use std::cell::{Cell, OnceCell, Ref, RefCell};
 use std::fmt::Write as _;
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ndarray::ArrayD;
+use smallvec::SmallVec;
 
+use crate::arena::Arena;
 use crate::grads::Grads;
 use crate::operand::Arr;
 use crate::ops::{self, Op};
 use crate::{Float, Param, ParamId};
 
-/// A node's value: owned for computed values, borrowed for bound parameters (never copied).
+/// A node's value: owned for computed values, borrowed for bound parameters (never
+/// copied), or held inline when it is a single element.
 pub(crate) enum Value<'t, T> {
     Owned(ArrayD<T>),
     Borrowed(&'t ArrayD<T>),
+    /// One element (its shape is `ndim` ones), stored without a heap buffer: scalar-heavy
+    /// graphs record and differentiate these without touching ndarray. The array form is
+    /// built only if an array kernel asks for it, and then kept.
+    One {
+        value: T,
+        ndim: usize,
+        array: OnceCell<Box<ArrayD<T>>>,
+    },
 }
 
-impl<T> Value<'_, T> {
+impl<T: Float> Value<'_, T> {
+    /// A one-element value of `ndim` dimensions.
+    #[inline]
+    pub(crate) fn one_element(value: T, ndim: usize) -> Self {
+        Value::One {
+            value,
+            ndim,
+            array: OnceCell::new(),
+        }
+    }
+
+    /// The value as an array.
     #[inline]
     pub(crate) fn array(&self) -> &ArrayD<T> {
         match self {
             Value::Owned(a) => a,
             Value::Borrowed(a) => a,
+            Value::One { value, ndim, array } => {
+                array.get_or_init(|| Box::new(ArrayD::from_elem(vec![1; *ndim], *value)))
+            }
         }
+    }
+
+    /// The element, if the value has exactly one.
+    #[inline]
+    pub(crate) fn one(&self) -> Option<T> {
+        match self {
+            Value::One { value, .. } => Some(*value),
+            Value::Owned(a) => single(a),
+            Value::Borrowed(a) => single(a),
+        }
+    }
+
+    /// The number of dimensions.
+    #[inline]
+    pub(crate) fn ndim(&self) -> usize {
+        match self {
+            Value::One { ndim, .. } => *ndim,
+            Value::Owned(a) => a.ndim(),
+            Value::Borrowed(a) => a.ndim(),
+        }
+    }
+
+    /// The shape.
+    #[inline]
+    pub(crate) fn shape(&self) -> SmallVec<[usize; 4]> {
+        match self {
+            Value::One { ndim, .. } => smallvec::smallvec![1; *ndim],
+            Value::Owned(a) => SmallVec::from_slice(a.shape()),
+            Value::Borrowed(a) => SmallVec::from_slice(a.shape()),
+        }
+    }
+}
+
+#[inline]
+fn single<T: Copy>(a: &ArrayD<T>) -> Option<T> {
+    if a.shape().iter().all(|&d| d == 1) {
+        a.first().copied()
+    } else {
+        None
     }
 }
 
@@ -39,6 +103,9 @@ pub(crate) struct Node<'t, T> {
     pub(crate) requires_grad: bool,
     pub(crate) location: &'static Location<'static>,
 }
+
+/// The tape's arena of nodes, in recording order.
+pub(crate) type Nodes<'t, T> = Arena<Node<'t, T>>;
 
 /// The recording of a computation, from which gradients are derived.
 ///
@@ -60,7 +127,7 @@ pub(crate) struct Node<'t, T> {
 /// ```
 pub struct Tape<'t, T: Float = f32> {
     id: u64,
-    nodes: RefCell<Vec<Node<'t, T>>>,
+    nodes: RefCell<Nodes<'t, T>>,
     bound_params: RefCell<Vec<(ParamId, usize)>>,
     grad_enabled: Cell<bool>,
     anomaly: Cell<bool>,
@@ -107,7 +174,7 @@ impl<'t, T: Float> Tape<'t, T> {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         Tape {
             id: NEXT.fetch_add(1, Ordering::Relaxed),
-            nodes: RefCell::new(Vec::with_capacity(16)),
+            nodes: RefCell::new(Arena::new()),
             bound_params: RefCell::new(Vec::new()),
             grad_enabled: Cell::new(true),
             anomaly: Cell::new(false),
@@ -176,6 +243,9 @@ impl<'t, T: Float> Tape<'t, T> {
             .map(|n| match &n.value {
                 Value::Owned(a) => a.len() * std::mem::size_of::<T>(),
                 Value::Borrowed(_) => 0,
+                Value::One { array, .. } => {
+                    (1 + array.get().map_or(0, |a| a.len())) * std::mem::size_of::<T>()
+                }
             })
             .sum();
         values + nodes.capacity() * std::mem::size_of::<Node<'t, T>>()
@@ -220,8 +290,23 @@ impl<'t, T: Float> Tape<'t, T> {
         self.push(Value::Owned(value), op, requires_grad)
     }
 
+    /// Records a computed one-element value (see [`Value::One`]).
+    #[track_caller]
+    #[inline]
+    pub(crate) fn push_one(
+        &'t self,
+        value: T,
+        ndim: usize,
+        op: Op<T>,
+        inputs_require_grad: bool,
+    ) -> Var<'t, T> {
+        let requires_grad = inputs_require_grad && self.grad_enabled.get();
+        self.push(Value::one_element(value, ndim), op, requires_grad)
+    }
+
     /// Records a node and returns its handle.
     #[track_caller]
+    #[inline]
     pub(crate) fn push(
         &'t self,
         value: Value<'t, T>,
@@ -229,7 +314,7 @@ impl<'t, T: Float> Tape<'t, T> {
         requires_grad: bool,
     ) -> Var<'t, T> {
         let location = Location::caller();
-        if self.anomaly.get() {
+        if self.anomaly.get() && !value.one().is_some_and(|v| v.is_finite()) {
             check_finite(value.array(), || {
                 format!(
                     "anomaly: the forward value of `{}` recorded at {location} contains NaN or infinity",
@@ -238,8 +323,7 @@ impl<'t, T: Float> Tape<'t, T> {
             });
         }
         let mut nodes = self.nodes.borrow_mut();
-        let index = nodes.len();
-        nodes.push(Node {
+        let index = nodes.push(Node {
             value,
             op,
             requires_grad,
@@ -265,7 +349,7 @@ impl<'t, T: Float> Tape<'t, T> {
         self.push(Value::Owned(value), op, requires_grad)
     }
 
-    pub(crate) fn nodes(&self) -> Ref<'_, Vec<Node<'t, T>>> {
+    pub(crate) fn nodes(&self) -> Ref<'_, Nodes<'t, T>> {
         self.nodes.borrow()
     }
 
@@ -397,16 +481,12 @@ impl<'t, T: Float> Var<'t, T> {
 
     /// Its shape.
     pub fn shape(&self) -> Vec<usize> {
-        self.tape.nodes.borrow()[self.index]
-            .value
-            .array()
-            .shape()
-            .to_vec()
+        self.tape.nodes.borrow()[self.index].value.shape().to_vec()
     }
 
     /// Its number of dimensions.
     pub fn ndim(&self) -> usize {
-        self.tape.nodes.borrow()[self.index].value.array().ndim()
+        self.tape.nodes.borrow()[self.index].value.ndim()
     }
 
     /// A copy of its value.
@@ -424,6 +504,9 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn item(&self) -> T {
         // No closure here: closures drop `#[track_caller]`'s location.
         let nodes = self.tape.nodes.borrow();
+        if let Some(v) = nodes[self.index].value.one() {
+            return v;
+        }
         let a = nodes[self.index].value.array();
         assert!(
             a.len() == 1,

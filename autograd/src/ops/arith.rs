@@ -25,6 +25,17 @@ impl BinaryOp {
         }
     }
 
+    /// The forward value of one pair of elements.
+    #[inline]
+    pub(crate) fn apply<T: Float>(self, x: T, y: T) -> T {
+        match self {
+            BinaryOp::Add => x + y,
+            BinaryOp::Sub => x - y,
+            BinaryOp::Mul => x * y,
+            BinaryOp::Div => x / y,
+        }
+    }
+
     #[track_caller]
     pub(crate) fn forward<'a, T: Float>(self, a: Arr<'a, T>, b: Arr<'_, T>) -> Arr<'a, T> {
         match self {
@@ -95,6 +106,15 @@ impl<'t, T: Float> Var<'t, T> {
         let nodes = self.tape.nodes();
         let (na, nb) = (&nodes[self.index], &nodes[other.index]);
         let requires_grad = na.requires_grad || nb.requires_grad;
+        if let (Some(x), Some(y)) = (na.value.one(), nb.value.one()) {
+            // One element each (the result has the larger rank): no array kernels.
+            let ndim = na.value.ndim().max(nb.value.ndim());
+            drop(nodes);
+            let op_node = Op::Binary(op, self.index, other.index);
+            return self
+                .tape
+                .push_one(op.apply(x, y), ndim, op_node, requires_grad);
+        }
         let value = op
             .forward(Arr::Ref(na.value.array()), Arr::Ref(nb.value.array()))
             .into_owned();

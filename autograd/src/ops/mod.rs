@@ -29,6 +29,7 @@ use smallvec::{smallvec, SmallVec};
 
 use crate::grads::Grads;
 use crate::operand::{same, Arr, Operand};
+use crate::scalar::{Scalar, ScalarContext};
 use crate::tape::{check_finite, Tape};
 use crate::{Float, ParamId, Var};
 
@@ -352,7 +353,7 @@ pub(crate) fn backward_rule<T: Float, O: Operand<T>>(
 }
 
 struct ArrayContext<'a, 't, T> {
-    nodes: &'a [crate::tape::Node<'t, T>],
+    nodes: &'a crate::tape::Nodes<'t, T>,
 }
 
 impl<'a, T: Float> RuleContext<Arr<'a, T>> for ArrayContext<'a, '_, T> {
@@ -362,7 +363,7 @@ impl<'a, T: Float> RuleContext<Arr<'a, T>> for ArrayContext<'a, '_, T> {
     }
     #[inline]
     fn shape(&self, index: usize) -> SmallVec<[usize; 4]> {
-        SmallVec::from_slice(self.nodes[index].value.array().shape())
+        self.nodes[index].value.shape()
     }
     #[inline]
     fn needs(&self, index: usize) -> bool {
@@ -382,43 +383,113 @@ impl<'t, T: Float> RuleContext<Var<'t, T>> for VarContext<'t, T> {
         }
     }
     fn shape(&self, index: usize) -> SmallVec<[usize; 4]> {
-        SmallVec::from_slice(self.tape.nodes()[index].value.array().shape())
+        self.tape.nodes()[index].value.shape()
     }
     fn needs(&self, index: usize) -> bool {
         self.tape.nodes()[index].requires_grad
     }
 }
 
-/// Adds `g` into a gradient slot (the first contribution is moved in, later ones summed in
-/// place), so a value used many times gets the sum of its uses' gradients.
+/// A gradient being accumulated during the sweep: nothing yet, one number (the
+/// one-element path, see [`crate::scalar`]), or an array (boxed, so that the sweep's
+/// table of slots stays two words per node).
+enum Slot<T> {
+    Empty,
+    One(T),
+    Array(Box<ArrayD<T>>),
+}
+
+impl<T: Float> Slot<T> {
+    /// Adds `g` (the first contribution is moved in, later ones summed in place), so a
+    /// value used many times gets the sum of its uses' gradients.
+    #[inline]
+    fn add_array(&mut self, g: Arr<'_, T>) {
+        match self {
+            Slot::Empty => *self = Slot::Array(Box::new(g.into_owned())),
+            Slot::One(v) => {
+                let v = *v;
+                let mut total = g.into_owned();
+                *total.first_mut().expect("a one-element gradient") += v;
+                *self = Slot::Array(Box::new(total));
+            }
+            Slot::Array(total) => crate::operand::add_assign(total, g.array()),
+        }
+    }
+
+    /// Adds the gradient of a one-element value.
+    #[inline]
+    fn add_one(&mut self, g: T) {
+        match self {
+            Slot::Empty => *self = Slot::One(g),
+            Slot::One(v) => *v += g,
+            Slot::Array(total) => *total.first_mut().expect("a one-element gradient") += g,
+        }
+    }
+
+    /// The gradient as an array of `like`'s shape.
+    #[inline]
+    fn into_array(self, like: &crate::tape::Value<'_, T>) -> Option<ArrayD<T>> {
+        match self {
+            Slot::Empty => None,
+            Slot::One(v) => Some(ArrayD::from_elem(&like.shape()[..], v)),
+            Slot::Array(a) => Some(*a),
+        }
+    }
+}
+
+/// Whether node `out` and its inputs each hold one element, so its elementwise rule can
+/// run on numbers.
 #[inline]
-fn accumulate<T: Float>(slot: &mut Option<ArrayD<T>>, g: Arr<'_, T>) {
-    match slot {
-        None => *slot = Some(g.into_owned()),
-        Some(total) => crate::operand::add_assign(total, g.array()),
+fn one_element_rule<T: Float>(nodes: &crate::tape::Nodes<'_, T>, out: usize) -> bool {
+    let one = |i: usize| nodes[i].value.one().is_some();
+    match nodes[out].op {
+        Op::Binary(_, a, b) => one(out) && one(a) && one(b),
+        Op::Unary(_, a) => one(out) && one(a),
+        _ => false,
     }
 }
 
 /// First-order backward: one reverse sweep over the arena with plain arrays; nothing is
 /// recorded. Only nodes that received a gradient are visited, and a rule computes only the
-/// input gradients that are needed.
+/// input gradients that are needed. Elementwise nodes of one element run their rule on
+/// numbers ([`crate::scalar`]).
 pub(crate) fn sweep_arrays<'t, T: Float>(
     tape: &'t Tape<'t, T>,
     output: usize,
     seed: ArrayD<T>,
 ) -> Grads<T> {
     let anomaly = tape.anomaly_detection();
-    let mut slots: Vec<Option<ArrayD<T>>> = Vec::new();
-    slots.resize_with(output + 1, || None);
+    let mut slots: Vec<Slot<T>> = Vec::new();
+    slots.resize_with(output + 1, || Slot::Empty);
     let mut leaves = Vec::new();
     if !tape.nodes()[output].requires_grad {
         return Grads::from_sweep(tape.id(), leaves, &[]);
     }
-    slots[output] = Some(seed);
+    slots[output] = Slot::Array(Box::new(seed));
     for i in (0..=output).rev() {
-        let Some(g) = slots[i].take() else { continue };
+        let slot = std::mem::replace(&mut slots[i], Slot::Empty);
+        if let Slot::Empty = slot {
+            continue;
+        }
         let nodes = tape.nodes();
         let node = &nodes[i];
+        if one_element_rule(&nodes, i) {
+            let g = match slot {
+                Slot::One(v) => v,
+                Slot::Array(a) => crate::scalar::only(&a),
+                Slot::Empty => unreachable!(),
+            };
+            let ctx = ScalarContext { nodes: &nodes };
+            // Elementwise rules only emit gradients for inputs that need one.
+            backward_rule(&node.op, i, Scalar(g), &ctx, &mut |input, Scalar(grad)| {
+                if anomaly && !grad.is_finite() {
+                    panic!("{}", anomaly_message(&nodes, i, input));
+                }
+                slots[input].add_one(grad);
+            });
+            continue;
+        }
+        let g = slot.into_array(&node.value).expect("a non-empty slot");
         match &node.op {
             Op::Leaf | Op::Param(_) => {
                 leaves.push((i, g));
@@ -434,7 +505,7 @@ pub(crate) fn sweep_arrays<'t, T: Float>(
                         if anomaly {
                             check_backward(tape, i, *input, &grad);
                         }
-                        accumulate(&mut slots[*input], Arr::Owned(grad));
+                        slots[*input].add_array(Arr::Owned(grad));
                     }
                 }
                 continue;
@@ -448,10 +519,10 @@ pub(crate) fn sweep_arrays<'t, T: Float>(
             {
                 let (a, b) = (*a, *b);
                 if nodes[b].requires_grad {
-                    accumulate(&mut slots[b], Arr::Ref(&g));
+                    slots[b].add_array(Arr::Ref(&g));
                 }
                 if nodes[a].requires_grad {
-                    accumulate(&mut slots[a], Arr::Owned(g));
+                    slots[a].add_array(Arr::Owned(g));
                 }
                 continue;
             }
@@ -468,7 +539,7 @@ pub(crate) fn sweep_arrays<'t, T: Float>(
                     if anomaly {
                         check_finite(grad.array(), || anomaly_message(&nodes, i, input));
                     }
-                    accumulate(&mut slots[input], grad);
+                    slots[input].add_array(grad);
                 }
             },
         );
@@ -477,7 +548,7 @@ pub(crate) fn sweep_arrays<'t, T: Float>(
 }
 
 fn anomaly_message<T: Float>(
-    nodes: &[crate::tape::Node<'_, T>],
+    nodes: &crate::tape::Nodes<'_, T>,
     node: usize,
     input: usize,
 ) -> String {

@@ -208,6 +208,15 @@ impl<'t, T: Float> Var<'t, T> {
         let nodes = self.tape.nodes();
         let input = &nodes[self.index];
         let requires_grad = input.requires_grad;
+        if let Some(x) = input.value.one() {
+            // One element: no array kernels.
+            let ndim = input.value.ndim();
+            drop(nodes);
+            let op_node = Op::Unary(op, self.index);
+            return self
+                .tape
+                .push_one(op.apply(x), ndim, op_node, requires_grad);
+        }
         let value = Arr::Ref(input.value.array())
             .map(move |x| op.apply(x))
             .into_owned();
