@@ -21,7 +21,9 @@ use crate::{Float, Param, ParamId};
 /// A node's value: owned for computed values, borrowed for bound parameters (never
 /// copied), or held inline when it is a single element.
 pub(crate) enum Value<'t, T> {
-    Owned(ArrayD<T>),
+    /// Boxed, so that a node stays small (a fraction of a cache line's worth of bytes to
+    /// move and to sweep over).
+    Owned(Box<ArrayD<T>>),
     Borrowed(&'t ArrayD<T>),
     /// One element (its shape is `ndim` ones), stored without a heap buffer: scalar-heavy
     /// graphs record and differentiate these without touching ndarray. The array form is
@@ -34,6 +36,15 @@ pub(crate) enum Value<'t, T> {
 }
 
 impl<T: Float> Value<'_, T> {
+    /// A computed or given array: inline if it holds one element.
+    #[inline]
+    pub(crate) fn owned(array: ArrayD<T>) -> Self {
+        match single(&array) {
+            Some(value) => Value::one_element(value, array.ndim()),
+            None => Value::Owned(Box::new(array)),
+        }
+    }
+
     /// A one-element value of `ndim` dimensions.
     #[inline]
     pub(crate) fn one_element(value: T, ndim: usize) -> Self {
@@ -185,13 +196,13 @@ impl<'t, T: Float> Tape<'t, T> {
     #[track_caller]
     pub fn var(&'t self, value: ArrayD<T>) -> Var<'t, T> {
         let requires_grad = self.grad_enabled.get();
-        self.push(Value::Owned(value), Op::Leaf, requires_grad)
+        self.push(Value::owned(value), Op::Leaf, requires_grad)
     }
 
     /// A leaf that never gets a gradient (inputs, targets, masks).
     #[track_caller]
     pub fn constant(&'t self, value: ArrayD<T>) -> Var<'t, T> {
-        self.push(Value::Owned(value), Op::Leaf, false)
+        self.push(Value::owned(value), Op::Leaf, false)
     }
 
     /// A 0-dimensional constant.
@@ -287,7 +298,7 @@ impl<'t, T: Float> Tape<'t, T> {
         inputs_require_grad: bool,
     ) -> Var<'t, T> {
         let requires_grad = inputs_require_grad && self.grad_enabled.get();
-        self.push(Value::Owned(value), op, requires_grad)
+        self.push(Value::owned(value), op, requires_grad)
     }
 
     /// Records a computed one-element value (see [`Value::One`]).
@@ -346,7 +357,7 @@ impl<'t, T: Float> Tape<'t, T> {
                 op => op.inputs().iter().any(|&i| nodes[i].requires_grad),
             }
         };
-        self.push(Value::Owned(value), op, requires_grad)
+        self.push(Value::owned(value), op, requires_grad)
     }
 
     pub(crate) fn nodes(&self) -> Ref<'_, Nodes<'t, T>> {
