@@ -4,7 +4,8 @@
 //! thousand nodes its buffer passes the allocator's `mmap` threshold, so each new tape
 //! would fault in fresh pages. Chunks of [`CHUNK`] nodes never move once allocated, stay
 //! small enough to be recycled by the allocator from one tape to the next, and an index is
-//! still two shifts away from its node.
+//! still two shifts away from its node. Only the first chunk grows (from 16 nodes), so a
+//! short tape allocates little.
 
 use std::ops::Index;
 
@@ -12,6 +13,8 @@ use std::ops::Index;
 const CHUNK_SHIFT: usize = 8;
 /// Nodes per chunk.
 const CHUNK: usize = 1 << CHUNK_SHIFT;
+/// The initial capacity of the first chunk.
+const FIRST_CAPACITY: usize = 16;
 
 /// An append-only list in chunks of [`CHUNK`] elements, indexed like a slice.
 pub(crate) struct Arena<N> {
@@ -39,7 +42,7 @@ impl<N> Arena<N> {
 
     /// The number of elements the allocated chunks can hold.
     pub(crate) fn capacity(&self) -> usize {
-        self.chunks.len() * CHUNK
+        self.chunks.iter().map(Vec::capacity).sum()
     }
 
     /// Appends `value` and returns its index.
@@ -47,7 +50,10 @@ impl<N> Arena<N> {
     pub(crate) fn push(&mut self, value: N) -> usize {
         let index = self.len;
         if index & (CHUNK - 1) == 0 && index >> CHUNK_SHIFT == self.chunks.len() {
-            self.chunks.push(Vec::with_capacity(CHUNK));
+            // The first chunk starts small and grows like a `Vec` (most tapes of a training
+            // step are short); later chunks are allocated whole.
+            let capacity = if index == 0 { FIRST_CAPACITY } else { CHUNK };
+            self.chunks.push(Vec::with_capacity(capacity));
         }
         self.chunks[index >> CHUNK_SHIFT].push(value);
         self.len += 1;

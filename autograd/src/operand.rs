@@ -172,14 +172,29 @@ impl<'a, T: Float> Arr<'a, T> {
             }
         } else {
             let shape = broadcast_shape(op, self.shape(), other.shape());
+            // The common broadcast (a bias over a batch, a scalar over an array): one
+            // operand has the result's shape and the other repeats along leading axes.
             match self {
                 Arr::Owned(mut a) if same(a.shape(), &shape) => {
+                    if let (true, Some(y)) = (
+                        a.is_standard_layout(),
+                        repeating_block(other.array(), &shape),
+                    ) {
+                        let x = a.as_slice_mut().expect("standard layout");
+                        for row in x.chunks_exact_mut(y.len()) {
+                            row.iter_mut().zip(y).for_each(|(r, &p)| *r = f(*r, p));
+                        }
+                        return Arr::Owned(a);
+                    }
                     let b = other.view();
                     let b = b.broadcast(IxDyn(&shape)).expect("broadcast shape checked");
                     a.zip_mut_with(&b, |x, &y| *x = f(*x, y));
                     Arr::Owned(a)
                 }
                 a => {
+                    if let Some(out) = zip_repeating(a.array(), other.array(), &shape, &f) {
+                        return Arr::Owned(out);
+                    }
                     let (a, b) = (a.view(), other.view());
                     let a = a.broadcast(IxDyn(&shape)).expect("broadcast shape checked");
                     let b = b.broadcast(IxDyn(&shape)).expect("broadcast shape checked");
@@ -210,19 +225,36 @@ impl<'a, T: Float> Arr<'a, T> {
         let mut sorted: Vec<usize> = axes.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
-        let Some((&last, rest)) = sorted.split_last() else {
+        if sorted.is_empty() {
             return Arr::Owned(self.into_owned());
+        }
+        let shape = self.shape().to_vec();
+        // Reduce each run of adjacent axes, last run first, with a contiguous kernel; the
+        // reduced axes stay as 1s until the end.
+        let mut out = sum_run(
+            &self.view().as_standard_layout().view(),
+            &shape,
+            run_of(&sorted, sorted.len() - 1),
+        );
+        let mut end = run_of(&sorted, sorted.len() - 1).0;
+        while end > 0 {
+            let run = run_of(&sorted[..end], end - 1);
+            let current = out.shape().to_vec();
+            out = sum_run(&out.view(), &current, run);
+            end = run.0;
+        }
+        let kept: Vec<usize> = if keepdim {
+            out.shape().to_vec()
+        } else {
+            (0..ndim)
+                .filter(|i| sorted.binary_search(i).is_err())
+                .map(|i| shape[i])
+                .collect()
         };
-        let mut out = self.view().sum_axis(Axis(last));
-        for &axis in rest.iter().rev() {
-            out = out.sum_axis(Axis(axis));
-        }
-        if keepdim {
-            for &axis in &sorted {
-                out.insert_axis_inplace(Axis(axis));
-            }
-        }
-        Arr::Owned(out)
+        Arr::Owned(
+            out.into_shape_with_order(IxDyn(&kept))
+                .expect("same element count"),
+        )
     }
 
     #[track_caller]
@@ -252,6 +284,11 @@ impl<'a, T: Float> Arr<'a, T> {
 
     #[track_caller]
     pub(crate) fn broadcast_to_impl(self, shape: &[usize]) -> Self {
+        if let Some(&x) = self.array().first().filter(|_| self.array().len() == 1) {
+            if shape.len() >= self.shape().len() {
+                return Arr::Owned(ArrayD::from_elem(IxDyn(shape), x));
+            }
+        }
         let v = self.view();
         match v.broadcast(IxDyn(shape)) {
             Some(b) => Arr::Owned(b.to_owned()),
@@ -348,6 +385,9 @@ impl<'a, T: Float> Arr<'a, T> {
         if ra == 2 && rb == 2 {
             let a2 = a.into_dimensionality::<Ix2>().expect("2-D");
             let b2 = b.into_dimensionality::<Ix2>().expect("2-D");
+            if m * n * k <= SMALL_MATMUL {
+                return small_matmul(&a2, &b2).into_dyn();
+            }
             let mut out = ndarray::Array2::<T>::zeros((m, n));
             general_mat_mul(T::one(), &a2, &b2, T::zero(), &mut out);
             return out.into_dyn();
@@ -382,6 +422,29 @@ impl<'a, T: Float> Arr<'a, T> {
     }
 }
 
+/// Products of at most this many multiply-adds skip the blocked GEMM kernel, whose
+/// packing buffers and dispatch cost more than the arithmetic at these sizes.
+const SMALL_MATMUL: usize = 4096;
+
+/// The matrix product by the textbook loop (any strides), for tiny operands such as a
+/// one-unit `Dense` layer over a handful of samples.
+fn small_matmul<T: Float>(
+    a: &ndarray::ArrayView2<'_, T>,
+    b: &ndarray::ArrayView2<'_, T>,
+) -> ndarray::Array2<T> {
+    let ((m, k), n) = (a.dim(), b.dim().1);
+    let mut out = vec![T::zero(); m * n];
+    if n > 0 {
+        for (i, row) in out.chunks_exact_mut(n).enumerate() {
+            for p in 0..k {
+                let x = a[[i, p]];
+                row.iter_mut().zip(b.row(p)).for_each(|(o, &y)| *o += x * y);
+            }
+        }
+    }
+    ndarray::Array2::from_shape_vec((m, n), out).expect("element count matches")
+}
+
 fn swap_last_two<T>(v: ArrayViewD<'_, T>) -> ArrayViewD<'_, T> {
     let nd = v.ndim();
     let mut v = v;
@@ -396,6 +459,86 @@ pub(crate) const PARALLEL_THRESHOLD: usize = 1 << 16;
 #[inline]
 pub(crate) fn same<A: PartialEq>(a: &[A], b: &[A]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+/// The elements of `part` if it is a contiguous block that repeats along the leading axes
+/// of `shape` (its shape without leading 1s is a suffix of `shape`) and is not empty.
+fn repeating_block<'a, T>(part: &'a ArrayD<T>, shape: &[usize]) -> Option<&'a [T]> {
+    let s = part.shape();
+    let trimmed = &s[s.iter().take_while(|&&d| d == 1).count()..];
+    if !shape.ends_with(trimmed) {
+        return None;
+    }
+    part.as_slice().filter(|y| !y.is_empty())
+}
+
+/// `f(a, b)` when one operand has the result's shape and the other repeats along its
+/// leading axes ([`repeating_block`]): a flat loop over rows instead of a broadcasting
+/// iterator. `None` when the operands do not have that form.
+fn zip_repeating<T: Float>(
+    a: &ArrayD<T>,
+    b: &ArrayD<T>,
+    shape: &[usize],
+    f: &impl Fn(T, T) -> T,
+) -> Option<ArrayD<T>> {
+    let mut out = Vec::with_capacity(shape.iter().product());
+    if same(a.shape(), shape) {
+        let (x, y) = (a.as_slice()?, repeating_block(b, shape)?);
+        for row in x.chunks_exact(y.len()) {
+            out.extend(row.iter().zip(y).map(|(&r, &p)| f(r, p)));
+        }
+    } else if same(b.shape(), shape) {
+        let (x, y) = (b.as_slice()?, repeating_block(a, shape)?);
+        for row in x.chunks_exact(y.len()) {
+            out.extend(row.iter().zip(y).map(|(&r, &p)| f(p, r)));
+        }
+    } else {
+        return None;
+    }
+    Some(ArrayD::from_shape_vec(IxDyn(shape), out).expect("element count matches"))
+}
+
+/// The run of adjacent axes of `sorted` (sorted, deduplicated) that ends at position
+/// `last`: its first position in `sorted`, and its first and last axis.
+fn run_of(sorted: &[usize], last: usize) -> (usize, usize, usize) {
+    let mut first = last;
+    while first > 0 && sorted[first - 1] + 1 == sorted[first] {
+        first -= 1;
+    }
+    (first, sorted[first], sorted[last])
+}
+
+/// Sums a standard-layout array over the adjacent axes `from..=to` of `run`, keeping them
+/// as 1s: the array is read as `(outer, reduced, inner)` and each reduced row of `inner`
+/// contiguous elements is added into its output row (a loop that vectorises, with no
+/// temporary per row).
+fn sum_run<T: Float>(
+    a: &ArrayViewD<'_, T>,
+    shape: &[usize],
+    (_, from, to): (usize, usize, usize),
+) -> ArrayD<T> {
+    let data = a.as_slice().expect("standard layout");
+    let outer: usize = shape[..from].iter().product();
+    let reduced: usize = shape[from..=to].iter().product();
+    let inner: usize = shape[to + 1..].iter().product();
+    let mut out = vec![T::zero(); outer * inner];
+    if out.is_empty() {
+        // Nothing to sum into.
+    } else if inner == 1 {
+        for (o, total) in out.iter_mut().enumerate() {
+            *total = data[o * reduced..(o + 1) * reduced].iter().copied().sum();
+        }
+    } else {
+        for (o, row_out) in out.chunks_exact_mut(inner).enumerate() {
+            let block = &data[o * reduced * inner..(o + 1) * reduced * inner];
+            for row in block.chunks_exact(inner) {
+                row_out.iter_mut().zip(row).for_each(|(t, &x)| *t += x);
+            }
+        }
+    }
+    let mut kept = shape.to_vec();
+    kept[from..=to].iter_mut().for_each(|d| *d = 1);
+    ArrayD::from_shape_vec(IxDyn(&kept), out).expect("element count matches")
 }
 
 #[inline]

@@ -2,7 +2,7 @@
 //! per-parameter state keyed by [`ParamId`], validation of a step's gradients before
 //! anything is touched, state save/load, and the allocation-free element-wise loops.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use ndarray::{arr0, ArrayD, Zip};
 use tapegrad_autograd::{Float, Grads, Param, ParamId};
@@ -282,14 +282,56 @@ pub(crate) struct Slot<T> {
 #[derive(Clone, Debug)]
 pub(crate) struct StateStore<T> {
     keys: &'static [&'static str],
-    slots: HashMap<ParamId, Slot<T>>,
+    slots: Slots<T>,
+}
+
+/// Per-parameter slots keyed by parameter id. Models have tens of parameters, not
+/// thousands: a linear scan of a vector beats hashing here (as in `Grads`).
+#[derive(Clone, Debug)]
+struct Slots<T>(Vec<(ParamId, Slot<T>)>);
+
+impl<T> Slots<T> {
+    fn with_capacity(n: usize) -> Self {
+        Slots(Vec::with_capacity(n))
+    }
+
+    fn get(&self, id: &ParamId) -> Option<&Slot<T>> {
+        self.0.iter().find(|(k, _)| k == id).map(|(_, s)| s)
+    }
+
+    fn get_or_insert_with(&mut self, id: ParamId, make: impl FnOnce() -> Slot<T>) -> &mut Slot<T> {
+        let index = match self.0.iter().position(|(k, _)| *k == id) {
+            Some(index) => index,
+            None => {
+                self.0.push((id, make()));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[index].1
+    }
+
+    /// Sets the slot of `id`, replacing any earlier one.
+    fn insert(&mut self, id: ParamId, slot: Slot<T>) {
+        *self.get_or_insert_with(id, || Slot {
+            step: 0,
+            bufs: Vec::new(),
+        }) = slot;
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
 }
 
 impl<T: Float> StateStore<T> {
     pub(crate) fn new(keys: &'static [&'static str]) -> Self {
         StateStore {
             keys,
-            slots: HashMap::new(),
+            slots: Slots::with_capacity(0),
         }
     }
 
@@ -342,7 +384,7 @@ impl<T: Float> StateStore<T> {
             let Some(g) = grads.by_id(p.id()) else {
                 continue;
             };
-            let slot = self.slots.entry(p.id()).or_insert_with(|| Slot {
+            let slot = self.slots.get_or_insert_with(p.id(), || Slot {
                 step: 0,
                 bufs: keys
                     .iter()
@@ -397,7 +439,7 @@ impl<T: Float> StateStore<T> {
         state: &BTreeMap<String, ArrayD<T>>,
     ) -> Result<(), OptimError> {
         check_unique_names(params)?;
-        let mut slots = HashMap::with_capacity(params.len());
+        let mut slots = Slots::with_capacity(params.len());
         let mut used = 0;
         for p in params {
             let name = p.name();
