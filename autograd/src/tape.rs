@@ -1,8 +1,13 @@
 //! The tape: an arena of recorded nodes, the `Var` handles that point into it, and the
 //! reverse sweep that turns it into gradients.
 //!
-//! The arena is a `Vec` in recording order, which is already a topological order: backward
-//! is a single loop from the output down, with no recursion and no sorting.
+//! The arena ([`crate::arena`]) is in recording order, which is already a topological order:
+//! backward is a single loop from the output down, with no recursion and no sorting.
+//!
+//! Cost model: a node is 88 bytes; bound parameters are borrowed; a computed array is boxed
+//! with its buffer; a one-element value (a loss, a scalar in a custom formula, every link of a
+//! scalar chain) is stored inline, and its forward and backward never touch ndarray or the
+//! allocator (`benches/tape.rs` measures it).
 
 use std::cell::{Cell, OnceCell, Ref, RefCell};
 use std::fmt::Write as _;
