@@ -23,6 +23,7 @@
 
 mod check;
 mod float;
+mod gemm_kernel;
 mod grads;
 mod operand;
 pub mod ops;

@@ -11,8 +11,9 @@
 
 use std::rc::Rc;
 
-use ndarray::{linalg::general_mat_mul, ArrayD, ArrayViewD, Axis, Ix2, IxDyn, Slice, Zip};
+use ndarray::{ArrayD, ArrayViewD, Axis, Ix2, IxDyn, Slice, Zip};
 
+use crate::gemm_kernel::mat_mul_into;
 use crate::ops::shape::broadcast_shape;
 use crate::{Float, Var};
 
@@ -349,7 +350,7 @@ impl<'a, T: Float> Arr<'a, T> {
             let a2 = a.into_dimensionality::<Ix2>().expect("2-D");
             let b2 = b.into_dimensionality::<Ix2>().expect("2-D");
             let mut out = ndarray::Array2::<T>::zeros((m, n));
-            general_mat_mul(T::one(), &a2, &b2, T::zero(), &mut out);
+            mat_mul_into(&a2, &b2, &mut out.view_mut());
             return out.into_dyn();
         }
         let batch = broadcast_shape("matmul", &a.shape()[..ra - 2], &b.shape()[..rb - 2]);
@@ -369,11 +370,9 @@ impl<'a, T: Float> Arr<'a, T> {
         let b3 = b_b.to_shape((count, k, n)).expect("same element count");
         let mut out = ndarray::Array3::<T>::zeros((count, m, n));
         for i in 0..count {
-            general_mat_mul(
-                T::one(),
+            mat_mul_into(
                 &a3.index_axis(Axis(0), i),
                 &b3.index_axis(Axis(0), i),
-                T::zero(),
                 &mut out.index_axis_mut(Axis(0), i),
             );
         }
