@@ -73,56 +73,45 @@ impl<T: Float> UnaryOp<T> {
         }
     }
 
-    /// The forward value of one element.
+    /// The forward values of a whole array. The `match` on the op is taken once, outside
+    /// the loop: each arm passes its own closure, so each op gets its own monomorphized
+    /// (and, where the maths allows, vectorized) loop. (Matching per element made `relu`
+    /// 5× slower than `add`.)
     #[inline]
-    pub(crate) fn apply(self, x: T) -> T {
+    pub(crate) fn map<'a>(self, a: Arr<'a, T>) -> Arr<'a, T> {
+        let zero = T::zero();
         match self {
-            UnaryOp::Neg => -x,
-            UnaryOp::AddScalar(s) => x + s,
-            UnaryOp::MulScalar(s) => x * s,
-            UnaryOp::PowF(p) => x.powf(p),
-            UnaryOp::PowI(n) => x.powi(n),
-            UnaryOp::Exp => x.exp(),
-            UnaryOp::Ln => x.ln(),
-            UnaryOp::Sqrt => x.sqrt(),
-            UnaryOp::Abs => x.abs(),
-            UnaryOp::Sin => x.sin(),
-            UnaryOp::Cos => x.cos(),
-            UnaryOp::Tanh => x.tanh(),
-            UnaryOp::Sigmoid => sigmoid_scalar(x),
+            UnaryOp::Neg => a.map(|x| -x),
+            UnaryOp::AddScalar(s) => a.map(move |x| x + s),
+            UnaryOp::MulScalar(s) => a.map(move |x| x * s),
+            UnaryOp::PowF(p) => a.map(move |x| x.powf(p)),
+            UnaryOp::PowI(n) => a.map(move |x| x.powi(n)),
+            UnaryOp::Exp => a.map(|x| x.exp()),
+            UnaryOp::Ln => a.map(|x| x.ln()),
+            UnaryOp::Sqrt => a.map(|x| x.sqrt()),
+            UnaryOp::Abs => a.map(|x| x.abs()),
+            UnaryOp::Sin => a.map(|x| x.sin()),
+            UnaryOp::Cos => a.map(|x| x.cos()),
+            UnaryOp::Tanh => a.map(|x| x.tanh()),
+            UnaryOp::Sigmoid => a.map(sigmoid_scalar),
             // NaN propagates, as in PyTorch (`f64::max` would turn it into 0).
-            UnaryOp::Relu => {
-                if x > T::zero() || x.is_nan() {
-                    x
-                } else {
-                    T::zero()
-                }
-            }
-            UnaryOp::LeakyRelu(slope) => {
-                if x > T::zero() {
-                    x
-                } else {
-                    x * slope
-                }
-            }
-            UnaryOp::Elu(alpha) => {
-                if x > T::zero() {
-                    x
-                } else {
-                    alpha * x.exp_m1()
-                }
-            }
-            UnaryOp::Erf => x.erf(),
+            UnaryOp::Relu => a.map(move |x| if x > zero || x.is_nan() { x } else { zero }),
+            UnaryOp::LeakyRelu(slope) => a.map(move |x| if x > zero { x } else { x * slope }),
+            UnaryOp::Elu(alpha) => a.map(move |x| if x > zero { x } else { alpha * x.exp_m1() }),
+            UnaryOp::Erf => a.map(|x| x.erf()),
             // PyTorch (beta 1, threshold 20): identity above 20; else log(1 + e^x), stably.
             UnaryOp::Softplus => {
-                if x > T::from_f64(20.0) {
-                    x
-                } else {
-                    x.max(T::zero()) + (-x.abs()).exp().ln_1p()
-                }
+                let threshold = T::from_f64(20.0);
+                a.map(move |x| {
+                    if x > threshold {
+                        x
+                    } else {
+                        x.max(zero) + (-x.abs()).exp().ln_1p()
+                    }
+                })
             }
             // NaN propagates, as in PyTorch (`max`/`min` would turn it into a bound).
-            UnaryOp::Clamp(lo, hi) => {
+            UnaryOp::Clamp(lo, hi) => a.map(move |x| {
                 if x < lo {
                     lo
                 } else if x > hi {
@@ -130,7 +119,7 @@ impl<T: Float> UnaryOp<T> {
                 } else {
                     x
                 }
-            }
+            }),
         }
     }
 }
@@ -208,9 +197,7 @@ impl<'t, T: Float> Var<'t, T> {
         let nodes = self.tape.nodes();
         let input = &nodes[self.index];
         let requires_grad = input.requires_grad;
-        let value = Arr::Ref(input.value.array())
-            .map(move |x| op.apply(x))
-            .into_owned();
+        let value = op.map(Arr::Ref(input.value.array())).into_owned();
         drop(nodes);
         self.tape
             .push_computed(value, Op::Unary(op, self.index), requires_grad)
