@@ -102,7 +102,7 @@ fn train_step(c: &mut Criterion) {
                     let (x, _) = &data[i % POOL];
                     let grads = {
                         let tape = Tape::new();
-                        let logits = model.forward(tape.constant(x.clone()));
+                        let logits = model.forward(tape.constant_ref(x));
                         let loss = losses::sparse_categorical_cross_entropy_indices(
                             logits,
                             &labels[i % POOL],
@@ -166,7 +166,7 @@ fn inference(c: &mut Criterion) {
             bench.iter(|| {
                 let tape = Tape::new();
                 tape.no_grad(|| {
-                    let logits = model.forward(tape.constant(x.clone()));
+                    let logits = model.forward(tape.constant_ref(x));
                     black_box(logits.with_value(|a| a[[0, 0]]))
                 })
             })

@@ -24,6 +24,7 @@
 mod arena;
 mod check;
 mod float;
+mod gemm_kernel;
 mod grads;
 mod operand;
 pub mod ops;

@@ -11,8 +11,9 @@
 
 use std::rc::Rc;
 
-use ndarray::{linalg::general_mat_mul, ArrayD, ArrayViewD, Axis, Ix2, IxDyn, Slice, Zip};
+use ndarray::{ArrayD, ArrayViewD, Axis, Ix2, IxDyn, Slice, Zip};
 
+use crate::gemm_kernel::mat_mul_into;
 use crate::ops::shape::broadcast_shape;
 use crate::{Float, Var};
 
@@ -389,7 +390,7 @@ impl<'a, T: Float> Arr<'a, T> {
                 return small_matmul(&a2, &b2).into_dyn();
             }
             let mut out = ndarray::Array2::<T>::zeros((m, n));
-            general_mat_mul(T::one(), &a2, &b2, T::zero(), &mut out);
+            mat_mul_into(&a2, &b2, &mut out.view_mut());
             return out.into_dyn();
         }
         let batch = broadcast_shape("matmul", &a.shape()[..ra - 2], &b.shape()[..rb - 2]);
@@ -409,11 +410,9 @@ impl<'a, T: Float> Arr<'a, T> {
         let b3 = b_b.to_shape((count, k, n)).expect("same element count");
         let mut out = ndarray::Array3::<T>::zeros((count, m, n));
         for i in 0..count {
-            general_mat_mul(
-                T::one(),
+            mat_mul_into(
                 &a3.index_axis(Axis(0), i),
                 &b3.index_axis(Axis(0), i),
-                T::zero(),
                 &mut out.index_axis_mut(Axis(0), i),
             );
         }
@@ -805,5 +804,43 @@ impl<'t, T: Float> Operand<T> for Var<'t, T> {
     }
     fn scatter_add(self, axis: usize, index: &Rc<ArrayD<usize>>, shape: &[usize]) -> Self {
         self.scatter_add_var(axis, index.clone(), shape)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{Array2, ArrayView2};
+
+    use super::Arr;
+
+    fn naive(a: &ArrayView2<'_, f64>, b: &ArrayView2<'_, f64>) -> Array2<f64> {
+        Array2::from_shape_fn((a.nrows(), b.ncols()), |(i, j)| {
+            (0..a.ncols()).map(|p| a[[i, p]] * b[[p, j]]).sum()
+        })
+    }
+
+    #[test]
+    fn matmul_views_match_the_naive_product_on_both_sides_of_the_small_size_cutoff() {
+        // (2, 3, 4) and (6, 1, 1) take the textbook loop; (20, 30, 10) the GEMM kernel.
+        for &(m, k, n) in &[(2, 3, 4), (6, 1, 1), (1, 1, 1), (20, 30, 10), (0, 3, 2)] {
+            let a = Array2::from_shape_fn((m, k), |(i, j)| (i * 7 + j * 3) as f64 * 0.1 - 1.0);
+            let b = Array2::from_shape_fn((k, n), |(i, j)| (i * 5 + j * 2) as f64 * 0.2 - 0.7);
+            let (at, bt) = (a.t().to_owned(), b.t().to_owned());
+            let want = naive(&a.view(), &b.view());
+            // Plain, and with either operand a transposed view of a stored transpose.
+            for (x, y) in [
+                (a.view(), b.view()),
+                (at.t(), b.view()),
+                (a.view(), bt.t()),
+                (at.t(), bt.t()),
+            ] {
+                let got = Arr::matmul_views(x.into_dyn(), y.into_dyn());
+                assert_eq!(got.shape(), &[m, n]);
+                let err = (&got - &want.view().into_dyn())
+                    .iter()
+                    .fold(0.0_f64, |e, d| e.max(d.abs()));
+                assert!(err < 1e-9, "({m}, {k}, {n}): error {err}");
+            }
+        }
     }
 }

@@ -210,6 +210,29 @@ impl<'t, T: Float> Tape<'t, T> {
         self.push(Value::owned(value), Op::Leaf, false)
     }
 
+    /// A leaf that never gets a gradient, borrowing `value` instead of copying it (inputs
+    /// and targets fed to a training step: the batch is not copied into the tape). The
+    /// array must outlive the tape, like a bound [`Param`].
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use tapegrad_autograd::{Param, Tape};
+    ///
+    /// let x = array![[1.0_f32, 2.0]].into_dyn(); // a batch, owned by the caller
+    /// let w = Param::new("w", array![[0.5_f32], [-1.0]].into_dyn());
+    /// let tape = Tape::new();
+    /// let input = tape.constant_ref(&x);          // borrowed: no copy of the batch
+    /// let loss = input.matmul(tape.param(&w)).sum();
+    /// assert!(!input.requires_grad());
+    /// assert_eq!(loss.item(), -1.5);
+    /// let grads = loss.backward();
+    /// assert_eq!(grads.param(&w).unwrap(), &array![[1.0], [2.0]].into_dyn());
+    /// ```
+    #[track_caller]
+    pub fn constant_ref(&'t self, value: &'t ArrayD<T>) -> Var<'t, T> {
+        self.push(Value::Borrowed(value), Op::Leaf, false)
+    }
+
     /// A 0-dimensional constant.
     #[track_caller]
     pub fn scalar(&'t self, value: T) -> Var<'t, T> {

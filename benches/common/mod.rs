@@ -80,7 +80,7 @@ impl Mlp {
     /// The gradients of the mean softmax cross-entropy on one batch (and its value).
     pub fn grads(&self, x: &ArrayD<f32>, labels: &ArrayD<usize>) -> (Grads<f32>, f32) {
         let tape = Tape::new();
-        let logits = self.forward(&tape, tape.constant(x.clone()));
+        let logits = self.forward(&tape, tape.constant_ref(x));
         let loss = cross_entropy(logits, labels);
         let value = loss.item();
         (loss.backward(), value)
@@ -102,7 +102,7 @@ impl Mlp {
     pub fn predict(&self, x: &ArrayD<f32>) -> f32 {
         let tape = Tape::new();
         tape.no_grad(|| {
-            let logits = self.forward(&tape, tape.constant(x.clone()));
+            let logits = self.forward(&tape, tape.constant_ref(x));
             logits.with_value(|a| a[[0, 0]])
         })
     }
@@ -161,8 +161,8 @@ pub fn fit_line_by_hand(epochs: usize, lr: f32) -> (f32, f32) {
     for _ in 0..epochs {
         let grads = {
             let tape = Tape::new();
-            let pred = tape.constant(xs.clone()).matmul(tape.param(&w)) + tape.param(&b);
-            let err = pred - tape.constant(ys.clone());
+            let pred = tape.constant_ref(&xs).matmul(tape.param(&w)) + tape.param(&b);
+            let err = pred - tape.constant_ref(&ys);
             (err * err).mean().backward()
         };
         let gw = grads.param(&w).expect("w has a gradient").clone();

@@ -123,7 +123,7 @@ fn mlp_step_nn(budget: Budget, batch: usize) -> f64 {
             let t = Instant::now();
             let grads = {
                 let tape = Tape::new();
-                let logits = model.forward(tape.constant(x.clone()));
+                let logits = model.forward(tape.constant_ref(x));
                 let loss =
                     losses::sparse_categorical_cross_entropy_indices(logits, &labels[i % POOL]);
                 black_box(loss.item());

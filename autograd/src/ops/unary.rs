@@ -73,56 +73,47 @@ impl<T: Float> UnaryOp<T> {
         }
     }
 
-    /// The forward value of one element.
+    /// Hands the op's elementwise function to `user`. The `match` on the op is taken once:
+    /// each arm passes its own closure, so an array map gets one monomorphized (and, where
+    /// the maths allows, vectorized) loop per op. (Matching per element made `relu` 5×
+    /// slower than `add`.)
     #[inline]
-    pub(crate) fn apply(self, x: T) -> T {
+    fn with_fn<U: ElementwiseUser<T>>(self, user: U) -> U::Output {
+        let zero = T::zero();
         match self {
-            UnaryOp::Neg => -x,
-            UnaryOp::AddScalar(s) => x + s,
-            UnaryOp::MulScalar(s) => x * s,
-            UnaryOp::PowF(p) => x.powf(p),
-            UnaryOp::PowI(n) => x.powi(n),
-            UnaryOp::Exp => x.exp(),
-            UnaryOp::Ln => x.ln(),
-            UnaryOp::Sqrt => x.sqrt(),
-            UnaryOp::Abs => x.abs(),
-            UnaryOp::Sin => x.sin(),
-            UnaryOp::Cos => x.cos(),
-            UnaryOp::Tanh => x.tanh(),
-            UnaryOp::Sigmoid => sigmoid_scalar(x),
+            UnaryOp::Neg => user.call(|x| -x),
+            UnaryOp::AddScalar(s) => user.call(move |x| x + s),
+            UnaryOp::MulScalar(s) => user.call(move |x| x * s),
+            UnaryOp::PowF(p) => user.call(move |x| x.powf(p)),
+            UnaryOp::PowI(n) => user.call(move |x| x.powi(n)),
+            UnaryOp::Exp => user.call(|x| x.exp()),
+            UnaryOp::Ln => user.call(|x| x.ln()),
+            UnaryOp::Sqrt => user.call(|x| x.sqrt()),
+            UnaryOp::Abs => user.call(|x| x.abs()),
+            UnaryOp::Sin => user.call(|x| x.sin()),
+            UnaryOp::Cos => user.call(|x| x.cos()),
+            UnaryOp::Tanh => user.call(|x| x.tanh()),
+            UnaryOp::Sigmoid => user.call(sigmoid_scalar),
             // NaN propagates, as in PyTorch (`f64::max` would turn it into 0).
-            UnaryOp::Relu => {
-                if x > T::zero() || x.is_nan() {
-                    x
-                } else {
-                    T::zero()
-                }
-            }
-            UnaryOp::LeakyRelu(slope) => {
-                if x > T::zero() {
-                    x
-                } else {
-                    x * slope
-                }
-            }
+            UnaryOp::Relu => user.call(move |x| if x > zero || x.is_nan() { x } else { zero }),
+            UnaryOp::LeakyRelu(slope) => user.call(move |x| if x > zero { x } else { x * slope }),
             UnaryOp::Elu(alpha) => {
-                if x > T::zero() {
-                    x
-                } else {
-                    alpha * x.exp_m1()
-                }
+                user.call(move |x| if x > zero { x } else { alpha * x.exp_m1() })
             }
-            UnaryOp::Erf => x.erf(),
+            UnaryOp::Erf => user.call(|x| x.erf()),
             // PyTorch (beta 1, threshold 20): identity above 20; else log(1 + e^x), stably.
             UnaryOp::Softplus => {
-                if x > T::from_f64(20.0) {
-                    x
-                } else {
-                    x.max(T::zero()) + (-x.abs()).exp().ln_1p()
-                }
+                let threshold = T::from_f64(20.0);
+                user.call(move |x| {
+                    if x > threshold {
+                        x
+                    } else {
+                        x.max(zero) + (-x.abs()).exp().ln_1p()
+                    }
+                })
             }
             // NaN propagates, as in PyTorch (`max`/`min` would turn it into a bound).
-            UnaryOp::Clamp(lo, hi) => {
+            UnaryOp::Clamp(lo, hi) => user.call(move |x| {
                 if x < lo {
                     lo
                 } else if x > hi {
@@ -130,8 +121,49 @@ impl<T: Float> UnaryOp<T> {
                 } else {
                     x
                 }
-            }
+            }),
         }
+    }
+
+    /// The forward value of one element.
+    #[inline]
+    pub(crate) fn apply(self, x: T) -> T {
+        self.with_fn(OneElement(x))
+    }
+
+    /// The forward values of a whole array (in place when it is owned).
+    #[inline]
+    pub(crate) fn map<'a>(self, a: Arr<'a, T>) -> Arr<'a, T> {
+        self.with_fn(WholeArray(a))
+    }
+}
+
+/// Something done with an op's elementwise function, generic over the function so each op
+/// gets its own code ([`UnaryOp::with_fn`]).
+trait ElementwiseUser<T> {
+    type Output;
+    fn call(self, f: impl Fn(T) -> T + Copy + Send + Sync) -> Self::Output;
+}
+
+/// Applies the function to one element.
+struct OneElement<T>(T);
+
+impl<T> ElementwiseUser<T> for OneElement<T> {
+    type Output = T;
+    #[inline]
+    fn call(self, f: impl Fn(T) -> T + Copy + Send + Sync) -> T {
+        f(self.0)
+    }
+}
+
+/// Maps the function over an array.
+struct WholeArray<'a, T>(Arr<'a, T>);
+
+impl<'a, T: Float> ElementwiseUser<T> for WholeArray<'a, T> {
+    type Output = Arr<'a, T>;
+    #[inline]
+    fn call(self, f: impl Fn(T) -> T + Copy + Send + Sync) -> Arr<'a, T> {
+        self.0.map(f)
     }
 }
 
@@ -217,9 +249,7 @@ impl<'t, T: Float> Var<'t, T> {
                 .tape
                 .push_one(op.apply(x), ndim, op_node, requires_grad);
         }
-        let value = Arr::Ref(input.value.array())
-            .map(move |x| op.apply(x))
-            .into_owned();
+        let value = op.map(Arr::Ref(input.value.array())).into_owned();
         drop(nodes);
         self.tape
             .push_computed(value, Op::Unary(op, self.index), requires_grad)
