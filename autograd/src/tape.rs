@@ -291,11 +291,17 @@ impl<'t, T: Float> Tape<'t, T> {
     }
 
     /// Runs `f` with gradient recording off: every value it computes is a constant.
+    /// The previous setting is restored however `f` ends, a panic included.
     pub fn no_grad<R>(&self, f: impl FnOnce() -> R) -> R {
-        let previous = self.grad_enabled.replace(false);
-        let result = f();
-        self.grad_enabled.set(previous);
-        result
+        /// Puts the recording flag back when dropped (on return or unwind).
+        struct Restore<'a>(&'a Cell<bool>, bool);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.1);
+            }
+        }
+        let _restore = Restore(&self.grad_enabled, self.grad_enabled.replace(false));
+        f()
     }
 
     /// Whether operations currently record gradients.

@@ -394,6 +394,18 @@ fn no_grad_results_require_no_gradient_and_recording_resumes_after() {
 }
 
 #[test]
+fn no_grad_restores_recording_when_its_closure_panics() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(scalar(2.0));
+    let caught = catch_unwind(AssertUnwindSafe(|| {
+        tape.no_grad(|| -> Var<'_, f64> { panic!("inside no_grad") })
+    }));
+    assert!(caught.is_err());
+    assert!(tape.is_grad_enabled());
+    assert!((x * x).requires_grad());
+}
+
+#[test]
 fn backward_of_an_output_that_needs_no_gradient_gives_no_gradients() {
     let tape = Tape::<f64>::new();
     let c = tape.constant(array![1.0, 2.0].into_dyn());

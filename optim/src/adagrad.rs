@@ -4,8 +4,8 @@ use ndarray::ArrayD;
 use tapegrad_autograd::{Float, Grads, Param};
 
 use crate::optimizer::{
-    assert_valid_lr, delegate_state, dispatch, non_negative, scalar, zip1, OptimError, Optimizer,
-    StateStore,
+    assert_valid_lr, delegate_state, dispatch, non_negative, scalar, setters, zip1, OptimError,
+    Optimizer, StateStore,
 };
 
 /// Hyper-parameters of [`Adagrad`], with the meaning and defaults of PyTorch's
@@ -49,34 +49,17 @@ impl AdagradConfig {
         }
     }
 
-    /// Sets the learning rate.
-    pub fn lr(mut self, lr: f64) -> Self {
-        self.lr = lr;
-        self
-    }
-
-    /// Sets the learning-rate decay.
-    pub fn lr_decay(mut self, lr_decay: f64) -> Self {
-        self.lr_decay = lr_decay;
-        self
-    }
-
-    /// Sets the L2 weight decay.
-    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
-        self.weight_decay = weight_decay;
-        self
-    }
-
-    /// Sets the starting value of the accumulator.
-    pub fn initial_accumulator_value(mut self, value: f64) -> Self {
-        self.initial_accumulator_value = value;
-        self
-    }
-
-    /// Sets the denominator's epsilon.
-    pub fn eps(mut self, eps: f64) -> Self {
-        self.eps = eps;
-        self
+    setters! {
+        /// Sets the learning rate.
+        lr: f64,
+        /// Sets the learning-rate decay.
+        lr_decay: f64,
+        /// Sets the L2 weight decay.
+        weight_decay: f64,
+        /// Sets the starting value of the accumulator.
+        initial_accumulator_value: f64,
+        /// Sets the denominator's epsilon.
+        eps: f64,
     }
 
     /// Checks every hyper-parameter.

@@ -6,8 +6,8 @@ use tapegrad_autograd::{Float, Grads, Param};
 
 use crate::optimizer::flush_subnormal;
 use crate::optimizer::{
-    assert_valid_lr, delegate_state, dispatch, in_unit_open, lerp, non_negative, scalar, zip2,
-    zip3, OptimError, Optimizer, StateStore,
+    assert_valid_lr, delegate_state, dispatch, in_unit_open, lerp, non_negative, scalar, setters,
+    zip2, zip3, OptimError, Optimizer, StateStore,
 };
 
 const KEYS: &[&str] = &["exp_avg", "exp_avg_sq"];
@@ -178,10 +178,9 @@ impl AdamConfig {
         }
     }
 
-    /// Sets the learning rate.
-    pub fn lr(mut self, lr: f64) -> Self {
-        self.lr = lr;
-        self
+    setters! {
+        /// Sets the learning rate.
+        lr: f64,
     }
 
     /// Sets the moment decay rates `(beta1, beta2)`.
@@ -190,22 +189,13 @@ impl AdamConfig {
         self
     }
 
-    /// Sets the denominator's epsilon.
-    pub fn eps(mut self, eps: f64) -> Self {
-        self.eps = eps;
-        self
-    }
-
-    /// Sets the L2 weight decay (added to the gradient).
-    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
-        self.weight_decay = weight_decay;
-        self
-    }
-
-    /// Turns AMSGrad on or off.
-    pub fn amsgrad(mut self, amsgrad: bool) -> Self {
-        self.amsgrad = amsgrad;
-        self
+    setters! {
+        /// Sets the denominator's epsilon.
+        eps: f64,
+        /// Sets the L2 weight decay (added to the gradient).
+        weight_decay: f64,
+        /// Turns AMSGrad on or off.
+        amsgrad: bool,
     }
 
     fn hyper(&self) -> Hyper {
@@ -368,10 +358,9 @@ impl AdamWConfig {
         }
     }
 
-    /// Sets the learning rate.
-    pub fn lr(mut self, lr: f64) -> Self {
-        self.lr = lr;
-        self
+    setters! {
+        /// Sets the learning rate.
+        lr: f64,
     }
 
     /// Sets the moment decay rates `(beta1, beta2)`.
@@ -380,22 +369,13 @@ impl AdamWConfig {
         self
     }
 
-    /// Sets the denominator's epsilon.
-    pub fn eps(mut self, eps: f64) -> Self {
-        self.eps = eps;
-        self
-    }
-
-    /// Sets the decoupled weight decay.
-    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
-        self.weight_decay = weight_decay;
-        self
-    }
-
-    /// Turns AMSGrad on or off.
-    pub fn amsgrad(mut self, amsgrad: bool) -> Self {
-        self.amsgrad = amsgrad;
-        self
+    setters! {
+        /// Sets the denominator's epsilon.
+        eps: f64,
+        /// Sets the decoupled weight decay.
+        weight_decay: f64,
+        /// Turns AMSGrad on or off.
+        amsgrad: bool,
     }
 
     fn hyper(&self) -> Hyper {

@@ -730,3 +730,18 @@ pub(crate) fn flush_subnormal<T: Float>(x: T) -> T {
         x
     }
 }
+
+/// Builder setters of a config struct: for each `/// doc  field: Type`, a
+/// `pub fn field(mut self, field: Type) -> Self` that sets the field of that name.
+macro_rules! setters {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty),* $(,)?) => {
+        $(
+            $(#[$doc])*
+            pub fn $field(mut self, $field: $ty) -> Self {
+                self.$field = $field;
+                self
+            }
+        )*
+    };
+}
+pub(crate) use setters;

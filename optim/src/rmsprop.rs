@@ -4,8 +4,8 @@ use ndarray::ArrayD;
 use tapegrad_autograd::{Float, Grads, Param};
 
 use crate::optimizer::{
-    assert_valid_lr, delegate_state, dispatch, in_unit_closed, lerp, non_negative, scalar, zip1,
-    zip2, zip3, OptimError, Optimizer, StateStore,
+    assert_valid_lr, delegate_state, dispatch, in_unit_closed, lerp, non_negative, scalar, setters,
+    zip1, zip2, zip3, OptimError, Optimizer, StateStore,
 };
 
 /// Hyper-parameters of [`RmsProp`], with the meaning and defaults of PyTorch's
@@ -53,40 +53,19 @@ impl RmsPropConfig {
         }
     }
 
-    /// Sets the learning rate.
-    pub fn lr(mut self, lr: f64) -> Self {
-        self.lr = lr;
-        self
-    }
-
-    /// Sets the smoothing constant.
-    pub fn alpha(mut self, alpha: f64) -> Self {
-        self.alpha = alpha;
-        self
-    }
-
-    /// Sets the denominator's epsilon.
-    pub fn eps(mut self, eps: f64) -> Self {
-        self.eps = eps;
-        self
-    }
-
-    /// Sets the L2 weight decay.
-    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
-        self.weight_decay = weight_decay;
-        self
-    }
-
-    /// Sets the momentum factor.
-    pub fn momentum(mut self, momentum: f64) -> Self {
-        self.momentum = momentum;
-        self
-    }
-
-    /// Turns the centered variant on or off.
-    pub fn centered(mut self, centered: bool) -> Self {
-        self.centered = centered;
-        self
+    setters! {
+        /// Sets the learning rate.
+        lr: f64,
+        /// Sets the smoothing constant.
+        alpha: f64,
+        /// Sets the denominator's epsilon.
+        eps: f64,
+        /// Sets the L2 weight decay.
+        weight_decay: f64,
+        /// Sets the momentum factor.
+        momentum: f64,
+        /// Turns the centered variant on or off.
+        centered: bool,
     }
 
     /// Checks every hyper-parameter.

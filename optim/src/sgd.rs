@@ -5,7 +5,7 @@ use tapegrad_autograd::{Float, Grads, Param};
 
 use crate::optimizer::{
     assert_valid_lr, delegate_state, dispatch, flush_subnormal, in_unit_closed, invalid,
-    non_negative, scalar, zip0, zip1, OptimError, Optimizer, StateStore,
+    non_negative, scalar, setters, zip0, zip1, OptimError, Optimizer, StateStore,
 };
 
 /// Hyper-parameters of [`Sgd`], with the meaning and defaults of PyTorch's `torch.optim.SGD`.
@@ -61,34 +61,17 @@ impl SgdConfig {
         }
     }
 
-    /// Sets the learning rate.
-    pub fn lr(mut self, lr: f64) -> Self {
-        self.lr = lr;
-        self
-    }
-
-    /// Sets the momentum factor.
-    pub fn momentum(mut self, momentum: f64) -> Self {
-        self.momentum = momentum;
-        self
-    }
-
-    /// Sets the dampening of the momentum.
-    pub fn dampening(mut self, dampening: f64) -> Self {
-        self.dampening = dampening;
-        self
-    }
-
-    /// Turns Nesterov momentum on or off.
-    pub fn nesterov(mut self, nesterov: bool) -> Self {
-        self.nesterov = nesterov;
-        self
-    }
-
-    /// Sets the L2 weight decay.
-    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
-        self.weight_decay = weight_decay;
-        self
+    setters! {
+        /// Sets the learning rate.
+        lr: f64,
+        /// Sets the momentum factor.
+        momentum: f64,
+        /// Sets the dampening of the momentum.
+        dampening: f64,
+        /// Turns Nesterov momentum on or off.
+        nesterov: bool,
+        /// Sets the L2 weight decay.
+        weight_decay: f64,
     }
 
     /// Checks every hyper-parameter.
