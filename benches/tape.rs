@@ -8,24 +8,18 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 use ndarray::{arr0, Array2};
 use tapegrad::autograd::{Param, Tape};
 
-const LINKS: usize = 334;
+#[path = "common/mod.rs"]
+mod common;
 
-fn scalar_chain(c: &mut Criterion) {
+use common::{scalar_chain, CHAIN_LINKS};
+
+fn scalar_chain_bench(c: &mut Criterion) {
     let w = Param::new("w", arr0(0.9_f32).into_dyn());
     let b = Param::new("b", arr0(0.1_f32).into_dyn());
     let mut group = c.benchmark_group("tape");
-    group.throughput(Throughput::Elements((LINKS * 3) as u64));
+    group.throughput(Throughput::Elements((CHAIN_LINKS * 3) as u64));
     group.bench_function("scalar_chain_1000_ops_forward_backward", |bench| {
-        bench.iter(|| {
-            let tape = Tape::new();
-            let (wv, bv) = (tape.param(&w), tape.param(&b));
-            let mut x = tape.var(arr0(0.5_f32).into_dyn());
-            for _ in 0..LINKS {
-                x = (x * wv + bv).tanh();
-            }
-            let grads = x.backward();
-            black_box(grads.param(&w).map(|g| g[[]]))
-        })
+        bench.iter(|| black_box(scalar_chain(&w, &b)))
     });
     group.finish();
 }
@@ -53,5 +47,5 @@ fn matmul_256(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, scalar_chain, matmul_256);
+criterion_group!(benches, scalar_chain_bench, matmul_256);
 criterion_main!(benches);

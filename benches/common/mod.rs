@@ -174,3 +174,19 @@ pub fn fit_line_by_hand(epochs: usize, lr: f32) -> (f32, f32) {
     let b_final = b.value().iter().next().copied().unwrap_or_default();
     (w_final, b_final)
 }
+
+/// Links of the scalar chain `x = tanh(x·w + b)`: 3 recorded ops each, 1,002 in all.
+pub const CHAIN_LINKS: usize = 334;
+
+/// The scalar chain, forward and backward on a fresh tape (the tape-overhead workload of
+/// `tape.rs` and the comparison); returns the gradient of `w`.
+pub fn scalar_chain(w: &Param<f32>, b: &Param<f32>) -> f32 {
+    let tape = Tape::new();
+    let (wv, bv) = (tape.param(w), tape.param(b));
+    let mut x = tape.var(ndarray::arr0(0.5_f32).into_dyn());
+    for _ in 0..CHAIN_LINKS {
+        x = (x * wv + bv).tanh();
+    }
+    let grads = x.backward();
+    grads.param(w).map_or(0.0, |g| g[[]])
+}

@@ -31,7 +31,9 @@ use tapegrad::optim::{Optimizer, Sgd};
 #[path = "../common/mod.rs"]
 mod common;
 
-use common::{fit_line_by_hand, flat_labels, line_data, matrix, mnist_like, Mlp};
+use common::{
+    fit_line_by_hand, flat_labels, line_data, matrix, mnist_like, scalar_chain, Mlp, CHAIN_LINKS,
+};
 
 /// How long each figure is measured for, and the fewest repetitions.
 #[derive(Clone, Copy)]
@@ -148,22 +150,13 @@ fn mlp_infer(budget: Budget, batch: usize) -> f64 {
     })
 }
 
-const LINKS: usize = 334;
-
-fn scalar_chain(budget: Budget) -> f64 {
+fn scalar_chain_ns(budget: Budget) -> f64 {
     let w = Param::new("w", arr0(0.9_f32).into_dyn());
     let b = Param::new("b", arr0(0.1_f32).into_dyn());
     let per_run = time_median(budget, 20, || {
-        let tape = Tape::new();
-        let (wv, bv) = (tape.param(&w), tape.param(&b));
-        let mut x = tape.var(arr0(0.5_f32).into_dyn());
-        for _ in 0..LINKS {
-            x = (x * wv + bv).tanh();
-        }
-        let grads = x.backward();
-        black_box(grads.param(&w).map(|g| g[[]]));
+        black_box(scalar_chain(&w, &b));
     });
-    per_run / (LINKS * 3) as f64
+    per_run / (CHAIN_LINKS * 3) as f64
 }
 
 fn fit_line(budget: Budget) -> f64 {
@@ -264,7 +257,10 @@ fn main() {
         );
     }
     record("mlp_infer_b128_ms".into(), mlp_infer(short, 128) * 1e3);
-    record("scalar_chain_ns_per_op".into(), scalar_chain(short) * 1e9);
+    record(
+        "scalar_chain_ns_per_op".into(),
+        scalar_chain_ns(short) * 1e9,
+    );
     record("fit_line_ms".into(), fit_line(long) * 1e3);
     record("fit_line_hand_ms".into(), fit_line_hand(long) * 1e3);
     for size in MATMULS {

@@ -190,6 +190,15 @@ pub fn weights_to_bytes<T: Float>(params: &[&Param<T>]) -> Result<Vec<u8>, IoErr
     })
 }
 
+/// The bytes of `path`, or [`IoError::Io`] naming it.
+fn read_file(path: &Path) -> Result<Vec<u8>, IoError> {
+    fs::read(path).map_err(|source| IoError::Io {
+        action: "read",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// Loads the weights saved at `path` into `params`, matching tensors to parameters by name.
 ///
 /// Every parameter must have a tensor of the same name, shape and element type, and the
@@ -206,11 +215,7 @@ pub fn load_weights<T: Float>(
     params: &mut [&mut Param<T>],
 ) -> Result<(), IoError> {
     let path = path.as_ref();
-    let bytes = fs::read(path).map_err(|source| IoError::Io {
-        action: "read",
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = read_file(path)?;
     load_weights_from_bytes(path, &bytes, params)
 }
 
@@ -278,11 +283,7 @@ pub fn read_weights<T: Float>(
     path: impl AsRef<Path>,
 ) -> Result<BTreeMap<String, ArrayD<T>>, IoError> {
     let path = path.as_ref();
-    let bytes = fs::read(path).map_err(|source| IoError::Io {
-        action: "read",
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = read_file(path)?;
     let file = parse(path, &bytes)?;
     file.tensors()
         .into_iter()
