@@ -7,13 +7,68 @@
 
 use std::any::TypeId;
 
-use ndarray::{linalg::general_mat_mul, ArrayView2, ArrayViewMut2};
+use ndarray::{linalg::general_mat_mul, Array2, ArrayView2, ArrayViewMut2};
 
 use crate::Float;
 
 /// Products with at least this many multiply-adds (`m·k·n`) are split across rayon's
 /// threads; smaller ones run on the calling thread, where the split costs more than it saves.
-pub(crate) const PARALLEL_MATMUL_THRESHOLD: usize = 1 << 18;
+///
+/// Measured inside training steps, not on back-to-back products: between two products the
+/// pool's workers go to sleep (waking them costs tens of µs on a virtual machine) and, while
+/// they spin, slow the calling thread's elementwise work. With the threshold at 2¹⁸ the
+/// batch-32 step of the 784-256-128-10 MLP (products of 1–6.4 M multiply-adds) took
+/// 0.60–0.65 ms; single-threaded products brought it to 0.39–0.46 ms
+/// (`nn/examples/mlp_profile`, three alternating runs). The batch-128 first layer
+/// (25.7 M) still gains from two threads.
+pub(crate) const PARALLEL_MATMUL_THRESHOLD: usize = 1 << 23;
+
+fn is_gemm_type<T: Float>() -> bool {
+    TypeId::of::<T>() == TypeId::of::<f32>() || TypeId::of::<T>() == TypeId::of::<f64>()
+}
+
+fn parallelism(multiply_adds: usize) -> gemm::Parallelism {
+    if multiply_adds < PARALLEL_MATMUL_THRESHOLD {
+        return gemm::Parallelism::None;
+    }
+    match rayon::current_num_threads() {
+        0 | 1 => gemm::Parallelism::None,
+        threads => gemm::Parallelism::Rayon(threads),
+    }
+}
+
+/// `a · b` as a new row-major `m × n` array (`a` is `m × k`, `b` is `k × n`, any strides).
+///
+/// For `f32` and `f64` the output is not zero-filled first: the kernel overwrites every
+/// element. Zero-filling the 784 × 256 weight gradient of the MLP benchmark cost 8 % of a
+/// batch-32 training step (`perf`, `nn/examples/mlp_profile 32`).
+pub(crate) fn mat_mul_new<T: Float>(a: &ArrayView2<'_, T>, b: &ArrayView2<'_, T>) -> Array2<T> {
+    let ((m, k), (k2, n)) = (a.dim(), b.dim());
+    assert!(
+        k == k2,
+        "matmul: shapes {:?} and {:?} are incompatible (inner dimensions {k} and {k2} differ)",
+        a.shape(),
+        b.shape()
+    );
+    if !is_gemm_type::<T>() || m == 0 || n == 0 || k == 0 {
+        let mut out = Array2::zeros((m, n));
+        mat_mul_into(a, b, &mut out.view_mut());
+        return out;
+    }
+    let mut out = Array2::<T>::uninit((m, n));
+    // `MaybeUninit<T>` has `T`'s layout; the fresh array is row-major and contiguous.
+    let out_ptr = out.as_mut_ptr().cast::<T>();
+    // SAFETY: the contract of `gemm_f32_f64` holds: `T` is f32/f64 and m, n, k > 0 (checked
+    // above); `out_ptr` with strides (n, 1) addresses exactly the fresh m × n allocation,
+    // owned here, aliased by nothing. That call writes every element of it (`read_dst` is
+    // false, nothing is read), so all elements are initialised for `assume_init`; the test
+    // `matches_the_naive_product_for_every_layout` checks that a NaN-filled output is
+    // overwritten everywhere, edge tiles and threaded sizes included.
+    unsafe {
+        gemm_f32_f64(a, b, out_ptr, n as isize, 1, parallelism(m * k * n));
+        out.assume_init()
+    }
+}
 
 /// `out = a · b` (`a` is `m × k`, `b` is `k × n`, `out` is `m × n`), overwriting `out`.
 ///
@@ -39,59 +94,67 @@ pub(crate) fn mat_mul_into<T: Float>(
         out.fill(T::zero());
         return;
     }
-    let is_gemm_type =
-        TypeId::of::<T>() == TypeId::of::<f32>() || TypeId::of::<T>() == TypeId::of::<f64>();
-    if !is_gemm_type {
+    if !is_gemm_type::<T>() {
         general_mat_mul(T::one(), a, b, T::zero(), out);
         return;
     }
-    let parallelism = if m * k * n >= PARALLEL_MATMUL_THRESHOLD {
-        match rayon::current_num_threads() {
-            0 | 1 => gemm::Parallelism::None,
-            threads => gemm::Parallelism::Rayon(threads),
-        }
-    } else {
-        gemm::Parallelism::None
-    };
-    gemm_f32_f64(a, b, out, parallelism);
+    let (out_rs, out_cs) = (out.strides()[0], out.strides()[1]);
+    // SAFETY: `T` is f32/f64 and m, n, k > 0 (checked above); the pointer and strides are
+    // those of `out`, an m × n mutable view borrowed for the call: valid for writes,
+    // aliasing neither input, no two elements overlapping (a mutable view never has zero
+    // or repeated strides).
+    unsafe {
+        gemm_f32_f64(
+            a,
+            b,
+            out.as_mut_ptr(),
+            out_rs,
+            out_cs,
+            parallelism(m * k * n),
+        )
+    }
 }
 
 /// `out = a · b` through [`gemm::gemm`], for `T` = `f32` or `f64` with shapes already
 /// checked.
 ///
-/// This is the crate's one `unsafe` block for matrix products. It replaced ndarray's
-/// single-threaded `general_mat_mul` (the `matrixmultiply` crate): on the 2-core AVX-512
+/// The crate's matrix products all end here. It replaced ndarray's single-threaded `general_mat_mul` (the `matrixmultiply` crate): on the 2-core AVX-512
 /// test machine, `cargo bench --bench ops -- matmul` went from 65 to ~250 GFLOP/s at
 /// 128×784×256 and from 67 to ~300 GFLOP/s at 1024³ (f32, 2 threads).
-fn gemm_f32_f64<T: Float>(
+///
+/// # Safety
+///
+/// `T` is `f32` or `f64`; `m, n, k` (from `a` and `b`) are all positive; `out_ptr` with row
+/// stride `out_rs` and column stride `out_cs` (in elements) addresses an `m × n` block that
+/// is valid for writes for the whole call, overlaps neither `a` nor `b`, and maps no two
+/// `(i, j)` to the same element. Its previous contents may be uninitialised: every element
+/// is written, none read.
+unsafe fn gemm_f32_f64<T: Float>(
     a: &ArrayView2<'_, T>,
     b: &ArrayView2<'_, T>,
-    out: &mut ArrayViewMut2<'_, T>,
+    out_ptr: *mut T,
+    out_rs: isize,
+    out_cs: isize,
     parallelism: gemm::Parallelism,
 ) {
     let ((m, k), n) = (a.dim(), b.dim().1);
-    debug_assert!(b.dim().0 == k && out.dim() == (m, n));
-    debug_assert!(
-        TypeId::of::<T>() == TypeId::of::<f32>() || TypeId::of::<T>() == TypeId::of::<f64>()
-    );
+    debug_assert!(b.dim().0 == k && m > 0 && n > 0 && k > 0);
+    debug_assert!(is_gemm_type::<T>());
     let (a_rs, a_cs) = (a.strides()[0], a.strides()[1]);
     let (b_rs, b_cs) = (b.strides()[0], b.strides()[1]);
-    let (out_rs, out_cs) = (out.strides()[0], out.strides()[1]);
-    let out_ptr = out.as_mut_ptr();
-    // SAFETY:
-    // - `T` is `f32` or `f64` (checked by the caller through `TypeId`), the types for which
-    //   `gemm::gemm` reinterprets `T` without panicking;
-    // - each pointer is that of element `[0, 0]` of an ndarray view (`as_ptr` is the
+    // SAFETY (with the function's contract):
+    // - `T` is `f32` or `f64`, the types for which `gemm::gemm` reinterprets `T` without
+    //   panicking;
+    // - each input pointer is that of element `[0, 0]` of an ndarray view (`as_ptr` is the
     //   logical first element even for negative strides), and the strides are ndarray's
     //   own, in elements (not bytes), row stride then column stride: every element
     //   `p + i·rs + j·cs` with `i < rows`, `j < cols` is inside the view's allocation,
     //   which the borrows keep alive for the call;
-    // - the dimensions passed are the views' own (`a`: m × k, `b`: k × n, `out`: m × n);
-    // - `out` is a mutable borrow, so it aliases neither `a` nor `b`, and a mutable view
-    //   never has overlapping elements (zero or repeated strides), so no element is
-    //   written twice concurrently;
-    // - `read_dst` is false: `out`'s previous contents are neither read nor required to be
-    //   initialised to anything (`alpha` is then ignored); `beta` = 1 gives `out = a·b`.
+    // - the output block is valid for writes, aliases neither input and has no overlapping
+    //   elements (the contract), so no element is written twice concurrently;
+    // - `read_dst` is false: the output's previous contents are neither read nor required
+    //   to be initialised (`alpha` is then ignored); `beta` = 1 gives `out = a·b`, every
+    //   element written.
     unsafe {
         gemm::gemm::<T>(
             m,
@@ -136,8 +199,9 @@ mod tests {
 
     #[test]
     fn matches_the_naive_product_for_every_layout() {
-        // Small (single-threaded) and large enough to be split across threads.
-        for &(m, k, n) in &[(3, 5, 4), (1, 7, 1), (70, 90, 60)] {
+        // Small, medium (single-threaded) and large enough to be split across threads.
+        for &(m, k, n) in &[(3, 5, 4), (1, 7, 1), (70, 90, 60), (210, 250, 170)] {
+            const { assert!(210 * 250 * 170 >= PARALLEL_MATMUL_THRESHOLD) };
             let a = filled(m, k, 0.1);
             let b = filled(k, n, 0.2);
             let a_t = filled(k, m, 0.1).reversed_axes(); // column-major m × k
@@ -159,13 +223,23 @@ mod tests {
                 for (g, w) in got.iter().zip(&want) {
                     assert!((g - w).abs() < 1e-9, "{m}×{k}×{n}: {g} vs {w}");
                 }
+                // The fresh output of `mat_mul_new` is never zero-filled: every element
+                // must come from the product (a NaN-filled output above shows the kernel
+                // reads none of it).
+                let fresh = mat_mul_new(&x, &y);
+                assert_eq!(fresh.dim(), (m, n));
+                for (g, w) in fresh.iter().zip(&want) {
+                    assert!((g - w).abs() < 1e-9, "new {m}×{k}×{n}: {g} vs {w}");
+                }
                 let (x32, y32) = (x.mapv(|v| v as f32), y.mapv(|v| v as f32));
-                let mut got32 = Array2::<f32>::zeros((m, n));
+                let mut got32 = Array2::<f32>::from_elem((m, n), f32::NAN);
                 mat_mul_into(&x32.view(), &y32.view(), &mut got32.view_mut());
-                for (g, w) in got32.iter().zip(&want) {
+                let fresh32 = mat_mul_new(&x32.view(), &y32.view());
+                let tol = 1e-5 * k as f64;
+                for ((g, f), w) in got32.iter().zip(&fresh32).zip(&want) {
                     assert!(
-                        (f64::from(*g) - w).abs() < 1e-3,
-                        "f32 {m}×{k}×{n}: {g} vs {w}"
+                        (f64::from(*g) - w).abs() < tol && (f64::from(*f) - w).abs() < tol,
+                        "f32 {m}×{k}×{n}: {g}, {f} vs {w}"
                     );
                 }
             }

@@ -13,7 +13,7 @@ use std::rc::Rc;
 
 use ndarray::{ArrayD, ArrayViewD, Axis, Ix2, IxDyn, Slice, Zip};
 
-use crate::gemm_kernel::mat_mul_into;
+use crate::gemm_kernel::{mat_mul_into, mat_mul_new};
 use crate::ops::shape::broadcast_shape;
 use crate::{Float, Var};
 
@@ -389,9 +389,7 @@ impl<'a, T: Float> Arr<'a, T> {
             if m * n * k <= SMALL_MATMUL {
                 return small_matmul(&a2, &b2).into_dyn();
             }
-            let mut out = ndarray::Array2::<T>::zeros((m, n));
-            mat_mul_into(&a2, &b2, &mut out.view_mut());
-            return out.into_dyn();
+            return mat_mul_new(&a2, &b2).into_dyn();
         }
         let batch = broadcast_shape("matmul", &a.shape()[..ra - 2], &b.shape()[..rb - 2]);
         let count: usize = batch.iter().product();
