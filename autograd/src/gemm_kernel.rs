@@ -6,13 +6,14 @@
 //! is multiplied without a copy.
 
 use std::any::TypeId;
+use std::mem::MaybeUninit;
 
-use ndarray::{linalg::general_mat_mul, Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{linalg::general_mat_mul, Array2, ArrayView2, ArrayViewMut2, Axis};
 
 use crate::Float;
 
-/// Products with at least this many multiply-adds (`m·k·n`) are split across rayon's
-/// threads; smaller ones run on the calling thread, where the split costs more than it saves.
+/// Products with at least this many multiply-adds (`m·k·n`) use two threads; smaller ones
+/// run on the calling thread, where the split costs more than it saves.
 ///
 /// Measured inside training steps, not on back-to-back products: between two products the
 /// pool's workers go to sleep (waking them costs tens of µs on a virtual machine) and, while
@@ -23,17 +24,51 @@ use crate::Float;
 /// (25.7 M) still gains from two threads.
 pub(crate) const PARALLEL_MATMUL_THRESHOLD: usize = 1 << 23;
 
+/// Fresh products with at least this many multiply-adds are threaded inside the `gemm`
+/// crate; between [`PARALLEL_MATMUL_THRESHOLD`] and this, they are cut into two halves, each
+/// a single-threaded product, one per thread: one fork and one join instead of the crate's
+/// several parallel regions (the forward product of the batch-128 MLP step, 128×784×256: 360
+/// → 325 µs in the step, same-process A/B).
+const GEMM_THREADING_THRESHOLD: usize = 1 << 26;
+
 fn is_gemm_type<T: Float>() -> bool {
     TypeId::of::<T>() == TypeId::of::<f32>() || TypeId::of::<T>() == TypeId::of::<f64>()
 }
 
-fn parallelism(multiply_adds: usize) -> gemm::Parallelism {
-    if multiply_adds < PARALLEL_MATMUL_THRESHOLD {
-        return gemm::Parallelism::None;
+/// How a product is spread over threads.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Threading {
+    /// On the calling thread.
+    One,
+    /// Two halves of the output, one single-threaded product each.
+    Halves,
+    /// The `gemm` crate's own rayon parallelism, on this many threads.
+    Gemm(usize),
+}
+
+fn threading(multiply_adds: usize) -> Threading {
+    let threads = rayon::current_num_threads();
+    if multiply_adds < PARALLEL_MATMUL_THRESHOLD || threads < 2 {
+        Threading::One
+    } else if multiply_adds < GEMM_THREADING_THRESHOLD {
+        Threading::Halves
+    } else {
+        Threading::Gemm(threads)
     }
-    match rayon::current_num_threads() {
-        0 | 1 => gemm::Parallelism::None,
-        threads => gemm::Parallelism::Rayon(threads),
+}
+
+/// Whether two independent products of `multiply_adds` each (the two gradients of one
+/// matrix product) should run side by side, one per thread: when each alone stays on one
+/// thread but together they reach [`PARALLEL_MATMUL_THRESHOLD`]. (The batch-128 MLP step's
+/// second layer: 2 × 4.2 M.)
+pub(crate) fn pair_in_parallel(multiply_adds: usize) -> bool {
+    threading(multiply_adds) == Threading::One && threading(2 * multiply_adds) != Threading::One
+}
+
+fn gemm_parallelism(threading: Threading) -> gemm::Parallelism {
+    match threading {
+        Threading::Gemm(threads) => gemm::Parallelism::Rayon(threads),
+        Threading::One | Threading::Halves => gemm::Parallelism::None,
     }
 }
 
@@ -56,18 +91,65 @@ pub(crate) fn mat_mul_new<T: Float>(a: &ArrayView2<'_, T>, b: &ArrayView2<'_, T>
         return out;
     }
     let mut out = Array2::<T>::uninit((m, n));
-    // `MaybeUninit<T>` has `T`'s layout; the fresh array is row-major and contiguous.
-    let out_ptr = out.as_mut_ptr().cast::<T>();
-    // SAFETY: the contract of `gemm_f32_f64` holds: `T` is f32/f64 and m, n, k > 0 (checked
-    // above); `out_ptr` with strides (n, 1) addresses exactly the fresh m × n allocation,
-    // owned here, aliased by nothing. That call writes every element of it (`read_dst` is
-    // false, nothing is read), so all elements are initialised for `assume_init`; the test
-    // `matches_the_naive_product_for_every_layout` checks that a NaN-filled output is
-    // overwritten everywhere, edge tiles and threaded sizes included.
-    unsafe {
-        gemm_f32_f64(a, b, out_ptr, n as isize, 1, parallelism(m * k * n));
-        out.assume_init()
+    let threads = threading(m * k * n);
+    if threads == Threading::Halves {
+        // Cut the longer side of the output (and the operand it comes from) in two.
+        let axis = if n >= m { Axis(1) } else { Axis(0) };
+        let half = out.len_of(axis) / 2;
+        let (mut first, mut second) = out.view_mut().split_at(axis, half);
+        let ((a1, b1), (a2, b2)) = if axis == Axis(1) {
+            let (b1, b2) = b.view().split_at(Axis(1), n / 2);
+            ((a.view(), b1), (a.view(), b2))
+        } else {
+            let (a1, a2) = a.view().split_at(Axis(0), m / 2);
+            ((a1, b.view()), (a2, b.view()))
+        };
+        rayon::join(
+            || write_product(&a1, &b1, &mut first, gemm::Parallelism::None),
+            || write_product(&a2, &b2, &mut second, gemm::Parallelism::None),
+        );
+    } else {
+        write_product(a, b, &mut out.view_mut(), gemm_parallelism(threads));
     }
+    // SAFETY: every element of `out` has been written: `write_product` writes every element
+    // of the block it is given (its doc), and the blocks given cover `out` (the whole of
+    // it, or two halves split at one index). The test
+    // `matches_the_naive_product_for_every_layout` checks a NaN-filled output is overwritten
+    // everywhere, at the sizes of each threading (one thread, halves, gemm's threads).
+    unsafe { out.assume_init() }
+}
+
+/// Writes `a · b` into every element of `out` (possibly uninitialised; `m × n`, any strides),
+/// through the `gemm` crate. `T` must be `f32` or `f64`.
+fn write_product<T: Float>(
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    out: &mut ArrayViewMut2<'_, MaybeUninit<T>>,
+    parallelism: gemm::Parallelism,
+) {
+    let ((m, k), (k2, n)) = (a.dim(), b.dim());
+    assert!(
+        is_gemm_type::<T>() && k == k2 && out.dim() == (m, n),
+        "matmul: shapes {:?} and {:?} are incompatible with the output shape {:?}",
+        a.shape(),
+        b.shape(),
+        out.shape()
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        out.fill(MaybeUninit::new(T::zero()));
+        return;
+    }
+    let (out_rs, out_cs) = (out.strides()[0], out.strides()[1]);
+    // `MaybeUninit<T>` has `T`'s layout.
+    let out_ptr = out.as_mut_ptr().cast::<T>();
+    // SAFETY: `T` is f32/f64 and m, n, k > 0 (checked above); the pointer and strides are
+    // those of `out`, an m × n mutable view borrowed for the call: valid for writes,
+    // aliasing neither input, no two elements overlapping (a mutable view never has zero
+    // or repeated strides). Its contents may be uninitialised: none is read.
+    unsafe { gemm_f32_f64(a, b, out_ptr, out_rs, out_cs, parallelism) }
 }
 
 /// `out = a · b` (`a` is `m × k`, `b` is `k × n`, `out` is `m × n`), overwriting `out`.
@@ -99,27 +181,26 @@ pub(crate) fn mat_mul_into<T: Float>(
         return;
     }
     let (out_rs, out_cs) = (out.strides()[0], out.strides()[1]);
+    // An existing output: no halves (the caller's view may be any layout), the gemm crate's
+    // threads from the lower threshold on.
+    let parallelism = match threading(m * k * n) {
+        Threading::One => gemm::Parallelism::None,
+        Threading::Halves | Threading::Gemm(_) => {
+            gemm::Parallelism::Rayon(rayon::current_num_threads())
+        }
+    };
     // SAFETY: `T` is f32/f64 and m, n, k > 0 (checked above); the pointer and strides are
     // those of `out`, an m × n mutable view borrowed for the call: valid for writes,
     // aliasing neither input, no two elements overlapping (a mutable view never has zero
     // or repeated strides).
-    unsafe {
-        gemm_f32_f64(
-            a,
-            b,
-            out.as_mut_ptr(),
-            out_rs,
-            out_cs,
-            parallelism(m * k * n),
-        )
-    }
+    unsafe { gemm_f32_f64(a, b, out.as_mut_ptr(), out_rs, out_cs, parallelism) }
 }
 
 /// `out = a · b` through [`gemm::gemm`], for `T` = `f32` or `f64` with shapes already
 /// checked.
 ///
-/// The crate's matrix products all end here. It replaced ndarray's single-threaded `general_mat_mul` (the `matrixmultiply` crate): on the 2-core AVX-512
-/// test machine, `cargo bench --bench ops -- matmul` went from 65 to ~250 GFLOP/s at
+/// The crate's matrix products all end here. It replaced ndarray's single-threaded
+/// `general_mat_mul` (the `matrixmultiply` crate): on the 2-core AVX-512 test machine, `cargo bench --bench ops -- matmul` went from 65 to ~250 GFLOP/s at
 /// 128×784×256 and from 67 to ~300 GFLOP/s at 1024³ (f32, 2 threads).
 ///
 /// # Safety
@@ -199,9 +280,20 @@ mod tests {
 
     #[test]
     fn matches_the_naive_product_for_every_layout() {
-        // Small, medium (single-threaded) and large enough to be split across threads.
-        for &(m, k, n) in &[(3, 5, 4), (1, 7, 1), (70, 90, 60), (210, 250, 170)] {
-            const { assert!(210 * 250 * 170 >= PARALLEL_MATMUL_THRESHOLD) };
+        // Small, medium (single-threaded), cut in halves (rows and columns), and threaded by
+        // the gemm crate.
+        const { assert!(210 * 250 * 170 >= PARALLEL_MATMUL_THRESHOLD) };
+        const { assert!(330 * 250 * 110 >= PARALLEL_MATMUL_THRESHOLD) };
+        const { assert!(330 * 250 * 110 < GEMM_THREADING_THRESHOLD) };
+        const { assert!(410 * 410 * 410 >= GEMM_THREADING_THRESHOLD) };
+        for &(m, k, n) in &[
+            (3, 5, 4),
+            (1, 7, 1),
+            (70, 90, 60),
+            (210, 250, 170),
+            (330, 250, 110),
+            (410, 410, 410),
+        ] {
             let a = filled(m, k, 0.1);
             let b = filled(k, n, 0.2);
             let a_t = filled(k, m, 0.1).reversed_axes(); // column-major m × k

@@ -519,6 +519,53 @@ fn grads_of_two_steps_accumulate_parameter_by_parameter() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Matrix products large enough to use two threads (the output cut in halves, the two
+// gradients side by side, the gemm crate's own threads) give the same numbers as ndarray's
+// independent single-threaded product.
+
+fn filled(rows: usize, cols: usize, seed: f64) -> Array2<f64> {
+    Array2::from_shape_fn((rows, cols), |(i, j)| {
+        ((i * 7 + j * 13) as f64 * 0.01 + seed).sin()
+    })
+}
+
+#[test]
+fn threaded_products_and_their_gradients_match_single_threaded_ones() {
+    // m × k × n: one thread (1 M), gradients side by side (2 × 5.2 M), halves (12.6 M,
+    // cut by columns then by rows), the gemm crate's threads (2 × 34 M: the gradients).
+    for &(m, k, n) in &[
+        (64, 128, 128),
+        (128, 256, 160),
+        (256, 384, 128),
+        (384, 256, 128),
+        (512, 512, 256),
+    ] {
+        let (a0, b0) = (filled(m, k, 0.3), filled(k, n, 0.7));
+        let g0 = filled(m, n, 1.1);
+        let tape = Tape::new();
+        let (a, b) = (
+            tape.var(a0.clone().into_dyn()),
+            tape.var(b0.clone().into_dyn()),
+        );
+        let y = a.matmul(b);
+        let loss = (y * tape.constant(g0.clone().into_dyn())).sum();
+        let grads = loss.backward();
+        let close = |got: &ArrayD<f64>, want: &Array2<f64>, what: &str| {
+            assert_eq!(got.shape(), want.shape(), "{what} at {m}×{k}×{n}");
+            for (x, w) in got.iter().zip(want) {
+                assert!(
+                    (x - w).abs() <= 1e-9 * (1.0 + w.abs()),
+                    "{what} at {m}×{k}×{n}: {x} vs {w}"
+                );
+            }
+        };
+        close(&y.value(), &a0.dot(&b0), "a·b");
+        close(&grads[a], &g0.dot(&b0.t()), "g·bᵀ");
+        close(&grads[b], &a0.t().dot(&g0), "aᵀ·g");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Memory over a long training run.
 
 #[test]

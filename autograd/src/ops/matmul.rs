@@ -13,11 +13,15 @@ pub(crate) fn backward<T: Float, O: Operand<T>>(
     ctx: &impl RuleContext<O>,
     emit: &mut impl FnMut(usize, O),
 ) {
-    if ctx.needs(a) {
-        emit(a, g.clone().matmul_nt(ctx.value(b)).sum_to(&ctx.shape(a)));
-    }
-    if ctx.needs(b) {
-        emit(b, ctx.value(a).matmul_tn(g).sum_to(&ctx.shape(b)));
+    match (ctx.needs(a), ctx.needs(b)) {
+        (true, true) => {
+            let (ga, gb) = O::matmul_grads(g, ctx.value(a), ctx.value(b));
+            emit(a, ga.sum_to(&ctx.shape(a)));
+            emit(b, gb.sum_to(&ctx.shape(b)));
+        }
+        (true, false) => emit(a, g.matmul_nt(ctx.value(b)).sum_to(&ctx.shape(a))),
+        (false, true) => emit(b, ctx.value(a).matmul_tn(g).sum_to(&ctx.shape(b))),
+        (false, false) => {}
     }
 }
 
