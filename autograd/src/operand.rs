@@ -59,6 +59,12 @@ pub(crate) trait Operand<T: Float>: Clone + Sized {
     fn gather(self, axis: usize, index: &Rc<ArrayD<usize>>) -> Self;
     fn scatter_add(self, axis: usize, index: &Rc<ArrayD<usize>>, shape: &[usize]) -> Self;
 
+    /// `(self.sum_to(a), self.sum_to(b))`: the gradient of a broadcasting sum or difference
+    /// sent to both operands.
+    fn sum_to_both(self, a: &[usize], b: &[usize]) -> (Self, Self) {
+        (self.clone().sum_to(a), self.sum_to(b))
+    }
+
     /// Sums over broadcast axes so the result has `shape` (the one unbroadcast helper every
     /// broadcasting op's backward uses).
     fn sum_to(self, shape: &[usize]) -> Self {
@@ -138,11 +144,6 @@ impl<'a, T: Float> Arr<'a, T> {
     pub(crate) fn map(self, f: impl Fn(T) -> T + Sync + Send) -> Self {
         match self {
             Arr::Owned(mut a) => {
-                map_inplace(&mut a, f);
-                Arr::Owned(a)
-            }
-            Arr::Ref(a) if a.len() < PARALLEL_THRESHOLD => {
-                let mut a = a.clone();
                 map_inplace(&mut a, f);
                 Arr::Owned(a)
             }
@@ -689,6 +690,22 @@ impl<T: Float> Operand<T> for Arr<'_, T> {
     }
     fn matmul_tn(self, other: Self) -> Self {
         Arr::Owned(Arr::matmul_views(swap_last_two(self.view()), other.view()))
+    }
+    /// Without copying the gradient: the operand that needs a reduction is summed from a
+    /// view, the other takes the gradient itself (a bias added over a batch: the batch's
+    /// gradient is no longer copied).
+    fn sum_to_both(self, a: &[usize], b: &[usize]) -> (Self, Self) {
+        match (self.has_shape(a), self.has_shape(b)) {
+            (true, false) => {
+                let gb = Arr::Ref(self.array()).sum_to(b).into_static();
+                (self, gb)
+            }
+            (false, true) => {
+                let ga = Arr::Ref(self.array()).sum_to(a).into_static();
+                (ga, self)
+            }
+            _ => (self.clone().sum_to(a), self.sum_to(b)),
+        }
     }
     /// The two products run side by side when each is small enough for one thread but
     /// together they are worth two (`pair_in_parallel`): on the batch-128 MLP step the

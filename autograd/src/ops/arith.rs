@@ -59,22 +59,18 @@ pub(crate) fn backward<T: Float, O: Operand<T>>(
 ) {
     let (need_a, need_b) = (ctx.needs(a), ctx.needs(b));
     match op {
-        // d(a+b) = da + db
-        BinaryOp::Add => {
-            if need_a {
-                emit(a, g.clone().sum_to(&ctx.shape(a)));
-            }
-            if need_b {
-                emit(b, g.sum_to(&ctx.shape(b)));
-            }
-        }
-        // d(a-b) = da - db
-        BinaryOp::Sub => {
-            if need_a {
-                emit(a, g.clone().sum_to(&ctx.shape(a)));
-            }
-            if need_b {
-                emit(b, g.neg().sum_to(&ctx.shape(b)));
+        // d(a ± b) = da ± db
+        BinaryOp::Add | BinaryOp::Sub => {
+            let sign = |gb: O| if op == BinaryOp::Sub { gb.neg() } else { gb };
+            match (need_a, need_b) {
+                (true, true) => {
+                    let (ga, gb) = g.sum_to_both(&ctx.shape(a), &ctx.shape(b));
+                    emit(a, ga);
+                    emit(b, sign(gb));
+                }
+                (true, false) => emit(a, g.sum_to(&ctx.shape(a))),
+                (false, true) => emit(b, sign(g.sum_to(&ctx.shape(b)))),
+                (false, false) => {}
             }
         }
         // d(ab) = b da + a db
