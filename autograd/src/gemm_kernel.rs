@@ -119,6 +119,23 @@ pub(crate) fn mat_mul_new<T: Float>(a: &ArrayView2<'_, T>, b: &ArrayView2<'_, T>
     unsafe { out.assume_init() }
 }
 
+/// `(m, k, n)` of the product `a · b` into an output of shape `out`, checked.
+#[track_caller]
+fn product_dims<T>(
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    out: (usize, usize),
+) -> (usize, usize, usize) {
+    let ((m, k), (k2, n)) = (a.dim(), b.dim());
+    assert!(
+        k == k2 && out == (m, n),
+        "matmul: shapes {:?} and {:?} are incompatible with the output shape {out:?}",
+        a.shape(),
+        b.shape(),
+    );
+    (m, k, n)
+}
+
 /// Writes `a · b` into every element of `out` (possibly uninitialised; `m × n`, any strides),
 /// through the `gemm` crate. `T` must be `f32` or `f64`.
 fn write_product<T: Float>(
@@ -127,14 +144,8 @@ fn write_product<T: Float>(
     out: &mut ArrayViewMut2<'_, MaybeUninit<T>>,
     parallelism: gemm::Parallelism,
 ) {
-    let ((m, k), (k2, n)) = (a.dim(), b.dim());
-    assert!(
-        is_gemm_type::<T>() && k == k2 && out.dim() == (m, n),
-        "matmul: shapes {:?} and {:?} are incompatible with the output shape {:?}",
-        a.shape(),
-        b.shape(),
-        out.shape()
-    );
+    assert!(is_gemm_type::<T>(), "write_product: only f32 and f64");
+    let (m, k, n) = product_dims(a, b, out.dim());
     if m == 0 || n == 0 {
         return;
     }
@@ -161,14 +172,7 @@ pub(crate) fn mat_mul_into<T: Float>(
     b: &ArrayView2<'_, T>,
     out: &mut ArrayViewMut2<'_, T>,
 ) {
-    let ((m, k), (k2, n)) = (a.dim(), b.dim());
-    assert!(
-        k == k2 && out.dim() == (m, n),
-        "matmul: shapes {:?} and {:?} are incompatible with the output shape {:?}",
-        a.shape(),
-        b.shape(),
-        out.shape()
-    );
+    let (m, k, n) = product_dims(a, b, out.dim());
     if m == 0 || n == 0 {
         return;
     }
