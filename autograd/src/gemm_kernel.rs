@@ -91,32 +91,43 @@ pub(crate) fn mat_mul_new<T: Float>(a: &ArrayView2<'_, T>, b: &ArrayView2<'_, T>
         return out;
     }
     let mut out = Array2::<T>::uninit((m, n));
-    let threads = threading(m * k * n);
-    if threads == Threading::Halves {
-        // Cut the longer side of the output (and the operand it comes from) in two.
-        let axis = if n >= m { Axis(1) } else { Axis(0) };
-        let half = out.len_of(axis) / 2;
-        let (mut first, mut second) = out.view_mut().split_at(axis, half);
-        let ((a1, b1), (a2, b2)) = if axis == Axis(1) {
-            let (b1, b2) = b.view().split_at(Axis(1), n / 2);
-            ((a.view(), b1), (a.view(), b2))
-        } else {
-            let (a1, a2) = a.view().split_at(Axis(0), m / 2);
-            ((a1, b.view()), (a2, b.view()))
-        };
-        rayon::join(
-            || write_product(&a1, &b1, &mut first, gemm::Parallelism::None),
-            || write_product(&a2, &b2, &mut second, gemm::Parallelism::None),
-        );
-    } else {
-        write_product(a, b, &mut out.view_mut(), gemm_parallelism(threads));
-    }
-    // SAFETY: every element of `out` has been written: `write_product` writes every element
-    // of the block it is given (its doc), and the blocks given cover `out` (the whole of
-    // it, or two halves split at one index). The test
-    // `matches_the_naive_product_for_every_layout` checks a NaN-filled output is overwritten
-    // everywhere, at the sizes of each threading (one thread, halves, gemm's threads).
+    write_product_threaded(a, b, out.view_mut());
+    // SAFETY: every element of `out` has been written: `write_product_threaded` writes every
+    // element of the view it is given (its doc; the test
+    // `threaded_writes_cover_a_nan_filled_output` checks it on NaN-filled outputs at the
+    // sizes of each threading), and it was given the whole of `out`.
     unsafe { out.assume_init() }
+}
+
+/// Writes `a · b` into every element of `out` (possibly uninitialised, `m × n`), threaded
+/// by size (see [`Threading`]). `T` must be `f32` or `f64`.
+fn write_product_threaded<T: Float>(
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    mut out: ArrayViewMut2<'_, MaybeUninit<T>>,
+) {
+    let (m, k, n) = product_dims(a, b, out.dim());
+    let threads = threading(m * k * n);
+    if threads != Threading::Halves {
+        write_product(a, b, &mut out, gemm_parallelism(threads));
+        return;
+    }
+    // Cut the longer side of the output (and the operand it comes from) in two: the halves
+    // cover `out`, each is written whole by `write_product`.
+    let axis = if n >= m { Axis(1) } else { Axis(0) };
+    let half = out.len_of(axis) / 2;
+    let (mut first, mut second) = out.split_at(axis, half);
+    let ((a1, b1), (a2, b2)) = if axis == Axis(1) {
+        let (b1, b2) = b.view().split_at(Axis(1), half);
+        ((a.view(), b1), (a.view(), b2))
+    } else {
+        let (a1, a2) = a.view().split_at(Axis(0), half);
+        ((a1, b.view()), (a2, b.view()))
+    };
+    rayon::join(
+        || write_product(&a1, &b1, &mut first, gemm::Parallelism::None),
+        || write_product(&a2, &b2, &mut second, gemm::Parallelism::None),
+    );
 }
 
 /// `(m, k, n)` of the product `a · b` into an output of shape `out`, checked.
@@ -282,22 +293,83 @@ mod tests {
         })
     }
 
+    /// Small, medium (single-threaded), cut in halves by rows (`m > n`) and by columns,
+    /// threaded by the gemm crate, and a one-row product in the halves range (its first half
+    /// is empty).
+    const SIZES: [(usize, usize, usize); 8] = [
+        (3, 5, 4),
+        (1, 7, 1),
+        (70, 90, 60),
+        (210, 250, 170),
+        (110, 250, 330),
+        (330, 250, 110),
+        (410, 410, 410),
+        (1, 1 << 23, 1),
+    ];
+
+    /// Runs `f` on a pool of two threads, so the threaded paths run whatever the machine.
+    fn on_two_threads(f: impl FnOnce() + Send) {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .expect("a pool of two threads")
+            .install(f);
+    }
+
+    #[test]
+    fn the_sizes_reach_every_threading() {
+        on_two_threads(|| {
+            let kinds: Vec<Threading> = SIZES
+                .iter()
+                .map(|&(m, k, n)| threading(m * k * n))
+                .collect();
+            assert_eq!(
+                kinds,
+                [
+                    Threading::One,
+                    Threading::One,
+                    Threading::One,
+                    Threading::Halves,
+                    Threading::Halves,
+                    Threading::Halves,
+                    Threading::Gemm(2),
+                    Threading::Halves,
+                ]
+            );
+        });
+    }
+
+    #[test]
+    fn threaded_writes_cover_a_nan_filled_output() {
+        on_two_threads(|| {
+            for &(m, k, n) in &SIZES {
+                let (a, b) = (filled(m, k, 0.1), filled(k, n, 0.2));
+                let want = naive(&a.view(), &b.view());
+                let mut out = Array2::from_elem((m, n), MaybeUninit::new(f64::NAN));
+                write_product_threaded(&a.view(), &b.view(), out.view_mut());
+                let (a32, b32) = (a.mapv(|v| v as f32), b.mapv(|v| v as f32));
+                let mut out32 = Array2::from_elem((m, n), MaybeUninit::new(f32::NAN));
+                write_product_threaded(&a32.view(), &b32.view(), out32.view_mut());
+                for ((got, got32), w) in out.iter().zip(&out32).zip(&want) {
+                    // SAFETY: every element was initialised (to NaN) before the call.
+                    let (got, got32) = unsafe { (got.assume_init(), got32.assume_init()) };
+                    assert!((got - w).abs() < 1e-9, "{m}×{k}×{n}: {got} vs {w}");
+                    assert!(
+                        (f64::from(got32) - w).abs() < 1e-5 * k as f64,
+                        "f32 {m}×{k}×{n}: {got32} vs {w}"
+                    );
+                }
+            }
+        });
+    }
+
     #[test]
     fn matches_the_naive_product_for_every_layout() {
-        // Small, medium (single-threaded), cut in halves (rows and columns), and threaded by
-        // the gemm crate.
-        const { assert!(210 * 250 * 170 >= PARALLEL_MATMUL_THRESHOLD) };
-        const { assert!(330 * 250 * 110 >= PARALLEL_MATMUL_THRESHOLD) };
-        const { assert!(330 * 250 * 110 < GEMM_THREADING_THRESHOLD) };
-        const { assert!(410 * 410 * 410 >= GEMM_THREADING_THRESHOLD) };
-        for &(m, k, n) in &[
-            (3, 5, 4),
-            (1, 7, 1),
-            (70, 90, 60),
-            (210, 250, 170),
-            (330, 250, 110),
-            (410, 410, 410),
-        ] {
+        on_two_threads(|| every_layout(&SIZES[..7]));
+    }
+
+    fn every_layout(sizes: &[(usize, usize, usize)]) {
+        for &(m, k, n) in sizes {
             let a = filled(m, k, 0.1);
             let b = filled(k, n, 0.2);
             let a_t = filled(k, m, 0.1).reversed_axes(); // column-major m × k

@@ -531,8 +531,22 @@ fn filled(rows: usize, cols: usize, seed: f64) -> Array2<f64> {
 
 #[test]
 fn threaded_products_and_their_gradients_match_single_threaded_ones() {
-    // m × k × n: one thread (1 M), gradients side by side (2 × 5.2 M), halves (12.6 M,
-    // cut by columns then by rows), the gemm crate's threads (2 × 34 M: the gradients).
+    // On a pool of two threads whatever the machine, so every path runs.
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .expect("a pool of two threads")
+        .install(threaded_products);
+}
+
+fn threaded_products() {
+    // m × k × n, multiply-adds per product (a·b, g·bᵀ and aᵀ·g have the same count):
+    // - 64 × 128 × 128 (1 M): one thread each;
+    // - 128 × 256 × 160 (5.2 M): one thread each, the two gradients side by side;
+    // - 256 × 384 × 128 and 384 × 256 × 128 (12.6 M): halves — a·b cut by rows (outputs
+    //   256 × 128, 384 × 128), g·bᵀ by columns then by rows (256 × 384, 384 × 256),
+    //   aᵀ·g by rows (384 × 128, 256 × 128);
+    // - 512 × 512 × 256 (2²⁶ = 67 M): the gemm crate's threads.
     for &(m, k, n) in &[
         (64, 128, 128),
         (128, 256, 160),
