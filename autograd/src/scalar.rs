@@ -149,10 +149,14 @@ impl<T: Float> Operand<T> for Scalar<T> {
     }
 }
 
-/// The value of a one-element array.
+/// The value of an array whose dimensions are all 1 (of any rank, 0 included), or `None`.
 #[inline]
-pub(crate) fn only<T: Copy>(a: &ArrayD<T>) -> T {
-    *a.first().expect("a one-element array")
+pub(crate) fn single<T: Copy>(a: &ArrayD<T>) -> Option<T> {
+    if a.shape().iter().all(|&d| d == 1) {
+        a.first().copied()
+    } else {
+        None
+    }
 }
 
 /// The graph as the one-element path sees it: every value is read as a number.

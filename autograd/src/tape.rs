@@ -21,6 +21,7 @@ use crate::arena::Arena;
 use crate::grads::Grads;
 use crate::operand::Arr;
 use crate::ops::{self, Op};
+use crate::scalar::single;
 use crate::{Float, Param, ParamId};
 
 /// A node's value: owned for computed values, borrowed for bound parameters (never
@@ -100,15 +101,6 @@ impl<T: Float> Value<'_, T> {
             Value::Owned(a) => SmallVec::from_slice(a.shape()),
             Value::Borrowed(a) => SmallVec::from_slice(a.shape()),
         }
-    }
-}
-
-#[inline]
-fn single<T: Copy>(a: &ArrayD<T>) -> Option<T> {
-    if a.shape().iter().all(|&d| d == 1) {
-        a.first().copied()
-    } else {
-        None
     }
 }
 

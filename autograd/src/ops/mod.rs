@@ -476,7 +476,7 @@ pub(crate) fn sweep_arrays<'t, T: Float>(
         if one_element_rule(&nodes, i) {
             let g = match slot {
                 Slot::One(v) => v,
-                Slot::Array(a) => crate::scalar::only(&a),
+                Slot::Array(a) => crate::scalar::single(&a).expect("a one-element gradient"),
                 Slot::Empty => unreachable!(),
             };
             let ctx = ScalarContext { nodes: &nodes };
