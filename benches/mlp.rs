@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ndarray::{ArrayD, Axis};
 use tapegrad::autograd::{Param, Tape};
-use tapegrad::nn::layers::{Activation, Dense, Sequential};
 use tapegrad::nn::model::{FitOptions, Loss, Model};
 use tapegrad::nn::{losses, Module};
 use tapegrad::optim::{Optimizer, Sgd};
@@ -29,20 +28,11 @@ use tapegrad::optim::{Optimizer, Sgd};
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{flat_labels, mnist_like, Mlp};
+use common::{flat_labels, mnist_like, sequential, Mlp};
 
 const LR: f32 = 0.1;
 const BATCHES: [usize; 2] = [32, 128];
 const POOL: usize = 16;
-
-fn sequential(seed: u64) -> Sequential<f32> {
-    Sequential::new()
-        .add(Dense::new(256).activation(Activation::Relu))
-        .add(Dense::new(128).activation(Activation::Relu))
-        .add(Dense::new(10))
-        .seed(seed)
-        .with_input_shape(&[784])
-}
 
 fn snapshot(params: &[&Param<f32>]) -> Vec<ArrayD<f32>> {
     params.iter().map(|p| p.value().clone()).collect()

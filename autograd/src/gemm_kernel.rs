@@ -72,7 +72,10 @@ fn gemm_parallelism(threading: Threading) -> gemm::Parallelism {
     }
 }
 
-/// `a · b` as a new row-major `m × n` array (`a` is `m × k`, `b` is `k × n`, any strides).
+/// `a · b` as a new row-major `m × n` array (`a` is `m × k`, `b` is `k × n`, any strides):
+/// the one place that picks the kernel — the textbook loop up to [`SMALL_MATMUL`]
+/// multiply-adds, the `gemm` crate for larger `f32`/`f64` products (threaded by size), ndarray
+/// for other element types.
 ///
 /// For `f32` and `f64` the output is not zero-filled first: the kernel overwrites every
 /// element. Zero-filling the 784 × 256 weight gradient of the MLP benchmark cost 8 % of a
@@ -85,7 +88,10 @@ pub(crate) fn mat_mul_new<T: Float>(a: &ArrayView2<'_, T>, b: &ArrayView2<'_, T>
         a.shape(),
         b.shape()
     );
-    if !is_gemm_type::<T>() || m == 0 || n == 0 || k == 0 {
+    if m * n * k <= SMALL_MATMUL {
+        return small_matmul(a, b);
+    }
+    if !is_gemm_type::<T>() {
         let mut out = Array2::zeros((m, n));
         mat_mul_into(a, b, &mut out.view_mut());
         return out;
@@ -128,6 +134,26 @@ fn write_product_threaded<T: Float>(
         || write_product(&a1, &b1, &mut first, gemm::Parallelism::None),
         || write_product(&a2, &b2, &mut second, gemm::Parallelism::None),
     );
+}
+
+/// Products of at most this many multiply-adds skip the blocked GEMM kernel, whose
+/// packing buffers and dispatch cost more than the arithmetic at these sizes.
+const SMALL_MATMUL: usize = 4096;
+
+/// The matrix product by the textbook loop (any strides), for tiny operands such as a
+/// one-unit `Dense` layer over a handful of samples.
+fn small_matmul<T: Float>(a: &ArrayView2<'_, T>, b: &ArrayView2<'_, T>) -> Array2<T> {
+    let ((m, k), n) = (a.dim(), b.dim().1);
+    let mut out = vec![T::zero(); m * n];
+    if n > 0 {
+        for (i, row) in out.chunks_exact_mut(n).enumerate() {
+            for p in 0..k {
+                let x = a[[i, p]];
+                row.iter_mut().zip(b.row(p)).for_each(|(o, &y)| *o += x * y);
+            }
+        }
+    }
+    Array2::from_shape_vec((m, n), out).expect("element count matches")
 }
 
 /// `(m, k, n)` of the product `a · b` into an output of shape `out`, checked.

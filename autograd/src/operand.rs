@@ -290,7 +290,7 @@ impl<'a, T: Float> Arr<'a, T> {
 
     #[track_caller]
     pub(crate) fn broadcast_to_impl(self, shape: &[usize]) -> Self {
-        if let Some(&x) = self.array().first().filter(|_| self.array().len() == 1) {
+        if let Some(x) = crate::scalar::single(self.array()) {
             if shape.len() >= self.shape().len() {
                 return Arr::Owned(ArrayD::from_elem(IxDyn(shape), x));
             }
@@ -391,9 +391,6 @@ impl<'a, T: Float> Arr<'a, T> {
         if ra == 2 && rb == 2 {
             let a2 = a.into_dimensionality::<Ix2>().expect("2-D");
             let b2 = b.into_dimensionality::<Ix2>().expect("2-D");
-            if m * n * k <= SMALL_MATMUL {
-                return small_matmul(&a2, &b2).into_dyn();
-            }
             return mat_mul_new(&a2, &b2).into_dyn();
         }
         let batch = broadcast_shape("matmul", &a.shape()[..ra - 2], &b.shape()[..rb - 2]);
@@ -422,29 +419,6 @@ impl<'a, T: Float> Arr<'a, T> {
         out.into_shape_with_order(IxDyn(&with([m, n])))
             .expect("same element count")
     }
-}
-
-/// Products of at most this many multiply-adds skip the blocked GEMM kernel, whose
-/// packing buffers and dispatch cost more than the arithmetic at these sizes.
-const SMALL_MATMUL: usize = 4096;
-
-/// The matrix product by the textbook loop (any strides), for tiny operands such as a
-/// one-unit `Dense` layer over a handful of samples.
-fn small_matmul<T: Float>(
-    a: &ndarray::ArrayView2<'_, T>,
-    b: &ndarray::ArrayView2<'_, T>,
-) -> ndarray::Array2<T> {
-    let ((m, k), n) = (a.dim(), b.dim().1);
-    let mut out = vec![T::zero(); m * n];
-    if n > 0 {
-        for (i, row) in out.chunks_exact_mut(n).enumerate() {
-            for p in 0..k {
-                let x = a[[i, p]];
-                row.iter_mut().zip(b.row(p)).for_each(|(o, &y)| *o += x * y);
-            }
-        }
-    }
-    ndarray::Array2::from_shape_vec((m, n), out).expect("element count matches")
 }
 
 fn swap_last_two<T>(v: ArrayViewD<'_, T>) -> ArrayViewD<'_, T> {

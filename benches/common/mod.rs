@@ -6,6 +6,7 @@
 
 use ndarray::{Array1, Array2, ArrayD};
 use tapegrad::autograd::{Grads, Param, Tape, Var};
+use tapegrad::nn::layers::{Activation, Dense, Sequential};
 
 /// A small deterministic generator (SplitMix64), so every run benchmarks the same numbers
 /// without a `rand` dependency.
@@ -117,6 +118,17 @@ impl Mlp {
     pub fn params_mut(&mut self) -> Vec<&mut Param<f32>> {
         self.params.iter_mut().collect()
     }
+}
+
+/// The same MLP as [`Mlp`] built from `nn` layers: `Sequential` of `Dense` with ReLU,
+/// initialised from `seed`.
+pub fn sequential(seed: u64) -> Sequential<f32> {
+    Sequential::new()
+        .add(Dense::new(LAYERS[1]).activation(Activation::Relu))
+        .add(Dense::new(LAYERS[2]).activation(Activation::Relu))
+        .add(Dense::new(LAYERS[3]))
+        .seed(seed)
+        .with_input_shape(&[LAYERS[0]])
 }
 
 /// Mean softmax cross-entropy of `logits` (batch × classes) against class indices of shape

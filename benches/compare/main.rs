@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use ndarray::{arr0, ArrayD};
 use tapegrad::autograd::{Param, Tape};
-use tapegrad::nn::layers::{Activation, Dense, Sequential};
+use tapegrad::nn::layers::{Dense, Sequential};
 use tapegrad::nn::model::{FitOptions, Loss, Model};
 use tapegrad::nn::{losses, Module};
 use tapegrad::optim::{Optimizer, Sgd};
@@ -32,7 +32,8 @@ use tapegrad::optim::{Optimizer, Sgd};
 mod common;
 
 use common::{
-    fit_line_by_hand, flat_labels, line_data, matrix, mnist_like, scalar_chain, Mlp, CHAIN_LINKS,
+    fit_line_by_hand, flat_labels, line_data, matrix, mnist_like, scalar_chain, sequential, Mlp,
+    CHAIN_LINKS,
 };
 
 /// How long each figure is measured for, and the fewest repetitions.
@@ -98,19 +99,10 @@ fn mlp_step(budget: Budget, batch: usize) -> f64 {
     median(samples)
 }
 
-fn sequential() -> Sequential<f32> {
-    Sequential::new()
-        .add(Dense::new(256).activation(Activation::Relu))
-        .add(Dense::new(128).activation(Activation::Relu))
-        .add(Dense::new(10))
-        .seed(42)
-        .with_input_shape(&[784])
-}
-
 fn mlp_step_nn(budget: Budget, batch: usize) -> f64 {
     let data = mnist_like(batch, POOL, 11);
     let labels: Vec<Vec<usize>> = data.iter().map(|(_, y)| flat_labels(y)).collect();
-    let mut model = sequential();
+    let mut model = sequential(42);
     let init: Vec<ArrayD<f32>> = model.params().iter().map(|p| p.value().clone()).collect();
     let mut sgd = Sgd::<f32>::new(f64::from(LR)).expect("a valid learning rate");
     let mut samples = Vec::new();
