@@ -15,20 +15,24 @@ use crate::Float;
 /// Products with at least this many multiply-adds (`m·k·n`) use two threads; smaller ones
 /// run on the calling thread, where the split costs more than it saves.
 ///
-/// Measured inside training steps, not on back-to-back products: between two products the
-/// pool's workers go to sleep (waking them costs tens of µs on a virtual machine) and, while
-/// they spin, slow the calling thread's elementwise work. With the threshold at 2¹⁸ the
-/// batch-32 step of the 784-256-128-10 MLP (products of 1–6.4 M multiply-adds) took
-/// 0.60–0.65 ms; single-threaded products brought it to 0.39–0.46 ms
-/// (`nn/examples/mlp_profile`, three alternating runs). The batch-128 first layer
-/// (25.7 M) still gains from two threads.
+/// Measured inside training steps, not on back-to-back products. With the threshold at 2¹⁸
+/// and rayon's sleeping workers the batch-32 step of the 784-256-128-10 MLP (products of
+/// 1–6.4 M multiply-adds) took 0.60–0.65 ms; single-threaded products brought it to
+/// 0.39–0.46 ms (`nn/examples/mlp_profile`, three alternating runs). With the spinning helper
+/// of [`crate::fork_join`] the split is cheap, yet lower thresholds still lose at batch 32
+/// (same-process A/B, three runs: 2²³ 0.345 / 0.368 / 0.370 ms, 2²¹ 0.386 / 0.415 / 0.399,
+/// 2¹⁹ 0.397 / 0.428 / 0.408) and gain nothing at batch 128 (within 10 µs). The batch-128
+/// first layer (25.7 M) gains from two threads.
 pub(crate) const PARALLEL_MATMUL_THRESHOLD: usize = 1 << 23;
 
 /// Fresh products with at least this many multiply-adds are threaded inside the `gemm`
 /// crate; between [`PARALLEL_MATMUL_THRESHOLD`] and this, they are cut into two halves, each
 /// a single-threaded product, one per thread: one fork and one join instead of the crate's
 /// several parallel regions (the forward product of the batch-128 MLP step, 128×784×256: 360
-/// → 325 µs in the step, same-process A/B).
+/// → 325 µs in the step, same-process A/B). At 1024³ halves and the crate's threads measure
+/// the same, with rayon's join and with the spinning helper alike (same-process A/B, three
+/// runs of 100 products each: medians 302.6 / 147.3 / 145.4 GFLOP/s for the crate's threads,
+/// 302.4 / 149.0 / 145.4 for halves — the machine's speed moved, not the ratio).
 const GEMM_THREADING_THRESHOLD: usize = 1 << 26;
 
 fn is_gemm_type<T: Float>() -> bool {
@@ -40,7 +44,8 @@ fn is_gemm_type<T: Float>() -> bool {
 enum Threading {
     /// On the calling thread.
     One,
-    /// Two halves of the output, one single-threaded product each.
+    /// Two halves of the output, one single-threaded product each: one on the calling
+    /// thread, one on the spinning helper of [`crate::fork_join`].
     Halves,
     /// The `gemm` crate's own rayon parallelism, on this many threads.
     Gemm(usize),
@@ -130,7 +135,7 @@ fn write_product_threaded<T: Float>(
         let (a1, a2) = a.view().split_at(Axis(0), half);
         ((a1, b.view()), (a2, b.view()))
     };
-    rayon::join(
+    crate::fork_join::join(
         || write_product(&a1, &b1, &mut first, gemm::Parallelism::None),
         || write_product(&a2, &b2, &mut second, gemm::Parallelism::None),
     );

@@ -24,6 +24,7 @@
 mod arena;
 mod check;
 mod float;
+mod fork_join;
 mod gemm_kernel;
 mod grads;
 mod operand;

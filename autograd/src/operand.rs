@@ -688,7 +688,7 @@ impl<T: Float> Operand<T> for Arr<'_, T> {
         let (gv, av, bv) = (g.view(), a.view(), b.view());
         let k = av.shape().last().copied().unwrap_or(0);
         if pair_in_parallel(gv.len() * k) {
-            let (ga, gb) = rayon::join(
+            let (ga, gb) = crate::fork_join::join(
                 || Arr::matmul_views(gv.view(), swap_last_two(bv.view())),
                 || Arr::matmul_views(swap_last_two(av.view()), gv.view()),
             );
