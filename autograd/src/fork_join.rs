@@ -1,25 +1,30 @@
 //! Fork-join on two threads, with a helper thread that spins between jobs.
 //!
-//! The threaded matrix products (two halves of one product, or the two gradients of one
-//! product) each hand one half of their work to another thread. rayon's workers go to sleep
-//! on a futex a few microseconds after they run out of work; on a virtual machine a sleeping
-//! virtual CPU is halted, and waking it is slow. Measured on the 2-vCPU KVM guest the
-//! benchmarks run on (a `rayon::join` of two 200 µs spins after the calling thread worked
-//! alone for a while): the second job started 9–25 µs late at the median, and one time in
-//! ten it was not picked up at all before the calling thread finished its own half — after
-//! a gap of 100 µs or more, which is the gap between two products in a training step.
+//! tapegrad's own kernels split their largest work in two and run the halves side by side
+//! with [`join`]: a matrix product's two output halves, a product's two gradients, an
+//! optimizer's update of a large parameter. Custom kernels can do the same.
+//!
+//! Why not `rayon::join`: rayon's workers go to sleep on a futex a few microseconds after
+//! they run out of work; on a virtual machine a sleeping virtual CPU is halted, and waking
+//! it is slow. Measured on the 2-vCPU KVM guest the benchmarks run on (a `rayon::join` of
+//! two 200 µs spins after the calling thread worked alone for a while): the second job
+//! started 9–25 µs late at the median, and one time in ten it was not picked up at all
+//! before the calling thread finished its own half — after a gap of 100 µs or more, which
+//! is the gap between two products in a training step.
 //!
 //! The helper here does what OpenMP runtimes do (`KMP_BLOCKTIME`, `GOMP_SPINCOUNT`): after a
-//! job it keeps polling for the next one for [`SPIN_TIME`], yielding its CPU to any other
-//! runnable thread every few polls, and only then parks. Under the same measurement it
-//! starts a job 0.2–0.4 µs after it is posted (1.3 µs after a 5 ms gap). In the batch-128
-//! training step of the 784-256-128-10 MLP (`nn/examples/mlp_profile`, steps alternating
-//! between the two joins in one process, three runs) the median step went from 1.045 /
-//! 1.071 / 0.911 ms with `rayon::join` to 0.905 / 0.965 / 0.866 ms (single-threaded: 1.115
-//! / 1.148 / 1.104 ms).
+//! job it keeps polling for the next one for 5 ms, yielding its CPU to any other runnable
+//! thread every few polls, and only then parks. Under the same measurement it starts a job
+//! 0.2–0.4 µs after it is posted (1.3 µs after a 5 ms gap). In the batch-128 training step
+//! of the 784-256-128-10 MLP (`nn/examples/mlp_profile`, steps alternating between the two
+//! joins in one process, three runs) the median step went from 1.045 / 1.071 / 0.911 ms
+//! with `rayon::join` to 0.905 / 0.965 / 0.866 ms (single-threaded: 1.115 / 1.148 /
+//! 1.104 ms).
 //!
-//! There is one helper per process. A caller that finds it busy (another thread's product,
-//! or a product started from the helper itself) falls back to `rayon::join`.
+//! There is one helper per process, started by the first [`join`] that needs it. A call
+//! that finds it busy (another thread's join, or a join from inside a helper job) falls
+//! back to `rayon::join`; a call made where rayon has one thread (`RAYON_NUM_THREADS=1`, or
+//! inside a one-thread pool) runs both closures on the calling thread.
 
 use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
@@ -28,7 +33,8 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-/// How long the helper keeps polling for work after its last job before it parks.
+/// How long the helper keeps polling for work after its last job before it parks (the
+/// 5 ms of the module documentation).
 ///
 /// Products inside one training step come every 0.05–1 ms; steps follow each other with
 /// the same gaps. 5 ms covers them, and bounds the CPU time spent polling once training
@@ -156,15 +162,31 @@ fn wait_for_post() {
 /// once both have finished. A panic in either is resumed on the calling thread after both
 /// have finished.
 ///
-/// Falls back to `rayon::join` when the helper is busy (another thread's join, or a join
-/// from inside a helper job) or could not be spawned.
-pub(crate) fn join<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
+/// Where rayon has a single thread (`RAYON_NUM_THREADS=1`, or inside a one-thread pool)
+/// both run on the calling thread, `a` first. When the helper is busy (another thread's
+/// join, or a join from inside a helper job) or could not be started, this is
+/// `rayon::join`.
+///
+/// ```
+/// use tapegrad_autograd::fork_join::join;
+///
+/// let mut data: Vec<f32> = (0..100_000).map(|i| i as f32).collect();
+/// let (left, right) = data.split_at_mut(50_000);
+/// let scale = |half: &mut [f32]| half.iter_mut().for_each(|x| *x *= 0.5);
+/// join(|| scale(left), || scale(right));
+/// assert_eq!(data[99_999], 49_999.5);
+/// ```
+pub fn join<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
 where
     A: FnOnce() -> RA + Send,
     B: FnOnce() -> RB + Send,
     RA: Send,
     RB: Send,
 {
+    if rayon::current_num_threads() < 2 {
+        let ra = a();
+        return (ra, b());
+    }
     let Some(helper) = helper() else {
         return rayon::join(a, b);
     };
@@ -244,18 +266,54 @@ mod tests {
         assert_eq!(out, [1, 2]);
     }
 
+    fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a thread pool")
+            .install(f)
+    }
+
+    fn helper_runs(b_name: Option<String>) -> bool {
+        b_name.as_deref() == Some("tapegrad-helper")
+    }
+
     #[test]
     fn b_runs_on_the_helper_thread() {
         // Other tests may hold the helper for a moment (then `join` falls back to rayon,
         // which may run `b` on the calling thread): retry until the helper took a job.
-        let start = Instant::now();
-        let on_helper = loop {
-            let (_, name) = join(|| (), || thread::current().name().map(str::to_owned));
-            if name.as_deref() == Some("tapegrad-helper") || start.elapsed().as_secs() > 10 {
-                break name;
+        let took = in_pool(2, || {
+            let start = Instant::now();
+            loop {
+                let (_, name) = join(|| (), || thread::current().name().map(str::to_owned));
+                if helper_runs(name) || start.elapsed().as_secs() > 10 {
+                    break start.elapsed().as_secs() <= 10;
+                }
             }
-        };
-        assert_eq!(on_helper.as_deref(), Some("tapegrad-helper"));
+        });
+        assert!(took, "the helper never ran a job");
+    }
+
+    #[test]
+    fn one_rayon_thread_means_both_run_on_the_calling_thread_in_order() {
+        let caller = thread::current().id();
+        let order = Mutex::new(Vec::new());
+        let (a, b) = in_pool(1, || {
+            join(
+                || {
+                    lock(&order).push('a');
+                    thread::current().id()
+                },
+                || {
+                    lock(&order).push('b');
+                    thread::current().id()
+                },
+            )
+        });
+        // `install` runs the closure on the pool's one worker, not on this thread.
+        assert_ne!(a, caller);
+        assert_eq!(a, b);
+        assert_eq!(*lock(&order), ['a', 'b']);
     }
 
     #[test]
@@ -316,9 +374,11 @@ mod tests {
 
     #[test]
     fn a_parked_helper_is_woken() {
-        join(|| (), || ());
-        thread::sleep(SPIN_TIME * 3);
-        let (_, b) = join(|| (), || 7);
-        assert_eq!(b, 7);
+        in_pool(2, || {
+            join(|| (), || ());
+            thread::sleep(SPIN_TIME * 3);
+            let (_, b) = join(|| (), || 7);
+            assert_eq!(b, 7);
+        });
     }
 }

@@ -24,7 +24,7 @@
 mod arena;
 mod check;
 mod float;
-mod fork_join;
+pub mod fork_join;
 mod gemm_kernel;
 mod grads;
 mod operand;
