@@ -15,15 +15,22 @@ use crate::Float;
 /// Products with at least this many multiply-adds (`m·k·n`) use two threads; smaller ones
 /// run on the calling thread, where the split costs more than it saves.
 ///
-/// Measured inside training steps, not on back-to-back products. With the threshold at 2¹⁸
-/// and rayon's sleeping workers the batch-32 step of the 784-256-128-10 MLP (products of
-/// 1–6.4 M multiply-adds) took 0.60–0.65 ms; single-threaded products brought it to
-/// 0.39–0.46 ms (`nn/examples/mlp_profile`, three alternating runs). With the spinning helper
-/// of [`crate::fork_join`] the split is cheap, yet lower thresholds still lose at batch 32
-/// (same-process A/B, three runs: 2²³ 0.345 / 0.368 / 0.370 ms, 2²¹ 0.386 / 0.415 / 0.399,
-/// 2¹⁹ 0.397 / 0.428 / 0.408) and gain nothing at batch 128 (within 10 µs). The batch-128
-/// first layer (25.7 M) gains from two threads.
-pub(crate) const PARALLEL_MATMUL_THRESHOLD: usize = 1 << 23;
+/// Measured inside training steps of the 784-256-128-10 MLP (`nn/examples/mlp_profile`,
+/// same-process A/B runs), not on back-to-back products, because what decides is where the
+/// data lives between operations, not the product alone:
+/// - with rayon's sleeping workers, 2¹⁸ made the batch-32 step 0.60–0.65 ms and 2²³
+///   0.39–0.46 ms (waking a worker cost more than the split saved);
+/// - with the spinning helper of [`crate::fork_join`] but a single-threaded optimizer
+///   update, lower thresholds still lost at batch 32 (2²³ 0.345 / 0.368 / 0.370 ms, 2²¹
+///   0.386 / 0.415 / 0.399): a gradient written by two cores was read back by one;
+/// - with the update of large parameters also in two halves (`tapegrad-optim`), threading
+///   the products and the update together wins: batch 32 at 2²¹ 0.284 / 0.281 / 0.295 ms
+///   against 0.361 / 0.359 / 0.382 at 2²³, three runs; batch 128 unchanged within noise.
+///   2²⁰ (which threads the batch-32 second layer, 32×256×128) against 2²¹: batch 32 the
+///   same (0.282 / 0.343 / 0.305 vs 0.280 / 0.339 / 0.301 ms), batch 128 12 µs faster in
+///   each of three runs (0.687 / 0.678 / 0.720 vs 0.702 / 0.691 / 0.732 ms); 2¹⁹ measured
+///   as 2²⁰.
+pub(crate) const PARALLEL_MATMUL_THRESHOLD: usize = 1 << 20;
 
 /// Fresh products with at least this many multiply-adds are threaded inside the `gemm`
 /// crate; between [`PARALLEL_MATMUL_THRESHOLD`] and this, they are cut into two halves, each
@@ -64,8 +71,8 @@ fn threading(multiply_adds: usize) -> Threading {
 
 /// Whether two independent products of `multiply_adds` each (the two gradients of one
 /// matrix product) should run side by side, one per thread: when each alone stays on one
-/// thread but together they reach [`PARALLEL_MATMUL_THRESHOLD`]. (The batch-128 MLP step's
-/// second layer: 2 × 4.2 M.)
+/// thread but together they reach [`PARALLEL_MATMUL_THRESHOLD`] (e.g. two products of
+/// 0.79 M multiply-adds).
 pub(crate) fn pair_in_parallel(multiply_adds: usize) -> bool {
     threading(multiply_adds) == Threading::One && threading(2 * multiply_adds) != Threading::One
 }
@@ -327,10 +334,12 @@ mod tests {
     /// Small, medium (single-threaded), cut in halves by rows (`m > n`) and by columns,
     /// threaded by the gemm crate, and a one-row product in the halves range (its first half
     /// is empty).
-    const SIZES: [(usize, usize, usize); 8] = [
+    const SIZES: [(usize, usize, usize); 10] = [
         (3, 5, 4),
         (1, 7, 1),
         (70, 90, 60),
+        (100, 100, 104),
+        (64, 128, 128),
         (210, 250, 170),
         (110, 250, 330),
         (330, 250, 110),
@@ -360,6 +369,8 @@ mod tests {
                     Threading::One,
                     Threading::One,
                     Threading::One,
+                    Threading::One,
+                    Threading::Halves,
                     Threading::Halves,
                     Threading::Halves,
                     Threading::Halves,

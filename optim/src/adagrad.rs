@@ -205,7 +205,7 @@ fn kernel<T: Float, const WD: bool>(
     g: &ArrayD<T>,
     s: &mut ArrayD<T>,
 ) {
-    zip1(p, g, s, |p, g, s| {
+    zip1(p, g, s, move |p, g, s| {
         let g = if WD { g + k.wd * *p } else { g };
         *s += g * g;
         let std = s.sqrt() + k.eps;

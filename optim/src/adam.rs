@@ -74,7 +74,7 @@ fn adam_kernel<T: Float, const L2: bool, const LOW: bool>(
     m: &mut ArrayD<T>,
     v: &mut ArrayD<T>,
 ) {
-    zip2(p, g, m, v, |p, g, m, v| {
+    zip2(p, g, m, v, move |p, g, m, v| {
         moments::<T, L2, LOW>(&k, p, g, m, v);
         let denom = v.sqrt() / k.bc2_sqrt + k.eps;
         *p -= k.step_size * (*m / denom);
@@ -89,7 +89,7 @@ fn amsgrad_kernel<T: Float, const L2: bool, const LOW: bool>(
     v: &mut ArrayD<T>,
     v_max: &mut ArrayD<T>,
 ) {
-    zip3(p, g, m, v, v_max, |p, g, m, v, v_max| {
+    zip3(p, g, m, v, v_max, move |p, g, m, v, v_max| {
         moments::<T, L2, LOW>(&k, p, g, m, v);
         *v_max = v_max.max(*v);
         let denom = v_max.sqrt() / k.bc2_sqrt + k.eps;

@@ -542,13 +542,17 @@ fn parse_step<T: Float>(key: &str, value: &ArrayD<T>) -> Result<u64, OptimError>
 /// ([`tapegrad_autograd::fork_join`]).
 ///
 /// The update is memory-bound: two cores bring twice the bandwidth, and each half of a
-/// weight gradient the threaded product wrote is still in the cache of the core that wrote
-/// it. `Sgd::step` was 17 % of the calling thread's time in the batch-128 step of the
-/// 784-256-128-10 MLP (`perf`); with its 200,704-element first weight in halves the median
-/// step went 0.876 → 0.772, 0.901 → 0.795 and 1.098 → 1.024 ms (same-process A/B,
-/// `nn/examples/mlp_profile 128`, three runs), and at batch 32 0.471 → 0.449, 0.937 →
-/// 0.825, 0.701 → 0.616 ms.
-pub(crate) const PARALLEL_UPDATE: usize = 1 << 16;
+/// weight gradient that a threaded product wrote is still in the cache of the core that
+/// wrote it (the products split at 2²⁰ multiply-adds, so the gradients of large weights are
+/// written by both cores). `Sgd::step` was 17 % of the calling thread's time in the
+/// batch-128 step of the 784-256-128-10 MLP (`perf`). Same-process A/B runs of that step
+/// (`nn/examples/mlp_profile`, three runs each): batch 128, halves against one piece, 0.803
+/// / 0.672 / 0.809 ms against 0.863 / 0.742 / 0.866; batch 32 with the products split at
+/// 2²¹, 0.284 / 0.281 / 0.295 ms, where one-piece updates with products split only from
+/// 2²³ took 0.353 / 0.347 / 0.366. 2¹⁵ (which splits the 256 × 128 second weight too)
+/// against 2¹⁶ measured the same at batch 32 and 12 µs faster at batch 128, together with
+/// the products' 2²⁰.
+pub(crate) const PARALLEL_UPDATE: usize = 1 << 15;
 
 /// Slices (or tuples of equally long slices) that can be cut in two at one index.
 pub(crate) trait SplitAt: Sized {
@@ -636,10 +640,14 @@ fn all_finite_run<T: Float>(s: &[T]) -> bool {
 }
 
 #[inline(always)]
-pub(crate) fn zip0<T: Float>(p: &mut ArrayD<T>, g: &ArrayD<T>, f: impl Fn(&mut T, T) + Sync) {
+pub(crate) fn zip0<T: Float>(
+    p: &mut ArrayD<T>,
+    g: &ArrayD<T>,
+    f: impl Fn(&mut T, T) + Sync + Copy,
+) {
     match (p.as_slice_mut(), g.as_slice()) {
         (Some(ps), Some(gs)) => {
-            on_halves((ps, gs), |(ps, gs)| {
+            on_halves((ps, gs), move |(ps, gs)| {
                 for (p, &g) in ps.iter_mut().zip(gs) {
                     f(p, g);
                 }
@@ -654,11 +662,11 @@ pub(crate) fn zip1<T: Float>(
     p: &mut ArrayD<T>,
     g: &ArrayD<T>,
     a: &mut ArrayD<T>,
-    f: impl Fn(&mut T, T, &mut T) + Sync,
+    f: impl Fn(&mut T, T, &mut T) + Sync + Copy,
 ) {
     match (p.as_slice_mut(), g.as_slice(), a.as_slice_mut()) {
         (Some(ps), Some(gs), Some(as_)) => {
-            on_halves((ps, gs, as_), |(ps, gs, as_)| {
+            on_halves((ps, gs, as_), move |(ps, gs, as_)| {
                 for ((p, &g), a) in ps.iter_mut().zip(gs).zip(as_) {
                     f(p, g, a);
                 }
@@ -674,7 +682,7 @@ pub(crate) fn zip2<T: Float>(
     g: &ArrayD<T>,
     a: &mut ArrayD<T>,
     b: &mut ArrayD<T>,
-    f: impl Fn(&mut T, T, &mut T, &mut T) + Sync,
+    f: impl Fn(&mut T, T, &mut T, &mut T) + Sync + Copy,
 ) {
     match (
         p.as_slice_mut(),
@@ -683,7 +691,7 @@ pub(crate) fn zip2<T: Float>(
         b.as_slice_mut(),
     ) {
         (Some(ps), Some(gs), Some(as_), Some(bs)) => {
-            on_halves((ps, gs, as_, bs), |(ps, gs, as_, bs)| {
+            on_halves((ps, gs, as_, bs), move |(ps, gs, as_, bs)| {
                 for (((p, &g), a), b) in ps.iter_mut().zip(gs).zip(as_).zip(bs) {
                     f(p, g, a, b);
                 }
@@ -704,7 +712,7 @@ pub(crate) fn zip3<T: Float>(
     a: &mut ArrayD<T>,
     b: &mut ArrayD<T>,
     c: &mut ArrayD<T>,
-    f: impl Fn(&mut T, T, &mut T, &mut T, &mut T) + Sync,
+    f: impl Fn(&mut T, T, &mut T, &mut T, &mut T) + Sync + Copy,
 ) {
     match (
         p.as_slice_mut(),
@@ -714,7 +722,7 @@ pub(crate) fn zip3<T: Float>(
         c.as_slice_mut(),
     ) {
         (Some(ps), Some(gs), Some(as_), Some(bs), Some(cs)) => {
-            on_halves((ps, gs, as_, bs, cs), |(ps, gs, as_, bs, cs)| {
+            on_halves((ps, gs, as_, bs, cs), move |(ps, gs, as_, bs, cs)| {
                 for ((((p, &g), a), b), c) in ps.iter_mut().zip(gs).zip(as_).zip(bs).zip(cs) {
                     f(p, g, a, b, c);
                 }

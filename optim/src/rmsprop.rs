@@ -253,7 +253,7 @@ fn plain_kernel<T: Float, const WD: bool>(
     g: &ArrayD<T>,
     s: &mut ArrayD<T>,
 ) {
-    zip1(p, g, s, |p, g, s| {
+    zip1(p, g, s, move |p, g, s| {
         let g = square::<T, WD>(&k, *p, g, s);
         let d = s.sqrt() + k.eps;
         *p -= k.lr * (g / d);
@@ -267,7 +267,7 @@ fn momentum_kernel<T: Float, const WD: bool>(
     s: &mut ArrayD<T>,
     b: &mut ArrayD<T>,
 ) {
-    zip2(p, g, s, b, |p, g, s, b| {
+    zip2(p, g, s, b, move |p, g, s, b| {
         let g = square::<T, WD>(&k, *p, g, s);
         let d = s.sqrt() + k.eps;
         *b = *b * k.momentum + g / d;
@@ -282,7 +282,7 @@ fn centered_kernel<T: Float, const WD: bool, const LOW: bool>(
     s: &mut ArrayD<T>,
     a: &mut ArrayD<T>,
 ) {
-    zip2(p, g, s, a, |p, g, s, a| {
+    zip2(p, g, s, a, move |p, g, s, a| {
         let g = square::<T, WD>(&k, *p, g, s);
         let d = centered_denom::<T, LOW>(&k, *s, a, g);
         *p -= k.lr * (g / d);
@@ -297,7 +297,7 @@ fn centered_momentum_kernel<T: Float, const WD: bool, const LOW: bool>(
     b: &mut ArrayD<T>,
     a: &mut ArrayD<T>,
 ) {
-    zip3(p, g, s, b, a, |p, g, s, b, a| {
+    zip3(p, g, s, b, a, move |p, g, s, b, a| {
         let g = square::<T, WD>(&k, *p, g, s);
         let d = centered_denom::<T, LOW>(&k, *s, a, g);
         *b = *b * k.momentum + g / d;

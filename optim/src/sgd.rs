@@ -233,7 +233,7 @@ struct Scalars<T> {
 }
 
 fn plain_kernel<T: Float, const WD: bool>(k: Scalars<T>, p: &mut ArrayD<T>, g: &ArrayD<T>) {
-    zip0(p, g, |p, g| {
+    zip0(p, g, move |p, g| {
         let g = if WD { g + k.wd * *p } else { g };
         *p -= k.lr * g;
     });
@@ -246,7 +246,7 @@ fn momentum_kernel<T: Float, const WD: bool, const FIRST: bool, const NESTEROV: 
     g: &ArrayD<T>,
     b: &mut ArrayD<T>,
 ) {
-    zip1(p, g, b, |p, g, b| {
+    zip1(p, g, b, move |p, g, b| {
         let g = if WD { g + k.wd * *p } else { g };
         *b = if FIRST {
             g

@@ -9,9 +9,9 @@ use tapegrad_optim::{
     AdagradConfig, AdamConfig, AdamWConfig, OptimError, Optimizer, RmsPropConfig, SgdConfig,
 };
 
-/// Above the two-halves threshold (2¹⁶ elements) and odd, so the halves differ in length
+/// Above the two-halves threshold (2¹⁵ elements) and odd, so the halves differ in length
 /// and neither is a multiple of the vector width.
-const LEN: usize = 3 * (1 << 15) + 7;
+const LEN: usize = 3 * (1 << 14) + 7;
 /// Below the threshold: the same elements as pieces of this many, updated in one piece each.
 const PIECE: usize = 1000;
 
