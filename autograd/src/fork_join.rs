@@ -42,7 +42,8 @@ use std::time::{Duration, Instant};
 /// threads of the process little.
 const SPIN_TIME: Duration = Duration::from_millis(5);
 
-/// Polls between two checks of the clock (and two `yield_now`) while the helper waits.
+/// Polls between two checks of the clock (and two `yield_now`) while the helper waits; a
+/// power of two (the loops test `polls & (POLLS_PER_YIELD - 1)`).
 const POLLS_PER_YIELD: u32 = 64;
 
 /// No job; a caller may claim the helper.
@@ -115,7 +116,21 @@ fn helper() -> Option<&'static Thread> {
         .as_ref()
 }
 
+/// Aborts the process if the helper thread unwinds: a caller may be waiting for its `DONE`,
+/// and would otherwise wait for ever. (Jobs run under `catch_unwind`; only a broken
+/// invariant of this module could unwind here.)
+struct AbortOnUnwind;
+
+impl Drop for AbortOnUnwind {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            std::process::abort();
+        }
+    }
+}
+
 fn helper_loop() {
+    let _abort_on_unwind = AbortOnUnwind;
     IS_HELPER.with(|h| h.set(true));
     loop {
         wait_for_post();
@@ -138,7 +153,7 @@ fn wait_for_post() {
             return;
         }
         polls = polls.wrapping_add(1);
-        if !polls.is_multiple_of(POLLS_PER_YIELD) {
+        if polls & (POLLS_PER_YIELD - 1) != 0 {
             std::hint::spin_loop();
             continue;
         }
@@ -167,6 +182,10 @@ fn wait_for_post() {
 /// join, or a join from inside a helper job) or could not be started, this is
 /// `rayon::join`.
 ///
+/// `b` runs on the helper, outside any rayon pool the caller installed: rayon work that `b`
+/// starts goes to the global pool, and a pool's `start_handler` (floating-point flags set
+/// per thread, say) does not apply to it.
+///
 /// ```
 /// use tapegrad_autograd::fork_join::join;
 ///
@@ -184,8 +203,10 @@ where
     RB: Send,
 {
     if rayon::current_num_threads() < 2 {
-        let ra = a();
-        return (ra, b());
+        // Like `rayon::join` on one thread: `b` runs even if `a` panicked.
+        let ra = panic::catch_unwind(AssertUnwindSafe(a));
+        let rb = panic::catch_unwind(AssertUnwindSafe(b));
+        return (resume_if_panicked(ra), resume_if_panicked(rb));
     }
     let Some(helper) = helper() else {
         return rayon::join(a, b);
@@ -230,7 +251,7 @@ fn wait_for_done() {
     let mut polls = 0_u32;
     while SHARED.state.load(Ordering::Acquire) != DONE {
         polls = polls.wrapping_add(1);
-        if polls.is_multiple_of(POLLS_PER_YIELD) {
+        if polls & (POLLS_PER_YIELD - 1) == 0 {
             thread::yield_now();
         } else {
             std::hint::spin_loop();
@@ -318,6 +339,12 @@ mod tests {
 
     #[test]
     fn a_panic_on_either_side_reaches_the_caller_after_both_finished() {
+        for threads in [2, 1] {
+            in_pool(threads, panics_reach_the_caller_after_both_finished);
+        }
+    }
+
+    fn panics_reach_the_caller_after_both_finished() {
         for helper_panics in [false, true] {
             let finished = AtomicUsize::new(0);
             let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
@@ -375,10 +402,24 @@ mod tests {
     #[test]
     fn a_parked_helper_is_woken() {
         in_pool(2, || {
+            // Other tests may keep the helper busy for a while: wait until it has parked
+            // (it does so 5 ms after its last job), then until a join reaches it.
+            let deadline = Instant::now() + Duration::from_secs(20);
             join(|| (), || ());
-            thread::sleep(SPIN_TIME * 3);
-            let (_, b) = join(|| (), || 7);
-            assert_eq!(b, 7);
+            while !SHARED.parked.load(Ordering::SeqCst) {
+                assert!(Instant::now() < deadline, "the helper never parked");
+                thread::sleep(Duration::from_millis(1));
+            }
+            loop {
+                let (_, name) = join(|| (), || thread::current().name().map(str::to_owned));
+                if helper_runs(name) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the parked helper never ran a job"
+                );
+            }
         });
     }
 }

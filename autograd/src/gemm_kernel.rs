@@ -407,7 +407,9 @@ mod tests {
 
     #[test]
     fn matches_the_naive_product_for_every_layout() {
-        on_two_threads(|| every_layout(&SIZES[..7]));
+        // All but the 1 × 2²³ × 1 product (its six layouts would build 64 MB operands each;
+        // `threaded_writes_cover_a_nan_filled_output` covers it).
+        on_two_threads(|| every_layout(&SIZES[..SIZES.len() - 1]));
     }
 
     fn every_layout(sizes: &[(usize, usize, usize)]) {

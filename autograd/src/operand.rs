@@ -682,8 +682,8 @@ impl<T: Float> Operand<T> for Arr<'_, T> {
         }
     }
     /// The two products run side by side when each is small enough for one thread but
-    /// together they are worth two (`pair_in_parallel`): on the batch-128 MLP step the
-    /// second layer's gradients, 2 × 4.2 M multiply-adds.
+    /// together they are worth two (`pair_in_parallel`: e.g. two products of 0.79 M
+    /// multiply-adds).
     fn matmul_grads(g: Self, a: Self, b: Self) -> (Self, Self) {
         let (gv, av, bv) = (g.view(), a.view(), b.view());
         let k = av.shape().last().copied().unwrap_or(0);

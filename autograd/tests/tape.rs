@@ -541,14 +541,14 @@ fn threaded_products_and_their_gradients_match_single_threaded_ones() {
 
 fn threaded_products() {
     // m × k × n, multiply-adds per product (a·b, g·bᵀ and aᵀ·g have the same count):
-    // - 32 × 128 × 128 (0.52 M): one thread each;
+    // - 16 × 128 × 128 (0.26 M): one thread each, one after the other;
     // - 64 × 128 × 96 (0.79 M): one thread each, the two gradients side by side;
     // - 256 × 384 × 128 and 384 × 256 × 128 (12.6 M): halves — a·b cut by rows (outputs
     //   256 × 128, 384 × 128), g·bᵀ by columns then by rows (256 × 384, 384 × 256),
     //   aᵀ·g by rows (384 × 128, 256 × 128);
     // - 512 × 512 × 256 (2²⁶ = 67 M): the gemm crate's threads.
     for &(m, k, n) in &[
-        (32, 128, 128),
+        (16, 128, 128),
         (64, 128, 96),
         (256, 384, 128),
         (384, 256, 128),
