@@ -72,6 +72,12 @@ pub(crate) trait Operand<T: Float>: Clone + Sized {
             return self;
         }
         let current = self.shape_vec();
+        if shape.iter().product::<usize>() == 1 {
+            // Everything sums into one element (a one-unit bias, say): sum over every axis
+            // in one pass, the axes that are already 1 included.
+            let all: Vec<usize> = (0..current.len()).collect();
+            return self.sum_axes(&all, false).reshape(shape);
+        }
         let lead = current.len() - shape.len();
         let axes: Vec<usize> = (0..current.len())
             .filter(|&i| i < lead || (shape[i - lead] == 1 && current[i] != 1))

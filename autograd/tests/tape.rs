@@ -1074,3 +1074,42 @@ fn every_shape_error_is_reported_at_the_callers_line() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+#[test]
+fn a_one_element_operand_broadcast_over_an_array_gets_the_sum_of_its_gradient() {
+    // Every way a one-element operand can broadcast (no axes, and one to three axes of 1,
+    // some of them over axes of 1 in the other operand), by `backward` (arrays) and by
+    // `Tape::grad` (recorded operations, for higher-order use).
+    for big in [vec![6, 1], vec![2, 3, 1], vec![4, 5], vec![1, 1]] {
+        for small in [vec![], vec![1], vec![1, 1], vec![1, 1, 1]] {
+            let n: usize = big.iter().product();
+            let c = ArrayD::from_shape_vec(
+                IxDyn(&big),
+                (0..n).map(|i| (i as f64 * 0.37).sin()).collect(),
+            )
+            .unwrap();
+            let want: f64 = c.sum();
+            let tape = Tape::new();
+            let a = tape.var(ArrayD::from_elem(IxDyn(&big), 0.5));
+            let b = tape.var(ArrayD::from_elem(IxDyn(&small), 2.0));
+            let weights = tape.constant(c.clone());
+            let sum = ((a + b) * weights).sum();
+            let diff = ((a - b) * weights).sum();
+            for (loss, sign) in [(sum, 1.0), (diff, -1.0)] {
+                let by_graph = tape.grad(loss, &[b])[0].value();
+                assert_eq!(by_graph.shape(), &small[..], "{big:?} and {small:?}");
+                assert!((by_graph.sum() - sign * want).abs() < 1e-12);
+            }
+            let grads = (sum + diff).backward();
+            let gb = &grads[b];
+            assert_eq!(gb.shape(), &small[..], "{big:?} and {small:?}");
+            assert!(
+                gb.iter().all(|&g| g.abs() < 1e-12),
+                "the two sums cancel: {gb}"
+            );
+            let grads = sum.backward();
+            assert!((grads[b].sum() - want).abs() < 1e-12);
+            assert_eq!(grads[a], c);
+        }
+    }
+}

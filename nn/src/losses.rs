@@ -64,10 +64,10 @@ const LOG_FLOOR: f64 = -100.0;
 /// Checks (and if needed reshapes) `target` against `prediction` for an elementwise loss.
 #[track_caller]
 fn aligned<'t, T: Float>(loss: &str, prediction: Var<'t, T>, target: Var<'t, T>) -> Var<'t, T> {
-    let (p, t) = (prediction.shape(), target.shape());
-    if p == t {
+    if prediction.with_value(|p| target.with_value(|t| p.shape() == t.shape())) {
         return target;
     }
+    let (p, t) = (prediction.shape(), target.shape());
     let trailing_one = |long: &[usize], short: &[usize]| {
         long.len() == short.len() + 1 && long.last() == Some(&1) && long[..short.len()] == *short
     };

@@ -42,11 +42,15 @@ impl<'t, T: Float> Var<'t, T> {
         );
         let a = if ra == 1 { self.unsqueeze(0) } else { self };
         let b = if rb == 1 { other.unsqueeze(-1) } else { other };
-        let (sa, sb) = (self.shape(), other.shape());
-        let (ka, kb) = (sa[sa.len() - 1], sb[if rb == 1 { 0 } else { rb - 2 }]);
+        // The inner dimensions, read without copying the shapes (they are formatted only
+        // for the panic message).
+        let ka = self.with_value(|v| v.shape()[ra - 1]);
+        let kb = other.with_value(|v| v.shape()[if rb == 1 { 0 } else { rb - 2 }]);
         assert!(
             ka == kb,
-            "matmul: shapes {sa:?} and {sb:?} are incompatible (inner dimensions {ka} and {kb} differ)"
+            "matmul: shapes {:?} and {:?} are incompatible (inner dimensions {ka} and {kb} differ)",
+            self.shape(),
+            other.shape()
         );
         let mut out = a.matmul_batched(b);
         if rb == 1 {
