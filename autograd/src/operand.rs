@@ -72,15 +72,11 @@ pub(crate) trait Operand<T: Float>: Clone + Sized {
             return self;
         }
         let current = self.shape_vec();
-        if shape.iter().product::<usize>() == 1 {
-            // Everything sums into one element (a one-unit bias, say): sum over every axis
-            // in one pass, the axes that are already 1 included.
-            let all: Vec<usize> = (0..current.len()).collect();
-            return self.sum_axes(&all, false).reshape(shape);
-        }
         let lead = current.len() - shape.len();
+        // Every axis the target has as 1 is summed, even where `self` is 1 there too (a sum
+        // over it changes nothing): a one-element target then sums every axis, in one pass.
         let axes: Vec<usize> = (0..current.len())
-            .filter(|&i| i < lead || (shape[i - lead] == 1 && current[i] != 1))
+            .filter(|&i| i < lead || shape[i - lead] == 1)
             .collect();
         self.sum_axes(&axes, true).reshape(shape)
     }

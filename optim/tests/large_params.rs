@@ -43,58 +43,47 @@ fn array(v: &[f64]) -> ArrayD<f32> {
 }
 
 /// Builds a fresh optimizer of one configuration.
-type Build = Box<dyn Fn() -> Box<dyn Optimizer<f32>>>;
+type Build = fn() -> Box<dyn Optimizer<f32>>;
 
-fn configs() -> Vec<(&'static str, Build)> {
-    vec![
-        (
-            "sgd",
-            Box::new(|| Box::new(SgdConfig::new(0.1).build().unwrap())),
-        ),
-        (
-            "sgd, weight decay, Nesterov momentum",
-            Box::new(|| {
-                let mut c = SgdConfig::new(0.1);
-                c.momentum = 0.9;
-                c.nesterov = true;
-                c.weight_decay = 0.01;
-                Box::new(c.build().unwrap())
-            }),
-        ),
-        (
-            "adam",
-            Box::new(|| Box::new(AdamConfig::new(0.01).build().unwrap())),
-        ),
-        (
-            "adam, amsgrad",
-            Box::new(|| {
-                let mut c = AdamConfig::new(0.01);
-                c.amsgrad = true;
-                c.weight_decay = 0.01;
-                Box::new(c.build().unwrap())
-            }),
-        ),
-        (
-            "adamw",
-            Box::new(|| Box::new(AdamWConfig::new(0.01).build().unwrap())),
-        ),
-        (
-            "rmsprop",
-            Box::new(|| Box::new(RmsPropConfig::new(0.01).build().unwrap())),
-        ),
-        (
-            "rmsprop, centered, momentum",
-            Box::new(|| {
-                let mut c = RmsPropConfig::new(0.01);
-                c.centered = true;
-                c.momentum = 0.9;
-                Box::new(c.build().unwrap())
-            }),
-        ),
-        (
-            "adagrad",
-            Box::new(|| Box::new(AdagradConfig::new(0.1).build().unwrap())),
-        ),
+/// One configuration per update kernel: its name and its builder.
+fn configs() -> [(&'static str, Build); 8] {
+    [
+        ("sgd", || Box::new(SgdConfig::new(0.1).build().unwrap())),
+        ("sgd, weight decay, Nesterov momentum", || {
+            let c = SgdConfig {
+                momentum: 0.9,
+                nesterov: true,
+                weight_decay: 0.01,
+                ..SgdConfig::new(0.1)
+            };
+            Box::new(c.build().unwrap())
+        }),
+        ("adam", || Box::new(AdamConfig::new(0.01).build().unwrap())),
+        ("adam, amsgrad, weight decay", || {
+            let c = AdamConfig {
+                amsgrad: true,
+                weight_decay: 0.01,
+                ..AdamConfig::new(0.01)
+            };
+            Box::new(c.build().unwrap())
+        }),
+        ("adamw", || {
+            Box::new(AdamWConfig::new(0.01).build().unwrap())
+        }),
+        ("rmsprop", || {
+            Box::new(RmsPropConfig::new(0.01).build().unwrap())
+        }),
+        ("rmsprop, centered, momentum", || {
+            let c = RmsPropConfig {
+                centered: true,
+                momentum: 0.9,
+                ..RmsPropConfig::new(0.01)
+            };
+            Box::new(c.build().unwrap())
+        }),
+        ("adagrad", || {
+            Box::new(AdagradConfig::new(0.1).build().unwrap())
+        }),
     ]
 }
 
