@@ -14,6 +14,8 @@
 //! - `matmul_{m}x{k}x{n}_{fwd,fwd_bwd}_gflops`: `A·B` through the tape, forward alone
 //!   (`2mkn` FLOPs) and forward + backward of `sum(A·B)` (`6mkn` FLOPs).
 //!
+//! `-- --only GROUP[,GROUP…]` measures only some groups of figures (see [`GROUPS`]).
+//!
 //! Every figure is the median of many timed repetitions. Run without `--bench` (as
 //! `cargo test --benches` does) it only checks that each workload runs, with a few
 //! repetitions.
@@ -178,6 +180,18 @@ fn fit_line_hand(budget: Budget) -> f64 {
     })
 }
 
+/// The groups of figures `--only` selects (the same names as in `torch_bench.py`):
+/// `matmul` is 128×784×256 and 32×784×256, `matmul_large` 1024³.
+const GROUPS: [&str; 7] = [
+    "mlp_b32",
+    "mlp_b128",
+    "infer",
+    "chain",
+    "fit_line",
+    "matmul",
+    "matmul_large",
+];
+
 const MATMULS: [(usize, usize, usize); 3] = [(128, 784, 256), (32, 784, 256), (1024, 1024, 1024)];
 
 fn matmul_fwd(budget: Budget, (m, k, n): (usize, usize, usize)) -> f64 {
@@ -231,6 +245,26 @@ fn main() {
         )
     };
 
+    // `--only GROUP[,GROUP…]` measures some groups (what `run.sh` uses to interleave the
+    // two sides figure by figure); the default is every group.
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|list| list.split(',').map(str::to_owned).collect());
+    if let Some(unknown) = only
+        .iter()
+        .flatten()
+        .find(|g| !GROUPS.contains(&g.as_str()))
+    {
+        eprintln!("unknown group `{unknown}`; the groups are {GROUPS:?}");
+        std::process::exit(2);
+    }
+    let wanted = |group: &str| match &only {
+        None => true,
+        Some(groups) => groups.iter().any(|g| g == group),
+    };
+
     let mut figures: Vec<(String, f64)> = Vec::new();
     let mut record = |name: String, value: f64| {
         if !json {
@@ -239,6 +273,9 @@ fn main() {
         figures.push((name, value));
     };
     for batch in [32, 128] {
+        if !wanted(&format!("mlp_b{batch}")) {
+            continue;
+        }
         record(
             format!("mlp_step_b{batch}_ms"),
             mlp_step(short, batch) * 1e3,
@@ -248,16 +285,26 @@ fn main() {
             mlp_step_nn(short, batch) * 1e3,
         );
     }
-    record("mlp_infer_b128_ms".into(), mlp_infer(short, 128) * 1e3);
-    record(
-        "scalar_chain_ns_per_op".into(),
-        scalar_chain_ns(short) * 1e9,
-    );
-    record("fit_line_ms".into(), fit_line(long) * 1e3);
-    record("fit_line_hand_ms".into(), fit_line_hand(long) * 1e3);
+    if wanted("infer") {
+        record("mlp_infer_b128_ms".into(), mlp_infer(short, 128) * 1e3);
+    }
+    if wanted("chain") {
+        record(
+            "scalar_chain_ns_per_op".into(),
+            scalar_chain_ns(short) * 1e9,
+        );
+    }
+    if wanted("fit_line") {
+        record("fit_line_ms".into(), fit_line(long) * 1e3);
+        record("fit_line_hand_ms".into(), fit_line_hand(long) * 1e3);
+    }
     for size in MATMULS {
         let (m, k, n) = size;
-        let budget = if m * k * n >= 1 << 28 { long } else { short };
+        let large = m * k * n >= 1 << 28;
+        if !wanted(if large { "matmul_large" } else { "matmul" }) {
+            continue;
+        }
+        let budget = if large { long } else { short };
         record(
             format!("matmul_{m}x{k}x{n}_fwd_gflops"),
             matmul_fwd(budget, size),

@@ -2,10 +2,13 @@
 # tapegrad vs PyTorch, in one command: benches/compare/run.sh [ROUNDS]
 #
 # Installs torch + numpy from PyPI into target/compare-venv if they are missing (once; the
-# wheel is large), builds the `compare` bench, then runs tapegrad's side and PyTorch's side
-# alternately for ROUNDS rounds (default 5; the order flips every round), each with 2
-# threads, and prints a markdown table: the median over rounds of each side's per-round
-# median, and the ratio tapegrad / PyTorch. Raw JSON of every round is kept in
+# wheel is large), builds the `compare` bench, then, for ROUNDS rounds (default 5), runs
+# tapegrad's side and PyTorch's side one group of figures at a time (the MLP step at batch
+# 32, at batch 128, inference, the scalar chain, the line fit, the two smaller products,
+# the 1024³ product), alternately (the side that goes first flips with every group and
+# every round), each with 2 threads, and prints a markdown table: the median over rounds of
+# each side's per-round median, the ratio of those medians, and the median of the
+# per-round ratios. Raw JSON of every group of every round is kept in
 # target/compare-results/<timestamp>/. Nothing in the test path needs this script or torch.
 #
 # Environment: ROUNDS, THREADS (default 2), CARGO_TARGET_DIR (honoured), PYTHON (the
@@ -55,13 +58,24 @@ mkdir -p "$out"
     echo "}"
 } >"$out/env.json"
 
+# Interleaved figure group by figure group, so that each pair of measurements is taken
+# seconds apart: this machine's speed moves between modes for seconds to minutes at a
+# time, which a whole side's run (~40 s) would catch on one side and not the other.
+groups=(mlp_b32 mlp_b128 infer chain fit_line matmul matmul_large)
 for ((r = 1; r <= rounds; r++)); do
     load="$(cut -d' ' -f1-3 /proc/loadavg)"
     echo "== round $r/$rounds (load $load)" >&2
     echo "$load" >"$out/loadavg_round_$r"
-    run_rust() { "$exe" --bench --json >"$out/tapegrad-$r.json"; }
-    run_torch() { "$py" "$here/torch_bench.py" --threads "$threads" >"$out/torch-$r.json"; }
-    if ((r % 2)); then run_rust; run_torch; else run_torch; run_rust; fi
+    for ((g = 0; g < ${#groups[@]}; g++)); do
+        group="${groups[$g]}"
+        run_rust() { "$exe" --bench --json --only "$group" >"$out/tapegrad-$r-$group.json"; }
+        run_torch() {
+            "$py" "$here/torch_bench.py" --threads "$threads" --only "$group" \
+                >"$out/torch-$r-$group.json"
+        }
+        # The side that goes first alternates from group to group and round to round.
+        if (((r + g) % 2)); then run_rust; run_torch; else run_torch; run_rust; fi
+    done
 done
 echo "$(cut -d' ' -f1-3 /proc/loadavg)" >"$out/loadavg_end"
 

@@ -26,17 +26,21 @@ for size, target in (("128x784x256", ">= 0.9x"), ("32x784x256", ""), ("1024x1024
     ROWS.append((f"matmul {size} fwd+bwd", f"matmul_{size}_fwd_bwd_gflops", f"matmul_{size}_fwd_bwd_gflops", "GFLOP/s", True, ""))
 
 
-def load(pattern):
-    runs = []
-    for path in sorted(glob.glob(pattern)):
+def load(out, side):
+    """Each round's figures of one side: `{round: {key: value}}`, merged over the round's
+    files (`<side>-<round>-<group>.json`, one per group; `<side>-<round>.json` from
+    runs before the figures were interleaved by group)."""
+    rounds = {}
+    for path in glob.glob(os.path.join(out, f"{side}-*.json")):
+        r = int(os.path.basename(path)[len(side) + 1 :].split("-")[0].split(".")[0])
         with open(path) as f:
-            runs.append(json.load(f))
-    return runs
+            rounds.setdefault(r, {}).update(json.load(f))
+    return rounds
 
 
 def main():
     out = sys.argv[1]
-    ours, theirs = load(os.path.join(out, "tapegrad-*.json")), load(os.path.join(out, "torch-*.json"))
+    ours, theirs = load(out, "tapegrad"), load(out, "torch")
     with open(os.path.join(out, "env.json")) as f:
         env = json.load(f)
     end = ""
@@ -45,13 +49,22 @@ def main():
             end = f.read().strip()
 
     def med(runs, key):
-        values = [r[key] for r in runs if key in r]
+        values = [r[key] for r in runs.values() if key in r]
         return statistics.median(values) if values else float("nan")
+
+    def paired(ours_key, theirs_key):
+        """The median over rounds of each round's ratio (both sides measured seconds apart)."""
+        ratios = [
+            ours[r][ours_key] / theirs[r][theirs_key]
+            for r in ours
+            if r in theirs and ours_key in ours[r] and theirs_key in theirs[r]
+        ]
+        return statistics.median(ratios) if ratios else float("nan")
 
     print(f"CPU: {env['cpu']} ({env['nproc']} cores, AVX-512: {env['flags_avx512f']}); "
           f"torch {env['torch']}; {env['rustc']}")
     print(f"{env['threads']} threads each; {len(ours)} tapegrad rounds, {len(theirs)} PyTorch rounds "
-          f"(alternating); load average at start {env['loadavg_start']}, at end {end}")
+          f"(alternating group by group); load average at start {env['loadavg_start']}, at end {end}")
     rounds = sorted(glob.glob(os.path.join(out, "loadavg_round_*")), key=lambda p: int(p.rsplit("_", 1)[1]))
     if rounds:
         loads = []
@@ -60,13 +73,14 @@ def main():
                 loads.append(f.read().split()[0])
         print(f"1-minute load average at the start of each round: {', '.join(loads)}")
     print()
-    print("| figure | tapegrad | PyTorch | tapegrad / PyTorch | target |")
-    print("|---|---:|---:|---:|---|")
+    print("| figure | tapegrad | PyTorch | tapegrad / PyTorch | median of round ratios | target |")
+    print("|---|---:|---:|---:|---:|---|")
     for label, ours_key, theirs_key, unit, higher, target in ROWS:
         a, b = med(ours, ours_key), med(theirs, theirs_key)
         ratio = a / b if b else float("nan")
         better = "higher is better" if higher else "lower is better"
-        print(f"| {label} | {a:.4g} {unit} | {b:.4g} {unit} | {ratio:.3f} ({better}) | {target} |")
+        print(f"| {label} | {a:.4g} {unit} | {b:.4g} {unit} | {ratio:.3f} ({better}) "
+              f"| {paired(ours_key, theirs_key):.3f} | {target} |")
     print()
     print(f"Raw per-round JSON: {out}")
 

@@ -7,7 +7,7 @@ timing scheme: every figure is the median of many timed repetitions; the MLP ste
 blocks of 20 that restart from the initial weights, on batches cycled from a pool of 16
 random-label batches.
 
-    python3 torch_bench.py [--threads 2] [--quick]
+    python3 torch_bench.py [--threads 2] [--quick] [--only GROUP[,GROUP...]]
 """
 
 import argparse
@@ -25,6 +25,9 @@ POOL = 16
 BLOCK = 20
 LINKS = 334  # x = tanh(x * w + b): 3 ops a link, 1,002 ops with the leaves
 MATMULS = [(128, 784, 256), (32, 784, 256), (1024, 1024, 1024)]
+# The groups of figures --only selects, as in main.rs: matmul is 128x784x256 and
+# 32x784x256, matmul_large 1024^3.
+GROUPS = ["mlp_b32", "mlp_b128", "infer", "chain", "fit_line", "matmul", "matmul_large"]
 
 
 class Budget:
@@ -170,7 +173,19 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="one repetition of each")
+    parser.add_argument(
+        "--only",
+        help="comma-separated groups to measure (default: all): " + ", ".join(GROUPS),
+    )
     args = parser.parse_args()
+    only = args.only.split(",") if args.only else list(GROUPS)
+    unknown = [g for g in only if g not in GROUPS]
+    if unknown:
+        parser.error(f"unknown groups {unknown}; the groups are {GROUPS}")
+
+    def wanted(group):
+        return group in only
+
     torch.set_num_threads(args.threads)
     if args.quick:
         short = long = Budget(0.0, 1)
@@ -179,12 +194,19 @@ def main():
 
     figures = {}
     for batch in (32, 128):
-        figures[f"mlp_step_b{batch}_ms"] = mlp_step(short, batch) * 1e3
-    figures["mlp_infer_b128_ms"] = mlp_infer(short, 128) * 1e3
-    figures["scalar_chain_ns_per_op"] = scalar_chain(short) * 1e9
-    figures["fit_line_ms"] = fit_line(long) * 1e3
+        if wanted(f"mlp_b{batch}"):
+            figures[f"mlp_step_b{batch}_ms"] = mlp_step(short, batch) * 1e3
+    if wanted("infer"):
+        figures["mlp_infer_b128_ms"] = mlp_infer(short, 128) * 1e3
+    if wanted("chain"):
+        figures["scalar_chain_ns_per_op"] = scalar_chain(short) * 1e9
+    if wanted("fit_line"):
+        figures["fit_line_ms"] = fit_line(long) * 1e3
     for m, k, n in MATMULS:
-        budget = long if m * k * n >= 1 << 28 else short
+        large = m * k * n >= 1 << 28
+        if not wanted("matmul_large" if large else "matmul"):
+            continue
+        budget = long if large else short
         figures[f"matmul_{m}x{k}x{n}_fwd_gflops"] = matmul_fwd(budget, m, k, n)
         figures[f"matmul_{m}x{k}x{n}_fwd_bwd_gflops"] = matmul_fwd_bwd(budget, m, k, n)
     figures["_torch_version"] = torch.__version__
