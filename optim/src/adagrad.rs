@@ -4,8 +4,8 @@ use ndarray::ArrayD;
 use tapegrad_autograd::{Float, Grads, Param};
 
 use crate::optimizer::{
-    assert_valid_lr, delegate_state, dispatch, non_negative, scalar, setters, zip1, OptimError,
-    Optimizer, StateStore,
+    common_optimizer_methods, dispatch, non_negative, optimizer_constructors, scalar, setters,
+    with_l2_decay, zip1, OptimError, Optimizer, StateStore,
 };
 
 /// Hyper-parameters of [`Adagrad`], with the meaning and defaults of PyTorch's
@@ -41,17 +41,7 @@ impl Default for AdagradConfig {
 }
 
 impl AdagradConfig {
-    /// PyTorch's defaults with learning rate `lr`.
-    pub fn new(lr: f64) -> Self {
-        AdagradConfig {
-            lr,
-            ..AdagradConfig::default()
-        }
-    }
-
     setters! {
-        /// Sets the learning rate.
-        lr: f64,
         /// Sets the learning-rate decay.
         lr_decay: f64,
         /// Sets the L2 weight decay.
@@ -75,13 +65,9 @@ impl AdagradConfig {
         non_negative("eps", self.eps)
     }
 
-    /// Validates the hyper-parameters and builds the optimizer.
-    ///
-    /// # Errors
-    ///
-    /// [`OptimError::InvalidHyperParameter`] if a hyper-parameter is invalid.
-    pub fn build<T: Float>(&self) -> Result<Adagrad<T>, OptimError> {
-        Adagrad::with_config(self.clone())
+    /// The state buffer of each parameter: the sum of squared gradients.
+    fn state_keys(&self) -> &'static [&'static str] {
+        &["sum"]
     }
 }
 
@@ -121,40 +107,9 @@ pub struct Adagrad<T> {
     state: StateStore<T>,
 }
 
-impl<T: Float> Adagrad<T> {
-    /// Adagrad with PyTorch's defaults and learning rate `lr`.
-    ///
-    /// # Errors
-    ///
-    /// [`OptimError::InvalidHyperParameter`] if `lr` is negative or not finite.
-    pub fn new(lr: f64) -> Result<Self, OptimError> {
-        Self::with_config(AdagradConfig::new(lr))
-    }
-
-    /// Adagrad with these hyper-parameters.
-    ///
-    /// # Errors
-    ///
-    /// [`OptimError::InvalidHyperParameter`] if a hyper-parameter is invalid.
-    pub fn with_config(config: AdagradConfig) -> Result<Self, OptimError> {
-        config.validate()?;
-        Ok(Adagrad {
-            config,
-            state: StateStore::new(&["sum"]),
-        })
-    }
-
-    /// Its hyper-parameters (`lr` is the current learning rate).
-    pub fn config(&self) -> &AdagradConfig {
-        &self.config
-    }
-}
+optimizer_constructors!(Adagrad, AdagradConfig);
 
 impl<T: Float> Optimizer<T> for Adagrad<T> {
-    fn name(&self) -> &'static str {
-        "Adagrad"
-    }
-
     fn step(&mut self, params: &mut [&mut Param<T>], grads: &Grads<T>) -> Result<(), OptimError> {
         let c = &self.config;
         let wd = c.weight_decay != 0.0;
@@ -178,16 +133,7 @@ impl<T: Float> Optimizer<T> for Adagrad<T> {
         })
     }
 
-    fn lr(&self) -> f64 {
-        self.config.lr
-    }
-
-    fn set_lr(&mut self, lr: f64) {
-        assert_valid_lr(lr);
-        self.config.lr = lr;
-    }
-
-    delegate_state!(state);
+    common_optimizer_methods!("Adagrad");
 }
 
 /// The scalars of one Adagrad step of one parameter, in the element type.
@@ -206,7 +152,7 @@ fn kernel<T: Float, const WD: bool>(
     s: &mut ArrayD<T>,
 ) {
     zip1(p, g, s, move |p, g, s| {
-        let g = if WD { g + k.wd * *p } else { g };
+        let g = with_l2_decay::<T, WD>(g, k.wd, *p);
         *s += g * g;
         let std = s.sqrt() + k.eps;
         *p -= k.clr * (g / std);

@@ -1,13 +1,15 @@
 //! Adam and AdamW. Both run the same update ([`adam_step`]); AdamW only moves the weight
-//! decay out of the gradient ("decoupled" weight decay).
+//! decay out of the gradient ("decoupled" weight decay). Their configs have the same fields,
+//! defaults, setters and validation ([`adam_family_config!`]) but for what `weight_decay`
+//! means and its default.
 
 use ndarray::ArrayD;
 use tapegrad_autograd::{Float, Grads, Param};
 
-use crate::optimizer::flush_subnormal;
 use crate::optimizer::{
-    assert_valid_lr, delegate_state, dispatch, in_unit_open, lerp, non_negative, scalar, setters,
-    zip2, zip3, OptimError, Optimizer, StateStore,
+    common_optimizer_methods, dispatch, flush_subnormal, in_unit_open, lerp, non_negative,
+    optimizer_constructors, scalar, setters, with_l2_decay, zip2, zip3, OptimError, Optimizer,
+    StateStore,
 };
 
 const KEYS: &[&str] = &["exp_avg", "exp_avg_sq"];
@@ -20,14 +22,6 @@ struct Hyper {
     betas: (f64, f64),
     eps: f64,
     weight_decay: f64,
-}
-
-fn validate(h: Hyper) -> Result<(), OptimError> {
-    non_negative("lr", h.lr)?;
-    in_unit_open("betas.0", h.betas.0)?;
-    in_unit_open("betas.1", h.betas.1)?;
-    non_negative("eps", h.eps)?;
-    non_negative("weight_decay", h.weight_decay)
 }
 
 /// The scalars of one Adam step of one parameter, in the element type.
@@ -62,7 +56,7 @@ fn moments<T: Float, const L2: bool, const LOW: bool>(
     v: &mut T,
 ) {
     *p *= k.shrink;
-    let g = if L2 { g + k.wd * *p } else { g };
+    let g = with_l2_decay::<T, L2>(g, k.wd, *p);
     *m = flush_subnormal(lerp::<T, LOW>(*m, g, k.w1, k.w1c));
     *v = flush_subnormal(*v * k.b2 + k.w2 * g * g);
 }
@@ -138,92 +132,128 @@ fn adam_step<T: Float>(
     })
 }
 
-/// Hyper-parameters of [`Adam`], with the meaning and defaults of PyTorch's `torch.optim.Adam`.
-///
-/// Set fields directly or chain the setters, then [`build`](AdamConfig::build).
-#[derive(Clone, Debug, PartialEq)]
-pub struct AdamConfig {
-    /// Learning rate (default `1e-3`), finite and `>= 0`.
-    pub lr: f64,
-    /// Decay rates of the first and second moment estimates (default `(0.9, 0.999)`), each
-    /// in `[0, 1)`.
-    pub betas: (f64, f64),
-    /// Added to the denominator for stability (default `1e-8`), `>= 0`.
-    pub eps: f64,
+/// Defines the config of an optimizer of the Adam family, `$config` for `$opt`, with its
+/// `Default`, setters, validation and constructors. Adam's and AdamW's configs have the same
+/// fields, defaults and rules except for `weight_decay`, whose docs and default each
+/// invocation states.
+macro_rules! adam_family_config {
+    (
+        $(#[$doc:meta])*
+        pub struct $config:ident for $opt:ident;
+        $(#[$field_doc:meta])*
+        pub weight_decay: f64 = $default_weight_decay:literal;
+        $(#[$setter_doc:meta])*
+        pub fn weight_decay;
+    ) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq)]
+        pub struct $config {
+            /// Learning rate (default `1e-3`), finite and `>= 0`.
+            pub lr: f64,
+            /// Decay rates of the first and second moment estimates (default `(0.9, 0.999)`),
+            /// each in `[0, 1)`.
+            pub betas: (f64, f64),
+            /// Added to the denominator for stability (default `1e-8`), `>= 0`.
+            pub eps: f64,
+            $(#[$field_doc])*
+            pub weight_decay: f64,
+            /// Use the AMSGrad variant (the maximum of past second moments; default `false`).
+            pub amsgrad: bool,
+        }
+
+        impl Default for $config {
+            #[doc = concat!(
+                "PyTorch's defaults: `lr = 1e-3`, `betas = (0.9, 0.999)`, `eps = 1e-8`, ",
+                "`weight_decay = ", stringify!($default_weight_decay), "`, no AMSGrad."
+            )]
+            fn default() -> Self {
+                $config {
+                    lr: 1e-3,
+                    betas: (0.9, 0.999),
+                    eps: 1e-8,
+                    weight_decay: $default_weight_decay,
+                    amsgrad: false,
+                }
+            }
+        }
+
+        impl $config {
+            /// Sets the moment decay rates `(beta1, beta2)`.
+            pub fn betas(mut self, beta1: f64, beta2: f64) -> Self {
+                self.betas = (beta1, beta2);
+                self
+            }
+
+            setters! {
+                /// Sets the denominator's epsilon.
+                eps: f64,
+                $(#[$setter_doc])*
+                weight_decay: f64,
+                /// Turns AMSGrad on or off.
+                amsgrad: bool,
+            }
+
+            /// Checks every hyper-parameter.
+            ///
+            /// # Errors
+            ///
+            /// [`OptimError::InvalidHyperParameter`] naming the first invalid one.
+            pub fn validate(&self) -> Result<(), OptimError> {
+                non_negative("lr", self.lr)?;
+                in_unit_open("betas.0", self.betas.0)?;
+                in_unit_open("betas.1", self.betas.1)?;
+                non_negative("eps", self.eps)?;
+                non_negative("weight_decay", self.weight_decay)
+            }
+
+            /// The state buffers of each parameter: the two moments, plus the maximum of the
+            /// second one with AMSGrad.
+            fn state_keys(&self) -> &'static [&'static str] {
+                if self.amsgrad {
+                    KEYS_AMSGRAD
+                } else {
+                    KEYS
+                }
+            }
+
+            fn hyper(&self) -> Hyper {
+                Hyper {
+                    lr: self.lr,
+                    betas: self.betas,
+                    eps: self.eps,
+                    weight_decay: self.weight_decay,
+                }
+            }
+        }
+
+        optimizer_constructors!($opt, $config);
+    };
+}
+
+adam_family_config! {
+    /// Hyper-parameters of [`Adam`], with the meaning and defaults of PyTorch's
+    /// `torch.optim.Adam`.
+    ///
+    /// Set fields directly or chain the setters, then [`build`](AdamConfig::build).
+    pub struct AdamConfig for Adam;
     /// L2 penalty added to the gradient, `g + weight_decay · p` (default `0`), `>= 0`.
-    pub weight_decay: f64,
-    /// Use the AMSGrad variant (the maximum of past second moments; default `false`).
-    pub amsgrad: bool,
+    pub weight_decay: f64 = 0.0;
+    /// Sets the L2 weight decay (added to the gradient).
+    pub fn weight_decay;
 }
 
-impl Default for AdamConfig {
-    /// PyTorch's defaults: `lr = 1e-3`, `betas = (0.9, 0.999)`, `eps = 1e-8`, no weight decay.
-    fn default() -> Self {
-        AdamConfig {
-            lr: 1e-3,
-            betas: (0.9, 0.999),
-            eps: 1e-8,
-            weight_decay: 0.0,
-            amsgrad: false,
-        }
-    }
-}
-
-impl AdamConfig {
-    /// PyTorch's defaults with learning rate `lr`.
-    pub fn new(lr: f64) -> Self {
-        AdamConfig {
-            lr,
-            ..AdamConfig::default()
-        }
-    }
-
-    setters! {
-        /// Sets the learning rate.
-        lr: f64,
-    }
-
-    /// Sets the moment decay rates `(beta1, beta2)`.
-    pub fn betas(mut self, beta1: f64, beta2: f64) -> Self {
-        self.betas = (beta1, beta2);
-        self
-    }
-
-    setters! {
-        /// Sets the denominator's epsilon.
-        eps: f64,
-        /// Sets the L2 weight decay (added to the gradient).
-        weight_decay: f64,
-        /// Turns AMSGrad on or off.
-        amsgrad: bool,
-    }
-
-    fn hyper(&self) -> Hyper {
-        Hyper {
-            lr: self.lr,
-            betas: self.betas,
-            eps: self.eps,
-            weight_decay: self.weight_decay,
-        }
-    }
-
-    /// Checks every hyper-parameter.
+adam_family_config! {
+    /// Hyper-parameters of [`AdamW`], with the meaning and defaults of PyTorch's
+    /// `torch.optim.AdamW`. The same as [`AdamConfig`] except that weight decay is decoupled
+    /// and defaults to `0.01`.
     ///
-    /// # Errors
-    ///
-    /// [`OptimError::InvalidHyperParameter`] naming the first invalid one.
-    pub fn validate(&self) -> Result<(), OptimError> {
-        validate(self.hyper())
-    }
-
-    /// Validates the hyper-parameters and builds the optimizer.
-    ///
-    /// # Errors
-    ///
-    /// [`OptimError::InvalidHyperParameter`] if a hyper-parameter is invalid.
-    pub fn build<T: Float>(&self) -> Result<Adam<T>, OptimError> {
-        Adam::with_config(self.clone())
-    }
+    /// Set fields directly or chain the setters, then [`build`](AdamWConfig::build).
+    pub struct AdamWConfig for AdamW;
+    /// Decoupled weight decay: each step first scales `p` by `1 − lr · weight_decay`
+    /// (default `0.01`), `>= 0`.
+    pub weight_decay: f64 = 0.01;
+    /// Sets the decoupled weight decay.
+    pub fn weight_decay;
 }
 
 /// Adam, PyTorch's `torch.optim.Adam` (with L2 weight decay added to the gradient).
@@ -265,145 +295,13 @@ pub struct Adam<T> {
     state: StateStore<T>,
 }
 
-impl<T: Float> Adam<T> {
-    /// Adam with PyTorch's defaults and learning rate `lr`.
-    ///
-    /// # Errors
-    ///
-    /// [`OptimError::InvalidHyperParameter`] if `lr` is negative or not finite.
-    pub fn new(lr: f64) -> Result<Self, OptimError> {
-        Self::with_config(AdamConfig::new(lr))
-    }
-
-    /// Adam with these hyper-parameters.
-    ///
-    /// # Errors
-    ///
-    /// [`OptimError::InvalidHyperParameter`] if a hyper-parameter is invalid.
-    pub fn with_config(config: AdamConfig) -> Result<Self, OptimError> {
-        config.validate()?;
-        let keys = if config.amsgrad { KEYS_AMSGRAD } else { KEYS };
-        Ok(Adam {
-            config,
-            state: StateStore::new(keys),
-        })
-    }
-
-    /// Its hyper-parameters (`lr` is the current learning rate).
-    pub fn config(&self) -> &AdamConfig {
-        &self.config
-    }
-}
-
 impl<T: Float> Optimizer<T> for Adam<T> {
-    fn name(&self) -> &'static str {
-        "Adam"
-    }
-
     fn step(&mut self, params: &mut [&mut Param<T>], grads: &Grads<T>) -> Result<(), OptimError> {
+        // `decoupled: false`: L2 weight decay, added to the gradient.
         adam_step(self.config.hyper(), false, &mut self.state, params, grads)
     }
 
-    fn lr(&self) -> f64 {
-        self.config.lr
-    }
-
-    fn set_lr(&mut self, lr: f64) {
-        assert_valid_lr(lr);
-        self.config.lr = lr;
-    }
-
-    delegate_state!(state);
-}
-
-/// Hyper-parameters of [`AdamW`], with the meaning and defaults of PyTorch's
-/// `torch.optim.AdamW`. The same as [`AdamConfig`] except that weight decay is decoupled
-/// and defaults to `0.01`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AdamWConfig {
-    /// Learning rate (default `1e-3`), finite and `>= 0`.
-    pub lr: f64,
-    /// Decay rates of the first and second moment estimates (default `(0.9, 0.999)`), each
-    /// in `[0, 1)`.
-    pub betas: (f64, f64),
-    /// Added to the denominator for stability (default `1e-8`), `>= 0`.
-    pub eps: f64,
-    /// Decoupled weight decay: each step first scales `p` by `1 − lr · weight_decay`
-    /// (default `0.01`), `>= 0`.
-    pub weight_decay: f64,
-    /// Use the AMSGrad variant (default `false`).
-    pub amsgrad: bool,
-}
-
-impl Default for AdamWConfig {
-    /// PyTorch's defaults: `lr = 1e-3`, `betas = (0.9, 0.999)`, `eps = 1e-8`,
-    /// `weight_decay = 0.01`.
-    fn default() -> Self {
-        AdamWConfig {
-            lr: 1e-3,
-            betas: (0.9, 0.999),
-            eps: 1e-8,
-            weight_decay: 0.01,
-            amsgrad: false,
-        }
-    }
-}
-
-impl AdamWConfig {
-    /// PyTorch's defaults with learning rate `lr`.
-    pub fn new(lr: f64) -> Self {
-        AdamWConfig {
-            lr,
-            ..AdamWConfig::default()
-        }
-    }
-
-    setters! {
-        /// Sets the learning rate.
-        lr: f64,
-    }
-
-    /// Sets the moment decay rates `(beta1, beta2)`.
-    pub fn betas(mut self, beta1: f64, beta2: f64) -> Self {
-        self.betas = (beta1, beta2);
-        self
-    }
-
-    setters! {
-        /// Sets the denominator's epsilon.
-        eps: f64,
-        /// Sets the decoupled weight decay.
-        weight_decay: f64,
-        /// Turns AMSGrad on or off.
-        amsgrad: bool,
-    }
-
-    fn hyper(&self) -> Hyper {
-        Hyper {
-            lr: self.lr,
-            betas: self.betas,
-            eps: self.eps,
-            weight_decay: self.weight_decay,
-        }
-    }
-
-    /// Checks every hyper-parameter.
-    ///
-    /// # Errors
-    ///
-    /// [`OptimError::InvalidHyperParameter`] naming the first invalid one.
-    pub fn validate(&self) -> Result<(), OptimError> {
-        validate(self.hyper())
-    }
-
-    /// Validates the hyper-parameters and builds the optimizer.
-    ///
-    /// # Errors
-    ///
-    /// [`OptimError::InvalidHyperParameter`] if a hyper-parameter is invalid.
-    pub fn build<T: Float>(&self) -> Result<AdamW<T>, OptimError> {
-        AdamW::with_config(self.clone())
-    }
+    common_optimizer_methods!("Adam");
 }
 
 /// AdamW, PyTorch's `torch.optim.AdamW`: [`Adam`] with decoupled weight decay.
@@ -437,55 +335,13 @@ pub struct AdamW<T> {
     state: StateStore<T>,
 }
 
-impl<T: Float> AdamW<T> {
-    /// AdamW with PyTorch's defaults (`weight_decay = 0.01`) and learning rate `lr`.
-    ///
-    /// # Errors
-    ///
-    /// [`OptimError::InvalidHyperParameter`] if `lr` is negative or not finite.
-    pub fn new(lr: f64) -> Result<Self, OptimError> {
-        Self::with_config(AdamWConfig::new(lr))
-    }
-
-    /// AdamW with these hyper-parameters.
-    ///
-    /// # Errors
-    ///
-    /// [`OptimError::InvalidHyperParameter`] if a hyper-parameter is invalid.
-    pub fn with_config(config: AdamWConfig) -> Result<Self, OptimError> {
-        config.validate()?;
-        let keys = if config.amsgrad { KEYS_AMSGRAD } else { KEYS };
-        Ok(AdamW {
-            config,
-            state: StateStore::new(keys),
-        })
-    }
-
-    /// Its hyper-parameters (`lr` is the current learning rate).
-    pub fn config(&self) -> &AdamWConfig {
-        &self.config
-    }
-}
-
 impl<T: Float> Optimizer<T> for AdamW<T> {
-    fn name(&self) -> &'static str {
-        "AdamW"
-    }
-
     fn step(&mut self, params: &mut [&mut Param<T>], grads: &Grads<T>) -> Result<(), OptimError> {
+        // `decoupled: true`: decoupled weight decay.
         adam_step(self.config.hyper(), true, &mut self.state, params, grads)
     }
 
-    fn lr(&self) -> f64 {
-        self.config.lr
-    }
-
-    fn set_lr(&mut self, lr: f64) {
-        assert_valid_lr(lr);
-        self.config.lr = lr;
-    }
-
-    delegate_state!(state);
+    common_optimizer_methods!("AdamW");
 }
 
 #[cfg(test)]

@@ -771,23 +771,37 @@ macro_rules! dispatch {
 }
 pub(crate) use dispatch;
 
-/// Implements the state-related methods of [`Optimizer`] by delegating to a `StateStore`
-/// field.
-macro_rules! delegate_state {
-    ($field:ident) => {
+/// Implements every method of [`Optimizer`] but `step`, which all optimizers share: `name`
+/// returns `$name`; `lr` and `set_lr` read and write the `lr` field of the optimizer's
+/// `config` field; the state methods delegate to the `StateStore` in its `state` field.
+macro_rules! common_optimizer_methods {
+    ($name:literal) => {
+        fn name(&self) -> &'static str {
+            $name
+        }
+
+        fn lr(&self) -> f64 {
+            self.config.lr
+        }
+
+        fn set_lr(&mut self, lr: f64) {
+            $crate::optimizer::assert_valid_lr(lr);
+            self.config.lr = lr;
+        }
+
         fn reset(&mut self) {
-            self.$field.reset();
+            self.state.reset();
         }
 
         fn state_len(&self) -> usize {
-            self.$field.len()
+            self.state.len()
         }
 
         fn param_state(
             &self,
             id: tapegrad_autograd::ParamId,
         ) -> Option<$crate::optimizer::ParamState<'_, T>> {
-            self.$field.view(id)
+            self.state.view(id)
         }
 
         fn state_dict(
@@ -797,7 +811,7 @@ macro_rules! delegate_state {
             std::collections::BTreeMap<String, ndarray::ArrayD<T>>,
             $crate::optimizer::OptimError,
         > {
-            self.$field.state_dict(params)
+            self.state.state_dict(params)
         }
 
         fn load_state_dict(
@@ -805,11 +819,90 @@ macro_rules! delegate_state {
             params: &[&tapegrad_autograd::Param<T>],
             state: &std::collections::BTreeMap<String, ndarray::ArrayD<T>>,
         ) -> Result<(), $crate::optimizer::OptimError> {
-            self.$field.load_state_dict(params, state)
+            self.state.load_state_dict(params, state)
         }
     };
 }
-pub(crate) use delegate_state;
+pub(crate) use common_optimizer_methods;
+
+/// The constructors that every optimizer `$opt<T>` (a struct with the fields
+/// `config: $config` and `state: StateStore<T>`) and its config have in the same form:
+/// `$config::new(lr)` (the [`Default`] with learning rate `lr`), the `lr` setter,
+/// `$config::build`, and `$opt::new(lr)`, `$opt::with_config(config)` and `$opt::config()`.
+///
+/// The config provides `validate(&self)` and `state_keys(&self)` (the names of the buffers
+/// each parameter gets with this configuration).
+macro_rules! optimizer_constructors {
+    ($opt:ident, $config:ident) => {
+        impl $config {
+            /// PyTorch's defaults with learning rate `lr`.
+            pub fn new(lr: f64) -> Self {
+                $config {
+                    lr,
+                    ..$config::default()
+                }
+            }
+
+            $crate::optimizer::setters! {
+                /// Sets the learning rate.
+                lr: f64,
+            }
+
+            /// Validates the hyper-parameters and builds the optimizer.
+            ///
+            /// # Errors
+            ///
+            /// [`OptimError::InvalidHyperParameter`] if a hyper-parameter is invalid.
+            pub fn build<T: tapegrad_autograd::Float>(
+                &self,
+            ) -> Result<$opt<T>, $crate::optimizer::OptimError> {
+                $opt::with_config(self.clone())
+            }
+        }
+
+        impl<T: tapegrad_autograd::Float> $opt<T> {
+            #[doc = concat!(
+                "[`", stringify!($opt), "`] with PyTorch's defaults ([`", stringify!($config),
+                "::default`]) and learning rate `lr`."
+            )]
+            ///
+            /// # Errors
+            ///
+            /// [`OptimError::InvalidHyperParameter`] if `lr` is negative or not finite.
+            pub fn new(lr: f64) -> Result<Self, $crate::optimizer::OptimError> {
+                Self::with_config($config::new(lr))
+            }
+
+            #[doc = concat!("[`", stringify!($opt), "`] with these hyper-parameters.")]
+            ///
+            /// # Errors
+            ///
+            /// [`OptimError::InvalidHyperParameter`] if a hyper-parameter is invalid.
+            pub fn with_config(config: $config) -> Result<Self, $crate::optimizer::OptimError> {
+                config.validate()?;
+                let state = $crate::optimizer::StateStore::new(config.state_keys());
+                Ok($opt { config, state })
+            }
+
+            /// Its hyper-parameters (`lr` is the current learning rate).
+            pub fn config(&self) -> &$config {
+                &self.config
+            }
+        }
+    };
+}
+pub(crate) use optimizer_constructors;
+
+/// The gradient with coupled (L2) weight decay added, `g + wd · p`, when `WD`; else `g`.
+/// The flag is a const parameter so that the loops calling it vectorize.
+#[inline(always)]
+pub(crate) fn with_l2_decay<T: Float, const WD: bool>(g: T, wd: T, p: T) -> T {
+    if WD {
+        g + wd * p
+    } else {
+        g
+    }
+}
 
 /// State that decays geometrically while a parameter's gradient stays zero (an always-blank
 /// pixel's weight) ends in subnormal numbers, which x86 processors compute about 40 times

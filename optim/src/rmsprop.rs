@@ -4,8 +4,8 @@ use ndarray::ArrayD;
 use tapegrad_autograd::{Float, Grads, Param};
 
 use crate::optimizer::{
-    assert_valid_lr, delegate_state, dispatch, in_unit_closed, lerp, non_negative, scalar, setters,
-    zip1, zip2, zip3, OptimError, Optimizer, StateStore,
+    common_optimizer_methods, dispatch, in_unit_closed, lerp, non_negative, optimizer_constructors,
+    scalar, setters, with_l2_decay, zip1, zip2, zip3, OptimError, Optimizer, StateStore,
 };
 
 /// Hyper-parameters of [`RmsProp`], with the meaning and defaults of PyTorch's
@@ -45,17 +45,7 @@ impl Default for RmsPropConfig {
 }
 
 impl RmsPropConfig {
-    /// PyTorch's defaults with learning rate `lr`.
-    pub fn new(lr: f64) -> Self {
-        RmsPropConfig {
-            lr,
-            ..RmsPropConfig::default()
-        }
-    }
-
     setters! {
-        /// Sets the learning rate.
-        lr: f64,
         /// Sets the smoothing constant.
         alpha: f64,
         /// Sets the denominator's epsilon.
@@ -81,13 +71,15 @@ impl RmsPropConfig {
         non_negative("momentum", self.momentum)
     }
 
-    /// Validates the hyper-parameters and builds the optimizer.
-    ///
-    /// # Errors
-    ///
-    /// [`OptimError::InvalidHyperParameter`] if a hyper-parameter is invalid.
-    pub fn build<T: Float>(&self) -> Result<RmsProp<T>, OptimError> {
-        RmsProp::with_config(self.clone())
+    /// The state buffers of each parameter: the squared-gradient average, plus a momentum
+    /// buffer with momentum and a gradient average when centered.
+    fn state_keys(&self) -> &'static [&'static str] {
+        match (self.momentum > 0.0, self.centered) {
+            (false, false) => &["square_avg"],
+            (true, false) => &["square_avg", "momentum_buffer"],
+            (false, true) => &["square_avg", "grad_avg"],
+            (true, true) => &["square_avg", "momentum_buffer", "grad_avg"],
+        }
     }
 }
 
@@ -135,46 +127,9 @@ pub struct RmsProp<T> {
     state: StateStore<T>,
 }
 
-impl<T: Float> RmsProp<T> {
-    /// RMSprop with PyTorch's defaults and learning rate `lr`.
-    ///
-    /// # Errors
-    ///
-    /// [`OptimError::InvalidHyperParameter`] if `lr` is negative or not finite.
-    pub fn new(lr: f64) -> Result<Self, OptimError> {
-        Self::with_config(RmsPropConfig::new(lr))
-    }
-
-    /// RMSprop with these hyper-parameters.
-    ///
-    /// # Errors
-    ///
-    /// [`OptimError::InvalidHyperParameter`] if a hyper-parameter is invalid.
-    pub fn with_config(config: RmsPropConfig) -> Result<Self, OptimError> {
-        config.validate()?;
-        let keys: &'static [&'static str] = match (config.momentum > 0.0, config.centered) {
-            (false, false) => &["square_avg"],
-            (true, false) => &["square_avg", "momentum_buffer"],
-            (false, true) => &["square_avg", "grad_avg"],
-            (true, true) => &["square_avg", "momentum_buffer", "grad_avg"],
-        };
-        Ok(RmsProp {
-            config,
-            state: StateStore::new(keys),
-        })
-    }
-
-    /// Its hyper-parameters (`lr` is the current learning rate).
-    pub fn config(&self) -> &RmsPropConfig {
-        &self.config
-    }
-}
+optimizer_constructors!(RmsProp, RmsPropConfig);
 
 impl<T: Float> Optimizer<T> for RmsProp<T> {
-    fn name(&self) -> &'static str {
-        "RMSprop"
-    }
-
     fn step(&mut self, params: &mut [&mut Param<T>], grads: &Grads<T>) -> Result<(), OptimError> {
         let c = &self.config;
         let w = scalar::<T>(1.0 - c.alpha);
@@ -206,16 +161,7 @@ impl<T: Float> Optimizer<T> for RmsProp<T> {
             })
     }
 
-    fn lr(&self) -> f64 {
-        self.config.lr
-    }
-
-    fn set_lr(&mut self, lr: f64) {
-        assert_valid_lr(lr);
-        self.config.lr = lr;
-    }
-
-    delegate_state!(state);
+    common_optimizer_methods!("RMSprop");
 }
 
 /// The scalars of one RMSprop step, in the element type.
@@ -235,7 +181,7 @@ struct Scalars<T> {
 /// Weight decay (if `WD`) and the squared-gradient average; returns the decayed gradient.
 #[inline(always)]
 fn square<T: Float, const WD: bool>(k: &Scalars<T>, p: T, g: T, s: &mut T) -> T {
-    let g = if WD { g + k.wd * p } else { g };
+    let g = with_l2_decay::<T, WD>(g, k.wd, p);
     *s = *s * k.alpha + k.w * g * g;
     g
 }

@@ -4,8 +4,9 @@ use ndarray::ArrayD;
 use tapegrad_autograd::{Float, Grads, Param};
 
 use crate::optimizer::{
-    assert_valid_lr, delegate_state, dispatch, flush_subnormal, in_unit_closed, invalid,
-    non_negative, scalar, setters, zip0, zip1, OptimError, Optimizer, StateStore,
+    common_optimizer_methods, dispatch, flush_subnormal, in_unit_closed, invalid, non_negative,
+    optimizer_constructors, scalar, setters, with_l2_decay, zip0, zip1, OptimError, Optimizer,
+    StateStore,
 };
 
 /// Hyper-parameters of [`Sgd`], with the meaning and defaults of PyTorch's `torch.optim.SGD`.
@@ -53,17 +54,7 @@ impl Default for SgdConfig {
 }
 
 impl SgdConfig {
-    /// PyTorch's defaults with learning rate `lr`.
-    pub fn new(lr: f64) -> Self {
-        SgdConfig {
-            lr,
-            ..SgdConfig::default()
-        }
-    }
-
     setters! {
-        /// Sets the learning rate.
-        lr: f64,
         /// Sets the momentum factor.
         momentum: f64,
         /// Sets the dampening of the momentum.
@@ -101,13 +92,13 @@ impl SgdConfig {
         Ok(())
     }
 
-    /// Validates the hyper-parameters and builds the optimizer.
-    ///
-    /// # Errors
-    ///
-    /// [`OptimError::InvalidHyperParameter`] if a hyper-parameter is invalid.
-    pub fn build<T: Float>(&self) -> Result<Sgd<T>, OptimError> {
-        Sgd::with_config(self.clone())
+    /// The state buffers of each parameter: a momentum buffer with momentum, else none.
+    fn state_keys(&self) -> &'static [&'static str] {
+        if self.momentum != 0.0 {
+            &["momentum_buffer"]
+        } else {
+            &[]
+        }
     }
 }
 
@@ -150,45 +141,9 @@ pub struct Sgd<T> {
     state: StateStore<T>,
 }
 
-impl<T: Float> Sgd<T> {
-    /// Plain SGD (PyTorch's defaults) with learning rate `lr`.
-    ///
-    /// # Errors
-    ///
-    /// [`OptimError::InvalidHyperParameter`] if `lr` is negative or not finite.
-    pub fn new(lr: f64) -> Result<Self, OptimError> {
-        Self::with_config(SgdConfig::new(lr))
-    }
-
-    /// SGD with these hyper-parameters.
-    ///
-    /// # Errors
-    ///
-    /// [`OptimError::InvalidHyperParameter`] if a hyper-parameter is invalid.
-    pub fn with_config(config: SgdConfig) -> Result<Self, OptimError> {
-        config.validate()?;
-        let keys: &'static [&'static str] = if config.momentum != 0.0 {
-            &["momentum_buffer"]
-        } else {
-            &[]
-        };
-        Ok(Sgd {
-            config,
-            state: StateStore::new(keys),
-        })
-    }
-
-    /// Its hyper-parameters (`lr` is the current learning rate).
-    pub fn config(&self) -> &SgdConfig {
-        &self.config
-    }
-}
+optimizer_constructors!(Sgd, SgdConfig);
 
 impl<T: Float> Optimizer<T> for Sgd<T> {
-    fn name(&self) -> &'static str {
-        "SGD"
-    }
-
     fn step(&mut self, params: &mut [&mut Param<T>], grads: &Grads<T>) -> Result<(), OptimError> {
         let c = &self.config;
         let k = Scalars {
@@ -210,16 +165,7 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
             })
     }
 
-    fn lr(&self) -> f64 {
-        self.config.lr
-    }
-
-    fn set_lr(&mut self, lr: f64) {
-        assert_valid_lr(lr);
-        self.config.lr = lr;
-    }
-
-    delegate_state!(state);
+    common_optimizer_methods!("SGD");
 }
 
 /// The scalars of one SGD step, in the element type.
@@ -234,7 +180,7 @@ struct Scalars<T> {
 
 fn plain_kernel<T: Float, const WD: bool>(k: Scalars<T>, p: &mut ArrayD<T>, g: &ArrayD<T>) {
     zip0(p, g, move |p, g| {
-        let g = if WD { g + k.wd * *p } else { g };
+        let g = with_l2_decay::<T, WD>(g, k.wd, *p);
         *p -= k.lr * g;
     });
 }
@@ -247,7 +193,7 @@ fn momentum_kernel<T: Float, const WD: bool, const FIRST: bool, const NESTEROV: 
     b: &mut ArrayD<T>,
 ) {
     zip1(p, g, b, move |p, g, b| {
-        let g = if WD { g + k.wd * *p } else { g };
+        let g = with_l2_decay::<T, WD>(g, k.wd, *p);
         *b = if FIRST {
             g
         } else {
