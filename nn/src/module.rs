@@ -161,9 +161,8 @@ impl std::error::Error for ModuleGradcheckError {}
 ///
 /// The output is reduced with fixed random weights in `[0.5, 1.5)` (`Σ wᵢ yᵢ`,
 /// [`GradcheckOptions::output_weights`]), which checks the whole vector-Jacobian product.
-/// Each array is compared by the autograd checker's
-/// [`CentralDifferences`](tapegrad_autograd::CentralDifferences), with the same element
-/// subsets. Parameters are perturbed in place and restored.
+/// Each array is compared by the autograd checker's [`CentralDifferences`], with the same
+/// element subsets. Parameters are perturbed in place and restored.
 /// The module must be deterministic: check dropout in eval mode (its train-mode mask is
 /// redrawn at each call).
 ///
