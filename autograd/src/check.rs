@@ -32,6 +32,27 @@ impl Default for GradcheckOptions {
     }
 }
 
+impl GradcheckOptions {
+    /// The fixed weights `w`, uniform in `[0.5, 1.5)` (positive, away from zero) and drawn
+    /// from [`seed`](GradcheckOptions::seed), with which a checker reduces an output of
+    /// `shape` to the scalar `Σ wᵢ yᵢ`, so that one backward pass checks the whole
+    /// vector-Jacobian product. ([`gradcheck`] weighs a one-element output by 1 instead.)
+    ///
+    /// ```
+    /// use tapegrad_autograd::GradcheckOptions;
+    ///
+    /// let options = GradcheckOptions::default();
+    /// let w = options.output_weights(&[2, 3]);
+    /// assert_eq!(w.shape(), &[2, 3]);
+    /// assert!(w.iter().all(|&w| (0.5..1.5).contains(&w)));
+    /// assert_eq!(w, options.output_weights(&[2, 3]));
+    /// ```
+    pub fn output_weights(&self, shape: &[usize]) -> ArrayD<f64> {
+        let mut rng = SplitMix(self.seed);
+        ArrayD::from_shape_simple_fn(shape, || rng.weight())
+    }
+}
+
 /// A gradient that disagrees with its finite-difference estimate.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GradcheckError {
@@ -47,21 +68,53 @@ pub struct GradcheckError {
 
 impl std::fmt::Display for GradcheckError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "gradcheck failed for input {} at element {:?}: analytic {:.12e}, numeric {:.12e} (difference {:.3e})",
-            self.input,
-            self.element,
-            self.analytic,
-            self.numeric,
-            (self.analytic - self.numeric).abs()
-        )
+        write!(f, "gradcheck failed for input {} ", self.input)?;
+        write_mismatch(f, &self.element, self.analytic, self.numeric)
     }
 }
 
 impl std::error::Error for GradcheckError {}
 
-/// A small deterministic generator (SplitMix64) for weights and subsets.
+/// One element of an array whose analytic gradient disagrees with its central-difference
+/// estimate, or is not finite (from [`CentralDifferences::check_array`]).
+///
+/// It displays as `at element [i, j]: analytic …, numeric … (difference …)`, the end of a
+/// checker's message, which names the array in front of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GradientMismatch {
+    /// The element's index in the array.
+    pub element: Vec<usize>,
+    /// The gradient from backward.
+    pub analytic: f64,
+    /// The central-difference estimate.
+    pub numeric: f64,
+}
+
+impl std::fmt::Display for GradientMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write_mismatch(f, &self.element, self.analytic, self.numeric)
+    }
+}
+
+/// The part of a gradcheck message that describes the element and both values.
+fn write_mismatch(
+    f: &mut std::fmt::Formatter<'_>,
+    element: &[usize],
+    analytic: f64,
+    numeric: f64,
+) -> std::fmt::Result {
+    write!(
+        f,
+        "at element {:?}: analytic {:.12e}, numeric {:.12e} (difference {:.3e})",
+        element,
+        analytic,
+        numeric,
+        (analytic - numeric).abs()
+    )
+}
+
+/// A small deterministic generator (SplitMix64) for weights and subsets, independent of any
+/// caller's random streams.
 struct SplitMix(u64);
 
 impl SplitMix {
@@ -75,6 +128,101 @@ impl SplitMix {
     /// Uniform in [0.5, 1.5): positive, away from zero.
     fn weight(&mut self) -> f64 {
         0.5 + (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// The finite-difference half of [`gradcheck`], one array at a time, for checkers that
+/// perturb their arrays themselves (`tapegrad_nn::module::gradcheck_module` perturbs a
+/// module's input and, in place, its parameters).
+///
+/// The arrays are checked in turn; where one has more than
+/// [`max_elements`](GradcheckOptions::max_elements) elements, a random subset of that many is
+/// checked, drawn from one stream seeded by [`seed`](GradcheckOptions::seed), so a check is
+/// reproducible.
+///
+/// ```
+/// use ndarray::array;
+/// use tapegrad_autograd::{CentralDifferences, GradcheckOptions};
+///
+/// // f(x) = Σ xᵢ³, whose gradient is 3xᵢ².
+/// let mut x = array![0.5, -1.0, 2.0].into_dyn();
+/// let right = x.mapv(|v| 3.0 * v * v);
+/// let wrong = x.mapv(|v| 2.0 * v * v);
+/// let mut shifted = |element: &[usize], delta: f64| {
+///     let original = x[element];
+///     x[element] = original + delta;
+///     let value = x.mapv(|v| v * v * v).sum();
+///     x[element] = original;
+///     value
+/// };
+///
+/// let options = GradcheckOptions::default();
+/// let mut differences = CentralDifferences::new(&options);
+/// differences.check_array(&right, &mut shifted).unwrap();
+/// let mismatch = differences.check_array(&wrong, &mut shifted).unwrap_err();
+/// assert_eq!(mismatch.element, vec![0]);
+/// assert_eq!(mismatch.analytic, 0.5);
+/// assert!((mismatch.numeric - 0.75).abs() < 1e-6);
+/// assert!(mismatch.to_string().starts_with("at element [0]: analytic 5.0"));
+/// ```
+pub struct CentralDifferences<'o> {
+    options: &'o GradcheckOptions,
+    rng: SplitMix,
+}
+
+impl<'o> CentralDifferences<'o> {
+    /// A checker with `options`' step, tolerances and element subsets.
+    pub fn new(options: &'o GradcheckOptions) -> Self {
+        CentralDifferences {
+            options,
+            rng: SplitMix(options.seed ^ 0xa5a5_a5a5),
+        }
+    }
+
+    /// Checks `analytic`, the gradient of a scalar objective with respect to one array (of
+    /// `analytic`'s shape), against central finite differences:
+    /// `|analytic − numeric| ≤ atol + rtol·|numeric|`, element by element (or a random subset
+    /// of [`max_elements`](GradcheckOptions::max_elements) of them).
+    ///
+    /// `shifted(element, delta)` returns the objective with that element of the array moved
+    /// by `delta` (`+eps`, then `−eps`), and puts the element back afterwards.
+    ///
+    /// # Errors
+    ///
+    /// The first element whose analytic gradient is off, or not finite.
+    pub fn check_array<F>(
+        &mut self,
+        analytic: &ArrayD<f64>,
+        mut shifted: F,
+    ) -> Result<(), GradientMismatch>
+    where
+        F: FnMut(&[usize], f64) -> f64,
+    {
+        let options = self.options;
+        let n = analytic.len();
+        let elements: Vec<usize> = if n <= options.max_elements {
+            (0..n).collect()
+        } else {
+            (0..options.max_elements)
+                .map(|_| (self.rng.next_u64() % n as u64) as usize)
+                .collect()
+        };
+        for flat in elements {
+            let element = nth_index(analytic.shape(), flat);
+            let plus = shifted(&element, options.eps);
+            let minus = shifted(&element, -options.eps);
+            let numeric = (plus - minus) / (2.0 * options.eps);
+            let got = analytic[element.as_slice()];
+            let ok = (got - numeric).abs() <= options.atol + options.rtol * numeric.abs();
+            if !ok || !got.is_finite() {
+                return Err(GradientMismatch {
+                    element,
+                    analytic: got,
+                    numeric,
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -107,12 +255,11 @@ where
         let vars: Vec<Var<'_, f64>> = values.iter().map(|v| tape.var(v.clone())).collect();
         let out = f(&tape, &vars);
         let w = weights.get_or_insert_with(|| {
-            let mut rng = SplitMix(options.seed);
             let shape = out.shape();
             if shape.iter().product::<usize>() == 1 {
                 ArrayD::ones(shape)
             } else {
-                ArrayD::from_shape_simple_fn(shape, || rng.weight())
+                options.output_weights(&shape)
             }
         });
         let scalar = (out * tape.constant(w.clone())).sum();
@@ -133,37 +280,23 @@ where
         (value, gs)
     };
     let (_, analytic) = evaluate(inputs, true);
-    let mut rng = SplitMix(options.seed ^ 0xa5a5_a5a5);
+    let mut differences = CentralDifferences::new(options);
     let mut values: Vec<ArrayD<f64>> = inputs.to_vec();
-    for (i, input) in inputs.iter().enumerate() {
-        let n = input.len();
-        let elements: Vec<usize> = if n <= options.max_elements {
-            (0..n).collect()
-        } else {
-            (0..options.max_elements)
-                .map(|_| (rng.next_u64() % n as u64) as usize)
-                .collect()
-        };
-        for flat in elements {
-            let element = nth_index(input.shape(), flat);
-            let original = input[element.as_slice()];
-            values[i][element.as_slice()] = original + options.eps;
-            let (plus, _) = evaluate(&values, false);
-            values[i][element.as_slice()] = original - options.eps;
-            let (minus, _) = evaluate(&values, false);
-            values[i][element.as_slice()] = original;
-            let numeric = (plus - minus) / (2.0 * options.eps);
-            let got = analytic[i][element.as_slice()];
-            let ok = (got - numeric).abs() <= options.atol + options.rtol * numeric.abs();
-            if !ok || !got.is_finite() {
-                return Err(GradcheckError {
-                    input: i,
-                    element,
-                    analytic: got,
-                    numeric,
-                });
-            }
-        }
+    for (i, analytic) in analytic.iter().enumerate() {
+        differences
+            .check_array(analytic, |element, delta| {
+                let original = values[i][element];
+                values[i][element] = original + delta;
+                let (value, _) = evaluate(&values, false);
+                values[i][element] = original;
+                value
+            })
+            .map_err(|mismatch| GradcheckError {
+                input: i,
+                element: mismatch.element,
+                analytic: mismatch.analytic,
+                numeric: mismatch.numeric,
+            })?;
     }
     Ok(())
 }

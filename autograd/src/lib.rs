@@ -35,7 +35,9 @@ mod tape;
 #[cfg(feature = "proptest")]
 pub mod testing;
 
-pub use check::{gradcheck, GradcheckError, GradcheckOptions};
+pub use check::{
+    gradcheck, CentralDifferences, GradcheckError, GradcheckOptions, GradientMismatch,
+};
 pub use float::Float;
 pub use grads::Grads;
 pub use ops::custom::CustomOp;

@@ -3,7 +3,9 @@
 
 use ndarray::ArrayD;
 use rand::rngs::StdRng;
-use tapegrad_autograd::{Float, GradcheckOptions, Param, Tape, Var};
+use tapegrad_autograd::{
+    CentralDifferences, Float, GradcheckOptions, GradientMismatch, Param, Tape, Var,
+};
 
 /// A layer or a model: a function of a batch, recorded on the input's tape, with its own
 /// trainable [`Param`]s.
@@ -136,53 +138,31 @@ impl<T: Float, M: Module<T> + ?Sized> Module<T> for Box<M> {
 pub struct ModuleGradcheckError {
     /// What was differentiated: `"input"` or the parameter's name (e.g. `"dense_0.kernel"`).
     pub target: String,
-    /// The element's index in that array.
-    pub element: Vec<usize>,
-    /// The gradient from backward.
-    pub analytic: f64,
-    /// The central-difference estimate.
-    pub numeric: f64,
+    /// The element of that array, its gradient from backward and the central-difference
+    /// estimate.
+    pub mismatch: GradientMismatch,
 }
 
 impl std::fmt::Display for ModuleGradcheckError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "gradcheck_module failed for {} at element {:?}: analytic {:.12e}, numeric {:.12e} (difference {:.3e})",
-            self.target,
-            self.element,
-            self.analytic,
-            self.numeric,
-            (self.analytic - self.numeric).abs()
+            "gradcheck_module failed for {} {}",
+            self.target, self.mismatch
         )
     }
 }
 
 impl std::error::Error for ModuleGradcheckError {}
 
-/// SplitMix64: weights of the output and element subsets, independent of `rand`'s streams.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0.5, 1.5).
-    fn weight(&mut self) -> f64 {
-        0.5 + (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// Checks a built module's gradients — with respect to its input `x` and to every
 /// parameter — against central finite differences, with the tolerance of
 /// [`tapegrad_autograd::gradcheck`]: `|analytic − numeric| ≤ atol + rtol·|numeric|`.
 ///
-/// The output is reduced with fixed random weights in `[0.5, 1.5)` (`Σ wᵢ yᵢ`), which checks
-/// the whole vector-Jacobian product. Parameters are perturbed in place and restored.
+/// The output is reduced with fixed random weights in `[0.5, 1.5)` (`Σ wᵢ yᵢ`,
+/// [`GradcheckOptions::output_weights`]), which checks the whole vector-Jacobian product.
+/// Each array is compared by the autograd checker's [`CentralDifferences`], with the same
+/// element subsets. Parameters are perturbed in place and restored.
 /// The module must be deterministic: check dropout in eval mode (its train-mode mask is
 /// redrawn at each call).
 ///
@@ -204,10 +184,7 @@ pub fn gradcheck_module<M: Module<f64> + ?Sized>(
         let tape = Tape::new();
         let input = tape.var(x.clone());
         let out = module.forward(input);
-        let w = weights.get_or_insert_with(|| {
-            let mut rng = SplitMix(options.seed);
-            ArrayD::from_shape_simple_fn(out.shape(), || rng.weight())
-        });
+        let w = weights.get_or_insert_with(|| options.output_weights(&out.shape()));
         let scalar = (out * tape.constant(w.clone())).sum();
         let value = scalar.item();
         if !want_grads {
@@ -230,83 +207,37 @@ pub fn gradcheck_module<M: Module<f64> + ?Sized>(
     };
 
     let (_, analytic) = evaluate(module, x, true);
-    let mut rng = SplitMix(options.seed ^ 0xa5a5_a5a5);
-    let subset = |n: usize, rng: &mut SplitMix| -> Vec<usize> {
-        if n <= options.max_elements {
-            (0..n).collect()
-        } else {
-            (0..options.max_elements)
-                .map(|_| (rng.next_u64() % n as u64) as usize)
-                .collect()
-        }
-    };
-    let check = |target: &str, element: Vec<usize>, got: f64, numeric: f64| {
-        let ok = (got - numeric).abs() <= options.atol + options.rtol * numeric.abs();
-        if ok && got.is_finite() {
-            Ok(())
-        } else {
-            Err(ModuleGradcheckError {
-                target: target.to_string(),
-                element,
-                analytic: got,
-                numeric,
-            })
-        }
-    };
+    let mut differences = CentralDifferences::new(options);
 
     // The input.
     let mut perturbed = x.clone();
-    for flat in subset(x.len(), &mut rng) {
-        let element = nth_index(x.shape(), flat);
-        let original = x[element.as_slice()];
-        perturbed[element.as_slice()] = original + options.eps;
-        let (plus, _) = evaluate(module, &perturbed, false);
-        perturbed[element.as_slice()] = original - options.eps;
-        let (minus, _) = evaluate(module, &perturbed, false);
-        perturbed[element.as_slice()] = original;
-        let numeric = (plus - minus) / (2.0 * options.eps);
-        check(
-            "input",
-            element.clone(),
-            analytic[0][element.as_slice()],
-            numeric,
-        )?;
-    }
+    differences
+        .check_array(&analytic[0], |element, delta| {
+            let original = perturbed[element];
+            perturbed[element] = original + delta;
+            let (value, _) = evaluate(module, &perturbed, false);
+            perturbed[element] = original;
+            value
+        })
+        .map_err(|mismatch| ModuleGradcheckError {
+            target: "input".to_string(),
+            mismatch,
+        })?;
 
     // Each parameter, perturbed in place.
-    let count = module.params().len();
-    for p in 0..count {
-        let (name, shape) = {
-            let params = module.params();
-            (params[p].name().to_string(), params[p].shape().to_vec())
-        };
-        let n = shape.iter().product();
-        for flat in subset(n, &mut rng) {
-            let element = nth_index(&shape, flat);
-            let original = module.params()[p].value()[element.as_slice()];
-            module.params_mut()[p].value_mut()[element.as_slice()] = original + options.eps;
-            let (plus, _) = evaluate(module, x, false);
-            module.params_mut()[p].value_mut()[element.as_slice()] = original - options.eps;
-            let (minus, _) = evaluate(module, x, false);
-            module.params_mut()[p].value_mut()[element.as_slice()] = original;
-            let numeric = (plus - minus) / (2.0 * options.eps);
-            check(
-                &name,
-                element.clone(),
-                analytic[p + 1][element.as_slice()],
-                numeric,
-            )?;
-        }
+    for (p, analytic) in analytic[1..].iter().enumerate() {
+        differences
+            .check_array(analytic, |element, delta| {
+                let original = module.params()[p].value()[element];
+                module.params_mut()[p].value_mut()[element] = original + delta;
+                let (value, _) = evaluate(module, x, false);
+                module.params_mut()[p].value_mut()[element] = original;
+                value
+            })
+            .map_err(|mismatch| ModuleGradcheckError {
+                target: module.params()[p].name().to_string(),
+                mismatch,
+            })?;
     }
     Ok(())
-}
-
-/// The multi-index of the `flat`-th element in row-major order.
-fn nth_index(shape: &[usize], mut flat: usize) -> Vec<usize> {
-    let mut index = vec![0; shape.len()];
-    for d in (0..shape.len()).rev() {
-        index[d] = flat % shape[d];
-        flat /= shape[d];
-    }
-    index
 }

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tapegrad_autograd::testing::{array, array_away_from, shape};
-use tapegrad_autograd::{gradcheck, GradcheckOptions};
+use tapegrad_autograd::{gradcheck, GradcheckOptions, Param, Var};
 use tapegrad_nn::layers::{
     Activation, ActivationLayer, Dense, Dropout, Flatten, LayerNorm, Sequential,
 };
@@ -287,4 +287,58 @@ fn pre_activations_away_from_zero(layer: &Dense<f64>, x: &ArrayD<f64>) -> bool {
     let tape = tapegrad_autograd::Tape::new();
     let z = linear.forward(tape.constant(x.clone())).value();
     z.iter().all(|v| v.abs() > 1e-3)
+}
+
+/// `y = x * scale`, but the scale enters the tape as a constant: its gradient is lost.
+struct DetachedScale {
+    scale: Param<f64>,
+}
+
+impl Module<f64> for DetachedScale {
+    fn forward<'t>(&'t self, x: Var<'t, f64>) -> Var<'t, f64> {
+        x * x.tape().constant(self.scale.value().clone())
+    }
+    fn build(&mut self, input_shape: &[usize], _rng: &mut StdRng) -> Vec<usize> {
+        input_shape.to_vec()
+    }
+    fn params(&self) -> Vec<&Param<f64>> {
+        vec![&self.scale]
+    }
+    fn params_mut(&mut self) -> Vec<&mut Param<f64>> {
+        vec![&mut self.scale]
+    }
+    fn kind(&self) -> &'static str {
+        "detached_scale"
+    }
+    fn set_name(&mut self, name: &str) {
+        self.scale.set_name(format!("{name}.scale"));
+    }
+    fn name(&self) -> &str {
+        "detached_scale_0"
+    }
+}
+
+#[test]
+fn gradcheck_module_names_the_parameter_whose_gradient_is_off() {
+    let scale = ndarray::array![2.0, -0.5].into_dyn();
+    let mut module = DetachedScale {
+        scale: Param::new("detached_scale_0.scale", scale),
+    };
+    let x = ndarray::array![[1.0, 3.0], [2.0, -0.5]].into_dyn();
+    let error = gradcheck_module(&mut module, &x, &options())
+        .expect_err("the lost parameter gradient is caught");
+    assert_eq!(error.target, "detached_scale_0.scale");
+    assert_eq!(error.mismatch.element, vec![0]);
+    assert_eq!(error.mismatch.analytic, 0.0);
+    // Numeric: w₀₀·1 + w₁₀·2 with weights in [0.5, 1.5).
+    assert!(error.mismatch.numeric >= 1.5, "{error}");
+    let message = error.to_string();
+    assert!(
+        message.starts_with(
+            "gradcheck_module failed for detached_scale_0.scale at element [0]: analytic"
+        ),
+        "{message}"
+    );
+    // The parameter is restored after the check.
+    assert_eq!(module.scale.value(), &ndarray::array![2.0, -0.5].into_dyn());
 }
