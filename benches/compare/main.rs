@@ -250,7 +250,9 @@ fn main() {
     let only: Option<Vec<String>> = args
         .iter()
         .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1))
+        // A missing list reads as one empty group name, which is refused below (rather
+        // than silently measuring every group).
+        .map(|i| args.get(i + 1).map_or("", String::as_str))
         .map(|list| list.split(',').map(str::to_owned).collect());
     if let Some(unknown) = only
         .iter()
