@@ -520,7 +520,8 @@ fn sum_run<T: Float>(
 }
 
 #[inline]
-fn sum_all<T: Float>(v: &ArrayViewD<'_, T>) -> T {
+/// The sum of every element of `v`.
+pub(crate) fn sum_all<T: Float>(v: &ArrayViewD<'_, T>) -> T {
     match v.as_slice() {
         Some(s) => s.iter().copied().sum(),
         None => v.iter().copied().sum(),

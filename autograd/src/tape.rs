@@ -411,8 +411,8 @@ impl<'t, T: Float> Tape<'t, T> {
     /// An input that `output` does not depend on gets a zero gradient.
     #[track_caller]
     pub fn grad(&'t self, output: Var<'t, T>, inputs: &[Var<'t, T>]) -> Vec<Var<'t, T>> {
-        let seed = self.seed_for(output, None);
-        self.grad_with_seed(output, seed, inputs)
+        self.seed_for(output, None);
+        self.grad_with_seed(output, ArrayD::ones(output.shape()), inputs)
     }
 
     /// Like [`Tape::grad`], with an explicit seed (vector-Jacobian product) of `output`'s shape.
@@ -426,7 +426,7 @@ impl<'t, T: Float> Tape<'t, T> {
         for input in inputs {
             self.check_same_tape(input.tape, "Tape::grad");
         }
-        let seed = self.constant(self.seed_for(output, Some(seed)));
+        let seed = self.constant(self.seed_for(output, Some(seed)).expect("a given seed"));
         let lowest = inputs.iter().map(|x| x.index).min().unwrap_or(output.index);
         let grads = ops::sweep_vars(self, output.index, seed, lowest);
         inputs
@@ -439,7 +439,10 @@ impl<'t, T: Float> Tape<'t, T> {
     }
 
     #[track_caller]
-    fn seed_for(&self, output: Var<'t, T>, seed: Option<ArrayD<T>>) -> ArrayD<T> {
+    /// The seed of a backward sweep from `output`: the given array, checked against the
+    /// output's shape, or `None` for the gradient 1 of a one-element output (kept as a
+    /// number: a scalar loss's sweep starts without allocating).
+    fn seed_for(&self, output: Var<'t, T>, seed: Option<ArrayD<T>>) -> Option<ArrayD<T>> {
         let shape = output.shape();
         match seed {
             Some(seed) => {
@@ -450,7 +453,7 @@ impl<'t, T: Float> Tape<'t, T> {
                     seed.shape(),
                     shape
                 );
-                seed
+                Some(seed)
             }
             None => {
                 assert!(
@@ -459,7 +462,7 @@ impl<'t, T: Float> Tape<'t, T> {
                      scalar output (reduce it with .sum() or .mean(), or pass a seed of that shape \
                      with backward_with_seed)"
                 );
-                ArrayD::ones(shape)
+                None
             }
         }
     }

@@ -1385,16 +1385,17 @@ fn evaluate_batches<T: Float, M: Module<T>>(
 
 /// The value of a loss that must be a single number.
 fn scalar_loss<T: Float>(loss_fn: &Loss<T>, loss: Var<'_, T>) -> Result<f64, FitError> {
-    loss.with_value(|a| {
-        if a.len() == 1 {
-            Ok(a.iter().next().map_or(f64::NAN, |&v| to_f64(v)))
-        } else {
-            Err(FitError::LossNotScalar {
-                loss: loss_fn.name().to_string(),
-                shape: a.shape().to_vec(),
-            })
-        }
-    })
+    // `shape` and `item` read a one-element value as a number (`with_value` would build
+    // its array).
+    let shape = loss.shape();
+    if shape.iter().product::<usize>() == 1 {
+        Ok(to_f64(loss.item()))
+    } else {
+        Err(FitError::LossNotScalar {
+            loss: loss_fn.name().to_string(),
+            shape,
+        })
+    }
 }
 
 /// The epoch loop of `fit`, after all checks and `on_train_begin`.

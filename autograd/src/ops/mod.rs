@@ -391,49 +391,91 @@ impl<'t, T: Float> RuleContext<Var<'t, T>> for VarContext<'t, T> {
 }
 
 /// A gradient being accumulated during the sweep: nothing yet, one number (the
-/// one-element path, see [`crate::scalar`]), or an array (boxed, so that the sweep's
-/// table of slots stays two words per node).
+/// one-element path, see [`crate::scalar`]), or an array, held in [`GradSlots::arrays`] at
+/// this index (so the table of slots stays two words per node and no array is boxed).
+#[derive(Clone, Copy)]
 enum Slot<T> {
     Empty,
     One(T),
-    Array(Box<ArrayD<T>>),
+    Array(usize),
 }
 
-impl<T: Float> Slot<T> {
-    /// Adds `g` (the first contribution is moved in, later ones summed in place), so a
-    /// value used many times gets the sum of its uses' gradients.
+/// The gradients being accumulated during one sweep: a slot per node, and the arrays the
+/// slots point to (a gradient array is moved in and out of this table, never boxed or
+/// copied).
+struct GradSlots<T> {
+    slots: Vec<Slot<T>>,
+    arrays: Vec<Option<ArrayD<T>>>,
+}
+
+impl<T: Float> GradSlots<T> {
+    /// Empty slots for nodes `0..len`.
+    fn new(len: usize) -> Self {
+        GradSlots {
+            slots: vec![Slot::Empty; len],
+            // Room for 8 gradients (8 × 112 bytes: within the allocator's per-thread
+            // cache, see `arena.rs`); more grow the table.
+            arrays: Vec::with_capacity(len.min(8)),
+        }
+    }
+
+    /// Stores `array` as the gradient of a slot.
     #[inline]
-    fn add_array(&mut self, g: Arr<'_, T>) {
-        match self {
-            Slot::Empty => *self = Slot::Array(Box::new(g.into_owned())),
+    fn put(&mut self, slot: usize, array: ArrayD<T>) {
+        self.slots[slot] = Slot::Array(self.arrays.len());
+        self.arrays.push(Some(array));
+    }
+
+    /// Adds `g` to node `slot`'s gradient (the first contribution is moved in, later ones
+    /// summed in place), so a value used many times gets the sum of its uses' gradients.
+    #[inline]
+    fn add_array(&mut self, slot: usize, g: Arr<'_, T>) {
+        match self.slots[slot] {
+            Slot::Empty => self.put(slot, g.into_owned()),
             Slot::One(v) => {
-                let v = *v;
                 let mut total = g.into_owned();
                 *total.first_mut().expect("a one-element gradient") += v;
-                *self = Slot::Array(Box::new(total));
+                self.put(slot, total);
             }
-            Slot::Array(total) => crate::operand::add_assign(total, g.array()),
+            Slot::Array(k) => {
+                let total = self.arrays[k].as_mut().expect("a gradient not yet taken");
+                crate::operand::add_assign(total, g.array());
+            }
         }
     }
 
     /// Adds the gradient of a one-element value.
     #[inline]
-    fn add_one(&mut self, g: T) {
-        match self {
-            Slot::Empty => *self = Slot::One(g),
+    fn add_one(&mut self, slot: usize, g: T) {
+        let GradSlots { slots, arrays } = self;
+        let slot = &mut slots[slot];
+        match slot {
+            Slot::Empty => *slot = Slot::One(g),
             Slot::One(v) => *v += g,
-            Slot::Array(total) => *total.first_mut().expect("a one-element gradient") += g,
+            Slot::Array(k) => {
+                let total = arrays[*k].as_mut().expect("a gradient not yet taken");
+                *total.first_mut().expect("a one-element gradient") += g;
+            }
         }
     }
 
-    /// The gradient as an array of `like`'s shape.
+    /// Empties node `slot`'s slot and returns what it held (an array stays in the table
+    /// until [`GradSlots::array`] or [`GradSlots::take_array`] reads it).
     #[inline]
-    fn into_array(self, like: &crate::tape::Value<'_, T>) -> Option<ArrayD<T>> {
-        match self {
-            Slot::Empty => None,
-            Slot::One(v) => Some(ArrayD::from_elem(&like.shape()[..], v)),
-            Slot::Array(a) => Some(*a),
-        }
+    fn take(&mut self, slot: usize) -> Slot<T> {
+        std::mem::replace(&mut self.slots[slot], Slot::Empty)
+    }
+
+    /// The array a slot pointed to.
+    #[inline]
+    fn array(&self, k: usize) -> &ArrayD<T> {
+        self.arrays[k].as_ref().expect("a gradient not yet taken")
+    }
+
+    /// Moves out the array a slot pointed to.
+    #[inline]
+    fn take_array(&mut self, k: usize) -> ArrayD<T> {
+        self.arrays[k].take().expect("a gradient taken once")
     }
 }
 
@@ -456,18 +498,20 @@ fn one_element_rule<T: Float>(nodes: &crate::tape::Nodes<'_, T>, out: usize) -> 
 pub(crate) fn sweep_arrays<'t, T: Float>(
     tape: &'t Tape<'t, T>,
     output: usize,
-    seed: ArrayD<T>,
+    seed: Option<ArrayD<T>>,
 ) -> Grads<T> {
     let anomaly = tape.anomaly_detection();
-    let mut slots: Vec<Slot<T>> = Vec::new();
-    slots.resize_with(output + 1, || Slot::Empty);
     let mut leaves = Vec::new();
     if !tape.nodes()[output].requires_grad {
         return Grads::from_sweep(tape.id(), leaves, &[]);
     }
-    slots[output] = Slot::Array(Box::new(seed));
+    let mut slots = GradSlots::new(output + 1);
+    match seed {
+        Some(seed) => slots.put(output, seed),
+        None => slots.add_one(output, T::one()),
+    }
     for i in (0..=output).rev() {
-        let slot = std::mem::replace(&mut slots[i], Slot::Empty);
+        let slot = slots.take(i);
         if let Slot::Empty = slot {
             continue;
         }
@@ -476,7 +520,9 @@ pub(crate) fn sweep_arrays<'t, T: Float>(
         if one_element_rule(&nodes, i) {
             let g = match slot {
                 Slot::One(v) => v,
-                Slot::Array(a) => crate::scalar::single(&a).expect("a one-element gradient"),
+                Slot::Array(k) => {
+                    crate::scalar::single(slots.array(k)).expect("a one-element gradient")
+                }
                 Slot::Empty => unreachable!(),
             };
             let ctx = ScalarContext { nodes: &nodes };
@@ -485,11 +531,15 @@ pub(crate) fn sweep_arrays<'t, T: Float>(
                 if anomaly && !grad.is_finite() {
                     panic!("{}", anomaly_message(&nodes, i, input));
                 }
-                slots[input].add_one(grad);
+                slots.add_one(input, grad);
             });
             continue;
         }
-        let g = slot.into_array(&node.value).expect("a non-empty slot");
+        let g = match slot {
+            Slot::One(v) => ArrayD::from_elem(&node.value.shape()[..], v),
+            Slot::Array(k) => slots.take_array(k),
+            Slot::Empty => unreachable!(),
+        };
         match &node.op {
             Op::Leaf | Op::Param(_) => {
                 leaves.push((i, g));
@@ -505,7 +555,7 @@ pub(crate) fn sweep_arrays<'t, T: Float>(
                         if anomaly {
                             check_backward(tape, i, *input, &grad);
                         }
-                        slots[*input].add_array(Arr::Owned(grad));
+                        slots.add_array(*input, Arr::Owned(grad));
                     }
                 }
                 continue;
@@ -519,10 +569,10 @@ pub(crate) fn sweep_arrays<'t, T: Float>(
             {
                 let (a, b) = (*a, *b);
                 if nodes[b].requires_grad {
-                    slots[b].add_array(Arr::Ref(&g));
+                    slots.add_array(b, Arr::Ref(&g));
                 }
                 if nodes[a].requires_grad {
-                    slots[a].add_array(Arr::Owned(g));
+                    slots.add_array(a, Arr::Owned(g));
                 }
                 continue;
             }
@@ -539,7 +589,7 @@ pub(crate) fn sweep_arrays<'t, T: Float>(
                     if anomaly {
                         check_finite(grad.array(), || anomaly_message(&nodes, i, input));
                     }
-                    slots[input].add_array(grad);
+                    slots.add_array(input, grad);
                 }
             },
         );

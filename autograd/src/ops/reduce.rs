@@ -4,6 +4,7 @@
 use std::rc::Rc;
 
 use ndarray::{ArrayD, Axis};
+use smallvec::SmallVec;
 
 use super::shape::normalize_axis;
 use super::{Op, RuleContext};
@@ -128,7 +129,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// The sum of all elements (a 0-d variable).
     #[track_caller]
     pub fn sum(self) -> Var<'t, T> {
-        let all: Vec<usize> = (0..self.ndim()).collect();
+        let all: SmallVec<[usize; 4]> = (0..self.ndim()).collect();
         self.sum_axes_usize(&all, false)
     }
 
@@ -143,6 +144,25 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub(crate) fn sum_axes_usize(self, axes: &[usize], keepdim: bool) -> Var<'t, T> {
         let nodes = self.tape.nodes();
+        let input = &nodes[self.index];
+        let ndim = input.value.ndim();
+        if axes.len() == ndim && axes.iter().all(|&axis| axis < ndim) {
+            // The sum of every element (a loss): recorded as a number, no array is built.
+            let total = match input.value.one() {
+                Some(value) => value,
+                None => crate::operand::sum_all(&input.value.array().view()),
+            };
+            let requires_grad = input.requires_grad;
+            drop(nodes);
+            let op = Op::Sum {
+                input: self.index,
+                axes: Rc::from(axes),
+                keepdim,
+            };
+            return self
+                .tape
+                .push_one(total, if keepdim { ndim } else { 0 }, op, requires_grad);
+        }
         let value = Arr::Ref(nodes[self.index].value.array())
             .sum_axes_impl(axes, keepdim)
             .into_owned();
