@@ -411,7 +411,7 @@ impl<'t, T: Float> Tape<'t, T> {
     /// An input that `output` does not depend on gets a zero gradient.
     #[track_caller]
     pub fn grad(&'t self, output: Var<'t, T>, inputs: &[Var<'t, T>]) -> Vec<Var<'t, T>> {
-        self.seed_for(output, None);
+        self.seed_for(output, None); // checks that `output` has one element
         self.grad_with_seed(output, ArrayD::ones(output.shape()), inputs)
     }
 
@@ -438,10 +438,10 @@ impl<'t, T: Float> Tape<'t, T> {
             .collect()
     }
 
-    #[track_caller]
     /// The seed of a backward sweep from `output`: the given array, checked against the
     /// output's shape, or `None` for the gradient 1 of a one-element output (kept as a
     /// number: a scalar loss's sweep starts without allocating).
+    #[track_caller]
     fn seed_for(&self, output: Var<'t, T>, seed: Option<ArrayD<T>>) -> Option<ArrayD<T>> {
         let shape = output.shape();
         match seed {
