@@ -460,16 +460,10 @@ impl<T: Float> GradSlots<T> {
     }
 
     /// Empties node `slot`'s slot and returns what it held (an array stays in the table
-    /// until [`GradSlots::array`] or [`GradSlots::take_array`] reads it).
+    /// until [`GradSlots::take_array`] moves it out).
     #[inline]
     fn take(&mut self, slot: usize) -> Slot<T> {
         std::mem::replace(&mut self.slots[slot], Slot::Empty)
-    }
-
-    /// The array a slot pointed to.
-    #[inline]
-    fn array(&self, k: usize) -> &ArrayD<T> {
-        self.arrays[k].as_ref().expect("a gradient not yet taken")
     }
 
     /// Moves out the array a slot pointed to.
@@ -521,7 +515,7 @@ pub(crate) fn sweep_arrays<'t, T: Float>(
             let g = match slot {
                 Slot::One(v) => v,
                 Slot::Array(k) => {
-                    crate::scalar::single(slots.array(k)).expect("a one-element gradient")
+                    crate::scalar::single(&slots.take_array(k)).expect("a one-element gradient")
                 }
                 Slot::Empty => unreachable!(),
             };
