@@ -5,7 +5,7 @@
 //! each iteration, built and compiled outside the timing); `tape_hand_loop_500_epochs` is
 //! the same training written directly on the tape, to show what `fit` adds.
 
-use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
+use criterion::{BatchSize, Criterion, black_box, criterion_group, criterion_main};
 use tapegrad::nn::layers::{Dense, Sequential};
 use tapegrad::nn::model::{FitOptions, Loss, Model};
 use tapegrad::optim::Sgd;

@@ -18,17 +18,17 @@
 
 use std::time::{Duration, Instant};
 
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
 use ndarray::{ArrayD, Axis};
 use tapegrad::autograd::{Param, Tape};
 use tapegrad::nn::model::{FitOptions, Loss, Model};
-use tapegrad::nn::{losses, Module};
+use tapegrad::nn::{Module, losses};
 use tapegrad::optim::{Optimizer, Sgd};
 
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{flat_labels, mnist_like, sequential, Mlp};
+use common::{Mlp, flat_labels, mnist_like, sequential};
 
 const LR: f32 = 0.1;
 const BATCHES: [usize; 2] = [32, 128];

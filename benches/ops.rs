@@ -8,14 +8,14 @@
 
 use std::time::Duration;
 
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
 use ndarray::{Array2, ArrayD};
 use tapegrad::autograd::{Param, Tape};
 
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{cross_entropy, matrix, SplitMix};
+use common::{SplitMix, cross_entropy, matrix};
 
 /// `(m, k, n)`: the MLP's first layer at batch 128 and 32, and a large square product.
 const MATMUL_SIZES: [(usize, usize, usize); 3] =

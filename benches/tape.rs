@@ -4,14 +4,14 @@
 //! link, 1,002 recorded ops in all (with the leaves); criterion's throughput line gives
 //! the time per op.
 
-use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use ndarray::{arr0, Array2};
+use criterion::{Criterion, Throughput, black_box, criterion_group, criterion_main};
+use ndarray::{Array2, arr0};
 use tapegrad::autograd::{Param, Tape};
 
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{scalar_chain, CHAIN_LINKS};
+use common::{CHAIN_LINKS, scalar_chain};
 
 fn scalar_chain_bench(c: &mut Criterion) {
     let w = Param::new("w", arr0(0.9_f32).into_dyn());

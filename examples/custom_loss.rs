@@ -15,7 +15,7 @@ use ndarray::{Array1, Array2, ArrayD};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
-use tapegrad::autograd::{gradcheck, Float, GradcheckOptions, Var};
+use tapegrad::autograd::{Float, GradcheckOptions, Var, gradcheck};
 use tapegrad::nn::layers::{Dense, Sequential};
 use tapegrad::nn::model::{FitOptions, Loss, Model};
 use tapegrad::optim::AdamConfig;

@@ -16,13 +16,13 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
-use ndarray::{s, Array1, Array3};
-use tapegrad::nn::data::{bundled_data_dir, load_idx_split, DataError, Dataset};
+use ndarray::{Array1, Array3, s};
+use tapegrad::nn::data::{DataError, Dataset, bundled_data_dir, load_idx_split};
 use tapegrad::nn::history::History;
 use tapegrad::nn::layers::{Activation, Dense, Flatten, Sequential};
 use tapegrad::nn::model::{FitOptions, Loss, Metric, Model};
 use tapegrad::optim::AdamConfig;
-use tapegrad::report::{argmax_rows, ConfusionMatrix};
+use tapegrad::report::{ConfusionMatrix, argmax_rows};
 
 const FASHION_CLASSES: [&str; 10] = [
     "T-shirt/top",
@@ -344,7 +344,7 @@ fn read_split(dir: &Path, prefix: &str, name: &str) -> Result<Dataset, Box<dyn E
         ),
         e => e.to_string(),
     })?;
-    if let Some((i, &label)) = dataset.labels.iter().enumerate().find(|(_, &l)| l >= 10) {
+    if let Some((i, &label)) = dataset.labels.iter().enumerate().find(|&(_, &l)| l >= 10) {
         return Err(format!(
             "label {label} of image {i} in the {prefix} labels of {} is not a class 0..9",
             dir.display()

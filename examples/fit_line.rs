@@ -6,7 +6,7 @@
 //! cargo run --release --example fit_line
 //! ```
 
-use ndarray::{arr0, array, Array1};
+use ndarray::{Array1, arr0, array};
 use tapegrad::autograd::{Param, Tape};
 use tapegrad::nn::layers::{Dense, Sequential};
 use tapegrad::nn::model::{FitOptions, Loss, Model};

@@ -7,7 +7,7 @@
 //! cargo run --release --example neuron
 //! ```
 
-use ndarray::{array, Array1, Array2};
+use ndarray::{Array1, Array2, array};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tapegrad::autograd::{Param, Tape};

@@ -9,7 +9,7 @@
 //! cargo run --release --example newton
 //! ```
 
-use ndarray::{arr0, arr1, Array1};
+use ndarray::{Array1, arr0, arr1};
 use tapegrad::autograd::{Tape, Var};
 
 /// Where each method ended, the closed-form answers, and how many steps it took.

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ndarray::{array, Array1, Array2};
+use ndarray::{Array1, Array2, array};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tapegrad::autograd::{Param, Tape, Var};

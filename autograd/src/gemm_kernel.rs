@@ -8,7 +8,7 @@
 use std::any::TypeId;
 use std::mem::MaybeUninit;
 
-use ndarray::{linalg::general_mat_mul, Array2, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, linalg::general_mat_mul};
 
 use crate::Float;
 

@@ -36,7 +36,7 @@ mod tape;
 pub mod testing;
 
 pub use check::{
-    gradcheck, CentralDifferences, GradcheckError, GradcheckOptions, GradientMismatch,
+    CentralDifferences, GradcheckError, GradcheckOptions, GradientMismatch, gradcheck,
 };
 pub use float::Float;
 pub use grads::Grads;

@@ -292,10 +292,10 @@ impl<'a, T: Float> Arr<'a, T> {
 
     #[track_caller]
     pub(crate) fn broadcast_to_impl(self, shape: &[usize]) -> Self {
-        if let Some(x) = crate::scalar::single(self.array()) {
-            if shape.len() >= self.shape().len() {
-                return Arr::Owned(ArrayD::from_elem(IxDyn(shape), x));
-            }
+        if let Some(x) = crate::scalar::single(self.array())
+            && shape.len() >= self.shape().len()
+        {
+            return Arr::Owned(ArrayD::from_elem(IxDyn(shape), x));
         }
         let v = self.view();
         match v.broadcast(IxDyn(shape)) {

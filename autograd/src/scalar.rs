@@ -19,10 +19,10 @@ use std::rc::Rc;
 use ndarray::ArrayD;
 use smallvec::SmallVec;
 
+use crate::Float;
 use crate::operand::Operand;
 use crate::ops::RuleContext;
 use crate::tape::Nodes;
-use crate::Float;
 
 /// One number standing for a one-element array of any shape.
 #[derive(Clone, Copy, Debug, PartialEq)]

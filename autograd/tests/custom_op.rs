@@ -2,8 +2,8 @@
 //! backward as `Var` ops. It takes part in backward, `tape.grad` (higher order),
 //! `gradcheck` and training exactly like a built-in op.
 
-use ndarray::{array, Array2, ArrayD, ArrayViewD, IxDyn};
-use tapegrad_autograd::{gradcheck, CustomOp, GradcheckOptions, Param, Tape, Var};
+use ndarray::{Array2, ArrayD, ArrayViewD, IxDyn, array};
+use tapegrad_autograd::{CustomOp, GradcheckOptions, Param, Tape, Var, gradcheck};
 
 /// `ln(1 + eˣ)` computed without overflow: `max(x, 0) + ln(1 + e^(-|x|))`.
 struct Log1pExp;
@@ -46,7 +46,7 @@ impl CustomOp<f64> for Swish {
         let (x, beta) = (inputs[0], inputs[1]);
         let s = (x * beta).sigmoid();
         let ds = s * (1.0 - s); // σ' = σ(1 − σ)
-                                // ∂/∂x x σ(βx) = σ + βx σ'; ∂/∂β = x² σ'
+        // ∂/∂x x σ(βx) = σ + βx σ'; ∂/∂β = x² σ'
         let dx = s + beta * x * ds;
         let dbeta = (grad * x.square() * ds).sum().reshape(&beta.shape());
         vec![Some(grad * dx), Some(dbeta)]

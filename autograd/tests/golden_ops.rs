@@ -218,7 +218,7 @@ fn mismatch(what: &str, got: &ArrayD<f64>, want_shape: &[usize], want: &[f64]) -
     got.iter()
         .zip(want)
         .enumerate()
-        .find(|(_, (&g, &w))| !close(g, w))
+        .find(|&(_, (&g, &w))| !close(g, w))
         .map(|(i, (g, w))| {
             format!(
                 "{what}: element {i} is {g:e}, PyTorch {w:e} (difference {:.3e})",

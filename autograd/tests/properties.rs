@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use tapegrad_autograd::testing::{
     array, array_away_from, broadcast_pair, distinct_array, matmul_pair, shape, shape_or_scalar,
 };
-use tapegrad_autograd::{gradcheck, GradcheckOptions, Tape, Var};
+use tapegrad_autograd::{GradcheckOptions, Tape, Var, gradcheck};
 
 /// Shapes up to rank 3 with axes up to 4 long keep each case fast.
 const RANK: usize = 3;

@@ -1,4 +1,4 @@
-use ndarray::{array, ArrayD};
+use ndarray::{ArrayD, array};
 use tapegrad_autograd::{Param, Tape};
 
 #[test]

@@ -5,11 +5,11 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, RefCell};
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ndarray::{arr0, array, Array2, ArrayD, IxDyn};
+use ndarray::{Array2, ArrayD, IxDyn, arr0, array};
 use tapegrad_autograd::{Grads, Param, ParamId, Tape, Var};
 
 // ---------------------------------------------------------------------------------------
@@ -36,25 +36,29 @@ fn record_allocation(delta: isize) {
 
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = System.alloc(layout);
+        // SAFETY: forwarded unchanged; the caller upholds `GlobalAlloc::alloc`'s contract.
+        let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
             record_allocation(layout.size() as isize);
         }
         p
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = System.alloc_zeroed(layout);
+        // SAFETY: as for `alloc`.
+        let p = unsafe { System.alloc_zeroed(layout) };
         if !p.is_null() {
             record_allocation(layout.size() as isize);
         }
         p
     }
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
-        System.dealloc(p, layout);
+        // SAFETY: `p` was allocated by `System` with `layout` (every allocation goes through it).
+        unsafe { System.dealloc(p, layout) };
         record_allocation(-(layout.size() as isize));
     }
     unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let q = System.realloc(p, layout, new_size);
+        // SAFETY: as for `dealloc`.
+        let q = unsafe { System.realloc(p, layout, new_size) };
         if !q.is_null() {
             record_allocation(new_size as isize - layout.size() as isize);
         }
@@ -429,7 +433,7 @@ fn grads_are_indexed_by_var_and_by_param_and_outlive_the_tape() {
         let x_grad = grads[x].clone();
         (grads, x_grad)
     }; // the tape is gone; the parameters' gradients remain
-       // y = Σⱼ (Σᵢ xᵢ wᵢⱼ + bⱼ): ∂y/∂w = xᵀ 1, ∂y/∂b = 1, ∂y/∂x = w 1
+    // y = Σⱼ (Σᵢ xᵢ wᵢⱼ + bⱼ): ∂y/∂w = xᵀ 1, ∂y/∂b = 1, ∂y/∂x = w 1
     assert_eq!(grads[&w], array![[1.0, 1.0], [-1.0, -1.0]].into_dyn());
     assert_eq!(grads[&b], array![1.0, 1.0].into_dyn());
     assert_eq!(grads.param(&w), grads.by_id(w.id()));
@@ -779,7 +783,7 @@ fn without_anomaly_mode_nan_flows_through_silently() {
 
 #[test]
 fn one_element_values_mixed_with_arrays_pass_gradcheck() {
-    use tapegrad_autograd::{gradcheck, GradcheckOptions};
+    use tapegrad_autograd::{GradcheckOptions, gradcheck};
     let inputs = [
         scalar(0.3),                                           // 0-d
         array![[1.7]].into_dyn(),                              // shape [1, 1]

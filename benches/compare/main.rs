@@ -23,19 +23,19 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use ndarray::{arr0, ArrayD};
+use ndarray::{ArrayD, arr0};
 use tapegrad::autograd::{Param, Tape};
 use tapegrad::nn::layers::{Dense, Sequential};
 use tapegrad::nn::model::{FitOptions, Loss, Model};
-use tapegrad::nn::{losses, Module};
+use tapegrad::nn::{Module, losses};
 use tapegrad::optim::{Optimizer, Sgd};
 
 #[path = "../common/mod.rs"]
 mod common;
 
 use common::{
-    fit_line_by_hand, flat_labels, line_data, matrix, mnist_like, scalar_chain, sequential, Mlp,
-    CHAIN_LINKS,
+    CHAIN_LINKS, Mlp, fit_line_by_hand, flat_labels, line_data, matrix, mnist_like, scalar_chain,
+    sequential,
 };
 
 /// How long each figure is measured for, and the fewest repetitions.

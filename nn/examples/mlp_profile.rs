@@ -5,7 +5,7 @@
 use ndarray::Array2;
 use tapegrad_autograd::Tape;
 use tapegrad_nn::layers::{Activation, Dense, Sequential};
-use tapegrad_nn::{losses, Module};
+use tapegrad_nn::{Module, losses};
 use tapegrad_optim::{Optimizer, Sgd};
 
 fn main() {

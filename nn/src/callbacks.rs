@@ -28,7 +28,7 @@ use tapegrad_autograd::{Float, Param};
 use tapegrad_optim::{LrSchedule, Optimizer};
 
 use crate::history::StopReason;
-use crate::io::{save_weights, IoError};
+use crate::io::{IoError, save_weights};
 use crate::module::Module;
 
 /// What a callback tells `fit` to do next.

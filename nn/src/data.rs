@@ -25,9 +25,9 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
 use ndarray::{Array, Array1, Array2, Array3, ArrayBase, Axis, Data, RemoveAxis};
+use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use tapegrad_autograd::Float;
 
 /// Magic number of an IDX file of unsigned bytes with 3 dimensions (images).
@@ -120,7 +120,9 @@ pub enum DataError {
     },
 
     /// The file holds more data bytes than its header promises.
-    #[error("trailing garbage: {extra} bytes after the {expected} {what} bytes the header promises in {path}")]
+    #[error(
+        "trailing garbage: {extra} bytes after the {expected} {what} bytes the header promises in {path}"
+    )]
     TrailingBytes {
         /// The file.
         path: PathBuf,
@@ -133,7 +135,9 @@ pub enum DataError {
     },
 
     /// A label is not below the expected number of classes.
-    #[error("label {value} at index {index} in {path} is out of range: expected fewer than {num_classes} classes")]
+    #[error(
+        "label {value} at index {index} in {path} is out of range: expected fewer than {num_classes} classes"
+    )]
     LabelOutOfRange {
         /// The file.
         path: PathBuf,
@@ -146,7 +150,9 @@ pub enum DataError {
     },
 
     /// The image and label files disagree on the number of examples.
-    #[error("count mismatch: {images_path} holds {images} images but {labels_path} holds {labels} labels")]
+    #[error(
+        "count mismatch: {images_path} holds {images} images but {labels_path} holds {labels} labels"
+    )]
     CountMismatch {
         /// The image file.
         images_path: PathBuf,
@@ -658,9 +664,9 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flate2::write::GzEncoder;
     use flate2::Compression;
-    use ndarray::{array, Array3, ArrayD, IxDyn, ShapeBuilder};
+    use flate2::write::GzEncoder;
+    use ndarray::{Array3, ArrayD, IxDyn, ShapeBuilder, array};
     use std::io::Write;
 
     /// A folder of its own under the system temp dir, removed on drop.
@@ -1163,11 +1169,10 @@ mod tests {
         let x = data.to_f32_features();
         assert_eq!(x.shape(), &[10_000, 784]);
         assert!(x.iter().all(|v| (0.0..=1.0).contains(v)));
-        assert!(read_idx_labels_checked(
-            find_idx_file(&dir, "t10k-labels-idx1-ubyte").unwrap(),
-            10
-        )
-        .is_ok());
+        assert!(
+            read_idx_labels_checked(find_idx_file(&dir, "t10k-labels-idx1-ubyte").unwrap(), 10)
+                .is_ok()
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::fmt::{self, Write as _};
 use std::path::Path;
 
-use crate::io::{write_atomic, IoError};
+use crate::io::{IoError, write_atomic};
 
 /// The per-epoch record of a training run, like Keras' `History.history`.
 ///

@@ -35,9 +35,9 @@
 //! ```
 
 use ndarray::ArrayD;
+use rand::Rng;
 #[cfg(doc)]
 use rand::rngs::StdRng;
-use rand::Rng;
 use rand_distr::{Distribution, Normal, StandardNormal};
 use tapegrad_autograd::Float;
 
@@ -203,8 +203,8 @@ fn truncated_normal<T: Float, R: Rng + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::rngs::StdRng;
     use rand::SeedableRng;
+    use rand::rngs::StdRng;
 
     fn moments(a: &ArrayD<f64>) -> (f64, f64, f64) {
         let n = a.len() as f64;
@@ -225,14 +225,18 @@ mod tests {
     #[test]
     fn fixed_initializers() {
         let mut rng = StdRng::seed_from_u64(0);
-        assert!(Initializer::Zeros
-            .init::<f32, _>(&[2, 3], &mut rng)
-            .iter()
-            .all(|&v| v == 0.0));
-        assert!(Initializer::Ones
-            .init::<f64, _>(&[4], &mut rng)
-            .iter()
-            .all(|&v| v == 1.0));
+        assert!(
+            Initializer::Zeros
+                .init::<f32, _>(&[2, 3], &mut rng)
+                .iter()
+                .all(|&v| v == 0.0)
+        );
+        assert!(
+            Initializer::Ones
+                .init::<f64, _>(&[4], &mut rng)
+                .iter()
+                .all(|&v| v == 1.0)
+        );
         let c = Initializer::Constant(0.25).init::<f64, _>(&[2, 2], &mut rng);
         assert_eq!(c.shape(), &[2, 2]);
         assert!(c.iter().all(|&v| v == 0.25));

@@ -461,7 +461,7 @@ fn sparse_from_indices<'t, T: Float>(
 ) -> Var<'t, T> {
     let shape = logits.shape();
     let classes = shape[shape.len() - 1];
-    if let Some((i, &bad)) = indices.iter().enumerate().find(|(_, &c)| c >= classes) {
+    if let Some((i, &bad)) = indices.iter().enumerate().find(|&(_, &c)| c >= classes) {
         panic!(
             "sparse_categorical_cross_entropy: label {bad} at position {i} is out of range for \
              {classes} classes"

@@ -50,16 +50,16 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ndarray::{ArrayBase, ArrayD, ArrayViewD, Axis, CowArray, Data, Dimension, IxDyn, Slice};
+use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use tapegrad_autograd::{Float, Param, Tape, Var};
 use tapegrad_optim::{OptimError, Optimizer};
 
 use crate::callbacks::{BatchLogs, Callback, CallbackError, Control, EpochLogs, TrainingState};
 use crate::history::History;
 use crate::io::{self, IoError};
-use crate::layers::{Sequential, DEFAULT_SEED};
+use crate::layers::{DEFAULT_SEED, Sequential};
 use crate::losses;
 pub use crate::metrics::Metric;
 use crate::metrics::{self, MetricTotal};
@@ -742,11 +742,7 @@ fn as_rows<T>(a: ArrayViewD<'_, T>) -> ArrayViewD<'_, T> {
 }
 
 fn rows_of<T>(a: &ArrayViewD<'_, T>) -> usize {
-    if a.ndim() == 0 {
-        1
-    } else {
-        a.len_of(Axis(0))
-    }
+    if a.ndim() == 0 { 1 } else { a.len_of(Axis(0)) }
 }
 
 /// The view itself if it is in standard (row-major, contiguous) layout, else a copy that is.
@@ -1042,7 +1038,7 @@ impl<T: Float, M: Module<T>> Model<T, M> {
                 ));
             }
             let num_classes = output[0];
-            if let Some((row, &label)) = y.iter().enumerate().find(|(_, &l)| {
+            if let Some((row, &label)) = y.iter().enumerate().find(|&(_, &l)| {
                 let l = to_f64(l);
                 !(l.fract() == 0.0 && l >= 0.0 && l < num_classes as f64)
             }) {

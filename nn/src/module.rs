@@ -191,10 +191,12 @@ pub fn gradcheck_module<M: Module<f64> + ?Sized>(
             return (value, Vec::new());
         }
         let grads = scalar.backward();
-        let mut all = vec![grads
-            .get(input)
-            .cloned()
-            .unwrap_or_else(|| ArrayD::zeros(x.shape()))];
+        let mut all = vec![
+            grads
+                .get(input)
+                .cloned()
+                .unwrap_or_else(|| ArrayD::zeros(x.shape())),
+        ];
         for p in module.params() {
             all.push(
                 grads

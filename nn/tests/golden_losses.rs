@@ -6,9 +6,9 @@ use ndarray::{ArrayD, IxDyn};
 use rand::SeedableRng;
 use serde_json::Value;
 use tapegrad_autograd::{Tape, Var};
-use tapegrad_nn::layers::{layer_norm, LayerNorm};
-use tapegrad_nn::losses;
 use tapegrad_nn::Module;
+use tapegrad_nn::layers::{LayerNorm, layer_norm};
+use tapegrad_nn::losses;
 
 /// Relative tolerance; values below the smallest normal `f64` (subnormals, which carry
 /// fewer significant bits) are compared absolutely against that bound instead.

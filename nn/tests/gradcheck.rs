@@ -4,16 +4,16 @@
 
 use ndarray::ArrayD;
 use proptest::prelude::*;
-use rand::rngs::StdRng;
 use rand::SeedableRng;
+use rand::rngs::StdRng;
 use tapegrad_autograd::testing::{array, array_away_from, shape};
-use tapegrad_autograd::{gradcheck, GradcheckOptions, Param, Var};
+use tapegrad_autograd::{GradcheckOptions, Param, Var, gradcheck};
+use tapegrad_nn::Module;
 use tapegrad_nn::layers::{
     Activation, ActivationLayer, Dense, Dropout, Flatten, LayerNorm, Sequential,
 };
 use tapegrad_nn::losses::{self, Reduction};
 use tapegrad_nn::module::gradcheck_module;
-use tapegrad_nn::Module;
 
 const CASES: u32 = 64;
 

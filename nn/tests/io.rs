@@ -3,13 +3,13 @@
 use std::fs;
 use std::path::PathBuf;
 
-use ndarray::{array, Array2, ArrayD};
+use ndarray::{Array2, ArrayD, array};
 use tapegrad_autograd::{Float, Param};
+use tapegrad_nn::Module;
 use tapegrad_nn::callbacks::{CallbackError, ModelCheckpoint};
-use tapegrad_nn::io::{load_weights, read_weights, save_weights, weights_to_bytes, IoError};
+use tapegrad_nn::io::{IoError, load_weights, read_weights, save_weights, weights_to_bytes};
 use tapegrad_nn::layers::{Activation, Dense, Sequential};
 use tapegrad_nn::model::{FitError, FitOptions, Loss, Model};
-use tapegrad_nn::Module;
 use tapegrad_optim::Sgd;
 
 fn scratch_dir(test: &str) -> PathBuf {

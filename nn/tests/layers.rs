@@ -2,16 +2,16 @@
 //! names; building and seeding; train/eval mode; dropout statistics; summaries; loss
 //! stability at extreme inputs.
 
-use ndarray::{array, Array2, ArrayD, Axis};
-use rand::rngs::StdRng;
+use ndarray::{Array2, ArrayD, Axis, array};
 use rand::SeedableRng;
+use rand::rngs::StdRng;
 use tapegrad_autograd::{Float, Tape, Var};
+use tapegrad_nn::Module;
 use tapegrad_nn::init::Initializer;
 use tapegrad_nn::layers::{
     Activation, ActivationLayer, Dense, Dropout, Flatten, LayerNorm, Sequential,
 };
 use tapegrad_nn::losses::{self, Reduction};
-use tapegrad_nn::Module;
 
 fn rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
@@ -602,11 +602,7 @@ fn sparse_categorical_cross_entropy_is_finite_for_huge_logits() {
             logits,
             tape.constant(ArrayD::from_shape_fn(vec![3, 3], |i| {
                 let label = [1, 2, 0][i[0]];
-                if i[1] == label {
-                    T::one()
-                } else {
-                    T::zero()
-                }
+                if i[1] == label { T::one() } else { T::zero() }
             })),
         );
         assert!((Float::to_f64(categorical.item()) - Float::to_f64(loss.item())).abs() < 1e-3);

@@ -3,8 +3,9 @@
 
 use std::path::PathBuf;
 
-use ndarray::{array, Array1, Array2, ArrayD, Axis};
+use ndarray::{Array1, Array2, ArrayD, Axis, array};
 use tapegrad_autograd::{Float, Var};
+use tapegrad_nn::Module;
 use tapegrad_nn::callbacks::{
     Callback, CallbackError, Control, EarlyStopping, EpochLogs, LrScheduler, ModelCheckpoint,
     TerminateOnNan, TrainingState,
@@ -14,7 +15,6 @@ use tapegrad_nn::io::read_weights;
 use tapegrad_nn::layers::{Activation, Dense, Dropout, Sequential};
 use tapegrad_nn::losses;
 use tapegrad_nn::model::{DataRole, FitError, FitOptions, Loss, Metric, Model};
-use tapegrad_nn::Module;
 use tapegrad_optim::schedules::{LrSchedule, StepLr};
 use tapegrad_optim::{Adam, OptimError, Sgd};
 
@@ -418,10 +418,12 @@ fn terminate_on_nan_stops_at_the_bad_batch_and_keeps_the_weights_finite() {
     }
     assert_eq!(history.epochs(), 1);
     assert!(history.loss()[0].is_nan());
-    assert!(model
-        .params()
-        .iter()
-        .all(|p| p.value().iter().all(|v| v.is_finite())));
+    assert!(
+        model
+            .params()
+            .iter()
+            .all(|p| p.value().iter().all(|v| v.is_finite()))
+    );
 
     // Without the callback, the optimizer refuses the NaN gradients, naming the batch.
     let mut model = line_model();

@@ -4,8 +4,8 @@ use ndarray::ArrayD;
 use tapegrad_autograd::{Float, Grads, Param};
 
 use crate::optimizer::{
-    common_optimizer_methods, dispatch, non_negative, optimizer_constructors, scalar, setters,
-    with_l2_decay, zip1, OptimError, Optimizer, StateStore,
+    OptimError, Optimizer, StateStore, common_optimizer_methods, dispatch, non_negative,
+    optimizer_constructors, scalar, setters, with_l2_decay, zip1,
 };
 
 /// Hyper-parameters of [`Adagrad`], with the meaning and defaults of PyTorch's

@@ -7,9 +7,9 @@ use ndarray::ArrayD;
 use tapegrad_autograd::{Float, Grads, Param};
 
 use crate::optimizer::{
-    common_optimizer_methods, dispatch, flush_subnormal, in_unit_open, lerp, non_negative,
-    optimizer_constructors, scalar, setters, with_l2_decay, zip2, zip3, OptimError, Optimizer,
-    StateStore,
+    OptimError, Optimizer, StateStore, common_optimizer_methods, dispatch, flush_subnormal,
+    in_unit_open, lerp, non_negative, optimizer_constructors, scalar, setters, with_l2_decay, zip2,
+    zip3,
 };
 
 const KEYS: &[&str] = &["exp_avg", "exp_avg_sq"];

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use ndarray::{arr0, ArrayD, Zip};
+use ndarray::{ArrayD, Zip, arr0};
 use tapegrad_autograd::{Float, Grads, Param, ParamId};
 
 /// An update rule: turns gradients into in-place changes of parameters.
@@ -897,11 +897,7 @@ pub(crate) use optimizer_constructors;
 /// The flag is a const parameter so that the loops calling it vectorize.
 #[inline(always)]
 pub(crate) fn with_l2_decay<T: Float, const WD: bool>(g: T, wd: T, p: T) -> T {
-    if WD {
-        g + wd * p
-    } else {
-        g
-    }
+    if WD { g + wd * p } else { g }
 }
 
 /// State that decays geometrically while a parameter's gradient stays zero (an always-blank

@@ -4,8 +4,8 @@ use ndarray::ArrayD;
 use tapegrad_autograd::{Float, Grads, Param};
 
 use crate::optimizer::{
-    common_optimizer_methods, dispatch, in_unit_closed, lerp, non_negative, optimizer_constructors,
-    scalar, setters, with_l2_decay, zip1, zip2, zip3, OptimError, Optimizer, StateStore,
+    OptimError, Optimizer, StateStore, common_optimizer_methods, dispatch, in_unit_closed, lerp,
+    non_negative, optimizer_constructors, scalar, setters, with_l2_decay, zip1, zip2, zip3,
 };
 
 /// Hyper-parameters of [`RmsProp`], with the meaning and defaults of PyTorch's

@@ -34,7 +34,7 @@
 use std::f64::consts::PI;
 use std::fmt;
 
-use crate::optimizer::{invalid, non_negative, OptimError};
+use crate::optimizer::{OptimError, invalid, non_negative};
 
 /// A learning rate as a function of the epoch.
 pub trait LrSchedule {

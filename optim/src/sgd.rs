@@ -4,9 +4,9 @@ use ndarray::ArrayD;
 use tapegrad_autograd::{Float, Grads, Param};
 
 use crate::optimizer::{
-    common_optimizer_methods, dispatch, flush_subnormal, in_unit_closed, invalid, non_negative,
-    optimizer_constructors, scalar, setters, with_l2_decay, zip0, zip1, OptimError, Optimizer,
-    StateStore,
+    OptimError, Optimizer, StateStore, common_optimizer_methods, dispatch, flush_subnormal,
+    in_unit_closed, invalid, non_negative, optimizer_constructors, scalar, setters, with_l2_decay,
+    zip0, zip1,
 };
 
 /// Hyper-parameters of [`Sgd`], with the meaning and defaults of PyTorch's `torch.optim.SGD`.
@@ -206,7 +206,7 @@ fn momentum_kernel<T: Float, const WD: bool, const FIRST: bool, const NESTEROV: 
 
 #[cfg(test)]
 mod tests {
-    use ndarray::{arr1, ArrayD};
+    use ndarray::{ArrayD, arr1};
 
     use super::*;
 
@@ -244,11 +244,13 @@ mod tests {
             "dampening"
         ));
         assert!(SgdConfig::new(0.0).build::<f64>().is_ok());
-        assert!(SgdConfig::new(0.1)
-            .momentum(0.9)
-            .nesterov(true)
-            .build::<f32>()
-            .is_ok());
+        assert!(
+            SgdConfig::new(0.1)
+                .momentum(0.9)
+                .nesterov(true)
+                .build::<f32>()
+                .is_ok()
+        );
     }
 
     #[test]

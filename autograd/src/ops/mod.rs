@@ -25,12 +25,12 @@ pub mod unary;
 use std::rc::Rc;
 
 use ndarray::ArrayD;
-use smallvec::{smallvec, SmallVec};
+use smallvec::{SmallVec, smallvec};
 
 use crate::grads::Grads;
-use crate::operand::{same, Arr, Operand};
+use crate::operand::{Arr, Operand, same};
 use crate::scalar::{Scalar, ScalarContext};
-use crate::tape::{check_finite, Tape};
+use crate::tape::{Tape, check_finite};
 use crate::{Float, ParamId, Var};
 
 pub(crate) use arith::BinaryOp;

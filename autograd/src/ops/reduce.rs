@@ -75,11 +75,7 @@ fn extremum_forward<T: Float>(
 ) -> ArrayD<T> {
     let pick = move |acc: T, &x: &T| {
         if is_max {
-            if x > acc || x.is_nan() {
-                x
-            } else {
-                acc
-            }
+            if x > acc || x.is_nan() { x } else { acc }
         } else if x < acc || x.is_nan() {
             x
         } else {

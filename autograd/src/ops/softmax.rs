@@ -19,11 +19,7 @@ impl<'t, T: Float> Var<'t, T> {
             self.tape.constant(fixed)
         };
         let lse = (self - m).exp().sum_axes(&[axis], true).ln() + m;
-        if keepdim {
-            lse
-        } else {
-            lse.squeeze(axis)
-        }
+        if keepdim { lse } else { lse.squeeze(axis) }
     }
 
     /// `x - logsumexp(x)` over `axis`.

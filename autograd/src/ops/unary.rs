@@ -41,11 +41,7 @@ pub(crate) fn sigmoid_scalar<T: Float>(x: T) -> T {
 
 #[inline]
 fn step<T: Float>(x: T) -> T {
-    if x > T::zero() {
-        T::one()
-    } else {
-        T::zero()
-    }
+    if x > T::zero() { T::one() } else { T::zero() }
 }
 
 impl<T: Float> UnaryOp<T> {

@@ -2,8 +2,8 @@
 
 use std::cell::Cell;
 
-use rand::rngs::StdRng;
 use rand::Rng;
+use rand::rngs::StdRng;
 use tapegrad_autograd::{Float, Param, Var};
 
 use crate::module::Module;

@@ -43,11 +43,7 @@ impl<T: Float> Module<T> for Flatten {
     #[track_caller]
     fn forward<'t>(&'t self, x: Var<'t, T>) -> Var<'t, T> {
         let already_flat = x.with_value(|a| a.ndim() == 2);
-        if already_flat {
-            x
-        } else {
-            x.flatten_from(1)
-        }
+        if already_flat { x } else { x.flatten_from(1) }
     }
 
     fn build(&mut self, input_shape: &[usize], _rng: &mut StdRng) -> Vec<usize> {

@@ -15,5 +15,5 @@ pub use activation::{Activation, ActivationLayer};
 pub use dense::Dense;
 pub use dropout::Dropout;
 pub use flatten::Flatten;
-pub use layer_norm::{layer_norm, LayerNorm};
-pub use sequential::{Sequential, DEFAULT_SEED};
+pub use layer_norm::{LayerNorm, layer_norm};
+pub use sequential::{DEFAULT_SEED, Sequential};

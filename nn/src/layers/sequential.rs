@@ -2,8 +2,8 @@
 
 use std::fmt::Write as _;
 
-use rand::rngs::StdRng;
 use rand::SeedableRng;
+use rand::rngs::StdRng;
 use tapegrad_autograd::{Float, Param, Var};
 
 use crate::module::Module;
