@@ -55,9 +55,9 @@ pub struct Args {
     ///
     /// DIR holds the four IDX files, gzipped or not: train-images-idx3-ubyte[.gz],
     /// train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz] and
-    /// t10k-labels-idx1-ubyte[.gz] (README-examples.md says where to get them). Without
-    /// --data: the 10,000 test images bundled in data/, the first 8,000 for training and
-    /// the last 2,000 held out.
+    /// t10k-labels-idx1-ubyte[.gz] (the README's "Getting the full datasets" says where to
+    /// get them). Without --data: the 10,000 test images bundled in data/, the first 8,000
+    /// for training and the last 2,000 held out.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// What the labels mean: Fashion-MNIST's garments or MNIST's digits

@@ -28,8 +28,8 @@ for size, target in (("128x784x256", ">= 0.9x"), ("32x784x256", ""), ("1024x1024
 
 def load(out, side):
     """Each round's figures of one side: `{round: {key: value}}`, merged over the round's
-    files (`<side>-<round>-<group>.json`, one per group; `<side>-<round>.json` from
-    runs before the figures were interleaved by group)."""
+    files (`<side>-<round>-<group>.json`, one per group; a `<side>-<round>.json` holding a
+    whole round's figures is read the same way)."""
     rounds = {}
     for path in glob.glob(os.path.join(out, f"{side}-*.json")):
         r = int(os.path.basename(path)[len(side) + 1 :].split("-")[0].split(".")[0])

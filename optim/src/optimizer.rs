@@ -543,15 +543,10 @@ fn parse_step<T: Float>(key: &str, value: &ArrayD<T>) -> Result<u64, OptimError>
 ///
 /// The update is memory-bound: two cores bring twice the bandwidth, and each half of a
 /// weight gradient that a threaded product wrote is still in the cache of the core that
-/// wrote it (the products split at 2²⁰ multiply-adds, so the gradients of large weights are
-/// written by both cores). `Sgd::step` was 17 % of the calling thread's time in the
-/// batch-128 step of the 784-256-128-10 MLP (`perf`). Same-process A/B runs of that step
-/// (`nn/examples/mlp_profile`, three runs each): batch 128, halves against one piece, 0.803
-/// / 0.672 / 0.809 ms against 0.863 / 0.742 / 0.866; batch 32 with the products split at
-/// 2²¹, 0.284 / 0.281 / 0.295 ms, where one-piece updates with products split only from
-/// 2²³ took 0.353 / 0.347 / 0.366. 2¹⁵ (which splits the 256 × 128 second weight too)
-/// against 2¹⁶ measured the same at batch 32 and 12 µs faster at batch 128, together with
-/// the products' 2²⁰.
+/// wrote it (products are split from 2²⁰ multiply-adds, so the gradients of large weights
+/// are written by both cores). At 2¹⁵ the 256 × 128 second weight of the benchmark MLP is
+/// split too: same-process A/B runs of its training step (`nn/examples/mlp_profile`) chose
+/// this threshold together with the products' 2²⁰, 12 µs faster than 2¹⁶ at batch 128.
 pub(crate) const PARALLEL_UPDATE: usize = 1 << 15;
 
 /// Slices (or tuples of equally long slices) that can be cut in two at one index.
