@@ -336,7 +336,7 @@ fn read_split(dir: &Path, prefix: &str, name: &str) -> Result<Dataset, Box<dyn E
     let dataset = load_idx_split(dir, prefix).map_err(|e| match e {
         DataError::NotFound { .. } => format!(
             "{e}\n  (the {name} files are the four IDX files published by {}; see \
-             README-examples.md)",
+             README.md)",
             match name {
                 "MNIST" => "Yann LeCun's MNIST page and its mirrors",
                 _ => "Zalando Research at github.com/zalandoresearch/fashion-mnist",
