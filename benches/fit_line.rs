@@ -1,7 +1,7 @@
 //! The article's line fit: learn `y = 5x + 1` from `xs = -1..4` with one `Dense(1)` unit,
 //! SGD lr 0.01 and the mean squared error, 500 epochs through `Model::fit` (verbose 0).
 //!
-//! `cargo bench --bench fit_line`. `model_fit_500_epochs` is what users run (a new model
+//! `cargo bench -p tapegrad-benches --bench fit_line`. `model_fit_500_epochs` is what users run (a new model
 //! each iteration, built and compiled outside the timing); `tape_hand_loop_500_epochs` is
 //! the same training written directly on the tape, to show what `fit` adds.
 

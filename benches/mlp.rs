@@ -1,7 +1,7 @@
 //! One training step of a 784-256-128-10 MLP (ReLU, softmax cross-entropy, SGD lr 0.1,
 //! f32) at batch 32 and 128, and the inference forward pass.
 //!
-//! `cargo bench --bench mlp`. Variants:
+//! `cargo bench -p tapegrad-benches --bench mlp`. Variants:
 //!
 //! - `autograd_manual_sgd`: the model written on the autograd API, the update by hand
 //!   (`w.value_mut().scaled_add(-lr, grad)`);

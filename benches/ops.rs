@@ -1,6 +1,6 @@
 //! Single ops through the tape: matmul, elementwise, reductions, softmax cross-entropy.
 //!
-//! `cargo bench --bench ops` (or `-- matmul` for one group). Matmul throughputs are in
+//! `cargo bench -p tapegrad-benches --bench ops` (or `-- matmul` for one group). Matmul throughputs are in
 //! FLOPs, so criterion's `Gelem/s` reads as GFLOP/s: `2·m·k·n` for the forward product and
 //! `3 × 2·m·k·n` for forward + backward (`G·Bᵀ` and `Aᵀ·G`). Elementwise and reduction
 //! throughputs are in elements. Threads: as configured (`RAYON_NUM_THREADS`; ndarray's

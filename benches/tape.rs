@@ -1,6 +1,6 @@
 //! Tape overhead: forward + backward of a chain of scalar ops, and a 256×256 matmul.
 //!
-//! `cargo bench --bench tape`. The chain is `x = tanh(x * w + b)` repeated: 3 ops per
+//! `cargo bench -p tapegrad-benches --bench tape`. The chain is `x = tanh(x * w + b)` repeated: 3 ops per
 //! link, 1,002 recorded ops in all (with the leaves); criterion's throughput line gives
 //! the time per op.
 

@@ -1,6 +1,6 @@
 //! tapegrad's side of the PyTorch comparison (`benches/compare/run.sh` runs both sides).
 //!
-//! `cargo bench --bench compare` prints a table; `cargo bench --bench compare -- --json`
+//! `cargo bench -p tapegrad-benches --bench compare` prints a table; `-- --json` after it
 //! prints the medians as one JSON object, with the same keys as `torch_bench.py`:
 //!
 //! - `mlp_step_b{32,128}_ms`: one training step of the 784-256-128-10 MLP (ReLU, softmax
@@ -17,7 +17,7 @@
 //! `-- --only GROUP[,GROUP…]` measures only some groups of figures (see [`GROUPS`]).
 //!
 //! Every figure is the median of many timed repetitions. Run without `--bench` (as
-//! `cargo test --benches` does) it only checks that each workload runs, with a few
+//! `cargo test -p tapegrad-benches --benches` does) it only checks that each workload runs, with a few
 //! repetitions.
 
 use std::hint::black_box;

@@ -35,7 +35,7 @@ export MATMUL_NUM_THREADS="$threads"
 
 echo "== building the compare bench" >&2
 cd "$root"
-exe="$(cargo bench --bench compare --no-run --message-format=json-render-diagnostics \
+exe="$(cargo bench -p tapegrad-benches --bench compare --no-run --message-format=json-render-diagnostics \
     | "$py" -c 'import json, sys
 for line in sys.stdin:
     m = json.loads(line)

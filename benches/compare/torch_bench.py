@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """PyTorch's side of the comparison (benches/compare/run.sh runs both sides).
 
-Prints one JSON object of medians with the same keys as `cargo bench --bench compare --
---json` (see benches/compare/main.rs for what each figure is). Same workloads, same
+Prints one JSON object of medians with the same keys as `cargo bench -p tapegrad-benches
+--bench compare -- --json` (see benches/compare/main.rs for what each figure is). Same workloads, same
 timing scheme: every figure is the median of many timed repetitions; the MLP steps run in
 blocks of 20 that restart from the initial weights, on batches cycled from a pool of 16
 random-label batches.

@@ -1,4 +1,4 @@
-//! Every single-op case of `tests/data/ops.json` (PyTorch 2.x in float64, copied from
+//! Every single-op case of the workspace's `tests/data/ops.json` (PyTorch 2.x in float64, copied from
 //! `shared/golden/ops.json`) replayed on the tape: the forward values, then the gradient of
 //! `sum(output * upstream)` with respect to each input, to 1e-10 relative + 1e-12 absolute.
 //!
@@ -79,8 +79,11 @@ const OP_CASES: &[&str] = &[
 ];
 
 fn load_cases() -> Vec<Value> {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/ops.json"))
-        .expect("tests/data/ops.json is readable");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/data/ops.json"
+    ))
+    .expect("the workspace's tests/data/ops.json is readable");
     let root: Value = serde_json::from_str(&text).expect("ops.json is valid JSON");
     root["cases"].as_array().expect("`cases` is a list").clone()
 }

@@ -1,4 +1,4 @@
-//! Replays the PyTorch reference files in `tests/data/` (copied from `shared/golden/optim/`):
+//! Replays the PyTorch reference files in the workspace's `tests/data/optim/` (copied from `shared/golden/optim/`):
 //! optimizer trajectories, learning-rate schedules and gradient clipping.
 //!
 //! Each optimizer step must agree with PyTorch (float64) to 1e-10 relative plus 1e-12
@@ -22,7 +22,7 @@ const REL: f64 = 1e-10;
 const ABS: f64 = 1e-12;
 
 fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/optim")
 }
 
 fn read(file: &str) -> String {
@@ -366,7 +366,7 @@ golden_trajectories! {
     adagrad_default => "adagrad_default.json",
 }
 
-/// Every file in `tests/data/` is replayed by some test: a new golden file cannot be
+/// Every file in `tests/data/optim/` is replayed by some test: a new golden file cannot be
 /// forgotten.
 #[test]
 fn every_golden_file_is_replayed() {
@@ -388,8 +388,9 @@ fn every_golden_file_is_replayed() {
     }
 }
 
-/// The copies in `tests/data/` are the reference files: when the shared golden directory is
-/// beside the repository (`../shared/golden/optim`), they must be identical to it.
+/// The copies in `tests/data/optim/` are the reference files: when the shared golden
+/// directory is beside the repository (`../shared/golden/optim`), they must be identical
+/// to it.
 #[test]
 fn test_data_matches_the_shared_golden_files() {
     let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/golden/optim");
@@ -402,13 +403,13 @@ fn test_data_matches_the_shared_golden_files() {
             let name = path.file_name().unwrap().to_str().unwrap();
             let ours = std::fs::read(data_dir().join(name)).unwrap_or_else(|_| {
                 panic!(
-                    "tests/data/{name} is missing: copy it from {}",
+                    "tests/data/optim/{name} is missing: copy it from {}",
                     path.display()
                 )
             });
             assert!(
                 ours == std::fs::read(&path).unwrap(),
-                "tests/data/{name} differs from {}",
+                "tests/data/optim/{name} differs from {}",
                 path.display()
             );
         }

@@ -1,4 +1,4 @@
-//! Replays the loss and layer-norm cases of `tests/data/ops.json` (PyTorch 2.15, float64):
+//! Replays the loss and layer-norm cases of the workspace's `tests/data/ops.json` (PyTorch 2.15, float64):
 //! values, and gradients of `sum(output * upstream)` with respect to every float input, to
 //! 1e-10 relative.
 
@@ -40,8 +40,11 @@ fn array(shape: &Value, values: &Value) -> ArrayD<f64> {
 }
 
 fn cases() -> Vec<Case> {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/ops.json"))
-        .expect("tests/data/ops.json (a copy of shared/golden/ops.json)");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/data/ops.json"
+    ))
+    .expect("the workspace's tests/data/ops.json (a copy of shared/golden/ops.json)");
     let json: Value = serde_json::from_str(&text).unwrap();
     json["cases"]
         .as_array()

@@ -1,0 +1,12 @@
+//! The crate's integration tests, one test binary (one link, one set of monomorphized
+//! dependencies) with a module per topic. New test files go here as modules.
+//!
+//! `tape` installs a counting `#[global_allocator]` for the whole binary; its memory
+//! assertions read the counter of their own thread only, so tests of other modules running
+//! on other threads do not disturb them. No other module may declare a global allocator.
+
+mod custom_op;
+mod golden_ops;
+mod properties;
+mod smoke;
+mod tape;

@@ -1,0 +1,8 @@
+//! The crate's integration tests, one test binary (one link, one set of monomorphized
+//! dependencies) with a module per topic. New test files go here as modules.
+
+mod golden_losses;
+mod gradcheck;
+mod io;
+mod layers;
+mod model;

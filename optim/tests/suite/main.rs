@@ -1,0 +1,6 @@
+//! The crate's integration tests, one test binary (one link, one set of monomorphized
+//! dependencies) with a module per topic. New test files go here as modules.
+
+mod golden;
+mod large_params;
+mod properties;
