@@ -1,8 +1,7 @@
 //! The primitive operations, one file per primitive and its adjoint (the op its rule
 //! needs): the public `Var` method, its recording and its rule. Composite operations
-//! ([`composite`]: softmax, var, gelu, comparisons, ...) are built from primitives and have
-//! no rule of their own. [`crate::backward`] dispatches each recorded [`Op`](crate::graph::Op)
-//! to its rule.
+//! (`composite`: softmax, var, gelu, comparisons, ...) are built from primitives and have
+//! no rule of their own. `backward` dispatches each recorded `Op` to its rule.
 //!
 //! | file | primitives |
 //! |---|---|
@@ -19,9 +18,8 @@
 //! | `custom.rs` | user-defined [`CustomOp`](custom::CustomOp)s |
 //!
 //! A rule receives the output's gradient `g`, reads values and shapes through a
-//! [`RuleContext`], and hands each input's gradient to `emit`. It is written once against
-//! [`Operand`](crate::operand::Operand) (elementwise rules) or
-//! [`Structural`](crate::operand::Structural), so it serves plain arrays, one-element
+//! `RuleContext`, and hands each input's gradient to `emit`. It is written once against
+//! `Operand` (elementwise rules) or `Structural`, so it serves plain arrays, one-element
 //! numbers and differentiable `Var`s alike.
 
 pub(crate) mod axes;
