@@ -14,11 +14,9 @@ const CHUNK_SHIFT: usize = 8;
 /// Nodes per chunk.
 const CHUNK: usize = 1 << CHUNK_SHIFT;
 /// The largest first chunk, in bytes, that glibc's allocator serves from its per-thread
-/// cache (`tcache` bins go up to 1,032 bytes). A training step's tape is created and dropped
-/// every step: at 1,408 bytes (16 nodes) the first chunk's allocation alone took ~600
-/// instructions and its release went through free-list consolidation; at 968 bytes (11
-/// nodes) the article's line fit, whose tapes fit in it, runs ~1,000 instructions fewer per
-/// step (callgrind).
+/// cache (`tcache` bins go up to 1,032 bytes): a tape is created and dropped every training
+/// step, and callgrind counted ~1,000 fewer instructions per step of the article's line fit
+/// with a first chunk of 968 bytes than of 1,408.
 const FIRST_CHUNK_BYTES: usize = 1024;
 
 /// An append-only list in chunks of [`CHUNK`] elements, indexed like a slice.

@@ -20,20 +20,30 @@
 //! assert_eq!(grads.param(&w).unwrap().shape(), &[2, 2]);
 //! ```
 #![warn(missing_docs)]
+#![deny(unsafe_code)]
 
 mod arena;
+mod backward;
 mod check;
 mod float;
-pub mod fork_join;
-mod gemm_kernel;
 mod grads;
+mod graph;
+#[allow(unsafe_code)]
+mod kernels;
 mod operand;
 pub mod ops;
 mod param;
-mod scalar;
 mod tape;
 #[cfg(feature = "proptest")]
 pub mod testing;
+mod var;
+
+/// Fork-join on two threads, with a helper thread that spins between jobs: what tapegrad's
+/// kernels use to run the two halves of their largest work side by side, open to other
+/// crates' kernels (an optimizer's update of a large parameter, a custom op).
+pub mod fork_join {
+    pub use crate::kernels::fork_join::join;
+}
 
 pub use check::{
     CentralDifferences, GradcheckError, GradcheckOptions, GradientMismatch, gradcheck,
@@ -42,7 +52,8 @@ pub use float::Float;
 pub use grads::Grads;
 pub use ops::custom::CustomOp;
 pub use param::{Param, ParamId};
-pub use tape::{Tape, Var};
+pub use tape::Tape;
+pub use var::Var;
 
 /// Re-export of the array crate the tape computes with.
 pub use ndarray;

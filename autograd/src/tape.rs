@@ -1,119 +1,17 @@
-//! The tape: an arena of recorded nodes, the `Var` handles that point into it, and the
-//! reverse sweep that turns it into gradients.
-//!
-//! The arena ([`crate::arena`]) is in recording order, which is already a topological order:
-//! backward is a single loop from the output down, with no recursion and no sorting.
-//!
-//! Cost model: a node is 88 bytes; bound parameters are borrowed; a computed array is boxed
-//! with its buffer; a one-element value (a loss, a scalar in a custom formula, every link of a
-//! scalar chain) is stored inline, and its forward and backward never touch ndarray or the
-//! allocator (`benches/tape.rs` measures it).
+//! The tape: the arena of recorded nodes, and how values get onto it (leaves, bound
+//! parameters, recorded ops), with gradient recording (`no_grad`), anomaly mode and DOT
+//! output.
 
-use std::cell::{Cell, OnceCell, Ref, RefCell};
+use std::cell::{Cell, Ref, RefCell};
 use std::fmt::Write as _;
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ndarray::ArrayD;
-use smallvec::SmallVec;
 
 use crate::arena::Arena;
-use crate::grads::Grads;
-use crate::operand::Arr;
-use crate::ops::{self, Op};
-use crate::scalar::single;
-use crate::{Float, Param, ParamId};
-
-/// A node's value: owned for computed values, borrowed for bound parameters (never
-/// copied), or held inline when it is a single element.
-pub(crate) enum Value<'t, T> {
-    /// Boxed, so that a node stays small (a fraction of a cache line's worth of bytes to
-    /// move and to sweep over).
-    Owned(Box<ArrayD<T>>),
-    Borrowed(&'t ArrayD<T>),
-    /// One element (its shape is `ndim` ones), stored without a heap buffer: scalar-heavy
-    /// graphs record and differentiate these without touching ndarray. The array form is
-    /// built only if an array kernel asks for it, and then kept.
-    One {
-        value: T,
-        ndim: usize,
-        array: OnceCell<Box<ArrayD<T>>>,
-    },
-}
-
-impl<T: Float> Value<'_, T> {
-    /// A computed or given array: inline if it holds one element.
-    #[inline]
-    pub(crate) fn owned(array: ArrayD<T>) -> Self {
-        match single(&array) {
-            Some(value) => Value::one_element(value, array.ndim()),
-            None => Value::Owned(Box::new(array)),
-        }
-    }
-
-    /// A one-element value of `ndim` dimensions.
-    #[inline]
-    pub(crate) fn one_element(value: T, ndim: usize) -> Self {
-        Value::One {
-            value,
-            ndim,
-            array: OnceCell::new(),
-        }
-    }
-
-    /// The value as an array.
-    #[inline]
-    pub(crate) fn array(&self) -> &ArrayD<T> {
-        match self {
-            Value::Owned(a) => a,
-            Value::Borrowed(a) => a,
-            Value::One { value, ndim, array } => {
-                array.get_or_init(|| Box::new(ArrayD::from_elem(vec![1; *ndim], *value)))
-            }
-        }
-    }
-
-    /// The element, if the value has exactly one.
-    #[inline]
-    pub(crate) fn one(&self) -> Option<T> {
-        match self {
-            Value::One { value, .. } => Some(*value),
-            Value::Owned(a) => single(a),
-            Value::Borrowed(a) => single(a),
-        }
-    }
-
-    /// The number of dimensions.
-    #[inline]
-    pub(crate) fn ndim(&self) -> usize {
-        match self {
-            Value::One { ndim, .. } => *ndim,
-            Value::Owned(a) => a.ndim(),
-            Value::Borrowed(a) => a.ndim(),
-        }
-    }
-
-    /// The shape.
-    #[inline]
-    pub(crate) fn shape(&self) -> SmallVec<[usize; 4]> {
-        match self {
-            Value::One { ndim, .. } => smallvec::smallvec![1; *ndim],
-            Value::Owned(a) => SmallVec::from_slice(a.shape()),
-            Value::Borrowed(a) => SmallVec::from_slice(a.shape()),
-        }
-    }
-}
-
-/// One recorded operation: its value, how it was computed, and where.
-pub(crate) struct Node<'t, T> {
-    pub(crate) value: Value<'t, T>,
-    pub(crate) op: Op<T>,
-    pub(crate) requires_grad: bool,
-    pub(crate) location: &'static Location<'static>,
-}
-
-/// The tape's arena of nodes, in recording order.
-pub(crate) type Nodes<'t, T> = Arena<Node<'t, T>>;
+use crate::graph::{Node, Nodes, Op, Value};
+use crate::{Float, Param, ParamId, Var};
 
 /// The recording of a computation, from which gradients are derived.
 ///
@@ -139,35 +37,6 @@ pub struct Tape<'t, T: Float = f32> {
     bound_params: RefCell<Vec<(ParamId, usize)>>,
     grad_enabled: Cell<bool>,
     anomaly: Cell<bool>,
-}
-
-/// A handle to a value recorded on a [`Tape`]: small and `Copy`, so expressions read like
-/// maths (`(x * w + b).tanh().sum()`).
-pub struct Var<'t, T: Float = f32> {
-    pub(crate) tape: &'t Tape<'t, T>,
-    pub(crate) index: usize,
-}
-
-impl<T: Float> Clone for Var<'_, T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<T: Float> Copy for Var<'_, T> {}
-
-impl<T: Float> std::fmt::Debug for Var<'_, T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let nodes = self.tape.nodes.borrow();
-        let node = &nodes[self.index];
-        write!(
-            f,
-            "Var#{}({}, shape {:?}, requires_grad: {})",
-            self.index,
-            node.op.name(),
-            node.value.array().shape(),
-            node.requires_grad
-        )
-    }
 }
 
 impl<T: Float> Default for Tape<'_, T> {
@@ -404,69 +273,6 @@ impl<'t, T: Float> Tape<'t, T> {
         );
     }
 
-    /// Gradients of `output` with respect to `inputs`, recorded on this tape as new
-    /// variables, so they can be differentiated again (Hessian-vector products, gradient
-    /// penalties, Newton's method). `output` must be a scalar (0-d or one element).
-    ///
-    /// An input that `output` does not depend on gets a zero gradient.
-    #[track_caller]
-    pub fn grad(&'t self, output: Var<'t, T>, inputs: &[Var<'t, T>]) -> Vec<Var<'t, T>> {
-        self.seed_for(output, None); // checks that `output` has one element
-        self.grad_with_seed(output, ArrayD::ones(output.shape()), inputs)
-    }
-
-    /// Like [`Tape::grad`], with an explicit seed (vector-Jacobian product) of `output`'s shape.
-    #[track_caller]
-    pub fn grad_with_seed(
-        &'t self,
-        output: Var<'t, T>,
-        seed: ArrayD<T>,
-        inputs: &[Var<'t, T>],
-    ) -> Vec<Var<'t, T>> {
-        for input in inputs {
-            self.check_same_tape(input.tape, "Tape::grad");
-        }
-        let seed = self.constant(self.seed_for(output, Some(seed)).expect("a given seed"));
-        let lowest = inputs.iter().map(|x| x.index).min().unwrap_or(output.index);
-        let grads = ops::sweep_vars(self, output.index, seed, lowest);
-        inputs
-            .iter()
-            .map(|x| match grads.get(x.index).copied().flatten() {
-                Some(g) => g,
-                None => self.constant(ArrayD::zeros(x.shape())),
-            })
-            .collect()
-    }
-
-    /// The seed of a backward sweep from `output`: the given array, checked against the
-    /// output's shape, or `None` for the gradient 1 of a one-element output (kept as a
-    /// number: a scalar loss's sweep starts without allocating).
-    #[track_caller]
-    fn seed_for(&self, output: Var<'t, T>, seed: Option<ArrayD<T>>) -> Option<ArrayD<T>> {
-        let shape = output.shape();
-        match seed {
-            Some(seed) => {
-                assert_eq!(
-                    seed.shape(),
-                    &shape[..],
-                    "backward: the seed gradient has shape {:?} but the output has shape {:?}",
-                    seed.shape(),
-                    shape
-                );
-                Some(seed)
-            }
-            None => {
-                assert!(
-                    shape.iter().product::<usize>() == 1,
-                    "backward: the output has shape {shape:?}; backward without a seed needs a \
-                     scalar output (reduce it with .sum() or .mean(), or pass a seed of that shape \
-                     with backward_with_seed)"
-                );
-                None
-            }
-        }
-    }
-
     /// Writes the graph that leads to `output` in Graphviz DOT: one box per op with its
     /// shape, parameters in green, leaves needing gradients in blue, constants in grey.
     pub fn to_dot(&self, output: Var<'t, T>) -> String {
@@ -505,95 +311,6 @@ impl<'t, T: Float> Tape<'t, T> {
         }
         dot.push_str("}\n");
         dot
-    }
-}
-
-impl<'t, T: Float> Var<'t, T> {
-    /// The tape this variable lives on.
-    pub fn tape(&self) -> &'t Tape<'t, T> {
-        self.tape
-    }
-
-    /// Its position in the tape's arena.
-    pub fn index(&self) -> usize {
-        self.index
-    }
-
-    /// Its shape.
-    pub fn shape(&self) -> Vec<usize> {
-        self.tape.nodes.borrow()[self.index].value.shape().to_vec()
-    }
-
-    /// Its number of dimensions.
-    pub fn ndim(&self) -> usize {
-        self.tape.nodes.borrow()[self.index].value.ndim()
-    }
-
-    /// A copy of its value.
-    pub fn value(&self) -> ArrayD<T> {
-        self.tape.nodes.borrow()[self.index].value.array().clone()
-    }
-
-    /// Runs `f` on its value without copying it.
-    pub fn with_value<R>(&self, f: impl FnOnce(&ArrayD<T>) -> R) -> R {
-        f(self.tape.nodes.borrow()[self.index].value.array())
-    }
-
-    /// The value of a one-element variable.
-    #[track_caller]
-    pub fn item(&self) -> T {
-        // No closure here: closures drop `#[track_caller]`'s location.
-        let nodes = self.tape.nodes.borrow();
-        if let Some(v) = nodes[self.index].value.one() {
-            return v;
-        }
-        let a = nodes[self.index].value.array();
-        assert!(
-            a.len() == 1,
-            "item: the variable has shape {:?}, not a single element",
-            a.shape()
-        );
-        *a.iter().next().unwrap()
-    }
-
-    /// Whether a gradient flows to this variable.
-    pub fn requires_grad(&self) -> bool {
-        self.tape.nodes.borrow()[self.index].requires_grad
-    }
-
-    /// The same value as a constant: gradients stop here.
-    #[track_caller]
-    pub fn detach(self) -> Var<'t, T> {
-        let value = self.value();
-        self.tape.constant(value)
-    }
-
-    /// The gradients of this scalar with respect to every variable and parameter that
-    /// needs one, in one reverse sweep.
-    ///
-    /// Panics if the variable has more than one element: use
-    /// [`backward_with_seed`](Var::backward_with_seed) for a vector-Jacobian product.
-    #[track_caller]
-    pub fn backward(self) -> Grads<T> {
-        let seed = self.tape.seed_for(self, None);
-        ops::sweep_arrays(self.tape, self.index, seed)
-    }
-
-    /// Backward with an explicit seed gradient of this variable's shape.
-    #[track_caller]
-    pub fn backward_with_seed(self, seed: ArrayD<T>) -> Grads<T> {
-        let seed = self.tape.seed_for(self, Some(seed));
-        ops::sweep_arrays(self.tape, self.index, seed)
-    }
-
-    pub(crate) fn tape_id(&self) -> u64 {
-        self.tape.id
-    }
-
-    /// Runs `f` on the value as an array operand (a borrowed view).
-    pub(crate) fn with_arr<R>(&self, f: impl FnOnce(Arr<'_, T>) -> R) -> R {
-        let nodes = self.tape.nodes.borrow();
-        f(Arr::Ref(nodes[self.index].value.array()))
     }
 }
 

@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use ndarray::{ArrayD, ArrayViewD};
 
-use super::Op;
+use crate::graph::Op;
 use crate::{Float, Tape, Var};
 
 /// An operation defined outside this crate.

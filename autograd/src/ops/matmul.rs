@@ -1,12 +1,14 @@
 //! Matrix multiplication: one batched primitive (≥ 2-D operands, broadcast batch axes);
 //! the 1-D cases of `torch.matmul` are reshapes around it.
 
-use super::{Op, RuleContext};
-use crate::operand::{Arr, Operand};
+use super::RuleContext;
+use crate::graph::Op;
+use crate::kernels::matmul::matmul;
+use crate::operand::Structural;
 use crate::{Float, Var};
 
 /// d(AB) = dA B + A dB, so ∂/∂A = G Bᵀ and ∂/∂B = Aᵀ G (summed over broadcast batches).
-pub(crate) fn backward<T: Float, O: Operand<T>>(
+pub(crate) fn rule<T: Float, O: Structural<T>>(
     a: usize,
     b: usize,
     g: O,
@@ -52,7 +54,7 @@ impl<'t, T: Float> Var<'t, T> {
             self.shape(),
             other.shape()
         );
-        let mut out = a.matmul_batched(b);
+        let mut out = record(a, b);
         if rb == 1 {
             out = out.squeeze(-1);
         }
@@ -61,17 +63,17 @@ impl<'t, T: Float> Var<'t, T> {
         }
         out
     }
+}
 
-    /// The batched primitive: both operands have at least 2 dimensions.
-    #[track_caller]
-    pub(crate) fn matmul_batched(self, other: Var<'t, T>) -> Var<'t, T> {
-        self.tape.check_same_tape(other.tape, "matmul");
-        let nodes = self.tape.nodes();
-        let value = Arr::matmul_views(
-            nodes[self.index].value.array().view(),
-            nodes[other.index].value.array().view(),
-        );
-        drop(nodes);
-        self.tape.record(value, Op::MatMul(self.index, other.index))
-    }
+/// Records the batched primitive `a @ b`: both operands have at least 2 dimensions.
+#[track_caller]
+pub(crate) fn record<'t, T: Float>(a: Var<'t, T>, b: Var<'t, T>) -> Var<'t, T> {
+    a.tape.check_same_tape(b.tape, "matmul");
+    let nodes = a.tape.nodes();
+    let value = matmul(
+        nodes[a.index].value.array().view(),
+        nodes[b.index].value.array().view(),
+    );
+    drop(nodes);
+    a.tape.record(value, Op::MatMul(a.index, b.index))
 }

@@ -1,43 +1,13 @@
-//! Elementwise primitives of one input: maths, activations, scalar arithmetic.
+//! The elementwise primitives of one input ([`UnaryOp`]): maths, activations, and
+//! arithmetic with a number.
 
-use super::{Op, RuleContext};
+use std::ops::Neg;
+
+use super::RuleContext;
+use crate::graph::{Op, UnaryOp};
+use crate::kernels::elementwise::sigmoid;
 use crate::operand::{Arr, Operand};
 use crate::{Float, Var};
-
-/// The elementwise primitives (with their scalar attributes).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum UnaryOp<T> {
-    Neg,
-    AddScalar(T),
-    MulScalar(T),
-    PowF(T),
-    PowI(i32),
-    Exp,
-    Ln,
-    Sqrt,
-    Abs,
-    Sin,
-    Cos,
-    Tanh,
-    Sigmoid,
-    Relu,
-    LeakyRelu(T),
-    Elu(T),
-    Erf,
-    Softplus,
-    Clamp(T, T),
-}
-
-/// The logistic function, computed without overflow for large |x|.
-#[inline]
-pub(crate) fn sigmoid_scalar<T: Float>(x: T) -> T {
-    if x >= T::zero() {
-        T::one() / (T::one() + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (T::one() + e)
-    }
-}
 
 #[inline]
 fn step<T: Float>(x: T) -> T {
@@ -45,34 +15,10 @@ fn step<T: Float>(x: T) -> T {
 }
 
 impl<T: Float> UnaryOp<T> {
-    pub(crate) fn name(&self) -> &'static str {
-        match self {
-            UnaryOp::Neg => "neg",
-            UnaryOp::AddScalar(_) => "add_scalar",
-            UnaryOp::MulScalar(_) => "mul_scalar",
-            UnaryOp::PowF(_) => "powf",
-            UnaryOp::PowI(_) => "powi",
-            UnaryOp::Exp => "exp",
-            UnaryOp::Ln => "ln",
-            UnaryOp::Sqrt => "sqrt",
-            UnaryOp::Abs => "abs",
-            UnaryOp::Sin => "sin",
-            UnaryOp::Cos => "cos",
-            UnaryOp::Tanh => "tanh",
-            UnaryOp::Sigmoid => "sigmoid",
-            UnaryOp::Relu => "relu",
-            UnaryOp::LeakyRelu(_) => "leaky_relu",
-            UnaryOp::Elu(_) => "elu",
-            UnaryOp::Erf => "erf",
-            UnaryOp::Softplus => "softplus",
-            UnaryOp::Clamp(..) => "clamp",
-        }
-    }
-
     /// Hands the op's elementwise function to `user`. The `match` on the op is taken once:
     /// each arm passes its own closure, so an array map gets one monomorphized (and, where
-    /// the maths allows, vectorized) loop per op. (Matching per element made `relu` 5×
-    /// slower than `add`.)
+    /// the maths allows, vectorized) loop per op; matching per element measured `relu` 5×
+    /// slower than `add`.
     #[inline]
     fn with_fn<U: ElementwiseUser<T>>(self, user: U) -> U::Output {
         let zero = T::zero();
@@ -89,7 +35,7 @@ impl<T: Float> UnaryOp<T> {
             UnaryOp::Sin => user.call(|x| x.sin()),
             UnaryOp::Cos => user.call(|x| x.cos()),
             UnaryOp::Tanh => user.call(|x| x.tanh()),
-            UnaryOp::Sigmoid => user.call(sigmoid_scalar),
+            UnaryOp::Sigmoid => user.call(sigmoid),
             // NaN propagates, as in PyTorch (`f64::max` would turn it into 0).
             UnaryOp::Relu => user.call(move |x| if x > zero || x.is_nan() { x } else { zero }),
             UnaryOp::LeakyRelu(slope) => user.call(move |x| if x > zero { x } else { x * slope }),
@@ -163,8 +109,8 @@ impl<'a, T: Float> ElementwiseUser<T> for WholeArray<'a, T> {
     }
 }
 
-/// Backward of the elementwise primitives, each derivative in one line.
-pub(crate) fn backward<T: Float, O: Operand<T>>(
+/// The rule of the elementwise primitives, each derivative in one line.
+pub(crate) fn rule<T: Float, O: Operand<T>>(
     op: &UnaryOp<T>,
     a: usize,
     out: usize,
@@ -230,157 +176,140 @@ pub(crate) fn backward<T: Float, O: Operand<T>>(
     emit(a, grad);
 }
 
-impl<'t, T: Float> Var<'t, T> {
-    #[track_caller]
-    pub(crate) fn unary(self, op: UnaryOp<T>) -> Var<'t, T> {
-        let nodes = self.tape.nodes();
-        let input = &nodes[self.index];
-        let requires_grad = input.requires_grad;
-        if let Some(x) = input.value.one() {
-            // One element: no array kernels.
-            let ndim = input.value.ndim();
-            drop(nodes);
-            let op_node = Op::Unary(op, self.index);
-            return self
-                .tape
-                .push_one(op.apply(x), ndim, op_node, requires_grad);
-        }
-        let value = op.map(Arr::Ref(input.value.array())).into_owned();
+/// Records `op(x)`.
+#[track_caller]
+pub(crate) fn record<'t, T: Float>(x: Var<'t, T>, op: UnaryOp<T>) -> Var<'t, T> {
+    let nodes = x.tape.nodes();
+    let input = &nodes[x.index];
+    let requires_grad = input.requires_grad;
+    if let Some(v) = input.value.one() {
+        // One element: no array kernels.
+        let ndim = input.value.ndim();
         drop(nodes);
-        self.tape
-            .push_computed(value, Op::Unary(op, self.index), requires_grad)
+        let op_node = Op::Unary(op, x.index);
+        return x.tape.push_one(op.apply(v), ndim, op_node, requires_grad);
+    }
+    let value = op.map(Arr::Ref(input.value.array())).into_owned();
+    drop(nodes);
+    x.tape
+        .push_computed(value, Op::Unary(op, x.index), requires_grad)
+}
+
+impl<'t, T: Float> Var<'t, T> {
+    /// `self + s` for a number `s`.
+    #[track_caller]
+    pub fn add_scalar(self, s: T) -> Var<'t, T> {
+        record(self, UnaryOp::AddScalar(s))
+    }
+
+    /// `self * s` for a number `s`.
+    #[track_caller]
+    pub fn mul_scalar(self, s: T) -> Var<'t, T> {
+        record(self, UnaryOp::MulScalar(s))
     }
 
     /// `self^p` elementwise for a real exponent.
     #[track_caller]
     pub fn powf(self, p: T) -> Var<'t, T> {
-        self.unary(UnaryOp::PowF(p))
+        record(self, UnaryOp::PowF(p))
     }
 
     /// `self^n` elementwise for an integer exponent.
     #[track_caller]
     pub fn powi(self, n: i32) -> Var<'t, T> {
-        self.unary(UnaryOp::PowI(n))
-    }
-
-    /// `self²`.
-    #[track_caller]
-    pub fn square(self) -> Var<'t, T> {
-        self.powi(2)
-    }
-
-    /// `1 / self`.
-    #[track_caller]
-    pub fn recip(self) -> Var<'t, T> {
-        self.powi(-1)
+        record(self, UnaryOp::PowI(n))
     }
 
     /// `eˣ`.
     #[track_caller]
     pub fn exp(self) -> Var<'t, T> {
-        self.unary(UnaryOp::Exp)
+        record(self, UnaryOp::Exp)
     }
 
     /// The natural logarithm.
     #[track_caller]
     pub fn ln(self) -> Var<'t, T> {
-        self.unary(UnaryOp::Ln)
+        record(self, UnaryOp::Ln)
     }
 
     /// The square root.
     #[track_caller]
     pub fn sqrt(self) -> Var<'t, T> {
-        self.unary(UnaryOp::Sqrt)
+        record(self, UnaryOp::Sqrt)
     }
 
     /// The absolute value (gradient 0 at 0, as in PyTorch).
     #[track_caller]
     pub fn abs(self) -> Var<'t, T> {
-        self.unary(UnaryOp::Abs)
+        record(self, UnaryOp::Abs)
     }
 
     /// The sine.
     #[track_caller]
     pub fn sin(self) -> Var<'t, T> {
-        self.unary(UnaryOp::Sin)
+        record(self, UnaryOp::Sin)
     }
 
     /// The cosine.
     #[track_caller]
     pub fn cos(self) -> Var<'t, T> {
-        self.unary(UnaryOp::Cos)
+        record(self, UnaryOp::Cos)
     }
 
     /// The hyperbolic tangent.
     #[track_caller]
     pub fn tanh(self) -> Var<'t, T> {
-        self.unary(UnaryOp::Tanh)
+        record(self, UnaryOp::Tanh)
     }
 
     /// The logistic function `1 / (1 + e⁻ˣ)`.
     #[track_caller]
     pub fn sigmoid(self) -> Var<'t, T> {
-        self.unary(UnaryOp::Sigmoid)
+        record(self, UnaryOp::Sigmoid)
     }
 
     /// `max(x, 0)`.
     #[track_caller]
     pub fn relu(self) -> Var<'t, T> {
-        self.unary(UnaryOp::Relu)
+        record(self, UnaryOp::Relu)
     }
 
     /// `x` for `x > 0`, else `slope · x` (PyTorch's default slope is 0.01, Keras' 0.3).
     #[track_caller]
     pub fn leaky_relu(self, slope: T) -> Var<'t, T> {
-        self.unary(UnaryOp::LeakyRelu(slope))
+        record(self, UnaryOp::LeakyRelu(slope))
     }
 
     /// `x` for `x > 0`, else `α (eˣ - 1)`.
     #[track_caller]
     pub fn elu(self, alpha: T) -> Var<'t, T> {
-        self.unary(UnaryOp::Elu(alpha))
+        record(self, UnaryOp::Elu(alpha))
     }
 
     /// The error function.
     #[track_caller]
     pub fn erf(self) -> Var<'t, T> {
-        self.unary(UnaryOp::Erf)
+        record(self, UnaryOp::Erf)
     }
 
     /// `ln(1 + eˣ)`, computed stably (identity above 20, as PyTorch).
     #[track_caller]
     pub fn softplus(self) -> Var<'t, T> {
-        self.unary(UnaryOp::Softplus)
+        record(self, UnaryOp::Softplus)
     }
 
     /// Limits every element to `[min, max]` (gradient 1 inside, 0 outside).
     #[track_caller]
     pub fn clamp(self, min: T, max: T) -> Var<'t, T> {
         assert!(min <= max, "clamp: min {min} is greater than max {max}");
-        self.unary(UnaryOp::Clamp(min, max))
+        record(self, UnaryOp::Clamp(min, max))
     }
+}
 
-    /// The exact GELU, `x Φ(x) = x/2 (1 + erf(x/√2))` (composite).
+impl<'t, T: Float> Neg for Var<'t, T> {
+    type Output = Var<'t, T>;
     #[track_caller]
-    pub fn gelu(self) -> Var<'t, T> {
-        let half = T::from_f64(0.5);
-        let cdf = self
-            .mul_scalar(T::from_f64(std::f64::consts::FRAC_1_SQRT_2))
-            .erf()
-            .add_scalar(T::one())
-            .mul_scalar(half);
-        self * cdf
-    }
-
-    /// The tanh approximation of GELU, `x/2 (1 + tanh(√(2/π) (x + 0.044715 x³)))` (composite).
-    #[track_caller]
-    pub fn gelu_tanh(self) -> Var<'t, T> {
-        let k = T::from_f64((2.0 / std::f64::consts::PI).sqrt());
-        let inner = (self + self.powi(3).mul_scalar(T::from_f64(0.044715))).mul_scalar(k);
-        let gate = inner
-            .tanh()
-            .add_scalar(T::one())
-            .mul_scalar(T::from_f64(0.5));
-        self * gate
+    fn neg(self) -> Var<'t, T> {
+        record(self, UnaryOp::Neg)
     }
 }

@@ -1,7 +1,7 @@
 //! `logsumexp`, `log_softmax` and `softmax`: composites of primitives, numerically stable
 //! (the maximum is subtracted first, as a constant, so logits of ±1000 stay finite).
 
-use super::shape::normalize_axis;
+use crate::ops::axes::normalize_axis;
 use crate::{Float, Var};
 
 impl<'t, T: Float> Var<'t, T> {

@@ -15,11 +15,9 @@
 //! The helper here does what OpenMP runtimes do (`KMP_BLOCKTIME`, `GOMP_SPINCOUNT`): after a
 //! job it keeps polling for the next one for 5 ms, yielding its CPU to any other runnable
 //! thread every few polls, and only then parks. Under the same measurement it starts a job
-//! 0.2–0.4 µs after it is posted (1.3 µs after a 5 ms gap). In the batch-128 training step
-//! of the 784-256-128-10 MLP (`nn/examples/mlp_profile`, steps alternating between the two
-//! joins in one process, three runs) the median step went from 1.045 / 1.071 / 0.911 ms
-//! with `rayon::join` to 0.905 / 0.965 / 0.866 ms (single-threaded: 1.115 / 1.148 /
-//! 1.104 ms).
+//! 0.2–0.4 µs after it is posted (1.3 µs after a 5 ms gap), and the batch-128 training step
+//! of the 784-256-128-10 MLP (`nn/examples/mlp_profile`) runs faster with it than with
+//! `rayon::join` (`benches/README.md`).
 //!
 //! There is one helper per process, started by the first [`join`] that needs it. A call
 //! that finds it busy (another thread's join, or a join from inside a helper job) falls

@@ -13,33 +13,16 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, linalg::general_mat_mul};
 use crate::Float;
 
 /// Products with at least this many multiply-adds (`m·k·n`) use two threads; smaller ones
-/// run on the calling thread, where the split costs more than it saves.
-///
-/// Measured inside training steps of the 784-256-128-10 MLP (`nn/examples/mlp_profile`,
-/// same-process A/B runs), not on back-to-back products, because what decides is where the
-/// data lives between operations, not the product alone:
-/// - with rayon's sleeping workers, 2¹⁸ made the batch-32 step 0.60–0.65 ms and 2²³
-///   0.39–0.46 ms (waking a worker cost more than the split saved);
-/// - with the spinning helper of [`crate::fork_join`] but a single-threaded optimizer
-///   update, lower thresholds still lost at batch 32 (2²³ 0.345 / 0.368 / 0.370 ms, 2²¹
-///   0.386 / 0.415 / 0.399): a gradient written by two cores was read back by one;
-/// - with the update of large parameters also in two halves (`tapegrad-optim`), threading
-///   the products and the update together wins: batch 32 at 2²¹ 0.284 / 0.281 / 0.295 ms
-///   against 0.361 / 0.359 / 0.382 at 2²³, three runs; batch 128 unchanged within noise.
-///   2²⁰ (which threads the batch-32 second layer, 32×256×128) against 2²¹: batch 32 the
-///   same (0.282 / 0.343 / 0.305 vs 0.280 / 0.339 / 0.301 ms), batch 128 12 µs faster in
-///   each of three runs (0.687 / 0.678 / 0.720 vs 0.702 / 0.691 / 0.732 ms); 2¹⁹ measured
-///   as 2²⁰.
+/// run on the calling thread, where the split costs more than it saves. Chosen by same-process
+/// A/B runs of whole training steps of the 784-256-128-10 MLP (`nn/examples/mlp_profile`,
+/// batches 32 and 128), where 2²⁰ was fastest of 2¹⁹–2²³.
 pub(crate) const PARALLEL_MATMUL_THRESHOLD: usize = 1 << 20;
 
 /// Fresh products with at least this many multiply-adds are threaded inside the `gemm`
 /// crate; between [`PARALLEL_MATMUL_THRESHOLD`] and this, they are cut into two halves, each
 /// a single-threaded product, one per thread: one fork and one join instead of the crate's
-/// several parallel regions (the forward product of the batch-128 MLP step, 128×784×256: 360
-/// → 325 µs in the step, same-process A/B). At 1024³ halves and the crate's threads measure
-/// the same, with rayon's join and with the spinning helper alike (same-process A/B, three
-/// runs of 100 products each: medians 302.6 / 147.3 / 145.4 GFLOP/s for the crate's threads,
-/// 302.4 / 149.0 / 145.4 for halves — the machine's speed moved, not the ratio).
+/// several parallel regions. Halves were faster for the batch-128 MLP's forward product
+/// (128×784×256) and measured the same as the crate's threads at 1024³ (same-process A/B).
 const GEMM_THREADING_THRESHOLD: usize = 1 << 26;
 
 fn is_gemm_type<T: Float>() -> bool {
@@ -52,7 +35,7 @@ enum Threading {
     /// On the calling thread.
     One,
     /// Two halves of the output, one single-threaded product each: one on the calling
-    /// thread, one on the spinning helper of [`crate::fork_join`].
+    /// thread, one on the spinning helper of [`super::fork_join`].
     Halves,
     /// The `gemm` crate's own rayon parallelism, on this many threads.
     Gemm(usize),
@@ -142,7 +125,7 @@ fn write_product_threaded<T: Float>(
         let (a1, a2) = a.view().split_at(Axis(0), half);
         ((a1, b.view()), (a2, b.view()))
     };
-    crate::fork_join::join(
+    super::fork_join::join(
         || write_product(&a1, &b1, &mut first, gemm::Parallelism::None),
         || write_product(&a2, &b2, &mut second, gemm::Parallelism::None),
     );
@@ -252,9 +235,8 @@ pub(crate) fn mat_mul_into<T: Float>(
 /// `out = a · b` through [`gemm::gemm`], for `T` = `f32` or `f64` with shapes already
 /// checked.
 ///
-/// The crate's matrix products all end here. It replaced ndarray's single-threaded
-/// `general_mat_mul` (the `matrixmultiply` crate): on the 2-core AVX-512 test machine, `cargo bench --bench ops -- matmul` went from 65 to ~250 GFLOP/s at
-/// 128×784×256 and from 67 to ~300 GFLOP/s at 1024³ (f32, 2 threads).
+/// The crate's `f32`/`f64` matrix products above [`SMALL_MATMUL`] all end here
+/// (`benches/README.md` compares it with ndarray's `general_mat_mul`).
 ///
 /// # Safety
 ///

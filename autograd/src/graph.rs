@@ -1,0 +1,315 @@
+//! The recorded graph as plain data: a node's [`Value`], the [`Op`] that computed it (which
+//! primitive, its inputs as arena indices, its attributes), and the [`Node`] that holds both.
+//!
+//! The arena ([`crate::arena`]) is in recording order, which is already a topological order:
+//! backward is a single loop from the output down, with no recursion and no sorting.
+//!
+//! Cost model: a node is 88 bytes; bound parameters are borrowed; a computed array is boxed
+//! with its buffer; a one-element value (a loss, a number in a custom formula, every link of
+//! a chain of one-element ops) is stored inline, and its forward and backward never touch
+//! ndarray or the allocator (`benches/tape.rs` measures it).
+
+use std::cell::OnceCell;
+use std::panic::Location;
+use std::rc::Rc;
+
+use ndarray::ArrayD;
+use smallvec::{SmallVec, smallvec};
+
+use crate::arena::Arena;
+use crate::kernels::elementwise::one_element;
+use crate::ops::custom::CustomOp;
+use crate::{Float, ParamId};
+
+/// A node's value: owned for computed values, borrowed for bound parameters (never
+/// copied), or held inline when it is a single element.
+pub(crate) enum Value<'t, T> {
+    /// Boxed, so that a node stays small (a fraction of a cache line's worth of bytes to
+    /// move and to sweep over).
+    Owned(Box<ArrayD<T>>),
+    Borrowed(&'t ArrayD<T>),
+    /// One element (its shape is `ndim` ones), stored without a heap buffer: one-element
+    /// graphs record and differentiate these without touching ndarray. The array form is
+    /// built only if an array kernel asks for it, and then kept.
+    One {
+        value: T,
+        ndim: usize,
+        array: OnceCell<Box<ArrayD<T>>>,
+    },
+}
+
+impl<T: Float> Value<'_, T> {
+    /// A computed or given array: inline if it holds one element.
+    #[inline]
+    pub(crate) fn owned(array: ArrayD<T>) -> Self {
+        match one_element(&array) {
+            Some(value) => Value::one_element(value, array.ndim()),
+            None => Value::Owned(Box::new(array)),
+        }
+    }
+
+    /// A one-element value of `ndim` dimensions.
+    #[inline]
+    pub(crate) fn one_element(value: T, ndim: usize) -> Self {
+        Value::One {
+            value,
+            ndim,
+            array: OnceCell::new(),
+        }
+    }
+
+    /// The value as an array.
+    #[inline]
+    pub(crate) fn array(&self) -> &ArrayD<T> {
+        match self {
+            Value::Owned(a) => a,
+            Value::Borrowed(a) => a,
+            Value::One { value, ndim, array } => {
+                array.get_or_init(|| Box::new(ArrayD::from_elem(vec![1; *ndim], *value)))
+            }
+        }
+    }
+
+    /// The element, if the value has exactly one.
+    #[inline]
+    pub(crate) fn one(&self) -> Option<T> {
+        match self {
+            Value::One { value, .. } => Some(*value),
+            Value::Owned(a) => one_element(a),
+            Value::Borrowed(a) => one_element(a),
+        }
+    }
+
+    /// The number of dimensions.
+    #[inline]
+    pub(crate) fn ndim(&self) -> usize {
+        match self {
+            Value::One { ndim, .. } => *ndim,
+            Value::Owned(a) => a.ndim(),
+            Value::Borrowed(a) => a.ndim(),
+        }
+    }
+
+    /// The shape.
+    #[inline]
+    pub(crate) fn shape(&self) -> SmallVec<[usize; 4]> {
+        match self {
+            Value::One { ndim, .. } => smallvec![1; *ndim],
+            Value::Owned(a) => SmallVec::from_slice(a.shape()),
+            Value::Borrowed(a) => SmallVec::from_slice(a.shape()),
+        }
+    }
+}
+
+/// One recorded operation: its value, how it was computed, and where.
+pub(crate) struct Node<'t, T> {
+    pub(crate) value: Value<'t, T>,
+    pub(crate) op: Op<T>,
+    pub(crate) requires_grad: bool,
+    pub(crate) location: &'static Location<'static>,
+}
+
+/// The tape's arena of nodes, in recording order.
+pub(crate) type Nodes<'t, T> = Arena<Node<'t, T>>;
+
+/// A recorded operation: which primitive, with which inputs (arena indices) and attributes.
+#[derive(Clone)]
+#[allow(
+    dead_code,
+    reason = "an op keeps all its attributes, so the graph describes it in full; not every rule reads every one"
+)]
+pub(crate) enum Op<T> {
+    /// A variable or a constant.
+    Leaf,
+    /// A bound parameter.
+    Param(ParamId),
+    Binary(BinaryOp, usize, usize),
+    Unary(UnaryOp<T>, usize),
+    MatMul(usize, usize),
+    Reshape(usize),
+    Permute(usize, Rc<[usize]>),
+    BroadcastTo(usize),
+    Sum {
+        input: usize,
+        axes: Rc<[usize]>,
+        keepdim: bool,
+    },
+    Extremum {
+        input: usize,
+        axes: Rc<[usize]>,
+        keepdim: bool,
+        is_max: bool,
+    },
+    Slice {
+        input: usize,
+        axis: usize,
+        start: usize,
+        end: usize,
+    },
+    Pad {
+        input: usize,
+        axis: usize,
+        start: usize,
+        len: usize,
+    },
+    Concat {
+        inputs: Rc<[usize]>,
+        axis: usize,
+    },
+    IndexSelect {
+        input: usize,
+        axis: usize,
+        indices: Rc<[usize]>,
+    },
+    IndexAdd {
+        input: usize,
+        axis: usize,
+        indices: Rc<[usize]>,
+        size: usize,
+    },
+    Gather {
+        input: usize,
+        axis: usize,
+        index: Rc<ArrayD<usize>>,
+    },
+    ScatterAdd {
+        input: usize,
+        axis: usize,
+        index: Rc<ArrayD<usize>>,
+        shape: Rc<[usize]>,
+    },
+    Select {
+        cond: usize,
+        on_true: usize,
+        on_false: usize,
+    },
+    Custom {
+        op: Rc<dyn CustomOp<T>>,
+        inputs: Rc<[usize]>,
+    },
+}
+
+impl<T: Float> Op<T> {
+    /// The op's name, as messages and DOT graphs show it.
+    pub(crate) fn name(&self) -> &str {
+        match self {
+            Op::Leaf => "leaf",
+            Op::Param(_) => "param",
+            Op::Binary(op, ..) => op.name(),
+            Op::Unary(op, _) => op.name(),
+            Op::MatMul(..) => "matmul",
+            Op::Reshape(_) => "reshape",
+            Op::Permute(..) => "permute",
+            Op::BroadcastTo(_) => "broadcast_to",
+            Op::Sum { .. } => "sum",
+            Op::Extremum { is_max: true, .. } => "max",
+            Op::Extremum { is_max: false, .. } => "min",
+            Op::Slice { .. } => "slice",
+            Op::Pad { .. } => "pad",
+            Op::Concat { .. } => "concat",
+            Op::IndexSelect { .. } => "index_select",
+            Op::IndexAdd { .. } => "index_add",
+            Op::Gather { .. } => "gather",
+            Op::ScatterAdd { .. } => "scatter_add",
+            Op::Select { .. } => "where",
+            Op::Custom { op, .. } => op.name(),
+        }
+    }
+
+    /// The arena indices of its inputs.
+    pub(crate) fn inputs(&self) -> SmallVec<[usize; 4]> {
+        match self {
+            Op::Leaf | Op::Param(_) => SmallVec::new(),
+            Op::Binary(_, a, b) | Op::MatMul(a, b) => smallvec![*a, *b],
+            Op::Unary(_, a) | Op::Reshape(a) | Op::Permute(a, _) | Op::BroadcastTo(a) => {
+                smallvec![*a]
+            }
+            Op::Sum { input, .. }
+            | Op::Extremum { input, .. }
+            | Op::Slice { input, .. }
+            | Op::Pad { input, .. }
+            | Op::IndexSelect { input, .. }
+            | Op::IndexAdd { input, .. }
+            | Op::Gather { input, .. }
+            | Op::ScatterAdd { input, .. } => smallvec![*input],
+            Op::Concat { inputs, .. } | Op::Custom { inputs, .. } => {
+                inputs.iter().copied().collect()
+            }
+            Op::Select {
+                cond,
+                on_true,
+                on_false,
+            } => smallvec![*cond, *on_true, *on_false],
+        }
+    }
+}
+
+/// The broadcasting binary primitives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+impl BinaryOp {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+            BinaryOp::Div => "div",
+        }
+    }
+}
+
+/// The elementwise primitives (with their scalar attributes).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum UnaryOp<T> {
+    Neg,
+    AddScalar(T),
+    MulScalar(T),
+    PowF(T),
+    PowI(i32),
+    Exp,
+    Ln,
+    Sqrt,
+    Abs,
+    Sin,
+    Cos,
+    Tanh,
+    Sigmoid,
+    Relu,
+    LeakyRelu(T),
+    Elu(T),
+    Erf,
+    Softplus,
+    Clamp(T, T),
+}
+
+impl<T: Float> UnaryOp<T> {
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            UnaryOp::Neg => "neg",
+            UnaryOp::AddScalar(_) => "add_scalar",
+            UnaryOp::MulScalar(_) => "mul_scalar",
+            UnaryOp::PowF(_) => "powf",
+            UnaryOp::PowI(_) => "powi",
+            UnaryOp::Exp => "exp",
+            UnaryOp::Ln => "ln",
+            UnaryOp::Sqrt => "sqrt",
+            UnaryOp::Abs => "abs",
+            UnaryOp::Sin => "sin",
+            UnaryOp::Cos => "cos",
+            UnaryOp::Tanh => "tanh",
+            UnaryOp::Sigmoid => "sigmoid",
+            UnaryOp::Relu => "relu",
+            UnaryOp::LeakyRelu(_) => "leaky_relu",
+            UnaryOp::Elu(_) => "elu",
+            UnaryOp::Erf => "erf",
+            UnaryOp::Softplus => "softplus",
+            UnaryOp::Clamp(..) => "clamp",
+        }
+    }
+}

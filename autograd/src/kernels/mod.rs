@@ -1,0 +1,21 @@
+//! Array kernels: pure functions of `ndarray` arrays that know nothing of tapes. The
+//! only module of the crate where `unsafe` code may live (the `gemm` wrapper and the
+//! fork-join helper).
+//!
+//! | file | kernels |
+//! |---|---|
+//! | `elementwise.rs` | maps and broadcasting zips, in place or into new arrays |
+//! | `reduce.rs` | sums over runs of axes, max/min over axes |
+//! | `movement.rs` | broadcast shapes, padding |
+//! | `index.rs` | `index_select`/`index_add`, `gather`/`scatter_add` |
+//! | `matmul.rs` | the batched product over the last two axes |
+//! | `gemm.rs` | the 2-D product: textbook loop, `gemm` crate or ndarray, threaded by size |
+//! | `fork_join.rs` | two-thread fork-join with a spinning helper |
+
+pub(crate) mod elementwise;
+pub(crate) mod fork_join;
+pub(crate) mod gemm;
+pub(crate) mod index;
+pub(crate) mod matmul;
+pub(crate) mod movement;
+pub(crate) mod reduce;

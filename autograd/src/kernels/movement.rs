@@ -1,0 +1,59 @@
+//! Movement kernels: broadcast shapes, and the zero padding that is the adjoint of a slice.
+
+use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Slice};
+
+use crate::Float;
+
+/// The NumPy broadcast of two shapes; panics naming `op` and both shapes when they are
+/// incompatible.
+#[track_caller]
+pub(crate) fn broadcast_shape(op: &str, a: &[usize], b: &[usize]) -> Vec<usize> {
+    let n = a.len().max(b.len());
+    let mut out = vec![0; n];
+    for i in 0..n {
+        let da = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            1
+        };
+        out[i] = if da == db || db == 1 {
+            da
+        } else if da == 1 {
+            db
+        } else {
+            panic!("{op}: shapes {a:?} and {b:?} cannot be broadcast together");
+        };
+    }
+    out
+}
+
+/// Elements `start..end` of `v` along `axis`, copied.
+pub(crate) fn slice<T: Float>(
+    v: &ArrayViewD<'_, T>,
+    axis: usize,
+    start: usize,
+    end: usize,
+) -> ArrayD<T> {
+    v.slice_axis(Axis(axis), Slice::from(start..end)).to_owned()
+}
+
+/// `v` placed at `start` along `axis` in zeros of length `len` there.
+pub(crate) fn pad<T: Float>(
+    v: &ArrayViewD<'_, T>,
+    axis: usize,
+    start: usize,
+    len: usize,
+) -> ArrayD<T> {
+    let mut shape = v.shape().to_vec();
+    let width = shape[axis];
+    shape[axis] = len;
+    let mut out = ArrayD::zeros(IxDyn(&shape));
+    out.slice_axis_mut(Axis(axis), Slice::from(start..start + width))
+        .assign(v);
+    out
+}

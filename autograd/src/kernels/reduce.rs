@@ -1,0 +1,138 @@
+//! Reduction kernels: sums over axes (each run of adjacent axes in one contiguous pass) and
+//! max/min over axes.
+
+use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
+
+use crate::Float;
+
+/// The sum of every element of `v`.
+#[inline]
+pub(crate) fn sum_all<T: Float>(v: &ArrayViewD<'_, T>) -> T {
+    match v.as_slice() {
+        Some(s) => s.iter().copied().sum(),
+        None => v.iter().copied().sum(),
+    }
+}
+
+/// The sum of `v` over `axes` (in range, not empty); `keepdim` keeps them with length 1.
+pub(crate) fn sum_axes<T: Float>(
+    v: &ArrayViewD<'_, T>,
+    axes: &[usize],
+    keepdim: bool,
+) -> ArrayD<T> {
+    let ndim = v.ndim();
+    if axes.len() == ndim {
+        let total = sum_all(v);
+        let shape: Vec<usize> = if keepdim { vec![1; ndim] } else { vec![] };
+        return ArrayD::from_elem(IxDyn(&shape), total);
+    }
+    let mut sorted: Vec<usize> = axes.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let shape = v.shape().to_vec();
+    // Reduce each run of adjacent axes, last run first, with a contiguous kernel; the
+    // reduced axes stay as 1s until the end.
+    let mut out = sum_run(
+        &v.as_standard_layout().view(),
+        &shape,
+        run_of(&sorted, sorted.len() - 1),
+    );
+    let mut end = run_of(&sorted, sorted.len() - 1).0;
+    while end > 0 {
+        let run = run_of(&sorted[..end], end - 1);
+        let current = out.shape().to_vec();
+        out = sum_run(&out.view(), &current, run);
+        end = run.0;
+    }
+    let kept: Vec<usize> = if keepdim {
+        out.shape().to_vec()
+    } else {
+        (0..ndim)
+            .filter(|i| sorted.binary_search(i).is_err())
+            .map(|i| shape[i])
+            .collect()
+    };
+    out.into_shape_with_order(IxDyn(&kept))
+        .expect("same element count")
+}
+
+/// The run of adjacent axes of `sorted` (sorted, deduplicated) that ends at position
+/// `last`: its first position in `sorted`, and its first and last axis.
+fn run_of(sorted: &[usize], last: usize) -> (usize, usize, usize) {
+    let mut first = last;
+    while first > 0 && sorted[first - 1] + 1 == sorted[first] {
+        first -= 1;
+    }
+    (first, sorted[first], sorted[last])
+}
+
+/// Sums a standard-layout array over the adjacent axes `from..=to` of `run`, keeping them
+/// as 1s: the array is read as `(outer, reduced, inner)` and each reduced row of `inner`
+/// contiguous elements is added into its output row (a loop that vectorises, with no
+/// temporary per row).
+fn sum_run<T: Float>(
+    a: &ArrayViewD<'_, T>,
+    shape: &[usize],
+    (_, from, to): (usize, usize, usize),
+) -> ArrayD<T> {
+    let data = a.as_slice().expect("standard layout");
+    let outer: usize = shape[..from].iter().product();
+    let reduced: usize = shape[from..=to].iter().product();
+    let inner: usize = shape[to + 1..].iter().product();
+    let mut out = vec![T::zero(); outer * inner];
+    if out.is_empty() {
+        // Nothing to sum into.
+    } else if inner == 1 {
+        for (o, total) in out.iter_mut().enumerate() {
+            *total = data[o * reduced..(o + 1) * reduced].iter().copied().sum();
+        }
+    } else {
+        for (o, row_out) in out.chunks_exact_mut(inner).enumerate() {
+            let block = &data[o * reduced * inner..(o + 1) * reduced * inner];
+            for row in block.chunks_exact(inner) {
+                row_out.iter_mut().zip(row).for_each(|(t, &x)| *t += x);
+            }
+        }
+    }
+    let mut kept = shape.to_vec();
+    kept[from..=to].iter_mut().for_each(|d| *d = 1);
+    ArrayD::from_shape_vec(IxDyn(&kept), out).expect("element count matches")
+}
+
+/// The maximum (`is_max`) or minimum of `a` over `axes`; NaN propagates.
+pub(crate) fn extremum<T: Float>(
+    a: &ArrayD<T>,
+    axes: &[usize],
+    keepdim: bool,
+    is_max: bool,
+) -> ArrayD<T> {
+    let pick = move |acc: T, &x: &T| {
+        if is_max {
+            if x > acc || x.is_nan() { x } else { acc }
+        } else if x < acc || x.is_nan() {
+            x
+        } else {
+            acc
+        }
+    };
+    let init = if is_max {
+        T::neg_infinity()
+    } else {
+        T::infinity()
+    };
+    let mut sorted = axes.to_vec();
+    sorted.sort_unstable();
+    let Some((&last, rest)) = sorted.split_last() else {
+        return a.clone();
+    };
+    let mut out = a.map_axis(Axis(last), |lane| lane.iter().fold(init, pick));
+    for &axis in rest.iter().rev() {
+        out = out.map_axis(Axis(axis), |lane| lane.iter().fold(init, pick));
+    }
+    if keepdim {
+        for &axis in &sorted {
+            out.insert_axis_inplace(Axis(axis));
+        }
+    }
+    out
+}

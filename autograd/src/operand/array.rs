@@ -1,0 +1,316 @@
+//! [`Arr`]: the [`Operand`] of plain arrays, for first-order backward and for the forward
+//! values of ops. It picks the kernel ([`crate::kernels`]) and reuses an owned operand's
+//! buffer where the result has its shape.
+
+use std::rc::Rc;
+
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
+
+use super::{Operand, Structural, unbroadcast};
+use crate::Float;
+use crate::kernels::elementwise::{
+    map_inplace, map_new, one_element, same, sigmoid, zip_broadcast_inplace, zip_broadcast_new,
+    zip_inplace, zip_new,
+};
+use crate::kernels::fork_join::join;
+use crate::kernels::gemm::pair_in_parallel;
+use crate::kernels::matmul::{matmul, swap_last_two};
+use crate::kernels::movement::{self, broadcast_shape};
+use crate::kernels::{index, reduce};
+
+/// An array operand: a borrowed view of a recorded value, or an owned temporary that
+/// later steps may overwrite in place.
+pub(crate) enum Arr<'a, T> {
+    Ref(&'a ArrayD<T>),
+    Owned(ArrayD<T>),
+}
+
+impl<T: Clone> Clone for Arr<'_, T> {
+    fn clone(&self) -> Self {
+        match self {
+            Arr::Ref(a) => Arr::Ref(a),
+            Arr::Owned(a) => Arr::Owned(a.clone()),
+        }
+    }
+}
+
+impl<'a, T: Float> Arr<'a, T> {
+    #[inline]
+    pub(crate) fn view(&self) -> ArrayViewD<'_, T> {
+        match self {
+            Arr::Ref(a) => a.view(),
+            Arr::Owned(a) => a.view(),
+        }
+    }
+
+    /// The array, borrowed.
+    #[inline]
+    pub(crate) fn array(&self) -> &ArrayD<T> {
+        match self {
+            Arr::Ref(a) => a,
+            Arr::Owned(a) => a,
+        }
+    }
+
+    /// A borrowing operand of the same array.
+    #[inline]
+    pub(crate) fn borrowed(&self) -> Arr<'_, T> {
+        match self {
+            Arr::Ref(a) => Arr::Ref(a),
+            Arr::Owned(a) => Arr::Ref(a),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn shape(&self) -> &[usize] {
+        match self {
+            Arr::Ref(a) => a.shape(),
+            Arr::Owned(a) => a.shape(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn into_owned(self) -> ArrayD<T> {
+        match self {
+            Arr::Ref(a) => a.clone(),
+            Arr::Owned(a) => a,
+        }
+    }
+
+    /// `f` elementwise, in place when the array is owned.
+    #[inline]
+    pub(crate) fn map(self, f: impl Fn(T) -> T + Sync + Send) -> Self {
+        match self {
+            Arr::Owned(mut a) => {
+                map_inplace(&mut a, f);
+                Arr::Owned(a)
+            }
+            Arr::Ref(a) => Arr::Owned(map_new(&a.view(), f)),
+        }
+    }
+
+    /// `f(a, b)` elementwise with broadcasting, reusing an owned operand's buffer when it
+    /// already has the result's shape.
+    #[track_caller]
+    #[inline]
+    pub(crate) fn zip(self, other: Arr<'_, T>, op: &str, f: impl Fn(T, T) -> T) -> Self {
+        if same(self.shape(), other.shape()) {
+            match (self, other) {
+                (Arr::Owned(mut a), b) => {
+                    zip_inplace(&mut a, b.array(), &f);
+                    Arr::Owned(a)
+                }
+                (a, Arr::Owned(mut b)) => {
+                    zip_inplace(&mut b, a.array(), |y, x| f(x, y));
+                    Arr::Owned(b)
+                }
+                (Arr::Ref(a), Arr::Ref(b)) => {
+                    if a.is_standard_layout() && b.is_standard_layout() {
+                        let mut a = a.clone();
+                        zip_inplace(&mut a, b, &f);
+                        Arr::Owned(a)
+                    } else {
+                        Arr::Owned(zip_new(&a.view(), &b.view(), f))
+                    }
+                }
+            }
+        } else {
+            let shape = broadcast_shape(op, self.shape(), other.shape());
+            // The common broadcast (a bias over a batch, a number over an array): one
+            // operand has the result's shape and the other repeats along leading axes.
+            match self {
+                Arr::Owned(mut a) if same(a.shape(), &shape) => {
+                    zip_broadcast_inplace(&mut a, other.array(), &shape, f);
+                    Arr::Owned(a)
+                }
+                a => Arr::Owned(zip_broadcast_new(a.array(), other.array(), &shape, f)),
+            }
+        }
+    }
+
+    /// An owned result re-labelled with any lifetime.
+    fn into_static<'b>(self) -> Arr<'b, T> {
+        Arr::Owned(self.into_owned())
+    }
+}
+
+impl<T: Float> Operand<T> for Arr<'_, T> {
+    fn add(self, other: Self) -> Self {
+        self.zip(other, "add", |a, b| a + b)
+    }
+    fn sub(self, other: Self) -> Self {
+        self.zip(other, "sub", |a, b| a - b)
+    }
+    fn mul(self, other: Self) -> Self {
+        self.zip(other, "mul", |a, b| a * b)
+    }
+    fn div(self, other: Self) -> Self {
+        self.zip(other, "div", |a, b| a / b)
+    }
+    fn neg(self) -> Self {
+        self.map(|a| -a)
+    }
+    fn scale(self, s: T) -> Self {
+        self.map(move |a| a * s)
+    }
+    fn add_scalar(self, s: T) -> Self {
+        self.map(move |a| a + s)
+    }
+    fn powf(self, p: T) -> Self {
+        self.map(move |a| a.powf(p))
+    }
+    fn powi(self, n: i32) -> Self {
+        self.map(move |a| a.powi(n))
+    }
+    fn exp(self) -> Self {
+        self.map(|a| a.exp())
+    }
+    fn sin(self) -> Self {
+        self.map(|a| a.sin())
+    }
+    fn cos(self) -> Self {
+        self.map(|a| a.cos())
+    }
+    fn sigmoid(self) -> Self {
+        self.map(sigmoid)
+    }
+    fn mul_const_fn(self, x: &Self, f: impl Fn(T) -> T) -> Self {
+        self.zip(x.borrowed(), "mul", |g, x| g * f(x))
+    }
+    fn const_fn2(&self, other: &Self, f: impl Fn(T, T) -> T) -> Self {
+        self.borrowed()
+            .zip(other.borrowed(), "compare", f)
+            .into_static()
+    }
+    fn sum_to(self, shape: &[usize]) -> Self {
+        unbroadcast(self, shape)
+    }
+    /// Without copying the gradient: the operand that needs a reduction is summed from a
+    /// view, the other takes the gradient itself (a bias added over a batch: the batch's
+    /// gradient is moved, not copied).
+    fn sum_to_both(self, a: &[usize], b: &[usize]) -> (Self, Self) {
+        match (self.has_shape(a), self.has_shape(b)) {
+            (true, false) => {
+                let gb = Arr::Ref(self.array()).sum_to(b).into_static();
+                (self, gb)
+            }
+            (false, true) => {
+                let ga = Arr::Ref(self.array()).sum_to(a).into_static();
+                (ga, self)
+            }
+            _ => (self.clone().sum_to(a), self.sum_to(b)),
+        }
+    }
+}
+
+impl<T: Float> Structural<T> for Arr<'_, T> {
+    fn shape_vec(&self) -> Vec<usize> {
+        self.shape().to_vec()
+    }
+    #[inline]
+    fn has_shape(&self, shape: &[usize]) -> bool {
+        same(self.shape(), shape)
+    }
+    #[track_caller]
+    fn sum_axes(self, axes: &[usize], keepdim: bool) -> Self {
+        let ndim = self.shape().len();
+        for &axis in axes {
+            assert!(
+                axis < ndim,
+                "sum: axis {axis} is out of range for shape {:?}",
+                self.shape()
+            );
+        }
+        if axes.is_empty() && ndim > 0 {
+            return Arr::Owned(self.into_owned());
+        }
+        Arr::Owned(reduce::sum_axes(&self.view(), axes, keepdim))
+    }
+    #[track_caller]
+    fn reshape(self, shape: &[usize]) -> Self {
+        let from: usize = self.shape().iter().product();
+        let to: usize = shape.iter().product();
+        assert!(
+            from == to,
+            "reshape: cannot reshape shape {:?} ({from} elements) into shape {shape:?} ({to} elements)",
+            self.shape()
+        );
+        match self {
+            Arr::Owned(a) if a.is_standard_layout() => Arr::Owned(
+                a.into_shape_with_order(IxDyn(shape))
+                    .expect("element count checked"),
+            ),
+            other => {
+                let v = other.view();
+                Arr::Owned(
+                    v.to_shape(IxDyn(shape))
+                        .expect("element count checked")
+                        .into_owned(),
+                )
+            }
+        }
+    }
+    fn permute(self, axes: &[usize]) -> Self {
+        match self {
+            Arr::Owned(a) => Arr::Owned(a.permuted_axes(IxDyn(axes))),
+            Arr::Ref(a) => Arr::Owned(a.view().permuted_axes(IxDyn(axes)).to_owned()),
+        }
+    }
+    #[track_caller]
+    fn broadcast_to(self, shape: &[usize]) -> Self {
+        if let Some(x) = one_element(self.array())
+            && shape.len() >= self.shape().len()
+        {
+            return Arr::Owned(ArrayD::from_elem(IxDyn(shape), x));
+        }
+        let v = self.view();
+        match v.broadcast(IxDyn(shape)) {
+            Some(b) => Arr::Owned(b.to_owned()),
+            None => panic!(
+                "broadcast_to: shape {:?} cannot be broadcast to shape {shape:?}",
+                self.shape()
+            ),
+        }
+    }
+    fn matmul_nt(self, other: Self) -> Self {
+        Arr::Owned(matmul(self.view(), swap_last_two(other.view())))
+    }
+    fn matmul_tn(self, other: Self) -> Self {
+        Arr::Owned(matmul(swap_last_two(self.view()), other.view()))
+    }
+    /// The two products run side by side when each is small enough for one thread but
+    /// together they are worth two ([`pair_in_parallel`]).
+    fn matmul_grads(g: Self, a: Self, b: Self) -> (Self, Self) {
+        let (gv, av, bv) = (g.view(), a.view(), b.view());
+        let k = av.shape().last().copied().unwrap_or(0);
+        if pair_in_parallel(gv.len() * k) {
+            let (ga, gb) = join(
+                || matmul(gv.view(), swap_last_two(bv.view())),
+                || matmul(swap_last_two(av.view()), gv.view()),
+            );
+            return (Arr::Owned(ga), Arr::Owned(gb));
+        }
+        (
+            Arr::Owned(matmul(gv.view(), swap_last_two(bv))),
+            Arr::Owned(matmul(swap_last_two(av), gv)),
+        )
+    }
+    fn slice(self, axis: usize, start: usize, end: usize) -> Self {
+        Arr::Owned(movement::slice(&self.view(), axis, start, end))
+    }
+    fn pad(self, axis: usize, start: usize, len: usize) -> Self {
+        Arr::Owned(movement::pad(&self.view(), axis, start, len))
+    }
+    fn index_select(self, axis: usize, indices: &Rc<[usize]>) -> Self {
+        Arr::Owned(index::index_select(&self.view(), axis, indices))
+    }
+    fn index_add(self, axis: usize, indices: &Rc<[usize]>, size: usize) -> Self {
+        Arr::Owned(index::index_add(&self.view(), axis, indices, size))
+    }
+    fn gather(self, axis: usize, index: &Rc<ArrayD<usize>>) -> Self {
+        Arr::Owned(index::gather(&self.view(), axis, index))
+    }
+    fn scatter_add(self, axis: usize, index: &Rc<ArrayD<usize>>, shape: &[usize]) -> Self {
+        Arr::Owned(index::scatter_add(&self.view(), axis, index, shape))
+    }
+}

@@ -1,0 +1,20 @@
+//! Composite operations: built from the primitives, so their gradients follow from the
+//! primitives' rules and they have none of their own.
+//!
+//! | file | composites |
+//! |---|---|
+//! | `arith.rs` | `+ - * /` with a number on either side |
+//! | `activation.rs` | `square recip gelu gelu_tanh` |
+//! | `reduce.rs` | `mean var` |
+//! | `softmax.rs` | `logsumexp softmax log_softmax` |
+//! | `shape.rs` | `transpose t squeeze unsqueeze flatten_from` |
+//! | `join.rs` | `stack` |
+//! | `compare.rs` | comparisons (constant masks), `maximum minimum` |
+
+mod activation;
+mod arith;
+mod compare;
+mod join;
+mod reduce;
+mod shape;
+mod softmax;

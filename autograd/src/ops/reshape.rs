@@ -1,0 +1,29 @@
+//! `reshape`: the same elements in a new shape.
+
+use super::RuleContext;
+use crate::graph::Op;
+use crate::operand::{Arr, Structural};
+use crate::{Float, Var};
+
+/// d reshape(x) = reshape(dx): the gradient takes the input's shape back.
+pub(crate) fn rule<T: Float, O: Structural<T>>(
+    input: usize,
+    g: O,
+    ctx: &impl RuleContext<O>,
+    emit: &mut impl FnMut(usize, O),
+) {
+    emit(input, g.reshape(&ctx.shape(input)));
+}
+
+impl<'t, T: Float> Var<'t, T> {
+    /// The same elements in a new shape (row-major order, like `numpy.reshape`).
+    #[track_caller]
+    pub fn reshape(self, shape: &[usize]) -> Var<'t, T> {
+        let nodes = self.tape.nodes();
+        let value = Arr::Ref(nodes[self.index].value.array())
+            .reshape(shape)
+            .into_owned();
+        drop(nodes);
+        self.tape.record(value, Op::Reshape(self.index))
+    }
+}

@@ -1,0 +1,87 @@
+//! `sum` over all or some axes, with `keepdim`.
+
+use std::rc::Rc;
+
+use smallvec::SmallVec;
+
+use super::RuleContext;
+use super::axes::{keepdim_shape, resolve_axes};
+use crate::graph::Op;
+use crate::kernels::reduce::sum_all;
+use crate::operand::{Arr, Structural};
+use crate::{Float, Var};
+
+/// d sum(x) / dx = 1: the gradient is broadcast back over the reduced axes.
+pub(crate) fn rule<T: Float, O: Structural<T>>(
+    input: usize,
+    axes: &[usize],
+    keepdim: bool,
+    g: O,
+    ctx: &impl RuleContext<O>,
+    emit: &mut impl FnMut(usize, O),
+) {
+    if !ctx.needs(input) {
+        return;
+    }
+    let shape = ctx.shape(input);
+    let g = if keepdim {
+        g
+    } else {
+        g.reshape(&keepdim_shape(&shape, axes))
+    };
+    emit(input, g.broadcast_to(&shape));
+}
+
+/// Records the sum of `x` over `axes` (in range, sorted, distinct).
+#[track_caller]
+pub(crate) fn record<'t, T: Float>(x: Var<'t, T>, axes: &[usize], keepdim: bool) -> Var<'t, T> {
+    let nodes = x.tape.nodes();
+    let input = &nodes[x.index];
+    let ndim = input.value.ndim();
+    if axes.len() == ndim && axes.iter().all(|&axis| axis < ndim) {
+        // The sum of every element (a loss): recorded as a number, no array is built.
+        let total = match input.value.one() {
+            Some(value) => value,
+            None => sum_all(&input.value.array().view()),
+        };
+        let requires_grad = input.requires_grad;
+        drop(nodes);
+        let op = Op::Sum {
+            input: x.index,
+            axes: Rc::from(axes),
+            keepdim,
+        };
+        return x
+            .tape
+            .push_one(total, if keepdim { ndim } else { 0 }, op, requires_grad);
+    }
+    let value = Arr::Ref(nodes[x.index].value.array())
+        .sum_axes(axes, keepdim)
+        .into_owned();
+    drop(nodes);
+    x.tape.record(
+        value,
+        Op::Sum {
+            input: x.index,
+            axes: Rc::from(axes),
+            keepdim,
+        },
+    )
+}
+
+impl<'t, T: Float> Var<'t, T> {
+    /// The sum of all elements (a 0-d variable).
+    #[track_caller]
+    pub fn sum(self) -> Var<'t, T> {
+        let all: SmallVec<[usize; 4]> = (0..self.ndim()).collect();
+        record(self, &all, false)
+    }
+
+    /// The sum over `axes` (negative axes count from the end); `keepdim` keeps them with
+    /// length 1.
+    #[track_caller]
+    pub fn sum_axes(self, axes: &[isize], keepdim: bool) -> Var<'t, T> {
+        let axes = resolve_axes("sum", axes, self.ndim());
+        record(self, &axes, keepdim)
+    }
+}
