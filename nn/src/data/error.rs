@@ -3,6 +3,9 @@
 use std::io;
 use std::path::PathBuf;
 
+#[cfg(doc)]
+use super::{IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, find_idx_file};
+
 /// Everything that can go wrong while locating or reading a dataset file.
 ///
 /// Every variant names the file (or folder) involved, so the message alone says what to fix.

@@ -130,14 +130,13 @@ impl<T: Float, M: Module<T>> Model<T, M> {
             None => (None, None),
         };
         let prebuilt = input_shape.is_none() && !module.params().is_empty();
-        let model = Model {
+        Model {
             module,
             input_shape,
             output_shape,
             compiled: None,
             prebuilt,
-        };
-        model
+        }
     }
 
     /// Sets the optimizer, the loss and the metrics. Compiling again replaces all three
