@@ -22,34 +22,7 @@
 
 use std::fmt::Write as _;
 
-use ndarray::{ArrayD, Axis};
-use tapegrad_autograd::Float;
-
-/// The index of the largest value of each row of a `(n, classes)` array of scores (logits
-/// or probabilities); ties go to the first. NaN never wins.
-///
-/// # Panics
-///
-/// If `scores` is not 2-dimensional or has no column.
-pub fn argmax_rows<T: Float>(scores: &ArrayD<T>) -> Vec<usize> {
-    assert!(
-        scores.ndim() == 2 && scores.shape()[1] > 0,
-        "argmax_rows: expected scores of shape (n, classes), got {:?}",
-        scores.shape()
-    );
-    scores
-        .axis_iter(Axis(0))
-        .map(|row| {
-            let mut best = 0;
-            for (j, &v) in row.iter().enumerate() {
-                if v > row[best] || row[best].is_nan() {
-                    best = j;
-                }
-            }
-            best
-        })
-        .collect()
-}
+pub use tapegrad_nn::metrics::argmax_rows;
 
 /// Counts of (true class, predicted class) pairs: row = truth, column = prediction.
 #[derive(Clone, Debug, PartialEq, Eq)]

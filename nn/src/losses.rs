@@ -45,6 +45,8 @@
 use ndarray::ArrayD;
 use tapegrad_autograd::{Float, Var};
 
+use crate::metrics::same_elements;
+
 /// How the per-element (or per-example) losses are combined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Reduction {
@@ -68,10 +70,7 @@ fn aligned<'t, T: Float>(loss: &str, prediction: Var<'t, T>, target: Var<'t, T>)
         return target;
     }
     let (p, t) = (prediction.shape(), target.shape());
-    let trailing_one = |long: &[usize], short: &[usize]| {
-        long.len() == short.len() + 1 && long.last() == Some(&1) && long[..short.len()] == *short
-    };
-    if trailing_one(&p, &t) || trailing_one(&t, &p) {
+    if same_elements(&p, &t) {
         return target.reshape(&p);
     }
     panic!(
@@ -386,20 +385,12 @@ pub fn sparse_categorical_cross_entropy_reduced<'t, T: Float>(
     labels: Var<'t, T>,
     reduction: Reduction,
 ) -> Var<'t, T> {
-    let indices: Vec<usize> = labels.with_value(|a| {
-        a.iter()
-            .enumerate()
-            .map(|(i, &v)| {
-                let index = Float::to_f64(v);
-                assert!(
-                    index >= 0.0 && index.fract() == 0.0 && index <= usize::MAX as f64,
-                    "sparse_categorical_cross_entropy: label {v} at position {i} is not a class index"
-                );
-                index as usize
-            })
-            .collect()
-    });
     let outer = outer_shape("sparse_categorical_cross_entropy", &logits.shape());
+    let classes = logits.shape()[outer.len()];
+    let indices: Vec<usize> = labels.with_value(|a| {
+        check_labels(a.iter().map(|&v| Float::to_f64(v)), classes);
+        a.iter().map(|&v| Float::to_f64(v) as usize).collect()
+    });
     let label_shape = labels.shape();
     let fits = label_shape == outer
         || (label_shape.len() == outer.len() + 1
@@ -439,6 +430,10 @@ pub fn sparse_categorical_cross_entropy_indices_reduced<'t, T: Float>(
         logits.shape(),
         labels.len()
     );
+    check_labels(
+        labels.iter().map(|&c| c as f64),
+        logits.shape()[outer.len()],
+    );
     sparse_from_indices(logits, labels.to_vec(), &outer, reduction)
 }
 
@@ -452,21 +447,41 @@ fn outer_shape(loss: &str, shape: &[usize]) -> Vec<usize> {
     shape[..shape.len() - 1].to_vec()
 }
 
+/// The first of `labels` that is not a class index in `0..num_classes` (a whole number, at
+/// least 0 and below `num_classes`): its position and value.
+pub(crate) fn first_invalid_label(
+    labels: impl IntoIterator<Item = f64>,
+    num_classes: usize,
+) -> Option<(usize, f64)> {
+    labels
+        .into_iter()
+        .enumerate()
+        .find(|&(_, l)| !(l.fract() == 0.0 && l >= 0.0 && l < num_classes as f64))
+}
+
+/// Panics at the first label that is not a class index in `0..num_classes`.
 #[track_caller]
+fn check_labels(labels: impl IntoIterator<Item = f64>, num_classes: usize) {
+    if let Some((i, label)) = first_invalid_label(labels, num_classes) {
+        if label.fract() == 0.0 && label >= 0.0 {
+            panic!(
+                "sparse_categorical_cross_entropy: label {label} at position {i} is out of range \
+                 for {num_classes} classes"
+            );
+        }
+        panic!(
+            "sparse_categorical_cross_entropy: label {label} at position {i} is not a class index"
+        );
+    }
+}
+
+/// The loss of `logits` at class indices already checked to be in range.
 fn sparse_from_indices<'t, T: Float>(
     logits: Var<'t, T>,
     indices: Vec<usize>,
     outer: &[usize],
     reduction: Reduction,
 ) -> Var<'t, T> {
-    let shape = logits.shape();
-    let classes = shape[shape.len() - 1];
-    if let Some((i, &bad)) = indices.iter().enumerate().find(|&(_, &c)| c >= classes) {
-        panic!(
-            "sparse_categorical_cross_entropy: label {bad} at position {i} is out of range for \
-             {classes} classes"
-        );
-    }
     let mut index_shape = outer.to_vec();
     index_shape.push(1);
     let index = ArrayD::from_shape_vec(index_shape, indices).expect("one label per example");

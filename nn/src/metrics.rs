@@ -285,7 +285,7 @@ where
     S: Data<Elem = T>,
     D: Dimension,
 {
-    let predicted = argmax_rows("sparse_categorical_accuracy", predictions);
+    let predicted = classes_of("sparse_categorical_accuracy", predictions);
     assert_eq!(
         predicted.len(),
         labels.len(),
@@ -342,8 +342,9 @@ where
     Metric::MeanSquaredError.compute(predictions, targets)
 }
 
-/// Shapes equal up to one trailing axis of length 1 on either side.
-fn same_elements(a: &[usize], b: &[usize]) -> bool {
+/// Shapes equal, or equal but for one trailing axis of length 1 on either side (what the
+/// elementwise losses and metrics accept).
+pub(crate) fn same_elements(a: &[usize], b: &[usize]) -> bool {
     let trailing_one = |long: &[usize], short: &[usize]| {
         long.len() == short.len() + 1 && long.last() == Some(&1) && long[..short.len()] == *short
     };
@@ -405,8 +406,8 @@ where
         predictions.shape(),
         targets.shape()
     );
-    let predicted = argmax_rows("categorical_accuracy", predictions);
-    let actual = argmax_rows("categorical_accuracy", targets);
+    let predicted = classes_of("categorical_accuracy", predictions);
+    let actual = classes_of("categorical_accuracy", targets);
     let right = predicted
         .iter()
         .zip(&actual)
@@ -441,7 +442,7 @@ where
         "sparse_categorical_accuracy: predictions of shape {shape:?} need labels of shape {outer:?}, got {:?}",
         labels.shape()
     );
-    let predicted = argmax_rows("sparse_categorical_accuracy", predictions);
+    let predicted = classes_of("sparse_categorical_accuracy", predictions);
     let right = predicted
         .iter()
         .zip(labels.iter())
@@ -478,23 +479,32 @@ where
     }
 }
 
-/// The index of the largest element of each lane along the last axis, in row-major order
-/// of the other axes (the first one wins ties; NaN never wins).
+/// The index of the largest value along the last axis of `scores` (logits or
+/// probabilities), for each lane in row-major order of the other axes: one class per row of
+/// a `(n, classes)` array. Ties go to the first; NaN never wins.
+///
+/// ```
+/// use ndarray::array;
+/// use tapegrad_nn::metrics::argmax_rows;
+///
+/// let scores = array![[1.0_f32, 1.0, 0.0], [f32::NAN, 0.5, 2.0]];
+/// assert_eq!(argmax_rows(&scores), vec![0, 2]);
+/// ```
+///
+/// # Panics
+///
+/// If `scores` is a scalar or its last axis is empty.
 #[track_caller]
-fn argmax_rows<T, S, D>(metric: &str, a: &ArrayBase<S, D>) -> Vec<usize>
+pub fn argmax_rows<T, S, D>(scores: &ArrayBase<S, D>) -> Vec<usize>
 where
     T: Float,
     S: Data<Elem = T>,
     D: Dimension,
 {
-    assert!(
-        a.ndim() >= 1 && a.shape()[a.ndim() - 1] > 0,
-        "{metric}: needs predictions with a non-empty class axis, got shape {:?}",
-        a.shape()
-    );
-    let last = Axis(a.ndim() - 1);
-    let mut out = Vec::with_capacity(a.len() / a.len_of(last));
-    Zip::from(a.lanes(last)).for_each(|lane| {
+    check_class_axis("argmax_rows", scores.shape());
+    let last = Axis(scores.ndim() - 1);
+    let mut out = Vec::with_capacity(scores.len() / scores.len_of(last));
+    Zip::from(scores.lanes(last)).for_each(|lane| {
         let mut best = 0;
         let mut best_value = T::neg_infinity();
         for (i, &v) in lane.iter().enumerate() {
@@ -506,6 +516,26 @@ where
         out.push(best);
     });
     out
+}
+
+/// [`argmax_rows`] of a metric's predictions or targets, checked in the metric's name.
+#[track_caller]
+fn classes_of<T, S, D>(metric: &str, a: &ArrayBase<S, D>) -> Vec<usize>
+where
+    T: Float,
+    S: Data<Elem = T>,
+    D: Dimension,
+{
+    check_class_axis(metric, a.shape());
+    argmax_rows(a)
+}
+
+#[track_caller]
+fn check_class_axis(name: &str, shape: &[usize]) {
+    assert!(
+        shape.last().is_some_and(|&classes| classes > 0),
+        "{name}: needs predictions with a non-empty class axis, got shape {shape:?}"
+    );
 }
 
 #[cfg(test)]
@@ -541,9 +571,9 @@ mod tests {
     #[test]
     fn argmax_ties_pick_the_first_and_nan_never_wins() {
         let a = array![[1.0_f64, 1.0, 0.0], [f64::NAN, 0.0, 2.0]];
-        assert_eq!(argmax_rows("t", &a), vec![0, 2]);
+        assert_eq!(argmax_rows(&a), vec![0, 2]);
         let batched = Array2::<f64>::zeros((4, 1)).into_dyn();
-        assert_eq!(argmax_rows("t", &batched), vec![0; 4]);
+        assert_eq!(argmax_rows(&batched), vec![0; 4]);
     }
 
     #[test]

@@ -100,6 +100,14 @@ pub trait Module<T: Float> {
     fn num_params(&self) -> usize {
         self.params().iter().map(|p| p.len()).sum()
     }
+
+    /// The input and output shapes (without the batch axis) the module was built for, if
+    /// it records them ([`Sequential`](crate::layers::Sequential) does, once built);
+    /// `None` by default. [`Model::new`](crate::model::Model::new) checks inputs against
+    /// them.
+    fn built_shapes(&self) -> Option<(&[usize], &[usize])> {
+        None
+    }
 }
 
 impl<T: Float, M: Module<T> + ?Sized> Module<T> for Box<M> {
@@ -129,6 +137,9 @@ impl<T: Float, M: Module<T> + ?Sized> Module<T> for Box<M> {
     }
     fn num_params(&self) -> usize {
         (**self).num_params()
+    }
+    fn built_shapes(&self) -> Option<(&[usize], &[usize])> {
+        (**self).built_shapes()
     }
 }
 

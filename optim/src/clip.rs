@@ -20,7 +20,7 @@
 use ndarray::ArrayD;
 use tapegrad_autograd::{Float, Grads, ParamId};
 
-use crate::optimizer::{scalar, to_f64};
+use crate::optimizer::scalar;
 
 /// The sum of squares of `a`, as `f64`.
 ///
@@ -31,7 +31,7 @@ fn sum_of_squares<T: Float>(a: &ArrayD<T>) -> f64 {
     const LANES: usize = 16;
     const BLOCK: usize = 16 * LANES;
     let square = |x: &T| {
-        let x = to_f64(*x);
+        let x = Float::to_f64(*x);
         x * x
     };
     match a.as_slice_memory_order() {
@@ -45,7 +45,7 @@ fn sum_of_squares<T: Float>(a: &ArrayD<T>) -> f64 {
                         *acc += x * x;
                     }
                 }
-                total += acc.iter().map(|&x| to_f64(x)).sum::<f64>();
+                total += acc.iter().map(|&x| Float::to_f64(x)).sum::<f64>();
             }
             total + blocks.remainder().iter().map(square).sum::<f64>()
         }

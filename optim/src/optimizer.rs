@@ -214,12 +214,6 @@ pub(crate) fn scalar<T: Float>(x: f64) -> T {
     <T as Float>::from_f64(x)
 }
 
-/// Converts an element to `f64` (`Float::to_f64`, spelled out as for [`scalar`]).
-#[inline(always)]
-pub(crate) fn to_f64<T: Float>(x: T) -> f64 {
-    <T as Float>::to_f64(x)
-}
-
 // ---------------------------------------------------------------------------------------
 // Hyper-parameter validation.
 
@@ -519,7 +513,7 @@ fn parse_step<T: Float>(key: &str, value: &ArrayD<T>) -> Result<u64, OptimError>
             found: value.shape().to_vec(),
         });
     }
-    let step = value.iter().next().map_or(f64::NAN, |v| to_f64(*v));
+    let step = value.iter().next().map_or(f64::NAN, |v| Float::to_f64(*v));
     if step.is_finite() && step >= 0.0 && step.fract() == 0.0 && step < u64::MAX as f64 {
         Ok(step as u64)
     } else {

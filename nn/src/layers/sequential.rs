@@ -356,6 +356,10 @@ impl<T: Float> Module<T> for Sequential<T> {
         shape
     }
 
+    fn built_shapes(&self) -> Option<(&[usize], &[usize])> {
+        Some((self.input_shape()?, self.output_shape()?))
+    }
+
     fn params(&self) -> Vec<&Param<T>> {
         self.layers.iter().flat_map(|l| l.params()).collect()
     }

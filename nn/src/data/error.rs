@@ -1,0 +1,150 @@
+//! [`DataError`]: what can go wrong while locating or reading a dataset file.
+
+use std::io;
+use std::path::PathBuf;
+
+#[cfg(doc)]
+use super::{IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, find_idx_file};
+
+/// Everything that can go wrong while locating or reading a dataset file.
+///
+/// Every variant names the file (or folder) involved, so the message alone says what to fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataError {
+    /// The file could not be opened or read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The file starts with the gzip magic bytes but its compressed stream is corrupt or cut
+    /// short, or non-gzip bytes follow the last gzip member.
+    #[error(
+        "cannot decompress gzip file {path} (corrupt, truncated or trailing garbage): {source}"
+    )]
+    Gzip {
+        /// The file.
+        path: PathBuf,
+        /// The decoder's error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The IDX magic number is not the one expected for this kind of file.
+    #[error("wrong magic number {found:#010x} in {path}, expected {expected} ({kind})")]
+    WrongMagic {
+        /// The file.
+        path: PathBuf,
+        /// The big-endian `u32` found at the start of the (decompressed) file.
+        found: u32,
+        /// The expected magic number ([`IDX_IMAGES_MAGIC`] or [`IDX_LABELS_MAGIC`]).
+        expected: u32,
+        /// What the file should have been, e.g. `"IDX images"`.
+        kind: &'static str,
+    },
+
+    /// The file ends before its IDX header does.
+    #[error("truncated header in {path}: an {kind} header has {expected} bytes, found {found}")]
+    TruncatedHeader {
+        /// The file.
+        path: PathBuf,
+        /// What the file should have been, e.g. `"IDX images"`.
+        kind: &'static str,
+        /// Header length in bytes.
+        expected: usize,
+        /// Bytes actually present.
+        found: usize,
+    },
+
+    /// The header's dimensions are unusable (zero-sized images, or a size that overflows).
+    #[error("invalid header dimensions in {path}: {reason}")]
+    BadDimensions {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// The file holds fewer data bytes than its header promises.
+    #[error("truncated: header promises {expected} {what} bytes, found {found} in {path}")]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// `"pixel"` or `"label"`.
+        what: &'static str,
+        /// Data bytes the header promises.
+        expected: u64,
+        /// Data bytes present.
+        found: u64,
+    },
+
+    /// The file holds more data bytes than its header promises.
+    #[error(
+        "trailing garbage: {extra} bytes after the {expected} {what} bytes the header promises in {path}"
+    )]
+    TrailingBytes {
+        /// The file.
+        path: PathBuf,
+        /// `"pixel"` or `"label"`.
+        what: &'static str,
+        /// Data bytes the header promises.
+        expected: u64,
+        /// Bytes found beyond them.
+        extra: u64,
+    },
+
+    /// A label is not below the expected number of classes.
+    #[error(
+        "label {value} at index {index} in {path} is out of range: expected fewer than {num_classes} classes"
+    )]
+    LabelOutOfRange {
+        /// The file.
+        path: PathBuf,
+        /// Position of the label in the file (0-based).
+        index: usize,
+        /// The offending label.
+        value: u8,
+        /// The number of classes labels must stay below.
+        num_classes: usize,
+    },
+
+    /// The image and label files disagree on the number of examples.
+    #[error(
+        "count mismatch: {images_path} holds {images} images but {labels_path} holds {labels} labels"
+    )]
+    CountMismatch {
+        /// The image file.
+        images_path: PathBuf,
+        /// Number of images.
+        images: usize,
+        /// The label file.
+        labels_path: PathBuf,
+        /// Number of labels.
+        labels: usize,
+    },
+
+    /// A line of a CSV file is malformed.
+    #[error("{path}, line {line}: {reason}")]
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// Neither `stem` nor `stem.gz` exists in the folder searched by [`find_idx_file`].
+    #[error("no file named `{stem}` or `{stem}.gz` in {dir}")]
+    NotFound {
+        /// The folder searched.
+        dir: PathBuf,
+        /// The file name tried (and, with `.gz` appended, the second one).
+        stem: String,
+    },
+}

@@ -1,0 +1,118 @@
+//! Dataset readers, deterministic shuffling helpers and the path of the bundled data.
+//!
+//! * [`read_idx_images`] / [`read_idx_labels`] / [`load_idx_dataset`] read the IDX format of
+//!   MNIST and Fashion-MNIST, gzip-compressed or raw.
+//! * [`read_digits_csv`] reads scikit-learn's `digits.csv.gz` (the UCI 8x8 digits).
+//! * [`Batches`] walks the rows of a dataset in batches, in order or shuffled from a seed;
+//!   [`shuffled_indices`] and [`take_rows`] shuffle and gather rows reproducibly.
+//! * [`bundled_data_dir`] points at the `data/` folder shipped with the repository.
+//!
+//! Every reader validates its input and returns a [`DataError`] naming the file and what is
+//! wrong with it; malformed files never cause a panic.
+//!
+//! ```no_run
+//! use tapegrad_nn::data::{bundled_data_dir, load_idx_split};
+//!
+//! let test = load_idx_split(bundled_data_dir().join("fashion-mnist"), "t10k")?;
+//! let x = test.to_f32_features(); // (10000, 784), values in [0, 1]
+//! let y = test.labels_usize();    // 10000 class indices
+//! assert_eq!(x.nrows(), y.len());
+//! # Ok::<(), tapegrad_nn::data::DataError>(())
+//! ```
+
+mod batch;
+mod csv;
+mod dataset;
+mod error;
+mod idx;
+mod input;
+#[cfg(test)]
+mod test_files;
+
+pub use batch::{Batches, shuffled_indices, take_rows};
+pub use csv::read_digits_csv;
+pub use dataset::Dataset;
+pub use error::DataError;
+pub use idx::{
+    IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, find_idx_file, load_idx_dataset, load_idx_split,
+    read_idx_images, read_idx_labels, read_idx_labels_checked,
+};
+
+use std::path::{Path, PathBuf};
+
+/// The repository's `data/` folder (Fashion-MNIST, MNIST and digits test files), resolved
+/// from this crate's source location at compile time: `<nn crate>/../data`.
+///
+/// Meant for the repository's own examples and tests, run from a checkout; it does not exist
+/// for a crate installed from a registry.
+pub fn bundled_data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("data")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array1;
+
+    fn class_counts(labels: &Array1<u8>) -> [usize; 10] {
+        let mut counts = [0; 10];
+        for &l in labels {
+            counts[usize::from(l)] += 1;
+        }
+        counts
+    }
+
+    fn first(labels: &Array1<u8>, n: usize) -> Vec<u8> {
+        labels.iter().take(n).copied().collect()
+    }
+
+    #[test]
+    fn bundled_fashion_mnist_test_set() {
+        let dir = bundled_data_dir().join("fashion-mnist");
+        let data = load_idx_split(&dir, "t10k").unwrap();
+        assert_eq!(data.images.dim(), (10_000, 28, 28));
+        assert_eq!(data.labels.len(), 10_000);
+        assert_eq!(class_counts(&data.labels), [1000; 10]);
+        assert_eq!(
+            first(&data.labels, 20),
+            [9, 2, 1, 1, 6, 1, 4, 6, 5, 7, 4, 5, 7, 3, 4, 1, 2, 4, 8, 0]
+        );
+        assert_eq!(data.images.iter().max(), Some(&255));
+        let x = data.to_f32_features();
+        assert_eq!(x.shape(), &[10_000, 784]);
+        assert!(x.iter().all(|v| (0.0..=1.0).contains(v)));
+        assert!(
+            read_idx_labels_checked(find_idx_file(&dir, "t10k-labels-idx1-ubyte").unwrap(), 10)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn bundled_mnist_test_set() {
+        let data = load_idx_split(bundled_data_dir().join("mnist"), "t10k").unwrap();
+        assert_eq!(data.images.dim(), (10_000, 28, 28));
+        assert_eq!(
+            first(&data.labels, 20),
+            [7, 2, 1, 0, 4, 1, 4, 9, 5, 9, 0, 6, 9, 0, 1, 5, 9, 7, 3, 4]
+        );
+        assert_eq!(
+            class_counts(&data.labels),
+            [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+        );
+    }
+
+    #[test]
+    fn bundled_digits() {
+        let (x, y) = read_digits_csv(bundled_data_dir().join("digits/digits.csv.gz")).unwrap();
+        assert_eq!(x.shape(), &[1797, 64]);
+        assert_eq!(y.len(), 1797);
+        assert_eq!(first(&y, 10), (0..10).collect::<Vec<u8>>());
+        assert_eq!(
+            class_counts(&y),
+            [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
+        );
+        assert_eq!(x.iter().max(), Some(&16));
+    }
+}

@@ -1,0 +1,171 @@
+//! [`FitError`], everything that can go wrong in a [`Model`](super::Model)'s checks and
+//! training, and [`DataRole`], which data an error is about.
+
+use std::fmt;
+
+use tapegrad_optim::OptimError;
+
+#[cfg(doc)]
+use super::Model;
+use crate::callbacks::CallbackError;
+
+/// Which data an error is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataRole {
+    /// `fit`'s `x` and `y`.
+    Training,
+    /// `fit`'s validation data (given, or split off).
+    Validation,
+    /// `evaluate`'s `x` and `y`.
+    Evaluation,
+    /// `predict`'s `x`.
+    Prediction,
+}
+
+impl fmt::Display for DataRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DataRole::Training => "training data",
+            DataRole::Validation => "validation data",
+            DataRole::Evaluation => "evaluation data",
+            DataRole::Prediction => "prediction input",
+        })
+    }
+}
+
+/// Everything that can go wrong in [`Model::fit`], [`Model::evaluate`], [`Model::predict`]
+/// and [`Model::build`]. Bad input is always reported with one of these, never a panic.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FitError {
+    /// `fit` or `evaluate` before `compile`.
+    #[error("the model is not compiled: call `compile(optimizer, loss, metrics)` first")]
+    NotCompiled,
+    /// `predict` or `evaluate` before the model was built.
+    #[error(
+        "the model is not built yet: `fit` builds it, or call `build(input_shape, seed)` first"
+    )]
+    NotBuilt,
+    /// `batch_size` is 0.
+    #[error("batch_size must be at least 1")]
+    InvalidBatchSize,
+    /// `validation_split` is outside `[0, 1)`.
+    #[error("validation_split must be in [0, 1), got {value}")]
+    InvalidValidationSplit {
+        /// The rejected fraction.
+        value: f64,
+    },
+    /// No samples (or none left for training after the validation split).
+    #[error("the {data} has no samples")]
+    EmptyDataset {
+        /// Which data.
+        data: DataRole,
+    },
+    /// `x` and `y` have different numbers of samples.
+    #[error("the {data} has {x_rows} inputs but {y_rows} targets")]
+    LengthMismatch {
+        /// Which data.
+        data: DataRole,
+        /// Samples in `x`.
+        x_rows: usize,
+        /// Samples in `y`.
+        y_rows: usize,
+    },
+    /// Each sample of `x` does not have the shape the model was built for.
+    #[error(
+        "each sample of the {data} has shape {found:?}, but the model takes inputs of shape \
+         {expected:?} (the shape its first layer was built for)"
+    )]
+    InputShape {
+        /// Which data.
+        data: DataRole,
+        /// The model's input shape, without the batch axis.
+        expected: Vec<usize>,
+        /// The shape of one sample of `x`.
+        found: Vec<usize>,
+    },
+    /// Each sample of `y` does not have the shape the loss needs.
+    #[error(
+        "each target of the {data} has shape {found:?}, but loss `{loss}` needs {expected} \
+         (the model's output per sample is {output:?})"
+    )]
+    TargetShape {
+        /// Which data.
+        data: DataRole,
+        /// The loss's name.
+        loss: String,
+        /// What the loss needs, in words.
+        expected: String,
+        /// The model's output shape, without the batch axis.
+        output: Vec<usize>,
+        /// The shape of one sample of `y`.
+        found: Vec<usize>,
+    },
+    /// A label for the sparse cross-entropy is not an integer in `0..num_classes`.
+    #[error(
+        "label {label} at row {row} of the {data} is not a class index in 0..{num_classes} \
+         (sparse_categorical_cross_entropy needs integer labels)"
+    )]
+    InvalidLabel {
+        /// Which data.
+        data: DataRole,
+        /// The sample's index (0-based) in that data.
+        row: usize,
+        /// The label.
+        label: f64,
+        /// The number of classes (the model's last output size).
+        num_classes: usize,
+    },
+    /// A metric cannot be computed from the model's outputs and these targets.
+    #[error(
+        "metric `{metric}` cannot compare outputs of shape {output:?} with targets of shape \
+         {target:?} (per sample)"
+    )]
+    MetricShape {
+        /// The metric's name.
+        metric: &'static str,
+        /// The model's output shape, without the batch axis.
+        output: Vec<usize>,
+        /// The target shape, without the batch axis.
+        target: Vec<usize>,
+    },
+    /// The loss function did not return a single value.
+    #[error("loss `{loss}` returned a value of shape {shape:?}; a loss must reduce to one value")]
+    LossNotScalar {
+        /// The loss's name.
+        loss: String,
+        /// What it returned.
+        shape: Vec<usize>,
+    },
+    /// The model returned a batch of another size than its input.
+    #[error("the model returned {found} rows for a batch of {expected} samples")]
+    OutputRows {
+        /// The batch size.
+        expected: usize,
+        /// The rows returned.
+        found: usize,
+    },
+    /// The optimizer refused a step (e.g. NaN gradients after a NaN loss; add
+    /// [`TerminateOnNan`](crate::callbacks::TerminateOnNan) to stop cleanly instead).
+    #[error("the optimizer failed at epoch {epoch}, batch {batch}: {source}")]
+    Optimizer {
+        /// The epoch (0-based).
+        epoch: usize,
+        /// The batch within the epoch (0-based).
+        batch: usize,
+        /// The optimizer's error.
+        #[source]
+        source: OptimError,
+    },
+    /// A callback failed.
+    #[error("callback {callback} failed{}: {source}", match epoch { Some(e) => format!(" at epoch {e}"), None => String::new() })]
+    Callback {
+        /// The callback's name.
+        callback: &'static str,
+        /// The epoch (0-based), or `None` before the first or after the last.
+        epoch: Option<usize>,
+        /// The callback's error (boxed: it can be large, and this path is cold).
+        #[source]
+        source: Box<CallbackError>,
+    },
+}

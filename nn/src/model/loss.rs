@@ -1,0 +1,239 @@
+//! [`Loss`]: the loss a [`Model`](super::Model) is compiled with, a built-in one (whose
+//! meaning `fit` knows: it checks targets and resolves `Accuracy` from it) or the user's
+//! function.
+
+use std::any::TypeId;
+use std::borrow::Cow;
+use std::fmt;
+
+use tapegrad_autograd::{Float, Var};
+
+use crate::losses;
+
+/// The signature of a loss: `(predictions, targets) -> scalar`.
+pub type LossFn<T> = dyn for<'t> Fn(Var<'t, T>, Var<'t, T>) -> Var<'t, T> + Send + Sync;
+
+/// The built-in losses, whose targets `fit` checks and whose outputs decide what
+/// `Accuracy` means.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Builtin {
+    Mse,
+    Mae,
+    Huber { delta: f64 },
+    BinaryCrossEntropy,
+    BinaryCrossEntropyWithLogits,
+    CategoricalCrossEntropy,
+    SparseCategoricalCrossEntropy,
+}
+
+impl Builtin {
+    fn name(self) -> &'static str {
+        match self {
+            Builtin::Mse => "mse",
+            Builtin::Mae => "mae",
+            Builtin::Huber { .. } => "huber",
+            Builtin::BinaryCrossEntropy => "binary_cross_entropy",
+            Builtin::BinaryCrossEntropyWithLogits => "binary_cross_entropy_with_logits",
+            Builtin::CategoricalCrossEntropy => "categorical_cross_entropy",
+            Builtin::SparseCategoricalCrossEntropy => "sparse_categorical_cross_entropy",
+        }
+    }
+
+    fn call<'t, T: Float>(self, p: Var<'t, T>, t: Var<'t, T>) -> Var<'t, T> {
+        match self {
+            Builtin::Mse => losses::mse(p, t),
+            Builtin::Mae => losses::mae(p, t),
+            Builtin::Huber { delta } => losses::huber(p, t, delta),
+            Builtin::BinaryCrossEntropy => losses::binary_cross_entropy(p, t),
+            Builtin::BinaryCrossEntropyWithLogits => losses::binary_cross_entropy_with_logits(p, t),
+            Builtin::CategoricalCrossEntropy => losses::categorical_cross_entropy(p, t),
+            Builtin::SparseCategoricalCrossEntropy => {
+                losses::sparse_categorical_cross_entropy(p, t)
+            }
+        }
+    }
+
+    /// Whether targets must have the shape of the predictions.
+    pub(super) fn elementwise(self) -> bool {
+        self != Builtin::SparseCategoricalCrossEntropy
+    }
+}
+
+/// What a [`Loss`] computes: a built-in loss, or the user's function under its name.
+enum Kind<T: Float> {
+    Builtin(Builtin),
+    Custom {
+        name: Cow<'static, str>,
+        f: Box<LossFn<T>>,
+    },
+}
+
+/// A named loss function for [`Model::compile`](super::Model::compile).
+///
+/// Built-in losses have constructors (`Loss::mse()`, ...). Any *function* `(Var, Var) -> Var`
+/// converts with `From`, so `compile` takes the functions of [`losses`] directly (they keep
+/// their names and checks) and your own functions. A closure goes through [`Loss::new`],
+/// which gives it a name and lets Rust infer its argument types (a bare closure cannot
+/// convert: Rust does not infer a closure's signature through `Into`, and a closure with
+/// annotated `Var` arguments cannot return a `Var` tied to them).
+///
+/// ```
+/// use tapegrad_autograd::Var;
+/// use tapegrad_nn::losses;
+/// use tapegrad_nn::model::Loss;
+///
+/// let a: Loss<f32> = losses::mse.into();
+/// assert_eq!(a.name(), "mse");
+///
+/// fn cubic<'t>(p: Var<'t, f32>, t: Var<'t, f32>) -> Var<'t, f32> {
+///     (p - t).abs().powi(3).mean()
+/// }
+/// let b: Loss<f32> = cubic.into();
+/// assert_eq!(b.name(), "custom");
+///
+/// let c = Loss::<f32>::new("cubic", |p, t| (p - t).abs().powi(3).mean());
+/// assert_eq!(c.name(), "cubic");
+/// ```
+pub struct Loss<T: Float = f32> {
+    kind: Kind<T>,
+}
+
+impl<T: Float> fmt::Debug for Loss<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Loss").field("name", &self.name()).finish()
+    }
+}
+
+impl<T: Float> Loss<T> {
+    /// A user-defined loss with a name (used in messages and summaries).
+    pub fn new<F>(name: impl Into<Cow<'static, str>>, f: F) -> Self
+    where
+        F: for<'t> Fn(Var<'t, T>, Var<'t, T>) -> Var<'t, T> + Send + Sync + 'static,
+    {
+        Loss {
+            kind: Kind::Custom {
+                name: name.into(),
+                f: Box::new(f),
+            },
+        }
+    }
+
+    fn builtin(builtin: Builtin) -> Self {
+        Loss {
+            kind: Kind::Builtin(builtin),
+        }
+    }
+
+    /// Mean squared error, [`losses::mse`].
+    pub fn mse() -> Self {
+        Self::builtin(Builtin::Mse)
+    }
+
+    /// Mean absolute error, [`losses::mae`].
+    pub fn mae() -> Self {
+        Self::builtin(Builtin::Mae)
+    }
+
+    /// Huber loss with threshold `delta` (Keras' default is 1.0), [`losses::huber`].
+    pub fn huber(delta: f64) -> Self {
+        Self::builtin(Builtin::Huber { delta })
+    }
+
+    /// Binary cross-entropy on probabilities, [`losses::binary_cross_entropy`].
+    pub fn binary_cross_entropy() -> Self {
+        Self::builtin(Builtin::BinaryCrossEntropy)
+    }
+
+    /// Binary cross-entropy on logits, [`losses::binary_cross_entropy_with_logits`].
+    pub fn binary_cross_entropy_with_logits() -> Self {
+        Self::builtin(Builtin::BinaryCrossEntropyWithLogits)
+    }
+
+    /// Categorical cross-entropy of logits against one-hot (or soft) targets,
+    /// [`losses::categorical_cross_entropy`] (Keras' `from_logits=True`).
+    pub fn categorical_cross_entropy() -> Self {
+        Self::builtin(Builtin::CategoricalCrossEntropy)
+    }
+
+    /// Cross-entropy of logits against integer class labels (targets of shape `(n,)` or
+    /// `(n, 1)`), [`losses::sparse_categorical_cross_entropy`] (Keras' `from_logits=True`).
+    /// `fit` and `evaluate` check that every label is an integer in `0..num_classes` and
+    /// report the first one that is not, with its row.
+    pub fn sparse_categorical_cross_entropy() -> Self {
+        Self::builtin(Builtin::SparseCategoricalCrossEntropy)
+    }
+
+    /// Its name (`"mse"`, `"sparse_categorical_cross_entropy"`, `"custom"`, ...).
+    pub fn name(&self) -> &str {
+        match &self.kind {
+            Kind::Builtin(builtin) => builtin.name(),
+            Kind::Custom { name, .. } => name,
+        }
+    }
+
+    /// Applies it: the loss of `predictions` against `targets`.
+    pub fn call<'t>(&self, predictions: Var<'t, T>, targets: Var<'t, T>) -> Var<'t, T> {
+        match &self.kind {
+            Kind::Builtin(builtin) => builtin.call(predictions, targets),
+            Kind::Custom { f, .. } => f(predictions, targets),
+        }
+    }
+
+    /// The built-in loss it is, if it is one.
+    pub(super) fn builtin_kind(&self) -> Option<Builtin> {
+        match self.kind {
+            Kind::Builtin(builtin) => Some(builtin),
+            Kind::Custom { .. } => None,
+        }
+    }
+}
+
+impl<T, F> From<F> for Loss<T>
+where
+    T: Float,
+    F: for<'t> Fn(Var<'t, T>, Var<'t, T>) -> Var<'t, T> + Send + Sync + 'static,
+{
+    /// Wraps a function or closure. The functions of [`losses`] become the corresponding
+    /// built-in (name and checks included); anything else is `"custom"`.
+    fn from(f: F) -> Self {
+        match builtin_function::<T, F>() {
+            Some(builtin) => Loss::builtin(builtin),
+            None => Loss::new("custom", f),
+        }
+    }
+}
+
+/// The built-in loss that the function type `F` is, if it is one of [`losses`]' functions.
+///
+/// Each Rust function has a type of its own, and comparing types is the only way stable
+/// Rust offers to tell which function a generic `F` is (function pointers cannot be taken
+/// from a generic `F`).
+fn builtin_function<T: Float, F: 'static>() -> Option<Builtin> {
+    fn id<F: 'static>(_: F) -> TypeId {
+        TypeId::of::<F>()
+    }
+    let functions = [
+        (id(losses::mse::<T>), Builtin::Mse),
+        (id(losses::mae::<T>), Builtin::Mae),
+        (
+            id(losses::binary_cross_entropy::<T>),
+            Builtin::BinaryCrossEntropy,
+        ),
+        (
+            id(losses::binary_cross_entropy_with_logits::<T>),
+            Builtin::BinaryCrossEntropyWithLogits,
+        ),
+        (
+            id(losses::categorical_cross_entropy::<T>),
+            Builtin::CategoricalCrossEntropy,
+        ),
+        (
+            id(losses::sparse_categorical_cross_entropy::<T>),
+            Builtin::SparseCategoricalCrossEntropy,
+        ),
+    ];
+    let f = TypeId::of::<F>();
+    functions
+        .into_iter()
+        .find_map(|(id, builtin)| (id == f).then_some(builtin))
+}

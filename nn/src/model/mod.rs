@@ -1,0 +1,490 @@
+//! The Keras-style training API: [`Model`] wraps a [`Module`], is
+//! [`compile`](Model::compile)d with an optimizer, a [`Loss`] and [`Metric`]s, then
+//! [`fit`](Model::fit), [`evaluate`](Model::evaluate)d and used to
+//! [`predict`](Model::predict).
+//!
+//! The line fit of the "hello world" of deep learning: learn `y = 5x + 1` from six points with
+//! one dense unit, plain SGD and the mean squared error, for 500 epochs.
+//!
+//! ```
+//! use ndarray::array;
+//! use tapegrad_nn::layers::{Dense, Sequential};
+//! use tapegrad_nn::model::{FitOptions, Loss, Model};
+//! use tapegrad_optim::Sgd;
+//!
+//! let xs = array![[-1.0_f32], [0.0], [1.0], [2.0], [3.0], [4.0]];
+//! let ys = array![[-4.0_f32], [1.0], [6.0], [11.0], [16.0], [21.0]];
+//!
+//! let mut model = Model::new(Sequential::new().add(Dense::new(1)));
+//! model.compile(Sgd::new(0.01)?, Loss::mse(), &[]);
+//! let history = model.fit(&xs, &ys, FitOptions::default().epochs(500).verbose(0))?;
+//!
+//! let y = model.predict(&array![[10.0_f32]], 32)?;
+//! assert!((y[[0, 0]] - 51.0).abs() < 0.2, "predicted {}", y[[0, 0]]);
+//! assert_eq!(history.epochs(), 500);
+//! assert!(history.loss()[499] < history.loss()[0]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The same training, written by hand on the tape, is what `fit` runs for every batch:
+//!
+//! ```text
+//! let tape = Tape::new();
+//! let out = module.forward(tape.constant(batch_x));
+//! let loss = loss_fn(out, tape.constant(batch_y));
+//! let grads = loss.backward();
+//! drop(tape);
+//! optimizer.step(&mut module.params_mut(), &grads)?;
+//! ```
+//!
+//! Data conventions: samples are rows (axis 0) of `x` and `y`. A 1-D `x` is a column of
+//! scalar samples (shape `(n,)` is read as `(n, 1)`), and so is a 1-D `y` when the model's
+//! output has one value per sample, as in Keras. Epochs and batches are numbered from 0.
+mod error;
+mod eval;
+mod loss;
+mod metric;
+mod options;
+mod prepare;
+mod progress;
+mod train;
+
+use std::fmt;
+use std::path::Path;
+
+use ndarray::{ArrayBase, ArrayD, Data, Dimension};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tapegrad_autograd::{Float, Param, Tape};
+use tapegrad_optim::Optimizer;
+
+pub use self::error::{DataRole, FitError};
+pub use self::loss::{Loss, LossFn};
+pub use self::options::{Evaluation, FitOptions};
+pub use crate::metrics::Metric;
+
+use self::eval::{evaluate_batches, predict_batches};
+use self::prepare::{as_rows, rows_of};
+use self::train::Training;
+use crate::callbacks::TrainingState;
+use crate::history::History;
+use crate::io::{self, IoError};
+use crate::layers::Sequential;
+#[cfg(doc)]
+use crate::losses;
+use crate::module::Module;
+
+struct Compiled<T: Float> {
+    optimizer: Box<dyn Optimizer<T> + Send>,
+    loss: Loss<T>,
+    metrics: Vec<Metric>,
+}
+
+/// A module with an optimizer, a loss and metrics: the Keras `Model` workflow.
+///
+/// The module is built (its weights created) on the first [`fit`](Model::fit) from the shape
+/// of `x` and the options' seed, or explicitly with [`build`](Model::build). Outside `fit`
+/// the module is in inference mode ([`Module::set_training`]`(false)`: no dropout), so
+/// [`predict`](Model::predict) and [`evaluate`](Model::evaluate) are deterministic.
+///
+/// See the [module documentation](self) for the tour.
+pub struct Model<T: Float = f32, M: Module<T> = Sequential<T>> {
+    module: M,
+    input_shape: Option<Vec<usize>>,
+    output_shape: Option<Vec<usize>>,
+    compiled: Option<Compiled<T>>,
+    /// Built before it was wrapped, for an input shape not known yet.
+    prebuilt: bool,
+}
+
+impl<T: Float, M: Module<T> + fmt::Debug> fmt::Debug for Model<T, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Model")
+            .field("module", &self.module)
+            .field("input_shape", &self.input_shape)
+            .field("output_shape", &self.output_shape)
+            .field(
+                "optimizer",
+                &self.compiled.as_ref().map(|c| c.optimizer.name()),
+            )
+            .field("loss", &self.compiled.as_ref().map(|c| c.loss.name()))
+            .field("metrics", &self.compiled.as_ref().map(|c| &c.metrics))
+            .finish()
+    }
+}
+
+impl<T: Float, M: Module<T>> Model<T, M> {
+    /// Wraps a module (normally a [`Sequential`] stack; any [`Module`] works) and puts it in
+    /// inference mode.
+    ///
+    /// A module that is not built yet is built by the first [`fit`](Model::fit) (or by
+    /// [`build`](Model::build)). A [`Sequential`] that is already built (with
+    /// [`Sequential::with_input_shape`]) keeps its weights, and its input shape is used to
+    /// check inputs (as any module's [`Module::built_shapes`]). Any other module that
+    /// already has parameters is taken as built too, for the sample shape of the first data
+    /// it is given.
+    pub fn new(mut module: M) -> Self {
+        module.set_training(false);
+        let (input_shape, output_shape) = match module.built_shapes() {
+            Some((input, output)) => (Some(input.to_vec()), Some(output.to_vec())),
+            None => (None, None),
+        };
+        let prebuilt = input_shape.is_none() && !module.params().is_empty();
+        Model {
+            module,
+            input_shape,
+            output_shape,
+            compiled: None,
+            prebuilt,
+        }
+    }
+
+    /// Sets the optimizer, the loss and the metrics. Compiling again replaces all three
+    /// (and so the optimizer's state) but keeps the weights.
+    ///
+    /// `loss` is a [`Loss`] (`Loss::mse()`, or `Loss::new("name", |p, t| ...)` for a
+    /// closure), a function of [`losses`] (`losses::mse`), or your own function
+    /// `fn(Var<'t, T>, Var<'t, T>) -> Var<'t, T>`.
+    pub fn compile(
+        &mut self,
+        optimizer: impl Optimizer<T> + Send + 'static,
+        loss: impl Into<Loss<T>>,
+        metrics: &[Metric],
+    ) {
+        self.compiled = Some(Compiled {
+            optimizer: Box::new(optimizer),
+            loss: loss.into(),
+            metrics: metrics.to_vec(),
+        });
+    }
+
+    /// Whether [`compile`](Model::compile) was called.
+    pub fn is_compiled(&self) -> bool {
+        self.compiled.is_some()
+    }
+
+    /// Builds the module for samples of shape `input_shape` (without the batch axis),
+    /// initializing its weights from `seed`, and returns the output shape per sample.
+    ///
+    /// Building an already built model for the same input shape does nothing (the weights
+    /// are kept). For a module that was built before [`Model::new`] wrapped it (and does not
+    /// report its shapes through [`Module::built_shapes`], as a [`Sequential`] does), this
+    /// only records the input shape: the weights are kept and `seed` is unused.
+    ///
+    /// # Errors
+    ///
+    /// [`FitError::InputShape`] if the model is already built for another input shape.
+    pub fn build(&mut self, input_shape: &[usize], seed: u64) -> Result<Vec<usize>, FitError> {
+        self.ensure_built(input_shape, seed, DataRole::Training)
+    }
+
+    fn ensure_built(
+        &mut self,
+        input_shape: &[usize],
+        seed: u64,
+        data: DataRole,
+    ) -> Result<Vec<usize>, FitError> {
+        match (&self.input_shape, &self.output_shape) {
+            (Some(built), Some(output)) => {
+                if built.as_slice() == input_shape {
+                    Ok(output.clone())
+                } else {
+                    Err(FitError::InputShape {
+                        data,
+                        expected: built.clone(),
+                        found: input_shape.to_vec(),
+                    })
+                }
+            }
+            _ if self.prebuilt => {
+                // Built elsewhere: take the shape as given, and find the output shape with
+                // one sample of zeros.
+                let mut shape = vec![1];
+                shape.extend_from_slice(input_shape);
+                let tape = Tape::new();
+                let output = tape.no_grad(|| {
+                    let out = self.module.forward(tape.constant(ArrayD::zeros(shape)));
+                    out.with_value(|o| o.shape().get(1..).map(<[usize]>::to_vec))
+                });
+                let output = output.ok_or(FitError::OutputRows {
+                    expected: 1,
+                    found: 0,
+                })?;
+                self.input_shape = Some(input_shape.to_vec());
+                self.output_shape = Some(output.clone());
+                Ok(output)
+            }
+            _ => {
+                let mut rng = StdRng::seed_from_u64(seed);
+                let output = self.module.build(input_shape, &mut rng);
+                self.module.set_training(false);
+                self.input_shape = Some(input_shape.to_vec());
+                self.output_shape = Some(output.clone());
+                Ok(output)
+            }
+        }
+    }
+
+    /// Whether the model is built.
+    pub fn is_built(&self) -> bool {
+        self.input_shape.is_some()
+    }
+
+    /// The input shape per sample (without the batch axis), once built.
+    pub fn input_shape(&self) -> Option<&[usize]> {
+        self.input_shape.as_deref()
+    }
+
+    /// The output shape per sample (without the batch axis), once built.
+    pub fn output_shape(&self) -> Option<&[usize]> {
+        self.output_shape.as_deref()
+    }
+
+    /// The wrapped module.
+    pub fn module(&self) -> &M {
+        &self.module
+    }
+
+    /// The wrapped module, mutably. (If you switch it to training mode, switch it back
+    /// before `predict` and `evaluate`.)
+    pub fn module_mut(&mut self) -> &mut M {
+        &mut self.module
+    }
+
+    /// Unwraps the module.
+    pub fn into_module(self) -> M {
+        self.module
+    }
+
+    /// The model's parameters, in the module's order.
+    pub fn params(&self) -> Vec<&Param<T>> {
+        self.module.params()
+    }
+
+    /// The compiled optimizer.
+    pub fn optimizer(&self) -> Option<&(dyn Optimizer<T> + Send)> {
+        self.compiled.as_ref().map(|c| &*c.optimizer)
+    }
+
+    /// The compiled optimizer, mutably (e.g. to set its learning rate between fits).
+    pub fn optimizer_mut(&mut self) -> Option<&mut (dyn Optimizer<T> + Send)> {
+        match &mut self.compiled {
+            Some(c) => Some(&mut *c.optimizer),
+            None => None,
+        }
+    }
+
+    /// The compiled loss.
+    pub fn loss(&self) -> Option<&Loss<T>> {
+        self.compiled.as_ref().map(|c| &c.loss)
+    }
+
+    /// The compiled metrics.
+    pub fn metrics(&self) -> &[Metric] {
+        self.compiled.as_ref().map_or(&[], |c| &c.metrics)
+    }
+
+    /// Saves the weights to `path` in the safetensors format, atomically, each tensor named
+    /// by its parameter path (`dense_0.kernel`). See [`crate::io`].
+    ///
+    /// # Errors
+    ///
+    /// As [`io::save_weights`].
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), IoError> {
+        io::save_weights(path, &self.module.params())
+    }
+
+    /// Loads weights saved by [`save`](Model::save) (or any safetensors file with the same
+    /// names, shapes and dtype). The model must be built. Nothing changes on error.
+    ///
+    /// # Errors
+    ///
+    /// As [`io::load_weights`].
+    pub fn load(&mut self, path: impl AsRef<Path>) -> Result<(), IoError> {
+        io::load_weights(path, &mut self.module.params_mut())
+    }
+
+    /// Trains the model on inputs `x` and targets `y` (samples along axis 0), and returns
+    /// the loss and metrics of every epoch.
+    ///
+    /// Builds the model on first use (from the shape of `x` and `options.seed`). Each epoch
+    /// visits the training samples in batches of `options.batch_size` (shuffled if
+    /// `options.shuffle`); each batch is one forward pass on a fresh tape, one backward
+    /// sweep and one optimizer step. Then the validation data, if any, is evaluated, the
+    /// epoch is recorded in the [`History`], and the callbacks run.
+    ///
+    /// When a callback stops training, `fit` returns `Ok` and
+    /// [`History::stop_reason`] says why and when.
+    ///
+    /// # Errors
+    ///
+    /// Checked before anything is trained (the model may have been built, nothing else
+    /// changes): [`FitError::NotCompiled`], [`FitError::InvalidBatchSize`],
+    /// [`FitError::InvalidValidationSplit`], [`FitError::EmptyDataset`],
+    /// [`FitError::LengthMismatch`], [`FitError::InputShape`], [`FitError::TargetShape`],
+    /// [`FitError::InvalidLabel`], [`FitError::MetricShape`]. During training:
+    /// [`FitError::LossNotScalar`], [`FitError::Optimizer`], [`FitError::Callback`].
+    pub fn fit<SX, SY, DX, DY>(
+        &mut self,
+        x: &ArrayBase<SX, DX>,
+        y: &ArrayBase<SY, DY>,
+        mut options: FitOptions<T>,
+    ) -> Result<History, FitError>
+    where
+        SX: Data<Elem = T>,
+        SY: Data<Elem = T>,
+        DX: Dimension,
+        DY: Dimension,
+    {
+        if self.compiled.is_none() {
+            return Err(FitError::NotCompiled);
+        }
+        if options.batch_size == 0 {
+            return Err(FitError::InvalidBatchSize);
+        }
+        let split = options.validation_split;
+        if !(0.0..1.0).contains(&split) {
+            return Err(FitError::InvalidValidationSplit { value: split });
+        }
+        let validation_data = options.validation_data.take();
+        let (train, validation) = self.prepare_fit(
+            x.view().into_dyn(),
+            y.view().into_dyn(),
+            validation_data.as_ref(),
+            split,
+            options.seed,
+        )?;
+        let train_metrics = self.resolve_metrics(&train.target_shape)?;
+        let val_metrics = match &validation {
+            Some(v) => self.resolve_metrics(&v.target_shape)?,
+            None => Vec::new(),
+        };
+
+        let mut names = vec!["loss".to_string()];
+        names.extend(train_metrics.iter().map(|m| m.name.to_string()));
+        if validation.is_some() {
+            names.push("val_loss".to_string());
+            names.extend(val_metrics.iter().map(|m| format!("val_{}", m.name)));
+        }
+        let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut history = History::new(&name_refs);
+        if options.epochs == 0 {
+            return Ok(history);
+        }
+
+        let Model {
+            module, compiled, ..
+        } = self;
+        let compiled = compiled.as_mut().ok_or(FitError::NotCompiled)?;
+        let mut callbacks = std::mem::take(&mut options.callbacks);
+        for cb in callbacks.iter_mut() {
+            let mut state = TrainingState::new(module, &mut *compiled.optimizer);
+            cb.on_train_begin(&names, &mut state)
+                .map_err(|source| FitError::Callback {
+                    callback: cb.name(),
+                    epoch: None,
+                    source: Box::new(source),
+                })?;
+        }
+
+        module.set_training(true);
+        let result = Training {
+            module: &mut *module,
+            compiled: &mut *compiled,
+            callbacks: &mut callbacks,
+            train: &train,
+            validation: validation.as_ref(),
+            train_metrics,
+            val_metrics,
+            names: &names,
+            options: &options,
+        }
+        .run(&mut history);
+        module.set_training(false);
+        result?;
+
+        for cb in callbacks.iter_mut() {
+            let mut state = TrainingState::new(module, &mut *compiled.optimizer);
+            cb.on_train_end(&mut state)
+                .map_err(|source| FitError::Callback {
+                    callback: cb.name(),
+                    epoch: None,
+                    source: Box::new(source),
+                })?;
+        }
+        Ok(history)
+    }
+
+    /// The mean loss and the metrics of the model on `x` and `y`, in batches of
+    /// `batch_size`, without recording gradients.
+    ///
+    /// # Errors
+    ///
+    /// [`FitError::NotCompiled`], [`FitError::NotBuilt`], [`FitError::InvalidBatchSize`],
+    /// and the data errors of [`fit`](Model::fit).
+    pub fn evaluate<SX, SY, DX, DY>(
+        &self,
+        x: &ArrayBase<SX, DX>,
+        y: &ArrayBase<SY, DY>,
+        batch_size: usize,
+    ) -> Result<Evaluation, FitError>
+    where
+        SX: Data<Elem = T>,
+        SY: Data<Elem = T>,
+        DX: Dimension,
+        DY: Dimension,
+    {
+        if self.compiled.is_none() {
+            return Err(FitError::NotCompiled);
+        }
+        if batch_size == 0 {
+            return Err(FitError::InvalidBatchSize);
+        }
+        let data = self.prepare(
+            x.view().into_dyn(),
+            y.view().into_dyn(),
+            DataRole::Evaluation,
+        )?;
+        let mut metrics = self.resolve_metrics(&data.target_shape)?;
+        let loss = &self.compiled.as_ref().ok_or(FitError::NotCompiled)?.loss;
+        let value = evaluate_batches(&self.module, loss, &mut metrics, &data, batch_size)?;
+        Ok(Evaluation {
+            loss: value,
+            metrics: metrics.iter().map(|m| (m.name, m.value())).collect(),
+        })
+    }
+
+    /// The model's outputs for `x` (samples along axis 0), computed in batches of
+    /// `batch_size` under [`Tape::no_grad`] on a fresh tape per batch (nothing is recorded
+    /// for gradients; memory stays bounded by one batch).
+    ///
+    /// # Errors
+    ///
+    /// [`FitError::NotBuilt`], [`FitError::InvalidBatchSize`], [`FitError::EmptyDataset`],
+    /// [`FitError::InputShape`], [`FitError::OutputRows`].
+    pub fn predict<S, D>(
+        &self,
+        x: &ArrayBase<S, D>,
+        batch_size: usize,
+    ) -> Result<ArrayD<T>, FitError>
+    where
+        S: Data<Elem = T>,
+        D: Dimension,
+    {
+        if batch_size == 0 {
+            return Err(FitError::InvalidBatchSize);
+        }
+        let x = as_rows(x.view().into_dyn());
+        if self.input_shape.is_none() {
+            return Err(FitError::NotBuilt);
+        }
+        let n = rows_of(&x);
+        if n == 0 {
+            return Err(FitError::EmptyDataset {
+                data: DataRole::Prediction,
+            });
+        }
+        self.check_inputs(&x, DataRole::Prediction)?;
+        predict_batches(&self.module, &x.as_standard_layout().view(), batch_size)
+    }
+}

@@ -1,0 +1,174 @@
+//! [`FitOptions`], how [`Model::fit`] trains, and [`Evaluation`], what [`Model::evaluate`]
+//! returns.
+
+use std::fmt;
+
+use ndarray::ArrayD;
+use tapegrad_autograd::Float;
+
+#[cfg(doc)]
+use super::Model;
+use crate::callbacks::Callback;
+use crate::layers::DEFAULT_SEED;
+#[cfg(doc)]
+use crate::layers::Sequential;
+
+/// How [`Model::fit`] trains: `FitOptions::default()` then chained setters (or set the
+/// public fields).
+///
+/// ```
+/// use tapegrad_nn::callbacks::EarlyStopping;
+/// use tapegrad_nn::model::FitOptions;
+///
+/// let options = FitOptions::<f32>::default()
+///     .epochs(20)
+///     .batch_size(64)
+///     .validation_split(0.1)
+///     .verbose(2)
+///     .seed(7)
+///     .callback(EarlyStopping::new().patience(3));
+/// assert_eq!(options.epochs, 20);
+/// assert!(options.shuffle);
+/// ```
+pub struct FitOptions<T: Float = f32> {
+    /// Number of passes over the training data (default 1; 0 trains nothing).
+    pub epochs: usize,
+    /// Samples per gradient step (default 32); the last batch of an epoch may be smaller.
+    pub batch_size: usize,
+    /// Whether to visit the training samples in a new random order each epoch (default
+    /// `true`; the order depends only on [`seed`](FitOptions::seed)). When all samples fit
+    /// in one batch, the order cannot matter and nothing is shuffled.
+    pub shuffle: bool,
+    /// Fraction of the samples, taken from the end of `x` and `y` before any shuffling, held
+    /// out for validation (default 0: none), in `[0, 1)`. Ignored when
+    /// [`validation_data`](FitOptions::validation_data) is given, as in Keras.
+    pub validation_split: f64,
+    /// Separate validation inputs and targets.
+    pub validation_data: Option<(ArrayD<T>, ArrayD<T>)>,
+    /// 0: silent; 1 (default): a progress bar per epoch with the running loss, metrics and
+    /// ETA, on standard error, only when standard error is a terminal (silent otherwise);
+    /// 2: one line per epoch on standard error.
+    pub verbose: u8,
+    /// Callbacks, run in order.
+    pub callbacks: Vec<Box<dyn Callback<T>>>,
+    /// Seeds the weight initialization (when `fit` builds the model), the shuffling, and the
+    /// layers' randomness such as dropout (default [`DEFAULT_SEED`], the default seed of
+    /// [`Sequential`] too, so a model built early with
+    /// [`Sequential::with_input_shape`] starts from the same weights). The same seed and
+    /// data give bit-identical weights.
+    pub seed: u64,
+}
+
+impl<T: Float> Default for FitOptions<T> {
+    fn default() -> Self {
+        FitOptions {
+            epochs: 1,
+            batch_size: 32,
+            shuffle: true,
+            validation_split: 0.0,
+            validation_data: None,
+            verbose: 1,
+            callbacks: Vec::new(),
+            seed: DEFAULT_SEED,
+        }
+    }
+}
+
+impl<T: Float> fmt::Debug for FitOptions<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let callbacks: Vec<&str> = self.callbacks.iter().map(|c| c.name()).collect();
+        f.debug_struct("FitOptions")
+            .field("epochs", &self.epochs)
+            .field("batch_size", &self.batch_size)
+            .field("shuffle", &self.shuffle)
+            .field("validation_split", &self.validation_split)
+            .field(
+                "validation_data",
+                &self
+                    .validation_data
+                    .as_ref()
+                    .map(|(x, y)| (x.shape().to_vec(), y.shape().to_vec())),
+            )
+            .field("verbose", &self.verbose)
+            .field("callbacks", &callbacks)
+            .field("seed", &self.seed)
+            .finish()
+    }
+}
+
+impl<T: Float> FitOptions<T> {
+    /// The defaults (same as [`FitOptions::default`]).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the number of epochs.
+    pub fn epochs(mut self, epochs: usize) -> Self {
+        self.epochs = epochs;
+        self
+    }
+
+    /// Sets the batch size.
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size;
+        self
+    }
+
+    /// Turns shuffling on or off.
+    pub fn shuffle(mut self, shuffle: bool) -> Self {
+        self.shuffle = shuffle;
+        self
+    }
+
+    /// Holds out this fraction of the data (its last samples) for validation.
+    pub fn validation_split(mut self, fraction: f64) -> Self {
+        self.validation_split = fraction;
+        self
+    }
+
+    /// Validates on these inputs and targets after each epoch.
+    pub fn validation_data(mut self, x: ArrayD<T>, y: ArrayD<T>) -> Self {
+        self.validation_data = Some((x, y));
+        self
+    }
+
+    /// Sets the verbosity (0, 1 or 2).
+    pub fn verbose(mut self, verbose: u8) -> Self {
+        self.verbose = verbose;
+        self
+    }
+
+    /// Adds a callback (after those already added).
+    pub fn callback(mut self, callback: impl Callback<T> + 'static) -> Self {
+        self.callbacks.push(Box::new(callback));
+        self
+    }
+
+    /// Sets the seed.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+}
+
+/// The result of [`Model::evaluate`]: the mean loss and each metric over the whole data.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    /// The loss, averaged over samples.
+    pub loss: f64,
+    /// Each compiled metric, by its logged name, in compile order.
+    pub metrics: Vec<(&'static str, f64)>,
+}
+
+impl Evaluation {
+    /// The value of a metric by name (`"accuracy"`, `"mae"`, ...), or of `"loss"`.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        if name == "loss" {
+            return Some(self.loss);
+        }
+        self.metrics
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+    }
+}
