@@ -26,8 +26,10 @@
 
 use std::any::Any;
 use std::fmt;
+use std::ops::Range;
 
-use tapegrad_autograd::Float;
+use ndarray::{ArrayD, IxDyn};
+use tapegrad_autograd::{Float, Grads, Param, ParamId};
 
 /// What can go wrong in a collective operation.
 #[derive(Debug, thiserror::Error)]
@@ -277,6 +279,223 @@ pub fn broadcast_message<C: Communicator + ?Sized>(
     })
 }
 
+// ---------------------------------------------------------------------------------------
+// Data-parallel training steps
+
+/// The rows of the global batch `start..end` that rank `rank` trains on when each rank takes
+/// `per_rank` consecutive rows of it: `start + rank·per_rank ..`, cut at `end` (fewer rows,
+/// or none, in a short last batch).
+///
+/// ```
+/// use tapegrad_nn::communicator::batch_rows;
+/// assert_eq!(batch_rows(64, 96, 16, 1), 80..96);
+/// assert_eq!(batch_rows(96, 100, 16, 1), 100..100); // the last batch has 4 rows
+/// ```
+pub fn batch_rows(start: usize, end: usize, per_rank: usize, rank: usize) -> Range<usize> {
+    let lo = start.saturating_add(rank.saturating_mul(per_rank)).min(end);
+    lo..lo.saturating_add(per_rank).min(end)
+}
+
+/// Rank `rank`'s contiguous share of `0..n` among `size` ranks (shares differ by at most
+/// one row), e.g. for validation.
+///
+/// ```
+/// use tapegrad_nn::communicator::shard;
+/// assert_eq!((shard(10, 0, 3), shard(10, 1, 3), shard(10, 2, 3)), (0..3, 3..6, 6..10));
+/// ```
+pub fn shard(n: usize, rank: usize, size: usize) -> Range<usize> {
+    let size = size.max(1);
+    let at = |r: usize| ((n as u128 * r.min(size) as u128) / size as u128) as usize;
+    at(rank)..at(rank + 1)
+}
+
+/// Copies rank 0's parameter values to every rank, in one broadcast of all of them (the
+/// parameters must have the same shapes, in the same order, everywhere).
+///
+/// # Errors
+///
+/// Those of [`Communicator::broadcast_f32`].
+pub fn broadcast_params<T: Float, C: Communicator + ?Sized>(
+    comm: &C,
+    params: &mut [&mut Param<T>],
+) -> Result<(), CommError> {
+    if comm.size() == 1 {
+        return Ok(());
+    }
+    let mut flat: Vec<T> = params
+        .iter()
+        .flat_map(|p| p.value().iter().copied())
+        .collect();
+    broadcast(comm, &mut flat, 0)?;
+    let mut offset = 0;
+    for p in params.iter_mut() {
+        let n = p.len();
+        p.value_mut()
+            .iter_mut()
+            .zip(&flat[offset..offset + n])
+            .for_each(|(d, &s)| *d = s);
+        offset += n;
+    }
+    Ok(())
+}
+
+/// The lowest rank whose `failed` is true, the same on every rank (one all-reduce of
+/// `size()` numbers); `None` when no rank failed.
+///
+/// # Errors
+///
+/// Those of [`Communicator::all_reduce_sum_f64`].
+pub fn first_failed_rank<C: Communicator + ?Sized>(
+    comm: &C,
+    failed: bool,
+) -> Result<Option<usize>, CommError> {
+    let mut flags = vec![0.0_f64; comm.size()];
+    if failed {
+        flags[comm.rank()] = 1.0;
+    }
+    comm.all_reduce_sum_f64(&mut flags)?;
+    Ok(flags.iter().position(|&f| f > 0.0))
+}
+
+/// What all ranks trained on in one step, summed by [`GradientBuffer::reduce`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepTotals {
+    /// Σ over ranks of (mean loss of the rank's rows × its rows).
+    pub loss_sum: f64,
+    /// Rows trained on, all ranks together.
+    pub rows: usize,
+    /// Ranks that reported a failure in this step.
+    pub failed: usize,
+}
+
+impl StepTotals {
+    /// The mean loss over all rows of the step (NaN without rows).
+    pub fn mean_loss(&self) -> f64 {
+        self.loss_sum / self.rows as f64
+    }
+}
+
+/// The one all-reduce of a data-parallel training step: the gradients of all parameters in
+/// one contiguous buffer, then one "has a gradient" flag per parameter, then three words
+/// (loss × rows, rows, failed).
+///
+/// Each rank [`pack`](GradientBuffer::pack)s the gradient of the mean loss over its own
+/// rows, weighted by its number of rows; after [`reduce`](GradientBuffer::reduce),
+/// [`grads`](GradientBuffer::grads) divides by the total, which gives every rank the
+/// gradient of the mean loss over the whole global batch — what one process would compute
+/// on it, up to rounding — even when the ranks had different numbers of rows.
+///
+/// ```
+/// use ndarray::array;
+/// use tapegrad_autograd::{Grads, Param};
+/// use tapegrad_nn::communicator::{GradientBuffer, SingleProcess};
+///
+/// let w = Param::new("w", array![1.0_f64, 2.0].into_dyn());
+/// let mut grads = Grads::new();
+/// grads.insert(w.id(), array![0.5, -1.0].into_dyn());
+///
+/// let mut buffer = GradientBuffer::new(&[&w]);
+/// buffer.pack(Some(&grads), 4, 0.25, false);
+/// let totals = buffer.reduce(&SingleProcess)?;
+/// assert_eq!((totals.rows, totals.failed, totals.mean_loss()), (4, 0, 0.25));
+/// assert_eq!(buffer.grads(totals.rows)[&w], array![0.5, -1.0].into_dyn());
+/// # Ok::<(), tapegrad_nn::communicator::CommError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct GradientBuffer<T> {
+    buf: Vec<T>,
+    /// Id, offset and shape of each parameter's gradient in `buf`.
+    layout: Vec<(ParamId, usize, Vec<usize>)>,
+    grads_len: usize,
+}
+
+impl<T: Float> GradientBuffer<T> {
+    /// A buffer for the gradients of `params` (in this order, the same on every rank).
+    pub fn new(params: &[&Param<T>]) -> Self {
+        let mut layout = Vec::with_capacity(params.len());
+        let mut offset = 0;
+        for p in params {
+            layout.push((p.id(), offset, p.shape().to_vec()));
+            offset += p.len();
+        }
+        GradientBuffer {
+            buf: vec![T::zero(); offset + layout.len() + 3],
+            layout,
+            grads_len: offset,
+        }
+    }
+
+    /// Elements in one all-reduce (gradients, flags and the three words).
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether the buffer holds nothing (never: it always has its three words).
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Fills the buffer with this rank's part of a step: `grads` (the gradients of the mean
+    /// loss over its `rows` rows; `None` when it had no rows) times `rows`, `loss` (that
+    /// mean loss) times `rows`, and whether the rank `failed`. Gradients of parameters that
+    /// are not in the buffer are ignored; those missing from `grads` count as zero.
+    pub fn pack(&mut self, grads: Option<&Grads<T>>, rows: usize, loss: f64, failed: bool) {
+        self.buf.fill(T::zero());
+        let flags = self.grads_len;
+        let weight = T::from_f64(rows as f64);
+        if let Some(grads) = grads.filter(|_| rows > 0) {
+            for (i, (id, offset, shape)) in self.layout.iter().enumerate() {
+                if let Some(g) = grads.by_id(*id).filter(|g| g.shape() == shape.as_slice()) {
+                    self.buf[*offset..*offset + g.len()]
+                        .iter_mut()
+                        .zip(g.iter())
+                        .for_each(|(d, &s)| *d = s * weight);
+                    self.buf[flags + i] = T::one();
+                }
+            }
+        }
+        let words = flags + self.layout.len();
+        self.buf[words] = T::from_f64(if rows > 0 { loss * rows as f64 } else { 0.0 });
+        self.buf[words + 1] = weight;
+        self.buf[words + 2] = if failed { T::one() } else { T::zero() };
+    }
+
+    /// Sums the buffer over all ranks (one all-reduce) and returns the step's totals.
+    ///
+    /// # Errors
+    ///
+    /// Those of the communicator's all-reduce.
+    pub fn reduce<C: Communicator + ?Sized>(&mut self, comm: &C) -> Result<StepTotals, CommError> {
+        all_reduce_sum(comm, &mut self.buf)?;
+        let words = self.grads_len + self.layout.len();
+        Ok(StepTotals {
+            loss_sum: Float::to_f64(self.buf[words]),
+            rows: Float::to_f64(self.buf[words + 1]).round() as usize,
+            failed: Float::to_f64(self.buf[words + 2]).round() as usize,
+        })
+    }
+
+    /// The summed gradients divided by `rows` (the step's total), for the parameters that
+    /// some rank had a gradient for.
+    pub fn grads(&self, rows: usize) -> Grads<T> {
+        let rows = T::from_f64(rows.max(1) as f64);
+        let mut grads = Grads::new();
+        for (i, (id, offset, shape)) in self.layout.iter().enumerate() {
+            if self.buf[self.grads_len + i] > T::zero() {
+                let n: usize = shape.iter().product();
+                let values = self.buf[*offset..*offset + n]
+                    .iter()
+                    .map(|&v| v / rows)
+                    .collect();
+                if let Ok(g) = ArrayD::from_shape_vec(IxDyn(shape), values) {
+                    grads.insert(*id, g);
+                }
+            }
+        }
+        grads
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,6 +517,65 @@ mod tests {
         comm.barrier().unwrap();
         assert!(comm.is_root());
         assert_eq!(broadcast_message(&comm, "héllo", 0).unwrap(), "héllo");
+    }
+
+    #[test]
+    fn gradient_buffer_weights_ranks_by_rows() {
+        use ndarray::array;
+        let w = Param::new("w", array![[1.0_f64, 2.0]].into_dyn());
+        let b = Param::new("b", array![0.0_f64].into_dyn());
+        let grads = |g: f64| {
+            let mut grads = Grads::new();
+            grads.insert(w.id(), array![[g, -g]].into_dyn());
+            grads
+        };
+        // Two "ranks": 3 rows with gradient 1, 1 row with gradient 5; b has none.
+        let mut a = GradientBuffer::new(&[&w, &b]);
+        let mut c = a.clone();
+        a.pack(Some(&grads(1.0)), 3, 2.0, false);
+        c.pack(Some(&grads(5.0)), 1, 6.0, true);
+        for (x, y) in a.buf.iter_mut().zip(&c.buf) {
+            *x += *y;
+        }
+        let totals = a.reduce(&SingleProcess).unwrap();
+        assert_eq!(
+            (totals.rows, totals.failed, totals.mean_loss()),
+            (4, 1, 3.0)
+        );
+        let g = a.grads(totals.rows);
+        assert_eq!(g[&w], array![[2.0, -2.0]].into_dyn());
+        assert!(g.param(&b).is_none());
+        // A rank without rows adds nothing.
+        let mut empty = GradientBuffer::new(&[&w, &b]);
+        empty.pack(None, 0, f64::NAN, false);
+        assert!(empty.buf.iter().all(|&v| v == 0.0));
+        assert_eq!(empty.len(), 2 + 1 + 2 + 3);
+    }
+
+    #[test]
+    fn batch_rows_and_shards_cover_everything_once() {
+        for (n, size, per) in [(10, 3, 2), (7, 2, 4), (1, 4, 1), (0, 2, 3)] {
+            let mut seen = Vec::new();
+            for start in (0..n).step_by(per * size) {
+                let end = (start + per * size).min(n);
+                for r in 0..size {
+                    seen.extend(batch_rows(start, end, per, r));
+                }
+            }
+            assert_eq!(seen, (0..n).collect::<Vec<_>>());
+            let shards: Vec<usize> = (0..size).flat_map(|r| shard(n, r, size)).collect();
+            assert_eq!(shards, (0..n).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn broadcast_params_and_failures_on_one_process() {
+        use ndarray::array;
+        let mut w = Param::new("w", array![1.0_f32].into_dyn());
+        broadcast_params(&SingleProcess, &mut [&mut w]).unwrap();
+        assert_eq!(w.value(), &array![1.0_f32].into_dyn());
+        assert_eq!(first_failed_rank(&SingleProcess, false).unwrap(), None);
+        assert_eq!(first_failed_rank(&SingleProcess, true).unwrap(), Some(0));
     }
 
     #[test]
