@@ -1,13 +1,15 @@
 //! Data-parallel training under `mpirun -np 2`: the same parameters as one process with the
-//! global batch, replicas bit-identical, and a failure on one rank stopping every rank.
+//! global batch, replicas bit-identical, a failure on one rank stopping every rank, and
+//! weights saved by rank 0 loading in one process.
 //!
 //! A plain `main` (no libtest harness), like `primitives.rs`: every rank runs every
 //! scenario in the same order; rank 0 prints one line per scenario and `N passed, N failed`.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use ndarray::{Array2, Axis};
+use ndarray::{Array2, ArrayD, Axis};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -17,6 +19,7 @@ use tapegrad_nn::communicator::{
     CommError, Communicator, GradientBuffer, SingleProcess, batch_rows, broadcast,
     broadcast_message, broadcast_params, first_failed_rank,
 };
+use tapegrad_nn::io::{load_weights, save_weights};
 use tapegrad_nn::layers::{Activation, Dense, Sequential};
 use tapegrad_nn::{Module, losses};
 use tapegrad_optim::{Adam, Optimizer};
@@ -192,6 +195,67 @@ fn failure_on_one_rank_stops_all(c: &MpiCommunicator) -> Outcome {
     }
 }
 
+/// Rank 0 saves; its outcome (`Err` text or empty) is every rank's.
+fn save_on_root(c: &MpiCommunicator, net: &Sequential<f32>, path: &Path) -> Outcome {
+    let mut mine = String::new();
+    if c.is_root()
+        && let Err(e) = save_weights(path, &net.params())
+    {
+        mine = e.to_string();
+    }
+    let message = broadcast_message(c, &mine, 0).map_err(err)?;
+    if message.is_empty() {
+        Ok(())
+    } else {
+        Err(message)
+    }
+}
+
+fn predict(net: &Sequential<f32>) -> ArrayD<f32> {
+    let (x, _) = data::<f32>();
+    let tape = Tape::new();
+    tape.no_grad(|| net.forward(tape.constant(x.into_dyn())).value())
+}
+
+/// Weights saved by rank 0 after a 2-rank run load into a fresh model in one process
+/// (no communicator) and predict exactly what the trained replicas predict.
+fn checkpoint_loads_in_one_process(c: &MpiCommunicator) -> Outcome {
+    let net = train::<f32>(c, 16, 3, None)?;
+    let dir = std::env::temp_dir().join(format!("tapegrad-mpi-test-{}", std::process::id()));
+    // Rank 0's process id names the folder on every rank.
+    let mut id = vec![f64::from(std::process::id())];
+    c.broadcast_f64(&mut id, 0).map_err(err)?;
+    let dir = dir.with_file_name(format!("tapegrad-mpi-test-{}", id[0]));
+    if c.is_root() {
+        std::fs::create_dir_all(&dir).map_err(err)?;
+    }
+    let path = dir.join("weights.safetensors");
+    save_on_root(c, &net, &path)?;
+    let mut fresh = model::<f32>();
+    let loaded = load_weights(&path, &mut fresh.params_mut()).map_err(err);
+    c.barrier().map_err(err)?;
+    if c.is_root() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    loaded?;
+    if predict(&fresh) == predict(&net) {
+        Ok(())
+    } else {
+        Err("the loaded model predicts differently".into())
+    }
+}
+
+/// A save that fails on rank 0 is an error on every rank.
+fn failed_save_is_an_error_everywhere(c: &MpiCommunicator) -> Outcome {
+    let net = model::<f32>();
+    let path = Path::new("/nonexistent-folder/tapegrad/weights.safetensors");
+    match save_on_root(c, &net, path) {
+        Err(message) if message.contains("nonexistent-folder") => Ok(()),
+        Err(other) => Err(format!("unexpected error: {other}")),
+        Ok(()) => Err("the save succeeded".into()),
+    }
+}
+
 fn main() -> ExitCode {
     let comm = match MpiCommunicator::init() {
         Ok(c) => c,
@@ -200,7 +264,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let scenarios: [Scenario; 4] = [
+    let scenarios: [Scenario; 6] = [
         (
             "equivalent_to_one_process_f64",
             equivalent_to_one_process_f64,
@@ -213,6 +277,14 @@ fn main() -> ExitCode {
         (
             "failure_on_one_rank_stops_all",
             failure_on_one_rank_stops_all,
+        ),
+        (
+            "checkpoint_loads_in_one_process",
+            checkpoint_loads_in_one_process,
+        ),
+        (
+            "failed_save_is_an_error_everywhere",
+            failed_save_is_an_error_everywhere,
         ),
     ];
     run(&comm, &scenarios)
