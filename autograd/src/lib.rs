@@ -26,6 +26,8 @@ mod check;
 mod float;
 pub mod fork_join;
 mod gemm_kernel;
+#[path = "kernels/conv2d.rs"] pub(crate) mod conv2d_kernel;
+#[path = "kernels/pool2d.rs"] pub(crate) mod pool2d_kernel;
 mod grads;
 mod operand;
 pub mod ops;
