@@ -15,7 +15,12 @@
 //! Images are processed in chunks whose column buffer stays under [`COLUMN_BUDGET_BYTES`], so
 //! the workspace is bounded whatever the batch size. The products are one per image and group
 //! whatever the chunk, and the weight gradient sums the images in order, so the results do not
-//! depend on the chunking (bit for bit; tested).
+//! depend on the chunking (bit for bit; tested). One product per image rather than one per
+//! chunk (`W · [col₁ … col_B]`) because on one core (its CPU time, `64 × 288 × (B·196)`) the
+//! wide products measured no faster (f64 19.4 GFLOP/s for B = 1 to 32), while their result
+//! would depend on the chunk (the `gemm` crate's blocking and code path depend on the sizes)
+//! and the weight gradient's sum over images would be reordered by it. Large products thread
+//! inside [`crate::gemm_kernel`] by size.
 
 // Used by the tests only until the op layer calls these kernels.
 #![cfg_attr(not(test), allow(dead_code))]
@@ -27,8 +32,12 @@ use ndarray::{Array2, Array4, ArrayView2, ArrayView4, ArrayViewMut2, Axis, s};
 use crate::Float;
 use crate::gemm_kernel::mat_mul_into;
 
-/// The column buffer of one chunk of images stays under this many bytes.
-const COLUMN_BUDGET_BYTES: usize = 4 << 20;
+/// The column buffer of one chunk of images stays under this many bytes (at least one image
+/// per chunk): 256 KB, a quarter of a core's 1 MB L2, chosen because `tests::timing` (one
+/// thread, its CPU time, [32, 32, 14, 14] by 64 3×3 filters, f32) measured chunks of 1 and
+/// 4 images (≤ 1 MB) alike and chunks of 18 images (4 MB, out of L2) 10–20 % slower; the
+/// products being per image, larger chunks have nothing to gain.
+const COLUMN_BUDGET_BYTES: usize = 256 << 10;
 
 /// Stride, padding, dilation and groups of a 2-D convolution, with the sizes they were
 /// checked against (everything but the batch size).
@@ -769,43 +778,82 @@ mod tests {
         assert!(message.contains("4 input channels per group") && message.contains("give 2"), "{message}");
     }
 
-    /// GFLOP/s of the three kernels on the second layer of the Fashion-MNIST CNN
-    /// (`cargo test -p tapegrad-autograd --release --lib conv2d_kernel::tests::timing -- --ignored --nocapture`).
+    /// On-CPU time of the calling thread, in seconds (Linux `CLOCK_THREAD_CPUTIME_ID`), so that
+    /// figures measured while other jobs share the cores count this thread's work only.
+    fn thread_cpu_seconds() -> f64 {
+        #[repr(C)]
+        struct Timespec {
+            tv_sec: i64,
+            tv_nsec: i64,
+        }
+        unsafe extern "C" {
+            fn clock_gettime(clock: i32, time: *mut Timespec) -> i32;
+        }
+        const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+        let mut time = Timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: `clock_gettime` (64-bit Linux, where `timespec` is two 64-bit integers)
+        // writes one `timespec` through the pointer, which points at a live local.
+        let status = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut time) };
+        assert_eq!(status, 0, "clock_gettime");
+        time.tv_sec as f64 + time.tv_nsec as f64 * 1e-9
+    }
+
+    /// GFLOP/s of the three kernels on the layers of the Fashion-MNIST CNN, per column budget:
+    /// on one thread by its CPU time (robust to other jobs on the machine), and on two threads
+    /// by wall time (`cargo test -p tapegrad-autograd --lib conv2d_kernel::tests::timing --
+    /// --ignored --nocapture`; the test profile is opt-level 2).
     #[test]
     #[ignore]
     fn timing() {
         use std::time::Instant;
-        fn run<T: Float>(xs: [usize; 4], ws: [usize; 4], budget: usize) {
+        fn run<T: Float>(xs: [usize; 4], ws: [usize; 4], budget: usize, threads: usize) {
             let (g, ys) = Conv2dGeometry::new(&xs, &ws, [1, 1], [1, 1], [1, 1], 1).unwrap();
             let x = filled(xs, 1).mapv(T::from_f64);
             let w = filled(ws, 2).mapv(T::from_f64);
             let up = filled(ys, 3).mapv(T::from_f64);
             let chunk = g.images_per_chunk::<T>(budget);
             let flops = 2.0 * (ys.iter().product::<usize>() * ws[1] * ws[2] * ws[3]) as f64;
-            let mut best = [f64::MAX; 3];
-            for _ in 0..20 {
-                let t = Instant::now();
+            let start = Instant::now();
+            let clock = || if threads == 1 { thread_cpu_seconds() } else { start.elapsed().as_secs_f64() };
+            let mut best = [f64::MAX; 4];
+            let mut col = vec![T::zero(); g.col_rows() * g.out_plane()];
+            let xsl = x.as_slice().unwrap();
+            for _ in 0..15 {
+                let t = clock();
                 std::hint::black_box(forward_chunked(x.view(), w.view(), &g, chunk));
-                best[0] = best[0].min(t.elapsed().as_secs_f64());
-                let t = Instant::now();
+                best[0] = best[0].min(clock() - t);
+                let t = clock();
                 std::hint::black_box(input_grad_chunked(up.view(), w.view(), xs, &g, chunk));
-                best[1] = best[1].min(t.elapsed().as_secs_f64());
-                let t = Instant::now();
+                best[1] = best[1].min(clock() - t);
+                let t = clock();
                 std::hint::black_box(weight_grad_chunked(x.view(), up.view(), ws, &g, chunk));
-                best[2] = best[2].min(t.elapsed().as_secs_f64());
+                best[2] = best[2].min(clock() - t);
+                let t = clock();
+                for b in 0..xs[0] {
+                    let plane = xs[1] * xs[2] * xs[3];
+                    im2col(&xsl[b * plane..(b + 1) * plane], &g, xs[1], &mut col);
+                }
+                std::hint::black_box(&col);
+                best[3] = best[3].min(clock() - t);
             }
             println!(
-                "{} {xs:?} * {ws:?}, chunk {chunk}: forward {:.1}, input grad {:.1}, weight grad {:.1} GFLOP/s (best of 20)",
+                "{} {xs:?} * {ws:?}, chunk {chunk:>3}, {threads} thread(s): forward {:5.1}, input grad {:5.1}, weight grad {:5.1} GFLOP/s (im2col alone {:4.1}% of forward)",
                 T::DTYPE,
                 flops / best[0] / 1e9,
                 flops / best[1] / 1e9,
-                flops / best[2] / 1e9
+                flops / best[2] / 1e9,
+                100.0 * best[3] / best[0],
             );
         }
-        for budget in [0, COLUMN_BUDGET_BYTES] {
-            run::<f32>([32, 32, 14, 14], [64, 32, 3, 3], budget);
-            run::<f64>([32, 32, 14, 14], [64, 32, 3, 3], budget);
-            run::<f32>([32, 1, 28, 28], [32, 1, 3, 3], budget);
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                for budget in [0, 256 << 10, 1 << 20, 4 << 20] {
+                    run::<f32>([32, 32, 14, 14], [64, 32, 3, 3], budget, threads);
+                    run::<f64>([32, 32, 14, 14], [64, 32, 3, 3], budget, threads);
+                    run::<f32>([32, 1, 28, 28], [32, 1, 3, 3], budget, threads);
+                }
+            });
         }
     }
 }
