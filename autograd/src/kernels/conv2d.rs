@@ -121,16 +121,26 @@ impl fmt::Display for Conv2dError {
             Self::ZeroGroups => write!(f, "groups is 0"),
             Self::EmptyKernel(k) => write!(f, "kernel size {k:?} has a zero"),
             Self::InChannelsNotDivisible { channels, groups } => {
-                write!(f, "{channels} input channels are not divisible by {groups} groups")
+                write!(
+                    f,
+                    "{channels} input channels are not divisible by {groups} groups"
+                )
             }
             Self::OutChannelsNotDivisible { channels, groups } => {
-                write!(f, "{channels} output channels are not divisible by {groups} groups")
+                write!(
+                    f,
+                    "{channels} output channels are not divisible by {groups} groups"
+                )
             }
             Self::WeightChannels { expected, got } => write!(
                 f,
                 "the weight has {got} input channels per group, the input and groups give {expected}"
             ),
-            Self::KernelTooLarge { axis, extent, padded } => write!(
+            Self::KernelTooLarge {
+                axis,
+                extent,
+                padded,
+            } => write!(
                 f,
                 "the kernel's {axis} ({extent} with dilation) exceeds the padded input's ({padded})"
             ),
@@ -169,20 +179,33 @@ impl Conv2dGeometry {
             return Err(Conv2dError::EmptyKernel([kh, kw]));
         }
         if c % groups != 0 {
-            return Err(Conv2dError::InChannelsNotDivisible { channels: c, groups });
+            return Err(Conv2dError::InChannelsNotDivisible {
+                channels: c,
+                groups,
+            });
         }
         if o % groups != 0 {
-            return Err(Conv2dError::OutChannelsNotDivisible { channels: o, groups });
+            return Err(Conv2dError::OutChannelsNotDivisible {
+                channels: o,
+                groups,
+            });
         }
         if cg != c / groups {
-            return Err(Conv2dError::WeightChannels { expected: c / groups, got: cg });
+            return Err(Conv2dError::WeightChannels {
+                expected: c / groups,
+                got: cg,
+            });
         }
         let mut output_hw = [0; 2];
         for (axis, name) in ["height", "width"].into_iter().enumerate() {
             let extent = dilation[axis] * ([kh, kw][axis] - 1) + 1;
             let padded = [h, w][axis] + 2 * padding[axis];
             if extent > padded {
-                return Err(Conv2dError::KernelTooLarge { axis: name, extent, padded });
+                return Err(Conv2dError::KernelTooLarge {
+                    axis: name,
+                    extent,
+                    padded,
+                });
             }
             output_hw[axis] = (padded - extent) / stride[axis] + 1;
         }
@@ -261,7 +284,13 @@ pub(crate) fn conv2d_input_grad<T: Float>(
     x_shape: [usize; 4],
     g: &Conv2dGeometry,
 ) -> Array4<T> {
-    input_grad_chunked(grad_out, w, x_shape, g, g.images_per_chunk::<T>(COLUMN_BUDGET_BYTES))
+    input_grad_chunked(
+        grad_out,
+        w,
+        x_shape,
+        g,
+        g.images_per_chunk::<T>(COLUMN_BUDGET_BYTES),
+    )
 }
 
 /// The gradient of `⟨conv2d(x, w), grad_out⟩` with respect to `w` (of shape `w_shape`).
@@ -271,12 +300,21 @@ pub(crate) fn conv2d_weight_grad<T: Float>(
     w_shape: [usize; 4],
     g: &Conv2dGeometry,
 ) -> Array4<T> {
-    weight_grad_chunked(x, grad_out, w_shape, g, g.images_per_chunk::<T>(COLUMN_BUDGET_BYTES))
+    weight_grad_chunked(
+        x,
+        grad_out,
+        w_shape,
+        g,
+        g.images_per_chunk::<T>(COLUMN_BUDGET_BYTES),
+    )
 }
 
 #[track_caller]
 fn check_shape(what: &str, got: &[usize], want: [usize; 4]) {
-    assert!(got == want, "conv2d kernel: {what} has shape {got:?}, the geometry gives {want:?}");
+    assert!(
+        got == want,
+        "conv2d kernel: {what} has shape {got:?}, the geometry gives {want:?}"
+    );
 }
 
 /// Sizes the three kernels share: `(k, p, cg, og, hw)` = column rows `C/groups · kh · kw`,
@@ -293,9 +331,23 @@ fn sizes(g: &Conv2dGeometry) -> (usize, usize, usize, usize, usize) {
 
 /// `[lo, hi)`: the outputs `o < out_len` whose tap at `offset` (`i·d`) lands inside the
 /// input, `pad ≤ o·stride + offset < in_len + pad`; the others read padding.
-fn valid_range(out_len: usize, in_len: usize, stride: usize, pad: usize, offset: usize) -> (usize, usize) {
-    let lo = if offset >= pad { 0 } else { (pad - offset).div_ceil(stride) };
-    let hi = if in_len + pad <= offset { 0 } else { (in_len + pad - offset).div_ceil(stride) };
+fn valid_range(
+    out_len: usize,
+    in_len: usize,
+    stride: usize,
+    pad: usize,
+    offset: usize,
+) -> (usize, usize) {
+    let lo = if offset >= pad {
+        0
+    } else {
+        (pad - offset).div_ceil(stride)
+    };
+    let hi = if in_len + pad <= offset {
+        0
+    } else {
+        (in_len + pad - offset).div_ceil(stride)
+    };
     let lo = lo.min(out_len);
     (lo, hi.min(out_len).max(lo))
 }
@@ -403,7 +455,14 @@ fn forward_chunked<T: Float>(
         .expect("O · k elements");
     let groups = g.groups;
     let pointwise = g.is_pointwise();
-    let mut col = vec![T::zero(); if pointwise { 0 } else { chunk.min(n) * groups * k * p }];
+    let mut col = vec![
+        T::zero();
+        if pointwise {
+            0
+        } else {
+            chunk.min(n) * groups * k * p
+        }
+    ];
     for start in (0..n).step_by(chunk) {
         let images = chunk.min(n - start);
         if !pointwise {
@@ -420,7 +479,10 @@ fn forward_chunked<T: Float>(
             };
             let cols = ArrayView2::from_shape((k, p), cols).expect("k · p elements");
             let mut y = out.slice_mut(s![start + b, gi * og..(gi + 1) * og, .., ..]);
-            let mut y = y.view_mut().into_shape_with_order((og, p)).expect("contiguous output");
+            let mut y = y
+                .view_mut()
+                .into_shape_with_order((og, p))
+                .expect("contiguous output");
             mat_mul_into(&wm.slice(s![gi * og..(gi + 1) * og, ..]), &cols, &mut y);
         }
     }
@@ -452,7 +514,14 @@ fn input_grad_chunked<T: Float>(
     let dxs = dx.as_slice_mut().expect("fresh array");
     let groups = g.groups;
     let pointwise = g.is_pointwise();
-    let mut col = vec![T::zero(); if pointwise { 0 } else { chunk.min(n) * groups * k * p }];
+    let mut col = vec![
+        T::zero();
+        if pointwise {
+            0
+        } else {
+            chunk.min(n) * groups * k * p
+        }
+    ];
     for start in (0..n).step_by(chunk) {
         let images = chunk.min(n - start);
         for (b, gi) in (0..images).flat_map(|b| (0..groups).map(move |gi| (b, gi))) {
@@ -499,10 +568,20 @@ fn weight_grad_chunked<T: Float>(
     let xs = x.as_slice().expect("standard layout");
     let gr = grad_out.as_standard_layout();
     let gs = gr.as_slice().expect("standard layout");
-    let mut dwm = dw.view_mut().into_shape_with_order((g.out_channels, k)).expect("fresh array");
+    let mut dwm = dw
+        .view_mut()
+        .into_shape_with_order((g.out_channels, k))
+        .expect("fresh array");
     let groups = g.groups;
     let pointwise = g.is_pointwise();
-    let mut col = vec![T::zero(); if pointwise { 0 } else { chunk.min(n) * groups * k * p }];
+    let mut col = vec![
+        T::zero();
+        if pointwise {
+            0
+        } else {
+            chunk.min(n) * groups * k * p
+        }
+    ];
     let mut product = Array2::zeros((og, k));
     for start in (0..n).step_by(chunk) {
         let images = chunk.min(n - start);
@@ -547,11 +626,19 @@ mod tests {
     }
 
     fn usizes(v: &Value) -> Vec<usize> {
-        v.as_array().expect("array").iter().map(|d| d.as_u64().expect("integer") as usize).collect()
+        v.as_array()
+            .expect("array")
+            .iter()
+            .map(|d| d.as_u64().expect("integer") as usize)
+            .collect()
     }
 
     fn floats(v: &Value) -> Vec<f64> {
-        v.as_array().expect("array").iter().map(|d| d.as_f64().expect("number")).collect()
+        v.as_array()
+            .expect("array")
+            .iter()
+            .map(|d| d.as_f64().expect("number"))
+            .collect()
     }
 
     fn array4(shape: &[usize], values: Vec<f64>) -> Array4<f64> {
@@ -573,7 +660,10 @@ mod tests {
     fn assert_close(what: &str, got: &[f64], want: &[f64]) {
         assert_eq!(got.len(), want.len(), "{what}: lengths");
         for (i, (g, w)) in got.iter().zip(want).enumerate() {
-            assert!((g - w).abs() <= 1e-10 * w.abs() + 1e-12, "{what}[{i}]: {g} vs {w}");
+            assert!(
+                (g - w).abs() <= 1e-10 * w.abs() + 1e-12,
+                "{what}[{i}]: {g} vs {w}"
+            );
         }
     }
 
@@ -611,17 +701,31 @@ mod tests {
                     y.index_axis_mut(Axis(1), o).mapv_inplace(|v| v + bo);
                 }
             }
-            assert_close(op, y.as_slice().unwrap(), &floats(&case["output"]["values"]));
+            assert_close(
+                op,
+                y.as_slice().unwrap(),
+                &floats(&case["output"]["values"]),
+            );
             let up = array4(&out_shape, floats(&case["upstream"]));
             let grads = case["grads"].as_array().expect("grads");
             let xs = [x_shape[0], x_shape[1], x_shape[2], x_shape[3]];
             let dx = conv2d_input_grad(up.view(), w.view(), xs, &g);
-            assert_close(&format!("{op} dx"), dx.as_slice().unwrap(), &floats(&grads[0]));
+            assert_close(
+                &format!("{op} dx"),
+                dx.as_slice().unwrap(),
+                &floats(&grads[0]),
+            );
             let ws = [w_shape[0], w_shape[1], w_shape[2], w_shape[3]];
             let dw = conv2d_weight_grad(x.view(), up.view(), ws, &g);
-            assert_close(&format!("{op} dw"), dw.as_slice().unwrap(), &floats(&grads[1]));
+            assert_close(
+                &format!("{op} dw"),
+                dw.as_slice().unwrap(),
+                &floats(&grads[1]),
+            );
             if bias {
-                let db: Vec<f64> = (0..out_shape[1]).map(|o| up.index_axis(Axis(1), o).sum()).collect();
+                let db: Vec<f64> = (0..out_shape[1])
+                    .map(|o| up.index_axis(Axis(1), o).sum())
+                    .collect();
                 assert_close(&format!("{op} db"), &db, &floats(&grads[2]));
             }
         }
@@ -629,7 +733,11 @@ mod tests {
     }
 
     /// The convolution by its definition, for the random-shape tests.
-    fn naive_forward(x: &ArrayView4<'_, f64>, w: &ArrayView4<'_, f64>, g: &Conv2dGeometry) -> Array4<f64> {
+    fn naive_forward(
+        x: &ArrayView4<'_, f64>,
+        w: &ArrayView4<'_, f64>,
+        g: &Conv2dGeometry,
+    ) -> Array4<f64> {
         let n = x.shape()[0];
         let [_, cg, kh, kw] = g.weight_shape();
         let og = g.out_channels / g.groups;
@@ -639,9 +747,15 @@ mod tests {
             for c in 0..cg {
                 for i in 0..kh {
                     for j in 0..kw {
-                        let ih = (r * g.stride[0] + i * g.dilation[0]) as isize - g.padding[0] as isize;
-                        let iw = (q * g.stride[1] + j * g.dilation[1]) as isize - g.padding[1] as isize;
-                        if ih >= 0 && iw >= 0 && (ih as usize) < g.input_hw[0] && (iw as usize) < g.input_hw[1] {
+                        let ih =
+                            (r * g.stride[0] + i * g.dilation[0]) as isize - g.padding[0] as isize;
+                        let iw =
+                            (q * g.stride[1] + j * g.dilation[1]) as isize - g.padding[1] as isize;
+                        if ih >= 0
+                            && iw >= 0
+                            && (ih as usize) < g.input_hw[0]
+                            && (iw as usize) < g.input_hw[1]
+                        {
                             sum += w[[o, c, i, j]] * x[[b, gi * cg + c, ih as usize, iw as usize]];
                         }
                     }
@@ -653,9 +767,13 @@ mod tests {
 
     /// Deterministic values in [-1, 1).
     fn filled(shape: [usize; 4], seed: u64) -> Array4<f64> {
-        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut state = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         Array4::from_shape_simple_fn(shape, || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
         })
     }
@@ -668,19 +786,39 @@ mod tests {
         a.iter().map(|v| v.to_bits()).collect()
     }
 
-    /// Random geometries: `(x_shape, w_shape, stride, padding, dilation, groups)`.
-    fn geometries() -> impl Strategy<Value = ([usize; 4], [usize; 4], [usize; 2], [usize; 2], [usize; 2], usize)> {
+    /// `(x_shape, w_shape, stride, padding, dilation, groups)`.
+    type Case = (
+        [usize; 4],
+        [usize; 4],
+        [usize; 2],
+        [usize; 2],
+        [usize; 2],
+        usize,
+    );
+
+    /// Random geometries, the input from empty (all padding) to 5 rows or columns more than
+    /// the dilated kernel needs.
+    fn geometries() -> impl Strategy<Value = Case> {
         (
             (1usize..4, 1usize..4, 1usize..4, 1usize..4),
             (1usize..5, 1usize..5, 1usize..4, 1usize..4),
             (0usize..3, 0usize..3, 1usize..4, 1usize..4),
             (0usize..6, 0usize..6),
         )
-            .prop_map(|((n, groups, cg, og), (kh, kw, sh, sw), (ph, pw, dh, dw), (eh, ew))| {
-                let h = (dh * (kh - 1) + 1 + eh).saturating_sub(2 * ph);
-                let w = (dw * (kw - 1) + 1 + ew).saturating_sub(2 * pw);
-                ([n, groups * cg, h, w], [groups * og, cg, kh, kw], [sh, sw], [ph, pw], [dh, dw], groups)
-            })
+            .prop_map(
+                |((n, groups, cg, og), (kh, kw, sh, sw), (ph, pw, dh, dw), (eh, ew))| {
+                    let h = (dh * (kh - 1) + 1 + eh).saturating_sub(2 * ph);
+                    let w = (dw * (kw - 1) + 1 + ew).saturating_sub(2 * pw);
+                    (
+                        [n, groups * cg, h, w],
+                        [groups * og, cg, kh, kw],
+                        [sh, sw],
+                        [ph, pw],
+                        [dh, dw],
+                        groups,
+                    )
+                },
+            )
     }
 
     proptest! {
@@ -720,20 +858,39 @@ mod tests {
     /// all 12 images agree bit for bit, and transposed (non-standard) views give the same.
     #[test]
     fn chunking_is_exact_on_the_cnn_layers() {
-        for (xs, ws) in [([12, 1, 28, 28], [32, 1, 3, 3]), ([12, 32, 14, 14], [64, 32, 3, 3])] {
+        for (xs, ws) in [
+            ([12, 1, 28, 28], [32, 1, 3, 3]),
+            ([12, 32, 14, 14], [64, 32, 3, 3]),
+        ] {
             let (g, ys) = Conv2dGeometry::new(&xs, &ws, [1, 1], [1, 1], [1, 1], 1).unwrap();
             let (x, w, up) = (filled(xs, 3), filled(ws, 4), filled(ys, 5));
             let y = forward_chunked(x.view(), w.view(), &g, 12);
             let dx = input_grad_chunked(up.view(), w.view(), xs, &g, 12);
             let dw = weight_grad_chunked(x.view(), up.view(), ws, &g, 12);
             for chunk in [1, 5] {
-                assert_eq!(bits(&forward_chunked(x.view(), w.view(), &g, chunk)), bits(&y));
-                assert_eq!(bits(&input_grad_chunked(up.view(), w.view(), xs, &g, chunk)), bits(&dx));
-                assert_eq!(bits(&weight_grad_chunked(x.view(), up.view(), ws, &g, chunk)), bits(&dw));
+                assert_eq!(
+                    bits(&forward_chunked(x.view(), w.view(), &g, chunk)),
+                    bits(&y)
+                );
+                assert_eq!(
+                    bits(&input_grad_chunked(up.view(), w.view(), xs, &g, chunk)),
+                    bits(&dx)
+                );
+                assert_eq!(
+                    bits(&weight_grad_chunked(x.view(), up.view(), ws, &g, chunk)),
+                    bits(&dw)
+                );
             }
-            let xt = x.view().permuted_axes([0, 1, 3, 2]).as_standard_layout().into_owned();
+            let xt = x
+                .view()
+                .permuted_axes([0, 1, 3, 2])
+                .as_standard_layout()
+                .into_owned();
             let xt = xt.view().permuted_axes([0, 1, 3, 2]);
-            assert_eq!(bits(&conv2d_forward(xt, w.view(), &g)), bits(&conv2d_forward(x.view(), w.view(), &g)));
+            assert_eq!(
+                bits(&conv2d_forward(xt, w.view(), &g)),
+                bits(&conv2d_forward(x.view(), w.view(), &g))
+            );
         }
     }
 
@@ -744,38 +901,90 @@ mod tests {
             Conv2dGeometry::new(x, w, s, p, d, groups).map(|(_, shape)| shape)
         };
         let one = [1, 1];
-        assert_eq!(new(&[2, 3, 5, 6], &[4, 3, 3, 3], one, [0, 0], one, 1), Ok([2, 4, 3, 4]));
-        assert_eq!(new(&[1, 1, 28, 28], &[32, 1, 3, 3], one, one, one, 1), Ok([1, 32, 28, 28]));
-        assert_eq!(new(&[1, 2, 7, 6], &[3, 2, 3, 3], [2, 2], one, one, 1), Ok([1, 3, 4, 3]));
-        assert_eq!(new(&[1, 2, 7, 7], &[2, 2, 3, 3], one, [0, 0], [2, 2], 1), Ok([1, 2, 3, 3]));
-        assert_eq!(new(&[3, 5, 5], &[4, 3, 3, 3], one, one, one, 1), Err(E::InputRank(vec![3, 5, 5])));
-        assert_eq!(new(&[1, 3, 5, 5], &[4, 3, 3], one, one, one, 1), Err(E::WeightRank(vec![4, 3, 3])));
-        assert_eq!(new(&[1, 3, 5, 5], &[4, 3, 3, 3], [1, 0], one, one, 1), Err(E::ZeroStride([1, 0])));
-        assert_eq!(new(&[1, 3, 5, 5], &[4, 3, 3, 3], one, one, [0, 1], 1), Err(E::ZeroDilation([0, 1])));
-        assert_eq!(new(&[1, 3, 5, 5], &[3, 1, 3, 3], one, one, one, 0), Err(E::ZeroGroups));
-        assert_eq!(new(&[1, 3, 5, 5], &[4, 3, 0, 3], one, one, one, 1), Err(E::EmptyKernel([0, 3])));
+        assert_eq!(
+            new(&[2, 3, 5, 6], &[4, 3, 3, 3], one, [0, 0], one, 1),
+            Ok([2, 4, 3, 4])
+        );
+        assert_eq!(
+            new(&[1, 1, 28, 28], &[32, 1, 3, 3], one, one, one, 1),
+            Ok([1, 32, 28, 28])
+        );
+        assert_eq!(
+            new(&[1, 2, 7, 6], &[3, 2, 3, 3], [2, 2], one, one, 1),
+            Ok([1, 3, 4, 3])
+        );
+        assert_eq!(
+            new(&[1, 2, 7, 7], &[2, 2, 3, 3], one, [0, 0], [2, 2], 1),
+            Ok([1, 2, 3, 3])
+        );
+        assert_eq!(
+            new(&[3, 5, 5], &[4, 3, 3, 3], one, one, one, 1),
+            Err(E::InputRank(vec![3, 5, 5]))
+        );
+        assert_eq!(
+            new(&[1, 3, 5, 5], &[4, 3, 3], one, one, one, 1),
+            Err(E::WeightRank(vec![4, 3, 3]))
+        );
+        assert_eq!(
+            new(&[1, 3, 5, 5], &[4, 3, 3, 3], [1, 0], one, one, 1),
+            Err(E::ZeroStride([1, 0]))
+        );
+        assert_eq!(
+            new(&[1, 3, 5, 5], &[4, 3, 3, 3], one, one, [0, 1], 1),
+            Err(E::ZeroDilation([0, 1]))
+        );
+        assert_eq!(
+            new(&[1, 3, 5, 5], &[3, 1, 3, 3], one, one, one, 0),
+            Err(E::ZeroGroups)
+        );
+        assert_eq!(
+            new(&[1, 3, 5, 5], &[4, 3, 0, 3], one, one, one, 1),
+            Err(E::EmptyKernel([0, 3]))
+        );
         assert_eq!(
             new(&[1, 3, 5, 5], &[4, 1, 3, 3], one, one, one, 2),
-            Err(E::InChannelsNotDivisible { channels: 3, groups: 2 })
+            Err(E::InChannelsNotDivisible {
+                channels: 3,
+                groups: 2
+            })
         );
         assert_eq!(
             new(&[1, 4, 5, 5], &[3, 2, 3, 3], one, one, one, 2),
-            Err(E::OutChannelsNotDivisible { channels: 3, groups: 2 })
+            Err(E::OutChannelsNotDivisible {
+                channels: 3,
+                groups: 2
+            })
         );
         assert_eq!(
             new(&[1, 4, 5, 5], &[4, 4, 3, 3], one, one, one, 2),
-            Err(E::WeightChannels { expected: 2, got: 4 })
+            Err(E::WeightChannels {
+                expected: 2,
+                got: 4
+            })
         );
         assert_eq!(
             new(&[1, 3, 2, 9], &[4, 3, 5, 3], one, one, one, 1),
-            Err(E::KernelTooLarge { axis: "height", extent: 5, padded: 4 })
+            Err(E::KernelTooLarge {
+                axis: "height",
+                extent: 5,
+                padded: 4
+            })
         );
         assert_eq!(
             new(&[1, 3, 9, 4], &[4, 3, 3, 3], one, [0, 0], [1, 2], 1),
-            Err(E::KernelTooLarge { axis: "width", extent: 5, padded: 4 })
+            Err(E::KernelTooLarge {
+                axis: "width",
+                extent: 5,
+                padded: 4
+            })
         );
-        let message = new(&[1, 4, 5, 5], &[4, 4, 3, 3], one, one, one, 2).unwrap_err().to_string();
-        assert!(message.contains("4 input channels per group") && message.contains("give 2"), "{message}");
+        let message = new(&[1, 4, 5, 5], &[4, 4, 3, 3], one, one, one, 2)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("4 input channels per group") && message.contains("give 2"),
+            "{message}"
+        );
     }
 
     /// On-CPU time of the calling thread, in seconds (Linux `CLOCK_THREAD_CPUTIME_ID`), so that
@@ -790,7 +999,10 @@ mod tests {
             fn clock_gettime(clock: i32, time: *mut Timespec) -> i32;
         }
         const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-        let mut time = Timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut time = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: `clock_gettime` (64-bit Linux, where `timespec` is two 64-bit integers)
         // writes one `timespec` through the pointer, which points at a live local.
         let status = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut time) };
@@ -814,7 +1026,13 @@ mod tests {
             let chunk = g.images_per_chunk::<T>(budget);
             let flops = 2.0 * (ys.iter().product::<usize>() * ws[1] * ws[2] * ws[3]) as f64;
             let start = Instant::now();
-            let clock = || if threads == 1 { thread_cpu_seconds() } else { start.elapsed().as_secs_f64() };
+            let clock = || {
+                if threads == 1 {
+                    thread_cpu_seconds()
+                } else {
+                    start.elapsed().as_secs_f64()
+                }
+            };
             let mut best = [f64::MAX; 4];
             let mut col = vec![T::zero(); g.col_rows() * g.out_plane()];
             let xsl = x.as_slice().unwrap();
@@ -846,7 +1064,10 @@ mod tests {
             );
         }
         for threads in [1, 2] {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
             pool.install(|| {
                 for budget in [0, 256 << 10, 1 << 20, 4 << 20] {
                     run::<f32>([32, 32, 14, 14], [64, 32, 3, 3], budget, threads);

@@ -71,7 +71,10 @@ impl fmt::Display for Pool2dError {
                 "padding {padding:?} exceeds half the kernel size {kernel:?}"
             ),
             Self::OutputTooSmall { axis, input } => {
-                write!(f, "the output's {axis} would be empty (input {axis} {input})")
+                write!(
+                    f,
+                    "the output's {axis} would be empty (input {axis} {input})"
+                )
             }
         }
     }
@@ -120,7 +123,14 @@ impl Pool2dGeometry {
             }
             output_hw[axis] = out as usize;
         }
-        let geometry = Self { kernel, stride, padding, ceil_mode, input_hw: [h, w], output_hw };
+        let geometry = Self {
+            kernel,
+            stride,
+            padding,
+            ceil_mode,
+            input_hw: [h, w],
+            output_hw,
+        };
         Ok((geometry, [n, c, output_hw[0], output_hw[1]]))
     }
 
@@ -132,7 +142,11 @@ impl Pool2dGeometry {
         let start = o * self.stride[axis]; // in padded coordinates
         let end = (start + k).min(input + 2 * p);
         let padded_size = end - start;
-        (start.saturating_sub(p), (end - p).min(input).max(start.saturating_sub(p)), padded_size)
+        (
+            start.saturating_sub(p),
+            (end - p).min(input).max(start.saturating_sub(p)),
+            padded_size,
+        )
     }
 
     #[track_caller]
@@ -163,8 +177,14 @@ pub(crate) fn max_pool2d_argmax<T: Float>(
     }
     let x = x.as_standard_layout();
     let planes = x.as_slice().expect("standard layout").chunks_exact(h * w);
-    let out_values = values.as_slice_mut().expect("fresh array").chunks_exact_mut(oh * ow);
-    let out_indices = indices.as_slice_mut().expect("fresh array").chunks_exact_mut(oh * ow);
+    let out_values = values
+        .as_slice_mut()
+        .expect("fresh array")
+        .chunks_exact_mut(oh * ow);
+    let out_indices = indices
+        .as_slice_mut()
+        .expect("fresh array")
+        .chunks_exact_mut(oh * ow);
     for ((plane, vals), idxs) in planes.zip(out_values).zip(out_indices) {
         for r in 0..oh {
             let (h0, h1, _) = g.window(0, r);
@@ -205,7 +225,10 @@ pub(crate) fn avg_pool2d_forward<T: Float>(
     }
     let x = x.as_standard_layout();
     let planes = x.as_slice().expect("standard layout").chunks_exact(h * w);
-    let outs = out.as_slice_mut().expect("fresh array").chunks_exact_mut(oh * ow);
+    let outs = out
+        .as_slice_mut()
+        .expect("fresh array")
+        .chunks_exact_mut(oh * ow);
     for (plane, o) in planes.zip(outs) {
         for r in 0..oh {
             let (h0, h1, hsize) = g.window(0, r);
@@ -246,8 +269,14 @@ pub(crate) fn avg_pool2d_backward<T: Float>(
         return dx;
     }
     let gr = grad_out.as_standard_layout();
-    let grads = gr.as_slice().expect("standard layout").chunks_exact(oh * ow);
-    let planes = dx.as_slice_mut().expect("fresh array").chunks_exact_mut(h * w);
+    let grads = gr
+        .as_slice()
+        .expect("standard layout")
+        .chunks_exact(oh * ow);
+    let planes = dx
+        .as_slice_mut()
+        .expect("fresh array")
+        .chunks_exact_mut(h * w);
     for (go, plane) in grads.zip(planes) {
         for r in 0..oh {
             let (h0, h1, hsize) = g.window(0, r);
@@ -256,7 +285,9 @@ pub(crate) fn avg_pool2d_backward<T: Float>(
                 let count = divisor(count_include_pad, (h0, h1, hsize), (w0, w1, wsize));
                 let share = go[r * ow + q] / T::from_f64(count as f64);
                 for ih in h0..h1 {
-                    plane[ih * w + w0..ih * w + w1].iter_mut().for_each(|d| *d += share);
+                    plane[ih * w + w0..ih * w + w1]
+                        .iter_mut()
+                        .for_each(|d| *d += share);
                 }
             }
         }
@@ -271,7 +302,11 @@ fn divisor(
     (h0, h1, hsize): (usize, usize, usize),
     (w0, w1, wsize): (usize, usize, usize),
 ) -> usize {
-    if count_include_pad { hsize * wsize } else { (h1 - h0) * (w1 - w0) }
+    if count_include_pad {
+        hsize * wsize
+    } else {
+        (h1 - h0) * (w1 - w0)
+    }
 }
 
 #[cfg(test)]
@@ -287,11 +322,19 @@ mod tests {
     }
 
     fn usizes(v: &Value) -> Vec<usize> {
-        v.as_array().expect("array").iter().map(|d| d.as_u64().expect("integer") as usize).collect()
+        v.as_array()
+            .expect("array")
+            .iter()
+            .map(|d| d.as_u64().expect("integer") as usize)
+            .collect()
     }
 
     fn floats(v: &Value) -> Vec<f64> {
-        v.as_array().expect("array").iter().map(|d| d.as_f64().expect("number")).collect()
+        v.as_array()
+            .expect("array")
+            .iter()
+            .map(|d| d.as_f64().expect("number"))
+            .collect()
     }
 
     fn shape4(v: &Value) -> [usize; 4] {
@@ -313,7 +356,10 @@ mod tests {
     fn assert_close(what: &str, got: &[f64], want: &[f64]) {
         assert_eq!(got.len(), want.len(), "{what}: lengths");
         for (i, (g, w)) in got.iter().zip(want).enumerate() {
-            assert!((g - w).abs() <= 1e-10 * w.abs() + 1e-12, "{what}[{i}]: {g} vs {w}");
+            assert!(
+                (g - w).abs() <= 1e-10 * w.abs() + 1e-12,
+                "{what}[{i}]: {g} vs {w}"
+            );
         }
     }
 
@@ -332,8 +378,14 @@ mod tests {
             let xs = shape4(&input["shape"]);
             let x = Array4::from_shape_vec(xs, floats(&input["values"])).unwrap();
             let stride = Some(pair(&attrs["stride"]));
-            let (g, ys) = Pool2dGeometry::new(&xs, pair(&attrs["kernel"]), stride, pair(&attrs["padding"]), false)
-                .unwrap_or_else(|e| panic!("{op}: {e}"));
+            let (g, ys) = Pool2dGeometry::new(
+                &xs,
+                pair(&attrs["kernel"]),
+                stride,
+                pair(&attrs["padding"]),
+                false,
+            )
+            .unwrap_or_else(|e| panic!("{op}: {e}"));
             assert_eq!(ys, shape4(&case["output"]["shape"]), "{op}");
             let want = floats(&case["output"]["values"]);
             let up = Array4::from_shape_vec(ys, floats(&case["upstream"])).unwrap();
@@ -346,14 +398,21 @@ mod tests {
                 let mut grad = Array4::<f64>::zeros(xs);
                 let plane = xs[2] * xs[3];
                 for ((n, c, r, q), &i) in indices.indexed_iter() {
-                    assert_eq!(values[[n, c, r, q]], x[[n, c, i / xs[3], i % xs[3]]], "{op}");
+                    assert_eq!(
+                        values[[n, c, r, q]],
+                        x[[n, c, i / xs[3], i % xs[3]]],
+                        "{op}"
+                    );
                     assert!(i < plane);
                     grad[[n, c, i / xs[3], i % xs[3]]] += up[[n, c, r, q]];
                 }
                 assert_close(&format!("{op} grad"), grad.as_slice().unwrap(), &want_grad);
             } else {
                 avg_cases += 1;
-                let include = attrs.get("count_include_pad").and_then(Value::as_bool).unwrap_or(true);
+                let include = attrs
+                    .get("count_include_pad")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true);
                 let y = avg_pool2d_forward(x.view(), &g, include);
                 assert_close(op, y.as_slice().unwrap(), &want);
                 let dx = avg_pool2d_backward(up.view(), xs, &g, include);
@@ -378,7 +437,8 @@ mod tests {
         // All −∞ in a padded window: the index is still an input position (the window's
         // first), never padding.
         let x = Array4::from_elem([1, 1, 3, 3], f64::NEG_INFINITY);
-        let (g, ys) = Pool2dGeometry::new(&[1, 1, 3, 3], [3, 3], Some([2, 2]), [1, 1], false).unwrap();
+        let (g, ys) =
+            Pool2dGeometry::new(&[1, 1, 3, 3], [3, 3], Some([2, 2]), [1, 1], false).unwrap();
         assert_eq!(ys, [1, 1, 2, 2]);
         let (v, i) = max_pool2d_argmax(x.view(), &g);
         assert!(v.iter().all(|&v| v == f64::NEG_INFINITY));
@@ -388,35 +448,78 @@ mod tests {
     #[test]
     fn geometry_sizes_and_errors() {
         use Pool2dError as E;
-        let new = |x: &[usize], k, s, p, ceil| Pool2dGeometry::new(x, k, s, p, ceil).map(|(_, y)| y);
-        assert_eq!(new(&[2, 3, 5, 5], [2, 2], None, [0, 0], false), Ok([2, 3, 2, 2]));
-        assert_eq!(new(&[2, 3, 5, 5], [2, 2], None, [0, 0], true), Ok([2, 3, 3, 3]));
+        let new =
+            |x: &[usize], k, s, p, ceil| Pool2dGeometry::new(x, k, s, p, ceil).map(|(_, y)| y);
+        assert_eq!(
+            new(&[2, 3, 5, 5], [2, 2], None, [0, 0], false),
+            Ok([2, 3, 2, 2])
+        );
+        assert_eq!(
+            new(&[2, 3, 5, 5], [2, 2], None, [0, 0], true),
+            Ok([2, 3, 3, 3])
+        );
         // Ceil mode: H = 6, k 3, s 2, p 1 rounds 5/2 up (4 windows, the last starting at
         // input row 5); H = 5, k 2, s 2, p 1 would give 4, but the fourth window would start
         // in the bottom padding (padded row 6), so 3.
-        assert_eq!(new(&[1, 1, 6, 6], [3, 3], Some([2, 2]), [1, 1], true), Ok([1, 1, 4, 4]));
-        assert_eq!(new(&[1, 1, 5, 5], [2, 2], Some([2, 2]), [1, 1], true), Ok([1, 1, 3, 3]));
-        assert_eq!(new(&[1, 1, 7, 7], [3, 3], Some([2, 2]), [1, 1], false), Ok([1, 1, 4, 4]));
-        assert_eq!(new(&[1, 5, 5], [2, 2], None, [0, 0], false), Err(E::InputRank(vec![1, 5, 5])));
-        assert_eq!(new(&[1, 1, 5, 5], [0, 2], None, [0, 0], false), Err(E::ZeroKernel([0, 2])));
-        assert_eq!(new(&[1, 1, 5, 5], [2, 2], Some([2, 0]), [0, 0], false), Err(E::ZeroStride([2, 0])));
+        assert_eq!(
+            new(&[1, 1, 6, 6], [3, 3], Some([2, 2]), [1, 1], true),
+            Ok([1, 1, 4, 4])
+        );
+        assert_eq!(
+            new(&[1, 1, 5, 5], [2, 2], Some([2, 2]), [1, 1], true),
+            Ok([1, 1, 3, 3])
+        );
+        assert_eq!(
+            new(&[1, 1, 7, 7], [3, 3], Some([2, 2]), [1, 1], false),
+            Ok([1, 1, 4, 4])
+        );
+        assert_eq!(
+            new(&[1, 5, 5], [2, 2], None, [0, 0], false),
+            Err(E::InputRank(vec![1, 5, 5]))
+        );
+        assert_eq!(
+            new(&[1, 1, 5, 5], [0, 2], None, [0, 0], false),
+            Err(E::ZeroKernel([0, 2]))
+        );
+        assert_eq!(
+            new(&[1, 1, 5, 5], [2, 2], Some([2, 0]), [0, 0], false),
+            Err(E::ZeroStride([2, 0]))
+        );
         assert_eq!(
             new(&[1, 1, 5, 5], [3, 3], None, [1, 2], false),
-            Err(E::PaddingTooLarge { padding: [1, 2], kernel: [3, 3] })
+            Err(E::PaddingTooLarge {
+                padding: [1, 2],
+                kernel: [3, 3]
+            })
         );
-        assert_eq!(new(&[1, 1, 0, 5], [1, 1], None, [0, 0], false), Err(E::EmptyInput(vec![1, 1, 0, 5])));
+        assert_eq!(
+            new(&[1, 1, 0, 5], [1, 1], None, [0, 0], false),
+            Err(E::EmptyInput(vec![1, 1, 0, 5]))
+        );
         assert_eq!(
             new(&[1, 1, 2, 5], [3, 3], None, [0, 0], false),
-            Err(E::OutputTooSmall { axis: "height", input: 2 })
+            Err(E::OutputTooSmall {
+                axis: "height",
+                input: 2
+            })
         );
-        let message = new(&[1, 1, 5, 5], [3, 3], None, [1, 2], false).unwrap_err().to_string();
-        assert!(message.contains("[1, 2]") && message.contains("[3, 3]"), "{message}");
+        let message = new(&[1, 1, 5, 5], [3, 3], None, [1, 2], false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("[1, 2]") && message.contains("[3, 3]"),
+            "{message}"
+        );
     }
 
     fn filled(shape: [usize; 4], seed: u64) -> Array4<f64> {
-        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut state = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         Array4::from_shape_simple_fn(shape, || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
         })
     }
