@@ -1033,7 +1033,8 @@ mod tests {
                     start.elapsed().as_secs_f64()
                 }
             };
-            let mut best = [f64::MAX; 4];
+            let mut best = [f64::MAX; 5];
+            let mut dx = vec![T::zero(); xs[1..].iter().product()];
             let mut col = vec![T::zero(); g.col_rows() * g.out_plane()];
             let xsl = x.as_slice().unwrap();
             for _ in 0..15 {
@@ -1053,14 +1054,21 @@ mod tests {
                 }
                 std::hint::black_box(&col);
                 best[3] = best[3].min(clock() - t);
+                let t = clock();
+                for _ in 0..xs[0] {
+                    col2im(&col, &g, xs[1], &mut dx);
+                }
+                std::hint::black_box(&dx);
+                best[4] = best[4].min(clock() - t);
             }
             println!(
-                "{} {xs:?} * {ws:?}, chunk {chunk:>3}, {threads} thread(s): forward {:5.1}, input grad {:5.1}, weight grad {:5.1} GFLOP/s (im2col alone {:4.1}% of forward)",
+                "{} {xs:?} * {ws:?}, chunk {chunk:>3}, {threads} thread(s): forward {:5.1}, input grad {:5.1}, weight grad {:5.1} GFLOP/s (im2col alone {:4.1}% of forward, col2im {:4.1}% of input grad)",
                 T::DTYPE,
                 flops / best[0] / 1e9,
                 flops / best[1] / 1e9,
                 flops / best[2] / 1e9,
                 100.0 * best[3] / best[0],
+                100.0 * best[4] / best[1],
             );
         }
         for threads in [1, 2] {
@@ -1069,7 +1077,12 @@ mod tests {
                 .build()
                 .unwrap();
             pool.install(|| {
-                for budget in [0, 256 << 10, 1 << 20, 4 << 20] {
+                let budgets: &[usize] = if threads == 1 {
+                    &[0, 256 << 10, 1 << 20, 4 << 20]
+                } else {
+                    &[COLUMN_BUDGET_BYTES]
+                };
+                for &budget in budgets {
                     run::<f32>([32, 32, 14, 14], [64, 32, 3, 3], budget, threads);
                     run::<f64>([32, 32, 14, 14], [64, 32, 3, 3], budget, threads);
                     run::<f32>([32, 1, 28, 28], [32, 1, 3, 3], budget, threads);
