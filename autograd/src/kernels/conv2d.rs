@@ -16,11 +16,13 @@
 //! the workspace is bounded whatever the batch size. The products are one per image and group
 //! whatever the chunk, and the weight gradient sums the images in order, so the results do not
 //! depend on the chunking (bit for bit; tested). One product per image rather than one per
-//! chunk (`W · [col₁ … col_B]`) because on one core (its CPU time, `64 × 288 × (B·196)`) the
-//! wide products measured no faster (f64 19.4 GFLOP/s for B = 1 to 32), while their result
-//! would depend on the chunk (the `gemm` crate's blocking and code path depend on the sizes)
-//! and the weight gradient's sum over images would be reordered by it. Large products thread
-//! inside [`crate::gemm_kernel`] by size.
+//! chunk (`W · [col₁ … col_B]`): on one core (its CPU time, load ~12 on the 2-core machine),
+//! the bare products `64 × 288 × (B·196)` measured f64 18.0 GFLOP/s for B = 1 against
+//! 16.3–18.8 for B = 2 to 32, f32 26.7 against 28.7–32.0 (within the run-to-run spread of the
+//! kernels themselves, f32 forward 31–34 at one image per chunk), while a wide product's
+//! result would depend on the chunk (the `gemm` crate's blocking and code path depend on the
+//! sizes) and the weight gradient's sum over images would be reordered by it. Large products
+//! thread inside [`crate::gemm_kernel`] by size.
 
 // Used by the tests only until the op layer calls these kernels.
 #![cfg_attr(not(test), allow(dead_code))]
@@ -35,7 +37,7 @@ use crate::gemm_kernel::mat_mul_into;
 /// The column buffer of one chunk of images stays under this many bytes (at least one image
 /// per chunk): 256 KB, a quarter of a core's 1 MB L2, chosen because `tests::timing` (one
 /// thread, its CPU time, [32, 32, 14, 14] by 64 3×3 filters, f32) measured chunks of 1 and
-/// 4 images (≤ 1 MB) alike and chunks of 18 images (4 MB, out of L2) 10–20 % slower; the
+/// 4 images (≤ 1 MB) alike and chunks of 18 images (4 MB, out of L2) 10–35 % slower (two runs); the
 /// products being per image, larger chunks have nothing to gain.
 const COLUMN_BUDGET_BYTES: usize = 256 << 10;
 
