@@ -37,8 +37,8 @@ use crate::gemm_kernel::mat_mul_into;
 /// The column buffer of one chunk of images stays under this many bytes (at least one image
 /// per chunk): 256 KB, a quarter of a core's 1 MB L2, chosen because `tests::timing` (one
 /// thread, its CPU time, [32, 32, 14, 14] by 64 3×3 filters, f32) measured chunks of 1 and
-/// 4 images (≤ 1 MB) alike and chunks of 18 images (4 MB, out of L2) 10–35 % slower (two runs); the
-/// products being per image, larger chunks have nothing to gain.
+/// 4 images (≤ 1 MB) alike and chunks of 18 images (4 MB, out of L2) 10–35 % slower (two
+/// runs); the products being per image, larger chunks have nothing to gain.
 const COLUMN_BUDGET_BYTES: usize = 256 << 10;
 
 /// Stride, padding, dilation and groups of a 2-D convolution, with the sizes they were
