@@ -5,9 +5,6 @@
 //! accumulates where windows overlap) is max pooling's, so no backward kernel is needed.
 //! Average pooling is linear: [`avg_pool2d_forward`] and its adjoint [`avg_pool2d_backward`].
 
-// Used by the tests only until the op layer calls these kernels.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::fmt;
 
 use ndarray::{Array4, ArrayView4};
