@@ -10,8 +10,14 @@ pub mod report;
 
 /// The names most programs use: `use tapegrad::prelude::*;`.
 pub mod prelude {
-    pub use tapegrad_autograd::{CustomOp, GradcheckOptions, Grads, Param, Tape, Var, gradcheck};
-    pub use tapegrad_nn::layers::{Activation, Dense, Dropout, Flatten, LayerNorm, Sequential};
+    pub use tapegrad_autograd::{
+        Conv2dOptions, CustomOp, GradcheckOptions, Grads, Param, Pool2dOptions, Tape, Var,
+        gradcheck,
+    };
+    pub use tapegrad_nn::layers::{
+        Activation, AvgPool2d, Conv2d, Dense, Dropout, Flatten, GlobalAvgPool2d, LayerNorm,
+        MaxPool2d, Padding, Sequential,
+    };
     pub use tapegrad_nn::model::{FitOptions, Loss, Metric, Model};
     pub use tapegrad_nn::{Module, losses};
     pub use tapegrad_optim::{Adagrad, Adam, AdamW, Optimizer, RmsProp, Sgd};

@@ -17,7 +17,9 @@ use ndarray::ArrayD;
 use smallvec::{SmallVec, smallvec};
 
 use crate::arena::Arena;
+use crate::kernels::conv2d::Conv2dGeometry;
 use crate::kernels::elementwise::one_element;
+use crate::kernels::pool2d::Pool2dGeometry;
 use crate::ops::custom::CustomOp;
 use crate::{Float, ParamId};
 
@@ -183,6 +185,36 @@ pub(crate) enum Op<T> {
         on_true: usize,
         on_false: usize,
     },
+    /// `conv2d(input, weight)` without bias.
+    Conv2d {
+        input: usize,
+        weight: usize,
+        geometry: Rc<Conv2dGeometry>,
+    },
+    /// The transposed convolution of `grad` (an output gradient) by `weight`: conv2d's
+    /// input gradient.
+    Conv2dInputGrad {
+        grad: usize,
+        weight: usize,
+        geometry: Rc<Conv2dGeometry>,
+    },
+    /// conv2d's weight gradient for `input` and the output gradient `grad`.
+    Conv2dWeightGrad {
+        input: usize,
+        grad: usize,
+        geometry: Rc<Conv2dGeometry>,
+    },
+    AvgPool2d {
+        input: usize,
+        geometry: Rc<Pool2dGeometry>,
+        count_include_pad: bool,
+    },
+    /// The adjoint of `AvgPool2d` (its input gradient) applied to `grad`.
+    AvgPool2dAdjoint {
+        grad: usize,
+        geometry: Rc<Pool2dGeometry>,
+        count_include_pad: bool,
+    },
     Custom {
         op: Rc<dyn CustomOp<T>>,
         inputs: Rc<[usize]>,
@@ -212,6 +244,11 @@ impl<T: Float> Op<T> {
             Op::Gather { .. } => "gather",
             Op::ScatterAdd { .. } => "scatter_add",
             Op::Select { .. } => "where",
+            Op::Conv2d { .. } => "conv2d",
+            Op::Conv2dInputGrad { .. } => "conv2d_input_grad",
+            Op::Conv2dWeightGrad { .. } => "conv2d_weight_grad",
+            Op::AvgPool2d { .. } => "avg_pool2d",
+            Op::AvgPool2dAdjoint { .. } => "avg_pool2d_adjoint",
             Op::Custom { op, .. } => op.name(),
         }
     }
@@ -231,7 +268,12 @@ impl<T: Float> Op<T> {
             | Op::IndexSelect { input, .. }
             | Op::IndexAdd { input, .. }
             | Op::Gather { input, .. }
-            | Op::ScatterAdd { input, .. } => smallvec![*input],
+            | Op::ScatterAdd { input, .. }
+            | Op::AvgPool2d { input, .. } => smallvec![*input],
+            Op::AvgPool2dAdjoint { grad, .. } => smallvec![*grad],
+            Op::Conv2d { input, weight, .. } => smallvec![*input, *weight],
+            Op::Conv2dInputGrad { grad, weight, .. } => smallvec![*grad, *weight],
+            Op::Conv2dWeightGrad { input, grad, .. } => smallvec![*input, *grad],
             Op::Concat { inputs, .. } | Op::Custom { inputs, .. } => {
                 inputs.iter().copied().collect()
             }

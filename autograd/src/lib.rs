@@ -51,6 +51,7 @@ pub use check::{
 pub use float::Float;
 pub use grads::Grads;
 pub use ops::custom::CustomOp;
+pub use ops::window::{Conv2dOptions, Pair, Pool2dOptions};
 pub use param::{Param, ParamId};
 pub use tape::Tape;
 pub use var::Var;

@@ -9,7 +9,9 @@
 //! - [`layers`]: [`Dense`](layers::Dense), [`Sequential`](layers::Sequential) (with a Keras
 //!   `summary()`), [`ActivationLayer`](layers::ActivationLayer) and the
 //!   [`Activation`](layers::Activation) functions, [`Dropout`](layers::Dropout),
-//!   [`Flatten`](layers::Flatten), [`LayerNorm`](layers::LayerNorm).
+//!   [`Flatten`](layers::Flatten), [`LayerNorm`](layers::LayerNorm),
+//!   [`Conv2d`](layers::Conv2d), [`MaxPool2d`](layers::MaxPool2d),
+//!   [`AvgPool2d`](layers::AvgPool2d), [`GlobalAvgPool2d`](layers::GlobalAvgPool2d).
 //! - [`init`]: Keras' initializers (Glorot, He, LeCun, ...), drawn from a seeded generator.
 //! - [`losses`]: MSE, MAE, Huber, binary and categorical cross-entropies, as functions.
 //! - [`metrics`]: accuracy (binary, categorical, sparse) and MAE on arrays.

@@ -10,12 +10,16 @@
 //! | `index.rs` | `index_select`/`index_add`, `gather`/`scatter_add` |
 //! | `matmul.rs` | the batched product over the last two axes |
 //! | `gemm.rs` | the 2-D product: textbook loop, `gemm` crate or ndarray, threaded by size |
+//! | `conv2d.rs` | im2col/col2im convolution, its input and weight gradients |
+//! | `pool2d.rs` | max pooling with argmax indices, average pooling and its adjoint |
 //! | `fork_join.rs` | two-thread fork-join with a spinning helper |
 
+pub(crate) mod conv2d;
 pub(crate) mod elementwise;
 pub(crate) mod fork_join;
 pub(crate) mod gemm;
 pub(crate) mod index;
 pub(crate) mod matmul;
 pub(crate) mod movement;
+pub(crate) mod pool2d;
 pub(crate) mod reduce;

@@ -4,10 +4,13 @@
 
 use std::rc::Rc;
 
-use ndarray::{ArrayD, ArrayViewD, IxDyn};
+use ndarray::{ArrayD, ArrayView4, ArrayViewD, Ix4, IxDyn};
 
 use super::{Operand, Structural, unbroadcast};
 use crate::Float;
+use crate::kernels::conv2d::{
+    Conv2dGeometry, conv2d_forward, conv2d_input_grad, conv2d_weight_grad,
+};
 use crate::kernels::elementwise::{
     map_inplace, map_new, one_element, same, sigmoid, zip_broadcast_inplace, zip_broadcast_new,
     zip_inplace, zip_new,
@@ -16,6 +19,7 @@ use crate::kernels::fork_join::join;
 use crate::kernels::gemm::pair_in_parallel;
 use crate::kernels::matmul::{matmul, swap_last_two};
 use crate::kernels::movement::{self, broadcast_shape};
+use crate::kernels::pool2d::{Pool2dGeometry, avg_pool2d_backward, avg_pool2d_forward};
 use crate::kernels::{index, reduce};
 
 /// An array operand: a borrowed view of a recorded value, or an owned temporary that
@@ -312,5 +316,44 @@ impl<T: Float> Structural<T> for Arr<'_, T> {
     }
     fn scatter_add(self, axis: usize, index: &Rc<ArrayD<usize>>, shape: &[usize]) -> Self {
         Arr::Owned(index::scatter_add(&self.view(), axis, index, shape))
+    }
+    fn conv2d(self, weight: Self, geometry: &Rc<Conv2dGeometry>) -> Self {
+        let y = conv2d_forward(self.view4(), weight.view4(), geometry);
+        Arr::Owned(y.into_dyn())
+    }
+    fn conv2d_input_grad(self, weight: Self, geometry: &Rc<Conv2dGeometry>) -> Self {
+        let x_shape = geometry.input_shape(self.shape()[0]);
+        let dx = conv2d_input_grad(self.view4(), weight.view4(), x_shape, geometry);
+        Arr::Owned(dx.into_dyn())
+    }
+    fn conv2d_weight_grad(self, grad: Self, geometry: &Rc<Conv2dGeometry>) -> Self {
+        let dw = conv2d_weight_grad(
+            self.view4(),
+            grad.view4(),
+            geometry.weight_shape(),
+            geometry,
+        );
+        Arr::Owned(dw.into_dyn())
+    }
+    fn avg_pool2d(self, geometry: &Rc<Pool2dGeometry>, count_include_pad: bool) -> Self {
+        Arr::Owned(avg_pool2d_forward(self.view4(), geometry, count_include_pad).into_dyn())
+    }
+    fn avg_pool2d_adjoint(self, geometry: &Rc<Pool2dGeometry>, count_include_pad: bool) -> Self {
+        let &[n, c, ..] = self.shape() else {
+            panic!("avg_pool2d_adjoint: gradient {:?} is not 4-D", self.shape());
+        };
+        let [h, w] = geometry.input_hw;
+        let dx = avg_pool2d_backward(self.view4(), [n, c, h, w], geometry, count_include_pad);
+        Arr::Owned(dx.into_dyn())
+    }
+}
+
+impl<T: Float> Arr<'_, T> {
+    /// The operand as a 4-D view (images `[N, C, H, W]` or filters `[O, C, kh, kw]`).
+    #[track_caller]
+    fn view4(&self) -> ArrayView4<'_, T> {
+        self.view()
+            .into_dimensionality::<Ix4>()
+            .expect("convolution and pooling operands are 4-D")
     }
 }

@@ -10,7 +10,7 @@
 //!
 //! [`Operand`] holds the elementwise operations and [`Operand::sum_to`], which all three
 //! implement; [`Structural`] adds the shape-changing operations (reductions over axes,
-//! movement, matrix products, indexing), which only arrays and `Var`s implement. Each rule
+//! movement, matrix products, indexing, convolution and pooling), which only arrays and `Var`s implement. Each rule
 //! in [`crate::ops`] is written once, generically: the calculus is never duplicated between
 //! the modes.
 
@@ -26,6 +26,8 @@ use std::rc::Rc;
 use ndarray::ArrayD;
 
 use crate::Float;
+use crate::kernels::conv2d::Conv2dGeometry;
+use crate::kernels::pool2d::Pool2dGeometry;
 
 /// The elementwise operations every rule may use. Methods that take a function
 /// (`mul_const_fn`, `const_fn2`) compute *constants*: masks and signs that are not
@@ -86,6 +88,18 @@ pub(crate) trait Structural<T: Float>: Operand<T> {
     fn index_add(self, axis: usize, indices: &Rc<[usize]>, size: usize) -> Self;
     fn gather(self, axis: usize, index: &Rc<ArrayD<usize>>) -> Self;
     fn scatter_add(self, axis: usize, index: &Rc<ArrayD<usize>>, shape: &[usize]) -> Self;
+    /// `conv2d(self, weight)`, `self` an input `[N, C, H, W]`.
+    fn conv2d(self, weight: Self, geometry: &Rc<Conv2dGeometry>) -> Self;
+    /// The transposed convolution of `self` (an output gradient `[N, O, OH, OW]`) by
+    /// `weight`: conv2d's input gradient, `[N, C, H, W]`.
+    fn conv2d_input_grad(self, weight: Self, geometry: &Rc<Conv2dGeometry>) -> Self;
+    /// conv2d's weight gradient for the input `self` and the output gradient `grad`.
+    fn conv2d_weight_grad(self, grad: Self, geometry: &Rc<Conv2dGeometry>) -> Self;
+    /// Average pooling of `self`, `[N, C, H, W]`.
+    fn avg_pool2d(self, geometry: &Rc<Pool2dGeometry>, count_include_pad: bool) -> Self;
+    /// The adjoint of average pooling (its input gradient) applied to `self`, an output
+    /// gradient `[N, C, OH, OW]`.
+    fn avg_pool2d_adjoint(self, geometry: &Rc<Pool2dGeometry>, count_include_pad: bool) -> Self;
 }
 
 /// [`Operand::sum_to`] for operands with a shape: a sum over the broadcast axes, then a

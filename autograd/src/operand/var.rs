@@ -6,8 +6,10 @@ use std::rc::Rc;
 use ndarray::ArrayD;
 
 use super::{Arr, Operand, Structural, unbroadcast};
+use crate::kernels::conv2d::Conv2dGeometry;
 use crate::kernels::elementwise::same;
-use crate::ops::{gather, index_select, matmul, permute, slice, sum};
+use crate::kernels::pool2d::Pool2dGeometry;
+use crate::ops::{avg_pool2d, conv2d, gather, index_select, matmul, permute, slice, sum};
 use crate::{Float, Var};
 
 impl<'t, T: Float> Operand<T> for Var<'t, T> {
@@ -105,6 +107,21 @@ impl<'t, T: Float> Structural<T> for Var<'t, T> {
     }
     fn scatter_add(self, axis: usize, index: &Rc<ArrayD<usize>>, shape: &[usize]) -> Self {
         gather::record_scatter_add(self, axis, index.clone(), shape)
+    }
+    fn conv2d(self, weight: Self, geometry: &Rc<Conv2dGeometry>) -> Self {
+        conv2d::record(self, weight, geometry.clone())
+    }
+    fn conv2d_input_grad(self, weight: Self, geometry: &Rc<Conv2dGeometry>) -> Self {
+        conv2d::record_input_grad(self, weight, geometry.clone())
+    }
+    fn conv2d_weight_grad(self, grad: Self, geometry: &Rc<Conv2dGeometry>) -> Self {
+        conv2d::record_weight_grad(self, grad, geometry.clone())
+    }
+    fn avg_pool2d(self, geometry: &Rc<Pool2dGeometry>, count_include_pad: bool) -> Self {
+        avg_pool2d::record(self, geometry.clone(), count_include_pad)
+    }
+    fn avg_pool2d_adjoint(self, geometry: &Rc<Pool2dGeometry>, count_include_pad: bool) -> Self {
+        avg_pool2d::record_adjoint(self, geometry.clone(), count_include_pad)
     }
 }
 

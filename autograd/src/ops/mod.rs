@@ -15,6 +15,9 @@
 //! | `index_select.rs` | `index_select` and its adjoint `index_add` |
 //! | `gather.rs` | `gather` and its adjoint `scatter_add` |
 //! | `select.rs` | `where_` |
+//! | `conv2d.rs` | `conv2d` and its adjoints `conv2d_input_grad`, `conv2d_weight_grad` |
+//! | `avg_pool2d.rs` | `avg_pool2d` and its adjoint |
+//! | `window.rs` | the options of convolution and pooling (no primitive) |
 //! | `custom.rs` | user-defined [`CustomOp`](custom::CustomOp)s |
 //!
 //! A rule receives the output's gradient `g`, reads values and shapes through a
@@ -22,11 +25,13 @@
 //! `Operand` (elementwise rules) or `Structural`, so it serves plain arrays, one-element
 //! numbers and differentiable `Var`s alike.
 
+pub(crate) mod avg_pool2d;
 pub(crate) mod axes;
 pub(crate) mod binary;
 pub(crate) mod broadcast_to;
 pub(crate) mod composite;
 pub(crate) mod concat;
+pub(crate) mod conv2d;
 pub mod custom;
 pub(crate) mod extremum;
 pub(crate) mod gather;
@@ -38,6 +43,7 @@ pub(crate) mod select;
 pub(crate) mod slice;
 pub(crate) mod sum;
 pub(crate) mod unary;
+pub(crate) mod window;
 
 use smallvec::SmallVec;
 

@@ -79,16 +79,18 @@ const OP_CASES: &[&str] = &[
 ];
 
 fn load_cases() -> Vec<Value> {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/data/ops.json"
-    ))
-    .expect("the workspace's tests/data/ops.json is readable");
-    let root: Value = serde_json::from_str(&text).expect("ops.json is valid JSON");
+    load_golden("ops.json")
+}
+
+/// The `cases` of the workspace's `tests/data/<file>`.
+pub(crate) fn load_golden(file: &str) -> Vec<Value> {
+    let path = format!("{}/../tests/data/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let root: Value = serde_json::from_str(&text).expect("the golden file is valid JSON");
     root["cases"].as_array().expect("`cases` is a list").clone()
 }
 
-fn usizes(v: &Value) -> Vec<usize> {
+pub(crate) fn usizes(v: &Value) -> Vec<usize> {
     v.as_array()
         .expect("a list of integers")
         .iter()
@@ -96,7 +98,7 @@ fn usizes(v: &Value) -> Vec<usize> {
         .collect()
 }
 
-fn floats(v: &Value) -> Vec<f64> {
+pub(crate) fn floats(v: &Value) -> Vec<f64> {
     v.as_array()
         .expect("a list of numbers")
         .iter()
@@ -104,7 +106,7 @@ fn floats(v: &Value) -> Vec<f64> {
         .collect()
 }
 
-fn f64_array(shape: &Value, values: &Value) -> ArrayD<f64> {
+pub(crate) fn f64_array(shape: &Value, values: &Value) -> ArrayD<f64> {
     ArrayD::from_shape_vec(IxDyn(&usizes(shape)), floats(values)).expect("values fit the shape")
 }
 
@@ -211,7 +213,12 @@ fn close(got: f64, want: f64) -> bool {
 }
 
 /// The first element where `got` and `want` differ beyond tolerance, described.
-fn mismatch(what: &str, got: &ArrayD<f64>, want_shape: &[usize], want: &[f64]) -> Option<String> {
+pub(crate) fn mismatch(
+    what: &str,
+    got: &ArrayD<f64>,
+    want_shape: &[usize],
+    want: &[f64],
+) -> Option<String> {
     if got.shape() != want_shape {
         return Some(format!(
             "{what}: shape {:?}, PyTorch {want_shape:?}",

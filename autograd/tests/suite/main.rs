@@ -5,6 +5,7 @@
 //! assertions read the counter of their own thread only, so tests of other modules running
 //! on other threads do not disturb them. No other module may declare a global allocator.
 
+mod conv;
 mod custom_op;
 mod golden_ops;
 mod properties;

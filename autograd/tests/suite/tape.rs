@@ -92,10 +92,10 @@ fn assert_close(got: &ArrayD<f64>, want: &ArrayD<f64>, tol: f64) {
 }
 
 /// Discards a value (an op called only for its panic).
-fn ignore<T>(_: T) {}
+pub(crate) fn ignore<T>(_: T) {}
 
 /// The panic message of `f`, which must panic.
-fn panic_message(f: impl FnOnce()) -> String {
+pub(crate) fn panic_message(f: impl FnOnce()) -> String {
     let payload = catch_unwind(AssertUnwindSafe(f)).expect_err("expected a panic");
     payload
         .downcast_ref::<String>()
@@ -110,7 +110,7 @@ thread_local! {
 
 /// The source location the panic hook reports for the panic of `f`, and its message. The
 /// hook records it per thread and then calls the previous hook as usual.
-fn panic_location(f: impl FnOnce()) -> ((String, u32), String) {
+pub(crate) fn panic_location(f: impl FnOnce()) -> ((String, u32), String) {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         let previous = std::panic::take_hook();

@@ -1,19 +1,24 @@
 //! Layers: [`Dense`], [`Sequential`], [`ActivationLayer`] (and the [`Activation`] functions),
-//! [`Dropout`], [`Flatten`], [`LayerNorm`] (and the [`layer_norm`] function).
+//! [`Dropout`], [`Flatten`], [`LayerNorm`] (and the [`layer_norm`] function), [`Conv2d`] (and
+//! its [`Padding`]), [`MaxPool2d`], [`AvgPool2d`], [`GlobalAvgPool2d`].
 //!
 //! Every layer implements [`Module`](crate::Module), computes with autograd ops only (no
 //! hand-written backward), and follows Keras' shapes, defaults and naming.
 
 mod activation;
+mod conv2d;
 mod dense;
 mod dropout;
 mod flatten;
 mod layer_norm;
+mod pool;
 mod sequential;
 
 pub use activation::{Activation, ActivationLayer};
+pub use conv2d::{Conv2d, Padding};
 pub use dense::Dense;
 pub use dropout::Dropout;
 pub use flatten::Flatten;
 pub use layer_norm::{LayerNorm, layer_norm};
+pub use pool::{AvgPool2d, GlobalAvgPool2d, MaxPool2d};
 pub use sequential::{DEFAULT_SEED, Sequential};

@@ -10,11 +10,13 @@
 //! | `shape.rs` | `transpose t squeeze unsqueeze flatten_from` |
 //! | `join.rs` | `stack` |
 //! | `compare.rs` | comparisons (constant masks), `maximum minimum` |
+//! | `pool.rs` | `max_pool2d` (a gather at each window's maximum), `global_avg_pool2d` |
 
 mod activation;
 mod arith;
 mod compare;
 mod join;
+mod pool;
 mod reduce;
 mod shape;
 mod softmax;

@@ -1,0 +1,476 @@
+//! Tests of the convolution kernels: PyTorch golden values, adjointness, chunking.
+
+use super::*;
+use ndarray::{Array1, Array4, ArrayView4, Zip};
+use proptest::prelude::*;
+use serde_json::Value;
+
+fn golden() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/conv.json");
+    let text = std::fs::read_to_string(path).expect("tests/data/conv.json");
+    serde_json::from_str(&text).expect("valid JSON")
+}
+
+fn usizes(v: &Value) -> Vec<usize> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|d| d.as_u64().expect("integer") as usize)
+        .collect()
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|d| d.as_f64().expect("number"))
+        .collect()
+}
+
+fn array4(shape: &[usize], values: Vec<f64>) -> Array4<f64> {
+    Array4::from_shape_vec([shape[0], shape[1], shape[2], shape[3]], values).expect("4-D")
+}
+
+/// A per-axis attribute: one number or `[h, w]`.
+fn pair(v: &Value) -> [usize; 2] {
+    match v.as_u64() {
+        Some(k) => [k as usize; 2],
+        None => {
+            let v = usizes(v);
+            [v[0], v[1]]
+        }
+    }
+}
+
+#[track_caller]
+fn assert_close(what: &str, got: &[f64], want: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= 1e-10 * w.abs() + 1e-12,
+            "{what}[{i}]: {g} vs {w}"
+        );
+    }
+}
+
+#[test]
+fn replays_the_pytorch_conv2d_cases() {
+    let golden = golden();
+    let mut count = 0;
+    for case in golden["cases"].as_array().expect("cases") {
+        let op = case["op"].as_str().expect("op");
+        if !op.starts_with("conv2d") {
+            continue;
+        }
+        count += 1;
+        let attrs = &case["attrs"];
+        let inputs = case["inputs"].as_array().expect("inputs");
+        let x_shape = usizes(&inputs[0]["shape"]);
+        let w_shape = usizes(&inputs[1]["shape"]);
+        let x = array4(&x_shape, floats(&inputs[0]["values"]));
+        let w = array4(&w_shape, floats(&inputs[1]["values"]));
+        let (g, out_shape) = Conv2dGeometry::new(
+            &x_shape,
+            &w_shape,
+            pair(&attrs["stride"]),
+            pair(&attrs["padding"]),
+            pair(&attrs["dilation"]),
+            attrs["groups"].as_u64().expect("groups") as usize,
+        )
+        .unwrap_or_else(|e| panic!("{op}: {e}"));
+        assert_eq!(out_shape[..], usizes(&case["output"]["shape"])[..], "{op}");
+        let mut y = conv2d_forward(x.view(), w.view(), &g);
+        let bias = attrs["bias"].as_bool().expect("bias");
+        if bias {
+            let b = Array1::from(floats(&inputs[2]["values"]));
+            for (o, &bo) in b.iter().enumerate() {
+                y.index_axis_mut(Axis(1), o).mapv_inplace(|v| v + bo);
+            }
+        }
+        assert_close(
+            op,
+            y.as_slice().unwrap(),
+            &floats(&case["output"]["values"]),
+        );
+        let up = array4(&out_shape, floats(&case["upstream"]));
+        let grads = case["grads"].as_array().expect("grads");
+        let xs = [x_shape[0], x_shape[1], x_shape[2], x_shape[3]];
+        let dx = conv2d_input_grad(up.view(), w.view(), xs, &g);
+        assert_close(
+            &format!("{op} dx"),
+            dx.as_slice().unwrap(),
+            &floats(&grads[0]),
+        );
+        let ws = [w_shape[0], w_shape[1], w_shape[2], w_shape[3]];
+        let dw = conv2d_weight_grad(x.view(), up.view(), ws, &g);
+        assert_close(
+            &format!("{op} dw"),
+            dw.as_slice().unwrap(),
+            &floats(&grads[1]),
+        );
+        if bias {
+            let db: Vec<f64> = (0..out_shape[1])
+                .map(|o| up.index_axis(Axis(1), o).sum())
+                .collect();
+            assert_close(&format!("{op} db"), &db, &floats(&grads[2]));
+        }
+    }
+    assert_eq!(count, 10, "conv2d cases in conv.json");
+}
+
+/// The convolution by its definition, for the random-shape tests.
+fn naive_forward(
+    x: &ArrayView4<'_, f64>,
+    w: &ArrayView4<'_, f64>,
+    g: &Conv2dGeometry,
+) -> Array4<f64> {
+    let n = x.shape()[0];
+    let [_, cg, kh, kw] = g.weight_shape();
+    let og = g.out_channels / g.groups;
+    Array4::from_shape_fn(g.output_shape(n), |(b, o, r, q)| {
+        let gi = o / og;
+        let mut sum = 0.0;
+        for c in 0..cg {
+            for i in 0..kh {
+                for j in 0..kw {
+                    let ih = (r * g.stride[0] + i * g.dilation[0]) as isize - g.padding[0] as isize;
+                    let iw = (q * g.stride[1] + j * g.dilation[1]) as isize - g.padding[1] as isize;
+                    if ih >= 0
+                        && iw >= 0
+                        && (ih as usize) < g.input_hw[0]
+                        && (iw as usize) < g.input_hw[1]
+                    {
+                        sum += w[[o, c, i, j]] * x[[b, gi * cg + c, ih as usize, iw as usize]];
+                    }
+                }
+            }
+        }
+        sum
+    })
+}
+
+/// Deterministic values in [-1, 1).
+fn filled(shape: [usize; 4], seed: u64) -> Array4<f64> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    Array4::from_shape_simple_fn(shape, || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+    })
+}
+
+fn dot(a: &Array4<f64>, b: &Array4<f64>) -> f64 {
+    Zip::from(a).and(b).fold(0.0, |s, &x, &y| s + x * y)
+}
+
+fn bits(a: &Array4<f64>) -> Vec<u64> {
+    a.iter().map(|v| v.to_bits()).collect()
+}
+
+/// `(x_shape, w_shape, stride, padding, dilation, groups)`.
+type Case = (
+    [usize; 4],
+    [usize; 4],
+    [usize; 2],
+    [usize; 2],
+    [usize; 2],
+    usize,
+);
+
+/// Random geometries, the input from empty (all padding) to 5 rows or columns more than
+/// the dilated kernel needs.
+fn geometries() -> impl Strategy<Value = Case> {
+    (
+        (1usize..4, 1usize..4, 1usize..4, 1usize..4),
+        (1usize..5, 1usize..5, 1usize..4, 1usize..4),
+        (0usize..3, 0usize..3, 1usize..4, 1usize..4),
+        (0usize..6, 0usize..6),
+    )
+        .prop_map(
+            |((n, groups, cg, og), (kh, kw, sh, sw), (ph, pw, dh, dw), (eh, ew))| {
+                let h = (dh * (kh - 1) + 1 + eh).saturating_sub(2 * ph);
+                let w = (dw * (kw - 1) + 1 + ew).saturating_sub(2 * pw);
+                (
+                    [n, groups * cg, h, w],
+                    [groups * og, cg, kh, kw],
+                    [sh, sw],
+                    [ph, pw],
+                    [dh, dw],
+                    groups,
+                )
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// Forward against the definition; ⟨conv(x, w), g⟩ = ⟨x, input_grad(g, w)⟩ =
+    /// ⟨w, weight_grad(x, g)⟩; every chunking gives the one-chunk results bit for bit.
+    #[test]
+    fn kernels_are_adjoint_and_chunking_is_exact(
+        (xs, ws, stride, padding, dilation, groups) in geometries(),
+        seed in any::<u64>(),
+    ) {
+        let (g, ys) = Conv2dGeometry::new(&xs, &ws, stride, padding, dilation, groups)
+            .expect("valid by construction");
+        let (x, w, up) = (filled(xs, seed), filled(ws, seed ^ 1), filled(ys, seed ^ 2));
+        let y = conv2d_forward(x.view(), w.view(), &g);
+        let want = naive_forward(&x.view(), &w.view(), &g);
+        for (a, b) in y.iter().zip(&want) {
+            prop_assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()), "{a} vs {b}");
+        }
+        let dx = conv2d_input_grad(up.view(), w.view(), xs, &g);
+        let dw = conv2d_weight_grad(x.view(), up.view(), ws, &g);
+        let (lhs, via_x, via_w) = (dot(&y, &up), dot(&x, &dx), dot(&w, &dw));
+        let scale = 1e-10 * (1.0 + lhs.abs());
+        prop_assert!((lhs - via_x).abs() <= scale, "{lhs} vs ⟨x, dx⟩ {via_x}");
+        prop_assert!((lhs - via_w).abs() <= scale, "{lhs} vs ⟨w, dw⟩ {via_w}");
+        let n = xs[0];
+        for chunk in [1, 2] {
+            prop_assert_eq!(bits(&forward_chunked(x.view(), w.view(), &g, chunk)), bits(&forward_chunked(x.view(), w.view(), &g, n)));
+            prop_assert_eq!(bits(&input_grad_chunked(up.view(), w.view(), xs, &g, chunk)), bits(&input_grad_chunked(up.view(), w.view(), xs, &g, n)));
+            prop_assert_eq!(bits(&weight_grad_chunked(x.view(), up.view(), ws, &g, chunk)), bits(&weight_grad_chunked(x.view(), up.view(), ws, &g, n)));
+        }
+    }
+}
+
+/// The Fashion-MNIST layers, large enough for the threaded products: chunks of 1, 5 and
+/// all 12 images agree bit for bit, and transposed (non-standard) views give the same.
+#[test]
+fn chunking_is_exact_on_the_cnn_layers() {
+    for (xs, ws) in [
+        ([12, 1, 28, 28], [32, 1, 3, 3]),
+        ([12, 32, 14, 14], [64, 32, 3, 3]),
+    ] {
+        let (g, ys) = Conv2dGeometry::new(&xs, &ws, [1, 1], [1, 1], [1, 1], 1).unwrap();
+        let (x, w, up) = (filled(xs, 3), filled(ws, 4), filled(ys, 5));
+        let y = forward_chunked(x.view(), w.view(), &g, 12);
+        let dx = input_grad_chunked(up.view(), w.view(), xs, &g, 12);
+        let dw = weight_grad_chunked(x.view(), up.view(), ws, &g, 12);
+        for chunk in [1, 5] {
+            assert_eq!(
+                bits(&forward_chunked(x.view(), w.view(), &g, chunk)),
+                bits(&y)
+            );
+            assert_eq!(
+                bits(&input_grad_chunked(up.view(), w.view(), xs, &g, chunk)),
+                bits(&dx)
+            );
+            assert_eq!(
+                bits(&weight_grad_chunked(x.view(), up.view(), ws, &g, chunk)),
+                bits(&dw)
+            );
+        }
+        let xt = x
+            .view()
+            .permuted_axes([0, 1, 3, 2])
+            .as_standard_layout()
+            .into_owned();
+        let xt = xt.view().permuted_axes([0, 1, 3, 2]);
+        assert_eq!(
+            bits(&conv2d_forward(xt, w.view(), &g)),
+            bits(&conv2d_forward(x.view(), w.view(), &g))
+        );
+    }
+}
+
+#[test]
+fn geometry_errors() {
+    use Conv2dError as E;
+    let new = |x: &[usize], w: &[usize], s, p, d, groups| {
+        Conv2dGeometry::new(x, w, s, p, d, groups).map(|(_, shape)| shape)
+    };
+    let one = [1, 1];
+    assert_eq!(
+        new(&[2, 3, 5, 6], &[4, 3, 3, 3], one, [0, 0], one, 1),
+        Ok([2, 4, 3, 4])
+    );
+    assert_eq!(
+        new(&[1, 1, 28, 28], &[32, 1, 3, 3], one, one, one, 1),
+        Ok([1, 32, 28, 28])
+    );
+    assert_eq!(
+        new(&[1, 2, 7, 6], &[3, 2, 3, 3], [2, 2], one, one, 1),
+        Ok([1, 3, 4, 3])
+    );
+    assert_eq!(
+        new(&[1, 2, 7, 7], &[2, 2, 3, 3], one, [0, 0], [2, 2], 1),
+        Ok([1, 2, 3, 3])
+    );
+    assert_eq!(
+        new(&[3, 5, 5], &[4, 3, 3, 3], one, one, one, 1),
+        Err(E::InputRank(vec![3, 5, 5]))
+    );
+    assert_eq!(
+        new(&[1, 3, 5, 5], &[4, 3, 3], one, one, one, 1),
+        Err(E::WeightRank(vec![4, 3, 3]))
+    );
+    assert_eq!(
+        new(&[1, 3, 5, 5], &[4, 3, 3, 3], [1, 0], one, one, 1),
+        Err(E::ZeroStride([1, 0]))
+    );
+    assert_eq!(
+        new(&[1, 3, 5, 5], &[4, 3, 3, 3], one, one, [0, 1], 1),
+        Err(E::ZeroDilation([0, 1]))
+    );
+    assert_eq!(
+        new(&[1, 3, 5, 5], &[3, 1, 3, 3], one, one, one, 0),
+        Err(E::ZeroGroups)
+    );
+    assert_eq!(
+        new(&[1, 3, 5, 5], &[4, 3, 0, 3], one, one, one, 1),
+        Err(E::EmptyKernel([0, 3]))
+    );
+    assert_eq!(
+        new(&[1, 3, 5, 5], &[4, 1, 3, 3], one, one, one, 2),
+        Err(E::InChannelsNotDivisible {
+            channels: 3,
+            groups: 2
+        })
+    );
+    assert_eq!(
+        new(&[1, 4, 5, 5], &[3, 2, 3, 3], one, one, one, 2),
+        Err(E::OutChannelsNotDivisible {
+            channels: 3,
+            groups: 2
+        })
+    );
+    assert_eq!(
+        new(&[1, 4, 5, 5], &[4, 4, 3, 3], one, one, one, 2),
+        Err(E::WeightChannels {
+            expected: 2,
+            got: 4
+        })
+    );
+    assert_eq!(
+        new(&[1, 3, 2, 9], &[4, 3, 5, 3], one, one, one, 1),
+        Err(E::KernelTooLarge {
+            axis: "height",
+            extent: 5,
+            padded: 4
+        })
+    );
+    assert_eq!(
+        new(&[1, 3, 9, 4], &[4, 3, 3, 3], one, [0, 0], [1, 2], 1),
+        Err(E::KernelTooLarge {
+            axis: "width",
+            extent: 5,
+            padded: 4
+        })
+    );
+    let message = new(&[1, 4, 5, 5], &[4, 4, 3, 3], one, one, one, 2)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("4 input channels per group") && message.contains("give 2"),
+        "{message}"
+    );
+}
+
+/// On-CPU time of the calling thread, in seconds (Linux `CLOCK_THREAD_CPUTIME_ID`), so that
+/// figures measured while other jobs share the cores count this thread's work only.
+fn thread_cpu_seconds() -> f64 {
+    #[repr(C)]
+    struct Timespec {
+        tv_sec: i64,
+        tv_nsec: i64,
+    }
+    unsafe extern "C" {
+        fn clock_gettime(clock: i32, time: *mut Timespec) -> i32;
+    }
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let mut time = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock_gettime` (64-bit Linux, where `timespec` is two 64-bit integers)
+    // writes one `timespec` through the pointer, which points at a live local.
+    let status = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut time) };
+    assert_eq!(status, 0, "clock_gettime");
+    time.tv_sec as f64 + time.tv_nsec as f64 * 1e-9
+}
+
+/// GFLOP/s of the three kernels on the layers of the Fashion-MNIST CNN, per column budget:
+/// on one thread by its CPU time (robust to other jobs on the machine), and on two threads
+/// by wall time (`cargo test -p tapegrad-autograd --lib kernels::conv2d::tests::timing --
+/// --ignored --nocapture`; the test profile is opt-level 2).
+#[test]
+#[ignore]
+fn timing() {
+    use std::time::Instant;
+    fn run<T: Float>(xs: [usize; 4], ws: [usize; 4], budget: usize, threads: usize) {
+        let (g, ys) = Conv2dGeometry::new(&xs, &ws, [1, 1], [1, 1], [1, 1], 1).unwrap();
+        let x = filled(xs, 1).mapv(T::from_f64);
+        let w = filled(ws, 2).mapv(T::from_f64);
+        let up = filled(ys, 3).mapv(T::from_f64);
+        let chunk = g.images_per_chunk::<T>(budget);
+        let flops = 2.0 * (ys.iter().product::<usize>() * ws[1] * ws[2] * ws[3]) as f64;
+        let start = Instant::now();
+        let clock = || {
+            if threads == 1 {
+                thread_cpu_seconds()
+            } else {
+                start.elapsed().as_secs_f64()
+            }
+        };
+        let mut best = [f64::MAX; 5];
+        let mut dx = vec![T::zero(); xs[1..].iter().product()];
+        let mut col = vec![T::zero(); g.col_rows() * g.out_plane()];
+        let xsl = x.as_slice().unwrap();
+        for _ in 0..15 {
+            let t = clock();
+            std::hint::black_box(forward_chunked(x.view(), w.view(), &g, chunk));
+            best[0] = best[0].min(clock() - t);
+            let t = clock();
+            std::hint::black_box(input_grad_chunked(up.view(), w.view(), xs, &g, chunk));
+            best[1] = best[1].min(clock() - t);
+            let t = clock();
+            std::hint::black_box(weight_grad_chunked(x.view(), up.view(), ws, &g, chunk));
+            best[2] = best[2].min(clock() - t);
+            let t = clock();
+            for b in 0..xs[0] {
+                let plane = xs[1] * xs[2] * xs[3];
+                im2col(&xsl[b * plane..(b + 1) * plane], &g, xs[1], &mut col);
+            }
+            std::hint::black_box(&col);
+            best[3] = best[3].min(clock() - t);
+            let t = clock();
+            for _ in 0..xs[0] {
+                col2im(&col, &g, xs[1], &mut dx);
+            }
+            std::hint::black_box(&dx);
+            best[4] = best[4].min(clock() - t);
+        }
+        println!(
+            "{} {xs:?} * {ws:?}, chunk {chunk:>3}, {threads} thread(s): forward {:5.1}, input grad {:5.1}, weight grad {:5.1} GFLOP/s (im2col alone {:4.1}% of forward, col2im {:4.1}% of input grad)",
+            T::DTYPE,
+            flops / best[0] / 1e9,
+            flops / best[1] / 1e9,
+            flops / best[2] / 1e9,
+            100.0 * best[3] / best[0],
+            100.0 * best[4] / best[1],
+        );
+    }
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let budgets: &[usize] = if threads == 1 {
+                &[0, 256 << 10, 1 << 20, 4 << 20]
+            } else {
+                &[COLUMN_BUDGET_BYTES]
+            };
+            for &budget in budgets {
+                run::<f32>([32, 32, 14, 14], [64, 32, 3, 3], budget, threads);
+                run::<f64>([32, 32, 14, 14], [64, 32, 3, 3], budget, threads);
+                run::<f32>([32, 1, 28, 28], [32, 1, 3, 3], budget, threads);
+            }
+        });
+    }
+}

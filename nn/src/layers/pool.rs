@@ -1,0 +1,247 @@
+//! The pooling layers: [`MaxPool2d`], [`AvgPool2d`] and [`GlobalAvgPool2d`].
+
+use rand::rngs::StdRng;
+use tapegrad_autograd::{Float, Pair, Param, Pool2dOptions, Var};
+
+use crate::module::Module;
+
+/// The output shape `(channels, out_height, out_width)` of a pooling of inputs of shape
+/// `(channels, height, width)` (floor rounding, PyTorch's sizes); panics naming the layer
+/// for invalid settings.
+#[track_caller]
+fn pooled_shape(
+    layer: &str,
+    name: &str,
+    input_shape: &[usize],
+    options: &Pool2dOptions,
+) -> Vec<usize> {
+    let &[channels, h, w] = input_shape else {
+        panic!(
+            "{layer}::build: layer `{name}` needs inputs of shape (channels, height, width), \
+             got {input_shape:?} (without the batch axis)"
+        )
+    };
+    let (kernel, padding) = (options.kernel, options.padding);
+    let stride = options.stride.unwrap_or(kernel);
+    assert!(
+        !kernel.contains(&0) && !stride.contains(&0),
+        "{layer}::build: layer `{name}`: kernel {kernel:?} and stride {stride:?} must be at least 1"
+    );
+    let out = [0, 1].map(|a| {
+        assert!(
+            padding[a] <= kernel[a] / 2 && [h, w][a] + 2 * padding[a] >= kernel[a],
+            "{layer}::build: layer `{name}`: kernel {kernel:?} with padding {padding:?} does not \
+             fit the input {input_shape:?} (padding at most half the kernel, kernel at most the \
+             padded input)"
+        );
+        ([h, w][a] + 2 * padding[a] - kernel[a]) / stride[a] + 1
+    });
+    vec![channels, out[0], out[1]]
+}
+
+/// Max pooling over images `(batch, channels, height, width)` with [`Var::max_pool2d`]:
+/// each window's maximum, padded with −∞. The stride defaults to the window (Keras' and
+/// PyTorch's default); no parameters.
+///
+/// ```
+/// use rand::{rngs::StdRng, SeedableRng};
+/// use tapegrad_nn::layers::MaxPool2d;
+/// use tapegrad_nn::Module;
+///
+/// let mut pool = MaxPool2d::new(2);
+/// let shape = Module::<f32>::build(&mut pool, &[16, 32, 32], &mut StdRng::seed_from_u64(0));
+/// assert_eq!(shape, vec![16, 16, 16]);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MaxPool2d {
+    options: Pool2dOptions,
+    name: String,
+}
+
+impl MaxPool2d {
+    /// A `kernel` window (one number or `[h, w]`), stride = kernel, no padding.
+    pub fn new(kernel: impl Into<Pair>) -> Self {
+        MaxPool2d {
+            options: Pool2dOptions::new(kernel),
+            name: "max_pool2d".to_string(),
+        }
+    }
+
+    /// Sets the stride (one number or `[h, w]`; default the kernel).
+    pub fn stride(mut self, stride: impl Into<Pair>) -> Self {
+        self.options = self.options.stride(stride);
+        self
+    }
+
+    /// Sets the padding on each side (one number or `[h, w]`, at most half the kernel).
+    pub fn padding(mut self, padding: impl Into<Pair>) -> Self {
+        self.options = self.options.padding(padding);
+        self
+    }
+
+    /// The pooling's window, stride and padding.
+    pub fn options(&self) -> &Pool2dOptions {
+        &self.options
+    }
+}
+
+/// Average pooling over images `(batch, channels, height, width)` with
+/// [`Var::avg_pool2d`]: each window's mean, zero padded and divided by the full window
+/// (`count_include_pad`, PyTorch's default). The stride defaults to the window; no
+/// parameters.
+///
+/// ```
+/// use rand::{rngs::StdRng, SeedableRng};
+/// use tapegrad_nn::layers::AvgPool2d;
+/// use tapegrad_nn::Module;
+///
+/// let mut pool = AvgPool2d::new(3).stride(2).padding(1);
+/// let shape = Module::<f32>::build(&mut pool, &[8, 9, 9], &mut StdRng::seed_from_u64(0));
+/// assert_eq!(shape, vec![8, 5, 5]);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AvgPool2d {
+    options: Pool2dOptions,
+    name: String,
+}
+
+impl AvgPool2d {
+    /// A `kernel` window (one number or `[h, w]`), stride = kernel, no padding.
+    pub fn new(kernel: impl Into<Pair>) -> Self {
+        AvgPool2d {
+            options: Pool2dOptions::new(kernel),
+            name: "avg_pool2d".to_string(),
+        }
+    }
+
+    /// Sets the stride (one number or `[h, w]`; default the kernel).
+    pub fn stride(mut self, stride: impl Into<Pair>) -> Self {
+        self.options = self.options.stride(stride);
+        self
+    }
+
+    /// Sets the padding on each side (one number or `[h, w]`, at most half the kernel).
+    pub fn padding(mut self, padding: impl Into<Pair>) -> Self {
+        self.options = self.options.padding(padding);
+        self
+    }
+
+    /// Whether a border window's divisor counts its padding (default `true`) or only the
+    /// input elements it covers.
+    pub fn count_include_pad(mut self, count_include_pad: bool) -> Self {
+        self.options = self.options.count_include_pad(count_include_pad);
+        self
+    }
+
+    /// The pooling's window, stride, padding and divisor.
+    pub fn options(&self) -> &Pool2dOptions {
+        &self.options
+    }
+}
+
+/// The mean of each channel over its height and width, with
+/// [`Var::global_avg_pool2d`]: `(batch, channels, height, width)` → `(batch, channels)`
+/// (Keras' `GlobalAveragePooling2D`); no parameters.
+///
+/// ```
+/// use rand::{rngs::StdRng, SeedableRng};
+/// use tapegrad_nn::layers::GlobalAvgPool2d;
+/// use tapegrad_nn::Module;
+///
+/// let mut pool = GlobalAvgPool2d::new();
+/// let shape = Module::<f32>::build(&mut pool, &[64, 7, 7], &mut StdRng::seed_from_u64(0));
+/// assert_eq!(shape, vec![64]);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GlobalAvgPool2d {
+    name: String,
+}
+
+impl GlobalAvgPool2d {
+    /// A global average pooling layer.
+    pub fn new() -> Self {
+        GlobalAvgPool2d {
+            name: "global_avg_pool2d".to_string(),
+        }
+    }
+}
+
+impl Default for GlobalAvgPool2d {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The parameter-free parts of [`Module`] shared by the pooling layers.
+macro_rules! parameter_free {
+    ($kind:literal) => {
+        fn params(&self) -> Vec<&Param<T>> {
+            Vec::new()
+        }
+
+        fn params_mut(&mut self) -> Vec<&mut Param<T>> {
+            Vec::new()
+        }
+
+        fn kind(&self) -> &'static str {
+            $kind
+        }
+
+        fn set_name(&mut self, name: &str) {
+            self.name = name.to_string();
+        }
+
+        fn name(&self) -> &str {
+            &self.name
+        }
+    };
+}
+
+impl<T: Float> Module<T> for MaxPool2d {
+    #[track_caller]
+    fn forward<'t>(&'t self, x: Var<'t, T>) -> Var<'t, T> {
+        x.max_pool2d(&self.options)
+    }
+
+    #[track_caller]
+    fn build(&mut self, input_shape: &[usize], _rng: &mut StdRng) -> Vec<usize> {
+        pooled_shape("MaxPool2d", &self.name, input_shape, &self.options)
+    }
+
+    parameter_free!("max_pool2d");
+}
+
+impl<T: Float> Module<T> for AvgPool2d {
+    #[track_caller]
+    fn forward<'t>(&'t self, x: Var<'t, T>) -> Var<'t, T> {
+        x.avg_pool2d(&self.options)
+    }
+
+    #[track_caller]
+    fn build(&mut self, input_shape: &[usize], _rng: &mut StdRng) -> Vec<usize> {
+        pooled_shape("AvgPool2d", &self.name, input_shape, &self.options)
+    }
+
+    parameter_free!("avg_pool2d");
+}
+
+impl<T: Float> Module<T> for GlobalAvgPool2d {
+    #[track_caller]
+    fn forward<'t>(&'t self, x: Var<'t, T>) -> Var<'t, T> {
+        x.global_avg_pool2d()
+    }
+
+    #[track_caller]
+    fn build(&mut self, input_shape: &[usize], _rng: &mut StdRng) -> Vec<usize> {
+        let &[channels, _, _] = input_shape else {
+            panic!(
+                "GlobalAvgPool2d::build: layer `{}` needs inputs of shape (channels, height, \
+                 width), got {input_shape:?} (without the batch axis)",
+                self.name
+            )
+        };
+        vec![channels]
+    }
+
+    parameter_free!("global_avg_pool2d");
+}
