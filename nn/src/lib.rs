@@ -5,7 +5,8 @@
 //! no layer or loss has backward code of its own.
 //!
 //! - [`Module`]: the trait of layers and models (forward on a [`Var`](tapegrad_autograd::Var),
-//!   build for an input shape, parameters, train/eval mode, names).
+//!   build for an input shape, parameters, [`Buffer`]s of non-trainable state, train/eval
+//!   mode, names).
 //! - [`layers`]: [`Dense`](layers::Dense), [`Sequential`](layers::Sequential) (with a Keras
 //!   `summary()`), [`ActivationLayer`](layers::ActivationLayer) and the
 //!   [`Activation`](layers::Activation) functions, [`Dropout`](layers::Dropout),
@@ -41,6 +42,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod buffer;
 pub mod callbacks;
 pub mod data;
 pub mod history;
@@ -52,4 +54,5 @@ pub mod metrics;
 pub mod model;
 pub mod module;
 
+pub use buffer::Buffer;
 pub use module::Module;
