@@ -10,7 +10,9 @@
 //! - [`layers`]: [`Dense`](layers::Dense), [`Sequential`](layers::Sequential) (with a Keras
 //!   `summary()`), [`ActivationLayer`](layers::ActivationLayer) and the
 //!   [`Activation`](layers::Activation) functions, [`Dropout`](layers::Dropout),
-//!   [`Flatten`](layers::Flatten), [`LayerNorm`](layers::LayerNorm).
+//!   [`Flatten`](layers::Flatten), [`Reshape`](layers::Reshape),
+//!   [`LayerNorm`](layers::LayerNorm), [`BatchNorm`](layers::BatchNorm),
+//!   [`Embedding`](layers::Embedding).
 //! - [`init`]: Keras' initializers (Glorot, He, LeCun, ...), drawn from a seeded generator.
 //! - [`losses`]: MSE, MAE, Huber, binary and categorical cross-entropies, as functions.
 //! - [`metrics`]: accuracy (binary, categorical, sparse) and MAE on arrays.
