@@ -7,3 +7,4 @@ mod gradcheck;
 mod io;
 mod layers;
 mod model;
+mod state;
