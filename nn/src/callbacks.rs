@@ -27,8 +27,8 @@ use ndarray::ArrayD;
 use tapegrad_autograd::{Float, Param};
 use tapegrad_optim::{LrSchedule, Optimizer};
 
-use crate::history::StopReason;
 use crate::buffer::Buffer;
+use crate::history::StopReason;
 use crate::io::{IoError, save_state};
 use crate::module::Module;
 

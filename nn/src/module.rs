@@ -10,7 +10,9 @@ use tapegrad_autograd::{
 use crate::buffer::Buffer;
 
 /// A layer or a model: a function of a batch, recorded on the input's tape, with its own
-/// trainable [`Param`]s.
+/// trainable [`Param`]s and, for some layers, non-trainable [`Buffer`]s (state saved in
+/// checkpoints but never optimized, such as BatchNorm's running statistics: see
+/// [`buffers`](Module::buffers)).
 ///
 /// The life of a module: it is created with its hyper-parameters only (`Dense::new(10)`),
 /// named by the [`Sequential`](crate::layers::Sequential) it is added to, then built once for
@@ -119,8 +121,8 @@ pub trait Module<T: Float> {
     fn kind(&self) -> &'static str;
 
     /// Sets the layer's name (Sequential calls this: "dense_0", "dense_1", "dropout_0" ...
-    /// counting per kind) and renames its params `"<name>.kernel"`, `"<name>.bias"`,
-    /// `"<name>.gamma"`, `"<name>.beta"`.
+    /// counting per kind) and renames its params (`"<name>.kernel"`, `"<name>.bias"`,
+    /// `"<name>.gamma"`, `"<name>.beta"`) and buffers (`"<name>.running_mean"`).
     fn set_name(&mut self, name: &str);
 
     /// The layer's name.

@@ -186,9 +186,7 @@ impl<T: Float> Module<T> for BatchNorm<T> {
         };
 
         let normalized = if self.training {
-            let axes: Vec<isize> = std::iter::once(0)
-                .chain(2..rank as isize)
-                .collect();
+            let axes: Vec<isize> = std::iter::once(0).chain(2..rank as isize).collect();
             let mean = x.mean_axes(&axes, true);
             let centered = x - mean;
             let variance = centered.square().mean_axes(&axes, true);

@@ -160,8 +160,7 @@ impl<T: Float> Module<T> for Embedding<T> {
     fn build(&mut self, input_shape: &[usize], rng: &mut StdRng) -> Vec<usize> {
         self.table = Some(Param::new(
             format!("{}.embeddings", self.name),
-            self.initializer
-                .init(&[self.num_embeddings, self.dim], rng),
+            self.initializer.init(&[self.num_embeddings, self.dim], rng),
         ));
         let mut out = input_shape.to_vec();
         out.push(self.dim);

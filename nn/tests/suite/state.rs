@@ -37,7 +37,9 @@ fn data(n: usize) -> (Array2<f64>, Array2<f64>) {
         let t = i as f64 * 0.37 + j as f64;
         5.0 * (j as f64 + 1.0) + (j as f64 + 2.0) * t.sin()
     });
-    let y = x.map_axis(Axis(1), |r| r[0] * 0.1 - r[2] * 0.05).insert_axis(Axis(1));
+    let y = x
+        .map_axis(Axis(1), |r| r[0] * 0.1 - r[2] * 0.05)
+        .insert_axis(Axis(1));
     (x, y)
 }
 
@@ -115,7 +117,12 @@ fn set_training_switches_batch_norm_between_batch_and_running_statistics() {
     // running_mean = 0.9 · 0 + 0.1 · (3, 30); running_var = 0.9 · 1 + 0.1 · (4, 400).
     let expected = [array![0.3, 3.0], array![1.3, 40.9]];
     for (got, want) in after_train.iter().zip(&expected) {
-        assert!((got - &want.clone().into_dyn()).iter().all(|d| d.abs() < 1e-12), "{got}");
+        assert!(
+            (got - &want.clone().into_dyn())
+                .iter()
+                .all(|d| d.abs() < 1e-12),
+            "{got}"
+        );
     }
     model.set_training(false);
     let tape = Tape::new();
@@ -123,7 +130,11 @@ fn set_training_switches_batch_norm_between_batch_and_running_statistics() {
     let (mean, var) = (&after_train[0], &after_train[1]);
     let want = (&x - mean) / var.mapv(|v| (v + 1e-5).sqrt());
     assert!((&y - &want).iter().all(|d| d.abs() < 1e-12));
-    assert_eq!(buffer_values(&model.buffers()), after_train, "eval mode updates nothing");
+    assert_eq!(
+        buffer_values(&model.buffers()),
+        after_train,
+        "eval mode updates nothing"
+    );
 }
 
 #[test]
@@ -133,8 +144,14 @@ fn batch_norm_with_one_value_per_channel_keeps_the_running_variance() {
     let tape = Tape::new();
     let y = bn.forward(tape.var(array![[4.0, -2.0]].into_dyn())).value();
     assert_eq!(y, array![[0.0, 0.0]].into_dyn(), "beta for a single sample");
-    assert_eq!(*bn.running_mean().unwrap().value(), array![0.4, -0.2].into_dyn());
-    assert_eq!(*bn.running_var().unwrap().value(), array![1.0, 1.0].into_dyn());
+    assert_eq!(
+        *bn.running_mean().unwrap().value(),
+        array![0.4, -0.2].into_dyn()
+    );
+    assert_eq!(
+        *bn.running_var().unwrap().value(),
+        array![1.0, 1.0].into_dyn()
+    );
 }
 
 #[test]
@@ -154,13 +171,20 @@ fn fit_updates_running_statistics_and_evaluate_and_predict_do_not() {
     let mut model = bn_model(1);
     let initial = buffer_values(&model.buffers());
     let history = model
-        .fit(&x, &y, FitOptions::default().epochs(3).batch_size(8).verbose(0))
+        .fit(
+            &x,
+            &y,
+            FitOptions::default().epochs(3).batch_size(8).verbose(0),
+        )
         .unwrap();
     assert_eq!(history.epochs(), 3);
     let trained = buffer_values(&model.buffers());
     assert_ne!(trained[0], initial[0], "fit updates the running mean");
     assert_ne!(trained[1], initial[1], "fit updates the running variance");
-    assert!(!model.module().is_training(), "fit leaves the model in eval mode");
+    assert!(
+        !model.module().is_training(),
+        "fit leaves the model in eval mode"
+    );
 
     model.evaluate(&x, &y, 8).unwrap();
     let first = model.predict(&x, 7).unwrap();
@@ -176,7 +200,13 @@ fn validation_during_fit_does_not_update_running_statistics() {
     let (x, y) = data(16);
     let mut with_validation = bn_model(2);
     let mut without = bn_model(2);
-    let options = || FitOptions::default().epochs(1).batch_size(16).shuffle(false).verbose(0);
+    let options = || {
+        FitOptions::default()
+            .epochs(1)
+            .batch_size(16)
+            .shuffle(false)
+            .verbose(0)
+    };
     with_validation
         .fit(
             &x,
@@ -205,8 +235,10 @@ fn optimizers_never_see_or_change_buffers() {
         b.value_mut().fill(0.25 + i as f64);
     }
     let before = buffer_values(&model.buffers());
-    let mut optimizers: Vec<Box<dyn Optimizer<f64>>> =
-        vec![Box::new(Sgd::new(0.1).unwrap()), Box::new(Adam::new(0.1).unwrap())];
+    let mut optimizers: Vec<Box<dyn Optimizer<f64>>> = vec![
+        Box::new(Sgd::new(0.1).unwrap()),
+        Box::new(Adam::new(0.1).unwrap()),
+    ];
     for optimizer in &mut optimizers {
         for _ in 0..3 {
             let params_before = param_values(&model);
@@ -221,10 +253,7 @@ fn optimizers_never_see_or_change_buffers() {
         }
     }
     assert!(
-        model
-            .params()
-            .iter()
-            .all(|p| !p.name().contains("running")),
+        model.params().iter().all(|p| !p.name().contains("running")),
         "buffers are not parameters"
     );
     assert_eq!(buffer_values(&model.buffers()), before);
@@ -239,7 +268,11 @@ fn checkpoints_round_trip_buffers_and_predictions() {
     let (x, y) = data(32);
     let mut trained = bn_model(3);
     trained
-        .fit(&x, &y, FitOptions::default().epochs(2).batch_size(8).verbose(0))
+        .fit(
+            &x,
+            &y,
+            FitOptions::default().epochs(2).batch_size(8).verbose(0),
+        )
         .unwrap();
     trained.save(&path).unwrap();
 
@@ -254,7 +287,10 @@ fn checkpoints_round_trip_buffers_and_predictions() {
         buffer_values(&trained.buffers())
     );
     assert_eq!(param_values(fresh.module()), param_values(trained.module()));
-    assert_eq!(fresh.predict(&x, 32).unwrap(), trained.predict(&x, 32).unwrap());
+    assert_eq!(
+        fresh.predict(&x, 32).unwrap(),
+        trained.predict(&x, 32).unwrap()
+    );
 
     // The file holds parameters and buffers by name, in one namespace.
     let names: Vec<String> = tapegrad_nn::io::read_weights::<f64>(&path)
@@ -277,7 +313,10 @@ fn a_checkpoint_missing_a_buffer_names_it_and_changes_nothing() {
     save_weights(&path, &source.params()).unwrap();
 
     let mut model = bn_model(5);
-    let (params, buffers) = (param_values(model.module()), buffer_values(&model.buffers()));
+    let (params, buffers) = (
+        param_values(model.module()),
+        buffer_values(&model.buffers()),
+    );
     let err = model.load(&path).unwrap_err();
     match &err {
         IoError::MissingBuffer { name, .. } => assert_eq!(name, "batch_norm_0.running_mean"),
@@ -349,20 +388,27 @@ fn embedding_table_is_standard_normal_and_trains_through_fit() {
     let n = table.len() as f64;
     let mean = table.sum() / n;
     let var = table.mapv(|v| (v - mean).powi(2)).sum() / n;
-    assert!(mean.abs() < 0.05 && (var - 1.0).abs() < 0.05, "{mean} {var}");
+    assert!(
+        mean.abs() < 0.05 && (var - 1.0).abs() < 0.05,
+        "{mean} {var}"
+    );
     assert_eq!(layer.params()[0].name(), "embedding.embeddings");
 
     let mut model = embedding_model();
     let x = array![[0.0, 1.0], [2.0, 3.0], [4.0, 0.0], [1.0, 1.0]];
     let y = array![[1.0], [-1.0], [0.5], [0.0]];
     let before = param_values(model.module());
-    let history = model.fit(&x, &y, FitOptions::default().epochs(20).verbose(0)).unwrap();
+    let history = model
+        .fit(&x, &y, FitOptions::default().epochs(20).verbose(0))
+        .unwrap();
     assert!(history.loss()[19] < history.loss()[0]);
     assert_ne!(param_values(model.module())[0], before[0]);
 }
 
 #[test]
-#[should_panic(expected = "layer `embedding` got 5 at position [1, 0] of its input, which is not an integer index in 0..5")]
+#[should_panic(
+    expected = "layer `embedding` got 5 at position [1, 0] of its input, which is not an integer index in 0..5"
+)]
 fn embedding_panics_on_an_index_out_of_range() {
     let mut layer = Embedding::<f32>::new(5, 2);
     layer.build(&[2], &mut StdRng::seed_from_u64(0));
@@ -396,14 +442,30 @@ fn invalid_embedding_indices_are_typed_errors_through_the_model() {
     assert!(err.to_string().contains("embedding_0"), "{err}");
 
     let y = array![[0.0], [1.0]];
-    let err = model.fit(&array![[0.0, 1.0], [2.5, 1.0]], &y, FitOptions::default().verbose(0));
+    let err = model.fit(
+        &array![[0.0, 1.0], [2.5, 1.0]],
+        &y,
+        FitOptions::default().verbose(0),
+    );
     assert!(
-        matches!(err, Err(FitError::InvalidInput { data: DataRole::Training, .. })),
+        matches!(
+            err,
+            Err(FitError::InvalidInput {
+                data: DataRole::Training,
+                ..
+            })
+        ),
         "{err:?}"
     );
     let err = model.evaluate(&array![[0.0, 7.0], [2.0, 1.0]], &y, 32);
     assert!(
-        matches!(err, Err(FitError::InvalidInput { data: DataRole::Evaluation, .. })),
+        matches!(
+            err,
+            Err(FitError::InvalidInput {
+                data: DataRole::Evaluation,
+                ..
+            })
+        ),
         "{err:?}"
     );
 }
@@ -424,7 +486,10 @@ fn reshape_infers_one_dimension() {
     let x = ArrayD::from_shape_fn(vec![2, 12], |i| (i[0] * 12 + i[1]) as f32);
     let y = model.forward(tape.constant(x.clone())).value();
     assert_eq!(y.shape(), &[2, 3, 2, 2]);
-    assert_eq!(y.iter().copied().collect::<Vec<_>>(), x.iter().copied().collect::<Vec<_>>());
+    assert_eq!(
+        y.iter().copied().collect::<Vec<_>>(),
+        x.iter().copied().collect::<Vec<_>>()
+    );
 }
 
 #[test]
