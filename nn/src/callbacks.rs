@@ -27,8 +27,9 @@ use ndarray::ArrayD;
 use tapegrad_autograd::{Float, Param};
 use tapegrad_optim::{LrSchedule, Optimizer};
 
+use crate::buffer::Buffer;
 use crate::history::StopReason;
-use crate::io::{IoError, save_weights};
+use crate::io::{IoError, save_state};
 use crate::module::Module;
 
 /// What a callback tells `fit` to do next.
@@ -101,6 +102,16 @@ impl<'a, T: Float> TrainingState<'a, T> {
         self.module.params_mut()
     }
 
+    /// The model's buffers (non-trainable state), in the module's order.
+    pub fn buffers(&self) -> Vec<&Buffer<T>> {
+        self.module.buffers()
+    }
+
+    /// The model's buffers, mutably (to restore state).
+    pub fn buffers_mut(&mut self) -> Vec<&mut Buffer<T>> {
+        self.module.buffers_mut()
+    }
+
     /// The model's module.
     pub fn module(&self) -> &dyn Module<T> {
         &*self.module
@@ -116,13 +127,14 @@ impl<'a, T: Float> TrainingState<'a, T> {
         &mut *self.optimizer
     }
 
-    /// Saves the model's weights to `path` (safetensors, atomically; see [`crate::io`]).
+    /// Saves the model's weights — parameters and buffers — to `path` (safetensors,
+    /// atomically; see [`crate::io`]).
     ///
     /// # Errors
     ///
-    /// As [`save_weights`].
+    /// As [`save_state`].
     pub fn save_weights(&self, path: &Path) -> Result<(), IoError> {
-        save_weights(path, &self.module.params())
+        save_state(path, &self.module.params(), &self.module.buffers())
     }
 }
 
@@ -399,8 +411,13 @@ impl<T: Float> EarlyStopping<T> {
         if !self.restore_best_weights || self.best_weights.is_empty() {
             return false;
         }
-        for (p, best) in state.params_mut().into_iter().zip(&self.best_weights) {
-            p.value_mut().assign(best);
+        // Parameters first, then buffers, in the order they were saved.
+        let mut best = self.best_weights.iter();
+        for (p, value) in state.params_mut().into_iter().zip(best.by_ref()) {
+            p.value_mut().assign(value);
+        }
+        for (b, value) in state.buffers_mut().into_iter().zip(best) {
+            b.value_mut().assign(value);
         }
         true
     }
@@ -437,13 +454,22 @@ impl<T: Float> Callback<T> for EarlyStopping<T> {
             self.best_epoch = Some(logs.epoch);
             self.wait = 0;
             if self.restore_best_weights {
-                let params = state.params();
-                if self.best_weights.len() == params.len() {
-                    for (saved, p) in self.best_weights.iter_mut().zip(params) {
-                        saved.assign(p.value());
+                // Parameters, then buffers (BatchNorm's running statistics belong to the
+                // weights of that epoch too, as in Keras).
+                let buffers = state.buffers();
+                let buffer_values: Vec<_> = buffers.iter().map(|b| b.value()).collect();
+                let values: Vec<&ArrayD<T>> = state
+                    .params()
+                    .into_iter()
+                    .map(|p| p.value())
+                    .chain(buffer_values.iter().map(|v| &**v))
+                    .collect();
+                if self.best_weights.len() == values.len() {
+                    for (saved, value) in self.best_weights.iter_mut().zip(values) {
+                        saved.assign(value);
                     }
                 } else {
-                    self.best_weights = params.iter().map(|p| p.value().clone()).collect();
+                    self.best_weights = values.into_iter().cloned().collect();
                 }
             }
             return Ok(Control::Continue);

@@ -2,7 +2,11 @@
 //!
 //! A weights file holds one tensor per parameter, named by the parameter's path
 //! (`dense_0.kernel`, `dense_0.bias`, ...), in the element type of the model (`F32` or
-//! `F64`), in row-major order. It opens as-is in Python:
+//! `F64`), in row-major order. A model's checkpoint ([`save_state`], what
+//! [`Model::save`](crate::model::Model::save) writes) also holds one tensor per
+//! [`Buffer`] (non-trainable state such as `batch_norm_0.running_mean`), in the same flat
+//! namespace, as a PyTorch `state_dict` does; a model without buffers writes exactly the
+//! file [`save_weights`] writes. It opens as-is in Python:
 //!
 //! ```python
 //! from safetensors.numpy import load_file
@@ -43,6 +47,7 @@
 //! [safetensors]: https://huggingface.co/docs/safetensors
 
 use std::borrow::Cow;
+use std::cell::Ref;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -51,6 +56,8 @@ use std::path::{Path, PathBuf};
 use ndarray::{ArrayD, IxDyn};
 use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, View};
 use tapegrad_autograd::{Float, Param};
+
+use crate::buffer::Buffer;
 
 /// Everything that can go wrong while saving or loading weights (or writing a history CSV).
 ///
@@ -92,9 +99,24 @@ pub enum IoError {
         available: String,
     },
 
-    /// The file holds a tensor that matches no parameter of the model.
+    /// A buffer of the model (non-trainable state, e.g. BatchNorm's running statistics) has
+    /// no tensor of its name in the file.
     #[error(
-        "{path} holds tensor `{name}`, which matches no parameter of the model \
+        "{path} has no tensor `{name}` for the buffer (non-trainable state, such as \
+         BatchNorm's running statistics) of that name (it holds: {available})"
+    )]
+    MissingBuffer {
+        /// The file.
+        path: PathBuf,
+        /// The buffer's name.
+        name: String,
+        /// The names the file holds, comma-separated.
+        available: String,
+    },
+
+    /// The file holds a tensor that matches no parameter (or buffer) of the model.
+    #[error(
+        "{path} holds tensor `{name}`, which matches no parameter or buffer of the model \
          (a different architecture, or a model that is not built yet?)"
     )]
     UnexpectedTensor {
@@ -104,7 +126,7 @@ pub enum IoError {
         name: String,
     },
 
-    /// A tensor's shape differs from its parameter's.
+    /// A tensor's shape differs from its parameter's (or buffer's).
     #[error(
         "tensor `{name}` in {path} has shape {found:?}, but the parameter has shape {expected:?}"
     )]
@@ -132,8 +154,11 @@ pub enum IoError {
         found: String,
     },
 
-    /// Two parameters share a name, so they cannot be told apart in a file.
-    #[error("two parameters are named `{name}`; weights are stored by name, names must be unique")]
+    /// Two parameters (or buffers) share a name, so they cannot be told apart in a file.
+    #[error(
+        "two parameters or buffers are named `{name}`; weights are stored by name, names must \
+         be unique"
+    )]
     DuplicateName {
         /// The shared name.
         name: String,
@@ -155,8 +180,46 @@ pub enum IoError {
 /// [`IoError::DuplicateName`] if two parameters share a name; [`IoError::Io`] if the file
 /// cannot be written (in which case any file previously at `path` is left untouched).
 pub fn save_weights<T: Float>(path: impl AsRef<Path>, params: &[&Param<T>]) -> Result<(), IoError> {
+    save_state(path, params, &[])
+}
+
+/// Saves `params` and `buffers` to `path` in the safetensors format, each under its name
+/// (one flat namespace, like a PyTorch `state_dict`), atomically.
+///
+/// ```
+/// use ndarray::array;
+/// use tapegrad_autograd::Param;
+/// use tapegrad_nn::Buffer;
+/// use tapegrad_nn::io::{load_state, save_state};
+///
+/// let dir = std::env::temp_dir().join(format!("tapegrad-state-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let path = dir.join("state.safetensors");
+///
+/// let gamma = Param::new("bn.gamma", array![2.0_f32].into_dyn());
+/// let mean = Buffer::new("bn.running_mean", array![0.5_f32].into_dyn());
+/// save_state(&path, &[&gamma], &[&mean])?;
+///
+/// let mut gamma2 = Param::new("bn.gamma", array![1.0_f32].into_dyn());
+/// let mut mean2 = Buffer::new("bn.running_mean", array![0.0_f32].into_dyn());
+/// load_state(&path, &mut [&mut gamma2], &mut [&mut mean2])?;
+/// assert_eq!(gamma2.value(), gamma.value());
+/// assert_eq!(*mean2.value(), *mean.value());
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok::<(), tapegrad_nn::io::IoError>(())
+/// ```
+///
+/// # Errors
+///
+/// [`IoError::DuplicateName`] if two parameters or buffers share a name; [`IoError::Io`]
+/// if the file cannot be written (any file previously at `path` is then left untouched).
+pub fn save_state<T: Float>(
+    path: impl AsRef<Path>,
+    params: &[&Param<T>],
+    buffers: &[&Buffer<T>],
+) -> Result<(), IoError> {
     let path = path.as_ref();
-    let bytes = weights_to_bytes(params)?;
+    let bytes = state_to_bytes(params, buffers)?;
     write_atomic(path, &bytes)
 }
 
@@ -166,16 +229,36 @@ pub fn save_weights<T: Float>(path: impl AsRef<Path>, params: &[&Param<T>]) -> R
 ///
 /// [`IoError::DuplicateName`] if two parameters share a name.
 pub fn weights_to_bytes<T: Float>(params: &[&Param<T>]) -> Result<Vec<u8>, IoError> {
+    state_to_bytes(params, &[])
+}
+
+/// Serializes `params` and `buffers` to the bytes of a safetensors file (what
+/// [`save_state`] writes).
+///
+/// # Errors
+///
+/// [`IoError::DuplicateName`] if two parameters or buffers share a name.
+pub fn state_to_bytes<T: Float>(
+    params: &[&Param<T>],
+    buffers: &[&Buffer<T>],
+) -> Result<Vec<u8>, IoError> {
     let dtype = dtype_of::<T>()?;
-    let mut seen = HashSet::with_capacity(params.len());
-    let mut tensors = Vec::with_capacity(params.len());
-    for p in params {
-        if !seen.insert(p.name()) {
+    let buffer_values: Vec<Ref<'_, ArrayD<T>>> = buffers.iter().map(|b| b.value()).collect();
+    let entries = params.iter().map(|p| (p.name(), p.value())).chain(
+        buffers
+            .iter()
+            .zip(&buffer_values)
+            .map(|(b, v)| (b.name(), &**v)),
+    );
+    let mut seen = HashSet::with_capacity(params.len() + buffers.len());
+    let mut tensors = Vec::with_capacity(params.len() + buffers.len());
+    for (name, value) in entries {
+        if !seen.insert(name) {
             return Err(IoError::DuplicateName {
-                name: p.name().to_string(),
+                name: name.to_string(),
             });
         }
-        tensors.push((p.name().to_string(), TensorBytes::new(dtype, p.value())));
+        tensors.push((name.to_string(), TensorBytes::new(dtype, value)));
     }
     let metadata = Some(HashMap::from([(
         "producer".to_string(),
@@ -214,9 +297,7 @@ pub fn load_weights<T: Float>(
     path: impl AsRef<Path>,
     params: &mut [&mut Param<T>],
 ) -> Result<(), IoError> {
-    let path = path.as_ref();
-    let bytes = read_file(path)?;
-    load_weights_from_bytes(path, &bytes, params)
+    load_state(path, params, &mut [])
 }
 
 /// Like [`load_weights`], from the bytes of a safetensors file; `path` is only used in error
@@ -230,32 +311,115 @@ pub fn load_weights_from_bytes<T: Float>(
     bytes: &[u8],
     params: &mut [&mut Param<T>],
 ) -> Result<(), IoError> {
+    load_state_from_bytes(path, bytes, params, &mut [])
+}
+
+/// Loads a checkpoint saved by [`save_state`] into `params` and `buffers`, matching tensors
+/// by name: every parameter and every buffer needs a tensor of the same name, shape and
+/// element type, and the file must hold no other tensor. Everything is checked before
+/// anything changes: on error, every parameter and buffer is exactly as before. (A file
+/// without buffers, from [`save_weights`], loads into a model without buffers.)
+///
+/// # Errors
+///
+/// As [`load_weights`], and [`IoError::MissingBuffer`] naming a buffer the file lacks.
+pub fn load_state<T: Float>(
+    path: impl AsRef<Path>,
+    params: &mut [&mut Param<T>],
+    buffers: &mut [&mut Buffer<T>],
+) -> Result<(), IoError> {
+    let path = path.as_ref();
+    let bytes = read_file(path)?;
+    load_state_from_bytes(path, &bytes, params, buffers)
+}
+
+/// Like [`load_state`], from the bytes of a safetensors file; `path` is only used in error
+/// messages.
+///
+/// # Errors
+///
+/// As [`load_state`], except [`IoError::Io`].
+pub fn load_state_from_bytes<T: Float>(
+    path: &Path,
+    bytes: &[u8],
+    params: &mut [&mut Param<T>],
+    buffers: &mut [&mut Buffer<T>],
+) -> Result<(), IoError> {
+    let targets: Vec<Target> = params
+        .iter()
+        .map(|p| Target {
+            name: p.name().to_string(),
+            shape: p.shape().to_vec(),
+            is_buffer: false,
+        })
+        .chain(buffers.iter().map(|b| Target {
+            name: b.name().to_string(),
+            shape: b.shape(),
+            is_buffer: true,
+        }))
+        .collect();
+    let mut values = read_checked(path, bytes, &targets)?.into_iter();
+    for (p, value) in params.iter_mut().zip(values.by_ref()) {
+        *p.value_mut() = value;
+    }
+    for (b, value) in buffers.iter_mut().zip(values) {
+        *b.value_mut() = value;
+    }
+    Ok(())
+}
+
+/// A tensor a checkpoint must hold: a parameter's or a buffer's name and shape.
+pub(crate) struct Target {
+    pub(crate) name: String,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) is_buffer: bool,
+}
+
+/// The values for `targets` (in their order) from the bytes of a safetensors file, after
+/// checking that every target has a tensor of its name, shape and element type, that the
+/// file holds no other tensor and that no two targets share a name.
+pub(crate) fn read_checked<T: Float>(
+    path: &Path,
+    bytes: &[u8],
+    targets: &[Target],
+) -> Result<Vec<ArrayD<T>>, IoError> {
     let file = parse(path, bytes)?;
-    let mut seen = HashSet::with_capacity(params.len());
-    for p in params.iter() {
-        if !seen.insert(p.name()) {
+    let mut seen = HashSet::with_capacity(targets.len());
+    for t in targets {
+        if !seen.insert(t.name.as_str()) {
             return Err(IoError::DuplicateName {
-                name: p.name().to_string(),
+                name: t.name.clone(),
             });
         }
     }
-    // Check and convert everything first, then assign: all or nothing.
-    let mut values = Vec::with_capacity(params.len());
-    for p in params.iter() {
-        let view = file.tensor(p.name()).map_err(|_| IoError::MissingTensor {
-            path: path.to_path_buf(),
-            name: p.name().to_string(),
-            available: available_names(&file),
+    let mut values = Vec::with_capacity(targets.len());
+    for t in targets {
+        let view = file.tensor(&t.name).map_err(|_| {
+            let (path, name, available) =
+                (path.to_path_buf(), t.name.clone(), available_names(&file));
+            if t.is_buffer {
+                IoError::MissingBuffer {
+                    path,
+                    name,
+                    available,
+                }
+            } else {
+                IoError::MissingTensor {
+                    path,
+                    name,
+                    available,
+                }
+            }
         })?;
-        if view.shape() != p.shape() {
+        if view.shape() != t.shape.as_slice() {
             return Err(IoError::ShapeMismatch {
                 path: path.to_path_buf(),
-                name: p.name().to_string(),
-                expected: p.shape().to_vec(),
+                name: t.name.clone(),
+                expected: t.shape.clone(),
                 found: view.shape().to_vec(),
             });
         }
-        values.push(tensor_to_array::<T>(path, p.name(), &view)?);
+        values.push(tensor_to_array::<T>(path, &t.name, &view)?);
     }
     if let Some(extra) = file
         .names()
@@ -267,8 +431,35 @@ pub fn load_weights_from_bytes<T: Float>(
             name: extra.clone(),
         });
     }
-    for (p, value) in params.iter_mut().zip(values) {
+    Ok(values)
+}
+
+/// Loads a module's checkpoint (its parameters and buffers) from `path`: all or nothing.
+pub(crate) fn load_module_state<T: Float, M: crate::Module<T> + ?Sized>(
+    path: &Path,
+    module: &mut M,
+) -> Result<(), IoError> {
+    let bytes = read_file(path)?;
+    let targets: Vec<Target> = module
+        .params()
+        .iter()
+        .map(|p| Target {
+            name: p.name().to_string(),
+            shape: p.shape().to_vec(),
+            is_buffer: false,
+        })
+        .chain(module.buffers().iter().map(|b| Target {
+            name: b.name().to_string(),
+            shape: b.shape(),
+            is_buffer: true,
+        }))
+        .collect();
+    let mut values = read_checked(path, &bytes, &targets)?.into_iter();
+    for (p, value) in module.params_mut().into_iter().zip(values.by_ref()) {
         *p.value_mut() = value;
+    }
+    for (b, value) in module.buffers_mut().into_iter().zip(values) {
+        *b.value_mut() = value;
     }
     Ok(())
 }

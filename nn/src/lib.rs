@@ -5,12 +5,14 @@
 //! no layer or loss has backward code of its own.
 //!
 //! - [`Module`]: the trait of layers and models (forward on a [`Var`](tapegrad_autograd::Var),
-//!   build for an input shape, parameters, train/eval mode, names).
+//!   build for an input shape, parameters, [`Buffer`]s of non-trainable state, train/eval
+//!   mode, names).
 //! - [`layers`]: [`Dense`](layers::Dense), [`Sequential`](layers::Sequential) (with a Keras
 //!   `summary()`), [`ActivationLayer`](layers::ActivationLayer) and the
 //!   [`Activation`](layers::Activation) functions, [`Dropout`](layers::Dropout),
-//!   [`Flatten`](layers::Flatten), [`LayerNorm`](layers::LayerNorm),
-//!   [`Conv2d`](layers::Conv2d), [`MaxPool2d`](layers::MaxPool2d),
+//!   [`Flatten`](layers::Flatten), [`Reshape`](layers::Reshape),
+//!   [`LayerNorm`](layers::LayerNorm), [`BatchNorm`](layers::BatchNorm),
+//!   [`Embedding`](layers::Embedding), [`Conv2d`](layers::Conv2d), [`MaxPool2d`](layers::MaxPool2d),
 //!   [`AvgPool2d`](layers::AvgPool2d), [`GlobalAvgPool2d`](layers::GlobalAvgPool2d).
 //! - [`init`]: Keras' initializers (Glorot, He, LeCun, ...), drawn from a seeded generator.
 //! - [`losses`]: MSE, MAE, Huber, binary and categorical cross-entropies, as functions.
@@ -43,6 +45,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod buffer;
 pub mod callbacks;
 pub mod communicator;
 pub mod data;
@@ -55,4 +58,5 @@ pub mod metrics;
 pub mod model;
 pub mod module;
 
+pub use buffer::Buffer;
 pub use module::Module;

@@ -1,14 +1,18 @@
 //! The [`Module`] trait every layer and model implements, and [`gradcheck_module`], which
 //! checks a module's gradients (input and parameters) against finite differences.
 
-use ndarray::ArrayD;
+use ndarray::{ArrayD, ArrayViewD};
 use rand::rngs::StdRng;
 use tapegrad_autograd::{
     CentralDifferences, Float, GradcheckOptions, GradientMismatch, Param, Tape, Var,
 };
 
+use crate::buffer::Buffer;
+
 /// A layer or a model: a function of a batch, recorded on the input's tape, with its own
-/// trainable [`Param`]s.
+/// trainable [`Param`]s and, for some layers, non-trainable [`Buffer`]s (state saved in
+/// checkpoints but never optimized, such as BatchNorm's running statistics: see
+/// [`buffers`](Module::buffers)).
 ///
 /// The life of a module: it is created with its hyper-parameters only (`Dense::new(10)`),
 /// named by the [`Sequential`](crate::layers::Sequential) it is added to, then built once for
@@ -80,25 +84,59 @@ pub trait Module<T: Float> {
     /// [`params`](Module::params).
     fn params_mut(&mut self) -> Vec<&mut Param<T>>;
 
-    /// Train (dropout active) or eval mode.
+    /// The non-trainable state ([`Buffer`]s, e.g. BatchNorm's running statistics), in a
+    /// fixed order: saved in checkpoints beside the parameters, never given to optimizers.
+    /// None by default.
+    fn buffers(&self) -> Vec<&Buffer<T>> {
+        Vec::new()
+    }
+
+    /// The buffers, mutably (loading checkpoints), in the order of
+    /// [`buffers`](Module::buffers). None by default.
+    fn buffers_mut(&mut self) -> Vec<&mut Buffer<T>> {
+        Vec::new()
+    }
+
+    /// Train mode (dropout active, batch statistics and running-statistic updates in
+    /// BatchNorm) or eval mode.
     fn set_training(&mut self, training: bool) {
         let _ = training;
+    }
+
+    /// Checks a batch of raw inputs (first axis is the batch) for values the module cannot
+    /// take, so that [`Model`](crate::model::Model) reports them as a typed error instead of
+    /// the panic of [`forward`](Module::forward) (e.g. [`Embedding`](crate::layers::Embedding)
+    /// indices that are not integers in range). Accepts everything by default;
+    /// [`Sequential`](crate::layers::Sequential) asks its first layer.
+    ///
+    /// # Errors
+    ///
+    /// The first invalid element, as an [`InvalidInput`].
+    fn check_input(&self, x: ArrayViewD<'_, T>) -> Result<(), InvalidInput> {
+        let _ = x;
+        Ok(())
     }
 
     /// The layer's kind for names and summaries, e.g. "dense", "dropout".
     fn kind(&self) -> &'static str;
 
     /// Sets the layer's name (Sequential calls this: "dense_0", "dense_1", "dropout_0" ...
-    /// counting per kind) and renames its params `"<name>.kernel"`, `"<name>.bias"`,
-    /// `"<name>.gamma"`, `"<name>.beta"`.
+    /// counting per kind) and renames its params (`"<name>.kernel"`, `"<name>.bias"`,
+    /// `"<name>.gamma"`, `"<name>.beta"`) and buffers (`"<name>.running_mean"`).
     fn set_name(&mut self, name: &str);
 
     /// The layer's name.
     fn name(&self) -> &str;
 
-    /// The number of trainable scalars (the "Param #" column of a summary).
+    /// The number of trainable scalars.
     fn num_params(&self) -> usize {
         self.params().iter().map(|p| p.len()).sum()
+    }
+
+    /// The number of scalars in the buffers (Keras' "non-trainable params"; a summary's
+    /// "Param #" column counts them with the trainable ones, as Keras does).
+    fn num_non_trainable(&self) -> usize {
+        self.buffers().iter().map(|b| b.len()).sum()
     }
 
     /// The input and output shapes (without the batch axis) the module was built for, if
@@ -123,8 +161,17 @@ impl<T: Float, M: Module<T> + ?Sized> Module<T> for Box<M> {
     fn params_mut(&mut self) -> Vec<&mut Param<T>> {
         (**self).params_mut()
     }
+    fn buffers(&self) -> Vec<&Buffer<T>> {
+        (**self).buffers()
+    }
+    fn buffers_mut(&mut self) -> Vec<&mut Buffer<T>> {
+        (**self).buffers_mut()
+    }
     fn set_training(&mut self, training: bool) {
         (**self).set_training(training)
+    }
+    fn check_input(&self, x: ArrayViewD<'_, T>) -> Result<(), InvalidInput> {
+        (**self).check_input(x)
     }
     fn kind(&self) -> &'static str {
         (**self).kind()
@@ -138,9 +185,27 @@ impl<T: Float, M: Module<T> + ?Sized> Module<T> for Box<M> {
     fn num_params(&self) -> usize {
         (**self).num_params()
     }
+    fn num_non_trainable(&self) -> usize {
+        (**self).num_non_trainable()
+    }
     fn built_shapes(&self) -> Option<(&[usize], &[usize])> {
         (**self).built_shapes()
     }
+}
+
+/// An input element a module cannot take (from [`Module::check_input`]): e.g. an embedding
+/// index that is not an integer in range.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("layer `{layer}` cannot take input {value} at position {position:?}: {expected}")]
+pub struct InvalidInput {
+    /// The layer's name.
+    pub layer: String,
+    /// The element's position in the batch (its first coordinate is the sample).
+    pub position: Vec<usize>,
+    /// The element.
+    pub value: f64,
+    /// What the layer takes, in words (e.g. "an integer index in 0..1000").
+    pub expected: String,
 }
 
 /// A module gradient that disagrees with its finite-difference estimate (from

@@ -228,7 +228,7 @@ impl<T: Float> Module<T> for Conv2d<T> {
         };
         let groups = self.groups;
         assert!(
-            groups > 0 && channels % groups == 0 && self.filters % groups == 0,
+            groups > 0 && channels.is_multiple_of(groups) && self.filters.is_multiple_of(groups),
             "Conv2d::build: layer `{name}`: {channels} input channels and {} filters must both \
              be multiples of groups {groups}",
             self.filters

@@ -1,24 +1,31 @@
 //! Layers: [`Dense`], [`Sequential`], [`ActivationLayer`] (and the [`Activation`] functions),
-//! [`Dropout`], [`Flatten`], [`LayerNorm`] (and the [`layer_norm`] function), [`Conv2d`] (and
-//! its [`Padding`]), [`MaxPool2d`], [`AvgPool2d`], [`GlobalAvgPool2d`].
+//! [`Dropout`], [`Flatten`], [`Reshape`], [`LayerNorm`] (and the [`layer_norm`] function),
+//! [`BatchNorm`] (with running statistics kept as [`Buffer`](crate::Buffer)s), [`Embedding`],
+//! [`Conv2d`] (and its [`Padding`]), [`MaxPool2d`], [`AvgPool2d`], [`GlobalAvgPool2d`].
 //!
 //! Every layer implements [`Module`](crate::Module), computes with autograd ops only (no
 //! hand-written backward), and follows Keras' shapes, defaults and naming.
 
 mod activation;
+mod batch_norm;
 mod conv2d;
 mod dense;
 mod dropout;
+mod embedding;
 mod flatten;
 mod layer_norm;
 mod pool;
+mod reshape;
 mod sequential;
 
 pub use activation::{Activation, ActivationLayer};
+pub use batch_norm::BatchNorm;
 pub use conv2d::{Conv2d, Padding};
 pub use dense::Dense;
 pub use dropout::Dropout;
+pub use embedding::Embedding;
 pub use flatten::Flatten;
 pub use layer_norm::{LayerNorm, layer_norm};
 pub use pool::{AvgPool2d, GlobalAvgPool2d, MaxPool2d};
+pub use reshape::Reshape;
 pub use sequential::{DEFAULT_SEED, Sequential};

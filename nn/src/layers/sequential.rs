@@ -2,11 +2,13 @@
 
 use std::fmt::Write as _;
 
+use ndarray::ArrayViewD;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tapegrad_autograd::{Float, Param, Var};
 
-use crate::module::Module;
+use crate::buffer::Buffer;
+use crate::module::{InvalidInput, Module};
 
 /// The seed a [`Sequential`] builds itself with when none is given.
 pub const DEFAULT_SEED: u64 = 0;
@@ -14,8 +16,8 @@ pub const DEFAULT_SEED: u64 = 0;
 /// Layers applied one after the other (Keras' `Sequential`, PyTorch's `nn.Sequential`).
 ///
 /// Each layer added is named after its kind and its rank among the layers of that kind
-/// (`dense_0`, `dense_1`, `dropout_0`, ...), and its parameters after it
-/// (`dense_0.kernel`, `dense_0.bias`).
+/// (`dense_0`, `dense_1`, `dropout_0`, ...), and its parameters and buffers after it
+/// (`dense_0.kernel`, `dense_0.bias`, `batch_norm_0.running_mean`).
 ///
 /// The input shape (without the batch axis) is given up front with
 /// [`with_input_shape`](Sequential::with_input_shape), which builds the layers at once (and
@@ -188,8 +190,10 @@ impl<T: Float> Sequential<T> {
     }
 
     /// A Keras-style table of the layers: name and type, output shape (the batch axis shown
-    /// as `None`) and number of parameters, then the totals. All parameters are trainable.
-    /// Before the model is built, shapes and counts are shown as `?`.
+    /// as `None`) and number of parameters, then the totals. As in Keras, a layer's
+    /// "Param #" counts its buffers too (BatchNorm's running statistics), and the totals
+    /// split them out as "Non-trainable params". Before the model is built, shapes and
+    /// counts are shown as `?`.
     ///
     /// ```
     /// use tapegrad_nn::layers::{Activation, Dense, Dropout, Flatten, Sequential};
@@ -234,7 +238,7 @@ impl<T: Float> Sequential<T> {
                     _ => "?".to_string(),
                 };
                 let count = if built {
-                    layer.num_params().to_string()
+                    (layer.num_params() + layer.num_non_trainable()).to_string()
                 } else {
                     "?".to_string()
                 };
@@ -278,10 +282,11 @@ impl<T: Float> Sequential<T> {
         out += &"=".repeat(line_length);
         out += "\n";
         if built {
-            let total = group_thousands(self.num_params());
+            let (trainable, frozen) = (self.num_params(), self.num_non_trainable());
+            let total = group_thousands(trainable + frozen);
             let _ = writeln!(out, "Total params: {total}");
-            let _ = writeln!(out, "Trainable params: {total}");
-            out += "Non-trainable params: 0\n";
+            let _ = writeln!(out, "Trainable params: {}", group_thousands(trainable));
+            let _ = writeln!(out, "Non-trainable params: {}", group_thousands(frozen));
         } else {
             out += "Total params: ? (not built: give an input shape or call build)\n";
         }
@@ -369,6 +374,25 @@ impl<T: Float> Module<T> for Sequential<T> {
             .iter_mut()
             .flat_map(|l| l.params_mut())
             .collect()
+    }
+
+    fn buffers(&self) -> Vec<&Buffer<T>> {
+        self.layers.iter().flat_map(|l| l.buffers()).collect()
+    }
+
+    fn buffers_mut(&mut self) -> Vec<&mut Buffer<T>> {
+        self.layers
+            .iter_mut()
+            .flat_map(|l| l.buffers_mut())
+            .collect()
+    }
+
+    /// Asks the first layer (the only one that sees the raw input).
+    fn check_input(&self, x: ArrayViewD<'_, T>) -> Result<(), InvalidInput> {
+        match self.layers.first() {
+            Some(first) => first.check_input(x),
+            None => Ok(()),
+        }
     }
 
     fn set_training(&mut self, training: bool) {

@@ -84,6 +84,17 @@ pub enum FitError {
         /// The shape of one sample of `x`.
         found: Vec<usize>,
     },
+    /// An input value the model cannot take (e.g. an embedding index out of range), found
+    /// by [`Module::check_input`](crate::Module::check_input).
+    #[error("the {data} has an invalid element: {source}")]
+    InvalidInput {
+        /// Which data.
+        data: DataRole,
+        /// The layer, the element's position (its first coordinate is the row in that
+        /// data) and value.
+        #[source]
+        source: crate::module::InvalidInput,
+    },
     /// Each sample of `y` does not have the shape the loss needs.
     #[error(
         "each target of the {data} has shape {found:?}, but loss `{loss}` needs {expected} \

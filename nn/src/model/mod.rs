@@ -84,8 +84,10 @@ struct Compiled<T: Float> {
 ///
 /// The module is built (its weights created) on the first [`fit`](Model::fit) from the shape
 /// of `x` and the options' seed, or explicitly with [`build`](Model::build). Outside `fit`
-/// the module is in inference mode ([`Module::set_training`]`(false)`: no dropout), so
-/// [`predict`](Model::predict) and [`evaluate`](Model::evaluate) are deterministic.
+/// (and during `fit`'s validation) the module is in inference mode
+/// ([`Module::set_training`]`(false)`: no dropout, BatchNorm normalizes with its running
+/// statistics and leaves them alone), so [`predict`](Model::predict) and
+/// [`evaluate`](Model::evaluate) are deterministic and change nothing.
 ///
 /// See the [module documentation](self) for the tour.
 pub struct Model<T: Float = f32, M: Module<T> = Sequential<T>> {
@@ -284,24 +286,33 @@ impl<T: Float, M: Module<T>> Model<T, M> {
         self.compiled.as_ref().map_or(&[], |c| &c.metrics)
     }
 
-    /// Saves the weights to `path` in the safetensors format, atomically, each tensor named
-    /// by its parameter path (`dense_0.kernel`). See [`crate::io`].
+    /// The model's buffers (non-trainable state such as BatchNorm's running statistics),
+    /// in the module's order.
+    pub fn buffers(&self) -> Vec<&crate::Buffer<T>> {
+        self.module.buffers()
+    }
+
+    /// Saves the weights to `path` in the safetensors format, atomically: each parameter
+    /// and each buffer (the module's state, like a PyTorch `state_dict`) as a tensor named
+    /// by its path (`dense_0.kernel`, `batch_norm_0.running_mean`). See [`crate::io`].
     ///
     /// # Errors
     ///
-    /// As [`io::save_weights`].
+    /// As [`io::save_state`].
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), IoError> {
-        io::save_weights(path, &self.module.params())
+        io::save_state(path, &self.module.params(), &self.module.buffers())
     }
 
     /// Loads weights saved by [`save`](Model::save) (or any safetensors file with the same
-    /// names, shapes and dtype). The model must be built. Nothing changes on error.
+    /// names, shapes and dtype): every parameter and every buffer must be in the file. The
+    /// model must be built. Nothing changes on error.
     ///
     /// # Errors
     ///
-    /// As [`io::load_weights`].
+    /// As [`io::load_state`]: e.g. [`IoError::MissingBuffer`] naming a buffer the file
+    /// lacks.
     pub fn load(&mut self, path: impl AsRef<Path>) -> Result<(), IoError> {
-        io::load_weights(path, &mut self.module.params_mut())
+        io::load_module_state(path.as_ref(), &mut self.module)
     }
 
     /// Trains the model on inputs `x` and targets `y` (samples along axis 0), and returns
@@ -322,7 +333,8 @@ impl<T: Float, M: Module<T>> Model<T, M> {
     /// changes): [`FitError::NotCompiled`], [`FitError::InvalidBatchSize`],
     /// [`FitError::InvalidValidationSplit`], [`FitError::EmptyDataset`],
     /// [`FitError::LengthMismatch`], [`FitError::InputShape`], [`FitError::TargetShape`],
-    /// [`FitError::InvalidLabel`], [`FitError::MetricShape`]. During training:
+    /// [`FitError::InvalidInput`], [`FitError::InvalidLabel`], [`FitError::MetricShape`].
+    /// During training:
     /// [`FitError::LossNotScalar`], [`FitError::Optimizer`], [`FitError::Callback`].
     pub fn fit<SX, SY, DX, DY>(
         &mut self,
@@ -461,7 +473,7 @@ impl<T: Float, M: Module<T>> Model<T, M> {
     /// # Errors
     ///
     /// [`FitError::NotBuilt`], [`FitError::InvalidBatchSize`], [`FitError::EmptyDataset`],
-    /// [`FitError::InputShape`], [`FitError::OutputRows`].
+    /// [`FitError::InputShape`], [`FitError::InvalidInput`], [`FitError::OutputRows`].
     pub fn predict<S, D>(
         &self,
         x: &ArrayBase<S, D>,

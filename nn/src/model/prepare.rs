@@ -91,7 +91,8 @@ impl<T: Float, M: Module<T>> Model<T, M> {
         Ok((train, validation))
     }
 
-    /// Checks the input samples against the built input shape.
+    /// Checks the input samples against the built input shape, then their values with
+    /// [`Module::check_input`].
     pub(super) fn check_inputs(
         &self,
         x: &ArrayViewD<'_, T>,
@@ -105,7 +106,9 @@ impl<T: Float, M: Module<T>> Model<T, M> {
                 found: x.shape()[1..].to_vec(),
             });
         }
-        Ok(())
+        self.module
+            .check_input(x.view())
+            .map_err(|source| FitError::InvalidInput { data, source })
     }
 
     /// Checks `x`/`y` of one data against the built model, shapes the targets for the

@@ -6,11 +6,11 @@ use ndarray::ArrayD;
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use tapegrad_autograd::testing::{array, array_away_from, shape};
+use tapegrad_autograd::testing::{array, array_away_from, distinct_array, shape};
 use tapegrad_autograd::{GradcheckOptions, Param, Var, gradcheck};
 use tapegrad_nn::Module;
 use tapegrad_nn::layers::{
-    Activation, ActivationLayer, Dense, Dropout, Flatten, LayerNorm, Sequential,
+    Activation, ActivationLayer, BatchNorm, Dense, Dropout, Flatten, LayerNorm, Sequential,
 };
 use tapegrad_nn::losses::{self, Reduction};
 use tapegrad_nn::module::gradcheck_module;
@@ -226,6 +226,32 @@ proptest! {
             p.assign(values);
         }
         gradcheck_module(&mut norm, &x, &options()).unwrap();
+    }
+
+    /// BatchNorm in training mode (batch statistics) over `[N, C]`, `[N, C, L]` and
+    /// `[N, C, H, W]`, with at least two values per channel; the values are distinct (a
+    /// spread of at least 0.1) so no channel's batch variance is near 0.
+    #[test]
+    fn batch_norm_train(
+        x in prop_oneof![
+            (2..=5usize, 1..=4usize).prop_map(|(n, c)| vec![n, c]),
+            (1..=3usize, 1..=3usize, 2..=4usize).prop_map(|(n, c, l)| vec![n, c, l]),
+            (1..=2usize, 1..=3usize, 1..=3usize, 2..=3usize)
+                .prop_map(|(n, c, h, w)| vec![n, c, h, w]),
+        ]
+        .prop_flat_map(|s| distinct_array(s, 0.1)),
+        seed in any::<u64>(),
+    ) {
+        let mut bn = built(BatchNorm::new(), &x.shape()[1..], 0);
+        prop_assert!(bn.is_training());
+        // gamma and beta away from their initial ones and zeros.
+        let mut rng = StdRng::seed_from_u64(seed);
+        for p in bn.params_mut() {
+            let values = tapegrad_nn::init::Initializer::Uniform { low: -1.5, high: 1.5 }
+                .init::<f64, _>(p.shape(), &mut rng);
+            p.assign(values);
+        }
+        gradcheck_module(&mut bn, &x, &options()).unwrap();
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! dependencies) with a module per topic. New test files go here as modules.
 
 mod conv_layers;
+mod golden_conv;
 mod golden_losses;
 mod gradcheck;
 mod io;
 mod layers;
 mod model;
+mod state;
