@@ -15,8 +15,8 @@ pub mod prelude {
         gradcheck,
     };
     pub use tapegrad_nn::layers::{
-        Activation, AvgPool2d, Conv2d, Dense, Dropout, Flatten, GlobalAvgPool2d, LayerNorm,
-        MaxPool2d, Padding, Sequential,
+        Activation, AvgPool2d, BatchNorm, Conv2d, Dense, Dropout, Embedding, Flatten,
+        GlobalAvgPool2d, LayerNorm, MaxPool2d, Padding, Reshape, Sequential,
     };
     pub use tapegrad_nn::model::{FitOptions, Loss, Metric, Model};
     pub use tapegrad_nn::{Module, losses};
