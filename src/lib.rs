@@ -11,9 +11,11 @@ pub mod report;
 /// The names most programs use: `use tapegrad::prelude::*;`.
 pub mod prelude {
     pub use tapegrad_autograd::{CustomOp, GradcheckOptions, Grads, Param, Tape, Var, gradcheck};
-    pub use tapegrad_nn::layers::{Activation, Dense, Dropout, Flatten, LayerNorm, Sequential};
+    pub use tapegrad_nn::layers::{
+        Activation, BatchNorm, Dense, Dropout, Embedding, Flatten, LayerNorm, Reshape, Sequential,
+    };
     pub use tapegrad_nn::model::{FitOptions, Loss, Metric, Model};
-    pub use tapegrad_nn::{Module, losses};
+    pub use tapegrad_nn::{Buffer, Module, losses};
     pub use tapegrad_optim::{Adagrad, Adam, AdamW, Optimizer, RmsProp, Sgd};
 }
 

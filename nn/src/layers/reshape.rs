@@ -61,7 +61,7 @@ impl Reshape {
             .map(|&d| d as usize)
             .product();
         let inferred = if self.target.contains(&-1) {
-            (len % known == 0).then_some(len / known)?
+            len.is_multiple_of(known).then_some(len / known)?
         } else {
             1
         };
