@@ -19,7 +19,7 @@ pub mod prelude {
         GlobalAvgPool2d, LayerNorm, MaxPool2d, Padding, Reshape, Sequential,
     };
     pub use tapegrad_nn::model::{FitOptions, Loss, Metric, Model};
-    pub use tapegrad_nn::{Module, losses};
+    pub use tapegrad_nn::{Buffer, Module, losses};
     pub use tapegrad_optim::{Adagrad, Adam, AdamW, Optimizer, RmsProp, Sgd};
 }
 

@@ -543,3 +543,46 @@ _________________________________________________________________
 "#
     );
 }
+
+#[test]
+fn checkpoint_callbacks_and_early_stopping_keep_buffers_with_the_weights() {
+    use tapegrad_nn::callbacks::{EarlyStopping, Mode, ModelCheckpoint};
+    let dir = scratch_dir("callbacks");
+    let (x, y) = data(40);
+    let (x_val, y_val) = data(12);
+    let mut model = bn_model(6);
+    model.compile(Sgd::new(0.3).unwrap(), Loss::mse(), &[]);
+    let options = FitOptions::default()
+        .epochs(8)
+        .batch_size(8)
+        .verbose(0)
+        .validation_data(x_val.into_dyn(), y_val.into_dyn())
+        .callback(ModelCheckpoint::new(dir.join("epoch-{epoch}.safetensors")))
+        .callback(
+            // "Best" is the highest validation loss, so an early epoch is restored.
+            EarlyStopping::new()
+                .mode(Mode::Max)
+                .patience(100)
+                .restore_best_weights(true),
+        );
+    let history = model.fit(&x, &y, options).unwrap();
+    let val = history.val_loss().unwrap();
+    let best = (0..val.len())
+        .max_by(|&a, &b| val[a].total_cmp(&val[b]))
+        .unwrap();
+    assert!(
+        best + 1 < val.len(),
+        "the best epoch is not the last: {val:?}"
+    );
+    // The checkpoint of the best epoch holds its running statistics, and early stopping
+    // put them back with the parameters.
+    let saved = tapegrad_nn::io::read_weights::<f64>(dir.join(format!("epoch-{best}.safetensors")))
+        .unwrap();
+    for b in model.buffers() {
+        assert_eq!(saved[b.name()], *b.value(), "{}", b.name());
+    }
+    for p in model.params() {
+        assert_eq!(saved[p.name()], *p.value(), "{}", p.name());
+    }
+    fs::remove_dir_all(&dir).unwrap();
+}
