@@ -232,10 +232,9 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<Header, FormatError> {
     let json = std::str::from_utf8(json).map_err(|e| FormatError::HeaderNotUtf8 {
         valid_up_to: e.valid_up_to() as u64,
     })?;
-    let Entries(entries) =
-        serde_json::from_str(json).map_err(|e| FormatError::HeaderNotJson {
-            message: e.to_string(),
-        })?;
+    let Entries(entries) = serde_json::from_str(json).map_err(|e| FormatError::HeaderNotJson {
+        message: e.to_string(),
+    })?;
 
     let mut seen = HashSet::with_capacity(entries.len());
     let mut tensors = Vec::with_capacity(entries.len());
@@ -341,11 +340,7 @@ fn parse_tensor(
         count.checked_mul(size)
     });
     let (Some(dims), Some(nbytes)) = (dims, nbytes) else {
-        return Err(FormatError::ShapeOverflow {
-            name,
-            shape,
-            dtype,
-        });
+        return Err(FormatError::ShapeOverflow { name, shape, dtype });
     };
     if nbytes as u64 != end - begin {
         return Err(FormatError::SizeMismatch {
@@ -372,7 +367,10 @@ fn integers(value: Option<&Value>) -> Result<Vec<u64>, &'static str> {
         None => Err("is missing"),
         Some(Value::Array(items)) => items
             .iter()
-            .map(|v| v.as_u64().ok_or("holds something other than a non-negative integer"))
+            .map(|v| {
+                v.as_u64()
+                    .ok_or("holds something other than a non-negative integer")
+            })
             .collect(),
         Some(_) => Err("is not an array"),
     }

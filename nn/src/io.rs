@@ -63,8 +63,8 @@ use ndarray::{ArrayD, IxDyn};
 use safetensors::tensor::{Dtype, View};
 use tapegrad_autograd::{Float, Param};
 
-use crate::checkpoint_header::{Header, TensorInfo, parse_header};
 pub use crate::checkpoint_header::{FormatError, MAX_HEADER_LEN};
+use crate::checkpoint_header::{Header, TensorInfo, parse_header};
 
 /// Everything that can go wrong while saving or loading weights (or writing a history CSV).
 ///
@@ -245,11 +245,8 @@ pub fn load_weights_from_bytes<T: Float>(
     params: &mut [&mut Param<T>],
 ) -> Result<(), IoError> {
     let file = parse(path, bytes)?;
-    let by_name: HashMap<&str, &TensorInfo> = file
-        .tensors
-        .iter()
-        .map(|t| (t.name.as_str(), t))
-        .collect();
+    let by_name: HashMap<&str, &TensorInfo> =
+        file.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
     let mut seen = HashSet::with_capacity(params.len());
     for p in params.iter() {
         if !seen.insert(p.name()) {
@@ -278,7 +275,11 @@ pub fn load_weights_from_bytes<T: Float>(
         }
         values.push(tensor_to_array::<T>(path, info, bytes)?);
     }
-    if let Some(extra) = file.tensors.iter().find(|t| !seen.contains(t.name.as_str())) {
+    if let Some(extra) = file
+        .tensors
+        .iter()
+        .find(|t| !seen.contains(t.name.as_str()))
+    {
         return Err(IoError::UnexpectedTensor {
             path: path.to_path_buf(),
             name: extra.name.clone(),
@@ -506,7 +507,9 @@ fn temp_owner(name: &OsStr, file: &OsStr) -> Option<u32> {
     let pid = match middle.split('-').collect::<Vec<_>>()[..] {
         [pid] => pid,
         [pid, counter, nonce]
-            if digits(counter) && !nonce.is_empty() && nonce.bytes().all(|b| b.is_ascii_hexdigit()) =>
+            if digits(counter)
+                && !nonce.is_empty()
+                && nonce.bytes().all(|b| b.is_ascii_hexdigit()) =>
         {
             pid
         }
@@ -701,13 +704,39 @@ mod tests {
         );
 
         assert_eq!(fs::read(&path).unwrap(), before);
-        assert!(!temp_path_for(&path).exists());
         let names: Vec<_> = fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn temporary_names_are_unique_and_recognized_only_for_their_checkpoint() {
+        let path = Path::new("dir/w.safetensors");
+        let (a, b) = (temp_path_for(path), temp_path_for(path));
+        assert_ne!(a, b);
+        let name = OsStr::new("w.safetensors");
+        let pid = std::process::id();
+        assert_eq!(temp_owner(name, a.file_name().unwrap()), Some(pid));
+        assert_eq!(
+            temp_owner(name, OsStr::new(".w.safetensors.42.tmp")),
+            Some(42)
+        );
+        for other in [
+            ".w.safetensors.tmp",
+            ".w.safetensors..tmp",
+            ".w.safetensors.42-1.tmp",
+            ".w.safetensors.42-1-xyz.tmp",
+            ".w.safetensors.5.42-1-ab.tmp",
+            ".w.safetensors.99999999999-1-ab.tmp",
+            ".v.safetensors.42.tmp",
+            "w.safetensors.42.tmp",
+            ".w.safetensors.42.tmpx",
+        ] {
+            assert_eq!(temp_owner(name, OsStr::new(other)), None, "{other}");
+        }
     }
 
     #[test]
