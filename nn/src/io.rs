@@ -16,9 +16,12 @@
 //! leaves a partially written file in place of a good one.
 //!
 //! Temporary files are named `.<file name>.<pid>-<counter>-<nonce>.tmp`, unique per
-//! attempt. Each save first removes stale temporaries of the same checkpoint, left by a save
-//! that was killed (see [`write_atomic`] for which ones are stale), so they neither
-//! accumulate nor block later saves.
+//! attempt. Each save first removes the stale temporaries of the same checkpoint, left by
+//! saves that were killed, so they neither accumulate nor block later saves: those named
+//! with this process's id that it is not writing (an earlier process had the same id), those
+//! of processes that have exited (known on Linux), and any unmodified for
+//! [`STALE_TEMP_AGE`]. Another live save's temporary file is never removed, nor any other
+//! file (other checkpoints' temporaries included).
 //!
 //! Loads validate the whole header before touching any tensor data (see [`FormatError`]:
 //! sizes and offsets are checked with checked arithmetic, a corrupt file is an error, never a
