@@ -15,8 +15,18 @@
 //! to disk, then renamed over the destination. A failed or interrupted save therefore never
 //! leaves a partially written file in place of a good one.
 //!
-//! Loads are all-or-nothing: every name, shape and element type is checked against the
-//! parameters before any parameter changes, and any mismatch is a typed [`IoError`].
+//! Temporary files are named `.<file name>.<pid>-<counter>-<nonce>.tmp`, unique per
+//! attempt. Each save first removes the stale temporaries of the same checkpoint, left by
+//! saves that were killed, so they neither accumulate nor block later saves: those named
+//! with this process's id that it is not writing (an earlier process had the same id), those
+//! of processes that have exited (known on Linux), and any unmodified for
+//! [`STALE_TEMP_AGE`]. Another live save's temporary file is never removed, nor any other
+//! file (other checkpoints' temporaries included).
+//!
+//! Loads validate the whole header before touching any tensor data (see [`FormatError`]:
+//! sizes and offsets are checked with checked arithmetic, a corrupt file is an error, never a
+//! panic). Loads are all-or-nothing: every name, shape and element type is checked against
+//! the parameters before any parameter changes, and any mismatch is a typed [`IoError`].
 //!
 //! ```
 //! use ndarray::array;
@@ -44,13 +54,20 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use ndarray::{ArrayD, IxDyn};
-use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, View};
+use safetensors::tensor::{Dtype, View};
 use tapegrad_autograd::{Float, Param};
+
+pub use crate::checkpoint_header::{FormatError, MAX_HEADER_LEN};
+use crate::checkpoint_header::{Header, TensorInfo, parse_header};
 
 /// Everything that can go wrong while saving or loading weights (or writing a history CSV).
 ///
@@ -76,9 +93,9 @@ pub enum IoError {
     Format {
         /// The file.
         path: PathBuf,
-        /// The safetensors parser's error.
+        /// What is wrong with it.
         #[source]
-        source: SafeTensorError,
+        source: FormatError,
     },
 
     /// A parameter of the model has no tensor of its name in the file.
@@ -231,6 +248,8 @@ pub fn load_weights_from_bytes<T: Float>(
     params: &mut [&mut Param<T>],
 ) -> Result<(), IoError> {
     let file = parse(path, bytes)?;
+    let by_name: HashMap<&str, &TensorInfo> =
+        file.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
     let mut seen = HashSet::with_capacity(params.len());
     for p in params.iter() {
         if !seen.insert(p.name()) {
@@ -242,29 +261,31 @@ pub fn load_weights_from_bytes<T: Float>(
     // Check and convert everything first, then assign: all or nothing.
     let mut values = Vec::with_capacity(params.len());
     for p in params.iter() {
-        let view = file.tensor(p.name()).map_err(|_| IoError::MissingTensor {
-            path: path.to_path_buf(),
-            name: p.name().to_string(),
-            available: available_names(&file),
-        })?;
-        if view.shape() != p.shape() {
+        let Some(&info) = by_name.get(p.name()) else {
+            return Err(IoError::MissingTensor {
+                path: path.to_path_buf(),
+                name: p.name().to_string(),
+                available: available_names(&file),
+            });
+        };
+        if info.shape != p.shape() {
             return Err(IoError::ShapeMismatch {
                 path: path.to_path_buf(),
                 name: p.name().to_string(),
                 expected: p.shape().to_vec(),
-                found: view.shape().to_vec(),
+                found: info.shape.clone(),
             });
         }
-        values.push(tensor_to_array::<T>(path, p.name(), &view)?);
+        values.push(tensor_to_array::<T>(path, info, bytes)?);
     }
     if let Some(extra) = file
-        .names()
-        .into_iter()
-        .find(|n| !seen.contains(n.as_str()))
+        .tensors
+        .iter()
+        .find(|t| !seen.contains(t.name.as_str()))
     {
         return Err(IoError::UnexpectedTensor {
             path: path.to_path_buf(),
-            name: extra.clone(),
+            name: extra.name.clone(),
         });
     }
     for (p, value) in params.iter_mut().zip(values) {
@@ -284,25 +305,36 @@ pub fn read_weights<T: Float>(
 ) -> Result<BTreeMap<String, ArrayD<T>>, IoError> {
     let path = path.as_ref();
     let bytes = read_file(path)?;
-    let file = parse(path, &bytes)?;
-    file.tensors()
-        .into_iter()
-        .map(|(name, view)| {
-            let array = tensor_to_array::<T>(path, &name, &view)?;
-            Ok((name, array))
-        })
+    read_weights_from_bytes(path, &bytes)
+}
+
+/// Like [`read_weights`], from the bytes of a safetensors file; `path` is only used in error
+/// messages.
+///
+/// # Errors
+///
+/// [`IoError::Format`], or [`IoError::DtypeMismatch`] if a tensor is not of type `T`.
+pub fn read_weights_from_bytes<T: Float>(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<BTreeMap<String, ArrayD<T>>, IoError> {
+    let file = parse(path, bytes)?;
+    file.tensors
+        .iter()
+        .map(|info| Ok((info.name.clone(), tensor_to_array::<T>(path, info, bytes)?)))
         .collect()
 }
 
-fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>, IoError> {
-    SafeTensors::deserialize(bytes).map_err(|source| IoError::Format {
+/// The validated header of the safetensors file `bytes`, or [`IoError::Format`].
+fn parse(path: &Path, bytes: &[u8]) -> Result<Header, IoError> {
+    parse_header(bytes).map_err(|source| IoError::Format {
         path: path.to_path_buf(),
         source,
     })
 }
 
-fn available_names(file: &SafeTensors<'_>) -> String {
-    let mut names: Vec<&str> = file.names().into_iter().map(String::as_str).collect();
+fn available_names(file: &Header) -> String {
+    let mut names: Vec<&str> = file.tensors.iter().map(|t| t.name.as_str()).collect();
     names.sort_unstable();
     if names.is_empty() {
         "no tensors".to_string()
@@ -319,31 +351,34 @@ fn dtype_of<T: Float>() -> Result<Dtype, IoError> {
     }
 }
 
+/// The tensor `info` of the file `bytes` (whose header [`parse_header`] validated) as an
+/// array of `T`.
 fn tensor_to_array<T: Float>(
     path: &Path,
-    name: &str,
-    view: &safetensors::tensor::TensorView<'_>,
+    info: &TensorInfo,
+    bytes: &[u8],
 ) -> Result<ArrayD<T>, IoError> {
     let expected = dtype_of::<T>()?;
-    if view.dtype() != expected {
+    if info.dtype != T::DTYPE {
         return Err(IoError::DtypeMismatch {
             path: path.to_path_buf(),
-            name: name.to_string(),
+            name: info.name.clone(),
             expected: T::DTYPE,
-            found: format!("{:?}", view.dtype()),
+            found: info.dtype.clone(),
         });
     }
+    // The header check guarantees the range is in bounds and its length is the shape's
+    // element count times the dtype size.
+    let raw = &bytes[info.range.clone()];
     // Little-endian bytes; the conversions through f64 are exact for f32 and f64.
     let data: Vec<T> = match expected {
-        Dtype::F32 => view
-            .data()
+        Dtype::F32 => raw
             .chunks_exact(4)
             .map(|b| {
                 <T as Float>::from_f64(f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
             })
             .collect(),
-        _ => view
-            .data()
+        _ => raw
             .chunks_exact(8)
             .map(|b| {
                 let mut le = [0u8; 8];
@@ -352,10 +387,14 @@ fn tensor_to_array<T: Float>(
             })
             .collect(),
     };
-    // `SafeTensors::deserialize` has checked that the byte length matches shape and dtype.
-    ArrayD::from_shape_vec(IxDyn(view.shape()), data).map_err(|_| IoError::Format {
+    // The header check also guarantees ndarray's own limit on the shape.
+    ArrayD::from_shape_vec(IxDyn(&info.shape), data).map_err(|_| IoError::Format {
         path: path.to_path_buf(),
-        source: SafeTensorError::TensorInvalidInfo,
+        source: FormatError::ShapeOverflow {
+            name: info.name.clone(),
+            shape: info.shape.iter().map(|&d| d as u64).collect(),
+            dtype: info.dtype.clone(),
+        },
     })
 }
 
@@ -408,20 +447,151 @@ impl View for TensorBytes {
     }
 }
 
-/// The temporary file [`write_atomic`] writes before renaming it to `path`:
-/// `.<file name>.<process id>.tmp` in the same folder (same file system, so the rename is
-/// atomic).
-pub(crate) fn temp_path_for(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+/// How long a temporary checkpoint file may go unmodified before a later save of the same
+/// checkpoint removes it whoever made it (when its process cannot be shown to be dead).
+/// A live save writes continuously and renames right after its final flush, so its
+/// temporary file is never this old.
+pub const STALE_TEMP_AGE: Duration = Duration::from_secs(15 * 60);
+
+/// Attempts made by this process so far (part of every temporary file name).
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// File names of this process's temporary files that a save is still writing or renaming.
+static IN_FLIGHT: Mutex<Vec<OsString>> = Mutex::new(Vec::new());
+
+fn in_flight() -> MutexGuard<'static, Vec<OsString>> {
+    IN_FLIGHT.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Writes `bytes` to `path` atomically: to a temporary file in the same folder, flushed to
-/// disk, then renamed over `path`. On error the temporary file is removed and whatever was
-/// at `path` is untouched.
+/// Registers a temporary file name as in flight for as long as it lives.
+struct InFlight(OsString);
+
+impl InFlight {
+    fn register(name: OsString) -> Self {
+        in_flight().push(name.clone());
+        InFlight(name)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut names = in_flight();
+        if let Some(i) = names.iter().position(|n| *n == self.0) {
+            names.swap_remove(i);
+        }
+    }
+}
+
+/// A fresh temporary file for [`write_atomic`] to write before renaming it to `path`:
+/// `.<file name>.<pid>-<counter>-<nonce>.tmp` in the same folder (same file system, so the
+/// rename is atomic), unique per attempt: the process-wide counter tells this process's
+/// attempts apart, the random nonce those of an earlier process that had the same pid.
+pub(crate) fn temp_path_for(path: &Path) -> PathBuf {
+    let name = path.file_name().unwrap_or_default();
+    let counter = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nonce: u32 = rand::random();
+    let mut temp = OsString::from(".");
+    temp.push(name);
+    temp.push(format!(".{}-{counter}-{nonce:08x}.tmp", std::process::id()));
+    path.with_file_name(temp)
+}
+
+/// The process id in `file`'s name if it is a temporary file of the checkpoint `name`:
+/// `.<name>.<pid>-<counter>-<nonce>.tmp`, or `.<name>.<pid>.tmp` (the name before
+/// temporary names were unique per attempt). `None` for any other file, including the
+/// temporaries of other checkpoints (the part between `.<name>.` and `.tmp` has no dot).
+fn temp_owner(name: &OsStr, file: &OsStr) -> Option<u32> {
+    let file = file.as_encoded_bytes();
+    let rest = file.strip_prefix(b".")?;
+    let rest = rest.strip_prefix(name.as_encoded_bytes())?;
+    let middle = rest.strip_prefix(b".")?.strip_suffix(b".tmp")?;
+    let middle = std::str::from_utf8(middle).ok()?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let pid = match middle.split('-').collect::<Vec<_>>()[..] {
+        [pid] => pid,
+        [pid, counter, nonce]
+            if digits(counter)
+                && !nonce.is_empty()
+                && nonce.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            pid
+        }
+        _ => return None,
+    };
+    if !digits(pid) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Whether process `pid` is known to have exited. Only Linux can tell (through `/proc`);
+/// elsewhere the answer is always `false`. A reused pid reads as alive, the safe side.
+fn process_is_dead(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new("/proc/self").exists() && !Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        false
+    }
+}
+
+/// Removes the stale temporary files of the checkpoint `path` (see [`write_atomic`]); best
+/// effort, errors are ignored.
+fn remove_stale_temps(path: &Path) {
+    let Some(name) = path.file_name() else {
+        return;
+    };
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let own = std::process::id();
+    let now = SystemTime::now();
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(pid) = temp_owner(name, &file) else {
+            continue;
+        };
+        // `DirEntry::metadata` does not follow symbolic links: only plain files go.
+        let Ok(meta) = entry.metadata() else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        let old = meta
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .is_some_and(|age| age >= STALE_TEMP_AGE);
+        let stale = if pid == own {
+            // Listed after it was registered, so a live save of this process is in the list.
+            !in_flight().contains(&file)
+        } else {
+            process_is_dead(pid) || old
+        };
+        if stale {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Writes `bytes` to `path` atomically: to a fresh temporary file in the same folder (see
+/// [`temp_path_for`]), flushed to disk, renamed over `path`, then the folder flushed. On
+/// error the temporary file is removed and whatever was at `path` is untouched; if the
+/// process is killed, `path` holds the old or the new content, never a mix.
+///
+/// First it removes the stale temporary files of the same checkpoint (`.<name>.*.tmp` in
+/// the same folder, in either naming scheme; other files, and other checkpoints'
+/// temporaries, are never touched): those named with this process's id that no save of this
+/// process is writing (a previous process with the same pid left them); those of a process
+/// that has exited (Linux); and any unmodified for [`STALE_TEMP_AGE`]. A temporary file of
+/// another live save on the same machine is therefore never removed. (Pids mean nothing
+/// across machines or pid namespaces: with concurrent saves of one checkpoint from several
+/// machines or containers sharing a folder, one may remove another's temporary file; that
+/// save then fails with an error, and the checkpoint stays intact.)
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
     write_atomic_impl(path, bytes, None)
 }
@@ -436,17 +606,25 @@ fn write_atomic_impl(path: &Path, bytes: &[u8], fail_after: Option<usize>) -> Re
             source: io::Error::new(io::ErrorKind::InvalidInput, "the path has no file name"),
         });
     }
-    let temp = temp_path_for(path);
-    // `create_new`: never follow or clobber something already at the temporary path.
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&temp)
-        .map_err(|source| IoError::Io {
-            action: "create temporary file",
-            path: temp.clone(),
-            source,
-        })?;
+    remove_stale_temps(path);
+    // `create_new`: never follow or clobber something already at the temporary path. A
+    // collision needs the same pid, counter and 32-bit nonce; retry a few times all the same.
+    let mut attempt = 0;
+    let (temp, _registered, mut file) = loop {
+        let temp = temp_path_for(path);
+        let registered = InFlight::register(temp.file_name().unwrap_or_default().to_owned());
+        match OpenOptions::new().write(true).create_new(true).open(&temp) {
+            Ok(file) => break (temp, registered, file),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 8 => attempt += 1,
+            Err(source) => {
+                return Err(IoError::Io {
+                    action: "create temporary file",
+                    path: temp,
+                    source,
+                });
+            }
+        }
+    };
     let written = (|| -> io::Result<()> {
         match fail_after {
             Some(n) => {
@@ -529,13 +707,39 @@ mod tests {
         );
 
         assert_eq!(fs::read(&path).unwrap(), before);
-        assert!(!temp_path_for(&path).exists());
         let names: Vec<_> = fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn temporary_names_are_unique_and_recognized_only_for_their_checkpoint() {
+        let path = Path::new("dir/w.safetensors");
+        let (a, b) = (temp_path_for(path), temp_path_for(path));
+        assert_ne!(a, b);
+        let name = OsStr::new("w.safetensors");
+        let pid = std::process::id();
+        assert_eq!(temp_owner(name, a.file_name().unwrap()), Some(pid));
+        assert_eq!(
+            temp_owner(name, OsStr::new(".w.safetensors.42.tmp")),
+            Some(42)
+        );
+        for other in [
+            ".w.safetensors.tmp",
+            ".w.safetensors..tmp",
+            ".w.safetensors.42-1.tmp",
+            ".w.safetensors.42-1-xyz.tmp",
+            ".w.safetensors.5.42-1-ab.tmp",
+            ".w.safetensors.99999999999-1-ab.tmp",
+            ".v.safetensors.42.tmp",
+            "w.safetensors.42.tmp",
+            ".w.safetensors.42.tmpx",
+        ] {
+            assert_eq!(temp_owner(name, OsStr::new(other)), None, "{other}");
+        }
     }
 
     #[test]
