@@ -42,7 +42,6 @@
 #![warn(missing_docs)]
 
 pub mod callbacks;
-mod checkpoint_header;
 pub mod data;
 pub mod history;
 pub mod init;

@@ -1,6 +1,7 @@
 //! The crate's integration tests, one test binary (one link, one set of monomorphized
 //! dependencies) with a module per topic. New test files go here as modules.
 
+mod checkpoint_robustness;
 mod golden_losses;
 mod gradcheck;
 mod io;
