@@ -30,9 +30,10 @@ mod input;
 mod test_files;
 
 pub use batch::{Batches, shuffled_indices, take_rows};
-pub use csv::read_digits_csv;
+pub use csv::{MAX_CSV_BYTES, MAX_CSV_LINE_BYTES, read_digits_csv};
 pub use dataset::Dataset;
 pub use error::DataError;
+pub use input::{MAX_GZIP_RATIO, MAX_IDX_BYTES, MAX_TRAILING_BYTES_COUNTED};
 pub use idx::{
     IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, find_idx_file, load_idx_dataset, load_idx_split,
     read_idx_images, read_idx_labels, read_idx_labels_checked,

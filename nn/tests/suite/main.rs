@@ -2,6 +2,8 @@
 //! dependencies) with a module per topic. New test files go here as modules.
 
 mod checkpoint_robustness;
+mod data_robustness;
+mod finite_and_threads;
 mod golden_losses;
 mod gradcheck;
 mod io;
