@@ -230,7 +230,14 @@ pub(crate) fn mat_mul_into<T: Float>(
         // borrowed for the call: valid for writes, aliasing neither input, no two elements
         // overlapping (a mutable view never has zero or repeated strides).
         unsafe {
-            gemm_f32_f64(a, b, out.as_mut_ptr(), out_rs, out_cs, gemm::Parallelism::None);
+            gemm_f32_f64(
+                a,
+                b,
+                out.as_mut_ptr(),
+                out_rs,
+                out_cs,
+                gemm::Parallelism::None,
+            );
         }
     });
 }
@@ -473,8 +480,18 @@ mod tests {
                     let (a, b) = (filled(m, k, 0.3), filled(k, n, 0.7));
                     let a_t = filled(k, m, 0.3).reversed_axes();
                     let (a32, b32) = (a.mapv(|v| v as f32), b.mapv(|v| v as f32));
-                    bits.push(mat_mul_new(&a.view(), &b.view()).iter().map(|v| v.to_bits()).collect());
-                    bits.push(mat_mul_new(&a_t.view(), &b.view()).iter().map(|v| v.to_bits()).collect());
+                    bits.push(
+                        mat_mul_new(&a.view(), &b.view())
+                            .iter()
+                            .map(|v| v.to_bits())
+                            .collect(),
+                    );
+                    bits.push(
+                        mat_mul_new(&a_t.view(), &b.view())
+                            .iter()
+                            .map(|v| v.to_bits())
+                            .collect(),
+                    );
                     bits.push(
                         mat_mul_new(&a32.view(), &b32.view())
                             .iter()
@@ -490,7 +507,11 @@ mod tests {
         };
         let (one, two) = (run(1), run(2));
         for (i, (x, y)) in one.iter().zip(&two).enumerate() {
-            assert!(x == y, "product {i} ({:?}) differs between 1 and 2 threads", shapes[i / 4]);
+            assert!(
+                x == y,
+                "product {i} ({:?}) differs between 1 and 2 threads",
+                shapes[i / 4]
+            );
         }
     }
 

@@ -537,7 +537,10 @@ fn check_finite<T: Float>(
             part,
             row: i / per_row,
             column: i % per_row,
-            value: a.iter().nth(i).map_or(f64::NAN, |v| <T as Float>::to_f64(*v)),
+            value: a
+                .iter()
+                .nth(i)
+                .map_or(f64::NAN, |v| <T as Float>::to_f64(*v)),
         }),
     }
 }

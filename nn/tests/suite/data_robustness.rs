@@ -15,8 +15,8 @@ use flate2::write::GzEncoder;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tapegrad_nn::data::{
-    DataError, MAX_CSV_LINE_BYTES, MAX_GZIP_RATIO, MAX_IDX_BYTES, read_digits_csv,
-    read_idx_images, read_idx_labels,
+    DataError, MAX_CSV_LINE_BYTES, MAX_GZIP_RATIO, MAX_IDX_BYTES, read_digits_csv, read_idx_images,
+    read_idx_labels,
 };
 
 /// Corrupted files tried per format (each of: images raw, images gzip, labels raw, labels
@@ -102,7 +102,11 @@ fn mutate(rng: &mut StdRng, bytes: &mut Vec<u8>, csv: bool) {
             2 => bytes.truncate(rng.random_range(0..=len)),
             3 => {
                 let i = rng.random_range(0..=len);
-                let b = if csv { *b",\n9".get(rng.random_range(0..3)).unwrap() } else { rng.random() };
+                let b = if csv {
+                    *b",\n9".get(rng.random_range(0..3)).unwrap()
+                } else {
+                    rng.random()
+                };
                 bytes.insert(i, b);
             }
             4 if len > 0 => {
@@ -191,8 +195,7 @@ fn reference_images(file: &[u8]) -> Option<(Vec<usize>, Vec<u8>)> {
 
 fn reference_labels(file: &[u8]) -> Option<Vec<u8>> {
     let bytes = reference_bytes(file)?;
-    if bytes.len() < 8 || be32(&bytes, 0) != 2049 || bytes.len() - 8 != be32(&bytes, 1) as usize
-    {
+    if bytes.len() < 8 || be32(&bytes, 0) != 2049 || bytes.len() - 8 != be32(&bytes, 1) as usize {
         return None;
     }
     Some(bytes[8..].to_vec())
@@ -239,7 +242,8 @@ fn fuzz<T: PartialEq + std::fmt::Debug>(
     reference: impl Fn(&[u8]) -> Option<T>,
 ) -> usize {
     let dir = Scratch::new(tag);
-    let mut rng = StdRng::seed_from_u64(0xda7a ^ (gz as u64) ^ ((csv as u64) << 1) ^ tag.len() as u64);
+    let mut rng =
+        StdRng::seed_from_u64(0xda7a ^ (gz as u64) ^ ((csv as u64) << 1) ^ tag.len() as u64);
     let mut accepted = 0;
     for i in 0..FILES_PER_FORMAT {
         let file = corrupted(&mut rng, good, gz, csv);
@@ -249,7 +253,11 @@ fn fuzz<T: PartialEq + std::fmt::Debug>(
         if let Ok(value) = got {
             accepted += 1;
             let want = reference(&file);
-            assert_eq!(Some(&value), want.as_ref(), "{tag}: file {i} read wrongly: {file:?}");
+            assert_eq!(
+                Some(&value),
+                want.as_ref(),
+                "{tag}: file {i} read wrongly: {file:?}"
+            );
         }
         let _ = fs::remove_file(&path);
     }
@@ -299,10 +307,7 @@ fn corrupted_csv_never_panics_nor_reads_wrong_values() {
             &good_csv(),
             gz,
             true,
-            |p| {
-                read_digits_csv(p)
-                    .map(|(x, y)| (x.iter().copied().collect(), y.to_vec()))
-            },
+            |p| read_digits_csv(p).map(|(x, y)| (x.iter().copied().collect(), y.to_vec())),
             reference_csv,
         );
         assert!(accepted > 0, "{tag}: no corrupted file was accepted at all");
@@ -363,20 +368,33 @@ fn a_small_gzip_claiming_a_huge_count_fails_at_once_with_the_precise_error() {
     // Images: 60000 × 28 × 28 claimed by a tiny file.
     let path = dir.write("images.gz", &gzip(&header(&[2051, 60_000, 28, 28])));
     let err = read_idx_images(&path).unwrap_err();
-    assert!(matches!(err, DataError::ImpossibleSize { what: "pixel", .. }), "{err}");
+    assert!(
+        matches!(err, DataError::ImpossibleSize { what: "pixel", .. }),
+        "{err}"
+    );
     // Raw: the header is believed only as far as the file goes.
     let path = dir.write("labels.raw", &header(&[2049, 1 << 29]));
     let err = read_idx_labels(&path).unwrap_err();
-    assert!(matches!(err, DataError::Truncated { found: 0, .. }), "{err}");
+    assert!(
+        matches!(err, DataError::Truncated { found: 0, .. }),
+        "{err}"
+    );
 
     // A good labels file followed by a 1 GiB gzip bomb: the trailing bytes are counted only
     // up to a bound, fast.
     let good = good_labels();
-    let path = dir.write("bomb-labels.gz", &gzip_bomb(&good, &vec![0_u8; 1 << 20], 1024));
+    let path = dir.write(
+        "bomb-labels.gz",
+        &gzip_bomb(&good, &vec![0_u8; 1 << 20], 1024),
+    );
     let start = Instant::now();
     let err = read_idx_labels(&path).unwrap_err();
     assert!(matches!(err, DataError::TrailingBytes { .. }), "{err}");
-    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[test]
@@ -402,7 +420,10 @@ fn a_gzip_bomb_csv_line_fails_fast_with_the_line_length_error() {
     text.extend(vec![b'7'; MAX_CSV_LINE_BYTES + 1]);
     let path = dir.write("long.csv", &text);
     let err = read_digits_csv(&path).unwrap_err();
-    assert!(matches!(err, DataError::CsvLineTooLong { line: 5, .. }), "{err}");
+    assert!(
+        matches!(err, DataError::CsvLineTooLong { line: 5, .. }),
+        "{err}"
+    );
     // A line of exactly the limit (newline included) is read (and then rejected as a CSV
     // line with the wrong fields, not for its length).
     let mut text = vec![b'7'; MAX_CSV_LINE_BYTES - 1];

@@ -17,13 +17,7 @@ fn quiet() -> FitOptions<f32> {
     FitOptions::default().verbose(0)
 }
 
-fn expect_non_finite(
-    err: FitError,
-    data: DataRole,
-    part: &str,
-    row: usize,
-    column: usize,
-) -> f64 {
+fn expect_non_finite(err: FitError, data: DataRole, part: &str, row: usize, column: usize) -> f64 {
     let message = err.to_string();
     match err {
         FitError::NonFinite {
@@ -34,7 +28,10 @@ fn expect_non_finite(
             value,
         } => {
             assert_eq!((d, p, r, c), (data, part, row, column), "{message}");
-            assert!(message.contains(&format!("row {row}, column {column}")), "{message}");
+            assert!(
+                message.contains(&format!("row {row}, column {column}")),
+                "{message}"
+            );
             value
         }
         other => panic!("expected NonFinite, got {other}"),
@@ -66,11 +63,19 @@ fn nan_and_inf_in_fit_data_are_reported_before_training_with_role_row_and_column
     let mut val_x = x.clone();
     val_x[[5, 0]] = f32::NEG_INFINITY;
     let err = model
-        .fit(&x, &y, quiet().validation_data(val_x.into_dyn(), y.clone().into_dyn()))
+        .fit(
+            &x,
+            &y,
+            quiet().validation_data(val_x.into_dyn(), y.clone().into_dyn()),
+        )
         .unwrap_err();
     expect_non_finite(err, DataRole::Validation, "x", 5, 0);
     let err = model
-        .fit(&x, &y, quiet().validation_data(x.clone().into_dyn(), bad_y.clone().into_dyn()))
+        .fit(
+            &x,
+            &y,
+            quiet().validation_data(x.clone().into_dyn(), bad_y.clone().into_dyn()),
+        )
         .unwrap_err();
     expect_non_finite(err, DataRole::Validation, "y", 1, 0);
 
@@ -93,7 +98,11 @@ fn nan_and_inf_in_fit_data_are_reported_before_training_with_role_row_and_column
 
     // Opting out: training starts, and the optimizer finds the NaN gradient later.
     let err = model
-        .fit(&bad_x, &y, quiet().batch_size(2).shuffle(false).check_finite(false))
+        .fit(
+            &bad_x,
+            &y,
+            quiet().batch_size(2).shuffle(false).check_finite(false),
+        )
         .unwrap_err();
     assert!(matches!(err, FitError::Optimizer { batch: 2, .. }), "{err}");
 }
@@ -168,5 +177,8 @@ fn training_gives_the_same_bits_on_one_and_two_threads() {
         one.1.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
         two.1.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
     );
-    assert!(one.2 == two.2, "the predictions differ between 1 and 2 threads");
+    assert!(
+        one.2 == two.2,
+        "the predictions differ between 1 and 2 threads"
+    );
 }
