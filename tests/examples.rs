@@ -170,6 +170,33 @@ fn fashion_mnist_learns_from_the_bundled_split() {
 }
 
 #[test]
+fn fashion_mnist_checkpoint_is_bit_identical_on_one_and_two_threads() {
+    // The main job, run in-process on a one-thread and a two-thread rayon pool: the saved
+    // weights must be the same bytes (matrix products and optimizer updates are cut the
+    // same way whatever the number of threads).
+    let dir = Scratch::new("fashion-threads");
+    let run = |threads: usize| {
+        let weights = dir.join(format!("model-{threads}.safetensors"));
+        let args = fashion_mnist::Args::parse_from([
+            "fashion_mnist".as_ref(),
+            "--epochs".as_ref(),
+            "1".as_ref(),
+            "--save".as_ref(),
+            weights.as_os_str(),
+        ]);
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| fashion_mnist::run(&args).unwrap());
+        std::fs::read(&weights).unwrap()
+    };
+    let (one, two) = (run(1), run(2));
+    assert!(one.len() > 400_000);
+    assert!(one == two, "the checkpoints differ between 1 and 2 threads");
+}
+
+#[test]
 fn fashion_mnist_labels_digits_trains_on_the_bundled_mnist() {
     let args =
         fashion_mnist::Args::parse_from(["fashion_mnist", "--labels", "digits", "--epochs", "1"]);

@@ -1,7 +1,9 @@
 //! The matrix-product kernel under `matmul` and its backward (`G·Bᵀ`, `Aᵀ·G`).
 //!
 //! `f32` and `f64` go to the [`gemm`] crate (AVX2/AVX-512 micro-kernels chosen at run time,
-//! threaded with rayon for large products); any other [`Float`] falls back to ndarray's
+//! always single-threaded; large products are cut in two halves, run on two threads when
+//! there are two, with the same cut whatever the thread count, so the bits of every result
+//! do not depend on it); any other [`Float`] falls back to ndarray's
 //! `general_mat_mul`. Both read the operands through their strides, so a transposed view
 //! is multiplied without a copy.
 
@@ -18,53 +20,39 @@ use crate::Float;
 /// batches 32 and 128), where 2²⁰ was fastest of 2¹⁹–2²³.
 pub(crate) const PARALLEL_MATMUL_THRESHOLD: usize = 1 << 20;
 
-/// Fresh products with at least this many multiply-adds are threaded inside the `gemm`
-/// crate; between [`PARALLEL_MATMUL_THRESHOLD`] and this, they are cut into two halves, each
-/// a single-threaded product, one per thread: one fork and one join instead of the crate's
-/// several parallel regions. Halves were faster for the batch-128 MLP's forward product
-/// (128×784×256) and measured the same as the crate's threads at 1024³ (same-process A/B).
-const GEMM_THREADING_THRESHOLD: usize = 1 << 26;
-
 fn is_gemm_type<T: Float>() -> bool {
     TypeId::of::<T>() == TypeId::of::<f32>() || TypeId::of::<T>() == TypeId::of::<f64>()
 }
 
-/// How a product is spread over threads.
+/// How a product is decomposed. It depends on the product's size only, never on the
+/// number of threads: every output element is then summed in the same order (by the same
+/// single-threaded `gemm` call over the same operand block), so results are bit for bit the
+/// same with one thread (`RAYON_NUM_THREADS=1`, a one-thread pool) or two. The `gemm`
+/// crate's own rayon threading is never used: it picks its blocking from the thread count.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Threading {
-    /// On the calling thread.
+    /// One single-threaded product.
     One,
-    /// Two halves of the output, one single-threaded product each: one on the calling
-    /// thread, one on the spinning helper of [`super::fork_join`].
+    /// Two halves of the output, one single-threaded product each, run by
+    /// [`super::fork_join::join`]: side by side on two threads, one after the other on one.
     Halves,
-    /// The `gemm` crate's own rayon parallelism, on this many threads.
-    Gemm(usize),
 }
 
 fn threading(multiply_adds: usize) -> Threading {
-    let threads = rayon::current_num_threads();
-    if multiply_adds < PARALLEL_MATMUL_THRESHOLD || threads < 2 {
+    if multiply_adds < PARALLEL_MATMUL_THRESHOLD {
         Threading::One
-    } else if multiply_adds < GEMM_THREADING_THRESHOLD {
-        Threading::Halves
     } else {
-        Threading::Gemm(threads)
+        Threading::Halves
     }
 }
 
 /// Whether two independent products of `multiply_adds` each (the two gradients of one
 /// matrix product) should run side by side, one per thread: when each alone stays on one
 /// thread but together they reach [`PARALLEL_MATMUL_THRESHOLD`] (e.g. two products of
-/// 0.79 M multiply-adds).
+/// 0.79 M multiply-adds). Each product is computed the same way either way (one
+/// single-threaded product), so this choice does not change any bit of the results.
 pub(crate) fn pair_in_parallel(multiply_adds: usize) -> bool {
     threading(multiply_adds) == Threading::One && threading(2 * multiply_adds) != Threading::One
-}
-
-fn gemm_parallelism(threading: Threading) -> gemm::Parallelism {
-    match threading {
-        Threading::Gemm(threads) => gemm::Parallelism::Rayon(threads),
-        Threading::One | Threading::Halves => gemm::Parallelism::None,
-    }
 }
 
 /// `a · b` as a new row-major `m × n` array (`a` is `m × k`, `b` is `k × n`, any strides):
@@ -105,16 +93,30 @@ pub(crate) fn mat_mul_new<T: Float>(a: &ArrayView2<'_, T>, b: &ArrayView2<'_, T>
 fn write_product_threaded<T: Float>(
     a: &ArrayView2<'_, T>,
     b: &ArrayView2<'_, T>,
-    mut out: ArrayViewMut2<'_, MaybeUninit<T>>,
+    out: ArrayViewMut2<'_, MaybeUninit<T>>,
 ) {
     let (m, k, n) = product_dims(a, b, out.dim());
-    let threads = threading(m * k * n);
-    if threads != Threading::Halves {
-        write_product(a, b, &mut out, gemm_parallelism(threads));
+    in_halves(m * k * n, a, b, out, |a, b, out| {
+        write_product(a, b, out, gemm::Parallelism::None);
+    });
+}
+
+/// Runs `product(a, b, out)` on the whole product, or, from [`PARALLEL_MATMUL_THRESHOLD`]
+/// multiply-adds on, on the two halves of the output's longer side (and the operand it comes
+/// from), through [`super::fork_join::join`]. The decomposition depends on the shapes only
+/// (see [`Threading`]), so the results do not depend on the number of threads.
+fn in_halves<T: Float, E: Send>(
+    multiply_adds: usize,
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    mut out: ArrayViewMut2<'_, E>,
+    product: impl Fn(&ArrayView2<'_, T>, &ArrayView2<'_, T>, &mut ArrayViewMut2<'_, E>) + Sync,
+) {
+    if threading(multiply_adds) == Threading::One {
+        product(a, b, &mut out);
         return;
     }
-    // Cut the longer side of the output (and the operand it comes from) in two: the halves
-    // cover `out`, each is written whole by `write_product`.
+    let (m, n) = out.dim();
     let axis = if n >= m { Axis(1) } else { Axis(0) };
     let half = out.len_of(axis) / 2;
     let (mut first, mut second) = out.split_at(axis, half);
@@ -125,9 +127,10 @@ fn write_product_threaded<T: Float>(
         let (a1, a2) = a.view().split_at(Axis(0), half);
         ((a1, b.view()), (a2, b.view()))
     };
+    let product = &product;
     super::fork_join::join(
-        || write_product(&a1, &b1, &mut first, gemm::Parallelism::None),
-        || write_product(&a2, &b2, &mut second, gemm::Parallelism::None),
+        || product(&a1, &b1, &mut first),
+        || product(&a2, &b2, &mut second),
     );
 }
 
@@ -216,20 +219,27 @@ pub(crate) fn mat_mul_into<T: Float>(
         general_mat_mul(T::one(), a, b, T::zero(), out);
         return;
     }
-    let (out_rs, out_cs) = (out.strides()[0], out.strides()[1]);
-    // An existing output: no halves (the caller's view may be any layout), the gemm crate's
-    // threads from the lower threshold on.
-    let parallelism = match threading(m * k * n) {
-        Threading::One => gemm::Parallelism::None,
-        Threading::Halves | Threading::Gemm(_) => {
-            gemm::Parallelism::Rayon(rayon::current_num_threads())
+    // The same decomposition as a fresh output's (the halves are views of any layout).
+    in_halves(m * k * n, a, b, out.view_mut(), |a, b, out| {
+        let (out_rs, out_cs) = (out.strides()[0], out.strides()[1]);
+        if out.is_empty() {
+            return;
         }
-    };
-    // SAFETY: `T` is f32/f64 and m, n, k > 0 (checked above); the pointer and strides are
-    // those of `out`, an m × n mutable view borrowed for the call: valid for writes,
-    // aliasing neither input, no two elements overlapping (a mutable view never has zero
-    // or repeated strides).
-    unsafe { gemm_f32_f64(a, b, out.as_mut_ptr(), out_rs, out_cs, parallelism) }
+        // SAFETY: `T` is f32/f64 and m, n, k > 0 for this part (k checked above, an empty
+        // half returned); the pointer and strides are those of `out`, a mutable view
+        // borrowed for the call: valid for writes, aliasing neither input, no two elements
+        // overlapping (a mutable view never has zero or repeated strides).
+        unsafe {
+            gemm_f32_f64(
+                a,
+                b,
+                out.as_mut_ptr(),
+                out_rs,
+                out_cs,
+                gemm::Parallelism::None,
+            );
+        }
+    });
 }
 
 /// `out = a · b` through [`gemm::gemm`], for `T` = `f32` or `f64` with shapes already
@@ -313,9 +323,9 @@ mod tests {
         })
     }
 
-    /// Small, medium (single-threaded), cut in halves by rows (`m > n`) and by columns,
-    /// threaded by the gemm crate, and a one-row product in the halves range (its first half
-    /// is empty).
+    /// Small, medium (single-threaded), cut in halves by rows (`m > n`) and by columns
+    /// (410³ too, once threaded by the gemm crate), and a one-row product in the halves range
+    /// (its first half is empty).
     const SIZES: [(usize, usize, usize); 10] = [
         (3, 5, 4),
         (1, 7, 1),
@@ -356,7 +366,7 @@ mod tests {
                     Threading::Halves,
                     Threading::Halves,
                     Threading::Halves,
-                    Threading::Gemm(2),
+                    Threading::Halves,
                     Threading::Halves,
                 ]
             );
@@ -437,6 +447,71 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// Runs `f` on a pool of `threads` threads.
+    fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a thread pool")
+            .install(f)
+    }
+
+    #[test]
+    fn products_are_bit_identical_on_one_and_two_threads() {
+        // Every threading, both axes of the halves, odd sizes, transposed operands and an
+        // existing (column-major) output; f32 and f64.
+        let shapes = [
+            (7, 300, 9),
+            (64, 128, 128),
+            (128, 784, 256),
+            (256, 128, 784),
+            (33, 1000, 65),
+            (301, 97, 203),
+            (410, 410, 410),
+            (1, 1 << 20, 3),
+        ];
+        let run = |threads: usize| {
+            on_threads(threads, || {
+                let mut bits: Vec<Vec<u64>> = Vec::new();
+                for &(m, k, n) in &shapes {
+                    let (a, b) = (filled(m, k, 0.3), filled(k, n, 0.7));
+                    let a_t = filled(k, m, 0.3).reversed_axes();
+                    let (a32, b32) = (a.mapv(|v| v as f32), b.mapv(|v| v as f32));
+                    bits.push(
+                        mat_mul_new(&a.view(), &b.view())
+                            .iter()
+                            .map(|v| v.to_bits())
+                            .collect(),
+                    );
+                    bits.push(
+                        mat_mul_new(&a_t.view(), &b.view())
+                            .iter()
+                            .map(|v| v.to_bits())
+                            .collect(),
+                    );
+                    bits.push(
+                        mat_mul_new(&a32.view(), &b32.view())
+                            .iter()
+                            .map(|v| u64::from(v.to_bits()))
+                            .collect(),
+                    );
+                    let mut out = Array2::<f32>::zeros((m, n).f());
+                    mat_mul_into(&a32.view(), &b32.view(), &mut out.view_mut());
+                    bits.push(out.iter().map(|v| u64::from(v.to_bits())).collect());
+                }
+                bits
+            })
+        };
+        let (one, two) = (run(1), run(2));
+        for (i, (x, y)) in one.iter().zip(&two).enumerate() {
+            assert!(
+                x == y,
+                "product {i} ({:?}) differs between 1 and 2 threads",
+                shapes[i / 4]
+            );
         }
     }
 

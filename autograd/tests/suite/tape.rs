@@ -524,7 +524,7 @@ fn grads_of_two_steps_accumulate_parameter_by_parameter() {
 
 // ---------------------------------------------------------------------------------------
 // Matrix products large enough to use two threads (the output cut in halves, the two
-// gradients side by side, the gemm crate's own threads) give the same numbers as ndarray's
+// gradients side by side) give the same numbers as ndarray's
 // independent single-threaded product.
 
 fn filled(rows: usize, cols: usize, seed: f64) -> Array2<f64> {

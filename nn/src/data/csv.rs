@@ -1,6 +1,6 @@
 //! scikit-learn's digits CSV (the UCI 8x8 digits).
 
-use std::io::{self, BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use ndarray::{Array1, Array2};
@@ -15,6 +15,15 @@ const DIGITS_MAX_PIXEL: u8 = 16;
 /// Largest class label in the digits data.
 const DIGITS_MAX_LABEL: u8 = 9;
 
+/// Longest CSV line accepted, its newline included (64 KiB; a digits line has at most
+/// 65 × 3 = 195 bytes). Reading stops at the first longer line with
+/// [`DataError::CsvLineTooLong`], so a gzip bomb holding one huge line costs 64 KiB.
+pub const MAX_CSV_LINE_BYTES: usize = 1 << 16;
+
+/// Most (decompressed) CSV text read, 1 GiB; reading stops past it with
+/// [`DataError::CsvTooLarge`].
+pub const MAX_CSV_BYTES: u64 = 1 << 30;
+
 /// Reads scikit-learn's digits CSV (`digits.csv.gz` or plain `digits.csv`): returns the pixels,
 /// shape `(n, 64)` (8x8 images, row-major, values `0..=16`), and the labels `0..=9`, shape `(n,)`.
 ///
@@ -27,7 +36,9 @@ const DIGITS_MAX_LABEL: u8 = 9;
 ///
 /// [`DataError::Csv`] naming the file and the 1-based line for a line with the wrong number
 /// of fields, a field that is not an integer, or a value out of range; [`DataError::Io`] or
-/// [`DataError::Gzip`] if the file cannot be read.
+/// [`DataError::Gzip`] if the file cannot be read; [`DataError::CsvLineTooLong`] for a
+/// line longer than [`MAX_CSV_LINE_BYTES`], [`DataError::CsvTooLarge`] past
+/// [`MAX_CSV_BYTES`] of text.
 pub fn read_digits_csv(path: impl AsRef<Path>) -> Result<(Array2<u8>, Array1<u8>), DataError> {
     let path = path.as_ref();
     let input = Input::open(path)?;
@@ -41,19 +52,37 @@ pub fn read_digits_csv(path: impl AsRef<Path>) -> Result<(Array2<u8>, Array1<u8>
 
     let mut pixels = Vec::new();
     let mut labels = Vec::new();
-    let mut text = String::new();
+    let mut bytes = Vec::new();
+    let mut total = 0_u64;
     let mut line_no = 0;
     loop {
         line_no += 1;
-        text.clear();
-        match reader.read_line(&mut text) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::InvalidData && !is_gzip => {
-                return Err(csv_error(line_no, "not valid UTF-8 text".into()));
-            }
-            Err(e) => return Err(input_error(path, is_gzip, e)),
+        bytes.clear();
+        // Read at most one byte past the limit: a huge line is never held in memory.
+        let read = (&mut reader)
+            .take(MAX_CSV_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut bytes)
+            .map_err(|e| input_error(path, is_gzip, e))?;
+        if read == 0 {
+            break;
         }
+        if bytes.len() > MAX_CSV_LINE_BYTES {
+            return Err(DataError::CsvLineTooLong {
+                path: path.to_path_buf(),
+                line: line_no,
+                limit: MAX_CSV_LINE_BYTES,
+            });
+        }
+        total += read as u64;
+        if total > MAX_CSV_BYTES {
+            return Err(DataError::CsvTooLarge {
+                path: path.to_path_buf(),
+                limit: MAX_CSV_BYTES,
+            });
+        }
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            return Err(csv_error(line_no, "not valid UTF-8 text".into()));
+        };
         let line = text.trim();
         if line.is_empty() {
             continue;

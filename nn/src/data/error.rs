@@ -4,7 +4,10 @@ use std::io;
 use std::path::PathBuf;
 
 #[cfg(doc)]
-use super::{IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, find_idx_file};
+use super::{
+    IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, MAX_CSV_BYTES, MAX_CSV_LINE_BYTES, MAX_GZIP_RATIO,
+    MAX_IDX_BYTES, MAX_TRAILING_BYTES_COUNTED, find_idx_file,
+};
 
 /// Everything that can go wrong while locating or reading a dataset file.
 ///
@@ -83,6 +86,61 @@ pub enum DataError {
         found: u64,
     },
 
+    /// The IDX header declares a body larger than [`MAX_IDX_BYTES`]; nothing was read or
+    /// allocated for it.
+    #[error(
+        "too large: the header of {path} declares {declared} {what} bytes, more than the limit of {limit} (MAX_IDX_BYTES)"
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// `"pixel"` or `"label"`.
+        what: &'static str,
+        /// Data bytes the header declares.
+        declared: u64,
+        /// The limit, [`MAX_IDX_BYTES`].
+        limit: u64,
+    },
+
+    /// The IDX header of a gzip file declares more data than the file can decompress to
+    /// ([`MAX_GZIP_RATIO`] times its size); nothing was read or allocated for it.
+    #[error(
+        "impossible size: the header of {path} declares {declared} {what} bytes, but its {compressed} gzip bytes decompress to at most {bound} (MAX_GZIP_RATIO)"
+    )]
+    ImpossibleSize {
+        /// The file.
+        path: PathBuf,
+        /// `"pixel"` or `"label"`.
+        what: &'static str,
+        /// Data bytes the header declares.
+        declared: u64,
+        /// Size of the compressed file.
+        compressed: u64,
+        /// The most bytes it can decompress to.
+        bound: u64,
+    },
+
+    /// A CSV line is longer than [`MAX_CSV_LINE_BYTES`] (its newline included); reading
+    /// stopped there.
+    #[error("line {line} of {path} is longer than {limit} bytes (MAX_CSV_LINE_BYTES)")]
+    CsvLineTooLong {
+        /// The file.
+        path: PathBuf,
+        /// The line (1-based).
+        line: usize,
+        /// The limit, [`MAX_CSV_LINE_BYTES`].
+        limit: usize,
+    },
+
+    /// The (decompressed) CSV text is longer than [`MAX_CSV_BYTES`]; reading stopped there.
+    #[error("{path} holds more than {limit} bytes of CSV text (MAX_CSV_BYTES)")]
+    CsvTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit, [`MAX_CSV_BYTES`].
+        limit: u64,
+    },
+
     /// The file holds more data bytes than its header promises.
     #[error(
         "trailing garbage: {extra} bytes after the {expected} {what} bytes the header promises in {path}"
@@ -94,7 +152,7 @@ pub enum DataError {
         what: &'static str,
         /// Data bytes the header promises.
         expected: u64,
-        /// Bytes found beyond them.
+        /// Bytes found beyond them (counted up to [`MAX_TRAILING_BYTES_COUNTED`]).
         extra: u64,
     },
 

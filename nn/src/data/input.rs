@@ -13,7 +13,29 @@ pub(super) struct Input<'p> {
     pub(super) path: &'p Path,
     pub(super) is_gzip: bool,
     pub(super) reader: Box<dyn Read>,
+    /// The size of the file on disk (`None` for a pipe or other non-regular file).
+    pub(super) file_len: Option<u64>,
 }
+
+/// Largest body (pixels or labels) an IDX file may declare, 1 GiB: 20 times the 47 MB of
+/// MNIST's training images. A larger header count is refused with
+/// [`DataError::TooLarge`] before anything is read or allocated.
+pub const MAX_IDX_BYTES: u64 = 1 << 30;
+
+/// The most bytes one byte of a gzip file can decompress to: deflate's maximal expansion
+/// (a 258-byte match coded in 2 bits) is 1032 to 1. An IDX header declaring more data than
+/// `MAX_GZIP_RATIO` times the compressed file's size is refused with
+/// [`DataError::ImpossibleSize`] before anything is read.
+pub const MAX_GZIP_RATIO: u64 = 1032;
+
+/// How many bytes of trailing data after an IDX body are counted for
+/// [`DataError::TrailingBytes`] (64 MiB): reading stops there, so a gzip bomb appended to a
+/// good file is not decompressed to the end.
+pub const MAX_TRAILING_BYTES_COUNTED: u64 = 1 << 26;
+
+/// Capacity reserved up front for an IDX body at most (16 MiB); beyond it the buffer grows
+/// with the bytes actually decompressed.
+const INITIAL_BODY_CAPACITY: u64 = 1 << 24;
 
 impl<'p> Input<'p> {
     /// Opens `path`, sniffing the gzip magic bytes `1f 8b`.
@@ -22,7 +44,13 @@ impl<'p> Input<'p> {
             path: path.to_path_buf(),
             source,
         };
-        let mut file = BufReader::new(File::open(path).map_err(io_error)?);
+        let file = File::open(path).map_err(io_error)?;
+        let file_len = file
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len());
+        let mut file = BufReader::new(file);
         let mut magic = [0_u8; 2];
         let sniffed = read_up_to(&mut file, &mut magic).map_err(io_error)?;
         let is_gzip = magic[..sniffed] == [0x1f, 0x8b];
@@ -38,6 +66,7 @@ impl<'p> Input<'p> {
             path,
             is_gzip,
             reader,
+            file_len,
         })
     }
 
@@ -88,8 +117,35 @@ impl<'p> Input<'p> {
         what: &'static str,
     ) -> Result<Vec<u8>, DataError> {
         let expected = len as u64;
-        // Never trust the header for the allocation: grow with the bytes actually present.
-        let mut data = Vec::with_capacity(len.min(1 << 26));
+        if expected > MAX_IDX_BYTES {
+            return Err(DataError::TooLarge {
+                path: self.path.to_path_buf(),
+                what,
+                declared: expected,
+                limit: MAX_IDX_BYTES,
+            });
+        }
+        // The most (decompressed) bytes the file can hold: its size, or for gzip its size
+        // times deflate's expansion bound.
+        let bound = match self.file_len {
+            Some(n) if self.is_gzip => n.saturating_mul(MAX_GZIP_RATIO),
+            Some(n) => n,
+            None => u64::MAX,
+        };
+        if self.is_gzip && expected > bound {
+            return Err(DataError::ImpossibleSize {
+                path: self.path.to_path_buf(),
+                what,
+                declared: expected,
+                compressed: self.file_len.unwrap_or(0),
+                bound,
+            });
+        }
+        // Never trust the header for the allocation: reserve at most what the file can
+        // hold (and 16 MiB), then grow with the bytes actually present; never read more
+        // than one byte past the declared length.
+        let capacity = expected.min(bound).min(INITIAL_BODY_CAPACITY);
+        let mut data = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
         (&mut self.reader)
             .take(expected.saturating_add(1))
             .read_to_end(&mut data)
@@ -104,7 +160,11 @@ impl<'p> Input<'p> {
             });
         }
         if found > expected {
-            let rest = io::copy(&mut self.reader, &mut io::sink()).map_err(|e| self.error(e))?;
+            let rest = io::copy(
+                &mut (&mut self.reader).take(MAX_TRAILING_BYTES_COUNTED),
+                &mut io::sink(),
+            )
+            .map_err(|e| self.error(e))?;
             return Err(DataError::TrailingBytes {
                 path: self.path.to_path_buf(),
                 what,

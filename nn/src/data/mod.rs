@@ -10,6 +10,14 @@
 //! Every reader validates its input and returns a [`DataError`] naming the file and what is
 //! wrong with it; malformed files never cause a panic.
 //!
+//! Memory is bounded whatever the file claims: an IDX body is read only up to the length its
+//! header declares (one byte more shows trailing garbage), a header declaring more than
+//! [`MAX_IDX_BYTES`] — or, for gzip, more than [`MAX_GZIP_RATIO`] times the compressed
+//! size — is refused before anything is read or allocated ([`DataError::TooLarge`],
+//! [`DataError::ImpossibleSize`]); CSV lines are read up to [`MAX_CSV_LINE_BYTES`]
+//! ([`DataError::CsvLineTooLong`]) and CSV text up to [`MAX_CSV_BYTES`]
+//! ([`DataError::CsvTooLarge`]). A gzip bomb is never decompressed past these limits.
+//!
 //! ```no_run
 //! use tapegrad_nn::data::{bundled_data_dir, load_idx_split};
 //!
@@ -30,13 +38,14 @@ mod input;
 mod test_files;
 
 pub use batch::{Batches, shuffled_indices, take_rows};
-pub use csv::read_digits_csv;
+pub use csv::{MAX_CSV_BYTES, MAX_CSV_LINE_BYTES, read_digits_csv};
 pub use dataset::Dataset;
 pub use error::DataError;
 pub use idx::{
     IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, find_idx_file, load_idx_dataset, load_idx_split,
     read_idx_images, read_idx_labels, read_idx_labels_checked,
 };
+pub use input::{MAX_GZIP_RATIO, MAX_IDX_BYTES, MAX_TRAILING_BYTES_COUNTED};
 
 use std::path::{Path, PathBuf};
 

@@ -168,6 +168,23 @@ pub enum FitError {
         #[source]
         source: OptimError,
     },
+    /// A NaN or infinite value in the data, found before anything was trained or computed
+    /// (skip the check with [`FitOptions::check_finite`](super::FitOptions::check_finite)
+    /// or [`Model::set_check_finite`]).
+    #[error("non-finite value {value} in the {data}'s {part} at row {row}, column {column}")]
+    NonFinite {
+        /// Which data.
+        data: DataRole,
+        /// `"x"` (inputs) or `"y"` (targets).
+        part: &'static str,
+        /// The sample: the index along axis 0 (0-based) of the array as given.
+        row: usize,
+        /// The position of the value within its sample, its elements counted in row-major
+        /// order (0-based; the column of a 2-D array).
+        column: usize,
+        /// The value (NaN, +inf or -inf), as `f64`.
+        value: f64,
+    },
     /// A callback failed.
     #[error("callback {callback} failed{}: {source}", match epoch { Some(e) => format!(" at epoch {e}"), None => String::new() })]
     Callback {

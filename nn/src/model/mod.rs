@@ -52,7 +52,7 @@ mod train;
 use std::fmt;
 use std::path::Path;
 
-use ndarray::{ArrayBase, ArrayD, Data, Dimension};
+use ndarray::{ArrayBase, ArrayD, ArrayViewD, Data, Dimension};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tapegrad_autograd::{Float, Param, Tape};
@@ -97,6 +97,8 @@ pub struct Model<T: Float = f32, M: Module<T> = Sequential<T>> {
     compiled: Option<Compiled<T>>,
     /// Built before it was wrapped, for an input shape not known yet.
     prebuilt: bool,
+    /// Whether `evaluate` and `predict` check their data for NaN and infinities.
+    check_finite: bool,
 }
 
 impl<T: Float, M: Module<T> + fmt::Debug> fmt::Debug for Model<T, M> {
@@ -138,6 +140,7 @@ impl<T: Float, M: Module<T>> Model<T, M> {
             output_shape,
             compiled: None,
             prebuilt,
+            check_finite: true,
         }
     }
 
@@ -315,6 +318,15 @@ impl<T: Float, M: Module<T>> Model<T, M> {
         io::load_module_state(path.as_ref(), &mut self.module)
     }
 
+    /// Whether [`evaluate`](Model::evaluate) and [`predict`](Model::predict) check their data
+    /// for NaN and infinite values first (default `true`; a value found is a
+    /// [`FitError::NonFinite`] naming the data, row and column). The check reads every value
+    /// once; turn it off for speed when the data is known to be finite. (`fit` has its own
+    /// switch, [`FitOptions::check_finite`].)
+    pub fn set_check_finite(&mut self, check: bool) {
+        self.check_finite = check;
+    }
+
     /// Trains the model on inputs `x` and targets `y` (samples along axis 0), and returns
     /// the loss and metrics of every epoch.
     ///
@@ -333,8 +345,9 @@ impl<T: Float, M: Module<T>> Model<T, M> {
     /// changes): [`FitError::NotCompiled`], [`FitError::InvalidBatchSize`],
     /// [`FitError::InvalidValidationSplit`], [`FitError::EmptyDataset`],
     /// [`FitError::LengthMismatch`], [`FitError::InputShape`], [`FitError::TargetShape`],
-    /// [`FitError::InvalidInput`], [`FitError::InvalidLabel`], [`FitError::MetricShape`].
-    /// During training:
+    /// [`FitError::InvalidInput`], [`FitError::InvalidLabel`], [`FitError::MetricShape`],
+    /// [`FitError::NonFinite`] (a NaN or infinity in `x`, `y` or the validation data, unless
+    /// [`FitOptions::check_finite`] is off). During training:
     /// [`FitError::LossNotScalar`], [`FitError::Optimizer`], [`FitError::Callback`].
     pub fn fit<SX, SY, DX, DY>(
         &mut self,
@@ -366,6 +379,14 @@ impl<T: Float, M: Module<T>> Model<T, M> {
             split,
             options.seed,
         )?;
+        if options.check_finite {
+            check_finite(&x.view().into_dyn(), DataRole::Training, "x")?;
+            check_finite(&y.view().into_dyn(), DataRole::Training, "y")?;
+            if let Some((vx, vy)) = &validation_data {
+                check_finite(&vx.view(), DataRole::Validation, "x")?;
+                check_finite(&vy.view(), DataRole::Validation, "y")?;
+            }
+        }
         let train_metrics = self.resolve_metrics(&train.target_shape)?;
         let val_metrics = match &validation {
             Some(v) => self.resolve_metrics(&v.target_shape)?,
@@ -433,7 +454,8 @@ impl<T: Float, M: Module<T>> Model<T, M> {
     /// # Errors
     ///
     /// [`FitError::NotCompiled`], [`FitError::NotBuilt`], [`FitError::InvalidBatchSize`],
-    /// and the data errors of [`fit`](Model::fit).
+    /// and the data errors of [`fit`](Model::fit), [`FitError::NonFinite`] included (see
+    /// [`set_check_finite`](Model::set_check_finite)).
     pub fn evaluate<SX, SY, DX, DY>(
         &self,
         x: &ArrayBase<SX, DX>,
@@ -457,6 +479,10 @@ impl<T: Float, M: Module<T>> Model<T, M> {
             y.view().into_dyn(),
             DataRole::Evaluation,
         )?;
+        if self.check_finite {
+            check_finite(&x.view().into_dyn(), DataRole::Evaluation, "x")?;
+            check_finite(&y.view().into_dyn(), DataRole::Evaluation, "y")?;
+        }
         let mut metrics = self.resolve_metrics(&data.target_shape)?;
         let loss = &self.compiled.as_ref().ok_or(FitError::NotCompiled)?.loss;
         let value = evaluate_batches(&self.module, loss, &mut metrics, &data, batch_size)?;
@@ -473,7 +499,8 @@ impl<T: Float, M: Module<T>> Model<T, M> {
     /// # Errors
     ///
     /// [`FitError::NotBuilt`], [`FitError::InvalidBatchSize`], [`FitError::EmptyDataset`],
-    /// [`FitError::InputShape`], [`FitError::InvalidInput`], [`FitError::OutputRows`].
+    /// [`FitError::InputShape`], [`FitError::InvalidInput`], [`FitError::OutputRows`],
+    /// [`FitError::NonFinite`] (see [`set_check_finite`](Model::set_check_finite)).
     pub fn predict<S, D>(
         &self,
         x: &ArrayBase<S, D>,
@@ -497,6 +524,34 @@ impl<T: Float, M: Module<T>> Model<T, M> {
             });
         }
         self.check_inputs(&x, DataRole::Prediction)?;
+        if self.check_finite {
+            check_finite(&x, DataRole::Prediction, "x")?;
+        }
         predict_batches(&self.module, &x.as_standard_layout().view(), batch_size)
+    }
+}
+
+/// The first NaN or infinity of `a` (samples along axis 0), as [`FitError::NonFinite`].
+fn check_finite<T: Float>(
+    a: &ArrayViewD<'_, T>,
+    data: DataRole,
+    part: &'static str,
+) -> Result<(), FitError> {
+    let per_row = match a.shape().split_first() {
+        Some((_, rest)) => rest.iter().product::<usize>().max(1),
+        None => 1,
+    };
+    match a.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(FitError::NonFinite {
+            data,
+            part,
+            row: i / per_row,
+            column: i % per_row,
+            value: a
+                .iter()
+                .nth(i)
+                .map_or(f64::NAN, |v| <T as Float>::to_f64(*v)),
+        }),
     }
 }

@@ -57,6 +57,12 @@ pub struct FitOptions<T: Float = f32> {
     /// [`Sequential::with_input_shape`] starts from the same weights). The same seed and
     /// data give bit-identical weights.
     pub seed: u64,
+    /// Whether `fit` checks `x`, `y` and the validation data for NaN and infinite values
+    /// before training starts (default `true`): the first one found is a
+    /// [`FitError::NonFinite`](super::FitError::NonFinite) naming the data, row and column.
+    /// The check reads every value once; turn it off for speed when the data is known to be
+    /// finite.
+    pub check_finite: bool,
 }
 
 impl<T: Float> Default for FitOptions<T> {
@@ -70,6 +76,7 @@ impl<T: Float> Default for FitOptions<T> {
             verbose: 1,
             callbacks: Vec::new(),
             seed: DEFAULT_SEED,
+            check_finite: true,
         }
     }
 }
@@ -92,6 +99,7 @@ impl<T: Float> fmt::Debug for FitOptions<T> {
             .field("verbose", &self.verbose)
             .field("callbacks", &callbacks)
             .field("seed", &self.seed)
+            .field("check_finite", &self.check_finite)
             .finish()
     }
 }
@@ -147,6 +155,12 @@ impl<T: Float> FitOptions<T> {
     /// Sets the seed.
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
+        self
+    }
+
+    /// Sets [`check_finite`](FitOptions::check_finite).
+    pub fn check_finite(mut self, check: bool) -> Self {
+        self.check_finite = check;
         self
     }
 }

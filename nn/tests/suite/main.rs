@@ -1,7 +1,10 @@
 //! The crate's integration tests, one test binary (one link, one set of monomorphized
 //! dependencies) with a module per topic. New test files go here as modules.
 
+mod checkpoint_robustness;
 mod conv_layers;
+mod data_robustness;
+mod finite_and_threads;
 mod golden_conv;
 mod golden_losses;
 mod gradcheck;

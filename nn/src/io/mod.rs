@@ -19,8 +19,18 @@
 //! to disk, then renamed over the destination. A failed or interrupted save therefore never
 //! leaves a partially written file in place of a good one.
 //!
-//! Loads are all-or-nothing: every name, shape and element type is checked against the
-//! parameters before any parameter changes, and any mismatch is a typed [`IoError`].
+//! Temporary files are named `.<file name>.<pid>-<counter>-<nonce>.tmp`, unique per
+//! attempt. Each save first removes the stale temporaries of the same checkpoint, left by
+//! saves that were killed, so they neither accumulate nor block later saves: those named
+//! with this process's id that it is not writing (an earlier process had the same id), those
+//! of processes that have exited (known on Linux), and any unmodified for
+//! [`STALE_TEMP_AGE`]. Another live save's temporary file is never removed, nor any other
+//! file (other checkpoints' temporaries included).
+//!
+//! Loads validate the whole header before touching any tensor data (see [`FormatError`]:
+//! sizes and offsets are checked with checked arithmetic, a corrupt file is an error, never a
+//! panic). Loads are all-or-nothing: every name, shape and element type is checked against
+//! the parameters before any parameter changes, and any mismatch is a typed [`IoError`].
 //!
 //! ```
 //! use ndarray::array;
@@ -49,15 +59,23 @@
 use std::borrow::Cow;
 use std::cell::Ref;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use ndarray::{ArrayD, IxDyn};
-use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, View};
+use safetensors::tensor::{Dtype, View};
 use tapegrad_autograd::{Float, Param};
 
 use crate::buffer::Buffer;
+
+mod atomic_write;
+mod header;
+
+pub use atomic_write::STALE_TEMP_AGE;
+pub(crate) use atomic_write::write_atomic;
+pub use header::{FormatError, MAX_HEADER_LEN};
+use header::{Header, TensorInfo, parse_header};
 
 /// Everything that can go wrong while saving or loading weights (or writing a history CSV).
 ///
@@ -83,9 +101,9 @@ pub enum IoError {
     Format {
         /// The file.
         path: PathBuf,
-        /// The safetensors parser's error.
+        /// What is wrong with it.
         #[source]
-        source: SafeTensorError,
+        source: FormatError,
     },
 
     /// A parameter of the model has no tensor of its name in the file.
@@ -384,6 +402,8 @@ pub(crate) fn read_checked<T: Float>(
     targets: &[Target],
 ) -> Result<Vec<ArrayD<T>>, IoError> {
     let file = parse(path, bytes)?;
+    let by_name: HashMap<&str, &TensorInfo> =
+        file.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
     let mut seen = HashSet::with_capacity(targets.len());
     for t in targets {
         if !seen.insert(t.name.as_str()) {
@@ -392,12 +412,13 @@ pub(crate) fn read_checked<T: Float>(
             });
         }
     }
+    // Check and convert everything first, then assign: all or nothing.
     let mut values = Vec::with_capacity(targets.len());
     for t in targets {
-        let view = file.tensor(&t.name).map_err(|_| {
+        let Some(&info) = by_name.get(t.name.as_str()) else {
             let (path, name, available) =
                 (path.to_path_buf(), t.name.clone(), available_names(&file));
-            if t.is_buffer {
+            return Err(if t.is_buffer {
                 IoError::MissingBuffer {
                     path,
                     name,
@@ -409,26 +430,26 @@ pub(crate) fn read_checked<T: Float>(
                     name,
                     available,
                 }
-            }
-        })?;
-        if view.shape() != t.shape.as_slice() {
+            });
+        };
+        if info.shape != t.shape {
             return Err(IoError::ShapeMismatch {
                 path: path.to_path_buf(),
                 name: t.name.clone(),
                 expected: t.shape.clone(),
-                found: view.shape().to_vec(),
+                found: info.shape.clone(),
             });
         }
-        values.push(tensor_to_array::<T>(path, &t.name, &view)?);
+        values.push(tensor_to_array::<T>(path, info, bytes)?);
     }
     if let Some(extra) = file
-        .names()
-        .into_iter()
-        .find(|n| !seen.contains(n.as_str()))
+        .tensors
+        .iter()
+        .find(|t| !seen.contains(t.name.as_str()))
     {
         return Err(IoError::UnexpectedTensor {
             path: path.to_path_buf(),
-            name: extra.clone(),
+            name: extra.name.clone(),
         });
     }
     Ok(values)
@@ -475,25 +496,36 @@ pub fn read_weights<T: Float>(
 ) -> Result<BTreeMap<String, ArrayD<T>>, IoError> {
     let path = path.as_ref();
     let bytes = read_file(path)?;
-    let file = parse(path, &bytes)?;
-    file.tensors()
-        .into_iter()
-        .map(|(name, view)| {
-            let array = tensor_to_array::<T>(path, &name, &view)?;
-            Ok((name, array))
-        })
+    read_weights_from_bytes(path, &bytes)
+}
+
+/// Like [`read_weights`], from the bytes of a safetensors file; `path` is only used in error
+/// messages.
+///
+/// # Errors
+///
+/// [`IoError::Format`], or [`IoError::DtypeMismatch`] if a tensor is not of type `T`.
+pub fn read_weights_from_bytes<T: Float>(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<BTreeMap<String, ArrayD<T>>, IoError> {
+    let file = parse(path, bytes)?;
+    file.tensors
+        .iter()
+        .map(|info| Ok((info.name.clone(), tensor_to_array::<T>(path, info, bytes)?)))
         .collect()
 }
 
-fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>, IoError> {
-    SafeTensors::deserialize(bytes).map_err(|source| IoError::Format {
+/// The validated header of the safetensors file `bytes`, or [`IoError::Format`].
+fn parse(path: &Path, bytes: &[u8]) -> Result<Header, IoError> {
+    parse_header(bytes).map_err(|source| IoError::Format {
         path: path.to_path_buf(),
         source,
     })
 }
 
-fn available_names(file: &SafeTensors<'_>) -> String {
-    let mut names: Vec<&str> = file.names().into_iter().map(String::as_str).collect();
+fn available_names(file: &Header) -> String {
+    let mut names: Vec<&str> = file.tensors.iter().map(|t| t.name.as_str()).collect();
     names.sort_unstable();
     if names.is_empty() {
         "no tensors".to_string()
@@ -510,31 +542,34 @@ fn dtype_of<T: Float>() -> Result<Dtype, IoError> {
     }
 }
 
+/// The tensor `info` of the file `bytes` (whose header [`parse_header`] validated) as an
+/// array of `T`.
 fn tensor_to_array<T: Float>(
     path: &Path,
-    name: &str,
-    view: &safetensors::tensor::TensorView<'_>,
+    info: &TensorInfo,
+    bytes: &[u8],
 ) -> Result<ArrayD<T>, IoError> {
     let expected = dtype_of::<T>()?;
-    if view.dtype() != expected {
+    if info.dtype != T::DTYPE {
         return Err(IoError::DtypeMismatch {
             path: path.to_path_buf(),
-            name: name.to_string(),
+            name: info.name.clone(),
             expected: T::DTYPE,
-            found: format!("{:?}", view.dtype()),
+            found: info.dtype.clone(),
         });
     }
+    // The header check guarantees the range is in bounds and its length is the shape's
+    // element count times the dtype size.
+    let raw = &bytes[info.range.clone()];
     // Little-endian bytes; the conversions through f64 are exact for f32 and f64.
     let data: Vec<T> = match expected {
-        Dtype::F32 => view
-            .data()
+        Dtype::F32 => raw
             .chunks_exact(4)
             .map(|b| {
                 <T as Float>::from_f64(f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
             })
             .collect(),
-        _ => view
-            .data()
+        _ => raw
             .chunks_exact(8)
             .map(|b| {
                 let mut le = [0u8; 8];
@@ -543,10 +578,14 @@ fn tensor_to_array<T: Float>(
             })
             .collect(),
     };
-    // `SafeTensors::deserialize` has checked that the byte length matches shape and dtype.
-    ArrayD::from_shape_vec(IxDyn(view.shape()), data).map_err(|_| IoError::Format {
+    // The header check also guarantees ndarray's own limit on the shape.
+    ArrayD::from_shape_vec(IxDyn(&info.shape), data).map_err(|_| IoError::Format {
         path: path.to_path_buf(),
-        source: SafeTensorError::TensorInvalidInfo,
+        source: FormatError::ShapeOverflow {
+            name: info.name.clone(),
+            shape: info.shape.iter().map(|&d| d as u64).collect(),
+            dtype: info.dtype.clone(),
+        },
     })
 }
 
@@ -599,90 +638,6 @@ impl View for TensorBytes {
     }
 }
 
-/// The temporary file [`write_atomic`] writes before renaming it to `path`:
-/// `.<file name>.<process id>.tmp` in the same folder (same file system, so the rename is
-/// atomic).
-pub(crate) fn temp_path_for(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
-}
-
-/// Writes `bytes` to `path` atomically: to a temporary file in the same folder, flushed to
-/// disk, then renamed over `path`. On error the temporary file is removed and whatever was
-/// at `path` is untouched.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
-    write_atomic_impl(path, bytes, None)
-}
-
-/// [`write_atomic`], with a simulated failure after `fail_after` bytes (for tests of the
-/// failure path).
-fn write_atomic_impl(path: &Path, bytes: &[u8], fail_after: Option<usize>) -> Result<(), IoError> {
-    if path.file_name().is_none() {
-        return Err(IoError::Io {
-            action: "write",
-            path: path.to_path_buf(),
-            source: io::Error::new(io::ErrorKind::InvalidInput, "the path has no file name"),
-        });
-    }
-    let temp = temp_path_for(path);
-    // `create_new`: never follow or clobber something already at the temporary path.
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&temp)
-        .map_err(|source| IoError::Io {
-            action: "create temporary file",
-            path: temp.clone(),
-            source,
-        })?;
-    let written = (|| -> io::Result<()> {
-        match fail_after {
-            Some(n) => {
-                file.write_all(&bytes[..n.min(bytes.len())])?;
-                Err(io::Error::other(
-                    "simulated failure in the middle of the write",
-                ))
-            }
-            None => {
-                file.write_all(bytes)?;
-                file.sync_all()
-            }
-        }
-    })();
-    drop(file);
-    if let Err(source) = written {
-        let _ = fs::remove_file(&temp);
-        return Err(IoError::Io {
-            action: "write",
-            path: temp,
-            source,
-        });
-    }
-    if let Err(source) = fs::rename(&temp, path) {
-        let _ = fs::remove_file(&temp);
-        return Err(IoError::Io {
-            action: "rename into place",
-            path: path.to_path_buf(),
-            source,
-        });
-    }
-    // Make the rename itself durable (best effort: not every platform can open a folder).
-    if let Some(dir) = path.parent() {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use ndarray::array;
@@ -695,38 +650,6 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir
-    }
-
-    #[test]
-    fn a_write_failing_midway_leaves_the_old_file_and_no_temporary() {
-        let dir = temp_dir("midway");
-        let path = dir.join("w.safetensors");
-        let good = Param::new("w", array![1.0_f32, 2.0, 3.0].into_dyn());
-        save_weights(&path, &[&good]).unwrap();
-        let before = fs::read(&path).unwrap();
-
-        let bad = Param::new("w", array![9.0_f32, 9.0, 9.0].into_dyn());
-        let bytes = weights_to_bytes(&[&bad]).unwrap();
-        let err = write_atomic_impl(&path, &bytes, Some(bytes.len() / 2)).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                IoError::Io {
-                    action: "write",
-                    ..
-                }
-            ),
-            "{err}"
-        );
-
-        assert_eq!(fs::read(&path).unwrap(), before);
-        assert!(!temp_path_for(&path).exists());
-        let names: Vec<_> = fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names.len(), 1, "{names:?}");
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
