@@ -1,123 +1,104 @@
-//! Data-parallel training under `mpirun -np 2`: the same parameters as one process with the
-//! global batch, replicas bit-identical, a failure on one rank stopping every rank, and
-//! weights saved by rank 0 loading in one process.
+//! Data-parallel `fit` under `mpirun -np 2`: the same parameters and history as one process
+//! with the global batch, replicas bit-identical, a failure on one rank (in a step, in its
+//! data, in rank 0's checkpoint) an error on every rank, a NaN stopping every rank, a
+//! checkpoint written by rank 0 loading in one process, and a sharded `evaluate`.
 //!
 //! A plain `main` (no libtest harness), like `primitives.rs`: every rank runs every
 //! scenario in the same order; rank 0 prints one line per scenario and `N passed, N failed`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use ndarray::{Array2, ArrayD, Axis};
+use ndarray::{Array1, Array2};
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use tapegrad_autograd::{Float, Tape};
+use tapegrad_autograd::Float;
 use tapegrad_distributed::MpiCommunicator;
-use tapegrad_nn::communicator::{
-    CommError, Communicator, GradientBuffer, SingleProcess, batch_rows, broadcast,
-    broadcast_message, broadcast_params, first_failed_rank,
-};
-use tapegrad_nn::io::{load_weights, save_weights};
+use tapegrad_nn::callbacks::{ModelCheckpoint, TerminateOnNan};
+use tapegrad_nn::communicator::{CommError, Communicator, SingleProcess, broadcast};
+use tapegrad_nn::history::{History, StopReason};
 use tapegrad_nn::layers::{Activation, Dense, Sequential};
-use tapegrad_nn::{Module, losses};
-use tapegrad_optim::{Adam, Optimizer};
+use tapegrad_nn::model::{FitError, FitOptions, Loss, Metric, Model};
+use tapegrad_optim::Adam;
 
 type Outcome = Result<(), String>;
 
 /// A named scenario, run on every rank.
-type Scenario = (&'static str, fn(&MpiCommunicator) -> Outcome);
+type Scenario = (&'static str, fn(&Rc<MpiCommunicator>) -> Outcome);
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-/// 200 samples of 4 features in 3 classes (a seeded draw: the same on every rank).
-fn data<T: Float>() -> (Array2<T>, Vec<usize>) {
+/// 200 samples of 4 features in 3 classes (a seeded draw: the same on every rank), labels
+/// as numbers.
+fn data<T: Float>() -> (Array2<T>, Array1<T>) {
     let mut rng = StdRng::seed_from_u64(11);
     let n = 200;
     let mut x = Array2::zeros((n, 4));
-    let mut y = Vec::with_capacity(n);
+    let mut y = Array1::zeros(n);
     for i in 0..n {
         let class = rng.random_range(0..3_usize);
         for j in 0..4 {
             let centre = if j % 3 == class { 1.0 } else { -0.5 };
             x[[i, j]] = T::from_f64(centre + rng.random_range(-0.8..0.8));
         }
-        y.push(class);
+        y[i] = T::from_f64(class as f64);
     }
     (x, y)
 }
 
-fn model<T: Float>() -> Sequential<T> {
-    Sequential::new()
+/// The network, built from seed 5 (the same on every rank; `fit` broadcasts rank 0's
+/// weights anyway), compiled with Adam, the sparse cross-entropy (or `loss`) and accuracy.
+fn model<T: Float>(loss: Option<Loss<T>>) -> Result<Model<T>, String> {
+    let net = Sequential::new()
         .seed(5)
         .add(Dense::new(16).activation(Activation::Tanh))
         .add(Dense::new(3))
-        .with_input_shape(&[4])
+        .with_input_shape(&[4]);
+    let mut model = Model::new(net);
+    let metrics: &[Metric] = if loss.is_none() {
+        &[Metric::Accuracy]
+    } else {
+        &[]
+    };
+    let loss = loss.unwrap_or_else(Loss::sparse_categorical_cross_entropy);
+    model.compile(Adam::new(0.01).map_err(err)?, loss, metrics);
+    Ok(model)
 }
 
-/// A hand-written data-parallel loop: every rank shuffles the same global order, trains on
-/// its `per_rank` rows of each global batch, and the gradients are summed in one all-reduce
-/// per step. `fail_at`: (rank, step) where that rank reports a failure.
-fn train<T: Float>(
-    comm: &dyn Communicator,
-    per_rank: usize,
-    epochs: usize,
-    fail_at: Option<(usize, usize)>,
-) -> Result<Sequential<T>, String> {
-    let (x, y) = data::<T>();
-    let n = y.len();
-    let mut net = model::<T>();
-    let mut opt = Adam::new(0.01).map_err(err)?;
-    broadcast_params(comm, &mut net.params_mut()).map_err(err)?;
-    let mut buffer = GradientBuffer::new(&net.params());
-    let global = per_rank * comm.size();
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut rng = StdRng::seed_from_u64(3);
-    let mut step = 0;
-    for _ in 0..epochs {
-        order.shuffle(&mut rng);
-        for start in (0..n).step_by(global) {
-            let rows = &order[batch_rows(start, (start + global).min(n), per_rank, comm.rank())];
-            let failed = fail_at == Some((comm.rank(), step));
-            let (loss, grads) = if rows.is_empty() || failed {
-                (0.0, None)
-            } else {
-                let tape = Tape::new();
-                let bx = x.select(Axis(0), rows).into_dyn();
-                let labels: Vec<usize> = rows.iter().map(|&r| y[r]).collect();
-                let out = net.forward(tape.constant(bx));
-                let loss = losses::sparse_categorical_cross_entropy_indices(out, &labels);
-                (Float::to_f64(loss.item()), Some(loss.backward()))
-            };
-            buffer.pack(grads.as_ref(), rows.len(), loss, failed);
-            let totals = buffer.reduce(comm).map_err(err)?;
-            if totals.failed > 0 {
-                let rank = first_failed_rank(comm, failed)
-                    .map_err(err)?
-                    .unwrap_or_default();
-                let message = format!("injected failure at step {step}");
-                let message = broadcast_message(comm, &message, rank).map_err(err)?;
-                return Err(format!("rank {rank} failed: {message}"));
-            }
-            opt.step(&mut net.params_mut(), &buffer.grads(totals.rows))
-                .map_err(err)?;
-            step += 1;
-        }
-    }
-    Ok(net)
+/// `epochs` epochs with `per_rank` rows per rank and step (shuffled from seed 3, silent).
+fn options<T: Float>(comm: Rc<dyn Communicator>, per_rank: usize, epochs: usize) -> FitOptions<T> {
+    FitOptions::default()
+        .epochs(epochs)
+        .batch_size(per_rank)
+        .seed(3)
+        .verbose(0)
+        .communicator(comm)
 }
 
-fn flat<T: Float>(net: &Sequential<T>) -> Vec<T> {
-    net.params()
+fn flat<T: Float>(model: &Model<T>) -> Vec<T> {
+    model
+        .params()
         .iter()
         .flat_map(|p| p.value().iter().copied())
         .collect()
 }
 
-/// Largest |a − b| / max(|b|, 1e-3) over all parameters.
+/// Every value of the history, column after column.
+fn flat_history(history: &History) -> Vec<f64> {
+    let names: Vec<String> = history.names().map(str::to_string).collect();
+    names
+        .iter()
+        .flat_map(|n| history.get(n).unwrap_or_default().to_vec())
+        .collect()
+}
+
+/// Largest |a − b| / max(|b|, 1e-3) over all values.
 fn max_relative<T: Float>(a: &[T], b: &[T]) -> f64 {
     a.iter()
         .zip(b)
@@ -128,43 +109,82 @@ fn max_relative<T: Float>(a: &[T], b: &[T]) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// 2 ranks × 16 rows = 1 process × 32 rows, in f64 to 1e-12 (relative), 5 epochs.
-fn equivalent_to_one_process_f64(c: &MpiCommunicator) -> Outcome {
+/// `fit` on `ranks × per_rank` rows per step vs one process on as many: the largest
+/// relative difference of the parameters and of the history (loss, accuracy, validation
+/// loss and accuracy), 5 epochs of 180 training and 20 validation samples.
+fn distributed_vs_one_process<T: Float>(c: &Rc<MpiCommunicator>) -> Result<(f64, f64), String> {
+    let (x, y) = data::<T>();
     let per_rank = 32 / c.size();
-    let distributed = flat(&train::<f64>(c, per_rank, 5, None)?);
-    let single = flat(&train::<f64>(&SingleProcess, 32, 5, None)?);
-    let diff = max_relative(&distributed, &single);
-    if c.is_root() {
-        println!("  f64: largest relative difference {diff:.2e} (5 epochs, 35 steps)");
+    let mut distributed = model::<T>(None)?;
+    let d_history = distributed
+        .fit(
+            &x,
+            &y,
+            options(c.clone(), per_rank, 5).validation_split(0.1),
+        )
+        .map_err(err)?;
+    let mut single = model::<T>(None)?;
+    let s_history = single
+        .fit(
+            &x,
+            &y,
+            options(Rc::new(SingleProcess), 32, 5).validation_split(0.1),
+        )
+        .map_err(err)?;
+    if d_history.names().count() != 4 || s_history.epochs() != 5 {
+        return Err(format!("unexpected history {:?}", d_history.to_csv()));
     }
-    if diff <= 1e-12 {
+    Ok((
+        max_relative(&flat(&distributed), &flat(&single)),
+        max_relative(&flat_history(&d_history), &flat_history(&s_history)),
+    ))
+}
+
+/// 2 ranks × 16 rows = 1 process × 32 rows, in f64 to 1e-12 (relative): parameters, and
+/// losses and metrics (validation included).
+fn equivalent_to_one_process_f64(c: &Rc<MpiCommunicator>) -> Outcome {
+    let (params, history) = distributed_vs_one_process::<f64>(c)?;
+    if c.is_root() {
+        println!(
+            "  f64: largest relative difference: parameters {params:.2e}, history {history:.2e} \
+             (5 epochs, 30 steps)"
+        );
+    }
+    if params <= 1e-12 && history <= 1e-12 {
         Ok(())
     } else {
-        Err(format!("relative difference {diff:e} > 1e-12"))
+        Err(format!(
+            "relative differences {params:e}, {history:e} > 1e-12"
+        ))
     }
 }
 
 /// The same in f32: reported, and bounded loosely (rounding differs in the sums).
-fn equivalent_to_one_process_f32(c: &MpiCommunicator) -> Outcome {
-    let per_rank = 32 / c.size();
-    let distributed = flat(&train::<f32>(c, per_rank, 5, None)?);
-    let single = flat(&train::<f32>(&SingleProcess, 32, 5, None)?);
-    let diff = max_relative(&distributed, &single);
+fn equivalent_to_one_process_f32(c: &Rc<MpiCommunicator>) -> Outcome {
+    let (params, history) = distributed_vs_one_process::<f32>(c)?;
     if c.is_root() {
-        println!("  f32: largest relative difference {diff:.2e} (5 epochs, 35 steps)");
+        println!(
+            "  f32: largest relative difference: parameters {params:.2e}, history {history:.2e} \
+             (5 epochs, 30 steps)"
+        );
     }
-    if diff <= 1e-3 {
+    if params <= 1e-3 && history <= 1e-3 {
         Ok(())
     } else {
-        Err(format!("relative difference {diff:e} > 1e-3"))
+        Err(format!(
+            "relative differences {params:e}, {history:e} > 1e-3"
+        ))
     }
 }
 
 /// Every rank ends with rank 0's parameters, bit for bit.
-fn replicas_bit_identical(c: &MpiCommunicator) -> Outcome {
-    let mine = flat(&train::<f32>(c, 8, 3, None)?);
+fn replicas_bit_identical(c: &Rc<MpiCommunicator>) -> Outcome {
+    let (x, y) = data::<f32>();
+    let mut trained = model::<f32>(None)?;
+    trained.fit(&x, &y, options(c.clone(), 8, 3)).map_err(err)?;
+    let mine = flat(&trained);
     let mut root = mine.clone();
-    broadcast(c, &mut root, 0).map_err(err)?;
+    broadcast(&**c, &mut root, 0).map_err(err)?;
     let same = mine
         .iter()
         .zip(&root)
@@ -176,95 +196,180 @@ fn replicas_bit_identical(c: &MpiCommunicator) -> Outcome {
     }
 }
 
-/// The last rank fails at step 4: every rank returns that error, promptly.
-fn failure_on_one_rank_stops_all(c: &MpiCommunicator) -> Outcome {
+/// The last rank's loss fails at its 5th batch (a loss that is not a single number): it
+/// returns that error, every other rank `RankFailed` with its text, promptly.
+fn failure_on_one_rank_stops_all(c: &Rc<MpiCommunicator>) -> Outcome {
     let last = c.size() - 1;
+    let fails_here = c.rank() == last;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let inner = Loss::<f32>::sparse_categorical_cross_entropy();
+    let flaky = Loss::new("flaky", move |p, t| {
+        if fails_here && calls.fetch_add(1, Ordering::Relaxed) == 4 {
+            p // not reduced to one value
+        } else {
+            inner.call(p, t)
+        }
+    });
+    let (x, y) = data::<f32>();
+    let mut m = model(Some(flaky))?;
     let start = Instant::now();
-    let result = train::<f32>(c, 8, 3, Some((last, 4)));
+    let result = m.fit(&x, &y, options(c.clone(), 8, 3));
     let elapsed = start.elapsed();
-    match result {
-        Err(message) if message == format!("rank {last} failed: injected failure at step 4") => {
-            if elapsed < Duration::from_secs(5) {
-                Ok(())
-            } else {
-                Err(format!("took {elapsed:?}"))
-            }
+    let outcome = match result {
+        Err(FitError::LossNotScalar { loss, .. }) if fails_here && loss == "flaky" => Ok(()),
+        Err(FitError::RankFailed { rank, message })
+            if !fails_here && rank == last && message.contains("loss `flaky` returned") =>
+        {
+            Ok(())
         }
         Err(other) => Err(format!("unexpected error: {other}")),
         Ok(_) => Err("training succeeded".into()),
-    }
-}
-
-/// Rank 0 saves; its outcome (`Err` text or empty) is every rank's.
-fn save_on_root(c: &MpiCommunicator, net: &Sequential<f32>, path: &Path) -> Outcome {
-    let mut mine = String::new();
-    if c.is_root()
-        && let Err(e) = save_weights(path, &net.params())
-    {
-        mine = e.to_string();
-    }
-    let message = broadcast_message(c, &mine, 0).map_err(err)?;
-    if message.is_empty() {
+    };
+    outcome?;
+    if elapsed < Duration::from_secs(5) {
         Ok(())
     } else {
-        Err(message)
+        Err(format!("took {elapsed:?}"))
     }
 }
 
-fn predict(net: &Sequential<f32>) -> ArrayD<f32> {
-    let (x, _) = data::<f32>();
-    let tape = Tape::new();
-    tape.no_grad(|| net.forward(tape.constant(x.into_dyn())).value())
+/// A data error on the last rank only (an invalid label): an error on every rank, before
+/// any training.
+fn data_error_on_one_rank_stops_all(c: &Rc<MpiCommunicator>) -> Outcome {
+    let last = c.size() - 1;
+    let (x, mut y) = data::<f32>();
+    if c.rank() == last {
+        y[7] = 9.0;
+    }
+    let mut m = model::<f32>(None)?;
+    let before = flat(&m);
+    match m.fit(&x, &y, options(c.clone(), 8, 1)) {
+        Err(FitError::InvalidLabel { row: 7, .. }) if c.rank() == last => Ok(()),
+        Err(FitError::RankFailed { rank, message })
+            if c.rank() != last && rank == last && message.contains("label 9") =>
+        {
+            Ok(())
+        }
+        Err(other) => Err(format!("unexpected error: {other}")),
+        Ok(_) => Err("training succeeded".into()),
+    }?;
+    if flat(&m) == before {
+        Ok(())
+    } else {
+        Err("the weights changed".into())
+    }
 }
 
-/// Weights saved by rank 0 after a 2-rank run load into a fresh model in one process
-/// (no communicator) and predict exactly what the trained replicas predict.
-fn checkpoint_loads_in_one_process(c: &MpiCommunicator) -> Outcome {
-    let net = train::<f32>(c, 16, 3, None)?;
-    let dir = std::env::temp_dir().join(format!("tapegrad-mpi-test-{}", std::process::id()));
-    // Rank 0's process id names the folder on every rank.
+/// NaN inputs on the last rank only: the step's loss (over all ranks) is NaN, and
+/// `TerminateOnNan` stops every rank at the first batch, the weights untouched.
+fn nan_on_one_rank_stops_all(c: &Rc<MpiCommunicator>) -> Outcome {
+    let (mut x, y) = data::<f32>();
+    if c.rank() == c.size() - 1 {
+        x.fill(f32::NAN);
+    }
+    let mut m = model::<f32>(None)?;
+    let before = flat(&m);
+    let history = m
+        .fit(&x, &y, options(c.clone(), 8, 2).callback(TerminateOnNan))
+        .map_err(err)?;
+    match history.stop_reason() {
+        Some(StopReason::NonFiniteLoss {
+            epoch: 0, batch: 0, ..
+        }) if flat(&m) == before => Ok(()),
+        other => Err(format!("stopped with {other:?}")),
+    }
+}
+
+/// A folder named by rank 0's process id (the same on every rank), created by rank 0.
+fn shared_dir(c: &MpiCommunicator) -> Result<PathBuf, String> {
     let mut id = vec![f64::from(std::process::id())];
     c.broadcast_f64(&mut id, 0).map_err(err)?;
-    let dir = dir.with_file_name(format!("tapegrad-mpi-test-{}", id[0]));
+    let dir = std::env::temp_dir().join(format!("tapegrad-mpi-test-{}", id[0]));
     if c.is_root() {
         std::fs::create_dir_all(&dir).map_err(err)?;
     }
+    Ok(dir)
+}
+
+/// The checkpoint `ModelCheckpoint` writes on rank 0 of a 2-rank `fit` loads into a fresh
+/// model in one process (no communicator) and predicts exactly what every trained replica
+/// predicts.
+fn checkpoint_loads_in_one_process(c: &Rc<MpiCommunicator>) -> Outcome {
+    let dir = shared_dir(c)?;
     let path = dir.join("weights.safetensors");
-    save_on_root(c, &net, &path)?;
-    let mut fresh = model::<f32>();
-    let loaded = load_weights(&path, &mut fresh.params_mut()).map_err(err);
+    let (x, y) = data::<f32>();
+    let mut trained = model::<f32>(None)?;
+    let fitted = trained.fit(
+        &x,
+        &y,
+        options(c.clone(), 16, 3).callback(ModelCheckpoint::new(&path)),
+    );
+    let mut fresh = model::<f32>(None)?;
+    let loaded = fitted
+        .map_err(err)
+        .and_then(|_| fresh.load(&path).map_err(err));
     c.barrier().map_err(err)?;
     if c.is_root() {
         let _ = std::fs::remove_dir_all(&dir);
     }
     loaded?;
-    if predict(&fresh) == predict(&net) {
+    let same = fresh.predict(&x, 64).map_err(err)? == trained.predict(&x, 64).map_err(err)?;
+    if same {
         Ok(())
     } else {
         Err("the loaded model predicts differently".into())
     }
 }
 
-/// A save that fails on rank 0 is an error on every rank.
-fn failed_save_is_an_error_everywhere(c: &MpiCommunicator) -> Outcome {
-    let net = model::<f32>();
+/// A checkpoint that cannot be written on rank 0 is an error on every rank.
+fn failed_save_is_an_error_everywhere(c: &Rc<MpiCommunicator>) -> Outcome {
     let path = Path::new("/nonexistent-folder/tapegrad/weights.safetensors");
-    match save_on_root(c, &net, path) {
-        Err(message) if message.contains("nonexistent-folder") => Ok(()),
+    let (x, y) = data::<f32>();
+    let mut m = model::<f32>(None)?;
+    let result = m.fit(
+        &x,
+        &y,
+        options(c.clone(), 16, 2).callback(ModelCheckpoint::new(path)),
+    );
+    match result {
+        Err(e @ FitError::Callback { .. })
+            if c.is_root() && e.to_string().contains("ModelCheckpoint") =>
+        {
+            Ok(())
+        }
+        Err(FitError::RankFailed { rank: 0, message })
+            if !c.is_root() && message.contains("nonexistent-folder") =>
+        {
+            Ok(())
+        }
         Err(other) => Err(format!("unexpected error: {other}")),
-        Ok(()) => Err("the save succeeded".into()),
+        Ok(_) => Err("the save succeeded".into()),
+    }
+}
+
+/// `evaluate_with` on the ranks' shards gives one process's `evaluate`, in f64 to 1e-12.
+fn sharded_evaluate_equals_one_process(c: &Rc<MpiCommunicator>) -> Outcome {
+    let (x, y) = data::<f64>();
+    let m = model::<f64>(None)?;
+    let sharded = m.evaluate_with(&x, &y, 16, &**c).map_err(err)?;
+    let single = m.evaluate(&x, &y, 16).map_err(err)?;
+    let diff = (sharded.loss - single.loss).abs() / single.loss;
+    if diff <= 1e-12 && sharded.metrics == single.metrics {
+        Ok(())
+    } else {
+        Err(format!("{sharded:?} vs {single:?}"))
     }
 }
 
 fn main() -> ExitCode {
     let comm = match MpiCommunicator::init() {
-        Ok(c) => c,
+        Ok(c) => Rc::new(c),
         Err(e) => {
             eprintln!("cannot start MPI: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let scenarios: [Scenario; 6] = [
+    let scenarios: [Scenario; 9] = [
         (
             "equivalent_to_one_process_f64",
             equivalent_to_one_process_f64,
@@ -279,6 +384,11 @@ fn main() -> ExitCode {
             failure_on_one_rank_stops_all,
         ),
         (
+            "data_error_on_one_rank_stops_all",
+            data_error_on_one_rank_stops_all,
+        ),
+        ("nan_on_one_rank_stops_all", nan_on_one_rank_stops_all),
+        (
             "checkpoint_loads_in_one_process",
             checkpoint_loads_in_one_process,
         ),
@@ -286,11 +396,15 @@ fn main() -> ExitCode {
             "failed_save_is_an_error_everywhere",
             failed_save_is_an_error_everywhere,
         ),
+        (
+            "sharded_evaluate_equals_one_process",
+            sharded_evaluate_equals_one_process,
+        ),
     ];
     run(&comm, &scenarios)
 }
 
-fn run(comm: &MpiCommunicator, scenarios: &[Scenario]) -> ExitCode {
+fn run(comm: &Rc<MpiCommunicator>, scenarios: &[Scenario]) -> ExitCode {
     if comm.is_root() {
         println!(
             "running {} scenarios on {} rank(s)",

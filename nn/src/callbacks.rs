@@ -205,6 +205,17 @@ pub trait Callback<T: Float> {
     /// A short name for messages (e.g. `"EarlyStopping"`).
     fn name(&self) -> &'static str;
 
+    /// Whether the callback runs on rank 0 only in a data-parallel
+    /// [`fit`](crate::model::Model::fit) (one that writes files, such as
+    /// [`ModelCheckpoint`]); default `false`: it runs on every rank, where it sees the same
+    /// logs and weights. After a root-only callback ran, the ranks agree on its outcome: its
+    /// error, or its request to stop, is every rank's. [`on_batch_end`](Callback::on_batch_end)
+    /// runs on every rank either way (it must decide from the logs alone, which are the
+    /// same everywhere).
+    fn root_only(&self) -> bool {
+        false
+    }
+
     /// Called once before the first epoch with the names that each epoch will log.
     ///
     /// # Errors
@@ -561,6 +572,10 @@ impl ModelCheckpoint {
 impl<T: Float> Callback<T> for ModelCheckpoint {
     fn name(&self) -> &'static str {
         "ModelCheckpoint"
+    }
+
+    fn root_only(&self) -> bool {
+        true
     }
 
     fn on_train_begin(

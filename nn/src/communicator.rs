@@ -357,6 +357,35 @@ pub fn first_failed_rank<C: Communicator + ?Sized>(
     Ok(flags.iter().position(|&f| f > 0.0))
 }
 
+/// The lowest rank that reports a `failure` and that rank's message, the same on every rank
+/// (one all-reduce of `size()` numbers, then, only when some rank failed, a broadcast of
+/// its message); `None` when no rank failed. Every rank must call it at the same point:
+/// this is how a rank that fails tells the others, instead of leaving them waiting in a
+/// collective.
+///
+/// ```
+/// use tapegrad_nn::communicator::{first_failure, SingleProcess};
+/// assert_eq!(first_failure(&SingleProcess, None)?, None);
+/// assert_eq!(first_failure(&SingleProcess, Some("no data"))?, Some((0, "no data".into())));
+/// # Ok::<(), tapegrad_nn::communicator::CommError>(())
+/// ```
+///
+/// # Errors
+///
+/// Those of the communicator's all-reduce and broadcasts.
+pub fn first_failure<C: Communicator + ?Sized>(
+    comm: &C,
+    failure: Option<&str>,
+) -> Result<Option<(usize, String)>, CommError> {
+    match first_failed_rank(comm, failure.is_some())? {
+        None => Ok(None),
+        Some(rank) => {
+            let message = broadcast_message(comm, failure.unwrap_or_default(), rank)?;
+            Ok(Some((rank, message)))
+        }
+    }
+}
+
 /// What all ranks trained on in one step, summed by [`GradientBuffer::reduce`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepTotals {

@@ -8,6 +8,7 @@ use tapegrad_optim::OptimError;
 #[cfg(doc)]
 use super::Model;
 use crate::callbacks::CallbackError;
+use crate::communicator::CommError;
 
 /// Which data an error is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,5 +196,18 @@ pub enum FitError {
         /// The callback's error (boxed: it can be large, and this path is cold).
         #[source]
         source: Box<CallbackError>,
+    },
+    /// A collective operation of the [`Communicator`](crate::communicator::Communicator)
+    /// failed (data-parallel training).
+    #[error("communication between the processes failed: {0}")]
+    Communication(#[from] CommError),
+    /// Another process of a data-parallel run failed (its error, as text); every process
+    /// stops with it. The process that failed returns its own error.
+    #[error("rank {rank} failed: {message}")]
+    RankFailed {
+        /// The rank that failed (the lowest, when several did).
+        rank: usize,
+        /// Its error.
+        message: String,
     },
 }

@@ -5,9 +5,11 @@
 use ndarray::{ArrayD, ArrayViewD, Axis, Slice};
 use tapegrad_autograd::{Float, Tape, Var};
 
+use super::dist::{agree, reduce_totals};
 use super::metric::MetricAcc;
 use super::prepare::{Prepared, rows_of};
 use super::{FitError, Loss};
+use crate::communicator::{Communicator, shard};
 use crate::data::{Batches, take_rows};
 use crate::module::Module;
 
@@ -27,36 +29,49 @@ pub(super) fn scalar_loss<T: Float>(loss_fn: &Loss<T>, loss: Var<'_, T>) -> Resu
 }
 
 /// Mean loss over `data` (and metric sums into `metrics`, which are reset first), in
-/// batches, without gradients.
+/// batches, without gradients. With several ranks each evaluates its [`shard`] of the rows,
+/// and the sums of the losses and metrics are totalled over all ranks (every rank returns
+/// the same numbers; an error on one rank is an error on every rank).
 pub(super) fn evaluate_batches<T: Float, M: Module<T>>(
     module: &M,
     loss_fn: &Loss<T>,
     metrics: &mut [MetricAcc],
     data: &Prepared<'_, T>,
     batch_size: usize,
+    comm: &dyn Communicator,
 ) -> Result<f64, FitError> {
     for m in metrics.iter_mut() {
         m.reset();
     }
     let n = data.x.len_of(Axis(0));
-    let mut total = 0.0;
-    for (bx, by) in Batches::in_order(n, batch_size).epoch_xy(&data.x, &data.y) {
-        let size = bx.len_of(Axis(0));
-        let tape = Tape::new();
-        let value = tape.no_grad(|| {
-            let out = module.forward(tape.constant(bx));
-            let target = tape.constant(by);
-            let loss = loss_fn.call(out, target);
-            let value = scalar_loss(loss_fn, loss)?;
-            if !metrics.is_empty() {
-                out.with_value(|p| {
-                    target.with_value(|t| metrics.iter_mut().for_each(|m| m.update(p, t)))
-                });
-            }
-            Ok::<f64, FitError>(value)
-        })?;
-        total += value * size as f64;
-    }
+    let rows = Slice::from(shard(n, comm.rank(), comm.size()));
+    let (x, y) = (
+        data.x.slice_axis(Axis(0), rows),
+        data.y.slice_axis(Axis(0), rows),
+    );
+    let mut local = || {
+        let mut total = 0.0;
+        for (bx, by) in Batches::in_order(x.len_of(Axis(0)), batch_size).epoch_xy(&x, &y) {
+            let size = bx.len_of(Axis(0));
+            let tape = Tape::new();
+            let value = tape.no_grad(|| {
+                let out = module.forward(tape.constant(bx));
+                let target = tape.constant(by);
+                let loss = loss_fn.call(out, target);
+                let value = scalar_loss(loss_fn, loss)?;
+                if !metrics.is_empty() {
+                    out.with_value(|p| {
+                        target.with_value(|t| metrics.iter_mut().for_each(|m| m.update(p, t)))
+                    });
+                }
+                Ok::<f64, FitError>(value)
+            })?;
+            total += value * size as f64;
+        }
+        Ok(total)
+    };
+    let total = agree(comm, local())?;
+    let total = reduce_totals(comm, total, metrics)?;
     Ok(total / n as f64)
 }
 

@@ -72,6 +72,16 @@ impl MetricAcc {
         self.total = MetricTotal::default();
     }
 
+    /// The running sum and count.
+    pub(super) fn total(&self) -> MetricTotal {
+        self.total
+    }
+
+    /// Replaces the running sum and count (by their totals over all ranks).
+    pub(super) fn set_total(&mut self, total: MetricTotal) {
+        self.total = total;
+    }
+
     pub(super) fn value(&self) -> f64 {
         self.total.mean()
     }

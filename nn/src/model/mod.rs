@@ -40,6 +40,7 @@
 //! Data conventions: samples are rows (axis 0) of `x` and `y`. A 1-D `x` is a column of
 //! scalar samples (shape `(n,)` is read as `(n, 1)`), and so is a 1-D `y` when the model's
 //! output has one value per sample, as in Keras. Epochs and batches are numbered from 0.
+mod dist;
 mod error;
 mod eval;
 mod loss;
@@ -51,8 +52,9 @@ mod train;
 
 use std::fmt;
 use std::path::Path;
+use std::rc::Rc;
 
-use ndarray::{ArrayBase, ArrayD, ArrayViewD, Data, Dimension};
+use ndarray::{ArrayBase, ArrayD, ArrayViewD, Axis, Data, Dimension};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tapegrad_autograd::{Float, Param, Tape};
@@ -63,10 +65,13 @@ pub use self::loss::{Loss, LossFn};
 pub use self::options::{Evaluation, FitOptions};
 pub use crate::metrics::Metric;
 
+use self::dist::agree;
 use self::eval::{evaluate_batches, predict_batches};
-use self::prepare::{as_rows, rows_of};
+use self::metric::MetricAcc;
+use self::prepare::{Prepared, as_rows, rows_of};
 use self::train::Training;
 use crate::callbacks::TrainingState;
+use crate::communicator::{CommError, Communicator, SingleProcess, broadcast_params};
 use crate::history::History;
 use crate::io::{self, IoError};
 use crate::layers::Sequential;
@@ -336,6 +341,9 @@ impl<T: Float, M: Module<T>> Model<T, M> {
     /// sweep and one optimizer step. Then the validation data, if any, is evaluated, the
     /// epoch is recorded in the [`History`], and the callbacks run.
     ///
+    /// With a [communicator](FitOptions::communicator) of several processes (MPI ranks),
+    /// training is data-parallel: see the option.
+    ///
     /// When a callback stops training, `fit` returns `Ok` and
     /// [`History::stop_reason`] says why and when.
     ///
@@ -348,7 +356,10 @@ impl<T: Float, M: Module<T>> Model<T, M> {
     /// [`FitError::InvalidInput`], [`FitError::InvalidLabel`], [`FitError::MetricShape`],
     /// [`FitError::NonFinite`] (a NaN or infinity in `x`, `y` or the validation data, unless
     /// [`FitOptions::check_finite`] is off). During training:
-    /// [`FitError::LossNotScalar`], [`FitError::Optimizer`], [`FitError::Callback`].
+    /// [`FitError::LossNotScalar`], [`FitError::Optimizer`], [`FitError::Callback`]. With a
+    /// [communicator](FitOptions::communicator) of several ranks, an error on one rank is
+    /// returned on every rank: that rank returns its own, the others
+    /// [`FitError::RankFailed`]; a failed collective is [`FitError::Communication`].
     pub fn fit<SX, SY, DX, DY>(
         &mut self,
         x: &ArrayBase<SX, DX>,
@@ -372,26 +383,34 @@ impl<T: Float, M: Module<T>> Model<T, M> {
             return Err(FitError::InvalidValidationSplit { value: split });
         }
         let validation_data = options.validation_data.take();
-        let (train, validation) = self.prepare_fit(
-            x.view().into_dyn(),
-            y.view().into_dyn(),
-            validation_data.as_ref(),
-            split,
-            options.seed,
-        )?;
-        if options.check_finite {
-            check_finite(&x.view().into_dyn(), DataRole::Training, "x")?;
-            check_finite(&y.view().into_dyn(), DataRole::Training, "y")?;
-            if let Some((vx, vy)) = &validation_data {
-                check_finite(&vx.view(), DataRole::Validation, "x")?;
-                check_finite(&vy.view(), DataRole::Validation, "y")?;
-            }
-        }
-        let train_metrics = self.resolve_metrics(&train.target_shape)?;
-        let val_metrics = match &validation {
-            Some(v) => self.resolve_metrics(&v.target_shape)?,
-            None => Vec::new(),
-        };
+        let comm = Rc::clone(&options.communicator);
+        let comm = &*comm;
+        let setup = self
+            .prepare_fit(
+                x.view().into_dyn(),
+                y.view().into_dyn(),
+                validation_data.as_ref(),
+                split,
+                options.seed,
+            )
+            .and_then(|(train, validation)| {
+                if options.check_finite {
+                    check_finite(&x.view().into_dyn(), DataRole::Training, "x")?;
+                    check_finite(&y.view().into_dyn(), DataRole::Training, "y")?;
+                    if let Some((vx, vy)) = &validation_data {
+                        check_finite(&vx.view(), DataRole::Validation, "x")?;
+                        check_finite(&vy.view(), DataRole::Validation, "y")?;
+                    }
+                }
+                let train_metrics = self.resolve_metrics(&train.target_shape)?;
+                let val_metrics = match &validation {
+                    Some(v) => self.resolve_metrics(&v.target_shape)?,
+                    None => Vec::new(),
+                };
+                Ok((train, validation, train_metrics, val_metrics))
+            });
+        let setup = same_rows_as_root(comm, setup)?;
+        let (train, validation, train_metrics, val_metrics) = agree(comm, setup)?;
 
         let mut names = vec!["loss".to_string()];
         names.extend(train_metrics.iter().map(|m| m.name.to_string()));
@@ -409,16 +428,25 @@ impl<T: Float, M: Module<T>> Model<T, M> {
             module, compiled, ..
         } = self;
         let compiled = compiled.as_mut().ok_or(FitError::NotCompiled)?;
+        // Every replica starts from rank 0's weights.
+        broadcast_params(comm, &mut module.params_mut())?;
         let mut callbacks = std::mem::take(&mut options.callbacks);
+        let mut begun = Ok(());
         for cb in callbacks.iter_mut() {
+            if cb.root_only() && !comm.is_root() {
+                continue;
+            }
             let mut state = TrainingState::new(module, &mut *compiled.optimizer);
-            cb.on_train_begin(&names, &mut state)
-                .map_err(|source| FitError::Callback {
+            if let Err(source) = cb.on_train_begin(&names, &mut state) {
+                begun = Err(FitError::Callback {
                     callback: cb.name(),
                     epoch: None,
                     source: Box::new(source),
-                })?;
+                });
+                break;
+            }
         }
+        agree(comm, begun)?;
 
         module.set_training(true);
         let result = Training {
@@ -431,20 +459,28 @@ impl<T: Float, M: Module<T>> Model<T, M> {
             val_metrics,
             names: &names,
             options: &options,
+            comm,
         }
         .run(&mut history);
         module.set_training(false);
         result?;
 
+        let mut ended = Ok(());
         for cb in callbacks.iter_mut() {
+            if cb.root_only() && !comm.is_root() {
+                continue;
+            }
             let mut state = TrainingState::new(module, &mut *compiled.optimizer);
-            cb.on_train_end(&mut state)
-                .map_err(|source| FitError::Callback {
+            if let Err(source) = cb.on_train_end(&mut state) {
+                ended = Err(FitError::Callback {
                     callback: cb.name(),
                     epoch: None,
                     source: Box::new(source),
-                })?;
+                });
+                break;
+            }
         }
+        agree(comm, ended)?;
         Ok(history)
     }
 
@@ -468,24 +504,54 @@ impl<T: Float, M: Module<T>> Model<T, M> {
         DX: Dimension,
         DY: Dimension,
     {
-        if self.compiled.is_none() {
-            return Err(FitError::NotCompiled);
-        }
-        if batch_size == 0 {
-            return Err(FitError::InvalidBatchSize);
-        }
-        let data = self.prepare(
-            x.view().into_dyn(),
-            y.view().into_dyn(),
-            DataRole::Evaluation,
-        )?;
-        if self.check_finite {
-            check_finite(&x.view().into_dyn(), DataRole::Evaluation, "x")?;
-            check_finite(&y.view().into_dyn(), DataRole::Evaluation, "y")?;
-        }
-        let mut metrics = self.resolve_metrics(&data.target_shape)?;
-        let loss = &self.compiled.as_ref().ok_or(FitError::NotCompiled)?.loss;
-        let value = evaluate_batches(&self.module, loss, &mut metrics, &data, batch_size)?;
+        self.evaluate_with(x, y, batch_size, &SingleProcess)
+    }
+
+    /// [`evaluate`](Model::evaluate) shared among the ranks of `comm`: every rank calls it
+    /// with the same data and weights, evaluates its share of the rows
+    /// ([`shard`](crate::communicator::shard)), and every rank returns the loss and metrics
+    /// over all the rows (sums of losses, metric numerators and counts over the ranks). An
+    /// error on one rank is an error on every rank ([`FitError::RankFailed`] on the others).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`evaluate`](Model::evaluate), [`FitError::Communication`],
+    /// [`FitError::RankFailed`].
+    pub fn evaluate_with<SX, SY, DX, DY>(
+        &self,
+        x: &ArrayBase<SX, DX>,
+        y: &ArrayBase<SY, DY>,
+        batch_size: usize,
+        comm: &dyn Communicator,
+    ) -> Result<Evaluation, FitError>
+    where
+        SX: Data<Elem = T>,
+        SY: Data<Elem = T>,
+        DX: Dimension,
+        DY: Dimension,
+    {
+        let setup = (|| {
+            if self.compiled.is_none() {
+                return Err(FitError::NotCompiled);
+            }
+            if batch_size == 0 {
+                return Err(FitError::InvalidBatchSize);
+            }
+            let data = self.prepare(
+                x.view().into_dyn(),
+                y.view().into_dyn(),
+                DataRole::Evaluation,
+            )?;
+            if self.check_finite {
+                check_finite(&x.view().into_dyn(), DataRole::Evaluation, "x")?;
+                check_finite(&y.view().into_dyn(), DataRole::Evaluation, "y")?;
+            }
+            let metrics = self.resolve_metrics(&data.target_shape)?;
+            let loss = &self.compiled.as_ref().ok_or(FitError::NotCompiled)?.loss;
+            Ok((data, metrics, loss))
+        })();
+        let (data, mut metrics, loss) = agree(comm, setup)?;
+        let value = evaluate_batches(&self.module, loss, &mut metrics, &data, batch_size, comm)?;
         Ok(Evaluation {
             loss: value,
             metrics: metrics.iter().map(|m| (m.name, m.value())).collect(),
@@ -554,4 +620,48 @@ fn check_finite<T: Float>(
                 .map_or(f64::NAN, |v| <T as Float>::to_f64(*v)),
         }),
     }
+}
+
+/// What `fit` checks and prepares before training: the training and validation data and
+/// their metrics.
+type Setup<'a, T> = (
+    Prepared<'a, T>,
+    Option<Prepared<'a, T>>,
+    Vec<MetricAcc>,
+    Vec<MetricAcc>,
+);
+
+/// With several ranks: `setup`, or an error when its numbers of training and validation
+/// samples differ from rank 0's (every rank must step through the same batches). One
+/// broadcast; nothing on one process. The outer error is a failed broadcast.
+fn same_rows_as_root<'a, T: Float>(
+    comm: &dyn Communicator,
+    setup: Result<Setup<'a, T>, FitError>,
+) -> Result<Result<Setup<'a, T>, FitError>, FitError> {
+    if comm.size() == 1 {
+        return Ok(setup);
+    }
+    let rows = |p: &Prepared<'_, T>| p.x.len_of(Axis(0)) as f64;
+    let mine = match &setup {
+        Ok((train, validation, ..)) => vec![rows(train), validation.as_ref().map_or(0.0, rows)],
+        Err(_) => vec![0.0, 0.0],
+    };
+    let mut root = mine.clone();
+    comm.broadcast_f64(&mut root, 0)?;
+    Ok(match setup {
+        Ok(_) if mine != root => Err(CommError::Mismatch {
+            operation: "fit",
+            detail: format!(
+                "rank {} has {} training and {} validation samples, but rank 0 has {} and {} \
+                 (every rank must be given the same data)",
+                comm.rank(),
+                mine[0],
+                mine[1],
+                root[0],
+                root[1]
+            ),
+        }
+        .into()),
+        setup => setup,
+    })
 }

@@ -2,6 +2,7 @@
 //! returns.
 
 use std::fmt;
+use std::rc::Rc;
 
 use ndarray::ArrayD;
 use tapegrad_autograd::Float;
@@ -9,6 +10,7 @@ use tapegrad_autograd::Float;
 #[cfg(doc)]
 use super::Model;
 use crate::callbacks::Callback;
+use crate::communicator::{Communicator, SingleProcess};
 use crate::layers::DEFAULT_SEED;
 #[cfg(doc)]
 use crate::layers::Sequential;
@@ -63,6 +65,17 @@ pub struct FitOptions<T: Float = f32> {
     /// The check reads every value once; turn it off for speed when the data is known to be
     /// finite.
     pub check_finite: bool,
+    /// The processes that train together, data-parallel (default [`SingleProcess`]: this
+    /// process alone, exactly the training of one process). With `size()` ranks, every rank
+    /// calls `fit` with the same data and options: the parameters start as rank 0's, each
+    /// global batch of `size() × batch_size` rows (in the order drawn from
+    /// [`seed`](FitOptions::seed), the same everywhere) is split into one `batch_size` slice
+    /// per rank, and the gradients are summed in one all-reduce per step, so that every
+    /// replica takes the same optimizer step. Losses and metrics (validation included) are
+    /// totals over all ranks; only rank 0 prints progress and runs
+    /// [root-only](Callback::root_only) callbacks (checkpoints). An error on any rank is an
+    /// error on every rank ([`FitError::RankFailed`](super::FitError::RankFailed)).
+    pub communicator: Rc<dyn Communicator>,
 }
 
 impl<T: Float> Default for FitOptions<T> {
@@ -77,6 +90,7 @@ impl<T: Float> Default for FitOptions<T> {
             callbacks: Vec::new(),
             seed: DEFAULT_SEED,
             check_finite: true,
+            communicator: Rc::new(SingleProcess),
         }
     }
 }
@@ -100,6 +114,14 @@ impl<T: Float> fmt::Debug for FitOptions<T> {
             .field("callbacks", &callbacks)
             .field("seed", &self.seed)
             .field("check_finite", &self.check_finite)
+            .field(
+                "communicator",
+                &format_args!(
+                    "rank {} of {}",
+                    self.communicator.rank(),
+                    self.communicator.size()
+                ),
+            )
             .finish()
     }
 }
@@ -161,6 +183,14 @@ impl<T: Float> FitOptions<T> {
     /// Sets [`check_finite`](FitOptions::check_finite).
     pub fn check_finite(mut self, check: bool) -> Self {
         self.check_finite = check;
+        self
+    }
+
+    /// Trains data-parallel with the processes of `communicator` (see
+    /// [`FitOptions::communicator`](FitOptions#structfield.communicator)); `batch_size` is
+    /// then the rows per process and step.
+    pub fn communicator(mut self, communicator: Rc<dyn Communicator>) -> Self {
+        self.communicator = communicator;
         self
     }
 }

@@ -1,16 +1,24 @@
 //! The epoch loop of [`Model::fit`](super::Model::fit), run once the data and the model are
 //! checked and the callbacks' `on_train_begin` has run.
+//!
+//! On one process a step is: forward, backward, `on_batch_end`, optimizer step. With a
+//! communicator of `size() > 1` ranks, each rank computes the gradients of its slice of the
+//! global batch, and one all-reduce ([`GradientBuffer`]) sums the gradients, the losses,
+//! the rows and a failure word; then every rank runs the same callbacks and optimizer step
+//! on the same numbers, so the replicas stay bit-identical.
 
-use ndarray::Axis;
-use tapegrad_autograd::{Float, Tape};
+use ndarray::{ArrayD, Axis};
+use tapegrad_autograd::{Float, Grads, Tape};
 
+use super::dist::{agree, reduce_totals, step_failure};
 use super::eval::{evaluate_batches, scalar_loss};
 use super::metric::MetricAcc;
 use super::prepare::Prepared;
 use super::progress::Reporter;
 use super::{Compiled, FitError, FitOptions};
 use crate::callbacks::{BatchLogs, Callback, CallbackError, Control, EpochLogs, TrainingState};
-use crate::data::Batches;
+use crate::communicator::{Communicator, GradientBuffer, batch_rows, broadcast_message};
+use crate::data::{Batches, take_rows};
 use crate::history::{History, StopReason};
 use crate::module::Module;
 
@@ -30,6 +38,12 @@ pub(super) struct Training<'a, 'd, T: Float, M> {
     /// The logged names: `loss`, the metrics, then `val_loss` and the validation metrics.
     pub(super) names: &'a [String],
     pub(super) options: &'a FitOptions<T>,
+    pub(super) comm: &'a dyn Communicator,
+}
+
+/// Whether this rank runs `cb` (root-only callbacks run on rank 0 only).
+fn runs_here<T: Float>(cb: &dyn Callback<T>, comm: &dyn Communicator) -> bool {
+    !cb.root_only() || comm.is_root()
 }
 
 impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
@@ -37,27 +51,42 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
     /// reason is recorded in `history`).
     pub(super) fn run(mut self, history: &mut History) -> Result<(), FitError> {
         let n = self.train.x.len_of(Axis(0));
-        let batch_size = self.options.batch_size;
+        // The rows of a step on all ranks together.
+        let global = self.options.batch_size.saturating_mul(self.comm.size());
         // With a single batch per epoch the order of its rows cannot matter: it is not
         // shuffled, and is gathered with one copy.
-        let mut batches = if self.options.shuffle && n > batch_size {
-            Batches::shuffled(n, batch_size, self.options.seed ^ SHUFFLE_STREAM)
+        let mut batches = if self.options.shuffle && n > global {
+            Batches::shuffled(n, global, self.options.seed ^ SHUFFLE_STREAM)
         } else {
-            Batches::in_order(n, batch_size)
+            Batches::in_order(n, global)
         };
         let mut values = vec![f64::NAN; self.names.len()];
-        let mut report = Reporter::new(self.options.verbose, self.options.epochs, batches.len());
+        let verbose = if self.comm.is_root() {
+            self.options.verbose
+        } else {
+            0
+        };
+        let mut report = Reporter::new(verbose, self.options.epochs, batches.len());
+        let mut buffer = (self.comm.size() > 1).then(|| GradientBuffer::new(&self.module.params()));
 
         for epoch in 0..self.options.epochs {
+            let mut begun = Ok(());
             for cb in self.callbacks.iter_mut() {
+                if !runs_here(&**cb, self.comm) {
+                    continue;
+                }
                 let mut state = TrainingState::new(self.module, &mut *self.compiled.optimizer);
-                cb.on_epoch_begin(epoch, &mut state)
-                    .map_err(|e| callback_error(&**cb, epoch, e))?;
+                if let Err(e) = cb.on_epoch_begin(epoch, &mut state) {
+                    begun = Err(callback_error(&**cb, epoch, e));
+                    break;
+                }
             }
+            agree(self.comm, begun)?;
             report.epoch_begin(epoch);
-            let (loss, stop) = self.epoch(epoch, &mut batches, &mut report)?;
+            let (loss, stop) = self.epoch(epoch, &mut batches, buffer.as_mut(), &mut report)?;
 
             values[0] = loss;
+            reduce_totals(self.comm, 0.0, &mut self.train_metrics)?;
             for (v, m) in values[1..].iter_mut().zip(&self.train_metrics) {
                 *v = m.value();
             }
@@ -86,13 +115,36 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
         Ok(())
     }
 
-    /// One pass over the training batches: the mean loss over the samples seen, and the
-    /// reason a callback stopped training in the middle, if one did (the batch it stopped
-    /// at is not applied).
+    /// The forward and backward passes of one batch on this rank: its mean loss and the
+    /// gradients (metric totals go to `train_metrics`).
+    fn forward_backward(
+        &mut self,
+        bx: ArrayD<T>,
+        by: ArrayD<T>,
+    ) -> Result<(f64, Grads<T>), FitError> {
+        let tape = Tape::new();
+        let out = self.module.forward(tape.constant(bx));
+        let target = tape.constant(by);
+        let loss = self.compiled.loss.call(out, target);
+        let value = scalar_loss(&self.compiled.loss, loss)?;
+        if !self.train_metrics.is_empty() {
+            let metrics = &mut self.train_metrics;
+            out.with_value(|p| {
+                target.with_value(|t| metrics.iter_mut().for_each(|m| m.update(p, t)))
+            });
+        }
+        Ok((value, loss.backward()))
+    }
+
+    /// One pass over the training batches: the mean loss over the samples seen (all ranks),
+    /// and the reason a callback stopped training in the middle, if one did (the batch it
+    /// stopped at is not applied). `buffer` is the step's all-reduce buffer, `None` on one
+    /// process.
     fn epoch(
         &mut self,
         epoch: usize,
         batches: &mut Batches,
+        mut buffer: Option<&mut GradientBuffer<T>>,
         report: &mut Reporter,
     ) -> Result<(f64, Option<StopReason>), FitError> {
         for m in self.train_metrics.iter_mut() {
@@ -101,23 +153,37 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
         let mut loss_sum = 0.0;
         let mut seen = 0;
         let train = self.train;
-        for (batch, (bx, by)) in batches.epoch_xy(&train.x, &train.y).enumerate() {
-            let size = bx.len_of(Axis(0));
-            let (loss_value, grads) = {
-                let tape = Tape::new();
-                let out = self.module.forward(tape.constant(bx));
-                let target = tape.constant(by);
-                let loss = self.compiled.loss.call(out, target);
-                let value = scalar_loss(&self.compiled.loss, loss)?;
-                if !self.train_metrics.is_empty() {
-                    let metrics = &mut self.train_metrics;
-                    out.with_value(|p| {
-                        target.with_value(|t| metrics.iter_mut().for_each(|m| m.update(p, t)))
-                    });
+        let (per_rank, rank) = (self.options.batch_size, self.comm.rank());
+        for (batch, rows) in batches.epoch().enumerate() {
+            let (size, loss_value, grads) = match buffer.as_deref_mut() {
+                None => {
+                    let size = rows.len();
+                    let (bx, by) = (take_rows(&train.x, rows), take_rows(&train.y, rows));
+                    let (loss_value, grads) = self.forward_backward(bx, by)?;
+                    loss_sum += loss_value * size as f64;
+                    (size, loss_value, grads)
                 }
-                (value, loss.backward())
+                Some(buffer) => {
+                    let mine = &rows[batch_rows(0, rows.len(), per_rank, rank)];
+                    let local = if mine.is_empty() {
+                        Ok((0.0, None))
+                    } else {
+                        let (bx, by) = (take_rows(&train.x, mine), take_rows(&train.y, mine));
+                        self.forward_backward(bx, by).map(|(l, g)| (l, Some(g)))
+                    };
+                    let (loss, grads, failure) = match local {
+                        Ok((loss, grads)) => (loss, grads, None),
+                        Err(e) => (0.0, None, Some(e)),
+                    };
+                    buffer.pack(grads.as_ref(), mine.len(), loss, failure.is_some());
+                    let totals = buffer.reduce(self.comm)?;
+                    if totals.failed > 0 || failure.is_some() {
+                        return Err(step_failure(self.comm, failure));
+                    }
+                    loss_sum += totals.loss_sum;
+                    (totals.rows, totals.mean_loss(), buffer.grads(totals.rows))
+                }
             };
-            loss_sum += loss_value * size as f64;
             seen += size;
             if !self.callbacks.is_empty() {
                 let logs = BatchLogs {
@@ -163,12 +229,15 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
             &mut self.val_metrics,
             validation,
             self.options.batch_size,
+            self.comm,
         );
         self.module.set_training(true);
         result
     }
 
-    /// Runs every callback's `on_epoch_end`; the first reason to stop wins.
+    /// Runs every callback's `on_epoch_end`; the first reason to stop wins. With several
+    /// ranks, rank 0's outcome is every rank's: its error, or its reason to stop when a
+    /// root-only callback gave it.
     fn epoch_end_callbacks(
         &mut self,
         epoch: usize,
@@ -182,17 +251,57 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
             names: self.names,
             values,
         };
+        let comm = self.comm;
         let mut stop = None;
+        // Whether `stop` was given by a root-only callback (which ran on rank 0 only).
+        let mut stop_root_only = None;
+        let mut result = Ok(());
         for cb in self.callbacks.iter_mut() {
+            if !runs_here(&**cb, comm) {
+                continue;
+            }
             let mut state = TrainingState::new(self.module, &mut *self.compiled.optimizer);
-            let control = cb
-                .on_epoch_end(&logs, &mut state)
-                .map_err(|e| callback_error(&**cb, epoch, e))?;
-            if let (Control::Stop(reason), None) = (control, &stop) {
-                stop = Some(reason);
+            match cb.on_epoch_end(&logs, &mut state) {
+                Err(e) => {
+                    result = Err(callback_error(&**cb, epoch, e));
+                    break;
+                }
+                Ok(Control::Stop(reason)) if stop.is_none() => {
+                    stop = Some(reason);
+                    if cb.root_only() {
+                        stop_root_only = Some(cb.name());
+                    }
+                }
+                Ok(_) => {}
             }
         }
-        Ok(stop)
+        if comm.size() == 1 {
+            return result.map(|()| stop);
+        }
+        agree(comm, result)?;
+        if !self.callbacks.iter().any(|cb| cb.root_only()) {
+            return Ok(stop);
+        }
+        // Did a root-only callback stop training on rank 0? Then every rank stops.
+        let mut word = vec![f64::from(u8::from(stop_root_only.is_some()))];
+        comm.broadcast_f64(&mut word, 0)?;
+        if word[0] == 0.0 {
+            return Ok(stop);
+        }
+        let text = match (&stop, stop_root_only) {
+            (Some(reason), Some(name)) => format!("{name}\n{reason}"),
+            _ => String::new(),
+        };
+        let text = broadcast_message(comm, &text, 0)?;
+        if comm.is_root() {
+            return Ok(stop);
+        }
+        let (name, message) = text.split_once('\n').unwrap_or(("rank 0", &text));
+        Ok(Some(StopReason::Callback {
+            name: name.to_string(),
+            epoch,
+            message: message.to_string(),
+        }))
     }
 }
 
