@@ -331,13 +331,21 @@ mod tests {
             ),
             "{err}"
         );
+        // Over MAX_IDX_BYTES: refused before reading or allocating anything.
         let path = dir.write("i2", &idx(&[2051, 1 << 30, 1 << 10, 1 << 10], &[1, 2, 3]));
         let err = read_idx_images(path).unwrap_err();
         assert!(
-            matches!(err, DataError::Truncated { found: 3, .. }),
+            matches!(err, DataError::TooLarge { declared, .. } if declared == 1 << 50),
             "{err}"
         );
         let path = dir.write("l", &idx(&[2049, u32::MAX], &[1]));
+        let err = read_idx_labels(path).unwrap_err();
+        assert!(
+            matches!(err, DataError::TooLarge { what: "label", .. }),
+            "{err}"
+        );
+        // Under the limit, raw: read as far as the file goes.
+        let path = dir.write("l2", &idx(&[2049, 1 << 29], &[1]));
         let err = read_idx_labels(path).unwrap_err();
         assert!(
             matches!(err, DataError::Truncated { found: 1, .. }),
