@@ -21,9 +21,9 @@ use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use ndarray::{Array1, Array3, s};
+use tapegrad::autograd::Tape;
 use tapegrad::nn::data::{DataError, Dataset, bundled_data_dir, load_idx_split};
 use tapegrad::nn::history::History;
-use tapegrad::autograd::Tape;
 use tapegrad::nn::layers::{
     Activation, Conv2d, Dense, Flatten, MaxPool2d, Padding, Reshape, Sequential,
 };
@@ -364,7 +364,9 @@ fn load(args: &Args) -> Result<Split, Box<dyn Error>> {
         let n = n.clamp(1, split.train_y.len());
         split.train_x = split.train_x.slice(s![..n, .., ..]).to_owned();
         split.train_y = split.train_y.slice(s![..n]).to_owned();
-        split.source.push_str(&format!(", first {n} training images"));
+        split
+            .source
+            .push_str(&format!(", first {n} training images"));
     }
     if let Some(n) = args.test_limit {
         let n = n.clamp(1, split.test_y.len());
@@ -492,10 +494,8 @@ fn plot_report(figure: &Figure, path: &Path) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-type Area<'b> = plotters::drawing::DrawingArea<
-    plotters::prelude::SVGBackend<'b>,
-    plotters::coord::Shift,
->;
+type Area<'b> =
+    plotters::drawing::DrawingArea<plotters::prelude::SVGBackend<'b>, plotters::coord::Shift>;
 
 /// Two panels, loss and accuracy per epoch, training and (when present) held-out.
 fn plot_history(history: &History, area: &Area) -> Result<(), Box<dyn Error>> {
@@ -548,7 +548,6 @@ fn plot_history(history: &History, area: &Area) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-
 /// Text of `size` pixels centred on its position.
 fn centred(
     size: f64,
@@ -593,7 +592,10 @@ fn plot_confusion(
             let mix = |white: u8, dark: u8| (255.0 - share * f64::from(white - dark)) as u8;
             let fill = RGBColor(mix(255, 8), mix(255, 48), mix(255, 107));
             let (x, y) = (x0 + p as i32 * cell, y0 + t as i32 * cell);
-            area.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], fill.filled()))?;
+            area.draw(&Rectangle::new(
+                [(x, y), (x + cell, y + cell)],
+                fill.filled(),
+            ))?;
             area.draw(&Rectangle::new(
                 [(x, y), (x + cell, y + cell)],
                 RGBColor(220, 220, 220).stroke_width(1),
@@ -611,7 +613,8 @@ fn plot_confusion(
         area.draw(&Text::new(
             label.to_string(),
             (x0 - 6, y0 + t as i32 * cell + cell / 2),
-            TextStyle::from(("sans-serif", 11).into_font()).pos(Pos::new(HPos::Right, VPos::Center)),
+            TextStyle::from(("sans-serif", 11).into_font())
+                .pos(Pos::new(HPos::Right, VPos::Center)),
         ))?;
         // Column names, staggered on two lines so that long names do not overlap.
         area.draw(&Text::new(
@@ -708,7 +711,10 @@ fn time_steps(args: &Args) -> Result<(), Box<dyn Error>> {
         let start = (i * b) % (n - b + 1).max(1);
         let end = (start + b).min(n);
         (
-            data.train_x.slice(s![start..end, .., ..]).to_owned().into_dyn(),
+            data.train_x
+                .slice(s![start..end, .., ..])
+                .to_owned()
+                .into_dyn(),
             labels[start..end].to_vec(),
         )
     };
@@ -748,12 +754,15 @@ fn time_steps(args: &Args) -> Result<(), Box<dyn Error>> {
             let (x, y) = &batches[i % batches.len()];
             let grads = {
                 let tape = Tape::new();
-                let loss =
-                    losses::sparse_categorical_cross_entropy_indices(net.forward(tape.constant_ref(x)), y);
+                let loss = losses::sparse_categorical_cross_entropy_indices(
+                    net.forward(tape.constant_ref(x)),
+                    y,
+                );
                 std::hint::black_box(loss.item());
                 loss.backward()
             };
-            adam.step(&mut net.params_mut(), &grads).expect("finite gradients");
+            adam.step(&mut net.params_mut(), &grads)
+                .expect("finite gradients");
         });
         println!("  training step, batch {batch:>3}: {ms:8.2} ms  ({reps} steps timed)");
     }

@@ -29,9 +29,7 @@ use std::time::{Duration, Instant};
 
 use ndarray::{ArrayD, arr0};
 use tapegrad::autograd::{Param, Tape};
-use tapegrad::nn::layers::{
-    Activation, Conv2d, Dense, Flatten, MaxPool2d, Padding, Sequential,
-};
+use tapegrad::nn::layers::{Activation, Conv2d, Dense, Flatten, MaxPool2d, Padding, Sequential};
 use tapegrad::nn::model::{FitOptions, Loss, Model};
 use tapegrad::nn::{Module, losses};
 use tapegrad::optim::{Adam, Optimizer, Sgd};
@@ -395,10 +393,7 @@ fn main() {
     }
     if wanted("cnn") {
         for batch in [32, 128] {
-            record(
-                format!("cnn_step_b{batch}_ms"),
-                cnn_step(long, batch) * 1e3,
-            );
+            record(format!("cnn_step_b{batch}_ms"), cnn_step(long, batch) * 1e3);
         }
         record("cnn_infer_b128_ms".into(), cnn_infer(long, 128) * 1e3);
     }
