@@ -1,10 +1,14 @@
 //! Telling shoes from clothing: the TensorFlow tutorial's classifier (Flatten →
 //! Dense(128, relu) → Dense(10)) trained on Fashion-MNIST with Adam and sparse categorical
 //! cross-entropy, then read class by class: per-class accuracy, a confusion matrix, and
-//! "is it a shoe?" answered directly.
+//! "is it a shoe?" answered directly. `--model cnn` trains a small convolutional network
+//! instead: conv(32, 3×3, same) → relu → maxpool 2 → conv(64, 3×3, same) → relu →
+//! maxpool 2 → flatten → dense(128, relu) → dense(10).
 //!
 //! ```text
 //! cargo run --release --example fashion_mnist                  # bundled data, 8,000 / 2,000
+//! cargo run --release --example fashion_mnist -- --model cnn   # the convolutional network
+//! cargo run --release --example fashion_mnist -- --model cnn --time-steps  # step timings
 //! cargo run --release --example fashion_mnist -- --data DIR    # the full 60,000 / 10,000
 //! cargo run --release --example fashion_mnist -- --help
 //! ```
@@ -17,11 +21,15 @@ use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use ndarray::{Array1, Array3, s};
+use tapegrad::autograd::Tape;
 use tapegrad::nn::data::{DataError, Dataset, bundled_data_dir, load_idx_split};
 use tapegrad::nn::history::History;
-use tapegrad::nn::layers::{Activation, Dense, Flatten, Sequential};
+use tapegrad::nn::layers::{
+    Activation, Conv2d, Dense, Flatten, MaxPool2d, Padding, Reshape, Sequential,
+};
 use tapegrad::nn::model::{FitOptions, Loss, Metric, Model};
-use tapegrad::optim::AdamConfig;
+use tapegrad::nn::{Module, losses};
+use tapegrad::optim::{AdamConfig, Optimizer};
 use tapegrad::report::{ConfusionMatrix, argmax_rows};
 
 const FASHION_CLASSES: [&str; 10] = [
@@ -65,6 +73,9 @@ pub struct Args {
     /// With `digits` and no --data, the bundled data is MNIST's test set.
     #[arg(long, value_enum, default_value_t = Labels::Fashion)]
     pub labels: Labels,
+    /// Which network to train: the tutorial's MLP or a small convolutional network
+    #[arg(long, value_enum, default_value_t = Arch::Mlp)]
+    pub model: Arch,
     /// Passes over the training data.
     #[arg(long, default_value_t = 10)]
     pub epochs: usize,
@@ -81,8 +92,69 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub save: Option<PathBuf>,
     /// Draw the loss and accuracy per epoch (training and held-out) as an SVG at PATH.
+    /// Draw the loss and accuracy per epoch (training and held-out), the confusion matrix
+    /// as a heat map and held-out images the model got wrong, as an SVG at PATH.
     #[arg(long, value_name = "PATH")]
     pub plot: Option<PathBuf>,
+    /// Instead of training: time one training step (Adam) at batch 32 and 128 and
+    /// inference at batch 128 on the loaded images (median of repeated steps), and exit.
+    #[arg(long)]
+    pub time_steps: bool,
+    /// Train on the first N training images only (quick runs and tests).
+    #[arg(long, value_name = "N")]
+    pub train_limit: Option<usize>,
+    /// Evaluate on the first N held-out images only.
+    #[arg(long, value_name = "N")]
+    pub test_limit: Option<usize>,
+}
+
+/// The networks `--model` chooses from.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    /// Flatten → Dense(128, relu) → Dense(10) (TensorFlow's tutorial).
+    Mlp,
+    /// conv(32, 3×3, same) → relu → maxpool 2 → conv(64, 3×3, same) → relu → maxpool 2 →
+    /// flatten → dense(128, relu) → dense(10), on images reshaped to (1, height, width).
+    Cnn,
+}
+
+impl Arch {
+    /// The untrained network for images of `height × width` pixels.
+    fn network(self, height: usize, width: usize) -> Sequential<f32> {
+        match self {
+            Arch::Mlp => Sequential::new()
+                .add(Flatten::new())
+                .add(Dense::new(128).activation(Activation::Relu))
+                .add(Dense::new(10)),
+            Arch::Cnn => Sequential::new()
+                .add(Reshape::new(&[1, height as isize, width as isize]))
+                .add(
+                    Conv2d::new(32, 3)
+                        .padding(Padding::Same)
+                        .activation(Activation::Relu),
+                )
+                .add(MaxPool2d::new(2))
+                .add(
+                    Conv2d::new(64, 3)
+                        .padding(Padding::Same)
+                        .activation(Activation::Relu),
+                )
+                .add(MaxPool2d::new(2))
+                .add(Flatten::new())
+                .add(Dense::new(128).activation(Activation::Relu))
+                .add(Dense::new(10)),
+        }
+    }
+
+    /// Images per forward pass when evaluating and predicting: the CNN's activations of
+    /// 1,000 images would be ~100 MB per layer (at 250 the peak RSS was 236 MB, at 64 it
+    /// is that of training).
+    fn eval_batch(self) -> usize {
+        match self {
+            Arch::Mlp => 1_000,
+            Arch::Cnn => 64,
+        }
+    }
 }
 
 /// The datasets' label sets.
@@ -159,12 +231,8 @@ pub fn run(args: &Args) -> Result<Summary, Box<dyn Error>> {
         per_class(&names, &test_counts)
     );
 
-    let mut model = Model::new(
-        Sequential::new()
-            .add(Flatten::new())
-            .add(Dense::new(128).activation(Activation::Relu))
-            .add(Dense::new(10)),
-    );
+    let (_, height, width) = data.train_x.dim();
+    let mut model = Model::new(args.model.network(height, width));
     model.compile(
         AdamConfig::new(args.lr).build()?,
         Loss::sparse_categorical_cross_entropy(),
@@ -192,8 +260,9 @@ pub fn run(args: &Args) -> Result<Summary, Box<dyn Error>> {
     let history = model.fit(&data.train_x, &data.train_y, options)?;
     let train_seconds = started.elapsed().as_secs_f64();
 
-    let evaluation = model.evaluate(&data.test_x, &test_y_f32, 1_000)?;
-    let predicted = argmax_rows(&model.predict(&data.test_x, 1_000)?);
+    let eval_batch = args.model.eval_batch();
+    let evaluation = model.evaluate(&data.test_x, &test_y_f32, eval_batch)?;
+    let predicted = argmax_rows(&model.predict(&data.test_x, eval_batch)?);
     let confusion = ConfusionMatrix::new(&data.test_y, &predicted, 10);
     let test_accuracy = confusion.accuracy();
     let steps = data.train_y.len().div_ceil(args.batch_size) * history.epochs();
@@ -249,9 +318,20 @@ pub fn run(args: &Args) -> Result<Summary, Box<dyn Error>> {
         println!("\nweights saved to {} (safetensors)", path.display());
     }
     if let Some(path) = &args.plot {
-        plot_history(&history, path)
+        let figure = Figure {
+            history: &history,
+            confusion: &confusion,
+            images: &data.test_x,
+            truth: &data.test_y,
+            predicted: &predicted,
+            names: &args.labels.short_names(),
+        };
+        plot_report(&figure, path)
             .map_err(|e| format!("cannot draw the plot {}: {e}", path.display()))?;
-        println!("curves drawn in {}", path.display());
+        println!(
+            "curves, confusion heat map and misclassified images drawn in {}",
+            path.display()
+        );
     }
     Ok(Summary {
         train_samples: data.train_y.len(),
@@ -276,8 +356,29 @@ fn per_class(names: &[&str], counts: &[usize]) -> String {
         .join(", ")
 }
 
-/// Reads the bundled split or the four files of `--data`, checking what training needs.
+/// Reads the bundled split or the four files of `--data`, checking what training needs,
+/// and keeps the first `--train-limit` / `--test-limit` images if asked.
 fn load(args: &Args) -> Result<Split, Box<dyn Error>> {
+    let mut split = load_all(args)?;
+    if let Some(n) = args.train_limit {
+        let n = n.clamp(1, split.train_y.len());
+        split.train_x = split.train_x.slice(s![..n, .., ..]).to_owned();
+        split.train_y = split.train_y.slice(s![..n]).to_owned();
+        split
+            .source
+            .push_str(&format!(", first {n} training images"));
+    }
+    if let Some(n) = args.test_limit {
+        let n = n.clamp(1, split.test_y.len());
+        split.test_x = split.test_x.slice(s![..n, .., ..]).to_owned();
+        split.test_y.truncate(n);
+        split.source.push_str(&format!(", first {n} held out"));
+    }
+    Ok(split)
+}
+
+/// Reads the bundled split or the four files of `--data`, checking what training needs.
+fn load_all(args: &Args) -> Result<Split, Box<dyn Error>> {
     let name = args.labels.dataset_name();
     match &args.data {
         None => {
@@ -359,13 +460,48 @@ fn scale(images: &Array3<u8>) -> Array3<f32> {
     images.mapv(|p| f32::from(p) / 255.0)
 }
 
-/// Two panels, loss and accuracy per epoch, training and (when present) held-out.
-fn plot_history(history: &History, path: &Path) -> Result<(), Box<dyn Error>> {
+/// What `--plot` draws.
+struct Figure<'a> {
+    history: &'a History,
+    confusion: &'a ConfusionMatrix,
+    /// The held-out images, `(n, height, width)` in [0, 1].
+    images: &'a Array3<f32>,
+    truth: &'a [usize],
+    predicted: &'a [usize],
+    names: &'a [&'a str],
+}
+
+/// How many misclassified held-out images the plot shows, and in how many columns.
+const WRONG_SHOWN: usize = 24;
+const WRONG_COLUMNS: usize = 6;
+/// Grey levels of the drawn images (runs of equal level in a row are one rectangle, white
+/// is not drawn: a few thousand rectangles for 24 images).
+const GREY_LEVELS: f32 = 8.0;
+
+/// The SVG of `--plot`: loss and accuracy per epoch on top; below, the confusion matrix as
+/// a heat map and a grid of held-out images the model got wrong.
+fn plot_report(figure: &Figure, path: &Path) -> Result<(), Box<dyn Error>> {
     use plotters::prelude::*;
 
-    let root = SVGBackend::new(path, (960, 400)).into_drawing_area();
+    let root = SVGBackend::new(path, (960, 920)).into_drawing_area();
     root.fill(&WHITE)?;
-    let panels = root.split_evenly((1, 2));
+    let (top, bottom) = root.split_vertically(400);
+    plot_history(figure.history, &top)?;
+    let (left, right) = bottom.split_horizontally(480);
+    plot_confusion(figure.confusion, figure.names, &left)?;
+    plot_wrong(figure, &right)?;
+    root.present()?;
+    Ok(())
+}
+
+type Area<'b> =
+    plotters::drawing::DrawingArea<plotters::prelude::SVGBackend<'b>, plotters::coord::Shift>;
+
+/// Two panels, loss and accuracy per epoch, training and (when present) held-out.
+fn plot_history(history: &History, area: &Area) -> Result<(), Box<dyn Error>> {
+    use plotters::prelude::*;
+
+    let panels = area.split_evenly((1, 2));
     for (panel, (metric, title)) in panels
         .iter()
         .zip([("loss", "loss"), ("accuracy", "accuracy")])
@@ -409,15 +545,254 @@ fn plot_history(history: &History, path: &Path) -> Result<(), Box<dyn Error>> {
             .border_style(BLACK)
             .draw()?;
     }
-    root.present()?;
+    Ok(())
+}
+
+/// Text of `size` pixels centred on its position.
+fn centred(
+    size: f64,
+    color: &'static plotters::style::RGBColor,
+) -> plotters::style::TextStyle<'static> {
+    use plotters::style::text_anchor::{HPos, Pos, VPos};
+    use plotters::style::{IntoFont, TextStyle};
+    TextStyle::from(("sans-serif", size).into_font())
+        .color(color)
+        .pos(Pos::new(HPos::Center, VPos::Center))
+}
+
+/// The confusion matrix as a heat map, each row scaled by its class's count (the colour is
+/// the share of the true class predicted as the column's class), with the counts written in.
+fn plot_confusion(
+    confusion: &ConfusionMatrix,
+    names: &[&str],
+    area: &Area,
+) -> Result<(), Box<dyn Error>> {
+    use plotters::prelude::*;
+    use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+    let k = confusion.num_classes();
+    let cell = (340 / k.max(1)) as i32;
+    let (x0, y0) = (90_i32, 50_i32);
+    area.draw(&Text::new(
+        "confusion matrix (held out)",
+        (240, 16),
+        centred(18.0, &BLACK),
+    ))?;
+    area.draw(&Text::new(
+        "rows: true class, columns: predicted; colour: share of the row",
+        (240, 36),
+        centred(11.0, &BLACK),
+    ))?;
+    let totals = confusion.class_totals();
+    for t in 0..k {
+        for p in 0..k {
+            let count = confusion.count(t, p);
+            let share = count as f64 / totals[t].max(1) as f64;
+            // White to dark blue.
+            let mix = |white: u8, dark: u8| (255.0 - share * f64::from(white - dark)) as u8;
+            let fill = RGBColor(mix(255, 8), mix(255, 48), mix(255, 107));
+            let (x, y) = (x0 + p as i32 * cell, y0 + t as i32 * cell);
+            area.draw(&Rectangle::new(
+                [(x, y), (x + cell, y + cell)],
+                fill.filled(),
+            ))?;
+            area.draw(&Rectangle::new(
+                [(x, y), (x + cell, y + cell)],
+                RGBColor(220, 220, 220).stroke_width(1),
+            ))?;
+            if count > 0 {
+                let ink: &'static RGBColor = if share > 0.5 { &WHITE } else { &BLACK };
+                area.draw(&Text::new(
+                    count.to_string(),
+                    (x + cell / 2, y + cell / 2),
+                    centred(11.0, ink),
+                ))?;
+            }
+        }
+        let label = names.get(t).copied().unwrap_or("?");
+        area.draw(&Text::new(
+            label.to_string(),
+            (x0 - 6, y0 + t as i32 * cell + cell / 2),
+            TextStyle::from(("sans-serif", 11).into_font())
+                .pos(Pos::new(HPos::Right, VPos::Center)),
+        ))?;
+        // Column names, staggered on two lines so that long names do not overlap.
+        area.draw(&Text::new(
+            label.to_string(),
+            (
+                x0 + t as i32 * cell + cell / 2,
+                y0 + k as i32 * cell + 10 + 13 * (t as i32 % 2),
+            ),
+            centred(11.0, &BLACK),
+        ))?;
+    }
+    area.draw(&Text::new(
+        "predicted class",
+        (x0 + k as i32 * cell / 2, y0 + k as i32 * cell + 44),
+        centred(13.0, &BLACK),
+    ))?;
+    Ok(())
+}
+
+/// Up to [`WRONG_SHOWN`] held-out images the model got wrong, with their true and predicted
+/// classes.
+fn plot_wrong(figure: &Figure, area: &Area) -> Result<(), Box<dyn Error>> {
+    use plotters::prelude::*;
+
+    let wrong: Vec<usize> = (0..figure.truth.len())
+        .filter(|&i| figure.truth[i] != figure.predicted[i])
+        .collect();
+    area.draw(&Text::new(
+        format!(
+            "held-out images it got wrong ({} of {})",
+            wrong.len().min(WRONG_SHOWN),
+            wrong.len()
+        ),
+        (240, 16),
+        centred(18.0, &BLACK),
+    ))?;
+    let (_, height, width) = figure.images.dim();
+    let scale = (56 / height.max(width).max(1)).max(1) as i32;
+    let (cell_w, cell_h) = (80_i32, 118_i32);
+    let name = |c: usize| figure.names.get(c).copied().unwrap_or("?");
+    for (n, &i) in wrong.iter().take(WRONG_SHOWN).enumerate() {
+        let (row, col) = ((n / WRONG_COLUMNS) as i32, (n % WRONG_COLUMNS) as i32);
+        let x0 = col * cell_w + (cell_w - scale * width as i32) / 2;
+        let y0 = 40 + row * cell_h;
+        let image = figure.images.index_axis(ndarray::Axis(0), i);
+        for r in 0..height {
+            let mut c = 0;
+            while c < width {
+                let level = (image[[r, c]].clamp(0.0, 1.0) * (GREY_LEVELS - 1.0)).round();
+                let start = c;
+                while c < width
+                    && (image[[r, c]].clamp(0.0, 1.0) * (GREY_LEVELS - 1.0)).round() == level
+                {
+                    c += 1;
+                }
+                if level > 0.0 {
+                    // Dark ink on white paper.
+                    let grey = (255.0 * (1.0 - level / (GREY_LEVELS - 1.0))) as u8;
+                    let (x, y) = (x0 + start as i32 * scale, y0 + r as i32 * scale);
+                    area.draw(&Rectangle::new(
+                        [(x, y), (x + (c - start) as i32 * scale, y + scale)],
+                        RGBColor(grey, grey, grey).filled(),
+                    ))?;
+                }
+            }
+        }
+        let (w, h) = (scale * width as i32, scale * height as i32);
+        area.draw(&Rectangle::new(
+            [(x0, y0), (x0 + w, y0 + h)],
+            RGBColor(190, 190, 190).stroke_width(1),
+        ))?;
+        let xc = col * cell_w + cell_w / 2;
+        area.draw(&Text::new(
+            format!("true: {}", name(figure.truth[i])),
+            (xc, y0 + h + 11),
+            centred(10.0, &BLACK),
+        ))?;
+        area.draw(&Text::new(
+            format!("got: {}", name(figure.predicted[i])),
+            (xc, y0 + h + 24),
+            centred(10.0, &RED),
+        ))?;
+    }
+    Ok(())
+}
+
+/// `--time-steps`: one training step (forward, backward, Adam) at batch 32 and 128 and the
+/// forward pass alone at batch 128, on the loaded training images; median milliseconds.
+fn time_steps(args: &Args) -> Result<(), Box<dyn Error>> {
+    let data = load(args)?;
+    let (n, height, width) = data.train_x.dim();
+    let labels: Vec<usize> = data.train_y.iter().map(|&c| c as usize).collect();
+    let batch_of = |b: usize, i: usize| {
+        let start = (i * b) % (n - b + 1).max(1);
+        let end = (start + b).min(n);
+        (
+            data.train_x
+                .slice(s![start..end, .., ..])
+                .to_owned()
+                .into_dyn(),
+            labels[start..end].to_vec(),
+        )
+    };
+    let model_name = format!("{:?}", args.model).to_lowercase();
+    println!(
+        "{model_name}: median of timed steps ({} threads available)",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let median = |mut xs: Vec<f64>| {
+        xs.sort_by(f64::total_cmp);
+        xs[xs.len() / 2]
+    };
+    // At least 5 timed repetitions after 2 warm-up ones, for at least 3 s or 20 repetitions.
+    let repeat = |f: &mut dyn FnMut(usize)| {
+        let mut samples = Vec::new();
+        let started = Instant::now();
+        let mut i = 0;
+        while samples.len() < 5 || (samples.len() < 20 && started.elapsed().as_secs_f64() < 3.0) {
+            let t = Instant::now();
+            f(i);
+            if i >= 2 {
+                samples.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            i += 1;
+        }
+        (median(samples.clone()), samples.len())
+    };
+    for batch in [32, 128] {
+        let mut net = args
+            .model
+            .network(height, width)
+            .seed(args.seed)
+            .with_input_shape(&[height, width]);
+        let mut adam = AdamConfig::new(args.lr).build()?;
+        let batches: Vec<_> = (0..8).map(|i| batch_of(batch, i)).collect();
+        let (ms, reps) = repeat(&mut |i| {
+            let (x, y) = &batches[i % batches.len()];
+            let grads = {
+                let tape = Tape::new();
+                let loss = losses::sparse_categorical_cross_entropy_indices(
+                    net.forward(tape.constant_ref(x)),
+                    y,
+                );
+                std::hint::black_box(loss.item());
+                loss.backward()
+            };
+            adam.step(&mut net.params_mut(), &grads)
+                .expect("finite gradients");
+        });
+        println!("  training step, batch {batch:>3}: {ms:8.2} ms  ({reps} steps timed)");
+    }
+    let net = args
+        .model
+        .network(height, width)
+        .seed(args.seed)
+        .with_input_shape(&[height, width]);
+    let (x, _) = batch_of(128, 0);
+    let (ms, reps) = repeat(&mut |_| {
+        let tape = Tape::new();
+        tape.no_grad(|| {
+            let logits = net.forward(tape.constant_ref(&x));
+            std::hint::black_box(logits.shape());
+        });
+    });
+    println!("  inference,     batch 128: {ms:8.2} ms  ({reps} passes timed)");
     Ok(())
 }
 
 #[allow(dead_code)] // tests call `run` directly
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(&args) {
-        Ok(_) => ExitCode::SUCCESS,
+    let outcome = if args.time_steps {
+        time_steps(&args)
+    } else {
+        run(&args).map(|_| ())
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(2)

@@ -316,3 +316,39 @@ fn fashion_mnist_reports_missing_and_corrupt_files_clearly() {
     let err = run_on(&dir).unwrap_err();
     assert!(err.contains("label 12 of image 3"), "{err}");
 }
+
+#[test]
+fn fashion_mnist_cnn_learns_from_a_subset_in_one_epoch() {
+    let dir = Scratch::new("fashion-cnn");
+    let (weights, plot) = (dir.join("cnn.safetensors"), dir.join("cnn.svg"));
+    let args = fashion_mnist::Args::parse_from([
+        "fashion_mnist".as_ref(),
+        "--model".as_ref(),
+        "cnn".as_ref(),
+        "--epochs".as_ref(),
+        "1".as_ref(),
+        "--train-limit".as_ref(),
+        "1000".as_ref(),
+        "--test-limit".as_ref(),
+        "500".as_ref(),
+        "--save".as_ref(),
+        weights.as_os_str(),
+        "--plot".as_ref(),
+        plot.as_os_str(),
+    ]);
+    let summary = fashion_mnist::run(&args).unwrap();
+    assert_eq!((summary.train_samples, summary.test_samples), (1_000, 500));
+    assert_eq!(summary.history.epochs(), 1);
+    assert_eq!(summary.confusion.total(), 500);
+    assert_eq!(summary.confusion.num_classes(), 10);
+    // Chance is 10 %; one epoch on 1,000 images reaches ~65-70 %.
+    assert!(summary.test_accuracy >= 0.5, "{}", summary.test_accuracy);
+    assert!(summary.shoes_accuracy.unwrap() >= 0.9, "{summary:?}");
+    // 3·3·32 + 32 + 3·3·32·64 + 64 + 3136·128 + 128 + 128·10 + 10 = 421,642 f32.
+    assert!(std::fs::metadata(&weights).unwrap().len() > 4 * 421_642);
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    for text in ["held out", "confusion matrix", "got wrong", "true: "] {
+        assert!(svg.contains(text), "no {text:?} in the SVG");
+    }
+    assert!(svg.len() < 2_000_000, "SVG of {} bytes", svg.len());
+}

@@ -12,7 +12,11 @@
 //! - `fit_line_ms`: the article's 500-epoch line fit through `Model::fit`;
 //!   `fit_line_hand_ms` the same loop written on the tape;
 //! - `matmul_{m}x{k}x{n}_{fwd,fwd_bwd}_gflops`: `A·B` through the tape, forward alone
-//!   (`2mkn` FLOPs) and forward + backward of `sum(A·B)` (`6mkn` FLOPs).
+//!   (`2mkn` FLOPs) and forward + backward of `sum(A·B)` (`6mkn` FLOPs);
+//! - `cnn_step_b{32,128}_ms`: one training step (Adam, lr 1e-3) of the Fashion-MNIST CNN of
+//!   `examples/fashion_mnist.rs --model cnn` (conv 32 3×3 same → relu → maxpool 2 → conv 64
+//!   3×3 same → relu → maxpool 2 → dense 128 relu → dense 10) on `(batch, 1, 28, 28)`
+//!   images; `cnn_infer_b128_ms` its forward pass under `no_grad`.
 //!
 //! `-- --only GROUP[,GROUP…]` measures only some groups of figures (see [`GROUPS`]).
 //!
@@ -25,10 +29,10 @@ use std::time::{Duration, Instant};
 
 use ndarray::{ArrayD, arr0};
 use tapegrad::autograd::{Param, Tape};
-use tapegrad::nn::layers::{Dense, Sequential};
+use tapegrad::nn::layers::{Activation, Conv2d, Dense, Flatten, MaxPool2d, Padding, Sequential};
 use tapegrad::nn::model::{FitOptions, Loss, Model};
 use tapegrad::nn::{Module, losses};
-use tapegrad::optim::{Optimizer, Sgd};
+use tapegrad::optim::{Adam, Optimizer, Sgd};
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -180,9 +184,79 @@ fn fit_line_hand(budget: Budget) -> f64 {
     })
 }
 
+/// The CNN of `examples/fashion_mnist.rs --model cnn`, built for `(1, 28, 28)` images.
+fn cnn(seed: u64) -> Sequential<f32> {
+    Sequential::new()
+        .add(
+            Conv2d::new(32, 3)
+                .padding(Padding::Same)
+                .activation(Activation::Relu),
+        )
+        .add(MaxPool2d::new(2))
+        .add(
+            Conv2d::new(64, 3)
+                .padding(Padding::Same)
+                .activation(Activation::Relu),
+        )
+        .add(MaxPool2d::new(2))
+        .add(Flatten::new())
+        .add(Dense::new(128).activation(Activation::Relu))
+        .add(Dense::new(10))
+        .seed(seed)
+        .with_input_shape(&[1, 28, 28])
+}
+
+/// `mnist_like` batches as `(batch, 1, 28, 28)` images with flat labels.
+fn image_batches(batch: usize, batches: usize, seed: u64) -> Vec<(ArrayD<f32>, Vec<usize>)> {
+    mnist_like(batch, batches, seed)
+        .into_iter()
+        .map(|(x, y)| {
+            let x = x
+                .into_shape_with_order(vec![batch, 1, 28, 28])
+                .expect("784 pixels an image");
+            (x, flat_labels(&y))
+        })
+        .collect()
+}
+
+fn cnn_step(budget: Budget, batch: usize) -> f64 {
+    let data = image_batches(batch, POOL, 11);
+    let mut model = cnn(42);
+    let mut adam = Adam::<f32>::new(1e-3).expect("a valid learning rate");
+    let mut i = 0;
+    time_median(budget, 2, || {
+        let (x, y) = &data[i % POOL];
+        i += 1;
+        let grads = {
+            let tape = Tape::new();
+            let loss = losses::sparse_categorical_cross_entropy_indices(
+                model.forward(tape.constant_ref(x)),
+                y,
+            );
+            black_box(loss.item());
+            loss.backward()
+        };
+        adam.step(&mut model.params_mut(), &grads)
+            .expect("finite gradients");
+    })
+}
+
+fn cnn_infer(budget: Budget, batch: usize) -> f64 {
+    let data = image_batches(batch, 1, 13);
+    let model = cnn(42);
+    time_median(budget, 2, || {
+        let tape = Tape::new();
+        tape.no_grad(|| {
+            let logits = model.forward(tape.constant_ref(&data[0].0));
+            black_box(logits.with_value(|v| v[[0, 0]]));
+        });
+    })
+}
+
 /// The groups of figures `--only` selects (the same names as in `torch_bench.py`):
-/// `matmul` is 128×784×256 and 32×784×256, `matmul_large` 1024³.
-const GROUPS: [&str; 7] = [
+/// `matmul` is 128×784×256 and 32×784×256, `matmul_large` 1024³; `cnn` the CNN's steps
+/// and inference.
+const GROUPS: [&str; 8] = [
     "mlp_b32",
     "mlp_b128",
     "infer",
@@ -190,6 +264,7 @@ const GROUPS: [&str; 7] = [
     "fit_line",
     "matmul",
     "matmul_large",
+    "cnn",
 ];
 
 const MATMULS: [(usize, usize, usize); 3] = [(128, 784, 256), (32, 784, 256), (1024, 1024, 1024)];
@@ -315,6 +390,12 @@ fn main() {
             format!("matmul_{m}x{k}x{n}_fwd_bwd_gflops"),
             matmul_fwd_bwd(budget, size),
         );
+    }
+    if wanted("cnn") {
+        for batch in [32, 128] {
+            record(format!("cnn_step_b{batch}_ms"), cnn_step(long, batch) * 1e3);
+        }
+        record("cnn_infer_b128_ms".into(), cnn_infer(long, 128) * 1e3);
     }
 
     if json {

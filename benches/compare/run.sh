@@ -5,11 +5,12 @@
 # wheel is large), builds the `compare` bench, then, for ROUNDS rounds (default 5), runs
 # tapegrad's side and PyTorch's side one group of figures at a time (the MLP step at batch
 # 32, at batch 128, inference, the scalar chain, the line fit, the two smaller products,
-# the 1024³ product), alternately (the side that goes first flips with every group and
-# every round), each with 2 threads, and prints a markdown table: the median over rounds of
-# each side's per-round median, the ratio of those medians, and the median of the
-# per-round ratios. Raw JSON of every group of every round is kept in
-# target/compare-results/<timestamp>/. Nothing in the test path needs this script or torch.
+# the 1024³ product, the CNN's steps and inference), alternately (the side that goes first
+# flips with every group and every round), each with 2 threads, and prints a markdown
+# table: the median over rounds of each side's per-round median, the ratio of those
+# medians, and the median of the per-round ratios. Raw JSON of every group of every round
+# is kept in target/compare-results/<timestamp>/. Nothing in the test path needs this
+# script or torch.
 #
 # Environment: ROUNDS, THREADS (default 2), CARGO_TARGET_DIR (honoured), PYTHON (the
 # interpreter used to create the venv, default python3).
@@ -61,7 +62,7 @@ mkdir -p "$out"
 # Interleaved figure group by figure group, so that each pair of measurements is taken
 # seconds apart: this machine's speed moves between modes for seconds to minutes at a
 # time, which a whole side's run (~40 s) would catch on one side and not the other.
-groups=(mlp_b32 mlp_b128 infer chain fit_line matmul matmul_large)
+groups=(mlp_b32 mlp_b128 infer chain fit_line matmul matmul_large cnn)
 for ((r = 1; r <= rounds; r++)); do
     load="$(cut -d' ' -f1-3 /proc/loadavg)"
     echo "== round $r/$rounds (load $load)" >&2

@@ -24,6 +24,11 @@ ROWS = [
 for size, target in (("128x784x256", ">= 0.9x"), ("32x784x256", ""), ("1024x1024x1024", ">= 0.9x")):
     ROWS.append((f"matmul {size} fwd", f"matmul_{size}_fwd_gflops", f"matmul_{size}_fwd_gflops", "GFLOP/s", True, target))
     ROWS.append((f"matmul {size} fwd+bwd", f"matmul_{size}_fwd_bwd_gflops", f"matmul_{size}_fwd_bwd_gflops", "GFLOP/s", True, ""))
+ROWS += [
+    ("CNN step, batch 32 (Adam)", "cnn_step_b32_ms", "cnn_step_b32_ms", "ms", False, ""),
+    ("CNN step, batch 128 (Adam)", "cnn_step_b128_ms", "cnn_step_b128_ms", "ms", False, ""),
+    ("CNN inference, batch 128", "cnn_infer_b128_ms", "cnn_infer_b128_ms", "ms", False, ""),
+]
 
 
 def load(out, side):

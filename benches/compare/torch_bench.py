@@ -27,7 +27,7 @@ LINKS = 334  # x = tanh(x * w + b): 3 ops a link, 1,002 ops with the leaves
 MATMULS = [(128, 784, 256), (32, 784, 256), (1024, 1024, 1024)]
 # The groups of figures --only selects, as in main.rs: matmul is 128x784x256 and
 # 32x784x256, matmul_large 1024^3.
-GROUPS = ["mlp_b32", "mlp_b128", "infer", "chain", "fit_line", "matmul", "matmul_large"]
+GROUPS = ["mlp_b32", "mlp_b128", "infer", "chain", "fit_line", "matmul", "matmul_large", "cnn"]
 
 
 class Budget:
@@ -95,6 +95,58 @@ def mlp_step(budget, batch):
             if step >= 2:
                 samples.append(time.perf_counter() - t)
     return statistics.median(samples)
+
+
+def cnn():
+    # examples/fashion_mnist.rs --model cnn, with PyTorch's default initialization (as
+    # tapegrad's Conv2d; its Dense layers are Glorot-uniform, which does not change the cost).
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 32, 3, padding="same"),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(32, 64, 3, padding="same"),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(64 * 7 * 7, 128),
+        torch.nn.ReLU(),
+        torch.nn.Linear(128, 10),
+    )
+
+
+def image_batches(batch, batches, seed):
+    return [(x.reshape(batch, 1, 28, 28), y) for x, y in mnist_like(batch, batches, seed)]
+
+
+def cnn_step(budget, batch):
+    torch.manual_seed(42)
+    model = cnn()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    data = image_batches(batch, POOL, 11)
+    i = [0]
+
+    def run():
+        x, y = data[i[0] % POOL]
+        i[0] += 1
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        loss.item()
+
+    return time_median(budget, 2, run)
+
+
+def cnn_infer(budget, batch):
+    torch.manual_seed(42)
+    model = cnn()
+    x = image_batches(batch, 1, 13)[0][0]
+
+    def run():
+        with torch.no_grad():
+            model(x)[0, 0].item()
+
+    return time_median(budget, 2, run)
 
 
 def mlp_infer(budget, batch):
@@ -209,6 +261,10 @@ def main():
         budget = long if large else short
         figures[f"matmul_{m}x{k}x{n}_fwd_gflops"] = matmul_fwd(budget, m, k, n)
         figures[f"matmul_{m}x{k}x{n}_fwd_bwd_gflops"] = matmul_fwd_bwd(budget, m, k, n)
+    if wanted("cnn"):
+        for batch in (32, 128):
+            figures[f"cnn_step_b{batch}_ms"] = cnn_step(long, batch) * 1e3
+        figures["cnn_infer_b128_ms"] = cnn_infer(long, 128) * 1e3
     figures["_torch_version"] = torch.__version__
     figures["_torch_threads"] = torch.get_num_threads()
     figures["_torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
