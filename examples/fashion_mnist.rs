@@ -584,10 +584,10 @@ fn plot_confusion(
         centred(11.0, &BLACK),
     ))?;
     let totals = confusion.class_totals();
-    for t in 0..k {
+    for (t, &total) in totals.iter().enumerate().take(k) {
         for p in 0..k {
             let count = confusion.count(t, p);
-            let share = count as f64 / totals[t].max(1) as f64;
+            let share = count as f64 / total.max(1) as f64;
             // White to dark blue.
             let mix = |white: u8, dark: u8| (255.0 - share * f64::from(white - dark)) as u8;
             let fill = RGBColor(mix(255, 8), mix(255, 48), mix(255, 107));
