@@ -270,7 +270,14 @@ fn nan_on_one_rank_stops_all(c: &Rc<MpiCommunicator>) -> Outcome {
     let mut m = model::<f32>(None)?;
     let before = flat(&m);
     let history = m
-        .fit(&x, &y, options(c.clone(), 8, 2).callback(TerminateOnNan))
+        // The finite-input check is off so that the NaN reaches the loss: the path under test.
+        .fit(
+            &x,
+            &y,
+            options(c.clone(), 8, 2)
+                .check_finite(false)
+                .callback(TerminateOnNan),
+        )
         .map_err(err)?;
     match history.stop_reason() {
         Some(StopReason::NonFiniteLoss {
