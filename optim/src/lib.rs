@@ -131,6 +131,7 @@ mod optimizer;
 mod rmsprop;
 pub mod schedules;
 mod sgd;
+mod update;
 
 pub use adagrad::{Adagrad, AdagradConfig};
 pub use adam::{Adam, AdamConfig, AdamW, AdamWConfig};

@@ -1,0 +1,220 @@
+//! Element-wise loops. Each takes the parameter, its gradient and 0 to 3 state buffers (all
+//! of the same shape, checked by `validate`) and runs `f` on every element in place. When all
+//! arrays are contiguous in standard order this is a plain loop over slices (which the
+//! compiler vectorizes), cut in two halves run side by side (`on_halves`) for large
+//! parameters; otherwise `ndarray::Zip` walks them.
+
+use ndarray::{ArrayD, Zip};
+use tapegrad_autograd::Float;
+
+/// Parameters with at least this many elements are checked and updated in two halves, one on
+/// the calling thread and one on tapegrad's helper thread
+/// ([`tapegrad_autograd::fork_join`]).
+///
+/// The update is memory-bound: two cores bring twice the bandwidth, and each half of a
+/// weight gradient that a threaded product wrote is still in the cache of the core that
+/// wrote it (products are split from 2²⁰ multiply-adds, so the gradients of large weights
+/// are written by both cores). At 2¹⁵ the 256 × 128 second weight of the benchmark MLP is
+/// split too: same-process A/B runs of its training step (`nn/examples/mlp_profile`) chose
+/// this threshold together with the products' 2²⁰, 12 µs faster than 2¹⁶ at batch 128.
+pub(crate) const PARALLEL_UPDATE: usize = 1 << 15;
+
+/// Slices (or tuples of equally long slices) that can be cut in two at one index.
+pub(crate) trait SplitAt: Sized {
+    fn len(&self) -> usize;
+    fn split_at(self, mid: usize) -> (Self, Self);
+}
+
+impl<T> SplitAt for &[T] {
+    fn len(&self) -> usize {
+        <[T]>::len(self)
+    }
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        <[T]>::split_at(self, mid)
+    }
+}
+
+impl<T> SplitAt for &mut [T] {
+    fn len(&self) -> usize {
+        <[T]>::len(self)
+    }
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        self.split_at_mut(mid)
+    }
+}
+
+macro_rules! split_tuple {
+    ($($s:ident),+) => {
+        impl<$($s: SplitAt),+> SplitAt for ($($s,)+) {
+            fn len(&self) -> usize {
+                self.0.len()
+            }
+            #[allow(non_snake_case)]
+            fn split_at(self, mid: usize) -> (Self, Self) {
+                let ($($s,)+) = self;
+                $(let $s = $s.split_at(mid);)+
+                (($($s.0,)+), ($($s.1,)+))
+            }
+        }
+    };
+}
+split_tuple!(A, B);
+split_tuple!(A, B, C);
+split_tuple!(A, B, C, D);
+split_tuple!(A, B, C, D, E);
+
+/// `f` on the two halves of `parts` — side by side when they hold at least
+/// [`PARALLEL_UPDATE`] elements, else on the whole and on an empty rest, in that order.
+#[inline(always)]
+fn on_halves<S: SplitAt + Send, R: Send>(parts: S, f: impl Fn(S) -> R + Sync) -> (R, R) {
+    let len = parts.len();
+    if len < PARALLEL_UPDATE {
+        let (whole, empty) = parts.split_at(len);
+        let r = f(whole);
+        return (r, f(empty));
+    }
+    let (first, second) = parts.split_at(len / 2);
+    tapegrad_autograd::fork_join::join(|| f(first), || f(second))
+}
+
+/// `true` if every element is finite.
+pub(crate) fn all_finite<T: Float>(a: &ArrayD<T>) -> bool {
+    match a.as_slice_memory_order() {
+        Some(s) => {
+            let (first, second) = on_halves(s, all_finite_run);
+            first && second
+        }
+        None => a.iter().all(|x| x.is_finite()),
+    }
+}
+
+/// `x · 0` is 0 for a finite `x` and NaN otherwise, so independent lane sums of it stay 0
+/// exactly when every element is finite: a branch-free loop that vectorizes.
+#[inline(always)]
+fn all_finite_run<T: Float>(s: &[T]) -> bool {
+    const LANES: usize = 16;
+    let zero = T::zero();
+    let mut acc = [zero; LANES];
+    let mut chunks = s.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (acc, &x) in acc.iter_mut().zip(chunk) {
+            *acc += x * zero;
+        }
+    }
+    acc.iter().chain(chunks.remainder()).all(|x| x.is_finite())
+}
+
+#[inline(always)]
+pub(crate) fn zip0<T: Float>(
+    p: &mut ArrayD<T>,
+    g: &ArrayD<T>,
+    f: impl Fn(&mut T, T) + Sync + Copy,
+) {
+    match (p.as_slice_mut(), g.as_slice()) {
+        (Some(ps), Some(gs)) => {
+            on_halves((ps, gs), move |(ps, gs)| {
+                for (p, &g) in ps.iter_mut().zip(gs) {
+                    f(p, g);
+                }
+            });
+        }
+        _ => Zip::from(p).and(g).for_each(|p, &g| f(p, g)),
+    }
+}
+
+#[inline(always)]
+pub(crate) fn zip1<T: Float>(
+    p: &mut ArrayD<T>,
+    g: &ArrayD<T>,
+    a: &mut ArrayD<T>,
+    f: impl Fn(&mut T, T, &mut T) + Sync + Copy,
+) {
+    match (p.as_slice_mut(), g.as_slice(), a.as_slice_mut()) {
+        (Some(ps), Some(gs), Some(as_)) => {
+            on_halves((ps, gs, as_), move |(ps, gs, as_)| {
+                for ((p, &g), a) in ps.iter_mut().zip(gs).zip(as_) {
+                    f(p, g, a);
+                }
+            });
+        }
+        _ => Zip::from(p).and(g).and(a).for_each(|p, &g, a| f(p, g, a)),
+    }
+}
+
+#[inline(always)]
+pub(crate) fn zip2<T: Float>(
+    p: &mut ArrayD<T>,
+    g: &ArrayD<T>,
+    a: &mut ArrayD<T>,
+    b: &mut ArrayD<T>,
+    f: impl Fn(&mut T, T, &mut T, &mut T) + Sync + Copy,
+) {
+    match (
+        p.as_slice_mut(),
+        g.as_slice(),
+        a.as_slice_mut(),
+        b.as_slice_mut(),
+    ) {
+        (Some(ps), Some(gs), Some(as_), Some(bs)) => {
+            on_halves((ps, gs, as_, bs), move |(ps, gs, as_, bs)| {
+                for (((p, &g), a), b) in ps.iter_mut().zip(gs).zip(as_).zip(bs) {
+                    f(p, g, a, b);
+                }
+            });
+        }
+        _ => Zip::from(p)
+            .and(g)
+            .and(a)
+            .and(b)
+            .for_each(|p, &g, a, b| f(p, g, a, b)),
+    }
+}
+
+#[inline(always)]
+pub(crate) fn zip3<T: Float>(
+    p: &mut ArrayD<T>,
+    g: &ArrayD<T>,
+    a: &mut ArrayD<T>,
+    b: &mut ArrayD<T>,
+    c: &mut ArrayD<T>,
+    f: impl Fn(&mut T, T, &mut T, &mut T, &mut T) + Sync + Copy,
+) {
+    match (
+        p.as_slice_mut(),
+        g.as_slice(),
+        a.as_slice_mut(),
+        b.as_slice_mut(),
+        c.as_slice_mut(),
+    ) {
+        (Some(ps), Some(gs), Some(as_), Some(bs), Some(cs)) => {
+            on_halves((ps, gs, as_, bs, cs), move |(ps, gs, as_, bs, cs)| {
+                for ((((p, &g), a), b), c) in ps.iter_mut().zip(gs).zip(as_).zip(bs).zip(cs) {
+                    f(p, g, a, b, c);
+                }
+            });
+        }
+        _ => Zip::from(p)
+            .and(g)
+            .and(a)
+            .and(b)
+            .and(c)
+            .for_each(|p, &g, a, b, c| f(p, g, a, b, c)),
+    }
+}
+
+/// PyTorch's `lerp(start, end, weight)`: `start + weight · (end − start)` when
+/// `|weight| < 0.5` (`LOW`), else `end − (end − start) · (1 − weight)`; `one_minus_weight` is
+/// `1 − weight`. The branch is a const parameter so that the loops calling it vectorize.
+#[inline(always)]
+pub(crate) fn lerp<T: Float, const LOW: bool>(
+    start: T,
+    end: T,
+    weight: T,
+    one_minus_weight: T,
+) -> T {
+    if LOW {
+        start + weight * (end - start)
+    } else {
+        end - (end - start) * one_minus_weight
+    }
+}
