@@ -77,118 +77,11 @@ pub(crate) use atomic_write::write_atomic;
 pub use header::{FormatError, MAX_HEADER_LEN};
 use header::{Header, TensorInfo, parse_header};
 
-/// Everything that can go wrong while saving or loading weights (or writing a history CSV).
-///
-/// Every variant names the file involved.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum IoError {
-    /// The file could not be read, created, written or renamed into place.
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        /// What was being done (`"read"`, `"write"`, `"rename into place"`, ...).
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
-    },
+mod error;
+#[cfg(test)]
+mod tests;
 
-    /// The file is not a valid safetensors file (truncated, corrupt header, offsets that do
-    /// not cover the data, ...).
-    #[error("{path} is not a valid safetensors file (truncated or corrupt?): {source}")]
-    Format {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        #[source]
-        source: FormatError,
-    },
-
-    /// A parameter of the model has no tensor of its name in the file.
-    #[error("{path} has no tensor `{name}` (it holds: {available})")]
-    MissingTensor {
-        /// The file.
-        path: PathBuf,
-        /// The parameter's name.
-        name: String,
-        /// The names the file holds, comma-separated.
-        available: String,
-    },
-
-    /// A buffer of the model (non-trainable state, e.g. BatchNorm's running statistics) has
-    /// no tensor of its name in the file.
-    #[error(
-        "{path} has no tensor `{name}` for the buffer (non-trainable state, such as \
-         BatchNorm's running statistics) of that name (it holds: {available})"
-    )]
-    MissingBuffer {
-        /// The file.
-        path: PathBuf,
-        /// The buffer's name.
-        name: String,
-        /// The names the file holds, comma-separated.
-        available: String,
-    },
-
-    /// The file holds a tensor that matches no parameter (or buffer) of the model.
-    #[error(
-        "{path} holds tensor `{name}`, which matches no parameter or buffer of the model \
-         (a different architecture, or a model that is not built yet?)"
-    )]
-    UnexpectedTensor {
-        /// The file.
-        path: PathBuf,
-        /// The tensor's name.
-        name: String,
-    },
-
-    /// A tensor's shape differs from its parameter's (or buffer's).
-    #[error(
-        "tensor `{name}` in {path} has shape {found:?}, but the parameter has shape {expected:?}"
-    )]
-    ShapeMismatch {
-        /// The file.
-        path: PathBuf,
-        /// The tensor's name.
-        name: String,
-        /// The parameter's shape.
-        expected: Vec<usize>,
-        /// The tensor's shape in the file.
-        found: Vec<usize>,
-    },
-
-    /// A tensor's element type differs from the model's.
-    #[error("tensor `{name}` in {path} has dtype {found}, but the model uses {expected}")]
-    DtypeMismatch {
-        /// The file.
-        path: PathBuf,
-        /// The tensor's name.
-        name: String,
-        /// The model's element type (`F32` or `F64`).
-        expected: &'static str,
-        /// The tensor's element type in the file.
-        found: String,
-    },
-
-    /// Two parameters (or buffers) share a name, so they cannot be told apart in a file.
-    #[error(
-        "two parameters or buffers are named `{name}`; weights are stored by name, names must \
-         be unique"
-    )]
-    DuplicateName {
-        /// The shared name.
-        name: String,
-    },
-
-    /// The element type has no safetensors equivalent (only `f32` and `f64` are supported).
-    #[error("element type {dtype} cannot be stored in safetensors (only F32 and F64)")]
-    UnsupportedDtype {
-        /// The type's name (`Float::DTYPE`).
-        dtype: &'static str,
-    },
-}
+pub use error::IoError;
 
 /// Saves `params` to `path` in the safetensors format, each under its name, atomically (see
 /// the [module documentation](self)).
@@ -635,34 +528,5 @@ impl View for TensorBytes {
 
     fn data_len(&self) -> usize {
         self.bytes.len()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use ndarray::array;
-
-    use super::*;
-
-    fn temp_dir(tag: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("tapegrad-io-unit-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
-    #[test]
-    fn f64_round_trip_is_exact() {
-        let dir = temp_dir("f64");
-        let path = dir.join("w.safetensors");
-        let p = Param::new(
-            "a.b",
-            array![[0.1_f64, -1e300], [f64::MIN_POSITIVE, 3.0]].into_dyn(),
-        );
-        save_weights(&path, &[&p]).unwrap();
-        let back = read_weights::<f64>(&path).unwrap();
-        assert_eq!(back["a.b"], *p.value());
-        fs::remove_dir_all(&dir).unwrap();
     }
 }
