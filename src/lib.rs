@@ -1,11 +1,15 @@
 //! # tapegrad
 //!
-//! Re-exports the three crates: [`autograd`], [`nn`] and [`optim`], and adds [`report`],
-//! the confusion matrix and per-class accuracy the examples print.
+//! Re-exports the three crates: [`autograd`], [`nn`] and [`optim`], and adds what the
+//! examples share: [`datasets`] (Fashion-MNIST and MNIST, split and scaled), [`models`]
+//! (the networks they train) and [`report`] (the confusion matrix and per-class accuracy
+//! they print).
 pub use tapegrad_autograd as autograd;
 pub use tapegrad_nn as nn;
 pub use tapegrad_optim as optim;
 
+pub mod datasets;
+pub mod models;
 pub mod report;
 
 /// The names most programs use: `use tapegrad::prelude::*;`.
