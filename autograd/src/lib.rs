@@ -50,6 +50,7 @@ pub use check::{
 };
 pub use float::Float;
 pub use grads::Grads;
+pub use ops::axes::Axes;
 pub use ops::custom::CustomOp;
 pub use ops::window::{Conv2dOptions, Pair, Pool2dOptions};
 pub use param::{Param, ParamId};

@@ -19,7 +19,7 @@ use crate::module::Module;
 ///
 /// let tape = Tape::<f64>::new();
 /// let x = tape.var(array![[1.0, 2.0, 3.0], [-1.0, 0.0, 5.0]].into_dyn());
-/// let y = layer_norm(x, None, None, 1e-5).value();
+/// let y = layer_norm(x, None, None, 1e-5).to_array();
 /// for row in y.rows() {
 ///     assert!(row.sum().abs() < 1e-12);
 ///     assert!((row.mapv(|v| v * v).mean().unwrap() - 1.0).abs() < 1e-4);
