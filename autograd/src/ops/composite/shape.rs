@@ -62,7 +62,8 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn flatten_from(self, start_axis: isize) -> Var<'t, T> {
         let shape = self.shape();
         let start_axis = if shape.is_empty() {
-            resolve_axis("flatten_from", start_axis, &[1]).min(0)
+            // Axis 0 or -1 of a 0-d variable, as if it were `[1]`: always 0.
+            resolve_axis("flatten_from", start_axis, &[1])
         } else {
             resolve_axis("flatten_from", start_axis, &shape)
         };
