@@ -126,7 +126,7 @@ fn reductions(c: &mut Criterion) {
     group.bench_function("max_axes_rows_forward_backward", |bench| {
         bench.iter(|| {
             let tape = Tape::new();
-            let m = tape.param(&x).max_axes(&[1], false);
+            let m = tape.param(&x).max_axes([1], false);
             black_box(m.sum().backward().num_params())
         })
     });

@@ -343,7 +343,7 @@ pub fn categorical_cross_entropy_reduced<'t, T: Float>(
             .sum()
             .mul_scalar(T::from_f64(-1.0 / examples as f64)),
         Reduction::Sum => weighted.sum().mul_scalar(minus_one),
-        Reduction::None => weighted.sum_axes(&[-1], false).mul_scalar(minus_one),
+        Reduction::None => weighted.sum_axes([-1], false).mul_scalar(minus_one),
     }
 }
 

@@ -98,14 +98,6 @@ pub(crate) fn usizes(v: &Value) -> Vec<usize> {
         .collect()
 }
 
-fn isizes(v: &Value) -> Vec<isize> {
-    v.as_array()
-        .expect("a list of integers")
-        .iter()
-        .map(|x| x.as_i64().expect("an integer") as isize)
-        .collect()
-}
-
 pub(crate) fn floats(v: &Value) -> Vec<f64> {
     v.as_array()
         .expect("a list of numbers")
@@ -176,7 +168,13 @@ fn apply<'t>(case: &Value, x: &[Var<'t, f64>], idx: &[ArrayD<usize>]) -> Var<'t,
         | "matmul_dot"
         | "matmul_batched_broadcast" => x[0].matmul(x[1]),
         "transpose" => x[0].t(),
-        "permute" => x[0].permute(&isizes(&case["attrs"]["axes"])),
+        "permute" => {
+            let axes: Vec<isize> = usizes(&case["attrs"]["axes"])
+                .iter()
+                .map(|&a| a as isize)
+                .collect();
+            x[0].permute(&axes)
+        }
         "reshape" => x[0].reshape(&usizes(&case["attrs"]["shape"])),
         "broadcast_to" => x[0].broadcast_to(&usizes(&case["attrs"]["shape"])),
         "concat" => Var::concat(&[x[0], x[1]], attr_isize(case, "axis")),

@@ -32,8 +32,8 @@ pub fn layer_norm<'t, T: Float>(
     beta: Option<Var<'t, T>>,
     eps: f64,
 ) -> Var<'t, T> {
-    let centered = x - x.mean_axes(&[-1], true);
-    let variance = centered.square().mean_axes(&[-1], true);
+    let centered = x - x.mean_axes([-1], true);
+    let variance = centered.square().mean_axes([-1], true);
     let mut y = centered / variance.add_scalar(T::from_f64(eps)).sqrt();
     if let Some(gamma) = gamma {
         y = y * gamma;
