@@ -8,6 +8,7 @@
 mod conv;
 mod custom_op;
 mod golden_ops;
+mod linear;
 mod properties;
 mod smoke;
 mod tape;
