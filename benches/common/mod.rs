@@ -70,12 +70,13 @@ impl Mlp {
         Mlp { params }
     }
 
-    /// `(x·W1 + b1).relu() → (·W2 + b2).relu() → ·W3 + b3`: the logits.
+    /// `(x·W1 + b1).relu() → (·W2 + b2).relu() → ·W3 + b3`: the logits (`linear`:
+    /// `matmul` and `+` while recording gradients, one fused kernel call under `no_grad`).
     pub fn forward<'t>(&'t self, tape: &'t Tape<'t, f32>, x: Var<'t, f32>) -> Var<'t, f32> {
-        let p = &self.params;
-        let h = (x.matmul(tape.param(&p[0])) + tape.param(&p[1])).relu();
-        let h = (h.matmul(tape.param(&p[2])) + tape.param(&p[3])).relu();
-        h.matmul(tape.param(&p[4])) + tape.param(&p[5])
+        let p = |i: usize| tape.param(&self.params[i]);
+        let h = x.linear_relu(p(0), Some(p(1)));
+        let h = h.linear_relu(p(2), Some(p(3)));
+        h.linear(p(4), Some(p(5)))
     }
 
     /// The gradients of the mean softmax cross-entropy on one batch (and its value).

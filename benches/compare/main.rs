@@ -1,12 +1,14 @@
-//! tapegrad's side of the PyTorch comparison (`benches/compare/run.sh` runs both sides).
+//! tapegrad's side of the comparison with PyTorch and JAX (`benches/compare/run.sh` runs all
+//! three sides).
 //!
 //! `cargo bench -p tapegrad-benches --bench compare` prints a table; `-- --json` after it
-//! prints the medians as one JSON object, with the same keys as `torch_bench.py`:
+//! prints the medians as one JSON object, with the same keys as `torch_bench.py` and
+//! `jax_bench.py`:
 //!
 //! - `mlp_step_b{32,128}_ms`: one training step of the 784-256-128-10 MLP (ReLU, softmax
 //!   cross-entropy, SGD lr 0.1, f32), written on the autograd API with `tapegrad_optim::Sgd`;
 //!   `mlp_step_nn_b{32,128}_ms` the same through `nn::Sequential` of `Dense` layers;
-//! - `mlp_infer_b128_ms`: the forward pass under `no_grad`;
+//! - `mlp_infer_b{32,128}_ms`: the forward pass under `no_grad`;
 //! - `scalar_chain_ns_per_op`: `x = tanh(x * w + b)` × 334 (1,002 ops), forward + backward,
 //!   per op;
 //! - `fit_line_ms`: the article's 500-epoch line fit through `Model::fit`;
@@ -348,7 +350,12 @@ fn main() {
         );
     }
     if wanted("infer") {
-        record("mlp_infer_b128_ms".into(), mlp_infer(short, 128) * 1e3);
+        for batch in [32, 128] {
+            record(
+                format!("mlp_infer_b{batch}_ms"),
+                mlp_infer(short, batch) * 1e3,
+            );
+        }
     }
     if wanted("chain") {
         record(

@@ -2,24 +2,33 @@
 """Summarizes a run of benches/compare/run.sh: a markdown table of medians over rounds.
 
     python3 summarize.py target/compare-results/<timestamp>
+
+Each side (tapegrad, PyTorch, JAX) reports the figures it measures; a figure one side does
+not report shows as "—" there, and its ratios as "—".
 """
 
 import glob
 import json
+import math
 import os
 import statistics
 import sys
 
-# (figure, tapegrad key, PyTorch key, unit, higher is better, target)
+# The peers, in column order: (file prefix, column name).
+PEERS = [("torch", "PyTorch"), ("jax", "JAX")]
+
+# (figure, tapegrad key, peers' key, unit, higher is better, target)
 ROWS = [
     ("MLP step, batch 32", "mlp_step_b32_ms", "mlp_step_b32_ms", "ms", False, "< 0.5 ms"),
     ("MLP step, batch 32 (nn::Sequential)", "mlp_step_nn_b32_ms", "mlp_step_b32_ms", "ms", False, "< 0.5 ms"),
     ("MLP step, batch 128", "mlp_step_b128_ms", "mlp_step_b128_ms", "ms", False, "< 0.95 ms"),
     ("MLP step, batch 128 (nn::Sequential)", "mlp_step_nn_b128_ms", "mlp_step_b128_ms", "ms", False, "< 0.95 ms"),
+    ("MLP inference, batch 32", "mlp_infer_b32_ms", "mlp_infer_b32_ms", "ms", False, ""),
     ("MLP inference, batch 128", "mlp_infer_b128_ms", "mlp_infer_b128_ms", "ms", False, ""),
     ("scalar chain, fwd+bwd per op", "scalar_chain_ns_per_op", "scalar_chain_ns_per_op", "ns", False, "<= 100 ns"),
     ("line fit, 500 epochs (Model::fit)", "fit_line_ms", "fit_line_ms", "ms", False, "< 2 ms"),
     ("line fit, 500 epochs (hand loop)", "fit_line_hand_ms", "fit_line_ms", "ms", False, ""),
+    ("line fit, compile time (JAX jit)", "fit_line_compile_ms", "fit_line_compile_ms", "ms", False, ""),
 ]
 for size, target in (("128x784x256", ">= 0.9x"), ("32x784x256", ""), ("1024x1024x1024", ">= 0.9x")):
     ROWS.append((f"matmul {size} fwd", f"matmul_{size}_fwd_gflops", f"matmul_{size}_fwd_gflops", "GFLOP/s", True, target))
@@ -43,9 +52,30 @@ def load(out, side):
     return rounds
 
 
+def med(runs, key):
+    """The median over rounds of one figure, or NaN where no round has it."""
+    values = [r[key] for r in runs.values() if key in r]
+    return statistics.median(values) if values else math.nan
+
+
+def paired(ours, theirs, ours_key, theirs_key):
+    """The median over rounds of each round's ratio (the sides measured seconds apart)."""
+    ratios = [
+        ours[r][ours_key] / theirs[r][theirs_key]
+        for r in ours
+        if r in theirs and ours_key in ours[r] and theirs_key in theirs[r] and theirs[r][theirs_key]
+    ]
+    return statistics.median(ratios) if ratios else math.nan
+
+
+def show(value, fmt):
+    return "—" if math.isnan(value) else format(value, fmt)
+
+
 def main():
     out = sys.argv[1]
-    ours, theirs = load(out, "tapegrad"), load(out, "torch")
+    ours = load(out, "tapegrad")
+    peers = [(name, load(out, prefix)) for prefix, name in PEERS]
     with open(os.path.join(out, "env.json")) as f:
         env = json.load(f)
     end = ""
@@ -53,22 +83,10 @@ def main():
         with open(os.path.join(out, "loadavg_end")) as f:
             end = f.read().strip()
 
-    def med(runs, key):
-        values = [r[key] for r in runs.values() if key in r]
-        return statistics.median(values) if values else float("nan")
-
-    def paired(ours_key, theirs_key):
-        """The median over rounds of each round's ratio (both sides measured seconds apart)."""
-        ratios = [
-            ours[r][ours_key] / theirs[r][theirs_key]
-            for r in ours
-            if r in theirs and ours_key in ours[r] and theirs_key in theirs[r]
-        ]
-        return statistics.median(ratios) if ratios else float("nan")
-
     print(f"CPU: {env['cpu']} ({env['nproc']} cores, AVX-512: {env['flags_avx512f']}); "
-          f"torch {env['torch']}; {env['rustc']}")
-    print(f"{env['threads']} threads each; {len(ours)} tapegrad rounds, {len(theirs)} PyTorch rounds "
+          f"torch {env.get('torch') or '—'}; jax {env.get('jax') or '—'}; {env['rustc']}")
+    counts = ", ".join(f"{len(runs)} {name} rounds" for name, runs in peers)
+    print(f"{env['threads']} threads each; {len(ours)} tapegrad rounds, {counts} "
           f"(alternating group by group); load average at start {env['loadavg_start']}, at end {end}")
     rounds = sorted(glob.glob(os.path.join(out, "loadavg_round_*")), key=lambda p: int(p.rsplit("_", 1)[1]))
     if rounds:
@@ -77,15 +95,24 @@ def main():
             with open(path) as f:
                 loads.append(f.read().split()[0])
         print(f"1-minute load average at the start of each round: {', '.join(loads)}")
+    print("Ratios are tapegrad / peer: below 1 means tapegrad is faster for times, above 1 for GFLOP/s.")
     print()
-    print("| figure | tapegrad | PyTorch | tapegrad / PyTorch | median of round ratios | target |")
-    print("|---|---:|---:|---:|---:|---|")
-    for label, ours_key, theirs_key, unit, higher, target in ROWS:
-        a, b = med(ours, ours_key), med(theirs, theirs_key)
-        ratio = a / b if b else float("nan")
-        better = "higher is better" if higher else "lower is better"
-        print(f"| {label} | {a:.4g} {unit} | {b:.4g} {unit} | {ratio:.3f} ({better}) "
-              f"| {paired(ours_key, theirs_key):.3f} | {target} |")
+    names = [name for name, _ in peers]
+    header = ["figure", "tapegrad", *names]
+    for name in names:
+        header += [f"tapegrad / {name}", "median of round ratios"]
+    print("| " + " | ".join(header + ["target"]) + " |")
+    print("|---|" + "---:|" * (1 + len(names) + 2 * len(names)) + "---|")
+    for label, ours_key, theirs_key, unit, _higher, target in ROWS:
+        a = med(ours, ours_key)
+        values = [med(runs, theirs_key) for _, runs in peers]
+        if math.isnan(a) and all(math.isnan(v) for v in values):
+            continue
+        cells = [label, show(a, ".4g") + f" {unit}" * (not math.isnan(a))]
+        cells += [show(v, ".4g") + f" {unit}" * (not math.isnan(v)) for v in values]
+        for (_, runs), b in zip(peers, values):
+            cells += [show(a / b if b else math.nan, ".3f"), show(paired(ours, runs, ours_key, theirs_key), ".3f")]
+        print("| " + " | ".join(cells + [target]) + " |")
     print()
     print(f"Raw per-round JSON: {out}")
 

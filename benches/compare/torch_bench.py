@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch's side of the comparison (benches/compare/run.sh runs both sides).
+"""PyTorch's side of the comparison (benches/compare/run.sh runs all three sides).
 
 Prints one JSON object of medians with the same keys as `cargo bench -p tapegrad-benches
 --bench compare -- --json` (see benches/compare/main.rs for what each figure is). Same workloads, same
@@ -249,7 +249,8 @@ def main():
         if wanted(f"mlp_b{batch}"):
             figures[f"mlp_step_b{batch}_ms"] = mlp_step(short, batch) * 1e3
     if wanted("infer"):
-        figures["mlp_infer_b128_ms"] = mlp_infer(short, 128) * 1e3
+        for batch in (32, 128):
+            figures[f"mlp_infer_b{batch}_ms"] = mlp_infer(short, batch) * 1e3
     if wanted("chain"):
         figures["scalar_chain_ns_per_op"] = scalar_chain(short) * 1e9
     if wanted("fit_line"):

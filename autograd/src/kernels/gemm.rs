@@ -141,8 +141,15 @@ const SMALL_MATMUL: usize = 4096;
 /// The matrix product by the textbook loop (any strides), for tiny operands such as a
 /// one-unit `Dense` layer over a handful of samples.
 fn small_matmul<T: Float>(a: &ArrayView2<'_, T>, b: &ArrayView2<'_, T>) -> Array2<T> {
-    let ((m, k), n) = (a.dim(), b.dim().1);
+    let (m, n) = (a.dim().0, b.dim().1);
     let mut out = vec![T::zero(); m * n];
+    small_matmul_add(a, b, &mut out);
+    Array2::from_shape_vec((m, n), out).expect("element count matches")
+}
+
+/// `out += a · b` by the textbook loop, `out` an `m × n` row-major buffer.
+fn small_matmul_add<T: Float>(a: &ArrayView2<'_, T>, b: &ArrayView2<'_, T>, out: &mut [T]) {
+    let (k, n) = b.dim();
     if n > 0 {
         for (i, row) in out.chunks_exact_mut(n).enumerate() {
             for p in 0..k {
@@ -151,7 +158,62 @@ fn small_matmul<T: Float>(a: &ArrayView2<'_, T>, b: &ArrayView2<'_, T>) -> Array
             }
         }
     }
-    Array2::from_shape_vec((m, n), out).expect("element count matches")
+}
+
+/// `a · b + bias` (`bias`, of length `n`, added to every row) as a new row-major `m × n`
+/// array. The output starts as copies of the bias row and the product is added to it in the
+/// kernel's output pass (`gemm` reads the destination it writes), so the bias costs neither
+/// an array nor a pass of its own. Threaded like [`mat_mul_new`], with the same
+/// decomposition.
+#[track_caller]
+pub(crate) fn mat_mul_bias_new<T: Float>(
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    bias: &[T],
+) -> Array2<T> {
+    let ((m, k), (k2, n)) = (a.dim(), b.dim());
+    assert!(
+        k == k2 && bias.len() == n,
+        "linear: shapes {:?}, {:?} and bias ({},) are incompatible",
+        a.shape(),
+        b.shape(),
+        bias.len()
+    );
+    let mut data = Vec::with_capacity(m * n);
+    for _ in 0..m {
+        data.extend_from_slice(bias);
+    }
+    let mut out = Array2::from_shape_vec((m, n), data).expect("m rows of n");
+    if m * n * k <= SMALL_MATMUL || k == 0 {
+        small_matmul_add(a, b, out.as_slice_mut().expect("row-major"));
+        return out;
+    }
+    if !is_gemm_type::<T>() {
+        general_mat_mul(T::one(), a, b, T::one(), &mut out);
+        return out;
+    }
+    in_halves(m * k * n, a, b, out.view_mut(), |a, b, out| {
+        let (out_rs, out_cs) = (out.strides()[0], out.strides()[1]);
+        if out.is_empty() {
+            return;
+        }
+        // SAFETY: `T` is f32/f64 and m, n, k > 0 for this part (k checked above, an empty
+        // half returned); the pointer and strides are those of `out`, a mutable view of an
+        // initialised array borrowed for the call: valid for reads and writes, aliasing
+        // neither input, no two elements overlapping.
+        unsafe {
+            gemm_f32_f64(
+                a,
+                b,
+                out.as_mut_ptr(),
+                out_rs,
+                out_cs,
+                gemm::Parallelism::None,
+                Destination::Add,
+            );
+        }
+    });
+    out
 }
 
 /// `(m, k, n)` of the product `a · b` into an output of shape `out`, checked.
@@ -195,7 +257,17 @@ fn write_product<T: Float>(
     // those of `out`, an m × n mutable view borrowed for the call: valid for writes,
     // aliasing neither input, no two elements overlapping (a mutable view never has zero
     // or repeated strides). Its contents may be uninitialised: none is read.
-    unsafe { gemm_f32_f64(a, b, out_ptr, out_rs, out_cs, parallelism) }
+    unsafe {
+        gemm_f32_f64(
+            a,
+            b,
+            out_ptr,
+            out_rs,
+            out_cs,
+            parallelism,
+            Destination::Overwrite,
+        )
+    }
 }
 
 /// `out = a · b` (`a` is `m × k`, `b` is `k × n`, `out` is `m × n`), overwriting `out`.
@@ -237,13 +309,23 @@ pub(crate) fn mat_mul_into<T: Float>(
                 out_rs,
                 out_cs,
                 gemm::Parallelism::None,
+                Destination::Overwrite,
             );
         }
     });
 }
 
-/// `out = a · b` through [`gemm::gemm`], for `T` = `f32` or `f64` with shapes already
-/// checked.
+/// What [`gemm_f32_f64`] does with its output block.
+#[derive(Clone, Copy, PartialEq)]
+enum Destination {
+    /// `out = a · b`: the previous contents are neither read nor required to be initialised.
+    Overwrite,
+    /// `out += a · b`: the previous contents are read (and must be initialised).
+    Add,
+}
+
+/// `out = a · b` or `out += a · b` through [`gemm::gemm`], for `T` = `f32` or `f64` with
+/// shapes already checked.
 ///
 /// The crate's `f32`/`f64` matrix products above [`SMALL_MATMUL`] all end here
 /// (`benches/README.md` compares it with ndarray's `general_mat_mul`).
@@ -253,8 +335,9 @@ pub(crate) fn mat_mul_into<T: Float>(
 /// `T` is `f32` or `f64`; `m, n, k` (from `a` and `b`) are all positive; `out_ptr` with row
 /// stride `out_rs` and column stride `out_cs` (in elements) addresses an `m × n` block that
 /// is valid for writes for the whole call, overlaps neither `a` nor `b`, and maps no two
-/// `(i, j)` to the same element. Its previous contents may be uninitialised: every element
-/// is written, none read.
+/// `(i, j)` to the same element. With [`Destination::Overwrite`] its previous contents may
+/// be uninitialised (every element is written, none read); with [`Destination::Add`] they
+/// are read, so they must be initialised and valid for reads.
 unsafe fn gemm_f32_f64<T: Float>(
     a: &ArrayView2<'_, T>,
     b: &ArrayView2<'_, T>,
@@ -262,12 +345,14 @@ unsafe fn gemm_f32_f64<T: Float>(
     out_rs: isize,
     out_cs: isize,
     parallelism: gemm::Parallelism,
+    destination: Destination,
 ) {
     let ((m, k), n) = (a.dim(), b.dim().1);
     debug_assert!(b.dim().0 == k && m > 0 && n > 0 && k > 0);
     debug_assert!(is_gemm_type::<T>());
     let (a_rs, a_cs) = (a.strides()[0], a.strides()[1]);
     let (b_rs, b_cs) = (b.strides()[0], b.strides()[1]);
+    let read_dst = destination == Destination::Add;
     // SAFETY (with the function's contract):
     // - `T` is `f32` or `f64`, the types for which `gemm::gemm` reinterprets `T` without
     //   panicking;
@@ -278,9 +363,10 @@ unsafe fn gemm_f32_f64<T: Float>(
     //   which the borrows keep alive for the call;
     // - the output block is valid for writes, aliases neither input and has no overlapping
     //   elements (the contract), so no element is written twice concurrently;
-    // - `read_dst` is false: the output's previous contents are neither read nor required
-    //   to be initialised (`alpha` is then ignored); `beta` = 1 gives `out = a·b`, every
-    //   element written.
+    // - with `Overwrite`, `read_dst` is false: the output's previous contents are neither
+    //   read nor required to be initialised (`alpha` is then ignored), and `beta` = 1 gives
+    //   `out = a·b`, every element written; with `Add`, `read_dst` is true and `alpha` =
+    //   `beta` = 1 give `out = out + a·b`, reading the initialised contents (the contract).
     unsafe {
         gemm::gemm::<T>(
             m,
@@ -289,14 +375,14 @@ unsafe fn gemm_f32_f64<T: Float>(
             out_ptr,
             out_cs,
             out_rs,
-            false,
+            read_dst,
             a.as_ptr(),
             a_cs,
             a_rs,
             b.as_ptr(),
             b_cs,
             b_rs,
-            T::zero(),
+            if read_dst { T::one() } else { T::zero() },
             T::one(),
             false,
             false,

@@ -8,6 +8,7 @@
 //! | `binary.rs` | `+ - * /` (broadcasting) |
 //! | `unary.rs` | `neg exp ln sqrt abs sin cos tanh sigmoid relu leaky_relu elu erf softplus clamp powf powi`, `add_scalar mul_scalar` |
 //! | `matmul.rs` | batched `matmul` (and the 1-D cases as reshapes around it) |
+//! | `linear.rs` | no primitive: `linear` and `linear_relu` (`x · W + b`), `matmul` and `+` when recording gradients, one fused kernel when not |
 //! | `reshape.rs`, `permute.rs`, `broadcast_to.rs` | movement |
 //! | `sum.rs`, `extremum.rs` | `sum`, `max`/`min` over axes |
 //! | `slice.rs` | `slice` and its adjoint `pad` |
@@ -36,6 +37,7 @@ pub mod custom;
 pub(crate) mod extremum;
 pub(crate) mod gather;
 pub(crate) mod index_select;
+pub(crate) mod linear;
 pub(crate) mod matmul;
 pub(crate) mod permute;
 pub(crate) mod reshape;

@@ -9,6 +9,7 @@ mod conv;
 mod custom_op;
 mod functional;
 mod golden_ops;
+mod linear;
 mod properties;
 mod smoke;
 mod tape;

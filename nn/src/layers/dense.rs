@@ -123,7 +123,8 @@ impl<T: Float> Dense<T> {
 }
 
 impl<T: Float> Module<T> for Dense<T> {
-    /// `activation(x · kernel + bias)`: one matmul, one broadcasting add, the activation.
+    /// `activation(x · kernel + bias)`: one matmul, one broadcasting add, the activation
+    /// ([`Var::linear`]: without gradient recording, one fused kernel call).
     #[track_caller]
     fn forward<'t>(&'t self, x: Var<'t, T>) -> Var<'t, T> {
         let Some(kernel) = &self.kernel else {
@@ -134,11 +135,16 @@ impl<T: Float> Module<T> for Dense<T> {
             )
         };
         let tape = x.tape();
-        let mut y = x.matmul(tape.param(kernel));
-        if let Some(bias) = &self.bias {
-            y = y + tape.param(bias);
+        let (kernel, bias) = (
+            tape.param(kernel),
+            self.bias.as_ref().map(|b| tape.param(b)),
+        );
+        // Without gradient recording, `linear` is one fused kernel call (and `relu` is
+        // applied in place); with it, `matmul` and `+`.
+        match self.activation {
+            Activation::Relu => x.linear_relu(kernel, bias),
+            activation => activation.apply(x.linear(kernel, bias)),
         }
-        self.activation.apply(y)
     }
 
     #[track_caller]

@@ -1,0 +1,249 @@
+#!/usr/bin/env python3
+"""JAX's side of the comparison (benches/compare/run.sh runs all three sides).
+
+Prints one JSON object of medians with the same keys as `cargo bench -p tapegrad-benches
+--bench compare -- --json` and torch_bench.py (see benches/compare/main.rs for what each
+figure is). Same workloads, same timing scheme: every figure is the median of many timed
+repetitions; the MLP steps run in blocks of 20 that restart from the initial weights, on
+batches cycled from a pool of 16 random-label batches. Everything timed is a call of a
+`jax.jit`-compiled function, compiled before timing starts, whose result is waited for
+(`block_until_ready`), as the other sides read a number of their result.
+
+- `mlp_step_b{32,128}_ms`: one jit of `value_and_grad` of the mean softmax cross-entropy
+  plus the SGD update, the parameters donated (updated in place);
+- `mlp_infer_b{32,128}_ms`: the jit-compiled forward pass;
+- `fit_line_ms`: the whole 500-epoch line fit as one jit-compiled `lax.fori_loop`
+  (`fit_line_compile_ms`: its compile time, reported apart);
+- `matmul_{m}x{k}x{n}_{fwd,fwd_bwd}_gflops`: `a @ b`, and the gradients of `sum(a @ b)`.
+
+The scalar chain is not measured: under `jit` the 1,002 ops are compiled into one fused
+loop (no per-op cost is left to compare with a tape's), and without `jit` each op is a
+Python-level dispatch of several microseconds.
+
+Threads: XLA's CPU client sizes its thread pool from the CPUs the process may run on, so
+run.sh pins the process with `taskset` to THREADS cores when THREADS is below the core
+count, and with THREADS=1 also sets `XLA_FLAGS="--xla_cpu_multi_thread_eigen=false
+intra_op_parallelism_threads=1"`.
+
+    python3 jax_bench.py [--quick] [--only GROUP[,GROUP...]]
+"""
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+LR = 0.1
+POOL = 16
+BLOCK = 20
+SIZES = [784, 256, 128, 10]
+MATMULS = [(128, 784, 256), (32, 784, 256), (1024, 1024, 1024)]
+# The groups of figures --only selects, as in main.rs and torch_bench.py ("chain" and "cnn"
+# are accepted and measure nothing here).
+GROUPS = ["mlp_b32", "mlp_b128", "infer", "chain", "fit_line", "matmul", "matmul_large", "cnn"]
+
+
+class Budget:
+    def __init__(self, seconds, min_reps):
+        self.seconds = seconds
+        self.min_reps = min_reps
+
+
+def time_median(budget, warmup, fn):
+    for _ in range(warmup):
+        fn()
+    samples = []
+    start = time.perf_counter()
+    while len(samples) < budget.min_reps or time.perf_counter() - start < budget.seconds:
+        t = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t)
+    return statistics.median(samples)
+
+
+def mlp_params(seed):
+    """Glorot-uniform kernels `(fan_in, fan_out)` and zero biases, as the other sides."""
+    rng = np.random.default_rng(seed)
+    params = []
+    for fan_in, fan_out in zip(SIZES, SIZES[1:]):
+        limit = math.sqrt(6.0 / (fan_in + fan_out))
+        w = rng.uniform(-limit, limit, (fan_in, fan_out)).astype(np.float32)
+        params.append((jnp.asarray(w), jnp.zeros(fan_out, jnp.float32)))
+    return params
+
+
+def forward(params, x):
+    for i, (w, b) in enumerate(params):
+        x = x @ w + b
+        if i < len(params) - 1:
+            x = jax.nn.relu(x)
+    return x
+
+
+def cross_entropy(params, x, y):
+    logp = jax.nn.log_softmax(forward(params, x))
+    return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+
+@jax.jit
+def predict(params, x):
+    return forward(params, x)
+
+
+def sgd_step(params, x, y):
+    loss, grads = jax.value_and_grad(cross_entropy)(params, x, y)
+    return jax.tree.map(lambda p, g: p - LR * g, params, grads), loss
+
+
+train_step = jax.jit(sgd_step, donate_argnums=0)
+
+
+def mnist_like(batch, batches, seed):
+    rng = np.random.default_rng(seed)
+    return [
+        (
+            jnp.asarray(rng.random((batch, 784), dtype=np.float32)),
+            jnp.asarray(rng.integers(0, 10, batch, dtype=np.int32)),
+        )
+        for _ in range(batches)
+    ]
+
+
+def mlp_step(budget, batch):
+    init = mlp_params(42)
+    data = mnist_like(batch, POOL, 11)
+    params = jax.tree.map(jnp.copy, init)
+    params, loss = train_step(params, *data[0])  # compiles
+    loss.block_until_ready()
+    samples = []
+    i = 0
+    start = time.perf_counter()
+    while len(samples) < budget.min_reps * BLOCK or time.perf_counter() - start < budget.seconds:
+        params = jax.block_until_ready(jax.tree.map(jnp.copy, init))
+        for step in range(BLOCK + 2):
+            x, y = data[i % POOL]
+            i += 1
+            t = time.perf_counter()
+            params, loss = train_step(params, x, y)
+            loss.block_until_ready()
+            if step >= 2:
+                samples.append(time.perf_counter() - t)
+    return statistics.median(samples)
+
+
+def mlp_infer(budget, batch):
+    params = mlp_params(42)
+    x = mnist_like(batch, 1, 13)[0][0]
+    return time_median(budget, 5, lambda: predict(params, x).block_until_ready())
+
+
+def fit_line(budget):
+    # The article's loop: y = 5x + 1, xs = -1..4, one Linear(1, 1), SGD lr 0.01, MSE.
+    xs = jnp.array([[-1.0], [0.0], [1.0], [2.0], [3.0], [4.0]], jnp.float32)
+    ys = 5 * xs + 1
+
+    def loss(params):
+        w, b = params
+        return jnp.mean((xs @ w + b - ys) ** 2)
+
+    def epoch(_, params):
+        grads = jax.grad(loss)(params)
+        return jax.tree.map(lambda p, g: p - 0.01 * g, params, grads)
+
+    fit = jax.jit(lambda params: lax.fori_loop(0, 500, epoch, params))
+    rng = np.random.default_rng(7)
+
+    def fresh():
+        w = rng.uniform(-1.0, 1.0, (1, 1)).astype(np.float32)
+        return (jnp.asarray(w), jnp.zeros(1, jnp.float32))
+
+    t = time.perf_counter()
+    compiled = fit.lower(fresh()).compile()
+    compile_s = time.perf_counter() - t
+    samples = []
+    start = time.perf_counter()
+    while len(samples) < budget.min_reps or time.perf_counter() - start < budget.seconds:
+        params = jax.block_until_ready(fresh())
+        t = time.perf_counter()
+        jax.block_until_ready(compiled(params))
+        samples.append(time.perf_counter() - t)
+    return statistics.median(samples), compile_s
+
+
+def operands(m, k, n):
+    rng = np.random.default_rng(1)
+    a = jnp.asarray(rng.uniform(-1, 1, (m, k)).astype(np.float32))
+    b = jnp.asarray(rng.uniform(-1, 1, (k, n)).astype(np.float32))
+    return a, b
+
+
+def matmul_fwd(budget, m, k, n):
+    a, b = operands(m, k, n)
+    product = jax.jit(lambda a, b: a @ b)
+    return 2 * m * k * n / time_median(budget, 3, lambda: product(a, b).block_until_ready()) / 1e9
+
+
+def matmul_fwd_bwd(budget, m, k, n):
+    a, b = operands(m, k, n)
+    grads = jax.jit(jax.grad(lambda a, b: jnp.sum(a @ b), argnums=(0, 1)))
+    secs = time_median(budget, 3, lambda: jax.block_until_ready(grads(a, b)))
+    return 6 * m * k * n / secs / 1e9
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="one repetition of each")
+    parser.add_argument(
+        "--only",
+        help="comma-separated groups to measure (default: all): " + ", ".join(GROUPS),
+    )
+    args = parser.parse_args()
+    only = args.only.split(",") if args.only else list(GROUPS)
+    unknown = [g for g in only if g not in GROUPS]
+    if unknown:
+        parser.error(f"unknown groups {unknown}; the groups are {GROUPS}")
+
+    def wanted(group):
+        return group in only
+
+    if args.quick:
+        short = long = Budget(0.0, 1)
+    else:
+        short, long = Budget(1.5, 10), Budget(2.5, 5)
+
+    figures = {}
+    for batch in (32, 128):
+        if wanted(f"mlp_b{batch}"):
+            figures[f"mlp_step_b{batch}_ms"] = mlp_step(short, batch) * 1e3
+    if wanted("infer"):
+        for batch in (32, 128):
+            figures[f"mlp_infer_b{batch}_ms"] = mlp_infer(short, batch) * 1e3
+    if wanted("fit_line"):
+        run, compile_s = fit_line(long)
+        figures["fit_line_ms"] = run * 1e3
+        figures["fit_line_compile_ms"] = compile_s * 1e3
+    for m, k, n in MATMULS:
+        large = m * k * n >= 1 << 28
+        if not wanted("matmul_large" if large else "matmul"):
+            continue
+        budget = long if large else short
+        figures[f"matmul_{m}x{k}x{n}_fwd_gflops"] = matmul_fwd(budget, m, k, n)
+        figures[f"matmul_{m}x{k}x{n}_fwd_bwd_gflops"] = matmul_fwd_bwd(budget, m, k, n)
+    figures["_jax_version"] = jax.__version__
+    figures["_jax_devices"] = str(jax.devices())
+    figures["_affinity_cpus"] = len(os.sched_getaffinity(0))
+    assert all(math.isfinite(v) for v in figures.values() if isinstance(v, float))
+    json.dump(figures, sys.stdout, indent=2)
+    print()
+
+
+if __name__ == "__main__":
+    main()
