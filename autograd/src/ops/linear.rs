@@ -31,8 +31,8 @@ impl<'t, T: Float> Var<'t, T> {
     /// let w = tape.var(array![[1.0, 0.0, -1.0], [0.5, 1.0, 0.0]].into_dyn());
     /// let b = tape.var(array![0.5, -3.0, 0.0].into_dyn());
     /// let y = x.linear(w, Some(b));
-    /// assert_eq!(y.value(), array![[2.5, -1.0, -1.0]].into_dyn());
-    /// let fused = tape.no_grad(|| x.linear_relu(w, Some(b)).value());
+    /// assert_eq!(y.to_array(), array![[2.5, -1.0, -1.0]].into_dyn());
+    /// let fused = tape.no_grad(|| x.linear_relu(w, Some(b)).to_array());
     /// assert_eq!(fused, array![[2.5, 0.0, 0.0]].into_dyn());
     /// ```
     #[track_caller]

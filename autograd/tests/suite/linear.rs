@@ -31,9 +31,9 @@ fn without_recording_one_fused_value_equals_matmul_add_relu() {
         );
         let tape = Tape::<f64>::new();
         let (xv, wv, bv) = (tape.constant(x), tape.var(w), tape.var(b));
-        let want = (xv.matmul(wv) + bv).value();
-        let want_relu = (xv.matmul(wv) + bv).relu().value();
-        let want_no_bias = xv.matmul(wv).relu().value();
+        let want = (xv.matmul(wv) + bv).to_array();
+        let want_relu = (xv.matmul(wv) + bv).relu().to_array();
+        let want_no_bias = xv.matmul(wv).relu().to_array();
         let before = tape.len();
         let (got, got_relu, got_no_bias) = tape.no_grad(|| {
             (
@@ -44,13 +44,13 @@ fn without_recording_one_fused_value_equals_matmul_add_relu() {
         });
         assert_eq!(tape.len(), before + 3, "one node each ({m}, {k}, {n})");
         assert!(!got.requires_grad());
-        assert!(max_diff(&got.value(), &want) < 1e-10, "({m}, {k}, {n})");
+        assert!(max_diff(&got.to_array(), &want) < 1e-10, "({m}, {k}, {n})");
         assert!(
-            max_diff(&got_relu.value(), &want_relu) < 1e-10,
+            max_diff(&got_relu.to_array(), &want_relu) < 1e-10,
             "relu ({m}, {k}, {n})"
         );
-        assert!(max_diff(&got_no_bias.value(), &want_no_bias) < 1e-10);
-        assert!(got_relu.value().iter().all(|&v| v >= 0.0));
+        assert!(max_diff(&got_no_bias.to_array(), &want_no_bias) < 1e-10);
+        assert!(got_relu.to_array().iter().all(|&v| v >= 0.0));
     }
 }
 
@@ -65,7 +65,7 @@ fn f32_fused_values_match_the_recorded_ones() {
     let recorded = xv.linear_relu(tape.param(&w), Some(tape.param(&b)));
     assert!(recorded.requires_grad());
     let fused = tape.no_grad(|| xv.linear_relu(tape.param(&w), Some(tape.param(&b))));
-    let (r, f) = (recorded.value(), fused.value());
+    let (r, f) = (recorded.to_array(), fused.to_array());
     assert!(r.iter().zip(&f).all(|(a, b)| (a - b).abs() < 1e-4));
 }
 
@@ -89,7 +89,7 @@ fn recorded_gradients_are_those_of_matmul_add_relu() {
             (xv.matmul(wv) + bv).relu()
         };
         let g = tape.grad(y.powi(2).sum(), &[xv, wv, bv]);
-        g.iter().map(|v| v.value()).collect::<Vec<_>>()
+        g.iter().map(|v| v.to_array()).collect::<Vec<_>>()
     };
     for (a, b) in grads_of(true).iter().zip(&grads_of(false)) {
         assert_eq!(a, b);
@@ -104,8 +104,8 @@ fn other_ranks_take_the_recorded_ops_without_recording_too() {
     let b = Array1::from_shape_fn(5, |j| j as f64 - 2.0).into_dyn();
     let tape = Tape::<f64>::new();
     let (xv, wv, bv) = (tape.constant(x), tape.constant(w), tape.constant(b));
-    let want = (xv.matmul(wv) + bv).relu().value();
-    let got = tape.no_grad(|| xv.linear_relu(wv, Some(bv))).value();
+    let want = (xv.matmul(wv) + bv).relu().to_array();
+    let got = tape.no_grad(|| xv.linear_relu(wv, Some(bv))).to_array();
     assert_eq!(got.shape(), &[2, 3, 5]);
     assert!(max_diff(&got, &want) < 1e-12);
 }
