@@ -230,9 +230,9 @@ fn max_window<T: Float>(
     let mut best = T::neg_infinity();
     let mut best_index = h0 * w + w0;
     for ih in h0..h1 {
-        for p in ih * w + w0..ih * w + w1 {
-            if replaces(plane[p], best) {
-                best = plane[p];
+        for (p, &v) in plane.iter().enumerate().take(ih * w + w1).skip(ih * w + w0) {
+            if replaces(v, best) {
+                best = v;
                 best_index = p;
             }
         }

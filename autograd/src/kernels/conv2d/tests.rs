@@ -201,11 +201,12 @@ fn results_on(threads: usize, xs: [usize; 4], ws: [usize; 4]) -> Vec<Vec<u64>> {
     );
     let bits32 = |a: Array4<f32>| a.iter().map(|v| u64::from(v.to_bits())).collect();
     on_threads(threads, || {
-        let mut out = Vec::new();
-        out.push(bits(&conv2d_forward(x.view(), w.view(), &g)));
-        out.push(bits(&conv2d_input_grad(up.view(), w.view(), xs, &g)));
-        out.push(bits32(conv2d_forward(x32.view(), w32.view(), &g)));
-        out.push(bits32(conv2d_input_grad(up32.view(), w32.view(), xs, &g)));
+        let mut out = vec![
+            bits(&conv2d_forward(x.view(), w.view(), &g)),
+            bits(&conv2d_input_grad(up.view(), w.view(), xs, &g)),
+            bits32(conv2d_forward(x32.view(), w32.view(), &g)),
+            bits32(conv2d_input_grad(up32.view(), w32.view(), xs, &g)),
+        ];
         for chunk in [1, 5, images_per_chunk::<f32>(&g, COLUMN_BUDGET_BYTES)] {
             out.push(bits(&weight_grad_chunked(
                 x.view(),

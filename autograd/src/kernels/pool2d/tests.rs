@@ -214,7 +214,9 @@ fn naive_max_pool(x: &Array4<f64>, g: &Pool2dGeometry) -> (Array4<f64>, Array4<u
 /// ReLU), NaNs and −∞.
 #[test]
 fn max_pool_matches_its_definition_with_ties_and_nan() {
-    let cases: [([usize; 4], [usize; 2], Option<[usize; 2]>, [usize; 2]); 6] = [
+    /// Input shape, kernel, stride, padding.
+    type Case = ([usize; 4], [usize; 2], Option<[usize; 2]>, [usize; 2]);
+    let cases: [Case; 6] = [
         ([2, 3, 28, 28], [2, 2], None, [0, 0]),
         ([2, 3, 14, 14], [2, 2], None, [0, 0]),
         ([1, 2, 9, 11], [3, 3], Some([1, 1]), [0, 0]),
