@@ -1,8 +1,10 @@
-//! Single ops through the tape: matmul, elementwise, reductions, softmax cross-entropy.
+//! Single ops through the tape: matmul, conv2d, elementwise, reductions, softmax
+//! cross-entropy.
 //!
 //! `cargo bench -p tapegrad-benches --bench ops` (or `-- matmul` for one group). Matmul throughputs are in
 //! FLOPs, so criterion's `Gelem/s` reads as GFLOP/s: `2·m·k·n` for the forward product and
-//! `3 × 2·m·k·n` for forward + backward (`G·Bᵀ` and `Aᵀ·G`). Elementwise and reduction
+//! `3 × 2·m·k·n` for forward + backward (`G·Bᵀ` and `Aᵀ·G`); conv2d's likewise, with
+//! `2·N·O·OH·OW·C·kh·kw` for the forward. Elementwise and reduction
 //! throughputs are in elements. Threads: as configured (`RAYON_NUM_THREADS`; ndarray's
 //! matmul is single-threaded unless built with `matrixmultiply-threading`).
 
@@ -10,7 +12,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
 use ndarray::{Array2, ArrayD};
-use tapegrad::autograd::{Param, Tape};
+use tapegrad::autograd::{Conv2dOptions, Param, Tape};
 
 #[path = "common/mod.rs"]
 mod common;
@@ -63,6 +65,45 @@ fn matmul(c: &mut Criterion) {
             })
         });
     }
+    group.finish();
+}
+
+/// The second convolution of the Fashion-MNIST CNN at batch 32: `[32, 32, 14, 14]` by 64
+/// filters 3×3, padding 1 (the output `[32, 64, 14, 14]`).
+fn conv2d(c: &mut Criterion) {
+    let (n, ch, side, filters) = (32, 32, 14, 64);
+    let x = Param::new(
+        "x",
+        matrix(n, ch * side * side, 8)
+            .into_shape_with_order(ndarray::IxDyn(&[n, ch, side, side]))
+            .expect("n · c · h · w elements"),
+    );
+    let w = Param::new(
+        "w",
+        matrix(filters, ch * 9, 9)
+            .into_shape_with_order(ndarray::IxDyn(&[filters, ch, 3, 3]))
+            .expect("o · c · 3 · 3 elements"),
+    );
+    let options = Conv2dOptions::default().padding(1);
+    let flops = 2 * (n * filters * side * side * ch * 9) as u64;
+    let label = format!("{n}x{ch}x{side}x{side}_by_{filters}x3x3");
+    let mut group = c.benchmark_group("conv2d");
+    group.throughput(Throughput::Elements(flops));
+    group.bench_function(BenchmarkId::new("forward", &label), |bench| {
+        bench.iter(|| {
+            let tape = Tape::new();
+            let y = tape.param(&x).conv2d(tape.param(&w), None, &options);
+            black_box(y.with_value(|v| v[[0, 0, 0, 0]]))
+        })
+    });
+    group.throughput(Throughput::Elements(3 * flops));
+    group.bench_function(BenchmarkId::new("forward_backward", &label), |bench| {
+        bench.iter(|| {
+            let tape = Tape::new();
+            let y = tape.param(&x).conv2d(tape.param(&w), None, &options).sum();
+            black_box(y.backward().num_params())
+        })
+    });
     group.finish();
 }
 
@@ -160,6 +201,7 @@ fn to_2d(a: &ArrayD<f32>) -> Array2<f32> {
 criterion_group!(
     benches,
     matmul,
+    conv2d,
     elementwise,
     reductions,
     softmax_cross_entropy

@@ -215,6 +215,12 @@ pub(crate) enum Op<T> {
         geometry: Rc<Pool2dGeometry>,
         count_include_pad: bool,
     },
+    /// Max pooling: the elements of `input` at `argmax` (`[N, C, OH·OW]`, indices into each
+    /// `H·W` plane), shaped `[N, C, OH, OW]`.
+    MaxPool2d {
+        input: usize,
+        argmax: Rc<ArrayD<usize>>,
+    },
     Custom {
         op: Rc<dyn CustomOp<T>>,
         inputs: Rc<[usize]>,
@@ -249,6 +255,7 @@ impl<T: Float> Op<T> {
             Op::Conv2dWeightGrad { .. } => "conv2d_weight_grad",
             Op::AvgPool2d { .. } => "avg_pool2d",
             Op::AvgPool2dAdjoint { .. } => "avg_pool2d_adjoint",
+            Op::MaxPool2d { .. } => "max_pool2d",
             Op::Custom { op, .. } => op.name(),
         }
     }
@@ -269,7 +276,8 @@ impl<T: Float> Op<T> {
             | Op::IndexAdd { input, .. }
             | Op::Gather { input, .. }
             | Op::ScatterAdd { input, .. }
-            | Op::AvgPool2d { input, .. } => smallvec![*input],
+            | Op::AvgPool2d { input, .. }
+            | Op::MaxPool2d { input, .. } => smallvec![*input],
             Op::AvgPool2dAdjoint { grad, .. } => smallvec![*grad],
             Op::Conv2d { input, weight, .. } => smallvec![*input, *weight],
             Op::Conv2dInputGrad { grad, weight, .. } => smallvec![*grad, *weight],

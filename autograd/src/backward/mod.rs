@@ -12,7 +12,7 @@ use crate::graph::Op;
 use crate::operand::Structural;
 use crate::ops::{
     RuleContext, avg_pool2d, binary, broadcast_to, concat, conv2d, extremum, gather, index_select,
-    matmul, permute, reshape, select, slice, sum, unary,
+    matmul, max_pool2d, permute, reshape, select, slice, sum, unary,
 };
 use crate::{Float, Grads, Tape, Var};
 
@@ -50,6 +50,7 @@ pub(crate) fn rule<T: Float, O: Structural<T>>(
         Op::Conv2dWeightGrad { input, grad, geometry } => conv2d::weight_grad_rule(*input, *grad, geometry, g, ctx, emit),
         Op::AvgPool2d { input, geometry, count_include_pad } => avg_pool2d::rule(*input, geometry, *count_include_pad, g, emit),
         Op::AvgPool2dAdjoint { grad, geometry, count_include_pad } => avg_pool2d::adjoint_rule(*grad, geometry, *count_include_pad, g, emit),
+        Op::MaxPool2d { input, argmax } => max_pool2d::rule(*input, argmax, g, ctx, emit),
     }
 }
 

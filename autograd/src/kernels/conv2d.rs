@@ -6,264 +6,51 @@
 //! - [`conv2d_input_grad`]: the transposed convolution, `x ↦ ⟨conv(x, w), g⟩`'s gradient;
 //! - [`conv2d_weight_grad`]: `w ↦ ⟨conv(x, w), g⟩`'s gradient.
 //!
-//! All three go through im2col: for one image and one group, the matrix `col` of shape
-//! `(C/groups · kh · kw) × (OH · OW)` holds in row `(c, i, j)` and column `(oh, ow)` the input
-//! element that weight `(c, i, j)` meets at output `(oh, ow)` (zero in the padding). Then
-//! `y = W · col`, `col_grad = Wᵀ · g` (scattered back by col2im), `w_grad = Σ_n g · colᵀ`, each
-//! product through [`crate::kernels::gemm`].
+//! All three go through im2col ([`columns`]): the column matrix `col` of `(C/groups · kh ·
+//! kw)` rows, one column per output position, holds the input element each weight meets
+//! there (zero in the padding). Then, through [`crate::kernels::gemm`]:
+//! - forward, per image and group: `Y = W · col`, written straight into the output;
+//! - input gradient, per image and group: `col = Wᵀ · G` (`G` read in place), added back into
+//!   the input's gradient by col2im;
+//! - weight gradient, per chunk of images and group: `w_grad += G · colᵀ` over the column
+//!   matrix of the whole chunk (`B · OH · OW` columns, `G` copied into the same layout).
 //!
-//! Images are processed in chunks whose column buffer stays under [`COLUMN_BUDGET_BYTES`], so
-//! the workspace is bounded whatever the batch size. The products are one per image and group
-//! whatever the chunk, and the weight gradient sums the images in order, so the results do not
-//! depend on the chunking (bit for bit; tested). One product per image rather than one per
-//! chunk (`W · [col₁ … col_B]`): on one core (its CPU time, load ~12 on the 2-core machine),
-//! the bare products `64 × 288 × (B·196)` measured f64 18.0 GFLOP/s for B = 1 against
-//! 16.3–18.8 for B = 2 to 32, f32 26.7 against 28.7–32.0 (within the run-to-run spread of the
-//! kernels themselves, f32 forward 31–34 at one image per chunk), while a wide product's
-//! result would depend on the chunk (the `gemm` crate's blocking and code path depend on the
-//! sizes) and the weight gradient's sum over images would be reordered by it. Large products
-//! thread inside [`crate::kernels::gemm`] by size.
+//! Per image where the product writes or reads the arrays in place, per chunk where the
+//! product's inner dimension is the one that grows: on one thread (CPU time, f32, load
+//! ~15 on the 2-core machine) the product kernel ran `64 × 288 × 196` and `64 × 288 × 784`
+//! alike (42 and 44 GFLOP/s), so chunk-wide forward products (a copy into the output
+//! after) gained nothing (the CNN's second layer: 28.0 GFLOP/s per image, 26.6 and 24.4
+//! for chunks of 4 and 18), while the first layer's weight gradient (`32 × 784B × 9`) went
+//! from 16.6 GFLOP/s per image to 36.8 for chunks of 37 (`tests::timing`).
+//!
+//! Images are split in two halves (whole chunks for the weight gradient) that run side by
+//! side on two threads ([`super::fork_join::join`]; one after the other on one), each with
+//! its own column buffer, so the workspace is bounded whatever the batch size. The split
+//! and the chunks depend on the sizes only, never on the number of threads, and the weight
+//! gradient sums the chunks of each half in order and then the two halves: the results are
+//! the same bits on any number of threads (tested).
 
-use std::fmt;
+mod columns;
+mod geometry;
+
+use std::ops::Range;
 
 use ndarray::{Array2, Array4, ArrayView2, ArrayView4, ArrayViewMut2, Axis, s};
 
+use self::columns::{Block, col2im, im2col};
+#[cfg(test)]
+use self::geometry::Conv2dError;
+pub(crate) use self::geometry::Conv2dGeometry;
+use super::fork_join::join;
+use super::gemm::{PARALLEL_MATMUL_THRESHOLD, mat_mul_into, mat_mul_into_this_thread};
 use crate::Float;
-use crate::kernels::gemm::mat_mul_into;
 
-/// The column buffer of one chunk of images stays under this many bytes (at least one image
-/// per chunk): 256 KB, a quarter of a core's 1 MB L2, chosen because `tests::timing` (one
-/// thread, its CPU time, [32, 32, 14, 14] by 64 3×3 filters, f32) measured chunks of 1 and
-/// 4 images (≤ 1 MB) alike and chunks of 18 images (4 MB, out of L2) 10–35 % slower (two
-/// runs); the products being per image, larger chunks have nothing to gain.
-const COLUMN_BUDGET_BYTES: usize = 256 << 10;
-
-/// Stride, padding, dilation and groups of a 2-D convolution, with the sizes they were
-/// checked against (everything but the batch size).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Conv2dGeometry {
-    /// Step between windows, `[h, w]`.
-    pub(crate) stride: [usize; 2],
-    /// Zeros added on each side, `[h, w]`.
-    pub(crate) padding: [usize; 2],
-    /// Step between the taps of a window, `[h, w]`.
-    pub(crate) dilation: [usize; 2],
-    /// Channel groups: input and output channels are split in this many groups, output group
-    /// `k` seeing only input group `k`.
-    pub(crate) groups: usize,
-    /// Input channels `C`.
-    pub(crate) in_channels: usize,
-    /// Output channels `O`.
-    pub(crate) out_channels: usize,
-    /// Input height and width.
-    pub(crate) input_hw: [usize; 2],
-    /// Kernel height and width.
-    pub(crate) kernel_hw: [usize; 2],
-    /// Output height and width.
-    pub(crate) output_hw: [usize; 2],
-}
-
-/// Why a convolution's shapes or parameters are invalid.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Conv2dError {
-    /// The input is not `[N, C, H, W]`.
-    InputRank(Vec<usize>),
-    /// The weight is not `[O, C/groups, kh, kw]`.
-    WeightRank(Vec<usize>),
-    /// A stride is zero.
-    ZeroStride([usize; 2]),
-    /// A dilation is zero.
-    ZeroDilation([usize; 2]),
-    /// `groups` is zero.
-    ZeroGroups,
-    /// The kernel has a zero height or width.
-    EmptyKernel([usize; 2]),
-    /// The input channels are not a multiple of `groups`.
-    InChannelsNotDivisible {
-        /// `C`.
-        channels: usize,
-        /// `groups`.
-        groups: usize,
-    },
-    /// The output channels are not a multiple of `groups`.
-    OutChannelsNotDivisible {
-        /// `O`.
-        channels: usize,
-        /// `groups`.
-        groups: usize,
-    },
-    /// The weight's second axis is not `C / groups`.
-    WeightChannels {
-        /// `C / groups`.
-        expected: usize,
-        /// The weight's second axis.
-        got: usize,
-    },
-    /// The dilated kernel is larger than the padded input along an axis.
-    KernelTooLarge {
-        /// `"height"` or `"width"`.
-        axis: &'static str,
-        /// The dilated kernel extent `d·(k − 1) + 1`.
-        extent: usize,
-        /// The padded input size `H + 2p`.
-        padded: usize,
-    },
-}
-
-impl fmt::Display for Conv2dError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::InputRank(shape) => write!(f, "input {shape:?} is not [N, C, H, W]"),
-            Self::WeightRank(shape) => write!(f, "weight {shape:?} is not [O, C/groups, kh, kw]"),
-            Self::ZeroStride(s) => write!(f, "stride {s:?} has a zero"),
-            Self::ZeroDilation(d) => write!(f, "dilation {d:?} has a zero"),
-            Self::ZeroGroups => write!(f, "groups is 0"),
-            Self::EmptyKernel(k) => write!(f, "kernel size {k:?} has a zero"),
-            Self::InChannelsNotDivisible { channels, groups } => {
-                write!(
-                    f,
-                    "{channels} input channels are not divisible by {groups} groups"
-                )
-            }
-            Self::OutChannelsNotDivisible { channels, groups } => {
-                write!(
-                    f,
-                    "{channels} output channels are not divisible by {groups} groups"
-                )
-            }
-            Self::WeightChannels { expected, got } => write!(
-                f,
-                "the weight has {got} input channels per group, the input and groups give {expected}"
-            ),
-            Self::KernelTooLarge {
-                axis,
-                extent,
-                padded,
-            } => write!(
-                f,
-                "the kernel's {axis} ({extent} with dilation) exceeds the padded input's ({padded})"
-            ),
-        }
-    }
-}
-
-impl Conv2dGeometry {
-    /// Checks a convolution of an input of shape `[N, C, H, W]` by a weight of shape
-    /// `[O, C/groups, kh, kw]` and returns its geometry and the output shape `[N, O, OH, OW]`,
-    /// `OH = (H + 2p − d·(kh − 1) − 1) / s + 1` (PyTorch's).
-    pub(crate) fn new(
-        x_shape: &[usize],
-        w_shape: &[usize],
-        stride: [usize; 2],
-        padding: [usize; 2],
-        dilation: [usize; 2],
-        groups: usize,
-    ) -> Result<(Self, [usize; 4]), Conv2dError> {
-        let &[n, c, h, w] = x_shape else {
-            return Err(Conv2dError::InputRank(x_shape.to_vec()));
-        };
-        let &[o, cg, kh, kw] = w_shape else {
-            return Err(Conv2dError::WeightRank(w_shape.to_vec()));
-        };
-        if stride.contains(&0) {
-            return Err(Conv2dError::ZeroStride(stride));
-        }
-        if dilation.contains(&0) {
-            return Err(Conv2dError::ZeroDilation(dilation));
-        }
-        if groups == 0 {
-            return Err(Conv2dError::ZeroGroups);
-        }
-        if kh == 0 || kw == 0 {
-            return Err(Conv2dError::EmptyKernel([kh, kw]));
-        }
-        if c % groups != 0 {
-            return Err(Conv2dError::InChannelsNotDivisible {
-                channels: c,
-                groups,
-            });
-        }
-        if o % groups != 0 {
-            return Err(Conv2dError::OutChannelsNotDivisible {
-                channels: o,
-                groups,
-            });
-        }
-        if cg != c / groups {
-            return Err(Conv2dError::WeightChannels {
-                expected: c / groups,
-                got: cg,
-            });
-        }
-        let mut output_hw = [0; 2];
-        for (axis, name) in ["height", "width"].into_iter().enumerate() {
-            let extent = dilation[axis] * ([kh, kw][axis] - 1) + 1;
-            let padded = [h, w][axis] + 2 * padding[axis];
-            if extent > padded {
-                return Err(Conv2dError::KernelTooLarge {
-                    axis: name,
-                    extent,
-                    padded,
-                });
-            }
-            output_hw[axis] = (padded - extent) / stride[axis] + 1;
-        }
-        let geometry = Self {
-            stride,
-            padding,
-            dilation,
-            groups,
-            in_channels: c,
-            out_channels: o,
-            input_hw: [h, w],
-            kernel_hw: [kh, kw],
-            output_hw,
-        };
-        Ok((geometry, geometry.output_shape(n)))
-    }
-
-    /// `[n, C, H, W]`.
-    pub(crate) fn input_shape(&self, n: usize) -> [usize; 4] {
-        [n, self.in_channels, self.input_hw[0], self.input_hw[1]]
-    }
-
-    /// `[O, C/groups, kh, kw]`.
-    pub(crate) fn weight_shape(&self) -> [usize; 4] {
-        let [kh, kw] = self.kernel_hw;
-        [self.out_channels, self.in_channels / self.groups, kh, kw]
-    }
-
-    /// `[n, O, OH, OW]`.
-    pub(crate) fn output_shape(&self, n: usize) -> [usize; 4] {
-        [n, self.out_channels, self.output_hw[0], self.output_hw[1]]
-    }
-
-    /// Rows of the column matrix: `C/groups · kh · kw`.
-    fn col_rows(&self) -> usize {
-        self.in_channels / self.groups * self.kernel_hw[0] * self.kernel_hw[1]
-    }
-
-    /// Columns of one image's column matrix: `OH · OW`.
-    fn out_plane(&self) -> usize {
-        self.output_hw[0] * self.output_hw[1]
-    }
-
-    /// `H · W`.
-    fn in_plane(&self) -> usize {
-        self.input_hw[0] * self.input_hw[1]
-    }
-
-    /// A 1×1 kernel with stride 1 and no padding: the column matrix is the input itself.
-    fn is_pointwise(&self) -> bool {
-        self.kernel_hw == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0]
-    }
-
-    /// Images per chunk for a column budget of `budget` bytes (at least one).
-    fn images_per_chunk<T>(&self, budget: usize) -> usize {
-        let per_image = self.groups * self.col_rows() * self.out_plane() * size_of::<T>();
-        (budget / per_image.max(1)).max(1)
-    }
-}
+/// The weight gradient's column matrix of one chunk of images stays under this many bytes
+/// (at least one image per chunk): 1 MB, where `tests::timing` (one thread, CPU time, f32)
+/// measured the first layer's weight gradient at 36.8 GFLOP/s (chunks of 37 images; 38.1 at
+/// 4 MB, 16.6 per image) and the second's at 22.0 (chunks of 4; 22.3 at 1 or 2 images,
+/// 19.8–19.9 at 9 and 18).
+const COLUMN_BUDGET_BYTES: usize = 1 << 20;
 
 /// `conv2d(x, w)` without bias, PyTorch's semantics: `x` is `[N, C, H, W]`, `w` is
 /// `[O, C/groups, kh, kw]` (shapes checked by `g`), the result `[N, O, OH, OW]`.
@@ -272,7 +59,7 @@ pub(crate) fn conv2d_forward<T: Float>(
     w: ArrayView4<'_, T>,
     g: &Conv2dGeometry,
 ) -> Array4<T> {
-    forward_chunked(x, w, g, g.images_per_chunk::<T>(COLUMN_BUDGET_BYTES))
+    forward(x, w, g)
 }
 
 /// The gradient of `⟨conv2d(x, w), grad_out⟩` with respect to `x` (of shape `x_shape`): the
@@ -283,13 +70,7 @@ pub(crate) fn conv2d_input_grad<T: Float>(
     x_shape: [usize; 4],
     g: &Conv2dGeometry,
 ) -> Array4<T> {
-    input_grad_chunked(
-        grad_out,
-        w,
-        x_shape,
-        g,
-        g.images_per_chunk::<T>(COLUMN_BUDGET_BYTES),
-    )
+    input_grad(grad_out, w, x_shape, g)
 }
 
 /// The gradient of `⟨conv2d(x, w), grad_out⟩` with respect to `w` (of shape `w_shape`).
@@ -304,7 +85,7 @@ pub(crate) fn conv2d_weight_grad<T: Float>(
         grad_out,
         w_shape,
         g,
-        g.images_per_chunk::<T>(COLUMN_BUDGET_BYTES),
+        images_per_chunk::<T>(g, COLUMN_BUDGET_BYTES),
     )
 }
 
@@ -316,237 +97,196 @@ fn check_shape(what: &str, got: &[usize], want: [usize; 4]) {
     );
 }
 
-/// Sizes the three kernels share: `(k, p, cg, og, hw)` = column rows `C/groups · kh · kw`,
-/// output plane `OH · OW`, input and output channels per group, input plane `H · W`.
-fn sizes(g: &Conv2dGeometry) -> (usize, usize, usize, usize, usize) {
-    (
-        g.col_rows(),
-        g.out_plane(),
-        g.in_channels / g.groups,
-        g.out_channels / g.groups,
-        g.in_plane(),
-    )
+/// Images per chunk for a column budget of `budget` bytes (at least one).
+fn images_per_chunk<T>(g: &Conv2dGeometry, budget: usize) -> usize {
+    let per_image = g.col_rows() * g.out_plane() * size_of::<T>();
+    (budget / per_image.max(1)).max(1)
 }
 
-/// `[lo, hi)`: the outputs `o < out_len` whose tap at `offset` (`i·d`) lands inside the
-/// input, `pad ≤ o·stride + offset < in_len + pad`; the others read padding.
-fn valid_range(
-    out_len: usize,
-    in_len: usize,
-    stride: usize,
-    pad: usize,
-    offset: usize,
-) -> (usize, usize) {
-    let lo = if offset >= pad {
-        0
-    } else {
-        (pad - offset).div_ceil(stride)
-    };
-    let hi = if in_len + pad <= offset {
-        0
-    } else {
-        (in_len + pad - offset).div_ceil(stride)
-    };
-    let lo = lo.min(out_len);
-    (lo, hi.min(out_len).max(lo))
+/// A matrix product `out = a · b` (threaded by size, or on the calling thread).
+type Product<T> = for<'a, 'b, 'c, 'd, 'e, 'f> fn(
+    &'a ArrayView2<'b, T>,
+    &'c ArrayView2<'d, T>,
+    &'e mut ArrayViewMut2<'f, T>,
+);
+
+/// How the `n` images of a call are cut: chunks of `chunk` images, and, when there are two
+/// chunks or more and at least [`PARALLEL_MATMUL_THRESHOLD`] multiply-adds, two halves of
+/// whole chunks (`0..mid` and `mid..n`) run side by side. It depends on the sizes only.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    n: usize,
+    chunk: usize,
+    mid: Option<usize>,
 }
 
-/// Visits the column matrix of one image and group: calls `f(seg, c, ih, lo, hi, first_iw)`
-/// for every segment of `OW` columns (row `(c, i, j)` of the column matrix, output row `r`:
-/// `seg = row·OH + r`) that reads input row `ih` of channel `c`; its columns `lo..hi` read
-/// input columns `first_iw`, `first_iw + s_w`, ... Columns outside `lo..hi`, and segments
-/// never visited, read padding.
-#[inline]
-fn for_each_segment(
-    g: &Conv2dGeometry,
-    cg: usize,
-    mut f: impl FnMut(usize, usize, usize, usize, usize, usize),
-) {
-    let [h, w] = g.input_hw;
-    let [kh, kw] = g.kernel_hw;
-    let [oh, ow] = g.output_hw;
-    let [sh, sw] = g.stride;
-    let [ph, pw] = g.padding;
-    let [dh, dw] = g.dilation;
-    let mut row = 0;
-    for c in 0..cg {
-        for i in 0..kh {
-            let (rlo, rhi) = valid_range(oh, h, sh, ph, i * dh);
-            for j in 0..kw {
-                let (lo, hi) = valid_range(ow, w, sw, pw, j * dw);
-                if lo == hi {
-                    row += 1;
-                    continue;
-                }
-                for r in rlo..rhi {
-                    let ih = r * sh + i * dh - ph;
-                    let first_iw = lo * sw + j * dw - pw;
-                    // `row·OH + r`: the segment's index in units of `OW`.
-                    f(row * oh + r, c, ih, lo, hi, first_iw);
-                }
-                row += 1;
+impl Plan {
+    fn new(g: &Conv2dGeometry, n: usize, chunk: usize) -> Self {
+        let chunks = n.div_ceil(chunk);
+        let multiply_adds = n * g.out_channels * g.col_rows() * g.out_plane();
+        let mid = (chunks >= 2 && multiply_adds >= PARALLEL_MATMUL_THRESHOLD)
+            .then(|| chunks.div_ceil(2) * chunk);
+        Plan { n, chunk, mid }
+    }
+
+    /// The product for the work of one half: on the calling thread when the halves run side
+    /// by side, threaded by size when one half holds everything.
+    fn product<T: Float>(&self) -> Product<T> {
+        match self.mid {
+            Some(_) => mat_mul_into_this_thread::<T>,
+            None => mat_mul_into::<T> as Product<T>,
+        }
+    }
+
+    /// The chunks of `images`, each a range of images.
+    fn chunks(&self, images: Range<usize>) -> impl Iterator<Item = Range<usize>> {
+        let (chunk, end) = (self.chunk, images.end);
+        images.step_by(chunk).map(move |s| s..(s + chunk).min(end))
+    }
+
+    /// Runs `work(images, part, product)` on each half, `part` being the images' elements of
+    /// `out` (`per_image` each).
+    fn for_halves<T: Float>(
+        &self,
+        out: &mut [T],
+        per_image: usize,
+        work: impl Fn(Range<usize>, &mut [T], Product<T>) + Sync,
+    ) {
+        let product = self.product();
+        match self.mid {
+            None => work(0..self.n, out, product),
+            Some(mid) => {
+                let (first, second) = out.split_at_mut(mid * per_image);
+                join(
+                    || work(0..mid, first, product),
+                    || work(mid..self.n, second, product),
+                );
             }
         }
     }
 }
 
-/// Writes the column matrix (`k × p`, row-major) of one image and group, `x` being that
-/// group's `C/groups` input planes.
-fn im2col<T: Float>(x: &[T], g: &Conv2dGeometry, cg: usize, col: &mut [T]) {
-    let [h, w] = g.input_hw;
-    let ow = g.output_hw[1];
-    let sw = g.stride[1];
-    // Padding reads zero: clear, then copy the taps that land inside the input.
-    col.fill(T::zero());
-    for_each_segment(g, cg, |seg, c, ih, lo, hi, first_iw| {
-        let dst = &mut col[seg * ow + lo..seg * ow + hi];
-        let src = &x[(c * h + ih) * w..(c * h + ih + 1) * w];
-        if sw == 1 {
-            dst.copy_from_slice(&src[first_iw..first_iw + (hi - lo)]);
-        } else {
-            for (d, s) in dst.iter_mut().zip(src[first_iw..].iter().step_by(sw)) {
-                *d = *s;
-            }
-        }
-    });
-}
-
-/// Adds the column matrix `col` (`k × p`) of one image and group into that group's input
-/// planes `dx`: the adjoint of [`im2col`].
-fn col2im<T: Float>(col: &[T], g: &Conv2dGeometry, cg: usize, dx: &mut [T]) {
-    let [h, w] = g.input_hw;
-    let ow = g.output_hw[1];
-    let sw = g.stride[1];
-    for_each_segment(g, cg, |seg, c, ih, lo, hi, first_iw| {
-        let src = &col[seg * ow + lo..seg * ow + hi];
-        let dst = &mut dx[(c * h + ih) * w..(c * h + ih + 1) * w];
-        if sw == 1 {
-            for (d, s) in dst[first_iw..first_iw + (hi - lo)].iter_mut().zip(src) {
-                *d += *s;
-            }
-        } else {
-            for (d, s) in dst[first_iw..].iter_mut().step_by(sw).zip(src) {
-                *d += *s;
-            }
-        }
-    });
-}
-
-/// [`conv2d_forward`] with `chunk` images per column buffer.
-fn forward_chunked<T: Float>(
-    x: ArrayView4<'_, T>,
-    w: ArrayView4<'_, T>,
+/// Writes the column matrix of group `gi` of the images `images` into `col` and returns its
+/// row stride `B · OH · OW`.
+fn fill_columns<T: Float>(
+    xs: &[T],
     g: &Conv2dGeometry,
-    chunk: usize,
-) -> Array4<T> {
+    images: Range<usize>,
+    gi: usize,
+    col: &mut [T],
+) -> usize {
+    let (cg, hw, p) = (g.in_channels / g.groups, g.in_plane(), g.out_plane());
+    let ld = images.len() * p;
+    for (b, image) in images.enumerate() {
+        let x = &xs[(image * g.groups + gi) * cg * hw..][..cg * hw];
+        im2col(x, g, cg, col, Block { ld, first: b * p });
+    }
+    ld
+}
+
+/// Copies the output gradient of group `gi` of the images `images` (`[B, O, OH·OW]` in
+/// `gs`) into `rows` as an `O/groups × B·OH·OW` matrix; returns its view.
+fn gather_rows<'a, T: Float>(
+    gs: &[T],
+    g: &Conv2dGeometry,
+    images: Range<usize>,
+    gi: usize,
+    rows: &'a mut [T],
+) -> ArrayView2<'a, T> {
+    let (og, p) = (g.out_channels / g.groups, g.out_plane());
+    let ld = images.len() * p;
+    for (b, image) in images.enumerate() {
+        for o in 0..og {
+            let src = &gs[(image * g.out_channels + gi * og + o) * p..][..p];
+            rows[o * ld + b * p..][..p].copy_from_slice(src);
+        }
+    }
+    ArrayView2::from_shape((og, ld), &rows[..og * ld]).expect("og · ld elements")
+}
+
+/// The weight (standard layout) as an `O × (C/groups · kh · kw)` matrix.
+fn weight_matrix<'a, T: Float>(w: &'a ArrayView4<'_, T>, g: &Conv2dGeometry) -> ArrayView2<'a, T> {
+    let w = w.as_slice().expect("standard layout");
+    ArrayView2::from_shape((g.out_channels, g.col_rows()), w).expect("O · k elements")
+}
+
+/// [`conv2d_forward`]: per image and group, its column matrix and `Y = W · col` written
+/// straight into the output.
+fn forward<T: Float>(x: ArrayView4<'_, T>, w: ArrayView4<'_, T>, g: &Conv2dGeometry) -> Array4<T> {
     let n = x.len_of(Axis(0));
     check_shape("the input", x.shape(), g.input_shape(n));
     check_shape("the weight", w.shape(), g.weight_shape());
     let mut out = Array4::zeros(g.output_shape(n));
-    let (k, p, cg, og, hw) = sizes(g);
+    let (k, p, og) = (g.col_rows(), g.out_plane(), g.out_channels / g.groups);
     if out.is_empty() || k == 0 {
         return out;
     }
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard layout");
     let w = w.as_standard_layout();
-    let wm = ArrayView2::from_shape((g.out_channels, k), w.as_slice().expect("standard layout"))
-        .expect("O · k elements");
-    let groups = g.groups;
-    let pointwise = g.is_pointwise();
-    let mut col = vec![
-        T::zero();
-        if pointwise {
-            0
-        } else {
-            chunk.min(n) * groups * k * p
-        }
-    ];
-    for start in (0..n).step_by(chunk) {
-        let images = chunk.min(n - start);
-        if !pointwise {
-            for (b, gi) in (0..images).flat_map(|b| (0..groups).map(move |gi| (b, gi))) {
-                let xg = &xs[((start + b) * groups + gi) * cg * hw..][..cg * hw];
-                im2col(xg, g, cg, &mut col[(b * groups + gi) * k * p..][..k * p]);
+    let w = w.view();
+    let wm = weight_matrix(&w, g);
+    let plan = Plan::new(g, n, 1);
+    let outs = out.as_slice_mut().expect("fresh array");
+    plan.for_halves(outs, g.out_channels * p, |images, out, product| {
+        let mut col = vec![T::zero(); k * p];
+        for image in images.clone() {
+            for gi in 0..g.groups {
+                fill_columns(xs, g, image..image + 1, gi, &mut col);
+                let cols = ArrayView2::from_shape((k, p), &col[..]).expect("k · p");
+                let y = &mut out[((image - images.start) * g.groups + gi) * og * p..][..og * p];
+                let mut y = ArrayViewMut2::from_shape((og, p), y).expect("og · p");
+                product(&wm.slice(s![gi * og..(gi + 1) * og, ..]), &cols, &mut y);
             }
         }
-        for (b, gi) in (0..images).flat_map(|b| (0..groups).map(move |gi| (b, gi))) {
-            let cols = if pointwise {
-                &xs[((start + b) * groups + gi) * cg * hw..][..cg * hw]
-            } else {
-                &col[(b * groups + gi) * k * p..][..k * p]
-            };
-            let cols = ArrayView2::from_shape((k, p), cols).expect("k · p elements");
-            let mut y = out.slice_mut(s![start + b, gi * og..(gi + 1) * og, .., ..]);
-            let mut y = y
-                .view_mut()
-                .into_shape_with_order((og, p))
-                .expect("contiguous output");
-            mat_mul_into(&wm.slice(s![gi * og..(gi + 1) * og, ..]), &cols, &mut y);
-        }
-    }
+    });
     out
 }
 
-/// [`conv2d_input_grad`] with `chunk` images per column buffer.
-fn input_grad_chunked<T: Float>(
+/// [`conv2d_input_grad`]: per image and group, `col = Wᵀ · G` (`G` read in place) added back
+/// by col2im.
+fn input_grad<T: Float>(
     grad_out: ArrayView4<'_, T>,
     w: ArrayView4<'_, T>,
     x_shape: [usize; 4],
     g: &Conv2dGeometry,
-    chunk: usize,
 ) -> Array4<T> {
     let n = x_shape[0];
     check_shape("the input", &x_shape, g.input_shape(n));
     check_shape("the output gradient", grad_out.shape(), g.output_shape(n));
     check_shape("the weight", w.shape(), g.weight_shape());
     let mut dx = Array4::zeros(x_shape);
-    let (k, p, cg, og, hw) = sizes(g);
+    let (k, p, og) = (g.col_rows(), g.out_plane(), g.out_channels / g.groups);
+    let (cg, hw) = (g.in_channels / g.groups, g.in_plane());
     if dx.is_empty() || p == 0 || og == 0 {
         return dx;
     }
     let gr = grad_out.as_standard_layout();
     let gs = gr.as_slice().expect("standard layout");
     let w = w.as_standard_layout();
-    let wm = ArrayView2::from_shape((g.out_channels, k), w.as_slice().expect("standard layout"))
-        .expect("O · k elements");
+    let w = w.view();
+    let wm = weight_matrix(&w, g);
+    let plan = Plan::new(g, n, 1);
     let dxs = dx.as_slice_mut().expect("fresh array");
-    let groups = g.groups;
-    let pointwise = g.is_pointwise();
-    let mut col = vec![
-        T::zero();
-        if pointwise {
-            0
-        } else {
-            chunk.min(n) * groups * k * p
-        }
-    ];
-    for start in (0..n).step_by(chunk) {
-        let images = chunk.min(n - start);
-        for (b, gi) in (0..images).flat_map(|b| (0..groups).map(move |gi| (b, gi))) {
-            let go = &gs[((start + b) * groups + gi) * og * p..][..og * p];
-            let go = ArrayView2::from_shape((og, p), go).expect("og · p elements");
-            let wt = wm.slice(s![gi * og..(gi + 1) * og, ..]).reversed_axes();
-            let dst = if pointwise {
-                &mut dxs[((start + b) * groups + gi) * cg * hw..][..cg * hw]
-            } else {
-                &mut col[(b * groups + gi) * k * p..][..k * p]
-            };
-            let mut dst = ArrayViewMut2::from_shape((k, p), dst).expect("k · p elements");
-            mat_mul_into(&wt, &go, &mut dst);
-        }
-        if !pointwise {
-            for (b, gi) in (0..images).flat_map(|b| (0..groups).map(move |gi| (b, gi))) {
-                let dxg = &mut dxs[((start + b) * groups + gi) * cg * hw..][..cg * hw];
-                col2im(&col[(b * groups + gi) * k * p..][..k * p], g, cg, dxg);
+    plan.for_halves(dxs, g.in_channels * hw, |images, dx, product| {
+        let mut col = vec![T::zero(); k * p];
+        for image in images.clone() {
+            for gi in 0..g.groups {
+                let go = &gs[(image * g.groups + gi) * og * p..][..og * p];
+                let go = ArrayView2::from_shape((og, p), go).expect("og · p");
+                let wt = wm.slice(s![gi * og..(gi + 1) * og, ..]).reversed_axes();
+                let mut cols = ArrayViewMut2::from_shape((k, p), &mut col[..]).expect("k · p");
+                product(&wt, &go, &mut cols);
+                let dxg = &mut dx[((image - images.start) * g.groups + gi) * cg * hw..][..cg * hw];
+                col2im(&col, g, cg, dxg, Block { ld: p, first: 0 });
             }
         }
-    }
+    });
     dx
 }
 
-/// [`conv2d_weight_grad`] with `chunk` images per column buffer. The images' contributions
-/// are summed in image order, one product per image and group, whatever the chunk.
+/// [`conv2d_weight_grad`] with `chunk` images per column matrix: each half sums its chunks'
+/// products in order, then the second half's sum is added to the first's.
 fn weight_grad_chunked<T: Float>(
     x: ArrayView4<'_, T>,
     grad_out: ArrayView4<'_, T>,
@@ -558,57 +298,47 @@ fn weight_grad_chunked<T: Float>(
     check_shape("the input", x.shape(), g.input_shape(n));
     check_shape("the output gradient", grad_out.shape(), g.output_shape(n));
     check_shape("the weight", &w_shape, g.weight_shape());
-    let mut dw = Array4::zeros(w_shape);
-    let (k, p, cg, og, hw) = sizes(g);
-    if dw.is_empty() || n == 0 || p == 0 {
-        return dw;
+    let (k, p, og) = (g.col_rows(), g.out_plane(), g.out_channels / g.groups);
+    if w_shape.contains(&0) || n == 0 || p == 0 {
+        return Array4::zeros(w_shape);
     }
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard layout");
     let gr = grad_out.as_standard_layout();
     let gs = gr.as_slice().expect("standard layout");
-    let mut dwm = dw
-        .view_mut()
-        .into_shape_with_order((g.out_channels, k))
-        .expect("fresh array");
-    let groups = g.groups;
-    let pointwise = g.is_pointwise();
-    let mut col = vec![
-        T::zero();
-        if pointwise {
-            0
-        } else {
-            chunk.min(n) * groups * k * p
-        }
-    ];
-    let mut product = Array2::zeros((og, k));
-    for start in (0..n).step_by(chunk) {
-        let images = chunk.min(n - start);
-        if !pointwise {
-            for (b, gi) in (0..images).flat_map(|b| (0..groups).map(move |gi| (b, gi))) {
-                let xg = &xs[((start + b) * groups + gi) * cg * hw..][..cg * hw];
-                im2col(xg, g, cg, &mut col[(b * groups + gi) * k * p..][..k * p]);
+    let plan = Plan::new(g, n, chunk);
+    let half = |images: Range<usize>, product: Product<T>| {
+        let most = chunk.min(images.len());
+        let mut col = vec![T::zero(); k * most * p];
+        let mut rows = vec![T::zero(); og * most * p];
+        let mut dw = Array2::zeros((g.out_channels, k));
+        let mut term = Array2::zeros((og, k));
+        for chunk in plan.chunks(images.clone()) {
+            for gi in 0..g.groups {
+                let ld = fill_columns(xs, g, chunk.clone(), gi, &mut col);
+                let cols = ArrayView2::from_shape((k, ld), &col[..k * ld]).expect("k · ld");
+                let go = gather_rows(gs, g, chunk.clone(), gi, &mut rows);
+                let mut dwg = dw.slice_mut(s![gi * og..(gi + 1) * og, ..]);
+                if chunk.start == images.start {
+                    product(&go, &cols.t(), &mut dwg);
+                } else {
+                    product(&go, &cols.t(), &mut term.view_mut());
+                    dwg += &term;
+                }
             }
         }
-        for (b, gi) in (0..images).flat_map(|b| (0..groups).map(move |gi| (b, gi))) {
-            let cols = if pointwise {
-                &xs[((start + b) * groups + gi) * cg * hw..][..cg * hw]
-            } else {
-                &col[(b * groups + gi) * k * p..][..k * p]
-            };
-            let cols = ArrayView2::from_shape((k, p), cols).expect("k · p elements");
-            let go = &gs[((start + b) * groups + gi) * og * p..][..og * p];
-            let go = ArrayView2::from_shape((og, p), go).expect("og · p elements");
-            let mut dwg = dwm.slice_mut(s![gi * og..(gi + 1) * og, ..]);
-            if start + b == 0 {
-                mat_mul_into(&go, &cols.t(), &mut dwg);
-            } else {
-                mat_mul_into(&go, &cols.t(), &mut product.view_mut());
-                dwg += &product;
-            }
+        dw
+    };
+    let product = plan.product();
+    let dw = match plan.mid {
+        None => half(0..n, product),
+        Some(mid) => {
+            let (mut first, second) = join(|| half(0..mid, product), || half(mid..n, product));
+            first += &second;
+            first
         }
-    }
-    dw
+    };
+    dw.into_shape_with_order(w_shape).expect("O · k elements")
 }
 
 #[cfg(test)]

@@ -115,10 +115,12 @@ pub(crate) fn zip_broadcast_inplace<T: Float>(
     shape: &[usize],
     f: impl Fn(T, T) -> T,
 ) {
-    if let (true, Some(y)) = (a.is_standard_layout(), repeating_block(b, shape)) {
+    if let (true, Some((y, run))) = (a.is_standard_layout(), repeating_block(b, shape)) {
         let x = a.as_slice_mut().expect("standard layout");
-        for row in x.chunks_exact_mut(y.len()) {
-            row.iter_mut().zip(y).for_each(|(r, &p)| *r = f(*r, p));
+        for row in x.chunks_exact_mut(y.len() * run) {
+            for (seg, &p) in row.chunks_exact_mut(run).zip(y) {
+                seg.iter_mut().for_each(|r| *r = f(*r, p));
+            }
         }
         return;
     }
@@ -144,15 +146,50 @@ pub(crate) fn zip_broadcast_new<T: Float>(
     Zip::from(&a).and(&b).map_collect(|&x, &y| f(x, y))
 }
 
-/// The elements of `part` if it is a contiguous block that repeats along the leading axes
-/// of `shape` (its shape without leading 1s is a suffix of `shape`) and is not empty.
-fn repeating_block<'a, T>(part: &'a ArrayD<T>, shape: &[usize]) -> Option<&'a [T]> {
+/// The elements of `part` and the length of the runs each one covers, if `part` is a
+/// contiguous, non-empty block that repeats along the leading axes of `shape` and whose
+/// elements each stand for a run along its trailing axes: its shape without leading and
+/// trailing 1s is found in `shape` just before the axes of those trailing 1s (a row
+/// `[1, n]` repeats with runs of 1; a per-channel bias `[1, C, 1, 1]` of images
+/// `[N, C, H, W]` repeats `N` times with runs of `H·W`).
+fn repeating_block<'a, T>(part: &'a ArrayD<T>, shape: &[usize]) -> Option<(&'a [T], usize)> {
     let s = part.shape();
-    let trimmed = &s[s.iter().take_while(|&&d| d == 1).count()..];
-    if !shape.ends_with(trimmed) {
+    let lead = s.iter().take_while(|&&d| d == 1).count();
+    let trail = s[lead..].iter().rev().take_while(|&&d| d == 1).count();
+    let middle = &s[lead..s.len() - trail];
+    if shape.len() < middle.len() + trail {
         return None;
     }
-    part.as_slice().filter(|y| !y.is_empty())
+    let (head, tail) = shape.split_at(shape.len() - trail);
+    if !head.ends_with(middle) {
+        return None;
+    }
+    let run = tail.iter().product::<usize>();
+    part.as_slice()
+        .filter(|y| !y.is_empty() && run > 0)
+        .map(|y| (y, run))
+}
+
+/// `f(r, p)` for every element `r` of `x`, `p` the element of `y` whose run it is in
+/// (see [`repeating_block`]), appended to `out` (`swap`: `f(p, r)`).
+#[inline]
+fn extend_repeating<T: Float>(
+    out: &mut Vec<T>,
+    x: &[T],
+    (y, run): (&[T], usize),
+    swap: bool,
+    f: &impl Fn(T, T) -> T,
+) {
+    let g = |r: T, p: T| if swap { f(p, r) } else { f(r, p) };
+    for row in x.chunks_exact(y.len() * run) {
+        if run == 1 {
+            out.extend(row.iter().zip(y).map(|(&r, &p)| g(r, p)));
+        } else {
+            for (seg, &p) in row.chunks_exact(run).zip(y) {
+                out.extend(seg.iter().map(|&r| g(r, p)));
+            }
+        }
+    }
 }
 
 /// `f(a, b)` when one operand has the result's shape and the other repeats along its
@@ -167,16 +204,54 @@ fn zip_repeating<T: Float>(
     let mut out = Vec::with_capacity(shape.iter().product());
     if same(a.shape(), shape) {
         let (x, y) = (a.as_slice()?, repeating_block(b, shape)?);
-        for row in x.chunks_exact(y.len()) {
-            out.extend(row.iter().zip(y).map(|(&r, &p)| f(r, p)));
-        }
+        extend_repeating(&mut out, x, y, false, f);
     } else if same(b.shape(), shape) {
         let (x, y) = (b.as_slice()?, repeating_block(a, shape)?);
-        for row in x.chunks_exact(y.len()) {
-            out.extend(row.iter().zip(y).map(|(&r, &p)| f(p, r)));
-        }
+        extend_repeating(&mut out, x, y, true, f);
     } else {
         return None;
     }
     Some(ArrayD::from_shape_vec(IxDyn(shape), out).expect("element count matches"))
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{ArrayD, IxDyn, Zip};
+
+    use super::{zip_broadcast_inplace, zip_broadcast_new};
+
+    fn filled(shape: &[usize], seed: usize) -> ArrayD<f64> {
+        let count = shape.iter().product::<usize>();
+        let values = (0..count).map(|i| ((i * 31 + seed) % 97) as f64 * 0.13 - 5.0);
+        ArrayD::from_shape_vec(IxDyn(shape), values.collect()).expect("element count")
+    }
+
+    /// The repeating-block loops (rows, per-channel runs, either side) give the broadcasting
+    /// iterator's results; shapes that are not a repeating block take the iterator.
+    #[test]
+    fn repeating_blocks_match_the_broadcasting_iterator() {
+        let shape = [2, 3, 4, 5];
+        for part in [
+            vec![5],
+            vec![4, 5],
+            vec![1, 3, 1, 1],
+            vec![3, 1, 1],
+            vec![3, 4, 1],
+            vec![2, 1, 1, 1],
+            vec![1, 1, 4, 1],
+            vec![2, 3, 1, 5],
+            vec![1],
+        ] {
+            let (a, b) = (filled(&shape, 1), filled(&part, 2));
+            let bb = b.broadcast(IxDyn(&shape)).expect("broadcastable");
+            let want = Zip::from(&a).and(&bb).map_collect(|&x, &y| x - 2.0 * y);
+            let got = zip_broadcast_new(&a, &b, &shape, |x, y| x - 2.0 * y);
+            assert_eq!(got, want, "{part:?}");
+            let swapped = zip_broadcast_new(&b, &a, &shape, |y, x| x - 2.0 * y);
+            assert_eq!(swapped, want, "{part:?} on the left");
+            let mut inplace = a.clone();
+            zip_broadcast_inplace(&mut inplace, &b, &shape, |x, y| x - 2.0 * y);
+            assert_eq!(inplace, want, "{part:?} in place");
+        }
+    }
 }

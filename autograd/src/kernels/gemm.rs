@@ -279,6 +279,26 @@ pub(crate) fn mat_mul_into<T: Float>(
     b: &ArrayView2<'_, T>,
     out: &mut ArrayViewMut2<'_, T>,
 ) {
+    write_into(a, b, out, true);
+}
+
+/// [`mat_mul_into`] on the calling thread whatever the size, for kernels that run their
+/// products side by side themselves (convolution over chunks of images).
+pub(crate) fn mat_mul_into_this_thread<T: Float>(
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    out: &mut ArrayViewMut2<'_, T>,
+) {
+    write_into(a, b, out, false);
+}
+
+/// `out = a · b`, in halves from [`PARALLEL_MATMUL_THRESHOLD`] on if `threaded`.
+fn write_into<T: Float>(
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    out: &mut ArrayViewMut2<'_, T>,
+    threaded: bool,
+) {
     let (m, k, n) = product_dims(a, b, out.dim());
     if m == 0 || n == 0 {
         return;
@@ -292,7 +312,8 @@ pub(crate) fn mat_mul_into<T: Float>(
         return;
     }
     // The same decomposition as a fresh output's (the halves are views of any layout).
-    in_halves(m * k * n, a, b, out.view_mut(), |a, b, out| {
+    let multiply_adds = if threaded { m * k * n } else { 0 };
+    in_halves(multiply_adds, a, b, out.view_mut(), |a, b, out| {
         let (out_rs, out_cs) = (out.strides()[0], out.strides()[1]);
         if out.is_empty() {
             return;

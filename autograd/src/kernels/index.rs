@@ -37,6 +37,18 @@ pub(crate) fn gather<T: Float>(
     axis: usize,
     index: &ArrayD<usize>,
 ) -> ArrayD<T> {
+    if let Some(lanes) = Lanes::of(v.shape(), v.as_slice(), axis, index) {
+        let (src, idx) = (lanes.source, lanes.index);
+        let inner = lanes.inner;
+        let mut out = Vec::with_capacity(idx.len());
+        for (o, block) in idx.chunks_exact(lanes.picked * inner).enumerate() {
+            let plane = &src[o * lanes.len * inner..(o + 1) * lanes.len * inner];
+            for row in block.chunks_exact(inner) {
+                out.extend(row.iter().enumerate().map(|(e, &i)| plane[i * inner + e]));
+            }
+        }
+        return ArrayD::from_shape_vec(index.raw_dim(), out).expect("one element per index");
+    }
     ArrayD::from_shape_fn(index.raw_dim(), |pos| {
         let mut source = pos.clone();
         source[axis] = index[&pos];
@@ -52,10 +64,126 @@ pub(crate) fn scatter_add<T: Float>(
     shape: &[usize],
 ) -> ArrayD<T> {
     let mut out = ArrayD::zeros(IxDyn(shape));
+    let values = v.as_slice().filter(|_| v.shape() == index.shape());
+    if let Some(lanes) = Lanes::of(shape, values, axis, index) {
+        // The same additions in the same order as the general loop below.
+        let (inner, block) = (lanes.inner, lanes.picked * lanes.inner);
+        let planes = out
+            .as_slice_mut()
+            .expect("fresh array")
+            .chunks_exact_mut(lanes.len * inner);
+        let blocks = lanes
+            .index
+            .chunks_exact(block)
+            .zip(lanes.source.chunks_exact(block));
+        for (plane, (idx, vals)) in planes.zip(blocks) {
+            for (row, row_vals) in idx.chunks_exact(inner).zip(vals.chunks_exact(inner)) {
+                for (e, (&i, &x)) in row.iter().zip(row_vals).enumerate() {
+                    plane[i * inner + e] += x;
+                }
+            }
+        }
+        return out;
+    }
     for (pos, &i) in index.indexed_iter() {
         let mut target = pos.clone();
         target[axis] = i;
         out[target] += v[pos];
     }
     out
+}
+
+/// `gather`/`scatter_add` with every array contiguous in row-major order and `index` as
+/// large as the indexed array on every axis but `axis`: seen as `[outer, len, inner]` (the
+/// indexed array) and `[outer, picked, inner]` (`index` and the values), element
+/// `(o, j, i)` of the index addresses element `(o, index, i)`.
+struct Lanes<'a, T> {
+    /// The values read: the gathered array, or the scattered values (of `index`'s shape).
+    source: &'a [T],
+    index: &'a [usize],
+    /// The indexed array's length along `axis`.
+    len: usize,
+    /// `index`'s length along `axis`.
+    picked: usize,
+    /// The product of the axes after `axis` (at least 1).
+    inner: usize,
+}
+
+impl<'a, T> Lanes<'a, T> {
+    /// The contiguous layout, if `source` is contiguous (`None` otherwise) and `index` is
+    /// row-major and fits `shape` (the indexed array's) as described above.
+    fn of(
+        shape: &[usize],
+        source: Option<&'a [T]>,
+        axis: usize,
+        index: &'a ArrayD<usize>,
+    ) -> Option<Self> {
+        let matches = index.ndim() == shape.len()
+            && index
+                .shape()
+                .iter()
+                .zip(shape)
+                .enumerate()
+                .all(|(d, (i, s))| d == axis || i == s);
+        let (source, index_slice) = (source?, index.as_slice()?);
+        if !matches || index.is_empty() {
+            return None;
+        }
+        Some(Lanes {
+            source,
+            index: index_slice,
+            len: shape[axis],
+            picked: index.shape()[axis],
+            inner: shape[axis + 1..].iter().product(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{ArrayD, IxDyn, ShapeBuilder};
+
+    use super::{gather, scatter_add};
+
+    /// A deterministic array of `shape`, and the same array laid out column-major.
+    fn filled(shape: &[usize]) -> (ArrayD<f64>, ArrayD<f64>) {
+        let count = shape.iter().product::<usize>();
+        let values = (0..count).map(|i| ((i * 37 % 101) as f64 * 0.31).sin());
+        let a = ArrayD::from_shape_vec(IxDyn(shape), values.collect()).expect("element count");
+        let mut f = ArrayD::zeros(IxDyn(shape).f());
+        f.assign(&a);
+        assert!(f.as_slice().is_none() && a.as_slice().is_some());
+        (a, f)
+    }
+
+    fn bits(a: &ArrayD<f64>) -> Vec<u64> {
+        a.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// The contiguous paths agree bit for bit with the general loops (reached through
+    /// column-major operands), on every axis, with fewer, as many and more indices than
+    /// the axis is long (repeats adding up).
+    #[test]
+    fn contiguous_and_general_paths_agree() {
+        let shape = [3, 4, 5];
+        for axis in 0..3 {
+            for picked in [1, shape[axis], 2 * shape[axis]] {
+                let mut index_shape = shape;
+                index_shape[axis] = picked;
+                let count: usize = index_shape.iter().product();
+                let index = ArrayD::from_shape_vec(
+                    IxDyn(&index_shape),
+                    (0..count).map(|i| i * 7 % shape[axis]).collect(),
+                )
+                .expect("element count");
+                let (v, v_f) = filled(&shape);
+                let fast = gather(&v.view(), axis, &index);
+                assert_eq!(bits(&fast), bits(&gather(&v_f.view(), axis, &index)));
+                let (g, g_f) = filled(&index_shape);
+                let fast = scatter_add(&g.view(), axis, &index, &shape);
+                let general = scatter_add(&g_f.view(), axis, &index, &shape);
+                assert_eq!(bits(&fast), bits(&general));
+            }
+        }
+    }
 }

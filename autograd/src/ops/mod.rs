@@ -18,6 +18,7 @@
 //! | `select.rs` | `where_` |
 //! | `conv2d.rs` | `conv2d` and its adjoints `conv2d_input_grad`, `conv2d_weight_grad` |
 //! | `avg_pool2d.rs` | `avg_pool2d` and its adjoint |
+//! | `max_pool2d.rs` | `max_pool2d` (its rule a `scatter_add`) |
 //! | `window.rs` | the options of convolution and pooling (no primitive) |
 //! | `custom.rs` | user-defined [`CustomOp`](custom::CustomOp)s |
 //!
@@ -39,6 +40,7 @@ pub(crate) mod gather;
 pub(crate) mod index_select;
 pub(crate) mod linear;
 pub(crate) mod matmul;
+pub(crate) mod max_pool2d;
 pub(crate) mod permute;
 pub(crate) mod reshape;
 pub(crate) mod select;

@@ -1,56 +1,14 @@
 //! Tests of the convolution kernels: PyTorch golden values, adjointness, chunking.
 
 use super::*;
+use crate::kernels::testing::{
+    assert_close, bits, filled, floats, golden, on_threads, pair, thread_cpu_seconds, usizes,
+};
 use ndarray::{Array1, Array4, ArrayView4, Zip};
 use proptest::prelude::*;
-use serde_json::Value;
-
-fn golden() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/conv.json");
-    let text = std::fs::read_to_string(path).expect("tests/data/conv.json");
-    serde_json::from_str(&text).expect("valid JSON")
-}
-
-fn usizes(v: &Value) -> Vec<usize> {
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|d| d.as_u64().expect("integer") as usize)
-        .collect()
-}
-
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|d| d.as_f64().expect("number"))
-        .collect()
-}
 
 fn array4(shape: &[usize], values: Vec<f64>) -> Array4<f64> {
     Array4::from_shape_vec([shape[0], shape[1], shape[2], shape[3]], values).expect("4-D")
-}
-
-/// A per-axis attribute: one number or `[h, w]`.
-fn pair(v: &Value) -> [usize; 2] {
-    match v.as_u64() {
-        Some(k) => [k as usize; 2],
-        None => {
-            let v = usizes(v);
-            [v[0], v[1]]
-        }
-    }
-}
-
-#[track_caller]
-fn assert_close(what: &str, got: &[f64], want: &[f64]) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (g - w).abs() <= 1e-10 * w.abs() + 1e-12,
-            "{what}[{i}]: {g} vs {w}"
-        );
-    }
 }
 
 #[test]
@@ -149,25 +107,8 @@ fn naive_forward(
     })
 }
 
-/// Deterministic values in [-1, 1).
-fn filled(shape: [usize; 4], seed: u64) -> Array4<f64> {
-    let mut state = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    Array4::from_shape_simple_fn(shape, || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-    })
-}
-
 fn dot(a: &Array4<f64>, b: &Array4<f64>) -> f64 {
     Zip::from(a).and(b).fold(0.0, |s, &x, &y| s + x * y)
-}
-
-fn bits(a: &Array4<f64>) -> Vec<u64> {
-    a.iter().map(|v| v.to_bits()).collect()
 }
 
 /// `(x_shape, w_shape, stride, padding, dilation, groups)`.
@@ -205,13 +146,28 @@ fn geometries() -> impl Strategy<Value = Case> {
         )
 }
 
+/// Every element of `got` within `1e-12 · (1 + |want|)` of `want`.
+fn assert_near(what: &str, got: &Array4<f64>, want: &Array4<f64>) -> Result<(), TestCaseError> {
+    prop_assert_eq!(got.shape(), want.shape());
+    for (a, b) in got.iter().zip(want) {
+        prop_assert!(
+            (a - b).abs() <= 1e-12 * (1.0 + b.abs()),
+            "{}: {} vs {}",
+            what,
+            a,
+            b
+        );
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
 
     /// Forward against the definition; ⟨conv(x, w), g⟩ = ⟨x, input_grad(g, w)⟩ =
-    /// ⟨w, weight_grad(x, g)⟩; every chunking gives the one-chunk results bit for bit.
+    /// ⟨w, weight_grad(x, g)⟩; the weight gradients of chunks of 1, 2 and all images agree.
     #[test]
-    fn kernels_are_adjoint_and_chunking_is_exact(
+    fn kernels_are_adjoint_and_chunking_agrees(
         (xs, ws, stride, padding, dilation, groups) in geometries(),
         seed in any::<u64>(),
     ) {
@@ -220,51 +176,73 @@ proptest! {
         let (x, w, up) = (filled(xs, seed), filled(ws, seed ^ 1), filled(ys, seed ^ 2));
         let y = conv2d_forward(x.view(), w.view(), &g);
         let want = naive_forward(&x.view(), &w.view(), &g);
-        for (a, b) in y.iter().zip(&want) {
-            prop_assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()), "{a} vs {b}");
-        }
+        assert_near("forward", &y, &want)?;
         let dx = conv2d_input_grad(up.view(), w.view(), xs, &g);
         let dw = conv2d_weight_grad(x.view(), up.view(), ws, &g);
         let (lhs, via_x, via_w) = (dot(&y, &up), dot(&x, &dx), dot(&w, &dw));
         let scale = 1e-10 * (1.0 + lhs.abs());
         prop_assert!((lhs - via_x).abs() <= scale, "{lhs} vs ⟨x, dx⟩ {via_x}");
         prop_assert!((lhs - via_w).abs() <= scale, "{lhs} vs ⟨w, dw⟩ {via_w}");
-        let n = xs[0];
-        for chunk in [1, 2] {
-            prop_assert_eq!(bits(&forward_chunked(x.view(), w.view(), &g, chunk)), bits(&forward_chunked(x.view(), w.view(), &g, n)));
-            prop_assert_eq!(bits(&input_grad_chunked(up.view(), w.view(), xs, &g, chunk)), bits(&input_grad_chunked(up.view(), w.view(), xs, &g, n)));
-            prop_assert_eq!(bits(&weight_grad_chunked(x.view(), up.view(), ws, &g, chunk)), bits(&weight_grad_chunked(x.view(), up.view(), ws, &g, n)));
+        for chunk in [1, 2, xs[0]] {
+            assert_near("weight grad", &weight_grad_chunked(x.view(), up.view(), ws, &g, chunk), &dw)?;
         }
     }
 }
 
-/// The Fashion-MNIST layers, large enough for the threaded products: chunks of 1, 5 and
-/// all 12 images agree bit for bit, and transposed (non-standard) views give the same.
+/// The three kernels' results on `threads` threads, as bits, in f64 and f32 (the weight
+/// gradient for chunks of 1, 5 and the budget's).
+fn results_on(threads: usize, xs: [usize; 4], ws: [usize; 4]) -> Vec<Vec<u64>> {
+    let (g, ys) = Conv2dGeometry::new(&xs, &ws, [1, 1], [1, 1], [1, 1], 1).unwrap();
+    let (x, w, up) = (filled(xs, 3), filled(ws, 4), filled(ys, 5));
+    let (x32, w32, up32) = (
+        x.mapv(|v| v as f32),
+        w.mapv(|v| v as f32),
+        up.mapv(|v| v as f32),
+    );
+    let bits32 = |a: Array4<f32>| a.iter().map(|v| u64::from(v.to_bits())).collect();
+    on_threads(threads, || {
+        let mut out = vec![
+            bits(&conv2d_forward(x.view(), w.view(), &g)),
+            bits(&conv2d_input_grad(up.view(), w.view(), xs, &g)),
+            bits32(conv2d_forward(x32.view(), w32.view(), &g)),
+            bits32(conv2d_input_grad(up32.view(), w32.view(), xs, &g)),
+        ];
+        for chunk in [1, 5, images_per_chunk::<f32>(&g, COLUMN_BUDGET_BYTES)] {
+            out.push(bits(&weight_grad_chunked(
+                x.view(),
+                up.view(),
+                ws,
+                &g,
+                chunk,
+            )));
+            out.push(bits32(weight_grad_chunked(
+                x32.view(),
+                up32.view(),
+                ws,
+                &g,
+                chunk,
+            )));
+        }
+        out
+    })
+}
+
+/// The Fashion-MNIST layers, with enough work for the two halves: the same bits on one and
+/// two threads; transposed (non-standard) views give the same bits.
 #[test]
-fn chunking_is_exact_on_the_cnn_layers() {
+fn the_cnn_layers_give_the_same_bits_on_one_and_two_threads() {
     for (xs, ws) in [
         ([12, 1, 28, 28], [32, 1, 3, 3]),
         ([12, 32, 14, 14], [64, 32, 3, 3]),
+        ([33, 32, 14, 14], [64, 32, 3, 3]),
     ] {
-        let (g, ys) = Conv2dGeometry::new(&xs, &ws, [1, 1], [1, 1], [1, 1], 1).unwrap();
-        let (x, w, up) = (filled(xs, 3), filled(ws, 4), filled(ys, 5));
-        let y = forward_chunked(x.view(), w.view(), &g, 12);
-        let dx = input_grad_chunked(up.view(), w.view(), xs, &g, 12);
-        let dw = weight_grad_chunked(x.view(), up.view(), ws, &g, 12);
-        for chunk in [1, 5] {
-            assert_eq!(
-                bits(&forward_chunked(x.view(), w.view(), &g, chunk)),
-                bits(&y)
-            );
-            assert_eq!(
-                bits(&input_grad_chunked(up.view(), w.view(), xs, &g, chunk)),
-                bits(&dx)
-            );
-            assert_eq!(
-                bits(&weight_grad_chunked(x.view(), up.view(), ws, &g, chunk)),
-                bits(&dw)
-            );
+        let (g, _) = Conv2dGeometry::new(&xs, &ws, [1, 1], [1, 1], [1, 1], 1).unwrap();
+        assert!(Plan::new(&g, xs[0], 5).mid.is_some(), "{xs:?} splits");
+        let (one, two) = (results_on(1, xs, ws), results_on(2, xs, ws));
+        for (i, (a, b)) in one.iter().zip(&two).enumerate() {
+            assert!(a == b, "{xs:?}: result {i} differs between 1 and 2 threads");
         }
+        let (x, w) = (filled(xs, 3), filled(ws, 4));
         let xt = x
             .view()
             .permuted_axes([0, 1, 3, 2])
@@ -371,29 +349,6 @@ fn geometry_errors() {
     );
 }
 
-/// On-CPU time of the calling thread, in seconds (Linux `CLOCK_THREAD_CPUTIME_ID`), so that
-/// figures measured while other jobs share the cores count this thread's work only.
-fn thread_cpu_seconds() -> f64 {
-    #[repr(C)]
-    struct Timespec {
-        tv_sec: i64,
-        tv_nsec: i64,
-    }
-    unsafe extern "C" {
-        fn clock_gettime(clock: i32, time: *mut Timespec) -> i32;
-    }
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut time = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `clock_gettime` (64-bit Linux, where `timespec` is two 64-bit integers)
-    // writes one `timespec` through the pointer, which points at a live local.
-    let status = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut time) };
-    assert_eq!(status, 0, "clock_gettime");
-    time.tv_sec as f64 + time.tv_nsec as f64 * 1e-9
-}
-
 /// GFLOP/s of the three kernels on the layers of the Fashion-MNIST CNN, per column budget:
 /// on one thread by its CPU time (robust to other jobs on the machine), and on two threads
 /// by wall time (`cargo test -p tapegrad-autograd --lib kernels::conv2d::tests::timing --
@@ -407,7 +362,7 @@ fn timing() {
         let x = filled(xs, 1).mapv(T::from_f64);
         let w = filled(ws, 2).mapv(T::from_f64);
         let up = filled(ys, 3).mapv(T::from_f64);
-        let chunk = g.images_per_chunk::<T>(budget);
+        let chunk = images_per_chunk::<T>(&g, budget);
         let flops = 2.0 * (ys.iter().product::<usize>() * ws[1] * ws[2] * ws[3]) as f64;
         let start = Instant::now();
         let clock = || {
@@ -419,14 +374,15 @@ fn timing() {
         };
         let mut best = [f64::MAX; 5];
         let mut dx = vec![T::zero(); xs[1..].iter().product()];
-        let mut col = vec![T::zero(); g.col_rows() * g.out_plane()];
+        let p = g.out_plane();
+        let mut col = vec![T::zero(); g.col_rows() * chunk * p];
         let xsl = x.as_slice().unwrap();
         for _ in 0..15 {
             let t = clock();
-            std::hint::black_box(forward_chunked(x.view(), w.view(), &g, chunk));
+            std::hint::black_box(conv2d_forward(x.view(), w.view(), &g));
             best[0] = best[0].min(clock() - t);
             let t = clock();
-            std::hint::black_box(input_grad_chunked(up.view(), w.view(), xs, &g, chunk));
+            std::hint::black_box(conv2d_input_grad(up.view(), w.view(), xs, &g));
             best[1] = best[1].min(clock() - t);
             let t = clock();
             std::hint::black_box(weight_grad_chunked(x.view(), up.view(), ws, &g, chunk));
@@ -434,13 +390,21 @@ fn timing() {
             let t = clock();
             for b in 0..xs[0] {
                 let plane = xs[1] * xs[2] * xs[3];
-                im2col(&xsl[b * plane..(b + 1) * plane], &g, xs[1], &mut col);
+                let block = Block {
+                    ld: chunk * p,
+                    first: b % chunk * p,
+                };
+                im2col(&xsl[b * plane..(b + 1) * plane], &g, xs[1], &mut col, block);
             }
             std::hint::black_box(&col);
             best[3] = best[3].min(clock() - t);
             let t = clock();
-            for _ in 0..xs[0] {
-                col2im(&col, &g, xs[1], &mut dx);
+            for b in 0..xs[0] {
+                let block = Block {
+                    ld: chunk * p,
+                    first: b % chunk * p,
+                };
+                col2im(&col, &g, xs[1], &mut dx, block);
             }
             std::hint::black_box(&dx);
             best[4] = best[4].min(clock() - t);
@@ -456,13 +420,9 @@ fn timing() {
         );
     }
     for threads in [1, 2] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        on_threads(threads, || {
             let budgets: &[usize] = if threads == 1 {
-                &[0, 256 << 10, 1 << 20, 4 << 20]
+                &[0, 256 << 10, 512 << 10, 1 << 20, 2 << 20, 4 << 20]
             } else {
                 &[COLUMN_BUDGET_BYTES]
             };

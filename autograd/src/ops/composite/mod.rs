@@ -10,7 +10,7 @@
 //! | `shape.rs` | `transpose t squeeze unsqueeze flatten_from` |
 //! | `join.rs` | `stack` |
 //! | `compare.rs` | comparisons (constant masks), `maximum minimum` |
-//! | `pool.rs` | `max_pool2d` (a gather at each window's maximum), `global_avg_pool2d` |
+//! | `pool.rs` | `global_avg_pool2d` |
 
 mod activation;
 mod arith;
