@@ -32,7 +32,7 @@ use tapegrad::autograd::{Param, Tape};
 use tapegrad::nn::layers::{Activation, Conv2d, Dense, Flatten, MaxPool2d, Padding, Sequential};
 use tapegrad::nn::model::{FitOptions, Loss, Model};
 use tapegrad::nn::{Module, losses};
-use tapegrad::optim::{Adam, Optimizer, Sgd};
+use tapegrad::optim::{Adam, Sgd};
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -94,7 +94,7 @@ fn mlp_step(budget: Budget, batch: usize) -> f64 {
             i += 1;
             let t = Instant::now();
             let (grads, loss) = mlp.grads(x, y);
-            sgd.step(&mut mlp.params_mut(), &grads)
+            sgd.step(mlp.params_mut(), &grads)
                 .expect("finite gradients");
             black_box(loss);
             if step >= 2 {
@@ -129,7 +129,7 @@ fn mlp_step_nn(budget: Budget, batch: usize) -> f64 {
                 black_box(loss.item());
                 loss.backward()
             };
-            sgd.step(&mut model.params_mut(), &grads)
+            sgd.step(model.params_mut(), &grads)
                 .expect("finite gradients");
             if step >= 2 {
                 samples.push(t.elapsed().as_secs_f64());
@@ -236,7 +236,7 @@ fn cnn_step(budget: Budget, batch: usize) -> f64 {
             black_box(loss.item());
             loss.backward()
         };
-        adam.step(&mut model.params_mut(), &grads)
+        adam.step(model.params_mut(), &grads)
             .expect("finite gradients");
     })
 }
