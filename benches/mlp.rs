@@ -23,7 +23,7 @@ use ndarray::{ArrayD, Axis};
 use tapegrad::autograd::{Param, Tape};
 use tapegrad::nn::model::{FitOptions, Loss, Model};
 use tapegrad::nn::{Module, losses};
-use tapegrad::optim::{Optimizer, Sgd};
+use tapegrad::optim::Sgd;
 
 #[path = "common/mod.rs"]
 mod common;
@@ -73,7 +73,7 @@ fn train_step(c: &mut Criterion) {
                 for i in 0..iters as usize {
                     let (x, y) = &data[i % POOL];
                     let (grads, loss) = mlp.grads(x, y);
-                    sgd.step(&mut mlp.params_mut(), &grads)
+                    sgd.step(mlp.params_mut(), &grads)
                         .expect("finite gradients");
                     black_box(loss);
                 }
@@ -100,7 +100,7 @@ fn train_step(c: &mut Criterion) {
                         black_box(loss.item());
                         loss.backward()
                     };
-                    sgd.step(&mut model.params_mut(), &grads)
+                    sgd.step(model.params_mut(), &grads)
                         .expect("finite gradients");
                 }
                 start.elapsed()

@@ -28,7 +28,7 @@ use tapegrad::nn::history::History;
 use tapegrad::nn::layers::Sequential;
 use tapegrad::nn::model::{FitOptions, Loss, Metric, Model};
 use tapegrad::nn::{Module, losses};
-use tapegrad::optim::{AdamConfig, Optimizer};
+use tapegrad::optim::AdamConfig;
 use tapegrad::report::{ConfusionMatrix, argmax_rows};
 
 // A file of its own beside this one; the path is spelled out so that `tests/examples.rs`,
@@ -365,7 +365,7 @@ fn time_steps(args: &Args) -> Result<(), Box<dyn Error>> {
                 std::hint::black_box(loss.item());
                 loss.backward()
             };
-            adam.step(&mut net.params_mut(), &grads)
+            adam.step(net.params_mut(), &grads)
                 .expect("finite gradients");
         });
         println!("  training step, batch {batch:>3}: {ms:8.2} ms  ({reps} steps timed)");

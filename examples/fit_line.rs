@@ -10,7 +10,7 @@ use ndarray::{Array1, arr0, array};
 use tapegrad::autograd::{Param, Tape};
 use tapegrad::nn::layers::{Dense, Sequential};
 use tapegrad::nn::model::{FitOptions, Loss, Model};
-use tapegrad::optim::{Optimizer, SgdConfig};
+use tapegrad::optim::SgdConfig;
 
 /// What both fits learned.
 #[derive(Debug, Clone, Copy)]
@@ -58,7 +58,7 @@ pub fn run(epochs: usize) -> Result<Summary, Box<dyn std::error::Error>> {
             let loss = (prediction - tape.constant(y.clone())).square().mean();
             loss.backward()
         };
-        sgd.step(&mut [&mut w, &mut b], &grads)?;
+        sgd.step([&mut w, &mut b], &grads)?;
     }
     let (tape_weight, tape_bias) = (w.value()[[]], b.value()[[]]);
     let tape_prediction = tape_weight * 10.0 + tape_bias;

@@ -11,7 +11,7 @@ use ndarray::{Array1, Array2, array};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tapegrad::autograd::{Param, Tape};
-use tapegrad::optim::{Optimizer, SgdConfig};
+use tapegrad::optim::SgdConfig;
 
 /// Both trained weight vectors, how far apart they are, and each one's prediction for
 /// the new situation `[1, 0, 0]`.
@@ -60,7 +60,7 @@ pub fn run(iterations: usize) -> Result<Summary, Box<dyn std::error::Error>> {
             let error = tape.constant(y.clone()) - output;
             (error.square().sum() * 0.5).backward()
         };
-        sgd.step(&mut [&mut param], &grads)?;
+        sgd.step([&mut param], &grads)?;
     }
 
     let by_hand = weights.column(0).to_owned();

@@ -14,7 +14,7 @@ use ndarray::{Array1, Array2, array};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tapegrad::autograd::{Param, Tape, Var};
-use tapegrad::optim::{Optimizer, SgdConfig};
+use tapegrad::optim::SgdConfig;
 
 /// The network's outputs for the four inputs, the final loss, and where the graph went.
 #[derive(Debug, Clone)]
@@ -89,7 +89,7 @@ pub fn run(epochs: usize, dot_path: &Path) -> Result<Summary, Box<dyn std::error
             (loss.item(), loss.backward()) // backpropagation: one reverse sweep
         };
         losses.push(loss);
-        sgd.step(&mut network.params_mut(), &grads)?;
+        sgd.step(network.params_mut(), &grads)?;
         if epoch % (epochs / 5).max(1) == 0 {
             println!("epoch {epoch:>5}: loss {loss:.6}");
         }

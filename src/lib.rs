@@ -48,8 +48,9 @@ pub mod prelude {
         Activation, AvgPool2d, BatchNorm, Conv2d, Dense, Dropout, Embedding, Flatten,
         GlobalAvgPool2d, LayerNorm, MaxPool2d, Padding, Reshape, Sequential,
     };
-    pub use tapegrad_nn::model::{FitOptions, Loss, Metric, Model};
+    pub use tapegrad_nn::model::{FitOptions, Loss, Metric, Model, SchedulePer};
     pub use tapegrad_nn::{Buffer, Module, losses};
+    pub use tapegrad_optim::schedules::{LrSchedule, Scheduler};
     pub use tapegrad_optim::{Adagrad, Adam, AdamW, Optimizer, RmsProp, Sgd};
 }
 

@@ -35,7 +35,7 @@ use tapegrad::models::small_cnn;
 use tapegrad::nn::layers::{Dense, Sequential};
 use tapegrad::nn::model::{FitOptions, Loss, Model};
 use tapegrad::nn::{Module, losses};
-use tapegrad::optim::{Adam, Optimizer, Sgd};
+use tapegrad::optim::{Adam, Sgd};
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -97,7 +97,7 @@ fn mlp_step(budget: Budget, batch: usize) -> f64 {
             i += 1;
             let t = Instant::now();
             let (grads, loss) = mlp.grads(x, y);
-            sgd.step(&mut mlp.params_mut(), &grads)
+            sgd.step(mlp.params_mut(), &grads)
                 .expect("finite gradients");
             black_box(loss);
             if step >= 2 {
@@ -132,7 +132,7 @@ fn mlp_step_nn(budget: Budget, batch: usize) -> f64 {
                 black_box(loss.item());
                 loss.backward()
             };
-            sgd.step(&mut model.params_mut(), &grads)
+            sgd.step(model.params_mut(), &grads)
                 .expect("finite gradients");
             if step >= 2 {
                 samples.push(t.elapsed().as_secs_f64());
@@ -223,7 +223,7 @@ fn cnn_step(budget: Budget, batch: usize) -> f64 {
             black_box(loss.item());
             loss.backward()
         };
-        adam.step(&mut model.params_mut(), &grads)
+        adam.step(model.params_mut(), &grads)
             .expect("finite gradients");
     })
 }

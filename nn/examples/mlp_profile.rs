@@ -6,7 +6,7 @@ use ndarray::Array2;
 use tapegrad_autograd::Tape;
 use tapegrad_nn::layers::{Activation, Dense, Sequential};
 use tapegrad_nn::{Module, losses};
-use tapegrad_optim::{Optimizer, Sgd};
+use tapegrad_optim::Sgd;
 
 fn main() {
     let mut args = std::env::args().skip(1).map(|s| s.parse::<usize>().ok());
@@ -37,7 +37,7 @@ fn main() {
             let loss = losses::sparse_categorical_cross_entropy_indices(logits, &labels);
             loss.backward()
         };
-        sgd.step(&mut model.params_mut(), &grads).expect("finite");
+        sgd.step(model.params_mut(), &grads).expect("finite");
         times.push(start.elapsed().as_secs_f64());
     }
     times.sort_by(|a, b| a.total_cmp(b));

@@ -96,7 +96,7 @@ impl AdagradConfig {
 /// for _ in 0..500 {
 ///     let mut grads = Grads::new();
 ///     grads.insert(w.id(), w.value().mapv(|x| 2.0 * (x - 3.0)));
-///     opt.step(&mut [&mut w], &grads)?;
+///     opt.step([&mut w], &grads)?;
 /// }
 /// assert!(w.value().iter().all(|x| (x - 3.0).abs() < 1e-6));
 /// # Ok::<(), tapegrad_optim::OptimError>(())
@@ -110,7 +110,11 @@ pub struct Adagrad<T> {
 optimizer_constructors!(Adagrad, AdagradConfig);
 
 impl<T: Float> Optimizer<T> for Adagrad<T> {
-    fn step(&mut self, params: &mut [&mut Param<T>], grads: &Grads<T>) -> Result<(), OptimError> {
+    fn step_dyn(
+        &mut self,
+        params: &mut dyn Iterator<Item = &mut Param<T>>,
+        grads: &Grads<T>,
+    ) -> Result<(), OptimError> {
         let c = &self.config;
         let wd = c.weight_decay != 0.0;
         let (lr, lr_decay) = (c.lr, c.lr_decay);
@@ -219,7 +223,7 @@ mod tests {
             .unwrap();
         let mut grads = Grads::new();
         grads.insert(w.id(), arr1(&[1.0]).into_dyn());
-        opt.step(&mut [&mut w], &grads).unwrap();
+        opt.step([&mut w], &grads).unwrap();
         let state = opt.param_state(w.id()).unwrap();
         assert_eq!(state.get("sum").unwrap()[[0]], 4.0);
         assert!((w.value()[[0]] - (1.0 - 0.1 * 0.5)).abs() < 1e-15);

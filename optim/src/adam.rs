@@ -96,7 +96,7 @@ fn adam_step<T: Float>(
     h: Hyper,
     decoupled: bool,
     state: &mut StateStore<T>,
-    params: &mut [&mut Param<T>],
+    params: &mut dyn Iterator<Item = &mut Param<T>>,
     grads: &Grads<T>,
 ) -> Result<(), OptimError> {
     let (beta1, beta2) = h.betas;
@@ -284,7 +284,7 @@ adam_family_config! {
 /// for _ in 0..500 {
 ///     let mut grads = Grads::new();
 ///     grads.insert(w.id(), w.value().mapv(|x| 2.0 * (x - 3.0)));
-///     opt.step(&mut [&mut w], &grads)?;
+///     opt.step([&mut w], &grads)?;
 /// }
 /// assert!(w.value().iter().all(|x| (x - 3.0).abs() < 1e-2));
 /// # Ok::<(), tapegrad_optim::OptimError>(())
@@ -296,7 +296,11 @@ pub struct Adam<T> {
 }
 
 impl<T: Float> Optimizer<T> for Adam<T> {
-    fn step(&mut self, params: &mut [&mut Param<T>], grads: &Grads<T>) -> Result<(), OptimError> {
+    fn step_dyn(
+        &mut self,
+        params: &mut dyn Iterator<Item = &mut Param<T>>,
+        grads: &Grads<T>,
+    ) -> Result<(), OptimError> {
         // `decoupled: false`: L2 weight decay, added to the gradient.
         adam_step(self.config.hyper(), false, &mut self.state, params, grads)
     }
@@ -323,7 +327,7 @@ impl<T: Float> Optimizer<T> for Adam<T> {
 /// for _ in 0..1000 {
 ///     let mut grads = Grads::new();
 ///     grads.insert(w.id(), w.value().mapv(|x| 2.0 * (x - 3.0)));
-///     opt.step(&mut [&mut w], &grads)?;
+///     opt.step([&mut w], &grads)?;
 /// }
 /// // The decay pulls the optimum slightly towards zero.
 /// assert!(w.value().iter().all(|x| (x - 3.0).abs() < 1e-2));
@@ -336,7 +340,11 @@ pub struct AdamW<T> {
 }
 
 impl<T: Float> Optimizer<T> for AdamW<T> {
-    fn step(&mut self, params: &mut [&mut Param<T>], grads: &Grads<T>) -> Result<(), OptimError> {
+    fn step_dyn(
+        &mut self,
+        params: &mut dyn Iterator<Item = &mut Param<T>>,
+        grads: &Grads<T>,
+    ) -> Result<(), OptimError> {
         // `decoupled: true`: decoupled weight decay.
         adam_step(self.config.hyper(), true, &mut self.state, params, grads)
     }
@@ -422,7 +430,7 @@ mod tests {
         let mut opt = AdamConfig::new(0.1).amsgrad(true).build().unwrap();
         let mut grads = Grads::new();
         grads.insert(w.id(), arr1(&[1.0, -1.0]).into_dyn());
-        opt.step(&mut [&mut w], &grads).unwrap();
+        opt.step([&mut w], &grads).unwrap();
         let state = opt.param_state(w.id()).unwrap();
         let names: Vec<_> = state.buffers.iter().map(|(k, _)| *k).collect();
         assert_eq!(names, ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]);
@@ -442,7 +450,7 @@ mod tests {
         let mut grads = Grads::new();
         grads.insert(a.id(), arr1(&[f32::NAN, 1.0]).into_dyn());
         grads.insert(b.id(), arr1(&[1.0]).into_dyn());
-        let err = opt.step(&mut [&mut a, &mut b], &grads).unwrap_err();
+        let err = opt.step([&mut a, &mut b], &grads).unwrap_err();
         assert_eq!(
             err,
             OptimError::NonFiniteGradient {

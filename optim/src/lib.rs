@@ -20,8 +20,10 @@
 //! [`CosineAnnealingLr`](schedules::CosineAnnealingLr) (`CosineAnnealingLR`),
 //! [`LinearWarmup`](schedules::LinearWarmup) (`LinearLR`) and
 //! [`SequentialLr`](schedules::SequentialLr) (`SequentialLR`, e.g. a warm-up followed by
-//! cosine annealing). Clipping ([`clip`]): [`clip_grad_norm`](clip::clip_grad_norm) and
-//! [`clip_grad_value`](clip::clip_grad_value).
+//! cosine annealing, built with [`LrSchedule::then`] on any schedule); a
+//! [`Scheduler`](schedules::Scheduler) applies one to an optimizer, stepped once per epoch
+//! or once per batch. Clipping ([`clip`]): [`clip_grad_norm`](clip::clip_grad_norm) and
+//! [`clip_grad_value`](clip::clip_grad_value), over the parameters you choose.
 //!
 //! ## Building an optimizer
 //!
@@ -43,14 +45,14 @@
 //!
 //! ## A training loop
 //!
-//! Each step hands the optimizer the model's parameters and the gradients of one backward
-//! sweep (`loss.backward()` in a model; here the gradient of `Σ (w − target)²` is written by
+//! Each step hands the optimizer the model's parameters (any iterator of `&mut Param<T>`)
+//! and the gradients of one backward sweep (`loss.backward()` in a model; here the gradient of `Σ (w − target)²` is written by
 //! hand). The same loop runs with each optimizer, behind `Box<dyn Optimizer<T>>`:
 //!
 //! ```
 //! use ndarray::{arr1, arr2};
 //! use tapegrad_autograd::{Grads, Param};
-//! use tapegrad_optim::schedules::{ExponentialLr, LrSchedule};
+//! use tapegrad_optim::schedules::{ExponentialLr, Scheduler};
 //! use tapegrad_optim::{
 //!     clip::clip_grad_norm, AdagradConfig, AdamConfig, AdamWConfig, Optimizer,
 //!     RmsPropConfig, SgdConfig,
@@ -66,16 +68,16 @@
 //! for mut opt in optimizers {
 //!     let mut kernel = Param::new("dense.kernel", arr2(&[[0.5, -0.5], [1.0, 2.0]]).into_dyn());
 //!     let mut bias = Param::new("dense.bias", arr1(&[0.0, 0.0]).into_dyn());
-//!     let schedule = ExponentialLr::new(opt.lr(), 0.95)?;
-//!     for epoch in 0..60 {
-//!         opt.set_lr(schedule.lr(epoch));
+//!     let mut scheduler = Scheduler::new(ExponentialLr::new(opt.lr(), 0.95)?, &mut *opt)?;
+//!     for _epoch in 0..60 {
 //!         for _batch in 0..5 {
 //!             let mut grads = Grads::new();
 //!             grads.insert(kernel.id(), kernel.value().mapv(|w| 2.0 * (w - 1.0)));
 //!             grads.insert(bias.id(), bias.value().mapv(|b| 2.0 * (b + 1.0)));
-//!             clip_grad_norm(&mut grads, 10.0);
-//!             opt.step(&mut [&mut kernel, &mut bias], &grads)?;
+//!             clip_grad_norm([&kernel, &bias], &mut grads, 10.0)?;
+//!             opt.step([&mut kernel, &mut bias], &grads)?;
 //!         }
+//!         scheduler.step(&mut *opt)?;
 //!     }
 //!     let close = |a: &ndarray::ArrayD<f64>, t: f64| a.iter().all(|x| (x - t).abs() < 0.05);
 //!     assert!(close(kernel.value(), 1.0) && close(bias.value(), -1.0), "{}", opt.name());
@@ -99,7 +101,7 @@
 //! let mut opt = config.build()?;
 //! let mut grads = Grads::new();
 //! grads.insert(w.id(), arr1(&[0.5, 0.25]).into_dyn());
-//! opt.step(&mut [&mut w], &grads)?;
+//! opt.step([&mut w], &grads)?;
 //! let checkpoint = opt.state_dict(&[&w])?;
 //!
 //! // Later, maybe in another process: same names, new ids.
@@ -108,8 +110,8 @@
 //! resumed.load_state_dict(&[&w2], &checkpoint)?;
 //! let mut grads2 = Grads::new();
 //! grads2.insert(w2.id(), arr1(&[0.5, 0.25]).into_dyn());
-//! opt.step(&mut [&mut w], &grads)?;
-//! resumed.step(&mut [&mut w2], &grads2)?;
+//! opt.step([&mut w], &grads)?;
+//! resumed.step([&mut w2], &grads2)?;
 //! assert_eq!(w.value(), w2.value());
 //! # Ok::<(), tapegrad_optim::OptimError>(())
 //! ```
@@ -127,15 +129,19 @@
 mod adagrad;
 mod adam;
 pub mod clip;
+mod error;
+mod macros;
 mod optimizer;
 mod rmsprop;
 pub mod schedules;
 mod sgd;
+mod state;
 mod update;
 
 pub use adagrad::{Adagrad, AdagradConfig};
 pub use adam::{Adam, AdamConfig, AdamW, AdamWConfig};
-pub use optimizer::{OptimError, Optimizer, ParamState};
+pub use error::OptimError;
+pub use optimizer::{Optimizer, ParamState};
 pub use rmsprop::{RmsProp, RmsPropConfig};
 pub use schedules::LrSchedule;
 pub use sgd::{Sgd, SgdConfig};

@@ -112,11 +112,11 @@ impl RmsPropConfig {
 /// let mut opt = RmsPropConfig::new(0.01).momentum(0.5).centered(true).build()?;
 /// for epoch in 0..1000 {
 ///     if epoch == 500 {
-///         opt.set_lr(0.001); // a manual decay, as a schedule would do
+///         opt.set_lr(0.001)?; // a manual decay, as a schedule would do
 ///     }
 ///     let mut grads = Grads::new();
 ///     grads.insert(w.id(), w.value().mapv(|x| 2.0 * (x - 3.0)));
-///     opt.step(&mut [&mut w], &grads)?;
+///     opt.step([&mut w], &grads)?;
 /// }
 /// assert!(w.value().iter().all(|x| (x - 3.0).abs() < 1e-2));
 /// # Ok::<(), tapegrad_optim::OptimError>(())
@@ -130,7 +130,11 @@ pub struct RmsProp<T> {
 optimizer_constructors!(RmsProp, RmsPropConfig);
 
 impl<T: Float> Optimizer<T> for RmsProp<T> {
-    fn step(&mut self, params: &mut [&mut Param<T>], grads: &Grads<T>) -> Result<(), OptimError> {
+    fn step_dyn(
+        &mut self,
+        params: &mut dyn Iterator<Item = &mut Param<T>>,
+        grads: &Grads<T>,
+    ) -> Result<(), OptimError> {
         let c = &self.config;
         let w = scalar::<T>(1.0 - c.alpha);
         let k = Scalars {
@@ -319,7 +323,7 @@ mod tests {
                 .unwrap();
             let mut grads = Grads::new();
             grads.insert(w.id(), arr1(&[0.5]).into_dyn());
-            opt.step(&mut [&mut w], &grads).unwrap();
+            opt.step([&mut w], &grads).unwrap();
             let state = opt.param_state(w.id()).unwrap();
             let names: Vec<_> = state.buffers.iter().map(|(k, _)| *k).collect();
             assert_eq!(names, want);

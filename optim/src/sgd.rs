@@ -130,7 +130,7 @@ impl SgdConfig {
 /// for _ in 0..200 {
 ///     let mut grads = Grads::new();
 ///     grads.insert(w.id(), w.value().mapv(|x| 2.0 * (x - 3.0)));
-///     opt.step(&mut [&mut w], &grads)?;
+///     opt.step([&mut w], &grads)?;
 /// }
 /// assert!(w.value().iter().all(|x| (x - 3.0).abs() < 1e-6));
 /// # Ok::<(), tapegrad_optim::OptimError>(())
@@ -144,7 +144,11 @@ pub struct Sgd<T> {
 optimizer_constructors!(Sgd, SgdConfig);
 
 impl<T: Float> Optimizer<T> for Sgd<T> {
-    fn step(&mut self, params: &mut [&mut Param<T>], grads: &Grads<T>) -> Result<(), OptimError> {
+    fn step_dyn(
+        &mut self,
+        params: &mut dyn Iterator<Item = &mut Param<T>>,
+        grads: &Grads<T>,
+    ) -> Result<(), OptimError> {
         let c = &self.config;
         let k = Scalars {
             lr: scalar::<T>(c.lr),
@@ -278,7 +282,7 @@ mod tests {
         let mut grads = Grads::new();
         grads.insert(a.id(), arr1(&[1.0, 1.0]).into_dyn());
         grads.insert(b.id(), arr1(&[1.0]).into_dyn());
-        opt.step(&mut [&mut a, &mut b], &grads).unwrap();
+        opt.step([&mut a, &mut b], &grads).unwrap();
         let before = opt.state_dict(&[&a, &b]).unwrap();
         let (va, vb) = (a.value().clone(), b.value().clone());
 
@@ -286,7 +290,7 @@ mod tests {
             let mut grads = Grads::new();
             grads.insert(a.id(), arr1(&[1.0, 1.0]).into_dyn());
             grads.insert(b.id(), arr1(&[bad]).into_dyn());
-            let err = opt.step(&mut [&mut a, &mut b], &grads).unwrap_err();
+            let err = opt.step([&mut a, &mut b], &grads).unwrap_err();
             assert_eq!(
                 err,
                 OptimError::NonFiniteGradient {
@@ -306,7 +310,7 @@ mod tests {
         let mut opt = Sgd::new(0.1).unwrap();
         let mut grads = Grads::new();
         grads.insert(a.id(), ArrayD::zeros(vec![2, 3]));
-        let err = opt.step(&mut [&mut a], &grads).unwrap_err();
+        let err = opt.step([&mut a], &grads).unwrap_err();
         assert_eq!(
             err,
             OptimError::ShapeMismatch {
@@ -327,7 +331,7 @@ mod tests {
         let mut opt = SgdConfig::new(0.1).momentum(0.9).build().unwrap();
         let mut grads = Grads::new();
         grads.insert(a.id(), arr1(&[1.0]).into_dyn());
-        opt.step(&mut [&mut a, &mut b], &grads).unwrap();
+        opt.step([&mut a, &mut b], &grads).unwrap();
         assert_eq!(b.value()[[0]], 1.0);
         assert!(opt.param_state(b.id()).is_none());
         let sa = opt.param_state(a.id()).unwrap();
@@ -342,18 +346,24 @@ mod tests {
     fn set_lr_changes_the_step() {
         let mut a = Param::new("a", arr1(&[1.0_f64]).into_dyn());
         let mut opt = Sgd::new(0.1).unwrap();
-        opt.set_lr(0.5);
+        opt.set_lr(0.5).unwrap();
         assert_eq!(Optimizer::<f64>::lr(&opt), 0.5);
         let mut grads = Grads::new();
         grads.insert(a.id(), arr1(&[1.0]).into_dyn());
-        opt.step(&mut [&mut a], &grads).unwrap();
+        opt.step([&mut a], &grads).unwrap();
         assert_eq!(a.value()[[0]], 0.5);
     }
 
     #[test]
-    #[should_panic(expected = "learning rate must be finite and >= 0")]
-    fn set_lr_rejects_negative() {
+    fn set_lr_rejects_invalid_rates() {
         let mut opt: Sgd<f64> = Sgd::new(0.1).unwrap();
-        opt.set_lr(-1.0);
+        for bad in [-1.0, f64::NAN, f64::INFINITY] {
+            let err = opt.set_lr(bad).unwrap_err();
+            assert!(matches!(
+                err,
+                OptimError::InvalidHyperParameter { name: "lr", .. }
+            ));
+            assert_eq!(opt.lr(), 0.1);
+        }
     }
 }

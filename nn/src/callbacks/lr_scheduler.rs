@@ -4,12 +4,16 @@ use std::fmt;
 
 use tapegrad_autograd::Float;
 use tapegrad_optim::LrSchedule;
+use tapegrad_optim::schedules::Scheduler;
 
 use super::{Callback, CallbackError, TrainingState};
 
 /// Sets the optimizer's learning rate at the start of each epoch from a schedule of
 /// [`tapegrad_optim::schedules`] (Keras' `LearningRateScheduler`): during epoch `e`
 /// (0-based, counted from the start of this `fit`) the rate is `schedule.lr(e)`.
+///
+/// [`FitOptions::lr_schedule`](crate::model::FitOptions::lr_schedule) does the same, and can
+/// also step the schedule once per batch.
 pub struct LrScheduler {
     schedule: Box<dyn LrSchedule + Send>,
 }
@@ -41,11 +45,12 @@ impl<T: Float> Callback<T> for LrScheduler {
         epoch: usize,
         state: &mut TrainingState<'_, T>,
     ) -> Result<(), CallbackError> {
-        let lr = self.schedule.lr(epoch);
-        if !(lr.is_finite() && lr >= 0.0) {
-            return Err(CallbackError::InvalidLearningRate { epoch, lr });
-        }
-        state.optimizer_mut().set_lr(lr);
+        Scheduler::resume(&*self.schedule, epoch, state.optimizer_mut()).map_err(|_| {
+            CallbackError::InvalidLearningRate {
+                epoch,
+                lr: self.schedule.lr(epoch),
+            }
+        })?;
         Ok(())
     }
 }

@@ -34,7 +34,7 @@
 //! let loss = loss_fn(out, tape.constant(batch_y));
 //! let grads = loss.backward();
 //! drop(tape);
-//! optimizer.step(&mut module.params_mut(), &grads)?;
+//! optimizer.step(module.params_mut(), &grads)?;
 //! ```
 //!
 //! Data conventions: samples are rows (axis 0) of `x` and `y`. A 1-D `x` is a column of
@@ -62,7 +62,7 @@ use tapegrad_optim::Optimizer;
 
 pub use self::error::{DataRole, FitError};
 pub use self::loss::{Loss, LossFn};
-pub use self::options::{Evaluation, FitOptions};
+pub use self::options::{Evaluation, FitOptions, SchedulePer};
 pub use crate::metrics::Metric;
 
 use self::dist::agree;

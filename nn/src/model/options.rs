@@ -6,6 +6,7 @@ use std::rc::Rc;
 
 use ndarray::ArrayD;
 use tapegrad_autograd::Float;
+use tapegrad_optim::LrSchedule;
 
 #[cfg(doc)]
 use super::Model;
@@ -76,6 +77,23 @@ pub struct FitOptions<T: Float = f32> {
     /// [root-only](Callback::root_only) callbacks (checkpoints). An error on any rank is an
     /// error on every rank ([`FitError::RankFailed`](super::FitError::RankFailed)).
     pub communicator: Rc<dyn Communicator>,
+    /// A learning-rate schedule `fit` drives the optimizer with (default none: the rate
+    /// stays the optimizer's), stepped once per epoch or once per batch, as a
+    /// [`Scheduler`](tapegrad_optim::schedules::Scheduler) in a hand-written loop: the
+    /// first step uses `schedule.lr(0)`, and after each epoch or batch the rate of the next
+    /// is set. Steps are counted from the start of this `fit`. An invalid rate from the
+    /// schedule stops training with [`FitError::Optimizer`](super::FitError::Optimizer).
+    /// Set it with [`FitOptions::lr_schedule`].
+    pub lr_schedule: Option<(Box<dyn LrSchedule>, SchedulePer)>,
+}
+
+/// How often [`FitOptions::lr_schedule`] steps its schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchedulePer {
+    /// One schedule step per epoch (PyTorch's usual `scheduler.step()` after each epoch).
+    Epoch,
+    /// One schedule step per optimizer step (per-batch warm-up, one-cycle schedules).
+    Batch,
 }
 
 impl<T: Float> Default for FitOptions<T> {
@@ -91,6 +109,7 @@ impl<T: Float> Default for FitOptions<T> {
             seed: DEFAULT_SEED,
             check_finite: true,
             communicator: Rc::new(SingleProcess),
+            lr_schedule: None,
         }
     }
 }
@@ -121,6 +140,10 @@ impl<T: Float> fmt::Debug for FitOptions<T> {
                     self.communicator.rank(),
                     self.communicator.size()
                 ),
+            )
+            .field(
+                "lr_schedule",
+                &self.lr_schedule.as_ref().map(|(s, per)| (s.lr(0), per)),
             )
             .finish()
     }
@@ -191,6 +214,27 @@ impl<T: Float> FitOptions<T> {
     /// then the rows per process and step.
     pub fn communicator(mut self, communicator: Rc<dyn Communicator>) -> Self {
         self.communicator = communicator;
+        self
+    }
+
+    /// Drives the optimizer's learning rate with `schedule`, stepped once `per` epoch or
+    /// batch (see [`FitOptions::lr_schedule`](FitOptions#structfield.lr_schedule)).
+    ///
+    /// ```
+    /// use tapegrad_nn::model::{FitOptions, SchedulePer};
+    /// use tapegrad_optim::schedules::{CosineAnnealingLr, LinearWarmup, LrSchedule};
+    ///
+    /// // 100 batches of warm-up, then cosine annealing over the next 900.
+    /// let schedule = LinearWarmup::new(1e-3, 0.01, 100)?
+    ///     .then(100, CosineAnnealingLr::new(1e-3, 900, 0.0)?)?;
+    /// let options = FitOptions::<f32>::default()
+    ///     .epochs(10)
+    ///     .lr_schedule(schedule, SchedulePer::Batch);
+    /// assert!(options.lr_schedule.is_some());
+    /// # Ok::<(), tapegrad_optim::OptimError>(())
+    /// ```
+    pub fn lr_schedule(mut self, schedule: impl LrSchedule + 'static, per: SchedulePer) -> Self {
+        self.lr_schedule = Some((Box::new(schedule), per));
         self
     }
 }

@@ -9,18 +9,33 @@
 
 use ndarray::{ArrayD, Axis};
 use tapegrad_autograd::{Float, Grads, Tape};
+use tapegrad_optim::schedules::Scheduler;
+use tapegrad_optim::{LrSchedule, OptimError};
 
 use super::dist::{agree, reduce_totals, step_failure};
 use super::eval::{evaluate_batches, scalar_loss};
 use super::metric::MetricAcc;
 use super::prepare::Prepared;
 use super::progress::Reporter;
-use super::{Compiled, FitError, FitOptions};
+use super::{Compiled, FitError, FitOptions, SchedulePer};
 use crate::callbacks::{BatchLogs, Callback, CallbackError, Control, EpochLogs, TrainingState};
 use crate::communicator::{Communicator, GradientBuffer, batch_rows, broadcast_message};
 use crate::data::{Batches, take_rows};
 use crate::history::{History, StopReason};
 use crate::module::Module;
+
+/// The scheduler of [`FitOptions::lr_schedule`], and how often it steps.
+type FitScheduler<'o> = (Scheduler<&'o dyn LrSchedule>, SchedulePer);
+
+/// An error of the optimizer, or of the schedule setting its rate, as the error of the step
+/// (epoch and batch) it was for.
+fn optimizer_error(epoch: usize, batch: usize) -> impl FnOnce(OptimError) -> FitError {
+    move |source| FitError::Optimizer {
+        epoch,
+        batch,
+        source,
+    }
+}
 
 /// Mixed into the seed of the shuffling generator, so that the order of the samples and
 /// the weight initialization draw from different streams of the same seed.
@@ -68,6 +83,15 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
         };
         let mut report = Reporter::new(verbose, self.options.epochs, batches.len());
         let mut buffer = (self.comm.size() > 1).then(|| GradientBuffer::new(&self.module.params()));
+        let options = self.options;
+        let mut scheduler = match &options.lr_schedule {
+            Some((schedule, per)) => Some((
+                Scheduler::new(&**schedule, &mut *self.compiled.optimizer)
+                    .map_err(optimizer_error(0, 0))?,
+                *per,
+            )),
+            None => None,
+        };
 
         for epoch in 0..self.options.epochs {
             let mut begun = Ok(());
@@ -83,7 +107,13 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
             }
             agree(self.comm, begun)?;
             report.epoch_begin(epoch);
-            let (loss, stop) = self.epoch(epoch, &mut batches, buffer.as_mut(), &mut report)?;
+            let (loss, stop) = self.epoch(
+                epoch,
+                &mut batches,
+                buffer.as_mut(),
+                scheduler.as_mut(),
+                &mut report,
+            )?;
 
             values[0] = loss;
             reduce_totals(self.comm, 0.0, &mut self.train_metrics)?;
@@ -110,6 +140,11 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
             if let Some(reason) = stop {
                 history.set_stop_reason(reason);
                 return Ok(());
+            }
+            if let Some((scheduler, SchedulePer::Epoch)) = scheduler.as_mut() {
+                scheduler
+                    .step(&mut *self.compiled.optimizer)
+                    .map_err(optimizer_error(epoch + 1, 0))?;
             }
         }
         Ok(())
@@ -138,12 +173,13 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
     /// One pass over the training batches: the mean loss over the samples seen (all ranks),
     /// and the reason a callback stopped training in the middle, if one did (the batch it
     /// stopped at is not applied). `buffer` is the step's all-reduce buffer, `None` on one
-    /// process.
+    /// process; a per-batch `scheduler` steps after each optimizer step.
     fn epoch(
         &mut self,
         epoch: usize,
         batches: &mut Batches,
         mut buffer: Option<&mut GradientBuffer<T>>,
+        mut scheduler: Option<&mut FitScheduler<'_>>,
         report: &mut Reporter,
     ) -> Result<(f64, Option<StopReason>), FitError> {
         for m in self.train_metrics.iter_mut() {
@@ -202,15 +238,15 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
                     return Ok((loss_sum / seen as f64, stop));
                 }
             }
-            let mut params = self.module.params_mut();
             self.compiled
                 .optimizer
-                .step(&mut params, &grads)
-                .map_err(|source| FitError::Optimizer {
-                    epoch,
-                    batch,
-                    source,
-                })?;
+                .step(self.module.params_mut(), &grads)
+                .map_err(optimizer_error(epoch, batch))?;
+            if let Some((scheduler, SchedulePer::Batch)) = scheduler.as_deref_mut() {
+                scheduler
+                    .step(&mut *self.compiled.optimizer)
+                    .map_err(optimizer_error(epoch, batch))?;
+            }
             report.batch_end(batch, loss_sum / seen as f64);
         }
         Ok((loss_sum / seen as f64, None))

@@ -10,5 +10,6 @@ mod golden_losses;
 mod gradcheck;
 mod io;
 mod layers;
+mod lr_schedule;
 mod model;
 mod state;

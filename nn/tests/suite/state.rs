@@ -250,7 +250,7 @@ fn optimizers_never_see_or_change_buffers() {
                 out.square().sum().backward()
             };
             assert_eq!(grads.num_params(), 4, "kernel, bias, gamma, beta");
-            optimizer.step(&mut model.params_mut(), &grads).unwrap();
+            optimizer.step(model.params_mut(), &grads).unwrap();
             assert_ne!(param_values(&model), params_before);
         }
     }

@@ -107,8 +107,7 @@ fn step(opt: &mut dyn Optimizer<f32>, params: &mut [Param<f32>], grads: &[Vec<f6
     for (p, v) in params.iter().zip(grads) {
         g.insert(p.id(), array(v));
     }
-    let mut refs: Vec<&mut Param<f32>> = params.iter_mut().collect();
-    opt.step(&mut refs, &g).expect("finite gradients");
+    opt.step(params.iter_mut(), &g).expect("finite gradients");
 }
 
 #[test]
@@ -166,9 +165,7 @@ fn a_non_finite_gradient_in_either_half_changes_nothing() {
                 grad[at] = bad;
                 let mut g = Grads::new();
                 g.insert(p.id(), array(&grad));
-                let err = opt
-                    .step(&mut [&mut p], &g)
-                    .expect_err("a non-finite gradient");
+                let err = opt.step([&mut p], &g).expect_err("a non-finite gradient");
                 assert!(
                     matches!(err, OptimError::NonFiniteGradient { ref param } if param == "w"),
                     "{err}"

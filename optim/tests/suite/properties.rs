@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use ndarray::{ArrayD, IxDyn};
 use proptest::prelude::*;
-use tapegrad_autograd::{Float, Grads, Param, ParamId};
+use tapegrad_autograd::{Float, Grads, Param};
 use tapegrad_optim::clip::{clip_grad_norm, clip_grad_value, grad_norm};
 use tapegrad_optim::schedules::{
     CosineAnnealingLr, ExponentialLr, LinearWarmup, LrSchedule, MultiStepLr, StepLr,
@@ -224,8 +224,26 @@ fn do_step<T: Float>(
     params: &mut [Param<T>],
     grads: &Grads<T>,
 ) -> Result<(), OptimError> {
-    let mut refs: Vec<&mut Param<T>> = params.iter_mut().collect();
-    opt.step(&mut refs, grads)
+    opt.step(params.iter_mut(), grads)
+}
+
+/// A parameter for each vector of `grads`, whose gradient (the vector times `scale`) goes
+/// into `into`.
+fn grad_params<T: Float>(grads: &[Vec<f64>], scale: f64, into: &mut Grads<T>) -> Vec<Param<T>> {
+    grads
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let g = ArrayD::from_shape_vec(
+                IxDyn(&[v.len()]),
+                v.iter().map(|x| T::from_f64(x * scale)).collect(),
+            )
+            .unwrap();
+            let p = Param::new(format!("p{i}"), ArrayD::zeros(g.raw_dim()));
+            into.insert(p.id(), g);
+            p
+        })
+        .collect()
 }
 
 fn state_of<T: Float>(opt: &dyn Optimizer<T>, params: &[Param<T>]) -> BTreeMap<String, ArrayD<T>> {
@@ -241,7 +259,7 @@ fn run_impl(cfg: &Cfg, init: &[Vec<f64>; 2], steps: &[StepInput]) -> Vec<Vec<Vec
     steps
         .iter()
         .map(|s| {
-            opt.set_lr(base_lr * s.lr_scale);
+            opt.set_lr(base_lr * s.lr_scale).unwrap();
             let grads = make_grads(&params, s);
             do_step(opt.as_mut(), &mut params, &grads).unwrap();
             values(&params)
@@ -619,7 +637,7 @@ proptest! {
         *params[0].value_mut() = w.reversed_axes();
         prop_assert!(params[0].value().as_slice().is_none());
         for (s, want) in steps.iter().zip(&want) {
-            opt.set_lr(base * s.lr_scale);
+            opt.set_lr(base * s.lr_scale).unwrap();
             let mut grads = make_grads(&params, s);
             // Gradients as column-major or strided arrays.
             if let Some(g) = grads.by_id(params[0].id()) {
@@ -650,13 +668,11 @@ proptest! {
     ) {
         let scale = 10f64.powf(scale);
         let mut g = Grads::new();
-        for v in &grads {
-            g.insert(ParamId::fresh(), ArrayD::from_shape_vec(IxDyn(&[v.len()]), v.iter().map(|x| x * scale).collect()).unwrap());
-        }
-        let before = grad_norm(&g);
+        let params = grad_params::<f64>(&grads, scale, &mut g);
+        let before = grad_norm(&params, &g);
         let original = g.clone();
-        let total = clip_grad_norm(&mut g, max_norm);
-        let after = grad_norm(&g);
+        let total = clip_grad_norm(&params, &mut g, max_norm).unwrap();
+        let after = grad_norm(&params, &g);
         prop_assert_eq!(total, before);
         prop_assert!(after <= before * (1.0 + 1e-12), "{after} > {before}");
         if before > max_norm + 1e-6 {
@@ -668,12 +684,10 @@ proptest! {
         }
 
         let mut g32 = Grads::new();
-        for (_, v) in original.params() {
-            g32.insert(ParamId::fresh(), v.mapv(|x| x as f32));
-        }
-        let before32 = grad_norm(&g32);
-        clip_grad_norm(&mut g32, max_norm);
-        prop_assert!(grad_norm(&g32) <= before32 * (1.0 + 1e-6));
+        let params32 = grad_params::<f32>(&grads, scale, &mut g32);
+        let before32 = grad_norm(&params32, &g32);
+        clip_grad_norm(&params32, &mut g32, max_norm).unwrap();
+        prop_assert!(grad_norm(&params32, &g32) <= before32 * (1.0 + 1e-6));
     }
 
     /// Value clipping bounds every element, keeps those within bounds, and never increases
@@ -684,12 +698,10 @@ proptest! {
         clip in 0.0..5.0f64,
     ) {
         let mut g = Grads::new();
-        for v in &grads {
-            g.insert(ParamId::fresh(), ArrayD::from_shape_vec(IxDyn(&[v.len()]), v.clone()).unwrap());
-        }
+        let params = grad_params::<f64>(&grads, 1.0, &mut g);
         let original = g.clone();
-        clip_grad_value(&mut g, clip);
-        prop_assert!(grad_norm(&g) <= grad_norm(&original));
+        clip_grad_value(&params, &mut g, clip).unwrap();
+        prop_assert!(grad_norm(&params, &g) <= grad_norm(&params, &original));
         for (id, v) in original.params() {
             for (got, was) in g.by_id(id).unwrap().iter().zip(v) {
                 prop_assert!(got.abs() <= clip);
@@ -746,7 +758,7 @@ proptest! {
                 prop_assert_eq!(warmup.lr(e), base);
             }
         }
-        let chained = warmup.clone().then(cosine.clone());
+        let chained = warmup.clone().then(total_iters, cosine.clone()).unwrap();
         for e in 0..30 {
             let want = if e < total_iters { warmup.lr(e) } else { cosine.lr(e - total_iters) };
             prop_assert_eq!(chained.lr(e), want);

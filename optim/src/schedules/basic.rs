@@ -1,46 +1,11 @@
-//! Learning-rate schedules: closed forms of PyTorch's `torch.optim.lr_scheduler` classes.
-//!
-//! A schedule is a pure function of the epoch: [`LrSchedule::lr`] gives the learning rate in
-//! force during epoch `e` (0-based), which is what the PyTorch scheduler sets after being
-//! stepped `e` times (once at the end of each epoch). Apply it with
-//! [`Optimizer::set_lr`](crate::Optimizer::set_lr) at the start of each epoch:
-//!
-//! ```
-//! use ndarray::arr1;
-//! use tapegrad_autograd::{Grads, Param};
-//! use tapegrad_optim::schedules::{CosineAnnealingLr, LinearWarmup, LrSchedule};
-//! use tapegrad_optim::{Optimizer, SgdConfig};
-//!
-//! let base_lr = 0.1;
-//! // 3 epochs of linear warm-up from 0.2 · base_lr, then cosine annealing over 8 epochs.
-//! let schedule = LinearWarmup::new(base_lr, 0.2, 3)?
-//!     .then(CosineAnnealingLr::new(base_lr, 8, 0.0)?);
-//! let mut w = Param::new("w", arr1(&[1.0_f64]).into_dyn());
-//! let mut opt = SgdConfig::new(base_lr).momentum(0.9).build()?;
-//! for epoch in 0..11 {
-//!     opt.set_lr(schedule.lr(epoch));
-//!     for _batch in 0..4 {
-//!         let mut grads = Grads::new();
-//!         grads.insert(w.id(), w.value().mapv(|x| 2.0 * x));
-//!         opt.step(&mut [&mut w], &grads)?;
-//!     }
-//! }
-//! assert!((schedule.lr(0) - 0.02).abs() < 1e-15);
-//! assert!((schedule.lr(3) - 0.1).abs() < 1e-15);
-//! assert!(schedule.lr(11).abs() < 1e-15);
-//! # Ok::<(), tapegrad_optim::OptimError>(())
-//! ```
+//! The closed-form schedules: PyTorch's `StepLR`, `MultiStepLR`, `ExponentialLR`,
+//! `CosineAnnealingLR` and `LinearLR` (as a warm-up). Each counts scheduler steps, which are
+//! epochs or batches as the caller decides; the documentation says "epoch" as PyTorch's does.
 
 use std::f64::consts::PI;
-use std::fmt;
 
-use crate::optimizer::{OptimError, invalid, non_negative};
-
-/// A learning rate as a function of the epoch.
-pub trait LrSchedule {
-    /// The learning rate in force during `epoch` (0-based).
-    fn lr(&self, epoch: usize) -> f64;
-}
+use super::LrSchedule;
+use crate::error::{OptimError, invalid, non_negative};
 
 fn positive_count(name: &'static str, value: usize) -> Result<(), OptimError> {
     if value == 0 {
@@ -79,8 +44,8 @@ impl StepLr {
 }
 
 impl LrSchedule for StepLr {
-    fn lr(&self, epoch: usize) -> f64 {
-        self.base_lr * self.gamma.powf((epoch / self.step_size) as f64)
+    fn lr(&self, step: usize) -> f64 {
+        self.base_lr * self.gamma.powf((step / self.step_size) as f64)
     }
 }
 
@@ -115,8 +80,8 @@ impl MultiStepLr {
 }
 
 impl LrSchedule for MultiStepLr {
-    fn lr(&self, epoch: usize) -> f64 {
-        let passed = self.milestones.partition_point(|&m| m <= epoch);
+    fn lr(&self, step: usize) -> f64 {
+        let passed = self.milestones.partition_point(|&m| m <= step);
         self.base_lr * self.gamma.powf(passed as f64)
     }
 }
@@ -144,8 +109,8 @@ impl ExponentialLr {
 }
 
 impl LrSchedule for ExponentialLr {
-    fn lr(&self, epoch: usize) -> f64 {
-        self.base_lr * self.gamma.powf(epoch as f64)
+    fn lr(&self, step: usize) -> f64 {
+        self.base_lr * self.gamma.powf(step as f64)
     }
 }
 
@@ -182,8 +147,8 @@ impl CosineAnnealingLr {
 }
 
 impl LrSchedule for CosineAnnealingLr {
-    fn lr(&self, epoch: usize) -> f64 {
-        let phase = PI * epoch as f64 / self.t_max as f64;
+    fn lr(&self, step: usize) -> f64 {
+        let phase = PI * step as f64 / self.t_max as f64;
         self.eta_min + (self.base_lr - self.eta_min) * (1.0 + phase.cos()) / 2.0
     }
 }
@@ -216,90 +181,15 @@ impl LinearWarmup {
             total_iters,
         })
     }
-
-    /// This warm-up for its `total_iters` epochs, then `next` (whose epoch 0 is the first
-    /// epoch after the warm-up): PyTorch's `SequentialLR([warmup, next],
-    /// milestones=[total_iters])`.
-    pub fn then(self, next: impl LrSchedule + Send + Sync + 'static) -> SequentialLr {
-        let milestone = self.total_iters;
-        SequentialLr {
-            schedules: vec![Box::new(self), Box::new(next)],
-            milestones: vec![milestone],
-        }
-    }
 }
 
 impl LrSchedule for LinearWarmup {
-    fn lr(&self, epoch: usize) -> f64 {
-        if epoch >= self.total_iters {
+    fn lr(&self, step: usize) -> f64 {
+        if step >= self.total_iters {
             return self.base_lr;
         }
-        let progress = epoch as f64 / self.total_iters as f64;
+        let progress = step as f64 / self.total_iters as f64;
         self.base_lr * (self.start_factor + (1.0 - self.start_factor) * progress)
-    }
-}
-
-/// Schedules one after the other (PyTorch's `SequentialLR`): schedule `i + 1` takes over at
-/// epoch `milestones[i]`, and counts its own epochs from 0 there.
-pub struct SequentialLr {
-    schedules: Vec<Box<dyn LrSchedule + Send + Sync>>,
-    milestones: Vec<usize>,
-}
-
-impl SequentialLr {
-    /// A chain of `schedules` switching at `milestones`.
-    ///
-    /// # Errors
-    ///
-    /// [`OptimError::InvalidHyperParameter`] if `schedules` is empty, if there is not exactly
-    /// one milestone fewer than schedules, or if the milestones are not strictly increasing.
-    pub fn new(
-        schedules: Vec<Box<dyn LrSchedule + Send + Sync>>,
-        milestones: Vec<usize>,
-    ) -> Result<Self, OptimError> {
-        if schedules.is_empty() {
-            return Err(invalid("schedulers", 0.0, "needs at least one schedule"));
-        }
-        if milestones.len() + 1 != schedules.len() {
-            return Err(invalid(
-                "milestones",
-                milestones.len() as f64,
-                "needs exactly one milestone fewer than schedules",
-            ));
-        }
-        if let Some(w) = milestones.windows(2).find(|w| w[0] >= w[1]) {
-            return Err(invalid(
-                "milestones",
-                w[1] as f64,
-                "must be strictly increasing",
-            ));
-        }
-        Ok(SequentialLr {
-            schedules,
-            milestones,
-        })
-    }
-
-    /// The epochs at which each next schedule takes over.
-    pub fn milestones(&self) -> &[usize] {
-        &self.milestones
-    }
-}
-
-impl LrSchedule for SequentialLr {
-    fn lr(&self, epoch: usize) -> f64 {
-        let i = self.milestones.partition_point(|&m| m <= epoch);
-        let start = if i == 0 { 0 } else { self.milestones[i - 1] };
-        self.schedules[i].lr(epoch - start)
-    }
-}
-
-impl fmt::Debug for SequentialLr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SequentialLr")
-            .field("schedules", &self.schedules.len())
-            .field("milestones", &self.milestones)
-            .finish()
     }
 }
 
@@ -328,36 +218,6 @@ mod tests {
         assert_eq!(name(CosineAnnealingLr::new(0.1, 10, -1.0)), Some("eta_min"));
         assert_eq!(name(LinearWarmup::new(0.1, 0.0, 4)), Some("start_factor"));
         assert_eq!(name(LinearWarmup::new(0.1, 1.5, 4)), Some("start_factor"));
-        let s = || -> Box<dyn LrSchedule + Send + Sync> {
-            Box::new(ExponentialLr::new(0.1, 0.9).unwrap())
-        };
-        assert_eq!(name(SequentialLr::new(vec![], vec![])), Some("schedulers"));
-        assert_eq!(
-            name(SequentialLr::new(vec![s(), s()], vec![])),
-            Some("milestones")
-        );
-        assert_eq!(
-            name(SequentialLr::new(vec![s(), s(), s()], vec![4, 4])),
-            Some("milestones")
-        );
-        assert!(SequentialLr::new(vec![s(), s(), s()], vec![2, 4]).is_ok());
-    }
-
-    #[test]
-    fn sequential_restarts_each_schedule_at_its_milestone() {
-        let seq = SequentialLr::new(
-            vec![
-                Box::new(ExponentialLr::new(1.0, 0.5).unwrap()),
-                Box::new(ExponentialLr::new(2.0, 0.5).unwrap()),
-                Box::new(StepLr::new(3.0, 1, 1.0).unwrap()),
-            ],
-            vec![2, 5],
-        )
-        .unwrap();
-        let lrs: Vec<f64> = (0..7).map(|e| seq.lr(e)).collect();
-        assert_eq!(lrs, [1.0, 0.5, 2.0, 1.0, 0.5, 3.0, 3.0]);
-        assert_eq!(seq.milestones(), &[2, 5]);
-        assert!(format!("{seq:?}").contains("milestones"));
     }
 
     #[test]
