@@ -392,7 +392,7 @@ fn embedding_table_is_standard_normal_and_trains_through_fit() {
         mean.abs() < 0.05 && (var - 1.0).abs() < 0.05,
         "{mean} {var}"
     );
-    assert_eq!(layer.params()[0].name(), "embedding.embeddings");
+    assert_eq!(layer.params()[0].name(), "embeddings");
 
     let mut model = embedding_model();
     let x = array![[0.0, 1.0], [2.0, 3.0], [4.0, 0.0], [1.0, 1.0]];
