@@ -58,5 +58,28 @@ pub mod metrics;
 pub mod model;
 pub mod module;
 
+/// `Debug` that prints the `Display` message: what `fn main() -> Result<(), Box<dyn Error>>`
+/// shows when it returns an error through `?`.
+macro_rules! debug_as_display {
+    ($($ty:ty),* $(,)?) => {$(
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Display::fmt(self, f)
+            }
+        }
+    )*};
+}
+
+debug_as_display!(
+    model::FitError,
+    io::IoError,
+    io::FormatError,
+    data::DataError,
+    callbacks::CallbackError,
+    communicator::CommError,
+    module::InvalidInput,
+    module::ModuleGradcheckError,
+);
+
 pub use buffer::Buffer;
 pub use module::Module;

@@ -417,7 +417,7 @@ pub(crate) fn layer_name(kind: &str) -> String {
 
 /// An input element a module cannot take (from [`Module::check_input`]): e.g. an embedding
 /// index that is not an integer in range.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[derive(Clone, PartialEq, thiserror::Error)]
 #[error("layer `{layer}` cannot take input {value} at position {position:?}: {expected}")]
 pub struct InvalidInput {
     /// The layer's name.
@@ -432,7 +432,7 @@ pub struct InvalidInput {
 
 /// A module gradient that disagrees with its finite-difference estimate (from
 /// [`gradcheck_module`]).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct ModuleGradcheckError {
     /// What was differentiated: `"input"` or the parameter's path (e.g. `"dense_0.kernel"`).
     pub target: String,

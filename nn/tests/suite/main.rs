@@ -11,4 +11,5 @@ mod gradcheck;
 mod io;
 mod layers;
 mod model;
+mod module_api;
 mod state;
