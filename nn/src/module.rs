@@ -313,9 +313,15 @@ impl<'a, 'f, T: Float> Visitor<'a, 'f, T> {
 /// ([`children`](VisitorMut::children)), which is how [`Module::set_training`] reaches them.
 pub struct VisitorMut<'a, 'f, T: Float> {
     path: String,
-    on_entry: Option<&'f mut dyn FnMut(&str, EntryMut<'a, T>)>,
-    on_child: Option<&'f mut dyn FnMut(&str, &'a mut dyn Module<T>)>,
+    on_entry: Option<EntryFn<'a, 'f, T>>,
+    on_child: Option<ChildFn<'a, 'f, T>>,
 }
+
+/// What [`VisitorMut::new`] calls with each path and entry.
+type EntryFn<'a, 'f, T> = &'f mut dyn FnMut(&str, EntryMut<'a, T>);
+
+/// What [`VisitorMut::children`] calls with each child's name and the child.
+type ChildFn<'a, 'f, T> = &'f mut dyn FnMut(&str, &'a mut dyn Module<T>);
 
 impl<'a, 'f, T: Float> VisitorMut<'a, 'f, T> {
     /// A walk that calls `f` with each parameter's or buffer's path.
