@@ -157,7 +157,7 @@ fn inference(c: &mut Criterion) {
                 let tape = Tape::new();
                 tape.no_grad(|| {
                     let logits = model.forward(tape.constant_ref(x));
-                    black_box(logits.with_value(|a| a[[0, 0]]))
+                    black_box(logits.value()[[0, 0]])
                 })
             })
         });

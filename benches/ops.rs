@@ -46,7 +46,7 @@ fn matmul(c: &mut Criterion) {
             bench.iter(|| {
                 let tape = Tape::new();
                 let y = tape.param(&a).matmul(tape.param(&b));
-                black_box(y.with_value(|v| v[[0, 0]]))
+                black_box(y.value()[[0, 0]])
             })
         });
         group.bench_function(BenchmarkId::new("ndarray_dot", &label), |bench| {
@@ -75,7 +75,7 @@ fn elementwise(c: &mut Criterion) {
     group.bench_function("exp_forward", |bench| {
         bench.iter(|| {
             let tape = Tape::new();
-            black_box(tape.param(&x).exp().with_value(|v| v[[0, 0]]))
+            black_box(tape.param(&x).exp().value()[[0, 0]])
         })
     });
     group.bench_function("exp_forward_backward", |bench| {
@@ -88,7 +88,7 @@ fn elementwise(c: &mut Criterion) {
         bench.iter(|| {
             let tape = Tape::new();
             let z = tape.param(&x) + tape.param(&y);
-            black_box(z.with_value(|v| v[[0, 0]]))
+            black_box(z.value()[[0, 0]])
         })
     });
     group.bench_function("add_forward_backward", |bench| {
@@ -101,7 +101,7 @@ fn elementwise(c: &mut Criterion) {
     group.bench_function("relu_forward", |bench| {
         bench.iter(|| {
             let tape = Tape::new();
-            black_box(tape.param(&x).relu().with_value(|v| v[[0, 0]]))
+            black_box(tape.param(&x).relu().value()[[0, 0]])
         })
     });
     group.bench_function("relu_forward_backward", |bench| {
@@ -126,7 +126,7 @@ fn reductions(c: &mut Criterion) {
     group.bench_function("max_axes_rows_forward_backward", |bench| {
         bench.iter(|| {
             let tape = Tape::new();
-            let m = tape.param(&x).max_axes(&[1], false);
+            let m = tape.param(&x).max_axes([1], false);
             black_box(m.sum().backward().num_params())
         })
     });

@@ -15,18 +15,17 @@
 
 use std::error::Error;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
-use ndarray::{Array1, Array3, s};
+use ndarray::s;
 use tapegrad::autograd::Tape;
-use tapegrad::nn::data::{DataError, Dataset, bundled_data_dir, load_idx_split};
+use tapegrad::datasets::{ImageSet, ImageSplit, SHOES, labels_f32};
+use tapegrad::models::{small_cnn, tutorial_mlp};
 use tapegrad::nn::history::History;
-use tapegrad::nn::layers::{
-    Activation, Conv2d, Dense, Flatten, MaxPool2d, Padding, Reshape, Sequential,
-};
+use tapegrad::nn::layers::Sequential;
 use tapegrad::nn::model::{FitOptions, Loss, Metric, Model};
 use tapegrad::nn::{Module, losses};
 use tapegrad::optim::{AdamConfig, Optimizer};
@@ -37,28 +36,6 @@ use tapegrad::report::{ConfusionMatrix, argmax_rows};
 #[path = "fashion_mnist/plot.rs"]
 mod plot;
 use plot::{Figure, plot_report};
-
-const FASHION_CLASSES: [&str; 10] = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-];
-/// Column headings of the confusion matrix.
-const FASHION_SHORT: [&str; 10] = [
-    "T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot",
-];
-const DIGIT_CLASSES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
-/// Sandal, Sneaker, Ankle boot.
-const SHOES: [usize; 3] = [5, 7, 9];
-/// How the bundled 10,000 test images are split: the first 8,000 train, the rest are held out.
-const BUNDLED_TRAIN: usize = 8_000;
 
 /// Train the TensorFlow tutorial's Fashion-MNIST classifier and report how well it tells
 /// the ten classes apart, and shoes from clothing.
@@ -128,27 +105,8 @@ impl Arch {
     /// The untrained network for images of `height × width` pixels.
     fn network(self, height: usize, width: usize) -> Sequential<f32> {
         match self {
-            Arch::Mlp => Sequential::new()
-                .add(Flatten::new())
-                .add(Dense::new(128).activation(Activation::Relu))
-                .add(Dense::new(10)),
-            Arch::Cnn => Sequential::new()
-                .add(Reshape::new(&[1, height as isize, width as isize]))
-                .add(
-                    Conv2d::new(32, 3)
-                        .padding(Padding::Same)
-                        .activation(Activation::Relu),
-                )
-                .add(MaxPool2d::new(2))
-                .add(
-                    Conv2d::new(64, 3)
-                        .padding(Padding::Same)
-                        .activation(Activation::Relu),
-                )
-                .add(MaxPool2d::new(2))
-                .add(Flatten::new())
-                .add(Dense::new(128).activation(Activation::Relu))
-                .add(Dense::new(10)),
+            Arch::Mlp => tutorial_mlp(),
+            Arch::Cnn => small_cnn(height, width),
         }
     }
 
@@ -173,33 +131,12 @@ pub enum Labels {
 }
 
 impl Labels {
-    fn class_names(self) -> [&'static str; 10] {
+    fn set(self) -> ImageSet {
         match self {
-            Labels::Fashion => FASHION_CLASSES,
-            Labels::Digits => DIGIT_CLASSES,
+            Labels::Fashion => ImageSet::FashionMnist,
+            Labels::Digits => ImageSet::Mnist,
         }
     }
-    fn short_names(self) -> [&'static str; 10] {
-        match self {
-            Labels::Fashion => FASHION_SHORT,
-            Labels::Digits => DIGIT_CLASSES,
-        }
-    }
-    fn dataset_name(self) -> &'static str {
-        match self {
-            Labels::Fashion => "Fashion-MNIST",
-            Labels::Digits => "MNIST",
-        }
-    }
-}
-
-/// Training and held-out images (scaled to [0, 1]) with their labels.
-struct Split {
-    train_x: Array3<f32>,
-    train_y: Array1<f32>,
-    test_x: Array3<f32>,
-    test_y: Vec<usize>,
-    source: String,
 }
 
 /// What a run measured.
@@ -219,7 +156,7 @@ pub struct Summary {
 
 /// Loads the data, trains, evaluates on the held-out images and prints the report.
 pub fn run(args: &Args) -> Result<Summary, Box<dyn Error>> {
-    let names = args.labels.class_names();
+    let names = args.labels.set().class_names();
     let started = Instant::now();
     let data = load(args)?;
     let load_seconds = started.elapsed().as_secs_f64();
@@ -227,7 +164,7 @@ pub fn run(args: &Args) -> Result<Summary, Box<dyn Error>> {
     data.test_y.iter().for_each(|&c| test_counts[c] += 1);
     println!(
         "{}: {} training images, {} held out ({})",
-        args.labels.dataset_name(),
+        args.labels.set().name(),
         data.train_y.len(),
         data.test_y.len(),
         data.source
@@ -244,7 +181,7 @@ pub fn run(args: &Args) -> Result<Summary, Box<dyn Error>> {
         Loss::sparse_categorical_cross_entropy(),
         &[Metric::Accuracy],
     );
-    let test_y_f32: Array1<f32> = data.test_y.iter().map(|&c| c as f32).collect();
+    let test_y_f32 = labels_f32(&data.test_y);
     let verbose = if std::io::stderr().is_terminal() {
         1
     } else {
@@ -263,7 +200,7 @@ pub fn run(args: &Args) -> Result<Summary, Box<dyn Error>> {
         );
     }
     let started = Instant::now();
-    let history = model.fit(&data.train_x, &data.train_y, options)?;
+    let history = model.fit(&data.train_x, &labels_f32(&data.train_y), options)?;
     let train_seconds = started.elapsed().as_secs_f64();
 
     let eval_batch = args.model.eval_batch();
@@ -297,7 +234,7 @@ pub fn run(args: &Args) -> Result<Summary, Box<dyn Error>> {
         );
     }
     println!("\nconfusion matrix (rows: true class, columns: predicted class):");
-    print!("{}", confusion.to_table(&args.labels.short_names()));
+    print!("{}", confusion.to_table(&args.labels.set().short_names()));
 
     let shoes_accuracy = (args.labels == Labels::Fashion).then(|| {
         let shoes = confusion.group_matrix(&SHOES); // class 1: a shoe, class 0: clothing
@@ -330,7 +267,7 @@ pub fn run(args: &Args) -> Result<Summary, Box<dyn Error>> {
             images: &data.test_x,
             truth: &data.test_y,
             predicted: &predicted,
-            names: &args.labels.short_names(),
+            names: &args.labels.set().short_names(),
         };
         plot_report(&figure, path)
             .map_err(|e| format!("cannot draw the plot {}: {e}", path.display()))?;
@@ -362,108 +299,10 @@ fn per_class(names: &[&str], counts: &[usize]) -> String {
         .join(", ")
 }
 
-/// Reads the bundled split or the four files of `--data`, checking what training needs,
-/// and keeps the first `--train-limit` / `--test-limit` images if asked.
-fn load(args: &Args) -> Result<Split, Box<dyn Error>> {
-    let mut split = load_all(args)?;
-    if let Some(n) = args.train_limit {
-        let n = n.clamp(1, split.train_y.len());
-        split.train_x = split.train_x.slice(s![..n, .., ..]).to_owned();
-        split.train_y = split.train_y.slice(s![..n]).to_owned();
-        split
-            .source
-            .push_str(&format!(", first {n} training images"));
-    }
-    if let Some(n) = args.test_limit {
-        let n = n.clamp(1, split.test_y.len());
-        split.test_x = split.test_x.slice(s![..n, .., ..]).to_owned();
-        split.test_y.truncate(n);
-        split.source.push_str(&format!(", first {n} held out"));
-    }
-    Ok(split)
-}
-
-/// Reads the bundled split or the four files of `--data`, checking what training needs.
-fn load_all(args: &Args) -> Result<Split, Box<dyn Error>> {
-    let name = args.labels.dataset_name();
-    match &args.data {
-        None => {
-            let folder = match args.labels {
-                Labels::Fashion => "fashion-mnist",
-                Labels::Digits => "mnist",
-            };
-            let dir = bundled_data_dir().join(folder);
-            let all = read_split(&dir, "t10k", name)?;
-            if all.len() <= BUNDLED_TRAIN {
-                return Err(format!(
-                    "the bundled {name} test set in {} has {} images; expected more than {BUNDLED_TRAIN}",
-                    dir.display(),
-                    all.len()
-                )
-                .into());
-            }
-            let x = scale(&all.images);
-            let labels = all.labels_usize();
-            Ok(Split {
-                train_x: x.slice(s![..BUNDLED_TRAIN, .., ..]).to_owned(),
-                train_y: labels[..BUNDLED_TRAIN].iter().map(|&c| c as f32).collect(),
-                test_x: x.slice(s![BUNDLED_TRAIN.., .., ..]).to_owned(),
-                test_y: labels[BUNDLED_TRAIN..].to_vec(),
-                source: format!(
-                    "the bundled test set, first {BUNDLED_TRAIN} / last {}",
-                    all.len() - BUNDLED_TRAIN
-                ),
-            })
-        }
-        Some(dir) => {
-            let train = read_split(dir, "train", name)?;
-            let test = read_split(dir, "t10k", name)?;
-            if train.image_shape() != test.image_shape() {
-                return Err(format!(
-                    "the training images in {} are {:?} pixels but the test images are {:?}",
-                    dir.display(),
-                    train.image_shape(),
-                    test.image_shape()
-                )
-                .into());
-            }
-            Ok(Split {
-                train_x: scale(&train.images),
-                train_y: train.labels.mapv(f32::from),
-                test_x: scale(&test.images),
-                test_y: test.labels_usize(),
-                source: format!("train and t10k files of {}", dir.display()),
-            })
-        }
-    }
-}
-
-/// One split of an IDX folder, with a hint when a file is missing and a check of the labels.
-fn read_split(dir: &Path, prefix: &str, name: &str) -> Result<Dataset, Box<dyn Error>> {
-    let dataset = load_idx_split(dir, prefix).map_err(|e| match e {
-        DataError::NotFound { .. } => format!(
-            "{e}\n  (the {name} files are the four IDX files published by {}; see \
-             README.md)",
-            match name {
-                "MNIST" => "Yann LeCun's MNIST page and its mirrors",
-                _ => "Zalando Research at github.com/zalandoresearch/fashion-mnist",
-            }
-        ),
-        e => e.to_string(),
-    })?;
-    if let Some((i, &label)) = dataset.labels.iter().enumerate().find(|&(_, &l)| l >= 10) {
-        return Err(format!(
-            "label {label} of image {i} in the {prefix} labels of {} is not a class 0..9",
-            dir.display()
-        )
-        .into());
-    }
-    Ok(dataset)
-}
-
-/// Pixels 0..=255 to [0, 1].
-fn scale(images: &Array3<u8>) -> Array3<f32> {
-    images.mapv(|p| f32::from(p) / 255.0)
+/// The bundled split or the four files of `--data`, cut to `--train-limit` / `--test-limit`.
+fn load(args: &Args) -> Result<ImageSplit, Box<dyn Error>> {
+    let split = tapegrad::datasets::load(args.labels.set(), args.data.as_deref())?;
+    Ok(split.limit(args.train_limit, args.test_limit))
 }
 
 /// `--time-steps`: one training step (forward, backward, Adam) at batch 32 and 128 and the
@@ -471,7 +310,7 @@ fn scale(images: &Array3<u8>) -> Array3<f32> {
 fn time_steps(args: &Args) -> Result<(), Box<dyn Error>> {
     let data = load(args)?;
     let (n, height, width) = data.train_x.dim();
-    let labels: Vec<usize> = data.train_y.iter().map(|&c| c as usize).collect();
+    let labels = &data.train_y;
     let batch_of = |b: usize, i: usize| {
         let start = (i * b) % (n - b + 1).max(1);
         let end = (start + b).min(n);

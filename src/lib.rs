@@ -1,10 +1,40 @@
 //! # tapegrad
 //!
-//! Re-exports the three crates: [`autograd`], [`nn`] and [`optim`], and adds [`report`],
-//! the confusion matrix and per-class accuracy the examples print.
+//! Re-exports the three crates: [`autograd`], [`nn`] and [`optim`], and adds what the
+//! examples share: [`datasets`] (Fashion-MNIST and MNIST, split and scaled), [`models`]
+//! (the networks they train) and [`report`] (the confusion matrix and per-class accuracy
+//! they print).
+//!
+//! ## Features
+//!
+//! - `proptest` (off by default): `tapegrad::autograd::testing`, the proptest strategies (shapes,
+//!   broadcast pairs, arrays away from kinks) for property-testing ops, losses and layers,
+//!   through this one dependency: `tapegrad = { version = "0.1", features = ["proptest"] }`.
+//!
+//! ```
+//! # #[cfg(feature = "proptest")]
+//! # {
+//! use tapegrad::autograd::testing::{array, shape};
+//!
+//! let _shapes = shape(3, 4); // proptest strategies, for `proptest!`
+//! let _arrays = array(vec![2, 3], -1.0, 1.0);
+//! # }
+//! ```
 pub use tapegrad_autograd as autograd;
 pub use tapegrad_nn as nn;
 pub use tapegrad_optim as optim;
+
+pub mod datasets;
+pub mod models;
+/// Re-export of the random number crate: [`Module::build`](nn::Module::build) takes a
+/// [`rand::rngs::StdRng`], seeded as `StdRng::seed_from_u64(seed)`.
+///
+/// ```
+/// use tapegrad::rand::{SeedableRng, rngs::StdRng};
+///
+/// let _rng = StdRng::seed_from_u64(42);
+/// ```
+pub use rand;
 
 pub mod report;
 

@@ -301,6 +301,76 @@ where
     Ok(())
 }
 
+/// Checks second derivatives, as PyTorch's `gradgradcheck`: the gradients that
+/// [`Tape::grad`] records for `f` are themselves differentiated and compared with central
+/// finite differences of those gradients.
+///
+/// With `w` random weights of `f`'s output shape (the seed, as a variable) and `uᵢ` fixed
+/// random weights of each input's shape, the scalar `G(x, w) = Σᵢ ⟨uᵢ, (wᵀ J)ᵢ⟩` is built from
+/// `tape.grad` and checked with [`gradcheck`]: its gradient with respect to the inputs holds
+/// the Hessian-vector products of `f`, and with respect to `w` the Jacobian-vector product
+/// `J u`. On failure, [`GradcheckError::input`] is the input's position, or `inputs.len()`
+/// for the seed `w`.
+///
+/// ```
+/// use ndarray::array;
+/// use tapegrad_autograd::{GradcheckOptions, gradgradcheck};
+///
+/// let x = array![[0.3, -1.2], [2.0, 0.7]].into_dyn();
+/// gradgradcheck(|_tape, v| v[0].tanh() * v[0], &[x], &GradcheckOptions::default()).unwrap();
+/// ```
+///
+/// # Errors
+///
+/// The first element, of an input or of the seed, whose second derivative disagrees.
+pub fn gradgradcheck<F>(
+    f: F,
+    inputs: &[ArrayD<f64>],
+    options: &GradcheckOptions,
+) -> Result<(), GradcheckError>
+where
+    F: for<'t> Fn(&'t Tape<'t, f64>, &[Var<'t, f64>]) -> Var<'t, f64>,
+{
+    let output_shape = {
+        let tape = Tape::new();
+        let vars: Vec<Var<'_, f64>> = inputs.iter().map(|x| tape.constant(x.clone())).collect();
+        f(&tape, &vars).shape()
+    };
+    // Independent weights per input, from streams apart from gradcheck's own.
+    let input_weights: Vec<ArrayD<f64>> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let stream = GradcheckOptions {
+                seed: options.seed ^ (0x9e37_79b9 * (i as u64 + 1)),
+                ..options.clone()
+            };
+            stream.output_weights(x.shape())
+        })
+        .collect();
+    let seed = GradcheckOptions {
+        seed: !options.seed,
+        ..options.clone()
+    }
+    .output_weights(&output_shape);
+    let mut with_seed = inputs.to_vec();
+    with_seed.push(seed);
+    let n = inputs.len();
+    gradcheck(
+        |tape, vars| {
+            let (xs, w) = (&vars[..n], vars[n]);
+            let vjps = tape.grad_with_seed_var(f(tape, xs), w, xs);
+            let mut total = tape.scalar(0.0);
+            for (g, u) in vjps.iter().zip(&input_weights) {
+                total = total + (*g * tape.constant(u.clone())).sum();
+            }
+            total
+        },
+        &with_seed,
+        options,
+    )
+}
+
 /// The multi-index of the `flat`-th element in row-major order.
 fn nth_index(shape: &[usize], mut flat: usize) -> Vec<usize> {
     let mut index = vec![0; shape.len()];

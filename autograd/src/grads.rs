@@ -75,7 +75,8 @@ impl<T: Float> Grads<T> {
             })
     }
 
-    /// The gradient of a parameter, if the output depends on it.
+    /// The gradient of a parameter, if the output depends on it: `None` otherwise, where
+    /// [`Tape::grad`](crate::Tape::grad) gives a zero `Var` (see the crate docs).
     pub fn param(&self, param: &Param<T>) -> Option<&ArrayD<T>> {
         self.by_id(param.id())
     }

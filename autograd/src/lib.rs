@@ -5,7 +5,9 @@
 //! Every operation on a [`Var`] is recorded on a [`Tape`]; [`Var::backward`] walks the tape
 //! once in reverse and derives every gradient from the per-op rules in [`ops`]. Gradients
 //! can themselves be differentiated ([`Tape::grad`]), users can add their own ops
-//! ([`CustomOp`]), and [`gradcheck`] proves any gradient against finite differences.
+//! ([`CustomOp`]), [`gradcheck`] proves any gradient against finite differences and
+//! [`gradgradcheck`] any second derivative. [`functional`] holds the transforms of a function
+//! of arrays: `vjp`, `jvp`, `hvp`, `jacobian`, `hessian`.
 //!
 //! ```
 //! use ndarray::array;
@@ -19,6 +21,55 @@
 //! let grads = loss.backward();             // one reverse sweep
 //! assert_eq!(grads.param(&w).unwrap().shape(), &[2, 2]);
 //! ```
+//!
+//! ## Helper functions that build part of a graph
+//!
+//! A `Var<'t, T>` borrows its tape for `'t`, and the tape is `Tape<'t, T>` (`'t` is also how
+//! long the parameters bound to it live), so a function that records ops takes the tape as
+//! `&'t Tape<'t, T>` and returns `Var<'t, T>`, with one lifetime throughout:
+//!
+//! ```
+//! use ndarray::array;
+//! use tapegrad_autograd::{Float, Param, Tape, Var};
+//!
+//! /// An affine layer recorded on `tape`: `x w + b`.
+//! fn affine<'t, T: Float>(tape: &'t Tape<'t, T>, x: Var<'t, T>, w: &'t Param<T>, b: &'t Param<T>) -> Var<'t, T> {
+//!     x.matmul(tape.param(w)) + tape.param(b)
+//! }
+//!
+//! let w = Param::new("w", array![[1.0_f64], [2.0]].into_dyn());
+//! let b = Param::new("b", array![0.5].into_dyn());
+//! let tape = Tape::new();
+//! let x = tape.constant(array![[3.0, 4.0]].into_dyn());
+//! let y = affine(&tape, x, &w, &b).tanh().sum();
+//! assert_eq!(y.backward().param(&w).unwrap().shape(), &[2, 1]);
+//! ```
+//!
+//! A function that only combines `Var`s needs no tape argument: `x.tape()` gives it.
+//!
+//! ## What an output that does not depend on a variable gets
+//!
+//! | | first order, [`Var::backward`] → [`Grads`] | higher order, [`Tape::grad`] |
+//! |---|---|---|
+//! | depends on it | `Some(&array)` | the gradient, as a `Var` |
+//! | does not depend on it | `None` (nothing was computed) | a zero `Var` of its shape (so it composes) |
+//!
+//! ```
+//! use ndarray::array;
+//! use tapegrad_autograd::{Param, Tape};
+//!
+//! let used = Param::new("used", array![2.0_f64].into_dyn());
+//! let unused = Param::new("unused", array![5.0_f64].into_dyn());
+//! let tape = Tape::new();
+//! let (u, n) = (tape.param(&used), tape.param(&unused));
+//! let loss = (u * u).sum();
+//! let grads = loss.backward();
+//! assert_eq!(grads.param(&used).unwrap(), &array![4.0].into_dyn());
+//! assert!(grads.param(&unused).is_none());              // Grads: None
+//! let [du, dn] = tape.grad(loss, &[u, n])[..] else { unreachable!() };
+//! assert_eq!(du.to_array(), array![4.0].into_dyn());
+//! assert_eq!(dn.to_array(), array![0.0].into_dyn());    // tape.grad: zeros
+//! ```
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
@@ -26,6 +77,7 @@ mod arena;
 mod backward;
 mod check;
 mod float;
+pub mod functional;
 mod grads;
 mod graph;
 #[allow(unsafe_code)]
@@ -48,9 +100,11 @@ pub mod fork_join {
 
 pub use check::{
     CentralDifferences, GradcheckError, GradcheckOptions, GradientMismatch, gradcheck,
+    gradgradcheck,
 };
 pub use float::Float;
 pub use grads::Grads;
+pub use ops::axes::Axes;
 pub use ops::custom::CustomOp;
 pub use ops::window::{Conv2dOptions, Pair, Pool2dOptions};
 pub use param::{Param, ParamId};

@@ -228,7 +228,13 @@ impl<'t, T: Float> Tape<'t, T> {
                 )
             });
         }
-        let mut nodes = self.nodes.borrow_mut();
+        let Ok(mut nodes) = self.nodes.try_borrow_mut() else {
+            panic!(
+                "`{}` recorded at {location} while a `Var::value()` borrow of this tape is \
+                 alive: drop it first, or copy the value with `to_array()`",
+                op.name()
+            );
+        };
         let index = nodes.push(Node {
             value,
             op,

@@ -2,6 +2,8 @@
 //! that value. Its ops are defined next to their rules in [`crate::ops`]; its backward in
 //! [`crate::backward`].
 
+use std::cell::Ref;
+
 use ndarray::ArrayD;
 
 use crate::{Float, Tape};
@@ -56,14 +58,38 @@ impl<'t, T: Float> Var<'t, T> {
         self.tape.nodes()[self.index].value.ndim()
     }
 
-    /// A copy of its value.
-    pub fn value(&self) -> ArrayD<T> {
-        self.tape.nodes()[self.index].value.array().clone()
+    /// Its value, borrowed from the tape without copying (the guard of a
+    /// [`RefCell`](std::cell::RefCell) borrow, read like `&ArrayD<T>`). Recording an op on
+    /// this tape while the guard is alive panics: use it within an expression
+    /// (`x.value().sum()`, `x.value()[[0, 1]]`) or drop it before recording more, and take
+    /// [`to_array`](Var::to_array) to keep the value.
+    ///
+    /// | PyTorch | candle | tapegrad | cost |
+    /// |---|---|---|---|
+    /// | `x.detach()` (shared storage) | `x.storage_and_layout()` | `x.value()` | a borrow |
+    /// | `x.detach().clone()` | `x.to_vec2()` | `x.to_array()` | a copy |
+    /// | `x.item()` | `x.to_scalar()` | `x.item()` | one element |
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use tapegrad_autograd::Tape;
+    ///
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(array![[1.0, 2.0], [3.0, 4.0]].into_dyn());
+    /// assert_eq!(x.value()[[1, 0]], 3.0);     // a borrow, for reading in place
+    /// let kept = x.to_array();                // a copy, owned: outlives the tape
+    /// let y = x.exp();                        // no borrow is alive while recording
+    /// assert_eq!(y.value().len(), kept.len());
+    /// ```
+    pub fn value(&self) -> Ref<'t, ArrayD<T>> {
+        let index = self.index;
+        Ref::map(self.tape.nodes(), |nodes| nodes[index].value.array())
     }
 
-    /// Runs `f` on its value without copying it.
-    pub fn with_value<R>(&self, f: impl FnOnce(&ArrayD<T>) -> R) -> R {
-        f(self.tape.nodes()[self.index].value.array())
+    /// A copy of its value, owned (it outlives the tape). [`value`](Var::value) borrows
+    /// it instead.
+    pub fn to_array(&self) -> ArrayD<T> {
+        self.value().clone()
     }
 
     /// The value of a one-element variable.
@@ -91,7 +117,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// The same value as a constant: gradients stop here.
     #[track_caller]
     pub fn detach(self) -> Var<'t, T> {
-        let value = self.value();
+        let value = self.to_array();
         self.tape.constant(value)
     }
 

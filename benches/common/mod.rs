@@ -104,7 +104,7 @@ impl Mlp {
         let tape = Tape::new();
         tape.no_grad(|| {
             let logits = self.forward(&tape, tape.constant_ref(x));
-            logits.with_value(|a| a[[0, 0]])
+            logits.value()[[0, 0]]
         })
     }
 

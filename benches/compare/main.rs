@@ -29,7 +29,8 @@ use std::time::{Duration, Instant};
 
 use ndarray::{ArrayD, arr0};
 use tapegrad::autograd::{Param, Tape};
-use tapegrad::nn::layers::{Activation, Conv2d, Dense, Flatten, MaxPool2d, Padding, Sequential};
+use tapegrad::models::small_cnn;
+use tapegrad::nn::layers::{Dense, Sequential};
 use tapegrad::nn::model::{FitOptions, Loss, Model};
 use tapegrad::nn::{Module, losses};
 use tapegrad::optim::{Adam, Optimizer, Sgd};
@@ -184,26 +185,10 @@ fn fit_line_hand(budget: Budget) -> f64 {
     })
 }
 
-/// The CNN of `examples/fashion_mnist.rs --model cnn`, built for `(1, 28, 28)` images.
+/// The CNN of `examples/fashion_mnist.rs --model cnn` ([`small_cnn`]), built for
+/// `(1, 28, 28)` images.
 fn cnn(seed: u64) -> Sequential<f32> {
-    Sequential::new()
-        .add(
-            Conv2d::new(32, 3)
-                .padding(Padding::Same)
-                .activation(Activation::Relu),
-        )
-        .add(MaxPool2d::new(2))
-        .add(
-            Conv2d::new(64, 3)
-                .padding(Padding::Same)
-                .activation(Activation::Relu),
-        )
-        .add(MaxPool2d::new(2))
-        .add(Flatten::new())
-        .add(Dense::new(128).activation(Activation::Relu))
-        .add(Dense::new(10))
-        .seed(seed)
-        .with_input_shape(&[1, 28, 28])
+    small_cnn(28, 28).seed(seed).with_input_shape(&[1, 28, 28])
 }
 
 /// `mnist_like` batches as `(batch, 1, 28, 28)` images with flat labels.
@@ -248,7 +233,7 @@ fn cnn_infer(budget: Budget, batch: usize) -> f64 {
         let tape = Tape::new();
         tape.no_grad(|| {
             let logits = model.forward(tape.constant_ref(&data[0].0));
-            black_box(logits.with_value(|v| v[[0, 0]]));
+            black_box(logits.value()[[0, 0]]);
         });
     })
 }
@@ -275,7 +260,7 @@ fn matmul_fwd(budget: Budget, (m, k, n): (usize, usize, usize)) -> f64 {
     let secs = time_median(budget, 3, || {
         let tape = Tape::new();
         let y = tape.param(&a).matmul(tape.param(&b));
-        black_box(y.with_value(|v| v[[0, 0]]));
+        black_box(y.value()[[0, 0]]);
     });
     2.0 * (m * k * n) as f64 / secs / 1e9
 }

@@ -13,40 +13,20 @@
 //! Rank 0 prints the report and writes the checkpoint; the others print nothing unless
 //! they fail.
 
-use std::error::Error;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::Instant;
 
 use clap::Parser;
-use ndarray::{Array1, Array3, s};
+use tapegrad::datasets::{ImageSet, labels_f32, load};
+use tapegrad::models::tutorial_mlp;
 use tapegrad::nn::callbacks::ModelCheckpoint;
 use tapegrad::nn::communicator::{Communicator, GradientBuffer, first_failure};
-use tapegrad::nn::data::{bundled_data_dir, load_idx_split};
-use tapegrad::nn::layers::{Activation, Dense, Flatten, Sequential};
 use tapegrad::nn::model::{FitOptions, Loss, Metric, Model};
 use tapegrad::optim::AdamConfig;
 use tapegrad::report::{ConfusionMatrix, argmax_rows};
 use tapegrad_distributed::MpiCommunicator;
-
-const CLASSES: [&str; 10] = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-];
-const SHORT: [&str; 10] = [
-    "T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot",
-];
-/// The bundled 10,000 images: the first 8,000 train, the rest are held out.
-const BUNDLED_TRAIN: usize = 8_000;
 
 /// Train the Fashion-MNIST classifier data-parallel across the MPI ranks.
 #[derive(Parser, Debug)]
@@ -73,66 +53,11 @@ struct Args {
     save: Option<PathBuf>,
 }
 
-struct Split {
-    train_x: Array3<f32>,
-    train_y: Vec<usize>,
-    test_x: Array3<f32>,
-    test_y: Vec<usize>,
-    source: String,
-}
-
-fn load(args: &Args) -> Result<Split, Box<dyn Error>> {
-    let scale = |a: &Array3<u8>| a.mapv(|p| f32::from(p) / 255.0);
-    match &args.data {
-        None => {
-            let all = load_idx_split(bundled_data_dir().join("fashion-mnist"), "t10k")?;
-            let x = scale(&all.images);
-            let y = all.labels_usize();
-            if y.len() <= BUNDLED_TRAIN {
-                return Err("the bundled set is too small".into());
-            }
-            Ok(Split {
-                train_x: x.slice(s![..BUNDLED_TRAIN, .., ..]).to_owned(),
-                train_y: y[..BUNDLED_TRAIN].to_vec(),
-                test_x: x.slice(s![BUNDLED_TRAIN.., .., ..]).to_owned(),
-                test_y: y[BUNDLED_TRAIN..].to_vec(),
-                source: "the bundled test set, first 8000 / last 2000".into(),
-            })
-        }
-        Some(dir) => {
-            let train = load_idx_split(dir, "train")?;
-            let test = load_idx_split(dir, "t10k")?;
-            Ok(Split {
-                train_x: scale(&train.images),
-                train_y: train.labels_usize(),
-                test_x: scale(&test.images),
-                test_y: test.labels_usize(),
-                source: format!("train and t10k files of {}", dir.display()),
-            })
-        }
-    }
-    .and_then(|split: Split| {
-        match split
-            .train_y
-            .iter()
-            .chain(&split.test_y)
-            .find(|&&c| c >= 10)
-        {
-            Some(c) => Err(format!("label {c} is not a class 0..9").into()),
-            None => Ok(split),
-        }
-    })
-}
-
-fn labels(y: &[usize]) -> Array1<f32> {
-    y.iter().map(|&c| c as f32).collect()
-}
-
 fn run(comm: &Rc<MpiCommunicator>, args: &Args) -> Result<(), String> {
     let root = comm.is_root();
     let started = Instant::now();
     // A rank that cannot load the data tells the others, which would wait in `fit`.
-    let loaded = load(args).map_err(|e| e.to_string());
+    let loaded = load(ImageSet::FashionMnist, args.data.as_deref()).map_err(|e| e.to_string());
     if let Some((rank, message)) = first_failure(&**comm, loaded.as_ref().err().map(String::as_str))
         .map_err(|e| e.to_string())?
     {
@@ -153,14 +78,7 @@ fn run(comm: &Rc<MpiCommunicator>, args: &Args) -> Result<(), String> {
         );
     }
 
-    let mut model = Model::new(
-        Sequential::<f32>::new()
-            .seed(args.seed)
-            .add(Flatten::new())
-            .add(Dense::new(128).activation(Activation::Relu))
-            .add(Dense::new(10))
-            .with_input_shape(&[28, 28]),
-    );
+    let mut model = Model::new(tutorial_mlp().seed(args.seed).with_input_shape(&[28, 28]));
     let optimizer = AdamConfig::new(args.lr)
         .build::<f32>()
         .map_err(|e| e.to_string())?;
@@ -179,7 +97,7 @@ fn run(comm: &Rc<MpiCommunicator>, args: &Args) -> Result<(), String> {
         // Root-only: rank 0 writes, after every epoch; a failed write stops every rank.
         options = options.callback(ModelCheckpoint::new(path));
     }
-    let (train_y, test_y) = (labels(&data.train_y), labels(&data.test_y));
+    let (train_y, test_y) = (labels_f32(&data.train_y), labels_f32(&data.test_y));
     comm.barrier().map_err(|e| e.to_string())?;
     comm.reset_stats();
     let train_start = Instant::now();
@@ -229,10 +147,17 @@ fn run(comm: &Rc<MpiCommunicator>, args: &Args) -> Result<(), String> {
         );
         println!("\nper-class accuracy:");
         for (c, accuracy) in confusion.class_accuracy().iter().enumerate() {
-            println!("  {:<12} {:>6.1} %", CLASSES[c], 100.0 * accuracy);
+            println!(
+                "  {:<12} {:>6.1} %",
+                ImageSet::FashionMnist.class_names()[c],
+                100.0 * accuracy
+            );
         }
         println!("\nconfusion matrix (rows: true class, columns: predicted class):");
-        print!("{}", confusion.to_table(&SHORT));
+        print!(
+            "{}",
+            confusion.to_table(&ImageSet::FashionMnist.short_names())
+        );
         if let Some(path) = &args.save {
             println!("\nweights saved to {} (safetensors)", path.display());
         }

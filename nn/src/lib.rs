@@ -41,7 +41,7 @@
 //! let loss = losses::sparse_categorical_cross_entropy_indices(logits, &[0, 2]);
 //! let grads = loss.backward();
 //! assert_eq!(grads.num_params(), 4);
-//! let accuracy = metrics::sparse_categorical_accuracy_indices(&logits.value(), &[0, 2]);
+//! let accuracy = metrics::sparse_categorical_accuracy_indices(&logits.to_array(), &[0, 2]);
 //! assert!((0.0..=1.0).contains(&accuracy));
 //! ```
 #![warn(missing_docs)]

@@ -66,7 +66,7 @@ const LOG_FLOOR: f64 = -100.0;
 /// Checks (and if needed reshapes) `target` against `prediction` for an elementwise loss.
 #[track_caller]
 fn aligned<'t, T: Float>(loss: &str, prediction: Var<'t, T>, target: Var<'t, T>) -> Var<'t, T> {
-    if prediction.with_value(|p| target.with_value(|t| p.shape() == t.shape())) {
+    if prediction.value().shape() == target.value().shape() {
         return target;
     }
     let (p, t) = (prediction.shape(), target.shape());
@@ -85,7 +85,7 @@ fn aligned<'t, T: Float>(loss: &str, prediction: Var<'t, T>, target: Var<'t, T>)
 fn reduce<'t, T: Float>(losses: Var<'t, T>, reduction: Reduction, scale: f64) -> Var<'t, T> {
     match reduction {
         Reduction::Mean => {
-            let n = losses.with_value(|a| a.len()).max(1);
+            let n = losses.value().len().max(1);
             losses.sum().mul_scalar(T::from_f64(scale / n as f64))
         }
         Reduction::Sum if scale == 1.0 => losses.sum(),
@@ -107,7 +107,7 @@ fn reduce<'t, T: Float>(losses: Var<'t, T>, reduction: Reduction, scale: f64) ->
 /// let target = tape.constant(array![1.0, 3.0, 2.0].into_dyn());
 /// assert!((mse(pred, target).item() - 5.0 / 3.0).abs() < 1e-15);
 /// assert_eq!(mse_reduced(pred, target, Reduction::Sum).item(), 5.0);
-/// assert_eq!(mse_reduced(pred, target, Reduction::None).value(), array![0.0, 1.0, 4.0].into_dyn());
+/// assert_eq!(mse_reduced(pred, target, Reduction::None).to_array(), array![0.0, 1.0, 4.0].into_dyn());
 /// // d/dpred mean((p - t)²) = 2 (p - t) / n
 /// let grads = mse(pred, target).backward();
 /// let want = array![0.0, -2.0 / 3.0, 4.0 / 3.0].into_dyn();
@@ -178,7 +178,7 @@ pub fn mae_reduced<'t, T: Float>(
 /// let pred = tape.var(array![0.5, 3.0].into_dyn());
 /// let target = tape.constant(array![0.0, 0.0].into_dyn());
 /// // 0.5²/2 = 0.125 (quadratic), 1 · (3 - 0.5) = 2.5 (linear)
-/// assert_eq!(huber_reduced(pred, target, 1.0, Reduction::None).value(), array![0.125, 2.5].into_dyn());
+/// assert_eq!(huber_reduced(pred, target, 1.0, Reduction::None).to_array(), array![0.125, 2.5].into_dyn());
 /// let grads = huber(pred, target, 1.0).backward();
 /// assert_eq!(grads[pred], array![0.25, 0.5].into_dyn()); // (0.5, delta) / 2
 /// ```
@@ -263,7 +263,7 @@ pub fn binary_cross_entropy_reduced<'t, T: Float>(
 /// let tape = Tape::<f64>::new();
 /// let x = tape.var(array![0.0, 1000.0, -1000.0].into_dyn());
 /// let y = tape.constant(array![1.0, 0.0, 0.0].into_dyn());
-/// let each = binary_cross_entropy_with_logits_reduced(x, y, Reduction::None).value();
+/// let each = binary_cross_entropy_with_logits_reduced(x, y, Reduction::None).to_array();
 /// assert_eq!(each, array![2.0_f64.ln(), 1000.0, 0.0].into_dyn());
 /// // d/dx = (σ(x) - y) / n
 /// let grads = binary_cross_entropy_with_logits(x, y).backward();
@@ -343,7 +343,7 @@ pub fn categorical_cross_entropy_reduced<'t, T: Float>(
             .sum()
             .mul_scalar(T::from_f64(-1.0 / examples as f64)),
         Reduction::Sum => weighted.sum().mul_scalar(minus_one),
-        Reduction::None => weighted.sum_axes(&[-1], false).mul_scalar(minus_one),
+        Reduction::None => weighted.sum_axes([-1], false).mul_scalar(minus_one),
     }
 }
 
@@ -387,10 +387,11 @@ pub fn sparse_categorical_cross_entropy_reduced<'t, T: Float>(
 ) -> Var<'t, T> {
     let outer = outer_shape("sparse_categorical_cross_entropy", &logits.shape());
     let classes = logits.shape()[outer.len()];
-    let indices: Vec<usize> = labels.with_value(|a| {
+    let indices: Vec<usize> = {
+        let a = labels.value();
         check_labels(a.iter().map(|&v| Float::to_f64(v)), classes);
         a.iter().map(|&v| Float::to_f64(v) as usize).collect()
-    });
+    };
     let label_shape = labels.shape();
     let fits = label_shape == outer
         || (label_shape.len() == outer.len() + 1

@@ -58,7 +58,8 @@ impl<'t, T: Float> Tape<'t, T> {
     /// variables, so they can be differentiated again (Hessian-vector products, gradient
     /// penalties, Newton's method). `output` must be a scalar (0-d or one element).
     ///
-    /// An input that `output` does not depend on gets a zero gradient.
+    /// An input that `output` does not depend on gets a zero gradient, where
+    /// [`Grads`](crate::Grads) answers `None` (see the crate docs).
     #[track_caller]
     pub fn grad(&'t self, output: Var<'t, T>, inputs: &[Var<'t, T>]) -> Vec<Var<'t, T>> {
         self.seed_for(output, None); // checks that `output` has one element
@@ -73,10 +74,23 @@ impl<'t, T: Float> Tape<'t, T> {
         seed: ArrayD<T>,
         inputs: &[Var<'t, T>],
     ) -> Vec<Var<'t, T>> {
+        let seed = self.constant(self.seed_for(output, Some(seed)).expect("a given seed"));
+        self.grad_with_seed_var(output, seed, inputs)
+    }
+
+    /// Like [`Tape::grad_with_seed`], with the seed a variable of `output`'s shape (checked
+    /// by the caller): the gradients are linear in it and differentiable with respect to it,
+    /// which the double-reverse JVP uses.
+    #[track_caller]
+    pub(crate) fn grad_with_seed_var(
+        &'t self,
+        output: Var<'t, T>,
+        seed: Var<'t, T>,
+        inputs: &[Var<'t, T>],
+    ) -> Vec<Var<'t, T>> {
         for input in inputs {
             self.check_same_tape(input.tape, "Tape::grad");
         }
-        let seed = self.constant(self.seed_for(output, Some(seed)).expect("a given seed"));
         let lowest = inputs.iter().map(|x| x.index).min().unwrap_or(output.index);
         let grads = higher_order::sweep(self, output.index, seed, lowest);
         inputs

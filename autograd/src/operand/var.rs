@@ -53,7 +53,7 @@ impl<'t, T: Float> Operand<T> for Var<'t, T> {
         Var::sigmoid(self)
     }
     fn mul_const_fn(self, x: &Self, f: impl Fn(T) -> T) -> Self {
-        let mask = x.with_value(|v| v.mapv(f));
+        let mask = x.value().mapv(f);
         self * self.tape.constant(mask)
     }
     fn const_fn2(&self, other: &Self, f: impl Fn(T, T) -> T) -> Self {
@@ -70,7 +70,7 @@ impl<'t, T: Float> Structural<T> for Var<'t, T> {
         self.shape()
     }
     fn has_shape(&self, shape: &[usize]) -> bool {
-        self.with_value(|a| same(a.shape(), shape))
+        same(self.value().shape(), shape)
     }
     fn sum_axes(self, axes: &[usize], keepdim: bool) -> Self {
         sum::record(self, axes, keepdim)

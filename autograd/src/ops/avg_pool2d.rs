@@ -48,7 +48,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// let tape = Tape::new();
     /// let x = tape.var(Array::range(0.0, 16.0, 1.0).into_shape_with_order(IxDyn(&[1, 1, 4, 4])).unwrap());
     /// let y = x.avg_pool2d(&Pool2dOptions::new(2));
-    /// assert_eq!(y.value().into_raw_vec_and_offset().0, vec![2.5, 4.5, 10.5, 12.5]);
+    /// assert_eq!(y.to_array().into_raw_vec_and_offset().0, vec![2.5, 4.5, 10.5, 12.5]);
     /// let grads = y.sum().backward();
     /// assert!(grads.get(x).unwrap().iter().all(|&g| g == 0.25));
     /// ```

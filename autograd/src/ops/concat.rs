@@ -3,7 +3,7 @@
 use ndarray::Axis;
 
 use super::RuleContext;
-use super::axes::normalize_axis;
+use super::axes::resolve_axis;
 use crate::graph::Op;
 use crate::operand::Structural;
 use crate::{Float, Var};
@@ -33,7 +33,7 @@ impl<'t, T: Float> Var<'t, T> {
         assert!(!vars.is_empty(), "concat: needs at least one variable");
         let tape = vars[0].tape;
         let first = vars[0].shape();
-        let axis = normalize_axis("concat", axis, first.len());
+        let axis = resolve_axis("concat", axis, &first);
         for v in vars {
             tape.check_same_tape(v.tape, "concat");
             let s = v.shape();

@@ -126,7 +126,7 @@ pub(crate) fn backward_first_order<'t, T: Float>(
                         "custom op `{}`: backward gave a gradient of shape {gs:?} for an input of shape {xs:?}",
                         op.name()
                     );
-                    g.value()
+                    g.to_array()
                 })
             })
             .collect()

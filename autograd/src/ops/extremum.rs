@@ -3,7 +3,7 @@
 use std::rc::Rc;
 
 use super::RuleContext;
-use super::axes::{keepdim_shape, resolve_axes};
+use super::axes::{Axes, all_axes, resolve_axes, with_kept_axes};
 use crate::graph::Op;
 use crate::kernels::reduce::extremum;
 use crate::operand::Structural;
@@ -23,12 +23,8 @@ pub(crate) fn rule<T: Float, O: Structural<T>>(
         return;
     }
     let shape = ctx.shape(input);
-    let kept = keepdim_shape(&shape, axes);
-    let (y, g) = if keepdim {
-        (ctx.value(out), g)
-    } else {
-        (ctx.value(out).reshape(&kept), g.reshape(&kept))
-    };
+    let y = with_kept_axes(ctx.value(out), &shape, axes, keepdim);
+    let g = with_kept_axes(g, &shape, axes, keepdim);
     let mask = ctx
         .value(input)
         .const_fn2(&y, |x, m| if x == m { T::one() } else { T::zero() });
@@ -36,24 +32,23 @@ pub(crate) fn rule<T: Float, O: Structural<T>>(
     emit(input, g.div(count).mul(mask));
 }
 
-/// Records the maximum (`is_max`) or minimum of `x` over `axes`.
+/// Records the maximum (`is_max`) or minimum of `x` over `axes` (in range, sorted,
+/// distinct); `name` is the public op's, for the panic on an empty axis.
 #[track_caller]
 pub(crate) fn record<'t, T: Float>(
     x: Var<'t, T>,
-    axes: &[isize],
+    name: &str,
+    axes: &[usize],
     keepdim: bool,
     is_max: bool,
 ) -> Var<'t, T> {
-    let name = if is_max { "max" } else { "min" };
     let shape = x.shape();
-    let axes = resolve_axes(name, axes, shape.len());
-    for &a in &axes {
-        assert!(
-            shape[a] > 0,
-            "{name}: cannot reduce the empty axis {a} of shape {shape:?}"
-        );
+    for &a in axes {
+        if shape[a] == 0 {
+            panic!("{name}: cannot reduce the empty axis {a} of shape {shape:?}");
+        }
     }
-    let value = x.with_value(|a| extremum(a, &axes, keepdim, is_max));
+    let value = extremum(&x.value(), axes, keepdim, is_max);
     x.tape.record(
         value,
         Op::Extremum {
@@ -69,26 +64,28 @@ impl<'t, T: Float> Var<'t, T> {
     /// The largest element.
     #[track_caller]
     pub fn max(self) -> Var<'t, T> {
-        let all: Vec<isize> = (0..self.ndim() as isize).collect();
-        record(self, &all, false, true)
+        record(self, "max", &all_axes(self.ndim()), false, true)
     }
 
-    /// The largest element over `axes` (ties share the gradient equally).
+    /// The largest element over `axes`, one axis or several as in
+    /// [`sum_axes`](Var::sum_axes) (ties share the gradient equally, like `torch.amax`).
     #[track_caller]
-    pub fn max_axes(self, axes: &[isize], keepdim: bool) -> Var<'t, T> {
-        record(self, axes, keepdim, true)
+    pub fn max_axes(self, axes: impl Axes, keepdim: bool) -> Var<'t, T> {
+        let axes = resolve_axes("max_axes", axes.as_slice(), &self.shape());
+        record(self, "max_axes", &axes, keepdim, true)
     }
 
     /// The smallest element.
     #[track_caller]
     pub fn min(self) -> Var<'t, T> {
-        let all: Vec<isize> = (0..self.ndim() as isize).collect();
-        record(self, &all, false, false)
+        record(self, "min", &all_axes(self.ndim()), false, false)
     }
 
-    /// The smallest element over `axes`.
+    /// The smallest element over `axes`, one axis or several as in
+    /// [`sum_axes`](Var::sum_axes).
     #[track_caller]
-    pub fn min_axes(self, axes: &[isize], keepdim: bool) -> Var<'t, T> {
-        record(self, axes, keepdim, false)
+    pub fn min_axes(self, axes: impl Axes, keepdim: bool) -> Var<'t, T> {
+        let axes = resolve_axes("min_axes", axes.as_slice(), &self.shape());
+        record(self, "min_axes", &axes, keepdim, false)
     }
 }

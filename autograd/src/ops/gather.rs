@@ -6,7 +6,7 @@ use std::rc::Rc;
 use ndarray::ArrayD;
 
 use super::RuleContext;
-use super::axes::normalize_axis;
+use super::axes::resolve_axis;
 use crate::graph::Op;
 use crate::operand::Structural;
 use crate::{Float, Var};
@@ -79,7 +79,7 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn gather(self, axis: isize, index: &ArrayD<usize>) -> Var<'t, T> {
         let shape = self.shape();
-        let axis = normalize_axis("gather", axis, shape.len());
+        let axis = resolve_axis("gather", axis, &shape);
         let fits = index.ndim() == shape.len()
             && index
                 .shape()

@@ -4,7 +4,7 @@
 use std::rc::Rc;
 
 use super::RuleContext;
-use super::axes::normalize_axis;
+use super::axes::resolve_axis;
 use crate::graph::Op;
 use crate::operand::Structural;
 use crate::{Float, Var};
@@ -73,7 +73,7 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn index_select(self, axis: isize, indices: &[usize]) -> Var<'t, T> {
         let shape = self.shape();
-        let axis = normalize_axis("index_select", axis, shape.len());
+        let axis = resolve_axis("index_select", axis, &shape);
         if let Some(&bad) = indices.iter().find(|&&i| i >= shape[axis]) {
             panic!("index_select: index {bad} is out of bounds for axis {axis} of shape {shape:?}");
         }

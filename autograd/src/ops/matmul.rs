@@ -47,8 +47,8 @@ impl<'t, T: Float> Var<'t, T> {
         let b = if rb == 1 { other.unsqueeze(-1) } else { other };
         // The inner dimensions, read without copying the shapes (they are formatted only
         // for the panic message).
-        let ka = self.with_value(|v| v.shape()[ra - 1]);
-        let kb = other.with_value(|v| v.shape()[if rb == 1 { 0 } else { rb - 2 }]);
+        let ka = self.value().shape()[ra - 1];
+        let kb = other.value().shape()[if rb == 1 { 0 } else { rb - 2 }];
         assert!(
             ka == kb,
             "matmul: shapes {:?} and {:?} are incompatible (inner dimensions {ka} and {kb} differ){}",

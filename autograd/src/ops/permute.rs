@@ -2,6 +2,7 @@
 
 use std::rc::Rc;
 
+use super::axes::resolve_axis;
 use crate::graph::Op;
 use crate::operand::{Arr, Structural};
 use crate::{Float, Var};
@@ -37,20 +38,35 @@ pub(crate) fn record<'t, T: Float>(x: Var<'t, T>, axes: &[usize]) -> Var<'t, T> 
 }
 
 impl<'t, T: Float> Var<'t, T> {
-    /// Reorders the axes: output axis `i` is input axis `axes[i]`.
+    /// Reorders the axes: output axis `i` is input axis `axes[i]` (negative axes count from
+    /// the end, as everywhere: `x.permute(&[0, -1, 1])` moves the last axis second).
+    /// Panics naming the op and the shape if `axes` is not a permutation of the axes.
+    ///
+    /// ```
+    /// use ndarray::{ArrayD, IxDyn};
+    /// use tapegrad_autograd::Tape;
+    ///
+    /// let tape = Tape::<f32>::new();
+    /// let x = tape.var(ArrayD::zeros(IxDyn(&[2, 3, 4])));
+    /// assert_eq!(x.permute(&[0, -1, 1]).shape(), [2, 4, 3]);
+    /// ```
     #[track_caller]
-    pub fn permute(self, axes: &[usize]) -> Var<'t, T> {
-        let ndim = self.ndim();
+    pub fn permute(self, axes: &[isize]) -> Var<'t, T> {
+        let shape = self.shape();
+        let ndim = shape.len();
+        if axes.len() != ndim {
+            panic!("permute: {axes:?} is not a permutation of the axes of shape {shape:?}");
+        }
         let mut seen = vec![false; ndim];
-        let valid = axes.len() == ndim
-            && axes
-                .iter()
-                .all(|&a| a < ndim && !std::mem::replace(&mut seen[a], true));
-        assert!(
-            valid,
-            "permute: {axes:?} is not a permutation of the axes of shape {:?}",
-            self.shape()
-        );
-        record(self, axes)
+        let mut resolved = Vec::with_capacity(ndim);
+        // A loop, not a closure: closures drop `#[track_caller]`'s location.
+        for &a in axes {
+            let a = resolve_axis("permute", a, &shape);
+            if std::mem::replace(&mut seen[a], true) {
+                panic!("permute: {axes:?} is not a permutation of the axes of shape {shape:?}");
+            }
+            resolved.push(a);
+        }
+        record(self, &resolved)
     }
 }

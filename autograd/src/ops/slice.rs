@@ -1,7 +1,7 @@
 //! `slice` (elements `start..end` along an axis) and its adjoint `pad` (zeros around).
 
 use super::RuleContext;
-use super::axes::normalize_axis;
+use super::axes::resolve_axis;
 use crate::graph::Op;
 use crate::operand::Structural;
 use crate::{Float, Var};
@@ -77,7 +77,7 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn slice(self, axis: isize, start: usize, end: usize) -> Var<'t, T> {
         let shape = self.shape();
-        let axis = normalize_axis("slice", axis, shape.len());
+        let axis = resolve_axis("slice", axis, &shape);
         assert!(
             start <= end && end <= shape[axis],
             "slice: range {start}..{end} is out of bounds for axis {axis} of shape {shape:?}"

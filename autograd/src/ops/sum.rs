@@ -2,10 +2,8 @@
 
 use std::rc::Rc;
 
-use smallvec::SmallVec;
-
 use super::RuleContext;
-use super::axes::{keepdim_shape, resolve_axes};
+use super::axes::{Axes, all_axes, resolve_axes, with_kept_axes};
 use crate::graph::Op;
 use crate::kernels::reduce::sum_all;
 use crate::operand::{Arr, Structural};
@@ -24,12 +22,10 @@ pub(crate) fn rule<T: Float, O: Structural<T>>(
         return;
     }
     let shape = ctx.shape(input);
-    let g = if keepdim {
-        g
-    } else {
-        g.reshape(&keepdim_shape(&shape, axes))
-    };
-    emit(input, g.broadcast_to(&shape));
+    emit(
+        input,
+        with_kept_axes(g, &shape, axes, keepdim).broadcast_to(&shape),
+    );
 }
 
 /// Records the sum of `x` over `axes` (in range, sorted, distinct).
@@ -73,15 +69,26 @@ impl<'t, T: Float> Var<'t, T> {
     /// The sum of all elements (a 0-d variable).
     #[track_caller]
     pub fn sum(self) -> Var<'t, T> {
-        let all: SmallVec<[usize; 4]> = (0..self.ndim()).collect();
-        record(self, &all, false)
+        record(self, &all_axes(self.ndim()), false)
     }
 
-    /// The sum over `axes` (negative axes count from the end); `keepdim` keeps them with
-    /// length 1.
+    /// The sum over `axes`: one axis (`1`, `-1`) or several (`[0, -1]`); negative axes
+    /// count from the end; `keepdim` keeps them with length 1. Panics naming the op, the
+    /// axis and the shape if an axis is out of range or repeated.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use tapegrad_autograd::Tape;
+    ///
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]].into_dyn());
+    /// assert_eq!(*x.sum_axes(1, false).value(), array![6.0, 15.0].into_dyn());
+    /// assert_eq!(*x.sum_axes(-2, true).value(), array![[5.0, 7.0, 9.0]].into_dyn());
+    /// assert_eq!(x.sum_axes([0, -1], false).item(), 21.0);
+    /// ```
     #[track_caller]
-    pub fn sum_axes(self, axes: &[isize], keepdim: bool) -> Var<'t, T> {
-        let axes = resolve_axes("sum", axes, self.ndim());
+    pub fn sum_axes(self, axes: impl Axes, keepdim: bool) -> Var<'t, T> {
+        let axes = resolve_axes("sum_axes", axes.as_slice(), &self.shape());
         record(self, &axes, keepdim)
     }
 }

@@ -91,7 +91,7 @@ fn replay(case: &Value) -> Vec<String> {
     let out_shape = usizes(&case["output"]["shape"]);
     if let Some(problem) = mismatch(
         "forward",
-        &out.value(),
+        &out.to_array(),
         &out_shape,
         &floats(&case["output"]["values"]),
     ) {
@@ -207,7 +207,7 @@ fn hvp_both_ways(max_pool: bool) -> (Vec<ArrayD<f64>>, Vec<ArrayD<f64>>) {
         .map(|(g, v)| (*g * tape.constant(v.clone())).sum())
         .reduce(|a, b| a + b)
         .expect("three parameters");
-    let hv: Vec<ArrayD<f64>> = tape.grad(gv, &p).iter().map(|h| h.value()).collect();
+    let hv: Vec<ArrayD<f64>> = tape.grad(gv, &p).iter().map(|h| h.to_array()).collect();
 
     let eps = 1e-5;
     let gradient_at = |sign: f64| -> Vec<ArrayD<f64>> {

@@ -74,7 +74,7 @@ impl CustomOp<f64> for PickRows {
         // one-hot matrix P (P[k][r] = 1 where row r is the k-th pick), ∂/∂table = Pᵀ G.
         let n = inputs[0].shape()[0];
         let one_hot = inputs[1]
-            .value()
+            .to_array()
             .iter()
             .flat_map(|&r| (0..n).map(move |j| if j == r as usize { 1.0 } else { 0.0 }))
             .collect::<Vec<f64>>();
@@ -135,8 +135,8 @@ fn log1p_exp_forward_is_stable_and_matches_the_builtin_softplus() {
     let x = tape.var(array![-800.0, -3.0, 0.0, 3.0, 800.0].into_dyn());
     let y = tape.custom(Log1pExp, &[x]);
     let builtin = x.softplus();
-    assert!(y.value().iter().all(|v| v.is_finite()));
-    for (a, b) in y.value().iter().zip(builtin.value().iter()) {
+    assert!(y.to_array().iter().all(|v| v.is_finite()));
+    for (a, b) in y.to_array().iter().zip(builtin.to_array().iter()) {
         assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()), "{a} vs {b}");
     }
 }

@@ -7,6 +7,7 @@
 
 mod conv;
 mod custom_op;
+mod functional;
 mod golden_ops;
 mod properties;
 mod smoke;

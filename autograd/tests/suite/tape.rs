@@ -209,7 +209,7 @@ fn hessian_vector_product_of_an_mlp_loss_matches_finite_differences_of_its_gradi
         .map(|(g, v)| (*g * tape.constant(v.clone())).sum())
         .reduce(|a, b| a + b)
         .unwrap();
-    let hvp: Vec<ArrayD<f64>> = tape.grad(dot, &vars).iter().map(|h| h.value()).collect();
+    let hvp: Vec<ArrayD<f64>> = tape.grad(dot, &vars).iter().map(|h| h.to_array()).collect();
 
     // H v ≈ (∇L(θ + εv) − ∇L(θ − εv)) / 2ε.
     let eps = 1e-5;
@@ -240,8 +240,8 @@ fn tape_grad_differentiates_with_respect_to_intermediate_values_too() {
     let h = x.tanh();
     let y = (h * h).sum();
     // dy/dh = 2h; dy/dx = 2h (1 − h²)
-    let [dh, dx] = [0, 1].map(|k| tape.grad(y, &[h, x])[k].value());
-    let hv = h.value();
+    let [dh, dx] = [0, 1].map(|k| tape.grad(y, &[h, x])[k].to_array());
+    let hv = h.to_array();
     assert_close(&dh, &(&hv * 2.0), 1e-15);
     assert_close(&dx, &(&hv * 2.0 * hv.mapv(|t| 1.0 - t * t)), 1e-15);
     // backward keeps leaves' gradients only, as PyTorch does.
@@ -259,7 +259,7 @@ fn a_seed_gives_the_vector_jacobian_product_of_a_non_scalar_output() {
     let grads = y.backward_with_seed(seed.clone());
     assert_eq!(grads[x], array![2.0, -4.0, 3.0].into_dyn());
     let recorded = tape.grad_with_seed(y, seed, &[x])[0];
-    assert_eq!(recorded.value(), array![2.0, -4.0, 3.0].into_dyn());
+    assert_eq!(recorded.to_array(), array![2.0, -4.0, 3.0].into_dyn());
 }
 
 #[test]
@@ -344,7 +344,7 @@ fn a_variable_used_many_times_gets_the_sum_of_its_uses_gradients() {
     // A diamond: a = sin x used twice, d/dx (a² + a) = (2a + 1) cos x
     let a = x.sin();
     let grads = (a * a + a).sum().backward();
-    let want = x.value().mapv(|v| (2.0 * v.sin() + 1.0) * v.cos());
+    let want = x.to_array().mapv(|v| (2.0 * v.sin() + 1.0) * v.cos());
     assert_close(&grads[x], &want, 1e-14);
 }
 
@@ -364,7 +364,7 @@ fn a_branch_that_does_not_lead_to_the_output_gets_no_gradient_and_is_not_visited
     assert!(grads.get(zero).is_none());
     // tape.grad gives such an input an explicit zero.
     let g = tape.grad(y, &[unused])[0];
-    assert_eq!(g.value(), array![0.0, 0.0].into_dyn());
+    assert_eq!(g.to_array(), array![0.0, 0.0].into_dyn());
 }
 
 #[test]
@@ -394,7 +394,7 @@ fn no_grad_results_require_no_gradient_and_recording_resumes_after() {
     assert!(z.requires_grad());
     // y is a constant: dz/dx = y
     let grads = z.sum().backward();
-    assert_eq!(grads[x], y.value());
+    assert_eq!(grads[x], y.to_array());
 }
 
 #[test]
@@ -577,7 +577,7 @@ fn threaded_products() {
                 );
             }
         };
-        close(&y.value(), &a0.dot(&b0), "a·b");
+        close(&y.to_array(), &a0.dot(&b0), "a·b");
         close(&grads[a], &g0.dot(&b0.t()), "g·bᵀ");
         close(&grads[b], &a0.t().dot(&g0), "aᵀ·g");
     }
@@ -688,7 +688,7 @@ fn elementwise_ops_above_the_parallel_threshold_agree_with_the_scalar_formula() 
     let tape = Tape::<f64>::new();
     let x = tape.var(x_data.clone());
     let y = x.tanh();
-    assert_eq!(y.value(), x_data.mapv(f64::tanh));
+    assert_eq!(y.to_array(), x_data.mapv(f64::tanh));
     let grads = y.sum().backward();
     // d tanh = 1 − tanh²
     assert_close(&grads[x], &x_data.mapv(|v| 1.0 - v.tanh().powi(2)), 1e-15);
@@ -703,7 +703,7 @@ fn maximum_and_minimum_split_the_gradient_equally_at_ties_like_pytorch() {
     let a = tape.var(array![1.0, 2.0, 3.0].into_dyn());
     let b = tape.var(array![1.0, 5.0, 0.0].into_dyn());
     let grads = a.maximum(b).sum().backward();
-    assert_eq!(a.maximum(b).value(), array![1.0, 5.0, 3.0].into_dyn());
+    assert_eq!(a.maximum(b).to_array(), array![1.0, 5.0, 3.0].into_dyn());
     assert_eq!(grads[a], array![0.5, 0.0, 1.0].into_dyn());
     assert_eq!(grads[b], array![0.5, 1.0, 0.0].into_dyn());
     let grads = a.minimum(b).sum().backward();
@@ -715,7 +715,7 @@ fn maximum_and_minimum_split_the_gradient_equally_at_ties_like_pytorch() {
 fn max_and_min_reductions_share_the_gradient_among_ties_like_torch_amax() {
     let tape = Tape::<f64>::new();
     let x = tape.var(array![[3.0, 1.0, 3.0], [0.0, 0.0, 0.0]].into_dyn());
-    let grads = x.max_axes(&[1], false).sum().backward();
+    let grads = x.max_axes([1], false).sum().backward();
     assert_eq!(
         grads[x],
         array![[0.5, 0.0, 0.5], [1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0]].into_dyn()
@@ -811,7 +811,7 @@ fn one_element_results_keep_the_broadcast_shape_and_second_order_works() {
     let b = tape.var(array![[3.0]].into_dyn());
     let y = a * b; // [] * [1, 1] -> [1, 1]
     assert_eq!(y.shape(), vec![1, 1]);
-    assert_eq!(y.value(), array![[6.0]].into_dyn());
+    assert_eq!(y.to_array(), array![[6.0]].into_dyn());
     assert_eq!(y.item(), 6.0);
     // Gradients get their inputs' shapes.
     let grads = (y * y).backward();
@@ -877,11 +877,11 @@ fn every_op_records_the_callers_line_for_anomaly_messages() {
         located!(x => x.unsqueeze(0)),
         located!(x => x.flatten_from(0)),
         located!(x => x.sum()),
-        located!(x => x.sum_axes(&[0], true)),
+        located!(x => x.sum_axes([0], true)),
         located!(x => x.mean()),
         located!(x => x.var()),
         located!(x => x.max()),
-        located!(x => x.min_axes(&[1], false)),
+        located!(x => x.min_axes([1], false)),
         located!(x => x.softmax(1)),
         located!(x => x.log_softmax(0)),
         located!(x => x.logsumexp(1, false)),
@@ -959,16 +959,14 @@ fn reshape_to_a_different_element_count_panics_naming_both_shapes() {
 }
 
 #[test]
-#[should_panic(expected = "sum: axis 2 is out of range for a 2-dimensional variable")]
+#[should_panic(expected = "sum_axes: axis 2 is out of range for shape [2, 3]")]
 fn sum_axes_with_an_axis_out_of_range_panics() {
     let tape = Tape::<f64>::new();
-    let _ = tape
-        .var(ArrayD::zeros(IxDyn(&[2, 3])))
-        .sum_axes(&[2], false);
+    let _ = tape.var(ArrayD::zeros(IxDyn(&[2, 3]))).sum_axes([2], false);
 }
 
 #[test]
-#[should_panic(expected = "softmax: axis -3 is out of range for a 2-dimensional variable")]
+#[should_panic(expected = "softmax: axis -3 is out of range for shape [2, 3]")]
 fn softmax_with_an_axis_out_of_range_panics_naming_softmax() {
     let tape = Tape::<f64>::new();
     let _ = tape.var(ArrayD::zeros(IxDyn(&[2, 3]))).softmax(-3);
@@ -1045,10 +1043,12 @@ fn every_shape_error_is_reported_at_the_callers_line() {
         case!("matmul", m23.matmul(m45)),
         case!("matmul", v4.matmul(m23)),
         case!("reshape", m23.reshape(&[5])),
-        case!("sum", m23.sum_axes(&[3], true)),
-        case!("mean", m23.mean_axes(&[-3], true)),
-        case!("var", m23.var_axes(&[2], true)),
-        case!("max", m23.max_axes(&[2], true)),
+        case!("sum_axes", m23.sum_axes(3, true)),
+        case!("sum_axes", m23.sum_axes([0, -2], true)),
+        case!("mean_axes", m23.mean_axes([-3], true)),
+        case!("var_axes", m23.var_axes([2], true)),
+        case!("max_axes", m23.max_axes(2, true)),
+        case!("min_axes", m23.min_axes([0, -3], true)),
         case!("softmax", m23.softmax(2)),
         case!("log_softmax", m23.log_softmax(2)),
         case!("logsumexp", m23.logsumexp(2, true)),
@@ -1058,6 +1058,10 @@ fn every_shape_error_is_reported_at_the_callers_line() {
         case!("backward", m23.backward()),
         case!("broadcast_to", v4.broadcast_to(&[4, 3])),
         case!("permute", m23.permute(&[0, 0])),
+        case!("permute", m23.permute(&[0, -3])),
+        case!("flatten_from", m23.flatten_from(2)),
+        case!("unsqueeze", m23.unsqueeze(-4)),
+        case!("stack", Var::stack(&[m23, m23], 3)),
         case!("transpose", m23.transpose(0, 2)),
         case!("slice", m23.slice(1, 2, 4)),
         case!("squeeze", m23.squeeze(0)),
@@ -1100,7 +1104,7 @@ fn a_one_element_operand_broadcast_over_an_array_gets_the_sum_of_its_gradient() 
             let sum = ((a + b) * weights).sum();
             let diff = ((a - b) * weights).sum();
             for (loss, sign) in [(sum, 1.0), (diff, -1.0)] {
-                let by_graph = tape.grad(loss, &[b])[0].value();
+                let by_graph = tape.grad(loss, &[b])[0].to_array();
                 assert_eq!(by_graph.shape(), &small[..], "{big:?} and {small:?}");
                 assert!((by_graph.sum() - sign * want).abs() < 1e-12);
             }
@@ -1116,4 +1120,73 @@ fn a_one_element_operand_broadcast_over_an_array_gets_the_sum_of_its_gradient() 
             assert_eq!(grads[a], c);
         }
     }
+}
+
+#[test]
+#[should_panic(expected = "while a `Var::value()` borrow of this tape is alive")]
+fn recording_while_a_value_borrow_is_alive_panics_naming_the_fix() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(array![1.0, 2.0].into_dyn());
+    let borrowed = x.value();
+    let _ = x.exp();
+    drop(borrowed);
+}
+
+#[test]
+fn value_borrows_and_to_array_copies() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(array![1.0, 2.0].into_dyn());
+    let copy = x.to_array();
+    assert_eq!(x.value()[[1]], 2.0);
+    let y = x * 3.0; // the borrow above ended with its statement
+    assert_eq!(*y.value(), &copy * 3.0);
+    assert_eq!(y.to_array(), array![3.0, 6.0].into_dyn());
+}
+
+/// `ln σ(x)` in closed form, `min(x, 0) − ln(1 + e^−|x|)`, and its derivative `σ(−x)`.
+fn log_sigmoid_exact(x: f64) -> (f64, f64) {
+    (x.min(0.0) - (-x.abs()).exp().ln_1p(), 1.0 / (1.0 + x.exp()))
+}
+
+#[test]
+fn log_sigmoid_is_finite_and_exact_far_out_where_ln_of_sigmoid_is_not() {
+    let xs = [
+        -1000.0, -745.0, -30.0, -20.0, -1.0, 0.0, 1.0, 20.0, 40.0, 1000.0,
+    ];
+    let tape = Tape::<f64>::new();
+    let x = tape.var(ArrayD::from_shape_vec(IxDyn(&[xs.len()]), xs.to_vec()).unwrap());
+    let y = x.log_sigmoid();
+    let naive = x.sigmoid().ln();
+    assert_eq!(
+        naive.value()[0],
+        f64::NEG_INFINITY,
+        "ln σ(-1000) underflows"
+    );
+    let grads = y.sum().backward();
+    for (i, &xi) in xs.iter().enumerate() {
+        let (value, slope) = log_sigmoid_exact(xi);
+        let got = y.value()[i];
+        // Below -20 softplus's threshold returns x itself: off by e^x < 2.1e-9.
+        assert!(
+            (got - value).abs() <= 1e-15 * value.abs().max(1.0) + 2.1e-9 * f64::from(xi < -20.0),
+            "log_sigmoid({xi}) = {got}, exact {value}"
+        );
+        assert!(
+            (grads[x][i] - slope).abs() <= 1e-15,
+            "d log_sigmoid({xi}) = {}, exact {slope}",
+            grads[x][i]
+        );
+    }
+}
+
+#[test]
+fn reverse_scalar_operators_agree_with_the_f32_and_f64_operators() {
+    let tape = Tape::<f32>::new();
+    let x = tape.var(array![0.5_f32, 2.0].into_dyn());
+    assert_eq!(x.rsub(1.0).to_array(), (1.0 - x).to_array());
+    assert_eq!(x.rdiv(1.0).to_array(), (1.0 / x).to_array());
+    assert_eq!(x.rsub(1.0).to_array(), array![0.5_f32, -1.0].into_dyn());
+    let grads = (x.rsub(3.0) * x.rdiv(2.0)).sum().backward();
+    // d/dx (3 - x)(2 / x) = -2/x - (3 - x) 2/x² = -6/x².
+    assert_eq!(grads[x], array![-24.0_f32, -1.5].into_dyn());
 }

@@ -17,8 +17,8 @@ use crate::module::Module;
 /// let tape = Tape::<f64>::new();
 /// let x = tape.var(array![[-1.0, 0.5, 2.0]].into_dyn());
 /// let y = Activation::LeakyRelu(0.1).apply(x);
-/// assert_eq!(y.value(), array![[-0.1, 0.5, 2.0]].into_dyn());
-/// let p = Activation::Softmax.apply(x).value();
+/// assert_eq!(y.to_array(), array![[-0.1, 0.5, 2.0]].into_dyn());
+/// let p = Activation::Softmax.apply(x).to_array();
 /// assert!((p.sum() - 1.0).abs() < 1e-12);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Default)]

@@ -47,7 +47,7 @@ use crate::module::{Module, Visitor, VisitorMut};
 /// let x = array![[1.0, 10.0], [3.0, 30.0]].into_dyn();
 /// {
 ///     let tape = Tape::new();
-///     let y = bn.forward(tape.var(x.clone())).value();
+///     let y = bn.forward(tape.var(x.clone())).to_array();
 ///     assert!((y[[0, 0]] + 1.0).abs() < 1e-4 && (y[[1, 1]] - 1.0).abs() < 1e-4);
 /// }
 /// // running_mean = 0.5 · 0 + 0.5 · batch mean; running_var uses the unbiased variance.
@@ -56,7 +56,7 @@ use crate::module::{Module, Visitor, VisitorMut};
 ///
 /// Module::<f64>::set_training(&mut bn, false); // eval: the running statistics
 /// let tape = Tape::new();
-/// let y = bn.forward(tape.var(x)).value();
+/// let y = bn.forward(tape.var(x)).to_array();
 /// assert!((y[[1, 0]] - (3.0 - 1.0) / (1.5_f64 + 1e-5).sqrt()).abs() < 1e-12);
 /// ```
 #[derive(Clone, Debug)]
@@ -194,7 +194,7 @@ impl<T: Float> Module<T> for BatchNorm<T> {
             let m = T::from_f64(self.momentum);
             let keep = T::one() - m;
             let per_channel = |v: Var<'t, T>| {
-                v.value()
+                v.to_array()
                     .into_shape_with_order(IxDyn(&[channels]))
                     .expect("one value per channel")
             };

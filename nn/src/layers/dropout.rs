@@ -28,14 +28,14 @@ use crate::module::Module;
 /// let ones = ArrayD::<f64>::ones(vec![4, 1000]);
 /// {
 ///     let tape = Tape::new();
-///     let y = dropout.forward(tape.constant(ones.clone())).value();
+///     let y = dropout.forward(tape.constant(ones.clone())).to_array();
 ///     let dropped = y.iter().filter(|&&v| v == 0.0).count() as f64 / y.len() as f64;
 ///     assert!((dropped - 0.25).abs() < 0.03);
 ///     assert!(y.iter().all(|&v| v == 0.0 || v == 1.0 / 0.75));
 /// }
 /// Module::<f64>::set_training(&mut dropout, false);
 /// let tape = Tape::new();
-/// assert_eq!(dropout.forward(tape.constant(ones.clone())).value(), ones);
+/// assert_eq!(dropout.forward(tape.constant(ones.clone())).to_array(), ones);
 /// ```
 #[derive(Clone, Debug)]
 pub struct Dropout {
@@ -92,14 +92,12 @@ impl Dropout {
         let threshold = (self.rate * 18_446_744_073_709_551_616.0) as u64;
         let scale = T::from_f64(1.0 / (1.0 - self.rate));
         let mut state = self.state.get();
-        let mask = x.with_value(|a| {
-            a.map(|_| {
-                if splitmix64(&mut state) >= threshold {
-                    scale
-                } else {
-                    T::zero()
-                }
-            })
+        let mask = x.value().map(|_| {
+            if splitmix64(&mut state) >= threshold {
+                scale
+            } else {
+                T::zero()
+            }
         });
         self.state.set(state);
         x * x.tape().constant(mask)

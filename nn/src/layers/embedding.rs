@@ -122,7 +122,8 @@ impl<T: Float> Module<T> for Embedding<T> {
                 crate::module::layer_name("embedding")
             )
         };
-        let (indices, shape) = x.with_value(|a| {
+        let (indices, shape) = {
+            let a = x.value();
             if let Some((position, value)) = self.first_invalid(&a.view()) {
                 panic!(
                     "Embedding::forward: layer `{}` got {value} at position {position:?} of its \
@@ -133,7 +134,7 @@ impl<T: Float> Module<T> for Embedding<T> {
             }
             let indices: Vec<usize> = a.iter().map(|&v| Float::to_f64(v) as usize).collect();
             (indices, a.shape().to_vec())
-        });
+        };
         let mut out_shape = shape;
         out_shape.push(self.dim);
         x.tape()

@@ -38,7 +38,7 @@ impl Default for Flatten {
 impl<T: Float> Module<T> for Flatten {
     #[track_caller]
     fn forward<'t>(&'t self, x: Var<'t, T>) -> Var<'t, T> {
-        let already_flat = x.with_value(|a| a.ndim() == 2);
+        let already_flat = x.ndim() == 2;
         if already_flat { x } else { x.flatten_from(1) }
     }
 

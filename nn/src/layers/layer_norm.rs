@@ -19,7 +19,7 @@ use crate::module::{Module, Visitor, VisitorMut};
 ///
 /// let tape = Tape::<f64>::new();
 /// let x = tape.var(array![[1.0, 2.0, 3.0], [-1.0, 0.0, 5.0]].into_dyn());
-/// let y = layer_norm(x, None, None, 1e-5).value();
+/// let y = layer_norm(x, None, None, 1e-5).to_array();
 /// for row in y.rows() {
 ///     assert!(row.sum().abs() < 1e-12);
 ///     assert!((row.mapv(|v| v * v).mean().unwrap() - 1.0).abs() < 1e-4);
@@ -32,8 +32,8 @@ pub fn layer_norm<'t, T: Float>(
     beta: Option<Var<'t, T>>,
     eps: f64,
 ) -> Var<'t, T> {
-    let centered = x - x.mean_axes(&[-1], true);
-    let variance = centered.square().mean_axes(&[-1], true);
+    let centered = x - x.mean_axes([-1], true);
+    let variance = centered.square().mean_axes([-1], true);
     let mut y = centered / variance.add_scalar(T::from_f64(eps)).sqrt();
     if let Some(gamma) = gamma {
         y = y * gamma;

@@ -349,7 +349,10 @@ impl<T: Float> Module<T> for Sequential<T> {
                 self.name
             )
         };
-        let matches = x.with_value(|a| a.ndim() >= 1 && a.shape()[1..] == input_shape[..]);
+        let matches = {
+            let a = x.value();
+            a.ndim() >= 1 && a.shape()[1..] == input_shape[..]
+        };
         if !matches {
             panic!(
                 "Sequential::forward: model `{}` was built for inputs of shape (batch, {}), got shape {:?}",

@@ -15,8 +15,8 @@ use crate::module::Module;
 
 /// The value of a loss that must be a single number.
 pub(super) fn scalar_loss<T: Float>(loss_fn: &Loss<T>, loss: Var<'_, T>) -> Result<f64, FitError> {
-    // `shape` and `item` read a one-element value as a number (`with_value` would build
-    // its array).
+    // `shape` and `item` read a one-element value as a number (`value` would build its
+    // array).
     let shape = loss.shape();
     if shape.iter().product::<usize>() == 1 {
         Ok(Float::to_f64(loss.item()))
@@ -60,9 +60,8 @@ pub(super) fn evaluate_batches<T: Float, M: Module<T>>(
                 let loss = loss_fn.call(out, target);
                 let value = scalar_loss(loss_fn, loss)?;
                 if !metrics.is_empty() {
-                    out.with_value(|p| {
-                        target.with_value(|t| metrics.iter_mut().for_each(|m| m.update(p, t)))
-                    });
+                    let (p, t) = (out.value(), target.value());
+                    metrics.iter_mut().for_each(|m| m.update(&p, &t));
                 }
                 Ok::<f64, FitError>(value)
             })?;
@@ -88,30 +87,29 @@ pub(super) fn predict_batches<T: Float, M: Module<T>>(
         let tape = Tape::new();
         tape.no_grad(|| {
             let out = module.forward(tape.constant(take_rows(x, rows)));
-            out.with_value(|out| {
-                let found = rows_of(&out.view());
-                if out.ndim() == 0 || found != rows.len() {
-                    return Err(FitError::OutputRows {
-                        expected: rows.len(),
-                        found,
-                    });
-                }
-                let result = result.get_or_insert_with(|| {
-                    let mut shape = out.shape().to_vec();
-                    shape[0] = n;
-                    ArrayD::zeros(shape)
+            let out = out.value();
+            let found = rows_of(&out.view());
+            if out.ndim() == 0 || found != rows.len() {
+                return Err(FitError::OutputRows {
+                    expected: rows.len(),
+                    found,
                 });
-                if result.shape()[1..] != out.shape()[1..] {
-                    return Err(FitError::OutputRows {
-                        expected: rows.len(),
-                        found,
-                    });
-                }
-                result
-                    .slice_axis_mut(Axis(0), Slice::from(start..end))
-                    .assign(out);
-                Ok(())
-            })
+            }
+            let result = result.get_or_insert_with(|| {
+                let mut shape = out.shape().to_vec();
+                shape[0] = n;
+                ArrayD::zeros(shape)
+            });
+            if result.shape()[1..] != out.shape()[1..] {
+                return Err(FitError::OutputRows {
+                    expected: rows.len(),
+                    found,
+                });
+            }
+            result
+                .slice_axis_mut(Axis(0), Slice::from(start..end))
+                .assign(&*out);
+            Ok(())
         })?;
     }
     Ok(result.expect("n > 0, so at least one batch ran"))

@@ -2,7 +2,6 @@
 //! meaning `fit` knows: it checks targets and resolves `Accuracy` from it) or the user's
 //! function.
 
-use std::any::TypeId;
 use std::borrow::Cow;
 use std::fmt;
 
@@ -70,9 +69,11 @@ enum Kind<T: Float> {
 
 /// A named loss function for [`Model::compile`](super::Model::compile).
 ///
-/// Built-in losses have constructors (`Loss::mse()`, ...). Any *function* `(Var, Var) -> Var`
-/// converts with `From`, so `compile` takes the functions of [`losses`] directly (they keep
-/// their names and checks) and your own functions. A closure goes through [`Loss::new`],
+/// Built-in losses have constructors (`Loss::mse()`, ...): with them `fit` checks the
+/// targets (shapes, integer labels) and resolves `Accuracy` from the loss. Any *function*
+/// `(Var, Var) -> Var` converts with `From`, under the function's name, so `compile` takes
+/// the functions of [`losses`] and your own directly (as custom losses: the functions do
+/// their own checks and panic on bad targets). A closure goes through [`Loss::new`],
 /// which gives it a name and lets Rust infer its argument types (a bare closure cannot
 /// convert: Rust does not infer a closure's signature through `Into`, and a closure with
 /// annotated `Var` arguments cannot return a `Var` tied to them).
@@ -89,7 +90,7 @@ enum Kind<T: Float> {
 ///     (p - t).abs().powi(3).mean()
 /// }
 /// let b: Loss<f32> = cubic.into();
-/// assert_eq!(b.name(), "custom");
+/// assert_eq!(b.name(), "cubic");
 ///
 /// let c = Loss::<f32>::new("cubic", |p, t| (p - t).abs().powi(3).mean());
 /// assert_eq!(c.name(), "cubic");
@@ -193,47 +194,23 @@ where
     T: Float,
     F: for<'t> Fn(Var<'t, T>, Var<'t, T>) -> Var<'t, T> + Send + Sync + 'static,
 {
-    /// Wraps a function or closure. The functions of [`losses`] become the corresponding
-    /// built-in (name and checks included); anything else is `"custom"`.
+    /// Wraps a function as a custom loss named after the function, as Keras names a loss
+    /// function by its `__name__` (`losses::mse` is `"mse"`, your `fn cubic` is `"cubic"`);
+    /// a closure is `"custom"`. The built-ins' target checks and `Accuracy` resolution come
+    /// with the constructors ([`Loss::mse`], ...), not with the functions.
     fn from(f: F) -> Self {
-        match builtin_function::<T, F>() {
-            Some(builtin) => Loss::builtin(builtin),
-            None => Loss::new("custom", f),
-        }
+        Loss::new(function_name::<F>(), f)
     }
 }
 
-/// The built-in loss that the function type `F` is, if it is one of [`losses`]' functions.
-///
-/// Each Rust function has a type of its own, and comparing types is the only way stable
-/// Rust offers to tell which function a generic `F` is (function pointers cannot be taken
-/// from a generic `F`).
-fn builtin_function<T: Float, F: 'static>() -> Option<Builtin> {
-    fn id<F: 'static>(_: F) -> TypeId {
-        TypeId::of::<F>()
+/// The name of the function `F` for messages: the last segment of its type's path without
+/// generic arguments (`tapegrad_nn::losses::mse<f32>` gives `mse`), `"custom"` for closures.
+/// Rust does not promise the exact form of `type_name`; the name is only ever displayed.
+fn function_name<F>() -> &'static str {
+    let path = std::any::type_name::<F>();
+    let path = path.split('<').next().unwrap_or(path);
+    match path.rsplit("::").next() {
+        Some(name) if !name.is_empty() && !name.contains('{') => name,
+        _ => "custom",
     }
-    let functions = [
-        (id(losses::mse::<T>), Builtin::Mse),
-        (id(losses::mae::<T>), Builtin::Mae),
-        (
-            id(losses::binary_cross_entropy::<T>),
-            Builtin::BinaryCrossEntropy,
-        ),
-        (
-            id(losses::binary_cross_entropy_with_logits::<T>),
-            Builtin::BinaryCrossEntropyWithLogits,
-        ),
-        (
-            id(losses::categorical_cross_entropy::<T>),
-            Builtin::CategoricalCrossEntropy,
-        ),
-        (
-            id(losses::sparse_categorical_cross_entropy::<T>),
-            Builtin::SparseCategoricalCrossEntropy,
-        ),
-    ];
-    let f = TypeId::of::<F>();
-    functions
-        .into_iter()
-        .find_map(|(id, builtin)| (id == f).then_some(builtin))
 }

@@ -215,7 +215,7 @@ impl<T: Float, M: Module<T>> Model<T, M> {
                 let tape = Tape::new();
                 let output = tape.no_grad(|| {
                     let out = self.module.forward(tape.constant(ArrayD::zeros(shape)));
-                    out.with_value(|o| o.shape().get(1..).map(<[usize]>::to_vec))
+                    out.value().shape().get(1..).map(<[usize]>::to_vec)
                 });
                 let output = output.ok_or(FitError::OutputRows {
                     expected: 1,

@@ -129,9 +129,8 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
         let value = scalar_loss(&self.compiled.loss, loss)?;
         if !self.train_metrics.is_empty() {
             let metrics = &mut self.train_metrics;
-            out.with_value(|p| {
-                target.with_value(|t| metrics.iter_mut().for_each(|m| m.update(p, t)))
-            });
+            let (p, t) = (out.value(), target.value());
+            metrics.iter_mut().for_each(|m| m.update(&p, &t));
         }
         Ok((value, loss.backward()))
     }

@@ -115,7 +115,7 @@ fn weights_round_trip_through_safetensors_bytes() {
     let mut restored = cnn(2);
     let predict = |model: &Sequential<f64>| {
         let tape = Tape::new();
-        model.forward(tape.constant(images(3))).value()
+        model.forward(tape.constant(images(3))).to_array()
     };
     assert_ne!(predict(&trained), predict(&restored));
     load_weights_from_bytes(Path::new("memory"), &bytes, &mut restored.params_mut()).unwrap();

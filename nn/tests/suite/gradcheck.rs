@@ -311,7 +311,7 @@ fn pre_activations_away_from_zero(layer: &Dense<f64>, x: &ArrayD<f64>) -> bool {
         to.assign(from.value().clone());
     }
     let tape = tapegrad_autograd::Tape::new();
-    let z = linear.forward(tape.constant(x.clone())).value();
+    let z = linear.forward(tape.constant(x.clone())).to_array();
     z.iter().all(|v| v.abs() > 1e-3)
 }
 

@@ -57,7 +57,7 @@ fn dense_initializers_are_configurable() {
     dense.build(&[2], &mut rng(0));
     let tape = Tape::new();
     let y = dense.forward(tape.constant(array![[1.0, 2.0]].into_dyn()));
-    assert_eq!(y.value(), array![[2.5, 2.5, 2.5]].into_dyn());
+    assert_eq!(y.to_array(), array![[2.5, 2.5, 2.5]].into_dyn());
 }
 
 #[test]
@@ -73,7 +73,7 @@ fn dense_computes_x_kernel_plus_bias_then_the_activation() {
     let x = tape.constant(array![[1.0, 2.0, 3.0], [-1.0, 0.0, 0.0]].into_dyn());
     let y = dense.forward(x);
     // [1 + 1 + 0 + 0.25, -1 + 4 + 3 - 0.5] = [2.25, 5.5]; [-1 + 0.25, 1 - 0.5] = [-0.75, 0.5]
-    assert_eq!(y.value(), array![[2.25, 5.5], [0.0, 0.5]].into_dyn());
+    assert_eq!(y.to_array(), array![[2.25, 5.5], [0.0, 0.5]].into_dyn());
 }
 
 #[test]
@@ -272,7 +272,7 @@ fn empty_sequential_is_the_identity() {
     assert_eq!(model.output_shape(), Some(&[3][..]));
     let tape = Tape::new();
     let x = array![[1.0, 2.0, 3.0]].into_dyn();
-    assert_eq!(model.forward(tape.constant(x.clone())).value(), x);
+    assert_eq!(model.forward(tape.constant(x.clone())).to_array(), x);
     assert!(model.is_empty());
 }
 
@@ -365,7 +365,7 @@ ___________________________________________________________________
 
 fn dropout_output(dropout: &Dropout, x: &ArrayD<f64>) -> ArrayD<f64> {
     let tape = Tape::new();
-    Module::<f64>::forward(dropout, tape.constant(x.clone())).value()
+    Module::<f64>::forward(dropout, tape.constant(x.clone())).to_array()
 }
 
 #[test]
@@ -404,7 +404,7 @@ fn dropout_gradient_is_the_mask() {
     let x = tape.var(ArrayD::from_elem(vec![4, 50], 3.0));
     let y = dropout.apply(x);
     let grads = y.sum().backward();
-    let mask = y.value() / 3.0;
+    let mask = y.to_array() / 3.0;
     assert_eq!(grads[x], mask);
 }
 
@@ -437,7 +437,7 @@ fn model_seed_drives_dropout_masks_and_mode_propagates() {
     let x = ArrayD::ones(vec![4, 100]);
     let run = |model: &Sequential<f64>| {
         let tape = Tape::new();
-        model.forward(tape.constant(x.clone())).value()
+        model.forward(tape.constant(x.clone())).to_array()
     };
     let (a, b, c) = (make(7), make(7), make(8));
     assert_eq!(run(&a), run(&b));
@@ -473,7 +473,7 @@ fn flatten_merges_all_but_the_batch_axis() {
     let tape = Tape::<f64>::new();
     let x = tape.constant(array![[[1.0, 2.0], [3.0, 4.0]]].into_dyn());
     assert_eq!(
-        flatten.forward(x).value(),
+        flatten.forward(x).to_array(),
         array![[1.0, 2.0, 3.0, 4.0]].into_dyn()
     );
     let already_flat = tape.constant(array![[1.0, 2.0]].into_dyn());
@@ -491,7 +491,7 @@ fn layer_norm_normalizes_the_last_axis() {
         (i[0] * 12 + i[1] * 4 + i[2] * i[2]) as f64
     });
     let tape = Tape::new();
-    let y = norm.forward(tape.constant(x)).value();
+    let y = norm.forward(tape.constant(x)).to_array();
     for lane in y.lanes(Axis(2)) {
         assert!(lane.sum().abs() < 1e-12);
         let var = lane.mapv(|v| v * v).mean().unwrap();
@@ -502,7 +502,7 @@ fn layer_norm_normalizes_the_last_axis() {
     loose.build(&[3, 4], &mut rng(0));
     let tape = Tape::new();
     let x = ArrayD::from_shape_fn(vec![1, 1, 4], |i| (i[2] * i[2]) as f64);
-    let y = loose.forward(tape.constant(x)).value();
+    let y = loose.forward(tape.constant(x)).to_array();
     let var = y.mapv(|v| v * v).mean().unwrap();
     assert!((var - 0.5).abs() < 1e-12, "variance {var}");
 }
@@ -548,7 +548,7 @@ fn activation_layer_applies_its_function() {
         let tape = Tape::<f64>::new();
         let y = layer
             .forward(tape.constant(array![[-1.0, 0.5, 2.0]].into_dyn()))
-            .value();
+            .to_array();
         for (got, want) in y.iter().zip(want) {
             assert!(
                 (got - want).abs() < 1e-12,
@@ -561,7 +561,7 @@ fn activation_layer_applies_its_function() {
     let tape = Tape::<f64>::new();
     let p = layer
         .forward(tape.constant(array![[1000.0, 0.0, -1000.0]].into_dyn()))
-        .value();
+        .to_array();
     assert_eq!(p, array![[1.0, 0.0, 0.0]].into_dyn());
 }
 
@@ -656,7 +656,7 @@ fn binary_cross_entropy_stays_finite_at_zero_and_one() {
             ArrayD::from_shape_vec(vec![4], [1.0, 0.0, 0.0, 1.0].map(T::from_f64).to_vec())
                 .unwrap(),
         );
-        let each = losses::binary_cross_entropy_reduced(p, y, Reduction::None).value();
+        let each = losses::binary_cross_entropy_reduced(p, y, Reduction::None).to_array();
         let got: Vec<f64> = each.iter().map(|&v| Float::to_f64(v)).collect();
         assert!(
             (got[0] + floor_log).abs() < 1e-3 && (got[1] + floor_log).abs() < 1e-3,
@@ -676,7 +676,8 @@ fn binary_cross_entropy_with_logits_is_exact_at_zero_and_finite_at_extremes() {
         let tape = Tape::<f64>::new();
         let x = tape.var(array![0.0, 0.0, dtype_big, -dtype_big].into_dyn());
         let y = tape.constant(array![0.0, 1.0, 1.0, 1.0].into_dyn());
-        let each = losses::binary_cross_entropy_with_logits_reduced(x, y, Reduction::None).value();
+        let each =
+            losses::binary_cross_entropy_with_logits_reduced(x, y, Reduction::None).to_array();
         assert_eq!(
             each,
             array![2.0_f64.ln(), 2.0_f64.ln(), 0.0, dtype_big].into_dyn()
@@ -715,7 +716,7 @@ fn reductions_agree() {
         assert_eq!(none.shape(), vec![3, 2], "{name}");
         let sum = loss(p, t, Reduction::Sum).item();
         let mean = loss(p, t, Reduction::Mean).item();
-        assert!((none.value().sum() - sum).abs() < 1e-12, "{name}");
+        assert!((none.to_array().sum() - sum).abs() < 1e-12, "{name}");
         assert!((sum / 6.0 - mean).abs() < 1e-12, "{name}");
     }
     // Categorical losses reduce over examples.
@@ -724,7 +725,7 @@ fn reductions_agree() {
     assert_eq!(none.shape(), vec![3]);
     let sum = losses::categorical_cross_entropy_reduced(p, probabilities, Reduction::Sum).item();
     let mean = losses::categorical_cross_entropy(p, probabilities).item();
-    assert!((none.value().sum() - sum).abs() < 1e-12);
+    assert!((none.to_array().sum() - sum).abs() < 1e-12);
     assert!((sum / 3.0 - mean).abs() < 1e-12);
     let sparse_sum =
         losses::sparse_categorical_cross_entropy_indices_reduced(p, &[1, 0, 1], Reduction::Sum)

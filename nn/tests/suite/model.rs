@@ -108,7 +108,7 @@ fn compile_takes_loss_functions_and_typed_closures() {
     }
     let mut by_user_function = Model::new(Sequential::new().add(Dense::new(1)));
     by_user_function.compile(Sgd::new(0.01).unwrap(), squares, &[]);
-    assert_eq!(by_user_function.loss().unwrap().name(), "custom");
+    assert_eq!(by_user_function.loss().unwrap().name(), "squares");
     by_user_function.fit(&xs, &ys, quiet().epochs(20)).unwrap();
     assert_eq!(weights(&reference), weights(&by_user_function));
 

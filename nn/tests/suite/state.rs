@@ -107,7 +107,7 @@ fn set_training_switches_batch_norm_between_batch_and_running_statistics() {
     assert!(model.is_training());
     {
         let tape = Tape::new();
-        let y = model.forward(tape.constant(x.clone())).value();
+        let y = model.forward(tape.constant(x.clone())).to_array();
         // Batch statistics: every column has mean 0.
         for column in y.columns() {
             assert!(column.sum().abs() < 1e-12);
@@ -126,7 +126,7 @@ fn set_training_switches_batch_norm_between_batch_and_running_statistics() {
     }
     model.set_training(false);
     let tape = Tape::new();
-    let y = model.forward(tape.constant(x.clone())).value();
+    let y = model.forward(tape.constant(x.clone())).to_array();
     let (mean, var) = (&after_train[0], &after_train[1]);
     let want = (&x - mean) / var.mapv(|v| (v + 1e-5).sqrt());
     assert!((&y - &want).iter().all(|d| d.abs() < 1e-12));
@@ -142,7 +142,9 @@ fn batch_norm_with_one_value_per_channel_keeps_the_running_variance() {
     let mut bn = BatchNorm::<f64>::new();
     bn.build(&[2], &mut StdRng::seed_from_u64(0));
     let tape = Tape::new();
-    let y = bn.forward(tape.var(array![[4.0, -2.0]].into_dyn())).value();
+    let y = bn
+        .forward(tape.var(array![[4.0, -2.0]].into_dyn()))
+        .to_array();
     assert_eq!(y, array![[0.0, 0.0]].into_dyn(), "beta for a single sample");
     assert_eq!(
         *bn.running_mean().unwrap().value(),
@@ -495,7 +497,7 @@ fn reshape_infers_one_dimension() {
     );
     let tape = Tape::new();
     let x = ArrayD::from_shape_fn(vec![2, 12], |i| (i[0] * 12 + i[1]) as f32);
-    let y = model.forward(tape.constant(x.clone())).value();
+    let y = model.forward(tape.constant(x.clone())).to_array();
     assert_eq!(y.shape(), &[2, 3, 2, 2]);
     assert_eq!(
         y.iter().copied().collect::<Vec<_>>(),

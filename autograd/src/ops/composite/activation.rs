@@ -1,4 +1,5 @@
-//! Compositions of the elementwise primitives: `square`, `recip`, the two GELUs.
+//! Compositions of the elementwise primitives: `square`, `recip`, the two GELUs,
+//! `log_sigmoid`.
 
 use crate::{Float, Var};
 
@@ -13,6 +14,30 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn recip(self) -> Var<'t, T> {
         self.powi(-1)
+    }
+
+    /// `ln σ(x) = -softplus(-x)`, as `torch.nn.functional.logsigmoid` (composite): finite
+    /// for any finite input (`ln σ(-1000) = -1000`, `ln σ(1000) = -0`), where
+    /// `x.sigmoid().ln()` gives −∞ below about −745 in `f64` (−104 in `f32`). Its gradient is
+    /// `σ(-x)`. Below −20, softplus's threshold returns `x` itself, within `eˣ < 2.1e-9` of
+    /// the exact value.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use tapegrad_autograd::Tape;
+    ///
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(array![-1000.0, 0.0, 1000.0].into_dyn());
+    /// let y = x.log_sigmoid();
+    /// let v = y.to_array();
+    /// assert_eq!((v[0], v[2]), (-1000.0, 0.0));
+    /// assert!((v[1] + 2.0_f64.ln()).abs() < 1e-15);
+    /// let grads = y.sum().backward();
+    /// assert_eq!(grads[x], array![1.0, 0.5, 0.0].into_dyn()); // σ(-x)
+    /// ```
+    #[track_caller]
+    pub fn log_sigmoid(self) -> Var<'t, T> {
+        -(-self).softplus()
     }
 
     /// The exact GELU, `x Φ(x) = x/2 (1 + erf(x/√2))` (composite).

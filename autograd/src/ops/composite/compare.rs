@@ -62,7 +62,7 @@ macro_rules! comparisons {
             #[doc = concat!("The constant mask `self ", $doc, " s` for a scalar `s`.")]
             #[track_caller]
             pub fn $scalar(self, s: T) -> Var<'t, T> {
-                let mask = self.with_value(|a| a.mapv(|x| if x $op s { T::one() } else { T::zero() }));
+                let mask = self.value().mapv(|x| if x $op s { T::one() } else { T::zero() });
                 self.tape.constant(mask)
             }
         }

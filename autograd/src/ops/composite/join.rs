@@ -1,6 +1,6 @@
 //! `stack`: variables of one shape joined along a new axis, by `unsqueeze` and `concat`.
 
-use crate::ops::axes::normalize_axis;
+use crate::ops::axes::resolve_new_axis;
 use crate::{Float, Var};
 
 impl<'t, T: Float> Var<'t, T> {
@@ -16,7 +16,7 @@ impl<'t, T: Float> Var<'t, T> {
                 v.shape()
             );
         }
-        let axis = normalize_axis("stack", axis, first.len() + 1) as isize;
+        let axis = resolve_new_axis("stack", axis, &first) as isize;
         // A loop, not a closure: closures drop `#[track_caller]`'s location.
         let mut expanded = Vec::with_capacity(vars.len());
         for v in vars {

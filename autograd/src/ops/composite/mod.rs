@@ -3,8 +3,8 @@
 //!
 //! | file | composites |
 //! |---|---|
-//! | `arith.rs` | `+ - * /` with a number on either side |
-//! | `activation.rs` | `square recip gelu gelu_tanh` |
+//! | `arith.rs` | `+ - * /` with a number on either side, `rsub rdiv` |
+//! | `activation.rs` | `square recip gelu gelu_tanh log_sigmoid` |
 //! | `reduce.rs` | `mean var` |
 //! | `softmax.rs` | `logsumexp softmax log_softmax` |
 //! | `shape.rs` | `transpose t squeeze unsqueeze flatten_from` |

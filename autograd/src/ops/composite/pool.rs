@@ -29,7 +29,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// let tape = Tape::new();
     /// let x = tape.var(Array::range(0.0, 16.0, 1.0).into_shape_with_order(IxDyn(&[1, 1, 4, 4])).unwrap());
     /// let y = x.max_pool2d(&Pool2dOptions::new(2));
-    /// assert_eq!(y.value().into_raw_vec_and_offset().0, vec![5.0, 7.0, 13.0, 15.0]);
+    /// assert_eq!(y.to_array().into_raw_vec_and_offset().0, vec![5.0, 7.0, 13.0, 15.0]);
     /// let grads = y.sum().backward();
     /// assert_eq!(grads.get(x).unwrap().sum(), 4.0);
     /// ```
@@ -39,10 +39,14 @@ impl<'t, T: Float> Var<'t, T> {
         let geometry = pool_geometry("max_pool2d", &shape, options);
         let [n, c, h, w] = [shape[0], shape[1], shape[2], shape[3]];
         let [oh, ow] = geometry.output_hw;
-        let argmax = self.with_value(|v| {
-            let v = v.view().into_dimensionality::<Ix4>().expect("checked 4-D");
+        let argmax = {
+            let value = self.value();
+            let v = value
+                .view()
+                .into_dimensionality::<Ix4>()
+                .expect("checked 4-D");
             max_pool2d_argmax(v, &geometry).1
-        });
+        };
         let index = argmax
             .into_shape_with_order(IxDyn(&[n, c, oh * ow]))
             .expect("a fresh array in standard layout");
@@ -70,6 +74,6 @@ impl<'t, T: Float> Var<'t, T> {
             shape.len() == 4,
             "global_avg_pool2d: input {shape:?} is not [N, C, H, W]"
         );
-        self.mean_axes(&[2, 3], false)
+        self.mean_axes([2, 3], false)
     }
 }

@@ -1,6 +1,6 @@
 //! Compositions of the reductions: `mean` and the population variance `var`.
 
-use crate::ops::axes::resolve_axes;
+use crate::ops::axes::{Axes, resolve_axes};
 use crate::ops::sum;
 use crate::{Float, Var};
 
@@ -8,17 +8,14 @@ impl<'t, T: Float> Var<'t, T> {
     /// The mean of all elements.
     #[track_caller]
     pub fn mean(self) -> Var<'t, T> {
-        let n = self.with_value(|a| a.len());
+        let n = self.value().len();
         self.sum().mul_scalar(T::one() / T::from_f64(n as f64))
     }
 
-    /// The mean over `axes`.
+    /// The mean over `axes`, one axis or several as in [`sum_axes`](Var::sum_axes).
     #[track_caller]
-    pub fn mean_axes(self, axes: &[isize], keepdim: bool) -> Var<'t, T> {
-        let shape = self.shape();
-        let resolved = resolve_axes("mean", axes, shape.len());
-        let n: usize = resolved.iter().map(|&a| shape[a]).product();
-        sum::record(self, &resolved, keepdim).mul_scalar(T::one() / T::from_f64(n as f64))
+    pub fn mean_axes(self, axes: impl Axes, keepdim: bool) -> Var<'t, T> {
+        self.mean_over("mean_axes", axes.as_slice(), keepdim)
     }
 
     /// The population variance (`ddof = 0`) of all elements.
@@ -28,11 +25,21 @@ impl<'t, T: Float> Var<'t, T> {
         centered.square().mean()
     }
 
-    /// The population variance over `axes`.
+    /// The population variance over `axes`, one axis or several as in
+    /// [`sum_axes`](Var::sum_axes).
     #[track_caller]
-    pub fn var_axes(self, axes: &[isize], keepdim: bool) -> Var<'t, T> {
-        resolve_axes("var", axes, self.ndim()); // name this op in the error, not `mean`
-        let centered = self - self.mean_axes(axes, true);
-        centered.square().mean_axes(axes, keepdim)
+    pub fn var_axes(self, axes: impl Axes, keepdim: bool) -> Var<'t, T> {
+        let axes = axes.as_slice();
+        let centered = self - self.mean_over("var_axes", axes, true);
+        centered.square().mean_over("var_axes", axes, keepdim)
+    }
+
+    /// The mean over `axes`; `op` names the public op in an axis panic.
+    #[track_caller]
+    fn mean_over(self, op: &str, axes: &[isize], keepdim: bool) -> Var<'t, T> {
+        let shape = self.shape();
+        let resolved = resolve_axes(op, axes, &shape);
+        let n: usize = resolved.iter().map(|&a| shape[a]).product();
+        sum::record(self, &resolved, keepdim).mul_scalar(T::one() / T::from_f64(n as f64))
     }
 }

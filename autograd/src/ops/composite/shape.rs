@@ -1,7 +1,7 @@
 //! Views built from the movement primitives: `transpose`, `t`, `squeeze`, `unsqueeze`,
 //! `flatten_from`.
 
-use crate::ops::axes::normalize_axis;
+use crate::ops::axes::{resolve_axis, resolve_new_axis};
 use crate::ops::permute;
 use crate::{Float, Var};
 
@@ -9,10 +9,10 @@ impl<'t, T: Float> Var<'t, T> {
     /// Swaps two axes (negative axes count from the end).
     #[track_caller]
     pub fn transpose(self, axis0: isize, axis1: isize) -> Var<'t, T> {
-        let ndim = self.ndim();
-        let a0 = normalize_axis("transpose", axis0, ndim);
-        let a1 = normalize_axis("transpose", axis1, ndim);
-        let mut axes: Vec<usize> = (0..ndim).collect();
+        let shape = self.shape();
+        let a0 = resolve_axis("transpose", axis0, &shape);
+        let a1 = resolve_axis("transpose", axis1, &shape);
+        let mut axes: Vec<usize> = (0..shape.len()).collect();
         axes.swap(a0, a1);
         permute::record(self, &axes)
     }
@@ -36,7 +36,7 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn squeeze(self, axis: isize) -> Var<'t, T> {
         let mut shape = self.shape();
-        let axis = normalize_axis("squeeze", axis, shape.len());
+        let axis = resolve_axis("squeeze", axis, &shape);
         assert!(
             shape[axis] == 1,
             "squeeze: axis {axis} of shape {shape:?} has length {}, not 1",
@@ -50,19 +50,23 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn unsqueeze(self, axis: isize) -> Var<'t, T> {
         let mut shape = self.shape();
-        let axis = normalize_axis("unsqueeze", axis, shape.len() + 1);
+        let axis = resolve_new_axis("unsqueeze", axis, &shape);
         shape.insert(axis, 1);
         self.reshape(&shape)
     }
 
-    /// All axes from `start_axis` on merged into one (`flatten_from(1)` keeps the batch axis).
+    /// All axes from `start_axis` on merged into one (`flatten_from(1)` keeps the batch
+    /// axis; negative axes count from the end, so `flatten_from(-2)` merges the last two). A
+    /// 0-dimensional variable becomes 1-dimensional, as with `torch.flatten`.
     #[track_caller]
-    pub fn flatten_from(self, start_axis: usize) -> Var<'t, T> {
+    pub fn flatten_from(self, start_axis: isize) -> Var<'t, T> {
         let shape = self.shape();
-        assert!(
-            start_axis <= shape.len(),
-            "flatten_from: axis {start_axis} is out of range for shape {shape:?}"
-        );
+        let start_axis = if shape.is_empty() {
+            // Axis 0 or -1 of a 0-d variable, as if it were `[1]`: always 0.
+            resolve_axis("flatten_from", start_axis, &[1])
+        } else {
+            resolve_axis("flatten_from", start_axis, &shape)
+        };
         let mut new_shape = shape[..start_axis].to_vec();
         new_shape.push(shape[start_axis..].iter().product());
         self.reshape(&new_shape)
