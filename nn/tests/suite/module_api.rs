@@ -126,7 +126,7 @@ fn residual_wrapper_adds_its_input_and_no_path_segment() {
     assert_eq!(model.named_params()[0].0, "residual_0.kernel");
     let x = ArrayD::from_elem(vec![2, 3], 1.0_f32);
     let tape = Tape::new();
-    let y = model.forward(tape.constant(x.clone())).value();
+    let y = model.forward(tape.constant(x.clone())).to_array();
     let kernel = model.params()[0].value().clone();
     let x2 = x.clone().into_dimensionality::<ndarray::Ix2>().unwrap();
     let w = kernel.into_dimensionality::<ndarray::Ix2>().unwrap();
