@@ -85,6 +85,7 @@ mod kernels;
 mod operand;
 pub mod ops;
 mod param;
+pub mod scope;
 mod tape;
 #[cfg(feature = "proptest")]
 pub mod testing;

@@ -4,15 +4,16 @@
 //! [`tapegrad_autograd`]. Everything differentiable here is composed from autograd ops:
 //! no layer or loss has backward code of its own.
 //!
-//! - [`Module`]: the trait of layers and models (forward on a [`Var`](tapegrad_autograd::Var),
-//!   build for an input shape, parameters, [`Buffer`]s of non-trainable state, train/eval
-//!   mode, names).
+//! - [`Module`]: the trait of layers and models: `forward` on a
+//!   [`Var`](tapegrad_autograd::Var), and a `visit` that hands parameters, [`Buffer`]s of
+//!   non-trainable state and child modules to the container, which names them by path
+//!   (`"block_1.hidden.kernel"`); build for an input shape and train/eval mode have defaults.
 //! - [`layers`]: [`Dense`](layers::Dense), [`Sequential`](layers::Sequential) (with a Keras
 //!   `summary()`), [`ActivationLayer`](layers::ActivationLayer) and the
 //!   [`Activation`](layers::Activation) functions, [`Dropout`](layers::Dropout),
 //!   [`Flatten`](layers::Flatten), [`Reshape`](layers::Reshape),
 //!   [`LayerNorm`](layers::LayerNorm), [`BatchNorm`](layers::BatchNorm),
-//!   [`Embedding`](layers::Embedding), [`Conv2d`](layers::Conv2d), [`MaxPool2d`](layers::MaxPool2d),
+//!   [`Embedding`](layers::Embedding), [`Residual`](layers::Residual), [`Conv2d`](layers::Conv2d), [`MaxPool2d`](layers::MaxPool2d),
 //!   [`AvgPool2d`](layers::AvgPool2d), [`GlobalAvgPool2d`](layers::GlobalAvgPool2d).
 //! - [`init`]: Keras' initializers (Glorot, He, LeCun, ...), drawn from a seeded generator.
 //! - [`losses`]: MSE, MAE, Huber, binary and categorical cross-entropies, as functions.
@@ -57,6 +58,29 @@ pub mod losses;
 pub mod metrics;
 pub mod model;
 pub mod module;
+
+/// `Debug` that prints the `Display` message: what `fn main() -> Result<(), Box<dyn Error>>`
+/// shows when it returns an error through `?`.
+macro_rules! debug_as_display {
+    ($($ty:ty),* $(,)?) => {$(
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Display::fmt(self, f)
+            }
+        }
+    )*};
+}
+
+debug_as_display!(
+    model::FitError,
+    io::IoError,
+    io::FormatError,
+    data::DataError,
+    callbacks::CallbackError,
+    communicator::CommError,
+    module::InvalidInput,
+    module::ModuleGradcheckError,
+);
 
 pub use buffer::Buffer;
 pub use module::Module;

@@ -11,96 +11,116 @@ use crate::buffer::Buffer;
 
 /// A layer or a model: a function of a batch, recorded on the input's tape, with its own
 /// trainable [`Param`]s and, for some layers, non-trainable [`Buffer`]s (state saved in
-/// checkpoints but never optimized, such as BatchNorm's running statistics: see
-/// [`buffers`](Module::buffers)).
+/// checkpoints but never optimized, such as BatchNorm's running statistics).
 ///
-/// The life of a module: it is created with its hyper-parameters only (`Dense::new(10)`),
-/// named by the [`Sequential`](crate::layers::Sequential) it is added to, then built once for
-/// an input shape ([`build`](Module::build) creates and initializes its parameters), and
-/// then called any number of times ([`forward`](Module::forward)), each time on a fresh tape.
+/// Only [`forward`](Module::forward) is required. A layer with parameters hands them to
+/// [`visit`](Module::visit) and [`visit_mut`](Module::visit_mut) under a local name
+/// (`"scale"`); the container it sits in gives the path (`"block_1.scale"`, the name a
+/// checkpoint stores it under, as a PyTorch `state_dict` key), so a layer never names itself.
+/// [`build`](Module::build) creates parameters that depend on the input shape (`Dense`'s
+/// kernel); a layer whose parameters exist from `new` keeps the default, which returns the
+/// shape unchanged.
 ///
-/// A custom layer implements the trait with ops on [`Var`]s only
-/// (no backward code), and can be checked with [`gradcheck_module`]:
+/// ```
+/// use tapegrad_autograd::{Param, Var};
+/// use tapegrad_nn::module::{Module, Visitor, VisitorMut};
+///
+/// /// `y = x * scale`, one learned scale per feature.
+/// struct Scale(Param<f64>);
+///
+/// impl Module<f64> for Scale {
+///     fn forward<'t>(&'t self, x: Var<'t, f64>) -> Var<'t, f64> {
+///         x * x.tape().param(&self.0)
+///     }
+///     fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, f64>) {
+///         v.param("scale", &self.0);
+///     }
+///     fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, f64>) {
+///         v.param("scale", &mut self.0);
+///     }
+/// }
+///
+/// let mut layer = Scale(Param::new("scale", ndarray::ArrayD::ones(vec![3])));
+/// let x = ndarray::array![[1.0, -2.0, 0.5], [0.3, 0.1, -0.7]].into_dyn();
+/// tapegrad_nn::module::gradcheck_module(&mut layer, &x, &Default::default()).unwrap();
+/// assert_eq!(layer.named_params()[0].0, "scale");
+/// ```
+///
+/// A layer made of layers visits them with [`Visitor::module`], which prefixes their names
+/// with the field's, builds them in [`build`](Module::build) and calls them in `forward`
+/// ([`Residual`](crate::layers::Residual) writes `x + f(x)` for any `f`). Train/eval mode
+/// reaches the children by default, through `visit_mut`:
 ///
 /// ```
 /// use rand::rngs::StdRng;
-/// use tapegrad_autograd::{Float, GradcheckOptions, Param, Var};
-/// use tapegrad_nn::module::{gradcheck_module, Module};
+/// use tapegrad_autograd::Var;
+/// use tapegrad_nn::layers::{Activation, Dense, Sequential};
+/// use tapegrad_nn::module::{Module, Visitor, VisitorMut};
 ///
-/// /// `y = x * scale`, one learned scale per feature.
-/// struct Scale<T: Float> {
-///     scale: Option<Param<T>>,
-///     name: String,
+/// /// `relu(x · W1) · W2 + x`: a two-layer residual block.
+/// struct Block {
+///     hidden: Dense<f32>,
+///     out: Dense<f32>,
 /// }
 ///
-/// impl<T: Float> Module<T> for Scale<T> {
-///     fn forward<'t>(&'t self, x: Var<'t, T>) -> Var<'t, T> {
-///         x * x.tape().param(self.scale.as_ref().expect("built"))
+/// impl Module<f32> for Block {
+///     fn forward<'t>(&'t self, x: Var<'t, f32>) -> Var<'t, f32> {
+///         x + self.out.forward(self.hidden.forward(x))
 ///     }
-///     fn build(&mut self, input_shape: &[usize], _rng: &mut StdRng) -> Vec<usize> {
-///         let ones = ndarray::ArrayD::from_elem(input_shape, T::one());
-///         self.scale = Some(Param::new(format!("{}.scale", self.name), ones));
-///         input_shape.to_vec()
+///     fn build(&mut self, shape: &[usize], rng: &mut StdRng) -> Vec<usize> {
+///         let hidden = self.hidden.build(shape, rng);
+///         self.out.build(&hidden, rng)
 ///     }
-///     fn params(&self) -> Vec<&Param<T>> {
-///         self.scale.iter().collect()
+///     fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, f32>) {
+///         v.module("hidden", &self.hidden);
+///         v.module("out", &self.out);
 ///     }
-///     fn params_mut(&mut self) -> Vec<&mut Param<T>> {
-///         self.scale.iter_mut().collect()
-///     }
-///     fn kind(&self) -> &'static str {
-///         "scale"
-///     }
-///     fn set_name(&mut self, name: &str) {
-///         self.name = name.to_string();
-///         if let Some(p) = &mut self.scale {
-///             p.set_name(format!("{name}.scale"));
-///         }
-///     }
-///     fn name(&self) -> &str {
-///         &self.name
+///     fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, f32>) {
+///         v.module("hidden", &mut self.hidden);
+///         v.module("out", &mut self.out);
 ///     }
 /// }
 ///
-/// let mut layer = Scale::<f64> { scale: None, name: "scale".into() };
-/// let mut rng = rand::SeedableRng::seed_from_u64(0);
-/// assert_eq!(layer.build(&[3], &mut rng), vec![3]);
-/// let x = ndarray::array![[1.0, -2.0, 0.5], [0.3, 0.1, -0.7]].into_dyn();
-/// gradcheck_module(&mut layer, &x, &GradcheckOptions::default()).unwrap();
+/// let block = || Block {
+///     hidden: Dense::new(8).activation(Activation::Relu),
+///     out: Dense::new(4),
+/// };
+/// let model = Sequential::new().add(block()).add(block()).with_input_shape(&[4]);
+/// let names: Vec<&str> = model.params().iter().map(|p| p.name()).collect();
+/// assert_eq!(names[..3], ["block_0.hidden.kernel", "block_0.hidden.bias", "block_0.out.kernel"]);
+/// assert_eq!(names[4], "block_1.hidden.kernel");
 /// ```
 pub trait Module<T: Float> {
     /// Records the forward pass of a batch on `x`'s tape (first axis is the batch).
     fn forward<'t>(&'t self, x: Var<'t, T>) -> Var<'t, T>;
 
-    /// Creates parameters for inputs of shape `input_shape` (without the batch axis) and
-    /// returns the output shape (without the batch axis). Called once, by `Sequential`/`Model`,
-    /// before the first forward; `rng` seeds the initializers.
-    fn build(&mut self, input_shape: &[usize], rng: &mut StdRng) -> Vec<usize>;
-
-    /// The trainable parameters, in a fixed order.
-    fn params(&self) -> Vec<&Param<T>>;
-
-    /// The trainable parameters, mutably (optimizers, loading weights), in the order of
-    /// [`params`](Module::params).
-    fn params_mut(&mut self) -> Vec<&mut Param<T>>;
-
-    /// The non-trainable state ([`Buffer`]s, e.g. BatchNorm's running statistics), in a
-    /// fixed order: saved in checkpoints beside the parameters, never given to optimizers.
-    /// None by default.
-    fn buffers(&self) -> Vec<&Buffer<T>> {
-        Vec::new()
+    /// Creates the parameters that depend on the input shape `input_shape` (without the
+    /// batch axis) and returns the output shape (without the batch axis). Called once, by
+    /// the container or [`Model`](crate::model::Model), before the first forward; `rng`
+    /// seeds the initializers. By default: nothing to create, the shape is kept.
+    fn build(&mut self, input_shape: &[usize], rng: &mut StdRng) -> Vec<usize> {
+        let _ = rng;
+        input_shape.to_vec()
     }
 
-    /// The buffers, mutably (loading checkpoints), in the order of
-    /// [`buffers`](Module::buffers). None by default.
-    fn buffers_mut(&mut self) -> Vec<&mut Buffer<T>> {
-        Vec::new()
+    /// Hands each parameter, buffer and child module to `v` under its local name, in a
+    /// fixed order (the order of [`params`](Module::params) and checkpoints). None by default.
+    fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, T>) {
+        let _ = v;
+    }
+
+    /// [`visit`](Module::visit), mutably: the same names in the same order.
+    fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, T>) {
+        let _ = v;
     }
 
     /// Train mode (dropout active, batch statistics and running-statistic updates in
-    /// BatchNorm) or eval mode.
+    /// BatchNorm) or eval mode. By default, passes the mode to the child modules of
+    /// [`visit_mut`](Module::visit_mut); layers with a mode of their own override it.
     fn set_training(&mut self, training: bool) {
-        let _ = training;
+        self.visit_mut(&mut VisitorMut::children(&mut |_, child| {
+            child.set_training(training)
+        }));
     }
 
     /// Checks a batch of raw inputs (first axis is the batch) for values the module cannot
@@ -117,16 +137,78 @@ pub trait Module<T: Float> {
         Ok(())
     }
 
-    /// The layer's kind for names and summaries, e.g. "dense", "dropout".
-    fn kind(&self) -> &'static str;
+    /// The layer's kind, e.g. "dense", "dropout": a [`Sequential`](crate::layers::Sequential)
+    /// names its layers `<kind>_<rank>`. By default the type's name (`my_crate::ResBlock`
+    /// gives layers named `res_block_0`, ...).
+    fn kind(&self) -> &'static str {
+        std::any::type_name::<Self>()
+    }
 
-    /// Sets the layer's name (Sequential calls this: "dense_0", "dense_1", "dropout_0" ...
-    /// counting per kind) and renames its params (`"<name>.kernel"`, `"<name>.bias"`,
-    /// `"<name>.gamma"`, `"<name>.beta"`) and buffers (`"<name>.running_mean"`).
-    fn set_name(&mut self, name: &str);
+    /// The input and output shapes (without the batch axis) the module was built for, if
+    /// it records them ([`Sequential`](crate::layers::Sequential) does, once built);
+    /// `None` by default. [`Model::new`](crate::model::Model::new) checks inputs against
+    /// them.
+    fn built_shapes(&self) -> Option<(&[usize], &[usize])> {
+        None
+    }
 
-    /// The layer's name.
-    fn name(&self) -> &str;
+    /// The trainable parameters with their paths (`"dense_0.kernel"`), in visit order.
+    fn named_params(&self) -> Vec<(String, &Param<T>)> {
+        let mut out = Vec::new();
+        self.visit(&mut Visitor::new(&mut |path, entry| {
+            if let Entry::Param(p) = entry {
+                out.push((path.to_string(), p));
+            }
+        }));
+        out
+    }
+
+    /// The trainable parameters, in visit order.
+    fn params(&self) -> Vec<&Param<T>> {
+        let mut out = Vec::new();
+        self.visit(&mut Visitor::new(&mut |_, entry| {
+            if let Entry::Param(p) = entry {
+                out.push(p);
+            }
+        }));
+        out
+    }
+
+    /// The trainable parameters, mutably (optimizers, loading weights), in the order of
+    /// [`params`](Module::params).
+    fn params_mut(&mut self) -> Vec<&mut Param<T>> {
+        let mut out = Vec::new();
+        self.visit_mut(&mut VisitorMut::new(&mut |_, entry| {
+            if let EntryMut::Param(p) = entry {
+                out.push(p);
+            }
+        }));
+        out
+    }
+
+    /// The non-trainable state ([`Buffer`]s, e.g. BatchNorm's running statistics), in visit
+    /// order: saved in checkpoints beside the parameters, never given to optimizers.
+    fn buffers(&self) -> Vec<&Buffer<T>> {
+        let mut out = Vec::new();
+        self.visit(&mut Visitor::new(&mut |_, entry| {
+            if let Entry::Buffer(b) = entry {
+                out.push(b);
+            }
+        }));
+        out
+    }
+
+    /// The buffers, mutably (loading checkpoints), in the order of
+    /// [`buffers`](Module::buffers).
+    fn buffers_mut(&mut self) -> Vec<&mut Buffer<T>> {
+        let mut out = Vec::new();
+        self.visit_mut(&mut VisitorMut::new(&mut |_, entry| {
+            if let EntryMut::Buffer(b) = entry {
+                out.push(b);
+            }
+        }));
+        out
+    }
 
     /// The number of trainable scalars.
     fn num_params(&self) -> usize {
@@ -138,14 +220,6 @@ pub trait Module<T: Float> {
     fn num_non_trainable(&self) -> usize {
         self.buffers().iter().map(|b| b.len()).sum()
     }
-
-    /// The input and output shapes (without the batch axis) the module was built for, if
-    /// it records them ([`Sequential`](crate::layers::Sequential) does, once built);
-    /// `None` by default. [`Model::new`](crate::model::Model::new) checks inputs against
-    /// them.
-    fn built_shapes(&self) -> Option<(&[usize], &[usize])> {
-        None
-    }
 }
 
 impl<T: Float, M: Module<T> + ?Sized> Module<T> for Box<M> {
@@ -155,17 +229,11 @@ impl<T: Float, M: Module<T> + ?Sized> Module<T> for Box<M> {
     fn build(&mut self, input_shape: &[usize], rng: &mut StdRng) -> Vec<usize> {
         (**self).build(input_shape, rng)
     }
-    fn params(&self) -> Vec<&Param<T>> {
-        (**self).params()
+    fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, T>) {
+        (**self).visit(v)
     }
-    fn params_mut(&mut self) -> Vec<&mut Param<T>> {
-        (**self).params_mut()
-    }
-    fn buffers(&self) -> Vec<&Buffer<T>> {
-        (**self).buffers()
-    }
-    fn buffers_mut(&mut self) -> Vec<&mut Buffer<T>> {
-        (**self).buffers_mut()
+    fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, T>) {
+        (**self).visit_mut(v)
     }
     fn set_training(&mut self, training: bool) {
         (**self).set_training(training)
@@ -176,26 +244,186 @@ impl<T: Float, M: Module<T> + ?Sized> Module<T> for Box<M> {
     fn kind(&self) -> &'static str {
         (**self).kind()
     }
-    fn set_name(&mut self, name: &str) {
-        (**self).set_name(name)
-    }
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    fn num_params(&self) -> usize {
-        (**self).num_params()
-    }
-    fn num_non_trainable(&self) -> usize {
-        (**self).num_non_trainable()
-    }
     fn built_shapes(&self) -> Option<(&[usize], &[usize])> {
         (**self).built_shapes()
     }
 }
 
+/// What a [`Visitor`] reports: a parameter or a buffer.
+pub enum Entry<'a, T: Float> {
+    /// A trainable parameter.
+    Param(&'a Param<T>),
+    /// A non-trainable buffer.
+    Buffer(&'a Buffer<T>),
+}
+
+/// What a [`VisitorMut`] reports: a parameter or a buffer.
+pub enum EntryMut<'a, T: Float> {
+    /// A trainable parameter.
+    Param(&'a mut Param<T>),
+    /// A non-trainable buffer.
+    Buffer(&'a mut Buffer<T>),
+}
+
+/// Walks a module's parameters and buffers (see [`Module::visit`]), building each one's path
+/// from the names the modules on the way give: `"block_1"` then `"dense"` then `"kernel"`
+/// is `"block_1.dense.kernel"`.
+pub struct Visitor<'a, 'f, T: Float> {
+    path: String,
+    f: &'f mut dyn FnMut(&str, Entry<'a, T>),
+}
+
+impl<'a, 'f, T: Float> Visitor<'a, 'f, T> {
+    /// A walk that calls `f` with each parameter's or buffer's path.
+    pub fn new(f: &'f mut dyn FnMut(&str, Entry<'a, T>)) -> Self {
+        Visitor {
+            path: String::new(),
+            f,
+        }
+    }
+
+    /// Reports a parameter (`None`, a layer not built yet, is skipped).
+    pub fn param(&mut self, name: &str, param: impl Into<Option<&'a Param<T>>>) {
+        if let Some(p) = param.into() {
+            let len = enter(&mut self.path, name, "");
+            (self.f)(&self.path, Entry::Param(p));
+            self.path.truncate(len);
+        }
+    }
+
+    /// Reports a buffer (`None`, a layer not built yet, is skipped).
+    pub fn buffer(&mut self, name: &str, buffer: impl Into<Option<&'a Buffer<T>>>) {
+        if let Some(b) = buffer.into() {
+            let len = enter(&mut self.path, name, "");
+            (self.f)(&self.path, Entry::Buffer(b));
+            self.path.truncate(len);
+        }
+    }
+
+    /// Walks a child module, its names prefixed with `name.` (an empty `name` adds no
+    /// segment: the child's entries count as the caller's own).
+    pub fn module<M: Module<T> + ?Sized>(&mut self, name: &str, module: &'a M) {
+        let len = enter(&mut self.path, name, ".");
+        module.visit(self);
+        self.path.truncate(len);
+    }
+}
+
+/// [`Visitor`], mutably; also walks a module's direct children only
+/// ([`children`](VisitorMut::children)), which is how [`Module::set_training`] reaches them.
+pub struct VisitorMut<'a, 'f, T: Float> {
+    path: String,
+    on_entry: Option<EntryFn<'a, 'f, T>>,
+    on_child: Option<ChildFn<'a, 'f, T>>,
+}
+
+/// What [`VisitorMut::new`] calls with each path and entry.
+type EntryFn<'a, 'f, T> = &'f mut dyn FnMut(&str, EntryMut<'a, T>);
+
+/// What [`VisitorMut::children`] calls with each child's name and the child.
+type ChildFn<'a, 'f, T> = &'f mut dyn FnMut(&str, &'a mut dyn Module<T>);
+
+impl<'a, 'f, T: Float> VisitorMut<'a, 'f, T> {
+    /// A walk that calls `f` with each parameter's or buffer's path.
+    pub fn new(f: &'f mut dyn FnMut(&str, EntryMut<'a, T>)) -> Self {
+        VisitorMut {
+            path: String::new(),
+            on_entry: Some(f),
+            on_child: None,
+        }
+    }
+
+    /// A walk that calls `f` with each direct child module (and its name) instead of
+    /// descending into it, and skips parameters and buffers.
+    pub fn children(f: &'f mut dyn FnMut(&str, &'a mut dyn Module<T>)) -> Self {
+        VisitorMut {
+            path: String::new(),
+            on_entry: None,
+            on_child: Some(f),
+        }
+    }
+
+    /// Reports a parameter (`None`, a layer not built yet, is skipped).
+    pub fn param(&mut self, name: &str, param: impl Into<Option<&'a mut Param<T>>>) {
+        if let (Some(f), Some(p)) = (&mut self.on_entry, param.into()) {
+            let len = enter(&mut self.path, name, "");
+            f(&self.path, EntryMut::Param(p));
+            self.path.truncate(len);
+        }
+    }
+
+    /// Reports a buffer (`None`, a layer not built yet, is skipped).
+    pub fn buffer(&mut self, name: &str, buffer: impl Into<Option<&'a mut Buffer<T>>>) {
+        if let (Some(f), Some(b)) = (&mut self.on_entry, buffer.into()) {
+            let len = enter(&mut self.path, name, "");
+            f(&self.path, EntryMut::Buffer(b));
+            self.path.truncate(len);
+        }
+    }
+
+    /// Walks a child module, its names prefixed with `name.` (an empty `name` adds no
+    /// segment).
+    pub fn module<M: Module<T>>(&mut self, name: &str, module: &'a mut M) {
+        if let Some(f) = &mut self.on_child {
+            f(name, module);
+            return;
+        }
+        let len = enter(&mut self.path, name, ".");
+        module.visit_mut(self);
+        self.path.truncate(len);
+    }
+}
+
+/// Appends `name` and `separator` to `path` (nothing for an empty name) and returns the
+/// length to truncate back to.
+fn enter(path: &mut String, name: &str, separator: &str) -> usize {
+    let len = path.len();
+    if !name.is_empty() {
+        path.push_str(name);
+        path.push_str(separator);
+    }
+    len
+}
+
+/// Names every parameter and buffer of `module` by its path (`"dense_0.kernel"`): what
+/// [`Param::name`] and checkpoints show. Containers ([`Sequential`](crate::layers::Sequential),
+/// [`Model`](crate::model::Model)) call it once built.
+///
+/// Panics if two entries have the same path (a [`Module::visit`] that reports one name
+/// twice), naming it.
+#[track_caller]
+pub fn assign_paths<T: Float, M: Module<T> + ?Sized>(module: &mut M) {
+    let mut seen = std::collections::HashSet::new();
+    module.visit_mut(&mut VisitorMut::new(&mut |path, entry| {
+        assert!(
+            seen.insert(path.to_string()),
+            "two parameters or buffers have the path '{path}': give each entry of a \
+             module's visit a distinct name"
+        );
+        match entry {
+            EntryMut::Param(p) => {
+                if p.name() != path {
+                    p.set_name(path.to_string());
+                }
+            }
+            EntryMut::Buffer(b) => {
+                if b.name() != path {
+                    b.set_name(path.to_string());
+                }
+            }
+        }
+    }));
+}
+
+/// The path of the layer running (see [`tapegrad_autograd::scope`]), or `kind` outside any
+/// container: how a layer names itself in its panics.
+pub(crate) fn layer_name(kind: &str) -> String {
+    tapegrad_autograd::scope::scope_path().unwrap_or_else(|| kind.to_string())
+}
+
 /// An input element a module cannot take (from [`Module::check_input`]): e.g. an embedding
 /// index that is not an integer in range.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[derive(Clone, PartialEq, thiserror::Error)]
 #[error("layer `{layer}` cannot take input {value} at position {position:?}: {expected}")]
 pub struct InvalidInput {
     /// The layer's name.
@@ -210,9 +438,9 @@ pub struct InvalidInput {
 
 /// A module gradient that disagrees with its finite-difference estimate (from
 /// [`gradcheck_module`]).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct ModuleGradcheckError {
-    /// What was differentiated: `"input"` or the parameter's name (e.g. `"dense_0.kernel"`).
+    /// What was differentiated: `"input"` or the parameter's path (e.g. `"dense_0.kernel"`).
     pub target: String,
     /// The element of that array, its gradient from backward and the central-difference
     /// estimate.
@@ -313,7 +541,7 @@ pub fn gradcheck_module<M: Module<f64> + ?Sized>(
                 value
             })
             .map_err(|mismatch| ModuleGradcheckError {
-                target: module.params()[p].name().to_string(),
+                target: module.named_params()[p].0.clone(),
                 mismatch,
             })?;
     }

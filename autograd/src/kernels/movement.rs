@@ -26,7 +26,10 @@ pub(crate) fn broadcast_shape(op: &str, a: &[usize], b: &[usize]) -> Vec<usize> 
         } else if da == 1 {
             db
         } else {
-            panic!("{op}: shapes {a:?} and {b:?} cannot be broadcast together");
+            panic!(
+                "{op}: shapes {a:?} and {b:?} cannot be broadcast together{}",
+                crate::scope::scope_suffix()
+            );
         };
     }
     out

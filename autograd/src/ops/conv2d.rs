@@ -110,7 +110,10 @@ impl<'t, T: Float> Var<'t, T> {
             options.groups,
         ) {
             Ok((geometry, _)) => geometry,
-            Err(e) => panic!("conv2d: input {x_shape:?} and weight {w_shape:?}: {e}"),
+            Err(e) => panic!(
+                "conv2d: input {x_shape:?} and weight {w_shape:?}: {e}{}",
+                crate::scope::scope_suffix()
+            ),
         };
         let out = record(self, weight, Rc::new(geometry));
         match bias {

@@ -38,9 +38,10 @@ impl<'t, T: Float> Var<'t, T> {
         let (ra, rb) = (self.ndim(), other.ndim());
         assert!(
             ra >= 1 && rb >= 1,
-            "matmul: both operands need at least 1 dimension, got shapes {:?} and {:?}",
+            "matmul: both operands need at least 1 dimension, got shapes {:?} and {:?}{}",
             self.shape(),
-            other.shape()
+            other.shape(),
+            crate::scope::scope_suffix()
         );
         let a = if ra == 1 { self.unsqueeze(0) } else { self };
         let b = if rb == 1 { other.unsqueeze(-1) } else { other };
@@ -50,9 +51,10 @@ impl<'t, T: Float> Var<'t, T> {
         let kb = other.value().shape()[if rb == 1 { 0 } else { rb - 2 }];
         assert!(
             ka == kb,
-            "matmul: shapes {:?} and {:?} are incompatible (inner dimensions {ka} and {kb} differ)",
+            "matmul: shapes {:?} and {:?} are incompatible (inner dimensions {ka} and {kb} differ){}",
             self.shape(),
-            other.shape()
+            other.shape(),
+            crate::scope::scope_suffix()
         );
         let mut out = record(a, b);
         if rb == 1 {

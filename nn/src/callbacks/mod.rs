@@ -138,7 +138,7 @@ impl<'a, T: Float> TrainingState<'a, T> {
 
 /// Everything a built-in callback can fail with; your own callbacks can use
 /// [`CallbackError::Custom`].
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum CallbackError {
     /// The quantity to monitor is not logged by this training run.

@@ -32,7 +32,7 @@ use ndarray::{ArrayD, IxDyn};
 use tapegrad_autograd::{Float, Grads, Param, ParamId};
 
 /// What can go wrong in a collective operation.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum CommError {
     /// A broadcast named a root rank that does not exist.

@@ -12,7 +12,7 @@ use super::{
 /// Everything that can go wrong while locating or reading a dataset file.
 ///
 /// Every variant names the file (or folder) involved, so the message alone says what to fix.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum DataError {
     /// The file could not be opened or read.

@@ -8,7 +8,7 @@ use super::FormatError;
 /// Everything that can go wrong while saving or loading weights (or writing a history CSV).
 ///
 /// Every variant names the file involved.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum IoError {
     /// The file could not be read, created, written or renamed into place.
@@ -87,6 +87,29 @@ pub enum IoError {
         found: Vec<usize>,
     },
 
+    /// Several tensors are missing, unexpected or mis-shaped (a checkpoint of another
+    /// architecture): every one of them, each list sorted by name. A single problem is
+    /// reported by its own variant ([`MissingTensor`](IoError::MissingTensor),
+    /// [`MissingBuffer`](IoError::MissingBuffer),
+    /// [`UnexpectedTensor`](IoError::UnexpectedTensor),
+    /// [`ShapeMismatch`](IoError::ShapeMismatch)).
+    #[error(
+        "{path} does not match the model: {}",
+        describe_mismatch(missing, missing_buffers, unexpected, shapes)
+    )]
+    StateMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The parameters the file has no tensor for, sorted.
+        missing: Vec<String>,
+        /// The buffers (non-trainable state) the file has no tensor for, sorted.
+        missing_buffers: Vec<String>,
+        /// The tensors of the file that match no parameter or buffer, sorted.
+        unexpected: Vec<String>,
+        /// The tensors whose shape differs: `(name, the model's shape, the file's shape)`,
+        /// sorted by name.
+        shapes: Vec<(String, Vec<usize>, Vec<usize>)>,
+    },
     /// A tensor's element type differs from the model's.
     #[error("tensor `{name}` in {path} has dtype {found}, but the model uses {expected}")]
     DtypeMismatch {
@@ -116,4 +139,43 @@ pub enum IoError {
         /// The type's name (`Float::DTYPE`).
         dtype: &'static str,
     },
+}
+
+/// The body of [`IoError::StateMismatch`]'s message: each non-empty list, one clause each.
+fn describe_mismatch(
+    missing: &[String],
+    missing_buffers: &[String],
+    unexpected: &[String],
+    shapes: &[(String, Vec<usize>, Vec<usize>)],
+) -> String {
+    let quoted = |names: &[String]| {
+        names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut clauses = Vec::new();
+    if !missing.is_empty() {
+        clauses.push(format!("missing {}", quoted(missing)));
+    }
+    if !missing_buffers.is_empty() {
+        clauses.push(format!(
+            "missing buffers (non-trainable state, such as BatchNorm's running statistics) {}",
+            quoted(missing_buffers)
+        ));
+    }
+    if !unexpected.is_empty() {
+        clauses.push(format!("unexpected {}", quoted(unexpected)));
+    }
+    if !shapes.is_empty() {
+        let each: Vec<String> = shapes
+            .iter()
+            .map(|(name, expected, found)| {
+                format!("`{name}` is {found:?} in the file, {expected:?} in the model")
+            })
+            .collect();
+        clauses.push(format!("mis-shaped {}", each.join(", ")));
+    }
+    clauses.join("; ")
 }

@@ -25,7 +25,7 @@ pub const MAX_HEADER_LEN: u64 = 100_000_000;
 
 /// Why some bytes are not a valid safetensors file (the source of
 /// [`IoError::Format`](crate::io::IoError::Format)).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FormatError {
     /// The file is shorter than the 8 bytes of the header length.

@@ -305,47 +305,83 @@ pub(crate) fn read_checked<T: Float>(
             });
         }
     }
-    // Check and convert everything first, then assign: all or nothing.
-    let mut values = Vec::with_capacity(targets.len());
+    // Every missing, mis-shaped and unexpected tensor, each list sorted by name.
+    let mut missing: Vec<&Target> = Vec::new();
+    let mut shapes: Vec<(String, Vec<usize>, Vec<usize>)> = Vec::new();
     for t in targets {
-        let Some(&info) = by_name.get(t.name.as_str()) else {
-            let (path, name, available) =
-                (path.to_path_buf(), t.name.clone(), available_names(&file));
+        match by_name.get(t.name.as_str()) {
+            None => missing.push(t),
+            Some(info) if info.shape != t.shape => {
+                shapes.push((t.name.clone(), t.shape.clone(), info.shape.clone()));
+            }
+            Some(_) => {}
+        }
+    }
+    let mut unexpected: Vec<String> = file
+        .tensors
+        .iter()
+        .filter(|t| !seen.contains(t.name.as_str()))
+        .map(|t| t.name.clone())
+        .collect();
+    missing.sort_by(|a, b| a.name.cmp(&b.name));
+    shapes.sort();
+    unexpected.sort();
+    let path_buf = path.to_path_buf();
+    match (missing.as_slice(), unexpected.len(), shapes.len()) {
+        ([], 0, 0) => {}
+        ([t], 0, 0) => {
+            let (name, available) = (t.name.clone(), available_names(&file));
             return Err(if t.is_buffer {
                 IoError::MissingBuffer {
-                    path,
+                    path: path_buf,
                     name,
                     available,
                 }
             } else {
                 IoError::MissingTensor {
-                    path,
+                    path: path_buf,
                     name,
                     available,
                 }
             });
-        };
-        if info.shape != t.shape {
-            return Err(IoError::ShapeMismatch {
-                path: path.to_path_buf(),
-                name: t.name.clone(),
-                expected: t.shape.clone(),
-                found: info.shape.clone(),
+        }
+        ([], 1, 0) => {
+            return Err(IoError::UnexpectedTensor {
+                path: path_buf,
+                name: unexpected.remove(0),
             });
         }
-        values.push(tensor_to_array::<T>(path, info, bytes)?);
+        ([], 0, 1) => {
+            let (name, expected, found) = shapes.remove(0);
+            return Err(IoError::ShapeMismatch {
+                path: path_buf,
+                name,
+                expected,
+                found,
+            });
+        }
+        _ => {
+            let names = |buffers: bool| {
+                missing
+                    .iter()
+                    .filter(|t| t.is_buffer == buffers)
+                    .map(|t| t.name.clone())
+                    .collect()
+            };
+            return Err(IoError::StateMismatch {
+                path: path_buf,
+                missing: names(false),
+                missing_buffers: names(true),
+                unexpected,
+                shapes,
+            });
+        }
     }
-    if let Some(extra) = file
-        .tensors
+    // Convert everything first, then assign: all or nothing.
+    targets
         .iter()
-        .find(|t| !seen.contains(t.name.as_str()))
-    {
-        return Err(IoError::UnexpectedTensor {
-            path: path.to_path_buf(),
-            name: extra.name.clone(),
-        });
-    }
-    Ok(values)
+        .map(|t| tensor_to_array::<T>(path, by_name[t.name.as_str()], bytes))
+        .collect()
 }
 
 /// Loads a module's checkpoint (its parameters and buffers) from `path`: all or nothing.

@@ -2,7 +2,7 @@
 //! its own) and [`ActivationLayer`], its [`Module`] wrapper.
 
 use rand::rngs::StdRng;
-use tapegrad_autograd::{Float, Param, Var};
+use tapegrad_autograd::{Float, Var};
 
 use crate::module::Module;
 
@@ -90,21 +90,17 @@ impl Activation {
 ///     .add(Dense::new(8))
 ///     .add(ActivationLayer::new(Activation::Tanh))
 ///     .with_input_shape(&[4]);
-/// assert_eq!(model.layers()[1].name(), "activation_0");
+/// assert_eq!(model.layer_names()[1], "activation_0");
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct ActivationLayer {
     activation: Activation,
-    name: String,
 }
 
 impl ActivationLayer {
     /// A layer applying `activation`.
     pub fn new(activation: Activation) -> Self {
-        ActivationLayer {
-            activation,
-            name: "activation".to_string(),
-        }
+        ActivationLayer { activation }
     }
 
     /// The activation it applies.
@@ -126,19 +122,7 @@ impl<T: Float> Module<T> for ActivationLayer {
     fn build(&mut self, input_shape: &[usize], _rng: &mut StdRng) -> Vec<usize> {
         input_shape.to_vec()
     }
-    fn params(&self) -> Vec<&Param<T>> {
-        Vec::new()
-    }
-    fn params_mut(&mut self) -> Vec<&mut Param<T>> {
-        Vec::new()
-    }
     fn kind(&self) -> &'static str {
         "activation"
-    }
-    fn set_name(&mut self, name: &str) {
-        self.name = name.to_string();
-    }
-    fn name(&self) -> &str {
-        &self.name
     }
 }

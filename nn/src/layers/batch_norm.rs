@@ -4,8 +4,9 @@ use ndarray::{ArrayD, IxDyn, Zip};
 use rand::rngs::StdRng;
 use tapegrad_autograd::{Float, Param, Var};
 
+use super::gain_offset::GainOffset;
 use crate::buffer::Buffer;
-use crate::module::Module;
+use crate::module::{Module, Visitor, VisitorMut};
 
 /// Batch normalization (PyTorch's `BatchNorm1d` / `BatchNorm2d`, Keras'
 /// `BatchNormalization(axis=1)`): each channel — axis 1 of inputs `[N, C]`, `[N, C, L]` or
@@ -62,14 +63,12 @@ use crate::module::Module;
 pub struct BatchNorm<T: Float> {
     momentum: f64,
     eps: f64,
-    gamma: Option<Param<T>>,
-    beta: Option<Param<T>>,
+    affine: GainOffset<T>,
     running_mean: Option<Buffer<T>>,
     running_var: Option<Buffer<T>>,
     /// The input rank (with the batch axis) the layer was built for.
     rank: Option<usize>,
     training: bool,
-    name: String,
 }
 
 impl<T: Float> BatchNorm<T> {
@@ -79,13 +78,11 @@ impl<T: Float> BatchNorm<T> {
         BatchNorm {
             momentum: 0.1,
             eps: 1e-5,
-            gamma: None,
-            beta: None,
+            affine: GainOffset::empty(),
             running_mean: None,
             running_var: None,
             rank: None,
             training: true,
-            name: "batch_norm".to_string(),
         }
     }
 
@@ -111,12 +108,12 @@ impl<T: Float> BatchNorm<T> {
 
     /// The gain, shape `(C,)` (`None` before building).
     pub fn gamma(&self) -> Option<&Param<T>> {
-        self.gamma.as_ref()
+        self.affine.gamma.as_ref()
     }
 
     /// The offset, shape `(C,)` (`None` before building).
     pub fn beta(&self) -> Option<&Param<T>> {
-        self.beta.as_ref()
+        self.affine.beta.as_ref()
     }
 
     /// The running mean, shape `(C,)` (`None` before building).
@@ -148,8 +145,8 @@ impl<T: Float> Module<T> for BatchNorm<T> {
     #[track_caller]
     fn forward<'t>(&'t self, x: Var<'t, T>) -> Var<'t, T> {
         let (Some(gamma), Some(beta), Some(running_mean), Some(running_var), Some(rank)) = (
-            &self.gamma,
-            &self.beta,
+            &self.affine.gamma,
+            &self.affine.beta,
             &self.running_mean,
             &self.running_var,
             self.rank,
@@ -157,7 +154,7 @@ impl<T: Float> Module<T> for BatchNorm<T> {
             panic!(
                 "BatchNorm::forward: layer `{}` is not built; call build(input_shape, rng) first \
                  (Sequential and Model do this)",
-                self.name
+                crate::module::layer_name("batch_norm")
             )
         };
         let channels = gamma.len();
@@ -166,7 +163,7 @@ impl<T: Float> Module<T> for BatchNorm<T> {
             panic!(
                 "BatchNorm::forward: layer `{}` was built for inputs of rank {rank} with {channels} \
                  channels on axis 1, got shape {shape:?}",
-                self.name
+                crate::module::layer_name("batch_norm")
             );
         }
         let tape = x.tape();
@@ -231,72 +228,34 @@ impl<T: Float> Module<T> for BatchNorm<T> {
             panic!(
                 "BatchNorm::build: layer `{}` takes inputs (C,), (C, L) or (C, H, W) without the \
                  batch axis, got shape {input_shape:?}",
-                self.name
+                crate::module::layer_name("batch_norm")
             );
         }
         let c = input_shape[0];
-        let name = &self.name;
-        self.gamma = Some(Param::new(format!("{name}.gamma"), ArrayD::ones(vec![c])));
-        self.beta = Some(Param::new(format!("{name}.beta"), ArrayD::zeros(vec![c])));
-        self.running_mean = Some(Buffer::new(
-            format!("{name}.running_mean"),
-            ArrayD::zeros(vec![c]),
-        ));
-        self.running_var = Some(Buffer::new(
-            format!("{name}.running_var"),
-            ArrayD::ones(vec![c]),
-        ));
+        self.affine = GainOffset::identity(c);
+        self.running_mean = Some(Buffer::new("running_mean", ArrayD::zeros(vec![c])));
+        self.running_var = Some(Buffer::new("running_var", ArrayD::ones(vec![c])));
         self.rank = Some(input_shape.len() + 1);
         input_shape.to_vec()
-    }
-
-    fn params(&self) -> Vec<&Param<T>> {
-        self.gamma.iter().chain(self.beta.iter()).collect()
-    }
-
-    fn params_mut(&mut self) -> Vec<&mut Param<T>> {
-        self.gamma.iter_mut().chain(self.beta.iter_mut()).collect()
-    }
-
-    fn buffers(&self) -> Vec<&Buffer<T>> {
-        self.running_mean
-            .iter()
-            .chain(self.running_var.iter())
-            .collect()
-    }
-
-    fn buffers_mut(&mut self) -> Vec<&mut Buffer<T>> {
-        self.running_mean
-            .iter_mut()
-            .chain(self.running_var.iter_mut())
-            .collect()
     }
 
     fn set_training(&mut self, training: bool) {
         self.training = training;
     }
 
+    fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, T>) {
+        self.affine.visit(v);
+        v.buffer("running_mean", self.running_mean.as_ref());
+        v.buffer("running_var", self.running_var.as_ref());
+    }
+
+    fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, T>) {
+        self.affine.visit_mut(v);
+        v.buffer("running_mean", self.running_mean.as_mut());
+        v.buffer("running_var", self.running_var.as_mut());
+    }
+
     fn kind(&self) -> &'static str {
         "batch_norm"
-    }
-
-    fn set_name(&mut self, name: &str) {
-        self.name = name.to_string();
-        if let Some(p) = &mut self.gamma {
-            p.set_name(format!("{name}.gamma"));
-        }
-        if let Some(p) = &mut self.beta {
-            p.set_name(format!("{name}.beta"));
-        }
-        if let Some(b) = &mut self.running_mean {
-            b.set_name(format!("{name}.running_mean"));
-        }
-        if let Some(b) = &mut self.running_var {
-            b.set_name(format!("{name}.running_var"));
-        }
-    }
-
-    fn name(&self) -> &str {
-        &self.name
     }
 }

@@ -5,8 +5,9 @@ use rand::rngs::StdRng;
 use tapegrad_autograd::{Conv2dOptions, Float, Pair, Param, Var};
 
 use super::Activation;
+use super::kernel_bias::KernelBias;
 use crate::init::Initializer;
-use crate::module::Module;
+use crate::module::{Module, Visitor, VisitorMut};
 
 /// How a [`Conv2d`] pads its input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,9 +71,7 @@ pub struct Conv2d<T: Float> {
     groups: usize,
     use_bias: bool,
     activation: Activation,
-    kernel: Option<Param<T>>,
-    bias: Option<Param<T>>,
-    name: String,
+    weights: KernelBias<T>,
 }
 
 impl<T: Float> Conv2d<T> {
@@ -95,9 +94,7 @@ impl<T: Float> Conv2d<T> {
             groups: 1,
             use_bias: true,
             activation: Activation::Linear,
-            kernel: None,
-            bias: None,
-            name: "conv2d".to_string(),
+            weights: KernelBias::empty(),
         }
     }
 
@@ -131,7 +128,7 @@ impl<T: Float> Conv2d<T> {
     pub fn use_bias(mut self, use_bias: bool) -> Self {
         self.use_bias = use_bias;
         if !use_bias {
-            self.bias = None;
+            self.weights.bias = None;
         }
         self
     }
@@ -149,17 +146,17 @@ impl<T: Float> Conv2d<T> {
 
     /// The kernel, shape `(filters, channels / groups, kh, kw)` (`None` before building).
     pub fn kernel(&self) -> Option<&Param<T>> {
-        self.kernel.as_ref()
+        self.weights.kernel.as_ref()
     }
 
     /// The bias, shape `(filters,)` (`None` before building or without a bias).
     pub fn bias(&self) -> Option<&Param<T>> {
-        self.bias.as_ref()
+        self.weights.bias.as_ref()
     }
 
     /// Whether [`build`](Module::build) has created the parameters.
     pub fn is_built(&self) -> bool {
-        self.kernel.is_some()
+        self.weights.kernel.is_some()
     }
 
     /// The padding `[h, w]` on the top and left, and the extra zero row and column at the
@@ -188,11 +185,11 @@ impl<T: Float> Module<T> for Conv2d<T> {
     /// `activation(conv2d(x, kernel) + bias)` on `x` of shape `(batch, channels, h, w)`.
     #[track_caller]
     fn forward<'t>(&'t self, x: Var<'t, T>) -> Var<'t, T> {
-        let Some(kernel) = &self.kernel else {
+        let Some(kernel) = &self.weights.kernel else {
             panic!(
                 "Conv2d::forward: layer `{}` is not built; call build(input_shape, rng) first \
                  (Sequential and Model do this)",
-                self.name
+                crate::module::layer_name("conv2d")
             )
         };
         let tape = x.tape();
@@ -207,7 +204,7 @@ impl<T: Float> Module<T> for Conv2d<T> {
                 x = Var::concat(&[x, zeros], 2 + axis as isize);
             }
         }
-        let bias = self.bias.as_ref().map(|b| tape.param(b));
+        let bias = self.weights.bias.as_ref().map(|b| tape.param(b));
         let y = x.conv2d(tape.param(kernel), bias, &self.options());
         self.activation.apply(y)
     }
@@ -219,7 +216,7 @@ impl<T: Float> Module<T> for Conv2d<T> {
     /// other than 1.
     #[track_caller]
     fn build(&mut self, input_shape: &[usize], rng: &mut StdRng) -> Vec<usize> {
-        let name = &self.name;
+        let name = &crate::module::layer_name("conv2d");
         let &[channels, h, w] = input_shape else {
             panic!(
                 "Conv2d::build: layer `{name}` needs inputs of shape (channels, height, width), \
@@ -266,42 +263,24 @@ impl<T: Float> Module<T> for Conv2d<T> {
             high: bound,
         };
         let shape = [self.filters, channels / groups, kh, kw];
-        self.kernel = Some(Param::new(
-            format!("{name}.kernel"),
-            uniform.init::<T, _>(&shape, rng),
-        ));
-        self.bias = self.use_bias.then(|| {
-            Param::new(
-                format!("{name}.bias"),
-                uniform.init::<T, _>(&[self.filters], rng),
-            )
-        });
+        self.weights = KernelBias::init(
+            &shape,
+            &uniform,
+            self.use_bias.then_some((self.filters, &uniform)),
+            rng,
+        );
         vec![self.filters, output_hw[0], output_hw[1]]
     }
 
-    fn params(&self) -> Vec<&Param<T>> {
-        self.kernel.iter().chain(self.bias.iter()).collect()
+    fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, T>) {
+        self.weights.visit(v);
     }
 
-    fn params_mut(&mut self) -> Vec<&mut Param<T>> {
-        self.kernel.iter_mut().chain(self.bias.iter_mut()).collect()
+    fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, T>) {
+        self.weights.visit_mut(v);
     }
 
     fn kind(&self) -> &'static str {
         "conv2d"
-    }
-
-    fn set_name(&mut self, name: &str) {
-        self.name = name.to_string();
-        if let Some(kernel) = &mut self.kernel {
-            kernel.set_name(format!("{name}.kernel"));
-        }
-        if let Some(bias) = &mut self.bias {
-            bias.set_name(format!("{name}.bias"));
-        }
-    }
-
-    fn name(&self) -> &str {
-        &self.name
     }
 }

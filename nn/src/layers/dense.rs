@@ -4,8 +4,9 @@ use rand::rngs::StdRng;
 use tapegrad_autograd::{Float, Param, Var};
 
 use super::Activation;
+use super::kernel_bias::KernelBias;
 use crate::init::Initializer;
-use crate::module::Module;
+use crate::module::{Module, Visitor, VisitorMut};
 
 /// A fully connected layer: `activation(x · kernel + bias)` over the last axis of `x`.
 ///
@@ -45,9 +46,7 @@ pub struct Dense<T: Float> {
     use_bias: bool,
     kernel_initializer: Initializer,
     bias_initializer: Initializer,
-    kernel: Option<Param<T>>,
-    bias: Option<Param<T>>,
-    name: String,
+    weights: KernelBias<T>,
 }
 
 impl<T: Float> Dense<T> {
@@ -62,9 +61,7 @@ impl<T: Float> Dense<T> {
             use_bias: true,
             kernel_initializer: Initializer::GlorotUniform,
             bias_initializer: Initializer::Zeros,
-            kernel: None,
-            bias: None,
-            name: "dense".to_string(),
+            weights: KernelBias::empty(),
         }
     }
 
@@ -78,7 +75,7 @@ impl<T: Float> Dense<T> {
     pub fn use_bias(mut self, use_bias: bool) -> Self {
         self.use_bias = use_bias;
         if !use_bias {
-            self.bias = None;
+            self.weights.bias = None;
         }
         self
     }
@@ -108,17 +105,17 @@ impl<T: Float> Dense<T> {
 
     /// The kernel, shape `(input_dim, units)` (`None` before building).
     pub fn kernel(&self) -> Option<&Param<T>> {
-        self.kernel.as_ref()
+        self.weights.kernel.as_ref()
     }
 
     /// The bias, shape `(units,)` (`None` before building or without a bias).
     pub fn bias(&self) -> Option<&Param<T>> {
-        self.bias.as_ref()
+        self.weights.bias.as_ref()
     }
 
     /// Whether [`build`](Module::build) has created the parameters.
     pub fn is_built(&self) -> bool {
-        self.kernel.is_some()
+        self.weights.kernel.is_some()
     }
 }
 
@@ -127,17 +124,17 @@ impl<T: Float> Module<T> for Dense<T> {
     /// ([`Var::linear`]: without gradient recording, one fused kernel call).
     #[track_caller]
     fn forward<'t>(&'t self, x: Var<'t, T>) -> Var<'t, T> {
-        let Some(kernel) = &self.kernel else {
+        let Some(kernel) = &self.weights.kernel else {
             panic!(
                 "Dense::forward: layer `{}` is not built; call build(input_shape, rng) first \
                  (Sequential and Model do this)",
-                self.name
+                crate::module::layer_name("dense")
             )
         };
         let tape = x.tape();
         let (kernel, bias) = (
             tape.param(kernel),
-            self.bias.as_ref().map(|b| tape.param(b)),
+            self.weights.bias.as_ref().map(|b| tape.param(b)),
         );
         // Without gradient recording, `linear` is one fused kernel call (and `relu` is
         // applied in place); with it, `matmul` and `+`.
@@ -153,45 +150,30 @@ impl<T: Float> Module<T> for Dense<T> {
             panic!(
                 "Dense::build: layer `{}` needs inputs with a feature axis, got shape {input_shape:?} \
                  (without the batch axis)",
-                self.name
+                crate::module::layer_name("dense")
             )
         };
-        let kernel = self
-            .kernel_initializer
-            .init::<T, _>(&[input_dim, self.units], rng);
-        self.kernel = Some(Param::new(format!("{}.kernel", self.name), kernel));
-        self.bias = self.use_bias.then(|| {
-            let bias = self.bias_initializer.init::<T, _>(&[self.units], rng);
-            Param::new(format!("{}.bias", self.name), bias)
-        });
+        self.weights = KernelBias::init(
+            &[input_dim, self.units],
+            &self.kernel_initializer,
+            self.use_bias
+                .then_some((self.units, &self.bias_initializer)),
+            rng,
+        );
         let mut output_shape = outer.to_vec();
         output_shape.push(self.units);
         output_shape
     }
 
-    fn params(&self) -> Vec<&Param<T>> {
-        self.kernel.iter().chain(self.bias.iter()).collect()
+    fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, T>) {
+        self.weights.visit(v);
     }
 
-    fn params_mut(&mut self) -> Vec<&mut Param<T>> {
-        self.kernel.iter_mut().chain(self.bias.iter_mut()).collect()
+    fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, T>) {
+        self.weights.visit_mut(v);
     }
 
     fn kind(&self) -> &'static str {
         "dense"
-    }
-
-    fn set_name(&mut self, name: &str) {
-        self.name = name.to_string();
-        if let Some(kernel) = &mut self.kernel {
-            kernel.set_name(format!("{name}.kernel"));
-        }
-        if let Some(bias) = &mut self.bias {
-            bias.set_name(format!("{name}.bias"));
-        }
-    }
-
-    fn name(&self) -> &str {
-        &self.name
     }
 }

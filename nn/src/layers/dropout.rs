@@ -4,7 +4,7 @@ use std::cell::Cell;
 
 use rand::Rng;
 use rand::rngs::StdRng;
-use tapegrad_autograd::{Float, Param, Var};
+use tapegrad_autograd::{Float, Var};
 
 use crate::module::Module;
 
@@ -43,7 +43,6 @@ pub struct Dropout {
     explicit_seed: Option<u64>,
     state: Cell<u64>,
     training: bool,
-    name: String,
 }
 
 /// The seed of a layer that is neither seeded explicitly nor built.
@@ -62,7 +61,6 @@ impl Dropout {
             explicit_seed: None,
             state: Cell::new(UNBUILT_SEED),
             training: true,
-            name: "dropout".to_string(),
         }
     }
 
@@ -129,27 +127,11 @@ impl<T: Float> Module<T> for Dropout {
         input_shape.to_vec()
     }
 
-    fn params(&self) -> Vec<&Param<T>> {
-        Vec::new()
-    }
-
-    fn params_mut(&mut self) -> Vec<&mut Param<T>> {
-        Vec::new()
-    }
-
     fn set_training(&mut self, training: bool) {
         self.training = training;
     }
 
     fn kind(&self) -> &'static str {
         "dropout"
-    }
-
-    fn set_name(&mut self, name: &str) {
-        self.name = name.to_string();
-    }
-
-    fn name(&self) -> &str {
-        &self.name
     }
 }

@@ -5,7 +5,7 @@ use rand::rngs::StdRng;
 use tapegrad_autograd::{Float, Param, Var};
 
 use crate::init::Initializer;
-use crate::module::{InvalidInput, Module};
+use crate::module::{InvalidInput, Module, Visitor, VisitorMut};
 
 /// A table of `num_embeddings` learned vectors of length `dim` (PyTorch's `nn.Embedding`,
 /// Keras' `Embedding`): inputs `[N, L]` (or any shape `[N, ...]`) of integer indices,
@@ -51,7 +51,6 @@ pub struct Embedding<T: Float> {
     dim: usize,
     initializer: Initializer,
     table: Option<Param<T>>,
-    name: String,
 }
 
 impl<T: Float> Embedding<T> {
@@ -72,7 +71,6 @@ impl<T: Float> Embedding<T> {
                 std: 1.0,
             },
             table: None,
-            name: "embedding".to_string(),
         }
     }
 
@@ -121,7 +119,7 @@ impl<T: Float> Module<T> for Embedding<T> {
             panic!(
                 "Embedding::forward: layer `{}` is not built; call build(input_shape, rng) first \
                  (Sequential and Model do this)",
-                self.name
+                crate::module::layer_name("embedding")
             )
         };
         let (indices, shape) = {
@@ -130,7 +128,7 @@ impl<T: Float> Module<T> for Embedding<T> {
                 panic!(
                     "Embedding::forward: layer `{}` got {value} at position {position:?} of its \
                      input, which is not {}",
-                    self.name,
+                    crate::module::layer_name("embedding"),
                     self.expected()
                 );
             }
@@ -148,7 +146,7 @@ impl<T: Float> Module<T> for Embedding<T> {
     fn check_input(&self, x: ArrayViewD<'_, T>) -> Result<(), InvalidInput> {
         match self.first_invalid(&x) {
             Some((position, value)) => Err(InvalidInput {
-                layer: self.name.clone(),
+                layer: crate::module::layer_name("embedding"),
                 position,
                 value,
                 expected: self.expected(),
@@ -160,7 +158,7 @@ impl<T: Float> Module<T> for Embedding<T> {
     /// Creates the table; the output adds an axis of length `dim` to the input shape.
     fn build(&mut self, input_shape: &[usize], rng: &mut StdRng) -> Vec<usize> {
         self.table = Some(Param::new(
-            format!("{}.embeddings", self.name),
+            "embeddings",
             self.initializer.init(&[self.num_embeddings, self.dim], rng),
         ));
         let mut out = input_shape.to_vec();
@@ -168,26 +166,15 @@ impl<T: Float> Module<T> for Embedding<T> {
         out
     }
 
-    fn params(&self) -> Vec<&Param<T>> {
-        self.table.iter().collect()
+    fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, T>) {
+        v.param("embeddings", self.table.as_ref());
     }
 
-    fn params_mut(&mut self) -> Vec<&mut Param<T>> {
-        self.table.iter_mut().collect()
+    fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, T>) {
+        v.param("embeddings", self.table.as_mut());
     }
 
     fn kind(&self) -> &'static str {
         "embedding"
-    }
-
-    fn set_name(&mut self, name: &str) {
-        self.name = name.to_string();
-        if let Some(p) = &mut self.table {
-            p.set_name(format!("{name}.embeddings"));
-        }
-    }
-
-    fn name(&self) -> &str {
-        &self.name
     }
 }

@@ -1,7 +1,7 @@
 //! Flattening all axes but the batch.
 
 use rand::rngs::StdRng;
-use tapegrad_autograd::{Float, Param, Var};
+use tapegrad_autograd::{Float, Var};
 
 use crate::module::Module;
 
@@ -20,16 +20,12 @@ use crate::module::Module;
 /// assert_eq!(flatten.forward(x).shape(), vec![32, 784]);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Flatten {
-    name: String,
-}
+pub struct Flatten {}
 
 impl Flatten {
     /// A flatten layer.
     pub fn new() -> Self {
-        Flatten {
-            name: "flatten".to_string(),
-        }
+        Flatten {}
     }
 }
 
@@ -50,23 +46,7 @@ impl<T: Float> Module<T> for Flatten {
         vec![input_shape.iter().product()]
     }
 
-    fn params(&self) -> Vec<&Param<T>> {
-        Vec::new()
-    }
-
-    fn params_mut(&mut self) -> Vec<&mut Param<T>> {
-        Vec::new()
-    }
-
     fn kind(&self) -> &'static str {
         "flatten"
-    }
-
-    fn set_name(&mut self, name: &str) {
-        self.name = name.to_string();
-    }
-
-    fn name(&self) -> &str {
-        &self.name
     }
 }

@@ -1,10 +1,10 @@
 //! Layer normalization over the last axis.
 
-use ndarray::ArrayD;
 use rand::rngs::StdRng;
 use tapegrad_autograd::{Float, Param, Var};
 
-use crate::module::Module;
+use super::gain_offset::GainOffset;
+use crate::module::{Module, Visitor, VisitorMut};
 
 /// `(x - mean) / √(var + eps) · gamma + beta` over the last axis of `x` (population
 /// variance), built from autograd ops: the function behind [`LayerNorm`], matching
@@ -59,14 +59,12 @@ pub fn layer_norm<'t, T: Float>(
 /// let mut norm = LayerNorm::<f32>::new();
 /// assert_eq!(norm.build(&[10, 64], &mut StdRng::seed_from_u64(0)), vec![10, 64]);
 /// assert_eq!(norm.num_params(), 128);
-/// assert_eq!(norm.params()[0].name(), "layer_norm.gamma");
+/// assert_eq!(norm.params()[0].name(), "gamma");
 /// ```
 #[derive(Clone, Debug)]
 pub struct LayerNorm<T: Float> {
     eps: f64,
-    gamma: Option<Param<T>>,
-    beta: Option<Param<T>>,
-    name: String,
+    affine: GainOffset<T>,
 }
 
 impl<T: Float> LayerNorm<T> {
@@ -74,9 +72,7 @@ impl<T: Float> LayerNorm<T> {
     pub fn new() -> Self {
         LayerNorm {
             eps: 1e-5,
-            gamma: None,
-            beta: None,
-            name: "layer_norm".to_string(),
+            affine: GainOffset::empty(),
         }
     }
 
@@ -90,12 +86,12 @@ impl<T: Float> LayerNorm<T> {
 
     /// The gain, shape `(features,)` (`None` before building).
     pub fn gamma(&self) -> Option<&Param<T>> {
-        self.gamma.as_ref()
+        self.affine.gamma.as_ref()
     }
 
     /// The offset, shape `(features,)` (`None` before building).
     pub fn beta(&self) -> Option<&Param<T>> {
-        self.beta.as_ref()
+        self.affine.beta.as_ref()
     }
 }
 
@@ -108,11 +104,11 @@ impl<T: Float> Default for LayerNorm<T> {
 impl<T: Float> Module<T> for LayerNorm<T> {
     #[track_caller]
     fn forward<'t>(&'t self, x: Var<'t, T>) -> Var<'t, T> {
-        let (Some(gamma), Some(beta)) = (&self.gamma, &self.beta) else {
+        let (Some(gamma), Some(beta)) = (&self.affine.gamma, &self.affine.beta) else {
             panic!(
                 "LayerNorm::forward: layer `{}` is not built; call build(input_shape, rng) first \
                  (Sequential and Model do this)",
-                self.name
+                crate::module::layer_name("layer_norm")
             )
         };
         let tape = x.tape();
@@ -125,43 +121,22 @@ impl<T: Float> Module<T> for LayerNorm<T> {
             panic!(
                 "LayerNorm::build: layer `{}` needs inputs with a feature axis, got shape \
                  {input_shape:?} (without the batch axis)",
-                self.name
+                crate::module::layer_name("layer_norm")
             )
         };
-        self.gamma = Some(Param::new(
-            format!("{}.gamma", self.name),
-            ArrayD::ones(vec![features]),
-        ));
-        self.beta = Some(Param::new(
-            format!("{}.beta", self.name),
-            ArrayD::zeros(vec![features]),
-        ));
+        self.affine = GainOffset::identity(features);
         input_shape.to_vec()
     }
 
-    fn params(&self) -> Vec<&Param<T>> {
-        self.gamma.iter().chain(self.beta.iter()).collect()
+    fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, T>) {
+        self.affine.visit(v);
     }
 
-    fn params_mut(&mut self) -> Vec<&mut Param<T>> {
-        self.gamma.iter_mut().chain(self.beta.iter_mut()).collect()
+    fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, T>) {
+        self.affine.visit_mut(v);
     }
 
     fn kind(&self) -> &'static str {
         "layer_norm"
-    }
-
-    fn set_name(&mut self, name: &str) {
-        self.name = name.to_string();
-        if let Some(gamma) = &mut self.gamma {
-            gamma.set_name(format!("{name}.gamma"));
-        }
-        if let Some(beta) = &mut self.beta {
-            beta.set_name(format!("{name}.beta"));
-        }
-    }
-
-    fn name(&self) -> &str {
-        &self.name
     }
 }

@@ -1,7 +1,7 @@
 //! Layers: [`Dense`], [`Sequential`], [`ActivationLayer`] (and the [`Activation`] functions),
 //! [`Dropout`], [`Flatten`], [`Reshape`], [`LayerNorm`] (and the [`layer_norm`] function),
 //! [`BatchNorm`] (with running statistics kept as [`Buffer`](crate::Buffer)s), [`Embedding`],
-//! [`Conv2d`] (and its [`Padding`]), [`MaxPool2d`], [`AvgPool2d`], [`GlobalAvgPool2d`].
+//! [`Residual`] (`x + f(x)`), [`Conv2d`] (and its [`Padding`]), [`MaxPool2d`], [`AvgPool2d`], [`GlobalAvgPool2d`].
 //!
 //! Every layer implements [`Module`](crate::Module), computes with autograd ops only (no
 //! hand-written backward), and follows Keras' shapes, defaults and naming.
@@ -13,9 +13,12 @@ mod dense;
 mod dropout;
 mod embedding;
 mod flatten;
+mod gain_offset;
+mod kernel_bias;
 mod layer_norm;
 mod pool;
 mod reshape;
+mod residual;
 mod sequential;
 
 pub use activation::{Activation, ActivationLayer};
@@ -28,4 +31,5 @@ pub use flatten::Flatten;
 pub use layer_norm::{LayerNorm, layer_norm};
 pub use pool::{AvgPool2d, GlobalAvgPool2d, MaxPool2d};
 pub use reshape::Reshape;
+pub use residual::Residual;
 pub use sequential::{DEFAULT_SEED, Sequential};

@@ -1,7 +1,7 @@
 //! The pooling layers: [`MaxPool2d`], [`AvgPool2d`] and [`GlobalAvgPool2d`].
 
 use rand::rngs::StdRng;
-use tapegrad_autograd::{Float, Pair, Param, Pool2dOptions, Var};
+use tapegrad_autograd::{Float, Pair, Pool2dOptions, Var};
 
 use crate::module::Module;
 
@@ -55,7 +55,6 @@ fn pooled_shape(
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MaxPool2d {
     options: Pool2dOptions,
-    name: String,
 }
 
 impl MaxPool2d {
@@ -63,7 +62,6 @@ impl MaxPool2d {
     pub fn new(kernel: impl Into<Pair>) -> Self {
         MaxPool2d {
             options: Pool2dOptions::new(kernel),
-            name: "max_pool2d".to_string(),
         }
     }
 
@@ -102,7 +100,6 @@ impl MaxPool2d {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AvgPool2d {
     options: Pool2dOptions,
-    name: String,
 }
 
 impl AvgPool2d {
@@ -110,7 +107,6 @@ impl AvgPool2d {
     pub fn new(kernel: impl Into<Pair>) -> Self {
         AvgPool2d {
             options: Pool2dOptions::new(kernel),
-            name: "avg_pool2d".to_string(),
         }
     }
 
@@ -153,16 +149,12 @@ impl AvgPool2d {
 /// assert_eq!(shape, vec![64]);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GlobalAvgPool2d {
-    name: String,
-}
+pub struct GlobalAvgPool2d {}
 
 impl GlobalAvgPool2d {
     /// A global average pooling layer.
     pub fn new() -> Self {
-        GlobalAvgPool2d {
-            name: "global_avg_pool2d".to_string(),
-        }
+        GlobalAvgPool2d {}
     }
 }
 
@@ -170,31 +162,6 @@ impl Default for GlobalAvgPool2d {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// The parameter-free parts of [`Module`] shared by the pooling layers.
-macro_rules! parameter_free {
-    ($kind:literal) => {
-        fn params(&self) -> Vec<&Param<T>> {
-            Vec::new()
-        }
-
-        fn params_mut(&mut self) -> Vec<&mut Param<T>> {
-            Vec::new()
-        }
-
-        fn kind(&self) -> &'static str {
-            $kind
-        }
-
-        fn set_name(&mut self, name: &str) {
-            self.name = name.to_string();
-        }
-
-        fn name(&self) -> &str {
-            &self.name
-        }
-    };
 }
 
 impl<T: Float> Module<T> for MaxPool2d {
@@ -205,10 +172,17 @@ impl<T: Float> Module<T> for MaxPool2d {
 
     #[track_caller]
     fn build(&mut self, input_shape: &[usize], _rng: &mut StdRng) -> Vec<usize> {
-        pooled_shape("MaxPool2d", &self.name, input_shape, &self.options)
+        pooled_shape(
+            "MaxPool2d",
+            &crate::module::layer_name("max_pool2d"),
+            input_shape,
+            &self.options,
+        )
     }
 
-    parameter_free!("max_pool2d");
+    fn kind(&self) -> &'static str {
+        "max_pool2d"
+    }
 }
 
 impl<T: Float> Module<T> for AvgPool2d {
@@ -219,10 +193,17 @@ impl<T: Float> Module<T> for AvgPool2d {
 
     #[track_caller]
     fn build(&mut self, input_shape: &[usize], _rng: &mut StdRng) -> Vec<usize> {
-        pooled_shape("AvgPool2d", &self.name, input_shape, &self.options)
+        pooled_shape(
+            "AvgPool2d",
+            &crate::module::layer_name("avg_pool2d"),
+            input_shape,
+            &self.options,
+        )
     }
 
-    parameter_free!("avg_pool2d");
+    fn kind(&self) -> &'static str {
+        "avg_pool2d"
+    }
 }
 
 impl<T: Float> Module<T> for GlobalAvgPool2d {
@@ -237,11 +218,13 @@ impl<T: Float> Module<T> for GlobalAvgPool2d {
             panic!(
                 "GlobalAvgPool2d::build: layer `{}` needs inputs of shape (channels, height, \
                  width), got {input_shape:?} (without the batch axis)",
-                self.name
+                crate::module::layer_name("global_avg_pool2d")
             )
         };
         vec![channels]
     }
 
-    parameter_free!("global_avg_pool2d");
+    fn kind(&self) -> &'static str {
+        "global_avg_pool2d"
+    }
 }

@@ -1,7 +1,7 @@
 //! Reshaping every sample.
 
 use rand::rngs::StdRng;
-use tapegrad_autograd::{Float, Param, Var};
+use tapegrad_autograd::{Float, Var};
 
 use crate::module::Module;
 
@@ -27,7 +27,6 @@ use crate::module::Module;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reshape {
     target: Vec<isize>,
-    name: String,
 }
 
 impl Reshape {
@@ -43,7 +42,6 @@ impl Reshape {
         );
         Reshape {
             target: target_shape.to_vec(),
-            name: "reshape".to_string(),
         }
     }
 
@@ -80,7 +78,8 @@ impl Reshape {
             panic!(
                 "Reshape: layer `{}` cannot reshape samples of shape {sample_shape:?} ({len} \
                  elements) to {:?}",
-                self.name, self.target
+                crate::module::layer_name("reshape"),
+                self.target
             )
         })
     }
@@ -95,7 +94,7 @@ impl<T: Float> Module<T> for Reshape {
         if shape.is_empty() {
             panic!(
                 "Reshape::forward: layer `{}` needs a batch axis, got a scalar",
-                self.name
+                crate::module::layer_name("reshape")
             );
         }
         let mut out = vec![shape[0]];
@@ -109,23 +108,7 @@ impl<T: Float> Module<T> for Reshape {
         self.resolve_or_panic(input_shape)
     }
 
-    fn params(&self) -> Vec<&Param<T>> {
-        Vec::new()
-    }
-
-    fn params_mut(&mut self) -> Vec<&mut Param<T>> {
-        Vec::new()
-    }
-
     fn kind(&self) -> &'static str {
         "reshape"
-    }
-
-    fn set_name(&mut self, name: &str) {
-        self.name = name.to_string();
-    }
-
-    fn name(&self) -> &str {
-        &self.name
     }
 }

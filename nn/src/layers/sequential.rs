@@ -1,23 +1,27 @@
 //! A stack of modules applied in order, with a Keras-style summary.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use ndarray::ArrayViewD;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use tapegrad_autograd::{Float, Param, Var};
+use tapegrad_autograd::scope::in_scope;
+use tapegrad_autograd::{Float, Var};
 
-use crate::buffer::Buffer;
-use crate::module::{InvalidInput, Module};
+use crate::module::{InvalidInput, Module, Visitor, VisitorMut, assign_paths};
 
 /// The seed a [`Sequential`] builds itself with when none is given.
 pub const DEFAULT_SEED: u64 = 0;
 
 /// Layers applied one after the other (Keras' `Sequential`, PyTorch's `nn.Sequential`).
 ///
-/// Each layer added is named after its kind and its rank among the layers of that kind
-/// (`dense_0`, `dense_1`, `dropout_0`, ...), and its parameters and buffers after it
-/// (`dense_0.kernel`, `dense_0.bias`, `batch_norm_0.running_mean`).
+/// Each layer added is named after its [kind](Module::kind) and its rank among the layers of
+/// that kind (`dense_0`, `dense_1`, `dropout_0`, ...; a layer of type `ResBlock` with the
+/// default kind is `res_block_0`), and its parameters and buffers by their path from the
+/// model (`dense_0.kernel`, `dense_0.bias`, `batch_norm_0.running_mean`,
+/// `res_block_0.conv.kernel`): the names checkpoints store. A shape panic raised inside a
+/// layer's forward pass names that path (`... in layer 'dense_1'`).
 ///
 /// The input shape (without the batch axis) is given up front with
 /// [`with_input_shape`](Sequential::with_input_shape), which builds the layers at once (and
@@ -53,6 +57,8 @@ pub const DEFAULT_SEED: u64 = 0;
 /// ```
 pub struct Sequential<T: Float> {
     layers: Vec<Box<dyn Module<T>>>,
+    /// The layers' names (`dense_0`), built once: the scopes their forward runs in.
+    names: Vec<Arc<str>>,
     /// Output shape of each layer, once built.
     output_shapes: Vec<Vec<usize>>,
     input_shape: Option<Vec<usize>>,
@@ -61,8 +67,6 @@ pub struct Sequential<T: Float> {
     seed: u64,
     training: bool,
     name: String,
-    /// Prefix of the layers' names: empty at the top level, `"<name>."` when nested.
-    prefix: String,
 }
 
 impl<T: Float> Sequential<T> {
@@ -70,13 +74,13 @@ impl<T: Float> Sequential<T> {
     pub fn new() -> Self {
         Sequential {
             layers: Vec::new(),
+            names: Vec::new(),
             output_shapes: Vec::new(),
             input_shape: None,
             rng: None,
             seed: DEFAULT_SEED,
             training: true,
             name: "sequential".to_string(),
-            prefix: String::new(),
         }
     }
 
@@ -94,12 +98,13 @@ impl<T: Float> Sequential<T> {
     #[track_caller]
     pub fn push(&mut self, layer: impl Module<T> + 'static) {
         let mut layer: Box<dyn Module<T>> = Box::new(layer);
+        let kind = kind_name(layer.kind());
         let rank = self
             .layers
             .iter()
-            .filter(|l| l.kind() == layer.kind())
+            .filter(|l| kind_name(l.kind()) == kind)
             .count();
-        layer.set_name(&format!("{}{}_{rank}", self.prefix, layer.kind()));
+        let name: Arc<str> = format!("{kind}_{rank}").into();
         layer.set_training(self.training);
         if let Some(rng) = &mut self.rng {
             let input = self
@@ -108,9 +113,14 @@ impl<T: Float> Sequential<T> {
                 .or(self.input_shape.as_ref())
                 .expect("a built model has an input shape")
                 .clone();
-            self.output_shapes.push(layer.build(&input, rng));
+            let output = in_scope(&name, || layer.build(&input, rng));
+            self.output_shapes.push(output);
         }
         self.layers.push(layer);
+        self.names.push(name);
+        if self.rng.is_some() {
+            assign_paths(self);
+        }
     }
 
     /// Sets the seed the model builds itself with (default [`DEFAULT_SEED`]); a model that
@@ -167,6 +177,12 @@ impl<T: Float> Sequential<T> {
     /// The layers, in order.
     pub fn layers(&self) -> &[Box<dyn Module<T>>] {
         &self.layers
+    }
+
+    /// The layers' names (`dense_0`, ...), in order: the first segment of their parameters'
+    /// paths.
+    pub fn layer_names(&self) -> Vec<&str> {
+        self.names.iter().map(|n| &**n).collect()
     }
 
     /// The layers, mutably.
@@ -233,6 +249,7 @@ impl<T: Float> Sequential<T> {
             .iter()
             .enumerate()
             .map(|(i, layer)| {
+                let name = &self.names[i];
                 let shape = match self.output_shapes.get(i) {
                     Some(shape) if built => format_shape(shape),
                     _ => "?".to_string(),
@@ -243,7 +260,7 @@ impl<T: Float> Sequential<T> {
                     "?".to_string()
                 };
                 (
-                    format!("{} ({})", layer.name(), camel_case(layer.kind())),
+                    format!("{name} ({})", type_column(layer.kind())),
                     shape,
                     count,
                 )
@@ -305,9 +322,10 @@ impl<T: Float> Default for Sequential<T> {
 impl<T: Float> std::fmt::Debug for Sequential<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let layers: Vec<String> = self
-            .layers
+            .names
             .iter()
-            .map(|l| format!("{} ({})", l.name(), l.kind()))
+            .zip(&self.layers)
+            .map(|(name, l)| format!("{name} ({})", kind_name(l.kind())))
             .collect();
         f.debug_struct("Sequential")
             .field("name", &self.name)
@@ -347,7 +365,10 @@ impl<T: Float> Module<T> for Sequential<T> {
                 x.shape()
             );
         }
-        self.layers.iter().fold(x, |h, layer| layer.forward(h))
+        self.layers
+            .iter()
+            .zip(&self.names)
+            .fold(x, |h, (layer, name)| in_scope(name, || layer.forward(h)))
     }
 
     /// Builds every layer in order (fresh parameters), each for the previous one's output
@@ -355,12 +376,13 @@ impl<T: Float> Module<T> for Sequential<T> {
     fn build(&mut self, input_shape: &[usize], rng: &mut StdRng) -> Vec<usize> {
         let mut shape = input_shape.to_vec();
         self.output_shapes.clear();
-        for layer in &mut self.layers {
-            shape = layer.build(&shape, rng);
+        for (layer, name) in self.layers.iter_mut().zip(&self.names) {
+            shape = in_scope(name, || layer.build(&shape, rng));
             self.output_shapes.push(shape.clone());
         }
         self.input_shape = Some(input_shape.to_vec());
         self.rng = Some(rng.clone());
+        assign_paths(self);
         shape
     }
 
@@ -368,32 +390,25 @@ impl<T: Float> Module<T> for Sequential<T> {
         Some((self.input_shape()?, self.output_shape()?))
     }
 
-    fn params(&self) -> Vec<&Param<T>> {
-        self.layers.iter().flat_map(|l| l.params()).collect()
+    fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, T>) {
+        for (name, layer) in self.names.iter().zip(&self.layers) {
+            v.module(name, layer);
+        }
     }
 
-    fn params_mut(&mut self) -> Vec<&mut Param<T>> {
-        self.layers
-            .iter_mut()
-            .flat_map(|l| l.params_mut())
-            .collect()
-    }
-
-    fn buffers(&self) -> Vec<&Buffer<T>> {
-        self.layers.iter().flat_map(|l| l.buffers()).collect()
-    }
-
-    fn buffers_mut(&mut self) -> Vec<&mut Buffer<T>> {
-        self.layers
-            .iter_mut()
-            .flat_map(|l| l.buffers_mut())
-            .collect()
+    fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, T>) {
+        for (name, layer) in self.names.iter().zip(&mut self.layers) {
+            v.module(name, layer);
+        }
     }
 
     /// Asks the first layer (the only one that sees the raw input).
     fn check_input(&self, x: ArrayViewD<'_, T>) -> Result<(), InvalidInput> {
         match self.layers.first() {
-            Some(first) => first.check_input(x),
+            Some(first) => first.check_input(x).map_err(|mut e| {
+                e.layer = self.names[0].to_string();
+                e
+            }),
             None => Ok(()),
         }
     }
@@ -407,32 +422,6 @@ impl<T: Float> Module<T> for Sequential<T> {
 
     fn kind(&self) -> &'static str {
         "sequential"
-    }
-
-    /// Renames the model and, inside it, its layers: `<name>.dense_0`, ... (so the
-    /// parameters of nested models have unique names).
-    fn set_name(&mut self, name: &str) {
-        self.name = name.to_string();
-        self.prefix = format!("{name}.");
-        let mut counts: Vec<(&'static str, usize)> = Vec::new();
-        for layer in &mut self.layers {
-            let kind = layer.kind();
-            let rank = match counts.iter_mut().find(|(k, _)| *k == kind) {
-                Some((_, n)) => {
-                    *n += 1;
-                    *n - 1
-                }
-                None => {
-                    counts.push((kind, 1));
-                    0
-                }
-            };
-            layer.set_name(&format!("{}{kind}_{rank}", self.prefix));
-        }
-    }
-
-    fn name(&self) -> &str {
-        &self.name
     }
 }
 
@@ -450,7 +439,37 @@ fn format_shape(shape: &[usize]) -> String {
     s
 }
 
-/// `layer_norm` → `LayerNorm`: the type column of the summary.
+/// A kind as a layer name's stem: `"dense"` stays, a type name (`my_crate::ResBlock<f32>`,
+/// the default [`Module::kind`]) becomes `res_block`.
+fn kind_name(kind: &str) -> String {
+    let short = short_type(kind);
+    let mut out = String::with_capacity(short.len() + 2);
+    for (i, c) in short.chars().enumerate() {
+        if c.is_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `my_crate::ResBlock<f32>` → `ResBlock`; `dense` stays.
+fn short_type(kind: &str) -> &str {
+    let base = kind.split('<').next().unwrap_or(kind);
+    base.rsplit("::").next().unwrap_or(base)
+}
+
+/// The type column of the summary: `layer_norm` → `LayerNorm`, `my_crate::ResBlock<f32>` →
+/// `ResBlock`.
+fn type_column(kind: &str) -> String {
+    camel_case(&kind_name(kind))
+}
+
+/// `layer_norm` → `LayerNorm`.
 fn camel_case(kind: &str) -> String {
     kind.split('_')
         .map(|part| {
@@ -489,6 +508,10 @@ mod tests {
         assert_eq!(format_shape(&[28, 28]), "(None, 28, 28)");
         assert_eq!(camel_case("layer_norm"), "LayerNorm");
         assert_eq!(camel_case("dense"), "Dense");
+        assert_eq!(kind_name("dense"), "dense");
+        assert_eq!(kind_name("my_crate::blocks::ResBlock<f32>"), "res_block");
+        assert_eq!(type_column("my_crate::ResBlock<f32>"), "ResBlock");
+        assert_eq!(type_column("max_pool2d"), "MaxPool2d");
         assert_eq!(group_thousands(0), "0");
         assert_eq!(group_thousands(999), "999");
         assert_eq!(group_thousands(1000), "1,000");

@@ -36,7 +36,7 @@ impl fmt::Display for DataRole {
 
 /// Everything that can go wrong in [`Model::fit`], [`Model::evaluate`], [`Model::predict`]
 /// and [`Model::build`]. Bad input is always reported with one of these, never a panic.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum FitError {
     /// `fit` or `evaluate` before `compile`.

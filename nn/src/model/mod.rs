@@ -128,8 +128,13 @@ impl<T: Float, M: Module<T>> Model<T, M> {
     /// check inputs (as any module's [`Module::built_shapes`]). Any other module that
     /// already has parameters is taken as built too, for the sample shape of the first data
     /// it is given.
+    ///
+    /// Names every parameter and buffer by its path in the module (see
+    /// [`assign_paths`](crate::module::assign_paths)); panics if two share a path.
+    #[track_caller]
     pub fn new(mut module: M) -> Self {
         module.set_training(false);
+        crate::module::assign_paths(&mut module);
         let (input_shape, output_shape) = match module.built_shapes() {
             Some((input, output)) => (Some(input.to_vec()), Some(output.to_vec())),
             None => (None, None),
@@ -223,6 +228,7 @@ impl<T: Float, M: Module<T>> Model<T, M> {
             _ => {
                 let mut rng = StdRng::seed_from_u64(seed);
                 let output = self.module.build(input_shape, &mut rng);
+                crate::module::assign_paths(&mut self.module);
                 self.module.set_training(false);
                 self.input_shape = Some(input_shape.to_vec());
                 self.output_shape = Some(output.clone());

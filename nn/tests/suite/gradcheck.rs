@@ -13,7 +13,7 @@ use tapegrad_nn::layers::{
     Activation, ActivationLayer, BatchNorm, Dense, Dropout, Flatten, LayerNorm, Sequential,
 };
 use tapegrad_nn::losses::{self, Reduction};
-use tapegrad_nn::module::gradcheck_module;
+use tapegrad_nn::module::{Visitor, VisitorMut, gradcheck_module};
 
 const CASES: u32 = 64;
 
@@ -324,32 +324,24 @@ impl Module<f64> for DetachedScale {
     fn forward<'t>(&'t self, x: Var<'t, f64>) -> Var<'t, f64> {
         x * x.tape().constant(self.scale.value().clone())
     }
-    fn build(&mut self, input_shape: &[usize], _rng: &mut StdRng) -> Vec<usize> {
-        input_shape.to_vec()
+    fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, f64>) {
+        v.param("scale", &self.scale);
     }
-    fn params(&self) -> Vec<&Param<f64>> {
-        vec![&self.scale]
-    }
-    fn params_mut(&mut self) -> Vec<&mut Param<f64>> {
-        vec![&mut self.scale]
-    }
-    fn kind(&self) -> &'static str {
-        "detached_scale"
-    }
-    fn set_name(&mut self, name: &str) {
-        self.scale.set_name(format!("{name}.scale"));
-    }
-    fn name(&self) -> &str {
-        "detached_scale_0"
+    fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, f64>) {
+        v.param("scale", &mut self.scale);
     }
 }
 
 #[test]
 fn gradcheck_module_names_the_parameter_whose_gradient_is_off() {
     let scale = ndarray::array![2.0, -0.5].into_dyn();
-    let mut module = DetachedScale {
-        scale: Param::new("detached_scale_0.scale", scale),
-    };
+    // In a Sequential, the parameter's path is `<kind>_0.scale`, the kind taken from the
+    // type's name.
+    let mut module = Sequential::new()
+        .add(DetachedScale {
+            scale: Param::new("scale", scale),
+        })
+        .with_input_shape(&[2]);
     let x = ndarray::array![[1.0, 3.0], [2.0, -0.5]].into_dyn();
     let error = gradcheck_module(&mut module, &x, &options())
         .expect_err("the lost parameter gradient is caught");
@@ -366,5 +358,8 @@ fn gradcheck_module_names_the_parameter_whose_gradient_is_off() {
         "{message}"
     );
     // The parameter is restored after the check.
-    assert_eq!(module.scale.value(), &ndarray::array![2.0, -0.5].into_dyn());
+    assert_eq!(
+        module.params()[0].value(),
+        &ndarray::array![2.0, -0.5].into_dyn()
+    );
 }

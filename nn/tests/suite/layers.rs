@@ -39,7 +39,8 @@ fn dense_has_keras_shapes_defaults_and_counts() {
     let spread = kernel.value().mapv(|w| w * w).mean().unwrap().sqrt();
     assert!((spread - limit / 3.0_f32.sqrt()).abs() < 0.02 * limit);
     assert!(dense.bias().unwrap().value().iter().all(|&b| b == 0.0));
-    assert_eq!(dense.params()[0].name(), "dense.kernel");
+    // Named by its field; a container prefixes its path.
+    assert_eq!(dense.params()[0].name(), "kernel");
 
     let mut no_bias = Dense::<f32>::new(128).use_bias(false);
     no_bias.build(&[784], &mut rng(0));
@@ -148,7 +149,7 @@ fn sequential_names_layers_per_kind_and_params_after_them() {
         .add(ActivationLayer::new(Activation::Tanh))
         .add(Dropout::new(0.1))
         .with_input_shape(&[2, 2]);
-    let names: Vec<&str> = model.layers().iter().map(|l| l.name()).collect();
+    let names = model.layer_names();
     assert_eq!(
         names,
         [

@@ -12,4 +12,5 @@ mod io;
 mod layers;
 mod lr_schedule;
 mod model;
+mod module_api;
 mod state;
