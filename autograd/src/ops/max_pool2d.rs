@@ -52,17 +52,18 @@ impl<'t, T: Float> Var<'t, T> {
     /// let tape = Tape::new();
     /// let x = tape.var(Array::range(0.0, 16.0, 1.0).into_shape_with_order(IxDyn(&[1, 1, 4, 4])).unwrap());
     /// let y = x.max_pool2d(&Pool2dOptions::new(2));
-    /// assert_eq!(y.value().into_raw_vec_and_offset().0, vec![5.0, 7.0, 13.0, 15.0]);
+    /// assert_eq!(y.to_array().into_raw_vec_and_offset().0, vec![5.0, 7.0, 13.0, 15.0]);
     /// let grads = y.sum().backward();
     /// assert_eq!(grads.get(x).unwrap().sum(), 4.0);
     /// ```
     #[track_caller]
     pub fn max_pool2d(self, options: &Pool2dOptions) -> Var<'t, T> {
         let geometry = pool_geometry("max_pool2d", &self.shape(), options);
-        let (values, argmax) = self.with_value(|v| {
-            let v = v.view().into_dimensionality::<Ix4>().expect("checked 4-D");
+        let (values, argmax) = {
+            let value = self.value();
+            let v = value.view().into_dimensionality::<Ix4>().expect("checked 4-D");
             max_pool2d_argmax(v, &geometry)
-        });
+        };
         let &[n, c, oh, ow] = argmax.shape() else {
             unreachable!("4-D")
         };
