@@ -1,4 +1,6 @@
-//! # tapegrad
+#![doc = include_str!("../README.md")]
+//!
+//! ## This crate
 //!
 //! Re-exports the three crates: [`autograd`], [`nn`] and [`optim`], and adds what the
 //! examples share: [`datasets`] (Fashion-MNIST and MNIST, split and scaled), [`models`]
@@ -53,8 +55,3 @@ pub mod prelude {
     pub use tapegrad_optim::schedules::{LrSchedule, Scheduler};
     pub use tapegrad_optim::{Adagrad, Adam, AdamW, Optimizer, RmsProp, Sgd};
 }
-
-// The README's Rust blocks are compiled and run as doctests, so the tour never rots.
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-pub struct ReadmeDoctests;

@@ -61,7 +61,10 @@ impl<'t, T: Float> Var<'t, T> {
         let geometry = pool_geometry("max_pool2d", &self.shape(), options);
         let (values, argmax) = {
             let value = self.value();
-            let v = value.view().into_dimensionality::<Ix4>().expect("checked 4-D");
+            let v = value
+                .view()
+                .into_dimensionality::<Ix4>()
+                .expect("checked 4-D");
             max_pool2d_argmax(v, &geometry)
         };
         let &[n, c, oh, ow] = argmax.shape() else {
