@@ -118,7 +118,7 @@
 //!
 //! ## Bad input
 //!
-//! [`Optimizer::step`] checks every gradient before changing anything: a NaN or infinite
+//! [`step`](Optimizer::step_dyn) checks every gradient before changing anything: a NaN or infinite
 //! gradient gives [`OptimError::NonFiniteGradient`] naming the parameter, a gradient whose
 //! shape differs from its parameter's gives [`OptimError::ShapeMismatch`] with both shapes,
 //! and in both cases every parameter and all state are left exactly as they were.

@@ -45,7 +45,8 @@ impl<'t, T: Float> Div<T> for Var<'t, T> {
 
 impl<'t, T: Float> Var<'t, T> {
     /// `s - self`: reverse subtraction, for generic code where `s - x` cannot be written
-    /// (see the [module](self) notes). `1.0 - x` works for `f32` and `f64`.
+    /// (Rust's orphan rules forbid `impl<T> Sub<Var<T>> for T`). `1.0 - x` works for `f32`
+    /// and `f64`.
     ///
     /// ```
     /// use ndarray::array;
@@ -64,8 +65,9 @@ impl<'t, T: Float> Var<'t, T> {
         (-self).add_scalar(s)
     }
 
-    /// `s / self`: reverse division, for generic code where `s / x` cannot be written (see
-    /// the [module](self) notes). `1.0 / x` works for `f32` and `f64`.
+    /// `s / self`: reverse division, for generic code where `s / x` cannot be written (Rust's
+    /// orphan rules forbid `impl<T> Div<Var<T>> for T`). `1.0 / x` works for `f32` and
+    /// `f64`.
     ///
     /// ```
     /// use ndarray::array;
