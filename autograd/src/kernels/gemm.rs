@@ -193,25 +193,7 @@ pub(crate) fn mat_mul_bias_new<T: Float>(
         return out;
     }
     in_halves(m * k * n, a, b, out.view_mut(), |a, b, out| {
-        let (out_rs, out_cs) = (out.strides()[0], out.strides()[1]);
-        if out.is_empty() {
-            return;
-        }
-        // SAFETY: `T` is f32/f64 and m, n, k > 0 for this part (k checked above, an empty
-        // half returned); the pointer and strides are those of `out`, a mutable view of an
-        // initialised array borrowed for the call: valid for reads and writes, aliasing
-        // neither input, no two elements overlapping.
-        unsafe {
-            gemm_f32_f64(
-                a,
-                b,
-                out.as_mut_ptr(),
-                out_rs,
-                out_cs,
-                gemm::Parallelism::None,
-                Destination::Add,
-            );
-        }
+        gemm_into_initialised(a, b, out, Destination::Add);
     });
     out
 }
@@ -270,6 +252,37 @@ fn write_product<T: Float>(
     }
 }
 
+/// `out = a · b` (`Overwrite`) or `out += a · b` (`Add`) on the calling thread, through the
+/// `gemm` crate: one part of [`in_halves`]. `T` must be `f32` or `f64` and `k > 0` (the
+/// callers check both); an empty part does nothing.
+fn gemm_into_initialised<T: Float>(
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    out: &mut ArrayViewMut2<'_, T>,
+    destination: Destination,
+) {
+    if out.is_empty() {
+        return;
+    }
+    let (out_rs, out_cs) = (out.strides()[0], out.strides()[1]);
+    // SAFETY: `T` is f32/f64 and m, n, k > 0 for this part (k checked by the callers, an
+    // empty part returned); the pointer and strides are those of `out`, a mutable view of
+    // initialised elements borrowed for the call: valid for reads and writes, aliasing
+    // neither input, no two elements overlapping (a mutable view never has zero or
+    // repeated strides).
+    unsafe {
+        gemm_f32_f64(
+            a,
+            b,
+            out.as_mut_ptr(),
+            out_rs,
+            out_cs,
+            gemm::Parallelism::None,
+            destination,
+        );
+    }
+}
+
 /// `out = a · b` (`a` is `m × k`, `b` is `k × n`, `out` is `m × n`), overwriting `out`.
 ///
 /// Any strides are accepted (transposed and broadcast views included); the shapes must
@@ -314,25 +327,7 @@ fn write_into<T: Float>(
     // The same decomposition as a fresh output's (the halves are views of any layout).
     let multiply_adds = if threaded { m * k * n } else { 0 };
     in_halves(multiply_adds, a, b, out.view_mut(), |a, b, out| {
-        let (out_rs, out_cs) = (out.strides()[0], out.strides()[1]);
-        if out.is_empty() {
-            return;
-        }
-        // SAFETY: `T` is f32/f64 and m, n, k > 0 for this part (k checked above, an empty
-        // half returned); the pointer and strides are those of `out`, a mutable view
-        // borrowed for the call: valid for writes, aliasing neither input, no two elements
-        // overlapping (a mutable view never has zero or repeated strides).
-        unsafe {
-            gemm_f32_f64(
-                a,
-                b,
-                out.as_mut_ptr(),
-                out_rs,
-                out_cs,
-                gemm::Parallelism::None,
-                Destination::Overwrite,
-            );
-        }
+        gemm_into_initialised(a, b, out, Destination::Overwrite);
     });
 }
 
