@@ -185,10 +185,12 @@ pub(crate) enum Op<T> {
         on_true: usize,
         on_false: usize,
     },
-    /// `conv2d(input, weight)` without bias.
+    /// `conv2d(input, weight)`, plus `bias` (`[O]`, added at every position of its output
+    /// channel) if given.
     Conv2d {
         input: usize,
         weight: usize,
+        bias: Option<usize>,
         geometry: Rc<Conv2dGeometry>,
     },
     /// The transposed convolution of `grad` (an output gradient) by `weight`: conv2d's
@@ -279,7 +281,16 @@ impl<T: Float> Op<T> {
             | Op::AvgPool2d { input, .. }
             | Op::MaxPool2d { input, .. } => smallvec![*input],
             Op::AvgPool2dAdjoint { grad, .. } => smallvec![*grad],
-            Op::Conv2d { input, weight, .. } => smallvec![*input, *weight],
+            Op::Conv2d {
+                input,
+                weight,
+                bias,
+                ..
+            } => {
+                let mut inputs = smallvec![*input, *weight];
+                inputs.extend(*bias);
+                inputs
+            }
             Op::Conv2dInputGrad { grad, weight, .. } => smallvec![*grad, *weight],
             Op::Conv2dWeightGrad { input, grad, .. } => smallvec![*input, *grad],
             Op::Concat { inputs, .. } | Op::Custom { inputs, .. } => {

@@ -45,7 +45,7 @@ pub(crate) fn rule<T: Float, O: Structural<T>>(
         Op::Gather { input, axis, index } => gather::rule(*input, *axis, index, g, ctx, emit),
         Op::ScatterAdd { input, axis, index, .. } => gather::scatter_add_rule(*input, *axis, index, g, emit),
         Op::Select { cond, on_true, on_false } => select::rule(*cond, *on_true, *on_false, g, ctx, emit),
-        Op::Conv2d { input, weight, geometry } => conv2d::rule(*input, *weight, geometry, g, ctx, emit),
+        Op::Conv2d { input, weight, bias, geometry } => conv2d::rule(*input, *weight, *bias, geometry, g, ctx, emit),
         Op::Conv2dInputGrad { grad, weight, geometry } => conv2d::input_grad_rule(*grad, *weight, geometry, g, ctx, emit),
         Op::Conv2dWeightGrad { input, grad, geometry } => conv2d::weight_grad_rule(*input, *grad, geometry, g, ctx, emit),
         Op::AvgPool2d { input, geometry, count_include_pad } => avg_pool2d::rule(*input, geometry, *count_include_pad, g, emit),

@@ -42,7 +42,10 @@ use self::columns::{Block, col2im, im2col};
 use self::geometry::Conv2dError;
 pub(crate) use self::geometry::Conv2dGeometry;
 use super::fork_join::join;
-use super::gemm::{PARALLEL_MATMUL_THRESHOLD, mat_mul_into, mat_mul_into_this_thread};
+use super::gemm::{
+    PARALLEL_MATMUL_THRESHOLD, mat_mul_add_into, mat_mul_add_into_this_thread, mat_mul_into,
+    mat_mul_into_this_thread,
+};
 use crate::Float;
 
 /// The weight gradient's column matrix of one chunk of images stays under this many bytes
@@ -59,7 +62,38 @@ pub(crate) fn conv2d_forward<T: Float>(
     w: ArrayView4<'_, T>,
     g: &Conv2dGeometry,
 ) -> Array4<T> {
-    forward(x, w, g)
+    forward(x, w, Epilogue::default(), g)
+}
+
+/// What the forward adds to its products and applies to them, in its output pass.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Epilogue<'a, T> {
+    /// A bias (`[O]`) added to every position of each output channel: written into the
+    /// output, and the product added to it by the product kernel.
+    pub(crate) bias: Option<&'a [T]>,
+    /// `relu` applied in place to each image's output while it is in cache.
+    pub(crate) relu: bool,
+}
+
+impl<T> Default for Epilogue<'_, T> {
+    fn default() -> Self {
+        Epilogue {
+            bias: None,
+            relu: false,
+        }
+    }
+}
+
+/// `conv2d(x, w)`, plus a bias and followed by `relu` as `epilogue` says, in one pass over
+/// the output: what a layer's forward computes when no gradient is recorded, and (without
+/// `relu`) the value of a recorded convolution with a bias.
+pub(crate) fn conv2d_forward_fused<T: Float>(
+    x: ArrayView4<'_, T>,
+    w: ArrayView4<'_, T>,
+    epilogue: Epilogue<'_, T>,
+    g: &Conv2dGeometry,
+) -> Array4<T> {
+    forward(x, w, epilogue, g)
 }
 
 /// The gradient of `⟨conv2d(x, w), grad_out⟩` with respect to `x` (of shape `x_shape`): the
@@ -138,6 +172,14 @@ impl Plan {
         }
     }
 
+    /// [`Plan::product`] adding to its output rather than overwriting it.
+    fn product_add<T: Float>(&self) -> Product<T> {
+        match self.mid {
+            Some(_) => mat_mul_add_into_this_thread::<T>,
+            None => mat_mul_add_into::<T> as Product<T>,
+        }
+    }
+
     /// The chunks of `images`, each a range of images.
     fn chunks(&self, images: Range<usize>) -> impl Iterator<Item = Range<usize>> {
         let (chunk, end) = (self.chunk, images.end);
@@ -145,14 +187,15 @@ impl Plan {
     }
 
     /// Runs `work(images, part, product)` on each half, `part` being the images' elements of
-    /// `out` (`per_image` each).
+    /// `out` (`per_image` each) and `product` one of [`Plan::product`] or
+    /// [`Plan::product_add`].
     fn for_halves<T: Float>(
         &self,
         out: &mut [T],
         per_image: usize,
+        product: Product<T>,
         work: impl Fn(Range<usize>, &mut [T], Product<T>) + Sync,
     ) {
-        let product = self.product();
         match self.mid {
             None => work(0..self.n, out, product),
             Some(mid) => {
@@ -211,14 +254,28 @@ fn weight_matrix<'a, T: Float>(w: &'a ArrayView4<'_, T>, g: &Conv2dGeometry) -> 
 }
 
 /// [`conv2d_forward`]: per image and group, its column matrix and `Y = W · col` written
-/// straight into the output.
-fn forward<T: Float>(x: ArrayView4<'_, T>, w: ArrayView4<'_, T>, g: &Conv2dGeometry) -> Array4<T> {
+/// straight into the output (added to the bias written there first, if any), then `relu`
+/// on the image's output if asked.
+fn forward<T: Float>(
+    x: ArrayView4<'_, T>,
+    w: ArrayView4<'_, T>,
+    epilogue: Epilogue<'_, T>,
+    g: &Conv2dGeometry,
+) -> Array4<T> {
     let n = x.len_of(Axis(0));
     check_shape("the input", x.shape(), g.input_shape(n));
     check_shape("the weight", w.shape(), g.weight_shape());
+    if let Some(bias) = epilogue.bias {
+        assert!(
+            bias.len() == g.out_channels,
+            "conv2d kernel: the bias has {} elements for {} output channels",
+            bias.len(),
+            g.out_channels
+        );
+    }
     let mut out = Array4::zeros(g.output_shape(n));
     let (k, p, og) = (g.col_rows(), g.out_plane(), g.out_channels / g.groups);
-    if out.is_empty() || k == 0 {
+    if out.is_empty() {
         return out;
     }
     let x = x.as_standard_layout();
@@ -227,16 +284,38 @@ fn forward<T: Float>(x: ArrayView4<'_, T>, w: ArrayView4<'_, T>, g: &Conv2dGeome
     let w = w.view();
     let wm = weight_matrix(&w, g);
     let plan = Plan::new(g, n, 1);
+    let product = match epilogue.bias {
+        Some(_) => plan.product_add(),
+        None => plan.product(),
+    };
     let outs = out.as_slice_mut().expect("fresh array");
-    plan.for_halves(outs, g.out_channels * p, |images, out, product| {
+    plan.for_halves(outs, g.out_channels * p, product, |images, out, product| {
         let mut col = vec![T::zero(); k * p];
         for image in images.clone() {
-            for gi in 0..g.groups {
-                fill_columns(xs, g, image..image + 1, gi, &mut col);
-                let cols = ArrayView2::from_shape((k, p), &col[..]).expect("k · p");
-                let y = &mut out[((image - images.start) * g.groups + gi) * og * p..][..og * p];
-                let mut y = ArrayViewMut2::from_shape((og, p), y).expect("og · p");
-                product(&wm.slice(s![gi * og..(gi + 1) * og, ..]), &cols, &mut y);
+            let y_image =
+                &mut out[(image - images.start) * g.out_channels * p..][..g.out_channels * p];
+            if let Some(bias) = epilogue.bias {
+                for (plane, &b) in y_image.chunks_exact_mut(p).zip(bias) {
+                    plane.fill(b);
+                }
+            }
+            if k > 0 {
+                for gi in 0..g.groups {
+                    fill_columns(xs, g, image..image + 1, gi, &mut col);
+                    let cols = ArrayView2::from_shape((k, p), &col[..]).expect("k · p");
+                    let y = &mut y_image[gi * og * p..][..og * p];
+                    let mut y = ArrayViewMut2::from_shape((og, p), y).expect("og · p");
+                    product(&wm.slice(s![gi * og..(gi + 1) * og, ..]), &cols, &mut y);
+                }
+            }
+            if epilogue.relu {
+                let zero = T::zero();
+                for v in y_image.iter_mut() {
+                    // `relu`, NaN kept (as the op's kernel).
+                    if !(*v > zero || v.is_nan()) {
+                        *v = zero;
+                    }
+                }
             }
         }
     });
@@ -268,20 +347,26 @@ fn input_grad<T: Float>(
     let wm = weight_matrix(&w, g);
     let plan = Plan::new(g, n, 1);
     let dxs = dx.as_slice_mut().expect("fresh array");
-    plan.for_halves(dxs, g.in_channels * hw, |images, dx, product| {
-        let mut col = vec![T::zero(); k * p];
-        for image in images.clone() {
-            for gi in 0..g.groups {
-                let go = &gs[(image * g.groups + gi) * og * p..][..og * p];
-                let go = ArrayView2::from_shape((og, p), go).expect("og · p");
-                let wt = wm.slice(s![gi * og..(gi + 1) * og, ..]).reversed_axes();
-                let mut cols = ArrayViewMut2::from_shape((k, p), &mut col[..]).expect("k · p");
-                product(&wt, &go, &mut cols);
-                let dxg = &mut dx[((image - images.start) * g.groups + gi) * cg * hw..][..cg * hw];
-                col2im(&col, g, cg, dxg, Block { ld: p, first: 0 });
+    plan.for_halves(
+        dxs,
+        g.in_channels * hw,
+        plan.product(),
+        |images, dx, product| {
+            let mut col = vec![T::zero(); k * p];
+            for image in images.clone() {
+                for gi in 0..g.groups {
+                    let go = &gs[(image * g.groups + gi) * og * p..][..og * p];
+                    let go = ArrayView2::from_shape((og, p), go).expect("og · p");
+                    let wt = wm.slice(s![gi * og..(gi + 1) * og, ..]).reversed_axes();
+                    let mut cols = ArrayViewMut2::from_shape((k, p), &mut col[..]).expect("k · p");
+                    product(&wt, &go, &mut cols);
+                    let dxg =
+                        &mut dx[((image - images.start) * g.groups + gi) * cg * hw..][..cg * hw];
+                    col2im(&col, g, cg, dxg, Block { ld: p, first: 0 });
+                }
             }
-        }
-    });
+        },
+    );
     dx
 }
 

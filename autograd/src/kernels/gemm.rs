@@ -292,7 +292,7 @@ pub(crate) fn mat_mul_into<T: Float>(
     b: &ArrayView2<'_, T>,
     out: &mut ArrayViewMut2<'_, T>,
 ) {
-    write_into(a, b, out, true);
+    write_into(a, b, out, true, Destination::Overwrite);
 }
 
 /// [`mat_mul_into`] on the calling thread whatever the size, for kernels that run their
@@ -302,32 +302,59 @@ pub(crate) fn mat_mul_into_this_thread<T: Float>(
     b: &ArrayView2<'_, T>,
     out: &mut ArrayViewMut2<'_, T>,
 ) {
-    write_into(a, b, out, false);
+    write_into(a, b, out, false, Destination::Overwrite);
 }
 
-/// `out = a · b`, in halves from [`PARALLEL_MATMUL_THRESHOLD`] on if `threaded`.
+/// `out += a · b`, threaded by size like [`mat_mul_into`]: the product added in the
+/// kernel's output pass (a convolution's bias, written into the output first).
+pub(crate) fn mat_mul_add_into<T: Float>(
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    out: &mut ArrayViewMut2<'_, T>,
+) {
+    write_into(a, b, out, true, Destination::Add);
+}
+
+/// [`mat_mul_add_into`] on the calling thread whatever the size.
+pub(crate) fn mat_mul_add_into_this_thread<T: Float>(
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    out: &mut ArrayViewMut2<'_, T>,
+) {
+    write_into(a, b, out, false, Destination::Add);
+}
+
+/// `out = a · b` or `out += a · b`, in halves from [`PARALLEL_MATMUL_THRESHOLD`] on if
+/// `threaded`.
 fn write_into<T: Float>(
     a: &ArrayView2<'_, T>,
     b: &ArrayView2<'_, T>,
     out: &mut ArrayViewMut2<'_, T>,
     threaded: bool,
+    destination: Destination,
 ) {
     let (m, k, n) = product_dims(a, b, out.dim());
     if m == 0 || n == 0 {
         return;
     }
+    let beta = match destination {
+        Destination::Overwrite => T::zero(),
+        Destination::Add => T::one(),
+    };
     if k == 0 {
-        out.fill(T::zero());
+        if destination == Destination::Overwrite {
+            out.fill(T::zero());
+        }
         return;
     }
     if !is_gemm_type::<T>() {
-        general_mat_mul(T::one(), a, b, T::zero(), out);
+        general_mat_mul(T::one(), a, b, beta, out);
         return;
     }
     // The same decomposition as a fresh output's (the halves are views of any layout).
     let multiply_adds = if threaded { m * k * n } else { 0 };
     in_halves(multiply_adds, a, b, out.view_mut(), |a, b, out| {
-        gemm_into_initialised(a, b, out, Destination::Overwrite);
+        gemm_into_initialised(a, b, out, destination);
     });
 }
 

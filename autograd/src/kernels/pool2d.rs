@@ -9,6 +9,8 @@ use std::fmt;
 
 use ndarray::{Array4, ArrayView4};
 
+use super::elementwise::PARALLEL_THRESHOLD;
+use super::fork_join::join;
 use crate::Float;
 
 /// Kernel, stride, padding and rounding of a 2-D pooling, with the input and output sizes
@@ -163,59 +165,111 @@ pub(crate) fn max_pool2d_argmax<T: Float>(
     x: ArrayView4<'_, T>,
     g: &Pool2dGeometry,
 ) -> (Array4<T>, Array4<usize>) {
+    let (values, indices) = max_pool2d::<T, true>(x, g);
+    (values, indices.expect("indices asked for"))
+}
+
+/// [`max_pool2d_argmax`]'s maxima alone, for a forward pass that records no gradient.
+pub(crate) fn max_pool2d_values<T: Float>(x: ArrayView4<'_, T>, g: &Pool2dGeometry) -> Array4<T> {
+    max_pool2d::<T, false>(x, g).0
+}
+
+/// The maxima, and their flat indices if `INDEX`.
+fn max_pool2d<T: Float, const INDEX: bool>(
+    x: ArrayView4<'_, T>,
+    g: &Pool2dGeometry,
+) -> (Array4<T>, Option<Array4<usize>>) {
     g.check_input(x.shape());
     let (n, c) = (x.shape()[0], x.shape()[1]);
     let [h, w] = g.input_hw;
     let [oh, ow] = g.output_hw;
     let mut values = Array4::from_elem((n, c, oh, ow), T::neg_infinity());
-    let mut indices = Array4::zeros((n, c, oh, ow));
+    let mut indices = INDEX.then(|| Array4::zeros((n, c, oh, ow)));
     if values.is_empty() {
         return (values, indices);
     }
     let x = x.as_standard_layout();
-    let planes = x.as_slice().expect("standard layout").chunks_exact(h * w);
-    let out_values = values
-        .as_slice_mut()
-        .expect("fresh array")
-        .chunks_exact_mut(oh * ow);
-    let out_indices = indices
-        .as_slice_mut()
-        .expect("fresh array")
-        .chunks_exact_mut(oh * ow);
-    // Without padding and with every window inside the input (the usual pooling by 2),
-    // each window's taps sit at the same offsets from its first element, and windows are
-    // pooled [`LANES`] at a time; the others one by one.
-    let [kh, kw] = g.kernel;
-    let [sh, sw] = g.stride;
-    let inside = g.padding == [0, 0] && (oh - 1) * sh + kh <= h && (ow - 1) * sw + kw <= w;
-    let offsets: Vec<usize> = (0..kh)
-        .flat_map(|i| (0..kw).map(move |j| i * w + j))
-        .collect();
-    let lanes = if inside { oh * ow / LANES * LANES } else { 0 };
-    for ((plane, vals), idxs) in planes.zip(out_values).zip(out_indices) {
-        for o in (0..lanes).step_by(LANES) {
-            let starts = std::array::from_fn(|l| ((o + l) / ow * sh) * w + (o + l) % ow * sw);
-            let (best, index) = max_lanes(plane, &starts, &offsets);
-            vals[o..o + LANES].copy_from_slice(&best);
-            idxs[o..o + LANES].copy_from_slice(&index);
-        }
-        for o in lanes..oh * ow {
-            let (h0, h1, _) = g.window(0, o / ow);
-            let (w0, w1, _) = g.window(1, o % ow);
-            (vals[o], idxs[o]) = max_window(plane, w, (h0, h1), (w0, w1));
-        }
+    let xs = x.as_slice().expect("standard layout");
+    let vals = values.as_slice_mut().expect("fresh array");
+    let mut no_indices = [];
+    let idxs = match indices.as_mut() {
+        Some(indices) => indices.as_slice_mut().expect("fresh array"),
+        None => &mut no_indices[..],
+    };
+    // The planes in two halves side by side from `PARALLEL_THRESHOLD` input elements on
+    // (each output element depends on its window only: the same results either way).
+    let planes = n * c;
+    if xs.len() >= PARALLEL_THRESHOLD && planes >= 2 {
+        let mid = planes / 2;
+        let (xs1, xs2) = xs.split_at(mid * h * w);
+        let (vals1, vals2) = vals.split_at_mut(mid * oh * ow);
+        let (idxs1, idxs2) = idxs.split_at_mut(if INDEX { mid * oh * ow } else { 0 });
+        join(
+            || max_planes::<T, INDEX>(xs1, g, vals1, idxs1),
+            || max_planes::<T, INDEX>(xs2, g, vals2, idxs2),
+        );
+    } else {
+        max_planes::<T, INDEX>(xs, g, vals, idxs);
     }
     (values, indices)
 }
 
-/// Windows side by side that [`max_lanes`] pools together.
-const LANES: usize = 8;
+/// Max pooling of the planes `xs` (`H·W` each) into `vals` (`OH·OW` each) and, if `INDEX`,
+/// their indices into `idxs`.
+fn max_planes<T: Float, const INDEX: bool>(
+    xs: &[T],
+    g: &Pool2dGeometry,
+    vals: &mut [T],
+    idxs: &mut [usize],
+) {
+    let [h, w] = g.input_hw;
+    let [oh, ow] = g.output_hw;
+    let [kh, kw] = g.kernel;
+    let [sh, sw] = g.stride;
+    // Without padding and with every window inside the input (the usual pooling by 2),
+    // windows are pooled row by row with no clipping; the kernel sizes of the common
+    // 2×2 and 3×3 windows are constants there, so their taps unroll.
+    let inside = g.padding == [0, 0] && (oh - 1) * sh + kh <= h && (ow - 1) * sw + kw <= w;
+    let planes = xs.chunks_exact(h * w).zip(vals.chunks_exact_mut(oh * ow));
+    for (p, (plane, vals)) in planes.enumerate() {
+        let idxs = if INDEX {
+            &mut idxs[p * oh * ow..][..oh * ow]
+        } else {
+            &mut []
+        };
+        if inside && g.kernel == [2, 2] && g.stride == [2, 2] {
+            max_2x2::<T, INDEX>(plane, (w, ow), vals, idxs);
+            continue;
+        }
+        if inside {
+            let steps = (w, [sh, sw], ow);
+            match g.kernel {
+                [3, 3] => max_inside::<T, INDEX>(plane, steps, [3, 3], vals, idxs),
+                kernel => max_inside::<T, INDEX>(plane, steps, kernel, vals, idxs),
+            }
+            continue;
+        }
+        for o in 0..oh * ow {
+            let (h0, h1, _) = g.window(0, o / ow);
+            let (w0, w1, _) = g.window(1, o % ow);
+            let (best, index) = max_window(plane, w, (h0, h1), (w0, w1));
+            vals[o] = best;
+            if INDEX {
+                idxs[o] = index;
+            }
+        }
+    }
+}
 
 /// Whether `v` replaces the running maximum `best`: larger, or NaN (so the first maximum
 /// wins ties and the last NaN wins over numbers, as in PyTorch's CPU kernel).
 #[inline(always)]
 fn replaces<T: Float>(v: T, best: T) -> bool {
-    v > best || v.is_nan()
+    // `|`, not `||`: both comparisons always, so no branch (NaN is the value unequal to
+    // itself).
+    #[allow(clippy::eq_op)]
+    let nan = v != v;
+    (v > best) | nan
 }
 
 /// The maximum of one window, rows `h0..h1` and columns `w0..w1` of a plane of width `w`,
@@ -240,28 +294,94 @@ fn max_window<T: Float>(
     (best, best_index)
 }
 
-/// [`max_window`] of [`LANES`] windows inside the plane, starting at the flat indices
-/// `starts`, their taps at `offsets` from the start (in row-major window order). The windows
-/// are updated side by side, tap by tap, with selects rather than branches: activations
-/// after a ReLU tie half the time, where a branch per element mispredicts.
-#[inline]
-fn max_lanes<T: Float>(
+/// Pooling by 2 (2×2 windows, stride 2, all inside the plane of width `w`; `ow` windows a
+/// row), output row by
+/// output row: the two input rows as pairs, each window's maximum the larger of its top
+/// pair's and its bottom pair's (the same choice as the row-major scan: a right or lower
+/// element wins only if larger or NaN). Branch-free, so the compiler vectorizes it; ReLU
+/// outputs tie half the time, where branches mispredict.
+#[inline(always)]
+fn max_2x2<T: Float, const INDEX: bool>(
     plane: &[T],
-    starts: &[usize; LANES],
-    offsets: &[usize],
-) -> ([T; LANES], [usize; LANES]) {
-    let mut best = [T::neg_infinity(); LANES];
-    let mut index = *starts;
-    for &offset in offsets {
-        for l in 0..LANES {
-            let p = starts[l] + offset;
-            let v = plane[p];
-            let take = replaces(v, best[l]);
-            best[l] = if take { v } else { best[l] };
-            index[l] = if take { p } else { index[l] };
+    (w, ow): (usize, usize),
+    vals: &mut [T],
+    idxs: &mut [usize],
+) {
+    for (r, row_vals) in vals.chunks_exact_mut(ow).enumerate() {
+        let top = 2 * r * w;
+        let (upper, _) = plane[top..top + 2 * ow].as_chunks::<2>();
+        let (lower, _) = plane[top + w..top + w + 2 * ow].as_chunks::<2>();
+        let pairs = upper.iter().zip(lower);
+        if INDEX {
+            let row_idxs = &mut idxs[r * ow..(r + 1) * ow];
+            for (q, ((value, index), (&[a, b], &[c, d]))) in
+                row_vals.iter_mut().zip(row_idxs).zip(pairs).enumerate()
+            {
+                let (upper_right, lower_right) = (replaces(b, a), replaces(d, c));
+                let (upper_max, lower_max) = (pick(upper_right, b, a), pick(lower_right, d, c));
+                let lower_wins = replaces(lower_max, upper_max);
+                *value = pick(lower_wins, lower_max, upper_max);
+                let column = top + 2 * q;
+                *index = if lower_wins {
+                    column + w + usize::from(lower_right)
+                } else {
+                    column + usize::from(upper_right)
+                };
+            }
+        } else {
+            for (value, (&[a, b], &[c, d])) in row_vals.iter_mut().zip(pairs) {
+                let (upper_max, lower_max) =
+                    (pick(replaces(b, a), b, a), pick(replaces(d, c), d, c));
+                *value = pick(replaces(lower_max, upper_max), lower_max, upper_max);
+            }
         }
     }
-    (best, index)
+}
+
+/// `if take { a } else { b }`, for a compiler to turn into a select.
+#[inline(always)]
+fn pick<T: Copy>(take: bool, a: T, b: T) -> T {
+    if take { a } else { b }
+}
+
+/// Every window of one plane (of width `w`) when all lie inside it: window `(r, q)` starts
+/// at `r·sh·w + q·sw`. Its maximum goes to `vals[r·ow + q]` and, if `INDEX`, its flat index
+/// to `idxs[r·ow + q]`. Selects rather than branches: activations after a ReLU tie half
+/// the time, where a branch per element mispredicts. Inlined so that a constant `kernel`
+/// unrolls the taps.
+#[inline(always)]
+fn max_inside<T: Float, const INDEX: bool>(
+    plane: &[T],
+    (w, [sh, sw], ow): (usize, [usize; 2], usize),
+    [kh, kw]: [usize; 2],
+    vals: &mut [T],
+    idxs: &mut [usize],
+) {
+    let span = (ow - 1) * sw + kw;
+    for (r, row_vals) in vals.chunks_exact_mut(ow).enumerate() {
+        let top = r * sh * w;
+        let rows: &[T] = &plane[top..top + (kh - 1) * w + span];
+        for (q, value) in row_vals.iter_mut().enumerate() {
+            let start = q * sw;
+            // The first tap: the maximum so far whatever it is (a −∞ or a NaN included).
+            let mut best = rows[start];
+            let mut index = start;
+            for i in 0..kh {
+                let taps = &rows[start + i * w..start + i * w + kw];
+                for (j, &v) in taps.iter().enumerate() {
+                    let take = replaces(v, best);
+                    best = if take { v } else { best };
+                    if INDEX {
+                        index = if take { start + i * w + j } else { index };
+                    }
+                }
+            }
+            *value = best;
+            if INDEX {
+                idxs[r * ow + q] = top + index;
+            }
+        }
+    }
 }
 
 /// Average pooling with zero padding: each window's sum divided by its size counting the

@@ -317,16 +317,16 @@ impl<T: Float> Structural<T> for Arr<'_, T> {
     fn scatter_add(self, axis: usize, index: &Rc<ArrayD<usize>>, shape: &[usize]) -> Self {
         Arr::Owned(index::scatter_add(&self.view(), axis, index, shape))
     }
-    fn conv2d(self, weight: Self, geometry: &Rc<Conv2dGeometry>) -> Self {
+    fn conv2d(&self, weight: &Self, geometry: &Rc<Conv2dGeometry>) -> Self {
         let y = conv2d_forward(self.view4(), weight.view4(), geometry);
         Arr::Owned(y.into_dyn())
     }
-    fn conv2d_input_grad(self, weight: Self, geometry: &Rc<Conv2dGeometry>) -> Self {
+    fn conv2d_input_grad(&self, weight: &Self, geometry: &Rc<Conv2dGeometry>) -> Self {
         let x_shape = geometry.input_shape(self.shape()[0]);
         let dx = conv2d_input_grad(self.view4(), weight.view4(), x_shape, geometry);
         Arr::Owned(dx.into_dyn())
     }
-    fn conv2d_weight_grad(self, grad: Self, geometry: &Rc<Conv2dGeometry>) -> Self {
+    fn conv2d_weight_grad(&self, grad: &Self, geometry: &Rc<Conv2dGeometry>) -> Self {
         let dw = conv2d_weight_grad(
             self.view4(),
             grad.view4(),

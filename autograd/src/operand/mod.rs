@@ -88,13 +88,15 @@ pub(crate) trait Structural<T: Float>: Operand<T> {
     fn index_add(self, axis: usize, indices: &Rc<[usize]>, size: usize) -> Self;
     fn gather(self, axis: usize, index: &Rc<ArrayD<usize>>) -> Self;
     fn scatter_add(self, axis: usize, index: &Rc<ArrayD<usize>>, shape: &[usize]) -> Self;
-    /// `conv2d(self, weight)`, `self` an input `[N, C, H, W]`.
-    fn conv2d(self, weight: Self, geometry: &Rc<Conv2dGeometry>) -> Self;
+    /// `conv2d(self, weight)`, `self` an input `[N, C, H, W]`. The three convolution maps
+    /// borrow their operands (their kernels only read them), so a rule that feeds one
+    /// gradient to two of them copies nothing.
+    fn conv2d(&self, weight: &Self, geometry: &Rc<Conv2dGeometry>) -> Self;
     /// The transposed convolution of `self` (an output gradient `[N, O, OH, OW]`) by
     /// `weight`: conv2d's input gradient, `[N, C, H, W]`.
-    fn conv2d_input_grad(self, weight: Self, geometry: &Rc<Conv2dGeometry>) -> Self;
+    fn conv2d_input_grad(&self, weight: &Self, geometry: &Rc<Conv2dGeometry>) -> Self;
     /// conv2d's weight gradient for the input `self` and the output gradient `grad`.
-    fn conv2d_weight_grad(self, grad: Self, geometry: &Rc<Conv2dGeometry>) -> Self;
+    fn conv2d_weight_grad(&self, grad: &Self, geometry: &Rc<Conv2dGeometry>) -> Self;
     /// Average pooling of `self`, `[N, C, H, W]`.
     fn avg_pool2d(self, geometry: &Rc<Pool2dGeometry>, count_include_pad: bool) -> Self;
     /// The adjoint of average pooling (its input gradient) applied to `self`, an output

@@ -108,14 +108,14 @@ impl<'t, T: Float> Structural<T> for Var<'t, T> {
     fn scatter_add(self, axis: usize, index: &Rc<ArrayD<usize>>, shape: &[usize]) -> Self {
         gather::record_scatter_add(self, axis, index.clone(), shape)
     }
-    fn conv2d(self, weight: Self, geometry: &Rc<Conv2dGeometry>) -> Self {
-        conv2d::record(self, weight, geometry.clone())
+    fn conv2d(&self, weight: &Self, geometry: &Rc<Conv2dGeometry>) -> Self {
+        conv2d::record(*self, *weight, geometry.clone())
     }
-    fn conv2d_input_grad(self, weight: Self, geometry: &Rc<Conv2dGeometry>) -> Self {
-        conv2d::record_input_grad(self, weight, geometry.clone())
+    fn conv2d_input_grad(&self, weight: &Self, geometry: &Rc<Conv2dGeometry>) -> Self {
+        conv2d::record_input_grad(*self, *weight, geometry.clone())
     }
-    fn conv2d_weight_grad(self, grad: Self, geometry: &Rc<Conv2dGeometry>) -> Self {
-        conv2d::record_weight_grad(self, grad, geometry.clone())
+    fn conv2d_weight_grad(&self, grad: &Self, geometry: &Rc<Conv2dGeometry>) -> Self {
+        conv2d::record_weight_grad(*self, *grad, geometry.clone())
     }
     fn avg_pool2d(self, geometry: &Rc<Pool2dGeometry>, count_include_pad: bool) -> Self {
         avg_pool2d::record(self, geometry.clone(), count_include_pad)

@@ -205,8 +205,13 @@ impl<T: Float> Module<T> for Conv2d<T> {
             }
         }
         let bias = self.weights.bias.as_ref().map(|b| tape.param(b));
-        let y = x.conv2d(tape.param(kernel), bias, &self.options());
-        self.activation.apply(y)
+        let (kernel, options) = (tape.param(kernel), self.options());
+        // Without gradient recording, the bias and `relu` are applied in the convolution's
+        // output pass; with it, `relu` is its own primitive.
+        match self.activation {
+            Activation::Relu => x.conv2d_relu(kernel, bias, &options),
+            activation => activation.apply(x.conv2d(kernel, bias, &options)),
+        }
     }
 
     /// Creates the kernel and bias for inputs of shape `(channels, height, width)` and

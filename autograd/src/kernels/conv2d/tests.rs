@@ -164,8 +164,9 @@ fn assert_near(what: &str, got: &Array4<f64>, want: &Array4<f64>) -> Result<(), 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
 
-    /// Forward against the definition; ⟨conv(x, w), g⟩ = ⟨x, input_grad(g, w)⟩ =
-    /// ⟨w, weight_grad(x, g)⟩; the weight gradients of chunks of 1, 2 and all images agree.
+    /// Forward against the definition, and with a bias and `relu` fused; ⟨conv(x, w), g⟩ =
+    /// ⟨x, input_grad(g, w)⟩ = ⟨w, weight_grad(x, g)⟩; the weight gradients of chunks of 1,
+    /// 2 and all images agree.
     #[test]
     fn kernels_are_adjoint_and_chunking_agrees(
         (xs, ws, stride, padding, dilation, groups) in geometries(),
@@ -177,6 +178,18 @@ proptest! {
         let y = conv2d_forward(x.view(), w.view(), &g);
         let want = naive_forward(&x.view(), &w.view(), &g);
         assert_near("forward", &y, &want)?;
+        let bias: Vec<f64> = (0..ws[0]).map(|o| o as f64 * 0.3 - 0.5).collect();
+        for relu in [false, true] {
+            let fused = conv2d_forward_fused(x.view(), w.view(), Epilogue { bias: Some(&bias), relu }, &g);
+            let mut want = want.clone();
+            for ((_, o, _, _), v) in want.indexed_iter_mut() {
+                *v += bias[o];
+                if relu {
+                    *v = v.max(0.0);
+                }
+            }
+            assert_near("forward with bias and relu", &fused, &want)?;
+        }
         let dx = conv2d_input_grad(up.view(), w.view(), xs, &g);
         let dw = conv2d_weight_grad(x.view(), up.view(), ws, &g);
         let (lhs, via_x, via_w) = (dot(&y, &up), dot(&x, &dx), dot(&w, &dw));

@@ -209,15 +209,19 @@ fn naive_max_pool(x: &Array4<f64>, g: &Pool2dGeometry) -> (Array4<f64>, Array4<u
     (values, indices)
 }
 
-/// The side-by-side windows (every window inside the input) and the one-by-one ones give
-/// the definition's maxima and indices, with many ties (values on a grid of 3, as after a
-/// ReLU), NaNs and −∞.
+/// The row-by-row windows (every window inside the input, pooling by 2 and others) and the
+/// one-by-one ones give the definition's maxima and indices, with many ties (values on a
+/// grid of 3, as after a ReLU), NaNs and −∞, on one plane range or two halves; the maxima
+/// alone (no gradient recorded) are the same.
 #[test]
 fn max_pool_matches_its_definition_with_ties_and_nan() {
     /// Input shape, kernel, stride, padding.
     type Case = ([usize; 4], [usize; 2], Option<[usize; 2]>, [usize; 2]);
-    let cases: [Case; 6] = [
+    let cases: [Case; 8] = [
         ([2, 3, 28, 28], [2, 2], None, [0, 0]),
+        // Large enough for two halves of planes (an odd number of planes).
+        ([3, 7, 56, 56], [2, 2], None, [0, 0]),
+        ([3, 7, 56, 56], [3, 3], Some([2, 2]), [1, 1]),
         ([2, 3, 14, 14], [2, 2], None, [0, 0]),
         ([1, 2, 9, 11], [3, 3], Some([1, 1]), [0, 0]),
         ([1, 2, 9, 11], [3, 2], Some([2, 3]), [0, 0]),
@@ -240,8 +244,10 @@ fn max_pool_matches_its_definition_with_ties_and_nan() {
             indices, want_indices,
             "{xs:?} {kernel:?} {stride:?} {padding:?}"
         );
-        for (a, b) in values.iter().zip(&want_values) {
+        let alone = max_pool2d_values(x.view(), &g);
+        for ((a, b), c) in values.iter().zip(&want_values).zip(&alone) {
             assert!(a == b || (a.is_nan() && b.is_nan()), "{a} vs {b}");
+            assert!(a == c || (a.is_nan() && c.is_nan()), "{a} vs {c}");
         }
     }
 }
