@@ -33,6 +33,7 @@
 mod columns;
 mod geometry;
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use ndarray::{Array2, Array4, ArrayView2, ArrayView4, ArrayViewMut2, Axis, s};
@@ -189,12 +190,12 @@ impl Plan {
     /// Runs `work(images, part, product)` on each half, `part` being the images' elements of
     /// `out` (`per_image` each) and `product` one of [`Plan::product`] or
     /// [`Plan::product_add`].
-    fn for_halves<T: Float>(
+    fn for_halves<T: Float, E: Send>(
         &self,
-        out: &mut [T],
+        out: &mut [E],
         per_image: usize,
         product: Product<T>,
-        work: impl Fn(Range<usize>, &mut [T], Product<T>) + Sync,
+        work: impl Fn(Range<usize>, &mut [E], Product<T>) + Sync,
     ) {
         match self.mid {
             None => work(0..self.n, out, product),
@@ -253,9 +254,10 @@ fn weight_matrix<'a, T: Float>(w: &'a ArrayView4<'_, T>, g: &Conv2dGeometry) -> 
     ArrayView2::from_shape((g.out_channels, g.col_rows()), w).expect("O · k elements")
 }
 
-/// [`conv2d_forward`]: per image and group, its column matrix and `Y = W · col` written
-/// straight into the output (added to the bias written there first, if any), then `relu`
-/// on the image's output if asked.
+/// [`conv2d_forward`]: per image, its output first written with the bias (zeros without
+/// one) while it is in cache, then, per group, its column matrix and `Y += W · col` added
+/// in place, then `relu` if asked. The output is allocated without a zero fill: each
+/// image's block is written in full by that first pass before anything reads it.
 fn forward<T: Float>(
     x: ArrayView4<'_, T>,
     w: ArrayView4<'_, T>,
@@ -273,53 +275,58 @@ fn forward<T: Float>(
             g.out_channels
         );
     }
-    let mut out = Array4::zeros(g.output_shape(n));
+    let shape = g.output_shape(n);
     let (k, p, og) = (g.col_rows(), g.out_plane(), g.out_channels / g.groups);
-    if out.is_empty() {
-        return out;
-    }
+    let per_image = g.out_channels * p;
+    let mut data: Vec<T> = Vec::with_capacity(n * per_image);
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard layout");
     let w = w.as_standard_layout();
     let w = w.view();
     let wm = weight_matrix(&w, g);
     let plan = Plan::new(g, n, 1);
-    let product = match epilogue.bias {
-        Some(_) => plan.product_add(),
-        None => plan.product(),
-    };
-    let outs = out.as_slice_mut().expect("fresh array");
-    plan.for_halves(outs, g.out_channels * p, product, |images, out, product| {
-        let mut col = vec![T::zero(); k * p];
-        for image in images.clone() {
-            let y_image =
-                &mut out[(image - images.start) * g.out_channels * p..][..g.out_channels * p];
-            if let Some(bias) = epilogue.bias {
-                for (plane, &b) in y_image.chunks_exact_mut(p).zip(bias) {
-                    plane.fill(b);
+    let spare = &mut data.spare_capacity_mut()[..n * per_image];
+    plan.for_halves(
+        spare,
+        per_image,
+        plan.product_add(),
+        |images, out, product| {
+            let mut col = vec![T::zero(); k * p];
+            for (b, image) in images.clone().enumerate() {
+                let block = &mut out[b * per_image..(b + 1) * per_image];
+                for (o, plane) in block.chunks_exact_mut(p.max(1)).enumerate() {
+                    let start = epilogue.bias.map_or(T::zero(), |bias| bias[o]);
+                    plane.fill(MaybeUninit::new(start));
                 }
-            }
-            if k > 0 {
-                for gi in 0..g.groups {
-                    fill_columns(xs, g, image..image + 1, gi, &mut col);
-                    let cols = ArrayView2::from_shape((k, p), &col[..]).expect("k · p");
-                    let y = &mut y_image[gi * og * p..][..og * p];
-                    let mut y = ArrayViewMut2::from_shape((og, p), y).expect("og · p");
-                    product(&wm.slice(s![gi * og..(gi + 1) * og, ..]), &cols, &mut y);
+                // SAFETY: every element of `block` was written just above (`out_channels`
+                // planes of `p` elements fill its `per_image` elements; with `p == 0` it is
+                // empty), and `MaybeUninit<T>` has `T`'s layout.
+                let y_image = unsafe { &mut *(std::ptr::from_mut(block) as *mut [T]) };
+                if k > 0 {
+                    for gi in 0..g.groups {
+                        fill_columns(xs, g, image..image + 1, gi, &mut col);
+                        let cols = ArrayView2::from_shape((k, p), &col[..]).expect("k · p");
+                        let y = &mut y_image[gi * og * p..][..og * p];
+                        let mut y = ArrayViewMut2::from_shape((og, p), y).expect("og · p");
+                        product(&wm.slice(s![gi * og..(gi + 1) * og, ..]), &cols, &mut y);
+                    }
                 }
-            }
-            if epilogue.relu {
-                let zero = T::zero();
-                for v in y_image.iter_mut() {
-                    // `relu`, NaN kept (as the op's kernel).
-                    if !(*v > zero || v.is_nan()) {
-                        *v = zero;
+                if epilogue.relu {
+                    let zero = T::zero();
+                    for v in y_image.iter_mut() {
+                        // `relu`, NaN kept (as the op's kernel).
+                        if !(*v > zero || v.is_nan()) {
+                            *v = zero;
+                        }
                     }
                 }
             }
-        }
-    });
-    out
+        },
+    );
+    // SAFETY: the halves of `for_halves` cover images `0..n`, whose blocks are the
+    // `n · per_image` elements of `spare`, and each block was written in full above.
+    unsafe { data.set_len(n * per_image) };
+    Array4::from_shape_vec(shape, data).expect("N · O · OH · OW elements")
 }
 
 /// [`conv2d_input_grad`]: per image and group, `col = Wᵀ · G` (`G` read in place) added back

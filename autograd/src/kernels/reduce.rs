@@ -84,7 +84,7 @@ fn sum_run<T: Float>(
         // Nothing to sum into.
     } else if inner == 1 {
         for (o, total) in out.iter_mut().enumerate() {
-            *total = data[o * reduced..(o + 1) * reduced].iter().copied().sum();
+            *total = sum_lanes(&data[o * reduced..(o + 1) * reduced]);
         }
     } else {
         for (o, row_out) in out.chunks_exact_mut(inner).enumerate() {
@@ -98,6 +98,24 @@ fn sum_run<T: Float>(
     kept[from..=to].iter_mut().for_each(|d| *d = 1);
     ArrayD::from_shape_vec(IxDyn(&kept), out).expect("element count matches")
 }
+
+/// The sum of `xs` in [`LANES`] interleaved partial sums, added up at the end: independent
+/// additions that the compiler vectorizes, where one running sum waits on each addition's
+/// latency (a bias gradient sums every `H·W` plane of the output gradient this way).
+fn sum_lanes<T: Float>(xs: &[T]) -> T {
+    let (chunks, rest) = xs.as_chunks::<LANES>();
+    let mut partial = [T::zero(); LANES];
+    for chunk in chunks {
+        for (p, &x) in partial.iter_mut().zip(chunk) {
+            *p += x;
+        }
+    }
+    let tail: T = rest.iter().copied().sum();
+    partial.iter().copied().sum::<T>() + tail
+}
+
+/// Partial sums of [`sum_lanes`]: two AVX-512 vectors of `f32`.
+const LANES: usize = 32;
 
 /// The maximum (`is_max`) or minimum of `a` over `axes`; NaN propagates.
 pub(crate) fn extremum<T: Float>(
