@@ -3,6 +3,8 @@
 
 use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
 
+use super::elementwise::PARALLEL_THRESHOLD;
+use super::fork_join::join;
 use crate::Float;
 
 /// The slices of `v` at `indices` along `axis`, in that order.
@@ -66,22 +68,34 @@ pub(crate) fn scatter_add<T: Float>(
     let mut out = ArrayD::zeros(IxDyn(shape));
     let values = v.as_slice().filter(|_| v.shape() == index.shape());
     if let Some(lanes) = Lanes::of(shape, values, axis, index) {
-        // The same additions in the same order as the general loop below.
+        // The same additions in the same order as the general loop below, plane by plane;
+        // from `PARALLEL_THRESHOLD` elements on, the planes in two halves side by side
+        // (each plane's additions stay in order: the same results either way).
         let (inner, block) = (lanes.inner, lanes.picked * lanes.inner);
-        let planes = out
-            .as_slice_mut()
-            .expect("fresh array")
-            .chunks_exact_mut(lanes.len * inner);
-        let blocks = lanes
-            .index
-            .chunks_exact(block)
-            .zip(lanes.source.chunks_exact(block));
-        for (plane, (idx, vals)) in planes.zip(blocks) {
-            for (row, row_vals) in idx.chunks_exact(inner).zip(vals.chunks_exact(inner)) {
-                for (e, (&i, &x)) in row.iter().zip(row_vals).enumerate() {
-                    plane[i * inner + e] += x;
+        let plane_len = lanes.len * inner;
+        let scatter = |out: &mut [T], index: &[usize], source: &[T]| {
+            let blocks = index.chunks_exact(block).zip(source.chunks_exact(block));
+            for (plane, (idx, vals)) in out.chunks_exact_mut(plane_len).zip(blocks) {
+                for (row, row_vals) in idx.chunks_exact(inner).zip(vals.chunks_exact(inner)) {
+                    for (e, (&i, &x)) in row.iter().zip(row_vals).enumerate() {
+                        plane[i * inner + e] += x;
+                    }
                 }
             }
+        };
+        let all = out.as_slice_mut().expect("fresh array");
+        let planes = all.len() / plane_len.max(1);
+        if all.len() >= PARALLEL_THRESHOLD && planes >= 2 {
+            let mid = planes / 2;
+            let (out1, out2) = all.split_at_mut(mid * plane_len);
+            let (index1, index2) = lanes.index.split_at(mid * block);
+            let (source1, source2) = lanes.source.split_at(mid * block);
+            join(
+                || scatter(out1, index1, source1),
+                || scatter(out2, index2, source2),
+            );
+        } else {
+            scatter(all, lanes.index, lanes.source);
         }
         return out;
     }
@@ -162,10 +176,16 @@ mod tests {
 
     /// The contiguous paths agree bit for bit with the general loops (reached through
     /// column-major operands), on every axis, with fewer, as many and more indices than
-    /// the axis is long (repeats adding up).
+    /// the axis is long (repeats adding up), on small arrays and on one large enough for
+    /// `scatter_add`'s two halves of planes (an odd number of them).
     #[test]
     fn contiguous_and_general_paths_agree() {
-        let shape = [3, 4, 5];
+        for shape in [[3, 4, 5], [7, 96, 101]] {
+            agree_on(shape);
+        }
+    }
+
+    fn agree_on(shape: [usize; 3]) {
         for axis in 0..3 {
             for picked in [1, shape[axis], 2 * shape[axis]] {
                 let mut index_shape = shape;
