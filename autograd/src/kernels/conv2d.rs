@@ -42,6 +42,7 @@ use self::columns::{Block, col2im, im2col};
 #[cfg(test)]
 use self::geometry::Conv2dError;
 pub(crate) use self::geometry::Conv2dGeometry;
+use super::elementwise::relu;
 use super::fork_join::join;
 use super::gemm::{
     PARALLEL_MATMUL_THRESHOLD, mat_mul_add_into, mat_mul_add_into_this_thread, mat_mul_into,
@@ -312,13 +313,7 @@ fn forward<T: Float>(
                     }
                 }
                 if epilogue.relu {
-                    let zero = T::zero();
-                    for v in y_image.iter_mut() {
-                        // `relu`, NaN kept (as the op's kernel).
-                        if !(*v > zero || v.is_nan()) {
-                            *v = zero;
-                        }
-                    }
+                    relu_in_place(y_image);
                 }
             }
         },
@@ -327,6 +322,11 @@ fn forward<T: Float>(
     // `n · per_image` elements of `spare`, and each block was written in full above.
     unsafe { data.set_len(n * per_image) };
     Array4::from_shape_vec(shape, data).expect("N · O · OH · OW elements")
+}
+
+/// `relu` in place (the op's own function).
+fn relu_in_place<T: Float>(ys: &mut [T]) {
+    ys.iter_mut().for_each(|y| *y = relu(*y));
 }
 
 /// [`conv2d_input_grad`]: per image and group, `col = Wᵀ · G` (`G` read in place) added back

@@ -5,7 +5,7 @@ use std::ops::Neg;
 
 use super::RuleContext;
 use crate::graph::{Op, UnaryOp};
-use crate::kernels::elementwise::sigmoid;
+use crate::kernels::elementwise::{relu, sigmoid};
 use crate::operand::{Arr, Operand};
 use crate::{Float, Var};
 
@@ -36,8 +36,7 @@ impl<T: Float> UnaryOp<T> {
             UnaryOp::Cos => user.call(|x| x.cos()),
             UnaryOp::Tanh => user.call(|x| x.tanh()),
             UnaryOp::Sigmoid => user.call(sigmoid),
-            // NaN propagates, as in PyTorch (`f64::max` would turn it into 0).
-            UnaryOp::Relu => user.call(move |x| if x > zero || x.is_nan() { x } else { zero }),
+            UnaryOp::Relu => user.call(relu),
             UnaryOp::LeakyRelu(slope) => user.call(move |x| if x > zero { x } else { x * slope }),
             UnaryOp::Elu(alpha) => {
                 user.call(move |x| if x > zero { x } else { alpha * x.exp_m1() })
