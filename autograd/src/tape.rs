@@ -91,7 +91,7 @@ impl<'t, T: Float> Tape<'t, T> {
     /// ```
     #[track_caller]
     pub fn constant_ref(&'t self, value: &'t ArrayD<T>) -> Var<'t, T> {
-        self.push(Value::Borrowed(value), Op::Leaf, false)
+        self.push(Value::borrowed(value), Op::Leaf, false)
     }
 
     /// A 0-dimensional constant.
@@ -116,7 +116,7 @@ impl<'t, T: Float> Tape<'t, T> {
         // `no_grad` must still get gradients outside it; ops under `no_grad` record none.
         let requires_grad = true;
         let var = self.push(
-            Value::Borrowed(param.value()),
+            Value::borrowed(param.value()),
             Op::Param(param.id()),
             requires_grad,
         );
@@ -142,7 +142,7 @@ impl<'t, T: Float> Tape<'t, T> {
             .iter()
             .map(|n| match &n.value {
                 Value::Owned(a) => a.len() * std::mem::size_of::<T>(),
-                Value::Borrowed(_) => 0,
+                Value::Borrowed(_) | Value::BorrowedOne { .. } => 0,
                 Value::One { array, .. } => {
                     (1 + array.get().map_or(0, |a| a.len())) * std::mem::size_of::<T>()
                 }
@@ -210,9 +210,45 @@ impl<'t, T: Float> Tape<'t, T> {
         self.push(Value::one_element(value, ndim), op, requires_grad)
     }
 
+    /// Records the elementwise `op` of inputs `a` and `b` (the same index for an op of one
+    /// input) as a number when each holds one element: `f` of their elements, with the larger
+    /// of their ranks. Returns `None`, recording nothing, when an input has more elements.
+    /// The arena is borrowed once, and neither ndarray nor the allocator is involved.
+    #[track_caller]
+    #[inline(always)]
+    pub(crate) fn record_one_element(
+        &'t self,
+        a: usize,
+        b: usize,
+        op: Op<T>,
+        f: impl FnOnce(T, T) -> T,
+    ) -> Option<Var<'t, T>> {
+        let location = Location::caller();
+        let Ok(mut nodes) = self.nodes.try_borrow_mut() else {
+            recording_while_borrowed(&op, location)
+        };
+        let (na, nb) = (&nodes[a], &nodes[b]);
+        let (Some(x), Some(y)) = (na.value.one(), nb.value.one()) else {
+            return None;
+        };
+        let ndim = na.value.ndim().max(nb.value.ndim());
+        let requires_grad = (na.requires_grad || nb.requires_grad) && self.grad_enabled.get();
+        let value = f(x, y);
+        if self.anomaly.get() && !value.is_finite() {
+            check_forward(&Value::one_element(value, ndim), &op, location);
+        }
+        let index = nodes.push(Node::new(
+            Value::one_element(value, ndim),
+            op,
+            requires_grad,
+            location,
+        ));
+        Some(Var { tape: self, index })
+    }
+
     /// Records a node and returns its handle.
     #[track_caller]
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push(
         &'t self,
         value: Value<'t, T>,
@@ -220,27 +256,13 @@ impl<'t, T: Float> Tape<'t, T> {
         requires_grad: bool,
     ) -> Var<'t, T> {
         let location = Location::caller();
-        if self.anomaly.get() && !value.one().is_some_and(|v| v.is_finite()) {
-            check_finite(value.array(), || {
-                format!(
-                    "anomaly: the forward value of `{}` recorded at {location} contains NaN or infinity",
-                    op.name()
-                )
-            });
+        if self.anomaly.get() {
+            check_forward(&value, &op, location);
         }
         let Ok(mut nodes) = self.nodes.try_borrow_mut() else {
-            panic!(
-                "`{}` recorded at {location} while a `Var::value()` borrow of this tape is \
-                 alive: drop it first, or copy the value with `to_array()`",
-                op.name()
-            );
+            recording_while_borrowed(&op, location)
         };
-        let index = nodes.push(Node {
-            value,
-            op,
-            requires_grad,
-            location,
-        });
+        let index = nodes.push(Node::new(value, op, requires_grad, location));
         Var { tape: self, index }
     }
 
@@ -299,7 +321,7 @@ impl<'t, T: Float> Tape<'t, T> {
             if !reachable[i] {
                 continue;
             }
-            let color = match (&node.op, node.requires_grad) {
+            let color = match (&*node.op, node.requires_grad) {
                 (Op::Param(_), _) => "palegreen",
                 (Op::Leaf, true) => "lightblue",
                 (Op::Leaf, false) => "lightgrey",
@@ -328,6 +350,31 @@ impl<T: Float> Tape<'_, T> {
     pub(crate) fn bound_params(&self) -> Ref<'_, Vec<(ParamId, usize)>> {
         self.bound_params.borrow()
     }
+}
+
+/// Anomaly mode's check of a forward value: panics if it holds a NaN or an infinity.
+#[cold]
+#[inline(never)]
+fn check_forward<T: Float>(value: &Value<'_, T>, op: &Op<T>, location: &Location<'_>) {
+    if !value.one().is_some_and(|v| v.is_finite()) {
+        check_finite(value.array(), || {
+            format!(
+                "anomaly: the forward value of `{}` recorded at {location} contains NaN or infinity",
+                op.name()
+            )
+        });
+    }
+}
+
+/// The panic of recording on a tape while one of its values is borrowed.
+#[cold]
+#[inline(never)]
+fn recording_while_borrowed<T: Float>(op: &Op<T>, location: &Location<'_>) -> ! {
+    panic!(
+        "`{}` recorded at {location} while a `Var::value()` borrow of this tape is alive: drop \
+         it first, or copy the value with `to_array()`",
+        op.name()
+    )
 }
 
 /// Panics with `message()` if `array` holds a NaN or an infinity.

@@ -32,20 +32,49 @@ impl<'a, T: Float> RuleContext<Arr<'a, T>> for ArrayContext<'a, '_, T> {
     }
 }
 
-/// The graph as the one-element path sees it: every value is read as a number.
-struct NumberContext<'a, 't, T> {
-    nodes: &'a Nodes<'t, T>,
+/// A one-element elementwise node as its rule sees it: the values of its inputs and of its
+/// result, each read once from the arena, and whether each input needs a gradient.
+struct NumberContext<T> {
+    /// `(index, value, needs a gradient)` of each input; a unary op's input twice.
+    inputs: [(usize, T, bool); 2],
+    out: T,
 }
 
-impl<T: Float> RuleContext<Number<T>> for NumberContext<'_, '_, T> {
+impl<T: Float> NumberContext<T> {
+    /// The context of node `out` if it is elementwise and it and its inputs each hold one
+    /// element, so its rule can run on numbers.
+    #[inline]
+    fn of(nodes: &Nodes<'_, T>, out: usize) -> Option<Self> {
+        let node = &nodes[out];
+        let (a, b) = match *node.op {
+            Op::Binary(_, a, b) => (a, b),
+            Op::Unary(_, a) => (a, a),
+            _ => return None,
+        };
+        let out = node.value.one()?;
+        let (na, nb) = (&nodes[a], &nodes[b]);
+        Some(NumberContext {
+            inputs: [
+                (a, na.value.one()?, na.requires_grad),
+                (b, nb.value.one()?, nb.requires_grad),
+            ],
+            out,
+        })
+    }
+}
+
+impl<T: Float> RuleContext<Number<T>> for NumberContext<T> {
+    /// The value of an input, or else of the node itself (a rule reads nothing else).
     #[inline]
     fn value(&self, index: usize) -> Number<T> {
-        Number(
-            self.nodes[index]
-                .value
-                .one()
-                .expect("the one-element path reads one-element values"),
-        )
+        let [(a, va, _), (b, vb, _)] = self.inputs;
+        Number(if index == a {
+            va
+        } else if index == b {
+            vb
+        } else {
+            self.out
+        })
     }
     #[inline]
     fn shape(&self, _index: usize) -> SmallVec<[usize; 4]> {
@@ -54,19 +83,8 @@ impl<T: Float> RuleContext<Number<T>> for NumberContext<'_, '_, T> {
     }
     #[inline]
     fn needs(&self, index: usize) -> bool {
-        self.nodes[index].requires_grad
-    }
-}
-
-/// Whether node `out` and its inputs each hold one element, so its elementwise rule can
-/// run on numbers.
-#[inline]
-fn one_element_rule<T: Float>(nodes: &Nodes<'_, T>, out: usize) -> bool {
-    let one = |i: usize| nodes[i].value.one().is_some();
-    match nodes[out].op {
-        Op::Binary(_, a, b) => one(out) && one(a) && one(b),
-        Op::Unary(_, a) => one(out) && one(a),
-        _ => false,
+        let [(a, _, need_a), (b, _, need_b)] = self.inputs;
+        (index == a && need_a) || (index == b && need_b)
     }
 }
 
@@ -89,14 +107,15 @@ pub(super) fn sweep<'t, T: Float>(
         Some(seed) => slots.put(output, seed),
         None => slots.add_one(output, T::one()),
     }
+    // Borrowed for the whole sweep, except while a custom op's backward records on the tape.
+    let mut nodes = tape.nodes();
     for i in (0..=output).rev() {
         let slot = slots.take(i);
         if let Slot::Empty = slot {
             continue;
         }
-        let nodes = tape.nodes();
         let node = &nodes[i];
-        if one_element_rule(&nodes, i) {
+        if let Some(ctx) = NumberContext::of(&nodes, i) {
             let g = match slot {
                 Slot::One(v) => v,
                 Slot::Array(k) => {
@@ -104,18 +123,17 @@ pub(super) fn sweep<'t, T: Float>(
                 }
                 Slot::Empty => unreachable!(),
             };
-            let ctx = NumberContext { nodes: &nodes };
             // Elementwise rules only emit gradients for inputs that need one.
             let mut emit = |input, Number(grad): Number<T>| {
                 if anomaly && !grad.is_finite() {
-                    panic!("{}", anomaly_message(&nodes, i, input));
+                    anomaly_panic(&nodes, i, input);
                 }
                 slots.add_one(input, grad);
             };
-            match &node.op {
+            match &*node.op {
                 Op::Binary(op, a, b) => binary::rule(*op, *a, *b, i, Number(g), &ctx, &mut emit),
                 Op::Unary(op, a) => unary::rule(op, *a, i, Number(g), &ctx, &mut emit),
-                // `one_element_rule` admits elementwise nodes only.
+                // `NumberContext::of` admits elementwise nodes only.
                 _ => {}
             }
             continue;
@@ -125,7 +143,7 @@ pub(super) fn sweep<'t, T: Float>(
             Slot::Array(k) => slots.take_array(k),
             Slot::Empty => unreachable!(),
         };
-        match &node.op {
+        match &*node.op {
             Op::Leaf | Op::Param(_) => {
                 leaves.push((i, g));
                 continue;
@@ -143,6 +161,7 @@ pub(super) fn sweep<'t, T: Float>(
                         slots.add_array(*input, Arr::Owned(grad));
                     }
                 }
+                nodes = tape.nodes();
                 continue;
             }
             // The pass-through rule of `+` without broadcasting (d(a+b) = da + db): one input
@@ -180,6 +199,13 @@ pub(super) fn sweep<'t, T: Float>(
         );
     }
     Grads::from_sweep(tape.id(), leaves, &tape.bound_params())
+}
+
+/// Anomaly mode's panic for a gradient of `input` that is NaN or infinite.
+#[cold]
+#[inline(never)]
+fn anomaly_panic<T: Float>(nodes: &Nodes<'_, T>, node: usize, input: usize) -> ! {
+    panic!("{}", anomaly_message(nodes, node, input))
 }
 
 fn anomaly_message<T: Float>(nodes: &Nodes<'_, T>, node: usize, input: usize) -> String {

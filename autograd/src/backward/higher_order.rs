@@ -43,7 +43,7 @@ pub(super) fn sweep<'t, T: Float>(
     let ctx = VarContext { tape };
     for i in (lowest..=output).rev() {
         let Some(g) = slots[i] else { continue };
-        let op = tape.nodes()[i].op.clone();
+        let op = Op::clone(&tape.nodes()[i].op);
         let mut emit = |input: usize, grad: Var<'t, T>| {
             if input >= lowest && ctx.needs(input) {
                 slots[input] = Some(match slots[input] {

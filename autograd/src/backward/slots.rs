@@ -63,16 +63,19 @@ impl<T: Float> SlotTable<T> {
     /// Adds the gradient of a one-element value.
     #[inline]
     pub(super) fn add_one(&mut self, slot: usize, g: T) {
-        let SlotTable { slots, arrays } = self;
-        let slot = &mut slots[slot];
-        match slot {
-            Slot::Empty => *slot = Slot::One(g),
+        match &mut self.slots[slot] {
+            slot @ Slot::Empty => *slot = Slot::One(g),
             Slot::One(v) => *v += g,
-            Slot::Array(k) => {
-                let total = arrays[*k].as_mut().expect("a gradient not yet taken");
-                *total.first_mut().expect("a one-element gradient") += g;
-            }
+            &mut Slot::Array(k) => self.add_one_to_array(k, g),
         }
+    }
+
+    /// Adds a one-element gradient to an array gradient (off the hot path of `add_one`).
+    #[cold]
+    #[inline(never)]
+    fn add_one_to_array(&mut self, k: usize, g: T) {
+        let total = self.arrays[k].as_mut().expect("a gradient not yet taken");
+        *total.first_mut().expect("a one-element gradient") += g;
     }
 
     /// Empties node `slot`'s slot and returns what it held (an array stays in the table

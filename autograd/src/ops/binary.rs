@@ -32,6 +32,7 @@ impl BinaryOp {
 }
 
 /// The rule of the binary primitives; every gradient is unbroadcast with `sum_to`.
+#[inline]
 pub(crate) fn rule<T: Float, O: Operand<T>>(
     op: BinaryOp,
     a: usize,
@@ -83,18 +84,23 @@ pub(crate) fn rule<T: Float, O: Operand<T>>(
 #[track_caller]
 pub(crate) fn record<'t, T: Float>(a: Var<'t, T>, b: Var<'t, T>, op: BinaryOp) -> Var<'t, T> {
     a.tape.check_same_tape(b.tape, op.name());
+    let op_node = Op::Binary(op, a.index, b.index);
+    match a
+        .tape
+        .record_one_element(a.index, b.index, op_node, |x, y| op.apply(x, y))
+    {
+        Some(var) => var,
+        None => record_arrays(a, b, op),
+    }
+}
+
+/// Records `op(a, b)` computed by the array kernels.
+#[track_caller]
+#[inline(never)]
+fn record_arrays<'t, T: Float>(a: Var<'t, T>, b: Var<'t, T>, op: BinaryOp) -> Var<'t, T> {
     let nodes = a.tape.nodes();
     let (na, nb) = (&nodes[a.index], &nodes[b.index]);
     let requires_grad = na.requires_grad || nb.requires_grad;
-    if let (Some(x), Some(y)) = (na.value.one(), nb.value.one()) {
-        // One element each (the result has the larger rank): no array kernels.
-        let ndim = na.value.ndim().max(nb.value.ndim());
-        drop(nodes);
-        let op_node = Op::Binary(op, a.index, b.index);
-        return a
-            .tape
-            .push_one(op.apply(x, y), ndim, op_node, requires_grad);
-    }
     let value = op
         .forward(Arr::Ref(na.value.array()), Arr::Ref(nb.value.array()))
         .into_owned();

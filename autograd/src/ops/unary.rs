@@ -109,6 +109,7 @@ impl<'a, T: Float> ElementwiseUser<T> for WholeArray<'a, T> {
 }
 
 /// The rule of the elementwise primitives, each derivative in one line.
+#[inline]
 pub(crate) fn rule<T: Float, O: Operand<T>>(
     op: &UnaryOp<T>,
     a: usize,
@@ -178,16 +179,23 @@ pub(crate) fn rule<T: Float, O: Operand<T>>(
 /// Records `op(x)`.
 #[track_caller]
 pub(crate) fn record<'t, T: Float>(x: Var<'t, T>, op: UnaryOp<T>) -> Var<'t, T> {
+    let op_node = Op::Unary(op, x.index);
+    match x
+        .tape
+        .record_one_element(x.index, x.index, op_node, |v, _| op.apply(v))
+    {
+        Some(var) => var,
+        None => record_array(x, op),
+    }
+}
+
+/// Records `op(x)` computed by the array kernels.
+#[track_caller]
+#[inline(never)]
+fn record_array<'t, T: Float>(x: Var<'t, T>, op: UnaryOp<T>) -> Var<'t, T> {
     let nodes = x.tape.nodes();
     let input = &nodes[x.index];
     let requires_grad = input.requires_grad;
-    if let Some(v) = input.value.one() {
-        // One element: no array kernels.
-        let ndim = input.value.ndim();
-        drop(nodes);
-        let op_node = Op::Unary(op, x.index);
-        return x.tape.push_one(op.apply(v), ndim, op_node, requires_grad);
-    }
     let value = op.map(Arr::Ref(input.value.array())).into_owned();
     drop(nodes);
     x.tape
