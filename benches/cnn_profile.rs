@@ -14,11 +14,8 @@ use tapegrad::optim::Adam;
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let infer = args.first().is_some_and(|a| a == "infer");
-    let number = |i: usize, default: usize| {
-        args.get(i)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(default)
-    };
+    let number =
+        |i: usize, default: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
     let (batch, reps) = (number(1, 128), number(2, 20));
     let mut state = 7_u64;
     let x = Array::from_shape_simple_fn(IxDyn(&[batch, 1, 28, 28]), || {
@@ -38,8 +35,10 @@ fn main() {
             tape.no_grad(|| black_box(model.forward(tape.constant_ref(&x)).value()[[0, 0]]));
         } else {
             let logits = model.forward(tape.constant_ref(&x));
-            let grads = losses::sparse_categorical_cross_entropy_indices(logits, &labels).backward();
-            adam.step(model.params_mut(), &grads).expect("finite gradients");
+            let grads =
+                losses::sparse_categorical_cross_entropy_indices(logits, &labels).backward();
+            adam.step(model.params_mut(), &grads)
+                .expect("finite gradients");
         }
         times.push(start.elapsed().as_secs_f64() * 1e3);
     }

@@ -18,7 +18,11 @@
 //! - `cnn_step_b{32,128}_ms`: one training step (Adam, lr 1e-3) of the Fashion-MNIST CNN of
 //!   `examples/fashion_mnist.rs --model cnn` (conv 32 3×3 same → relu → maxpool 2 → conv 64
 //!   3×3 same → relu → maxpool 2 → dense 128 relu → dense 10) on `(batch, 1, 28, 28)`
-//!   images; `cnn_infer_b128_ms` its forward pass under `no_grad`.
+//!   images; `cnn_infer_b128_ms` its forward pass under `no_grad`;
+//! - `conv2d_fwd_gflops`, `conv2d_fwd_bwd_gflops`: the CNN's second convolution alone,
+//!   `[32, 32, 14, 14]` images by 64 filters `3×3` (padding 1, no bias) through the tape,
+//!   forward (`2·N·O·OH·OW·C·kh·kw` FLOPs) and forward + both gradients of `sum(y)` (three
+//!   times that).
 //!
 //! `-- --only GROUP[,GROUP…]` measures only some groups of figures (see [`GROUPS`]).
 //!
@@ -30,7 +34,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use ndarray::{ArrayD, arr0};
-use tapegrad::autograd::{Param, Tape};
+use tapegrad::autograd::{Conv2dOptions, Param, Tape};
 use tapegrad::models::small_cnn;
 use tapegrad::nn::layers::{Dense, Sequential};
 use tapegrad::nn::model::{FitOptions, Loss, Model};
@@ -240,10 +244,32 @@ fn cnn_infer(budget: Budget, batch: usize) -> f64 {
     })
 }
 
+/// The second convolution of the CNN alone: `[32, 32, 14, 14]` by `[64, 32, 3, 3]`, padding
+/// 1, forward (`fwd_bwd` false) or forward + the input and weight gradients of `sum(y)`, in
+/// GFLOP/s counting `2·N·O·OH·OW·C·kh·kw` FLOPs per product.
+fn conv2d_gflops(budget: Budget, fwd_bwd: bool) -> f64 {
+    let x = matrix(32 * 32, 14 * 14, 17).into_shape_with_order(vec![32, 32, 14, 14]);
+    let w = matrix(64, 32 * 9, 5).into_shape_with_order(vec![64, 32, 3, 3]);
+    let x = Param::new("x", x.expect("32 · 32 · 196 elements"));
+    let w = Param::new("w", w.expect("64 · 288 elements"));
+    let options = Conv2dOptions::default().padding(1);
+    let secs = time_median(budget, 3, || {
+        let tape = Tape::new();
+        let y = tape.param(&x).conv2d(tape.param(&w), None, &options);
+        if fwd_bwd {
+            black_box(y.sum().backward().num_params());
+        } else {
+            black_box(y.value()[[0, 0, 0, 0]]);
+        }
+    });
+    let products = if fwd_bwd { 3.0 } else { 1.0 };
+    products * 2.0 * (32 * 64 * 14 * 14 * 32 * 9) as f64 / secs / 1e9
+}
+
 /// The groups of figures `--only` selects (the same names as in `torch_bench.py`):
 /// `matmul` is 128×784×256 and 32×784×256, `matmul_large` 1024³; `cnn` the CNN's steps
 /// and inference.
-const GROUPS: [&str; 8] = [
+const GROUPS: [&str; 9] = [
     "mlp_b32",
     "mlp_b128",
     "infer",
@@ -252,6 +278,7 @@ const GROUPS: [&str; 8] = [
     "matmul",
     "matmul_large",
     "cnn",
+    "conv",
 ];
 
 const MATMULS: [(usize, usize, usize); 3] = [(128, 784, 256), (32, 784, 256), (1024, 1024, 1024)];
@@ -388,6 +415,10 @@ fn main() {
             record(format!("cnn_step_b{batch}_ms"), cnn_step(long, batch) * 1e3);
         }
         record("cnn_infer_b128_ms".into(), cnn_infer(long, 128) * 1e3);
+    }
+    if wanted("conv") {
+        record("conv2d_fwd_gflops".into(), conv2d_gflops(short, false));
+        record("conv2d_fwd_bwd_gflops".into(), conv2d_gflops(short, true));
     }
 
     if json {
