@@ -13,7 +13,7 @@
 //! | `conv2d.rs` | im2col/col2im convolution, its input and weight gradients |
 //! | `pool2d.rs` | max pooling with argmax indices, average pooling and its adjoint |
 //! | `fork_join.rs` | two-thread fork-join with a spinning helper |
-//! | `testing.rs` | helpers of the convolution and pooling unit tests |
+//! | `testing.rs` | helpers of the kernels' unit tests |
 
 pub(crate) mod conv2d;
 pub(crate) mod elementwise;

@@ -7,6 +7,7 @@ use ndarray::{Array2, ArrayView2, ShapeBuilder};
 
 use super::halves::{Threading, threading};
 use super::{mat_mul_into, mat_mul_new, write_product_threaded};
+use crate::kernels::testing::on_threads;
 
 fn naive(a: &ArrayView2<'_, f64>, b: &ArrayView2<'_, f64>) -> Array2<f64> {
     let (m, k) = a.dim();
@@ -36,18 +37,9 @@ const SIZES: [(usize, usize, usize); 10] = [
     (1, 1 << 23, 1),
 ];
 
-/// Runs `f` on a pool of two threads, so the threaded paths run whatever the machine.
-fn on_two_threads(f: impl FnOnce() + Send) {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .expect("a pool of two threads")
-        .install(f);
-}
-
 #[test]
 fn the_sizes_reach_every_threading() {
-    on_two_threads(|| {
+    on_threads(2, || {
         let kinds: Vec<Threading> = SIZES
             .iter()
             .map(|&(m, k, n)| threading(m * k * n))
@@ -72,7 +64,7 @@ fn the_sizes_reach_every_threading() {
 
 #[test]
 fn threaded_writes_cover_a_nan_filled_output() {
-    on_two_threads(|| {
+    on_threads(2, || {
         for &(m, k, n) in &SIZES {
             let (a, b) = (filled(m, k, 0.1), filled(k, n, 0.2));
             let want = naive(&a.view(), &b.view());
@@ -98,7 +90,7 @@ fn threaded_writes_cover_a_nan_filled_output() {
 fn matches_the_naive_product_for_every_layout() {
     // All but the 1 × 2²³ × 1 product (its six layouts would build 64 MB operands each;
     // `threaded_writes_cover_a_nan_filled_output` covers it).
-    on_two_threads(|| every_layout(&SIZES[..SIZES.len() - 1]));
+    on_threads(2, || every_layout(&SIZES[..SIZES.len() - 1]));
 }
 
 fn every_layout(sizes: &[(usize, usize, usize)]) {
@@ -145,15 +137,6 @@ fn every_layout(sizes: &[(usize, usize, usize)]) {
             }
         }
     }
-}
-
-/// Runs `f` on a pool of `threads` threads.
-fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .expect("a thread pool")
-        .install(f)
 }
 
 #[test]
