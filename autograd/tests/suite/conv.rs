@@ -10,7 +10,7 @@ use ndarray::{Array, ArrayD, IxDyn};
 use serde_json::Value;
 use tapegrad_autograd::{Conv2dOptions, Pool2dOptions, Tape, Var};
 
-use super::golden_ops::{f64_array, floats, load_golden, mismatch, replay_all, usizes};
+use super::golden_ops::{compare_with_pytorch, f64_array, load_golden, replay_all, usizes};
 use super::tape::{assert_panics_at_their_lines, ignore, panic_message};
 
 /// The cases of conv.json replayed by the nn crate, not here.
@@ -88,33 +88,7 @@ fn replay(case: &Value) -> Vec<String> {
         .map(|input| tape.var(f64_array(&input["shape"], &input["values"])))
         .collect();
     let out = apply(case, &vars);
-    let out_shape = usizes(&case["output"]["shape"]);
-    if let Some(problem) = mismatch(
-        "forward",
-        &out.to_array(),
-        &out_shape,
-        &floats(&case["output"]["values"]),
-    ) {
-        return vec![problem];
-    }
-    // d/dx sum(output * w) is the vector-Jacobian product with the upstream gradient w.
-    let upstream = ArrayD::from_shape_vec(IxDyn(&out_shape), floats(&case["upstream"]))
-        .expect("upstream has the output's shape");
-    let grads = (out * tape.constant(upstream)).sum().backward();
-    let expected = case["grads"].as_array().expect("grads is a list");
-    let mut problems = Vec::new();
-    for (k, ((input, want), var)) in inputs.iter().zip(expected).zip(&vars).enumerate() {
-        match grads.get(*var) {
-            Some(g) => problems.extend(mismatch(
-                &format!("gradient of input {k}"),
-                g,
-                &usizes(&input["shape"]),
-                &floats(want),
-            )),
-            None => problems.push(format!("gradient of input {k}: missing")),
-        }
-    }
-    problems
+    compare_with_pytorch(case, out, &vars)
 }
 
 #[test]

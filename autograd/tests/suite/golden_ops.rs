@@ -289,23 +289,34 @@ fn replay(case: &Value) -> Vec<String> {
         }
     }
     let out = apply(case, &vars, &indices);
-    let mut problems = Vec::new();
+    compare_with_pytorch(case, out, &vars)
+}
+
+/// Compares `out` with the case's output and, where that agrees, the gradients of
+/// `sum(output * upstream)` with respect to `vars` (one per `f64` input of the case, in
+/// order; `i64` inputs are indices, without a gradient) with PyTorch's. Returns a
+/// description of every disagreement.
+pub(crate) fn compare_with_pytorch(
+    case: &Value,
+    out: Var<'_, f64>,
+    vars: &[Var<'_, f64>],
+) -> Vec<String> {
     let out_shape = usizes(&case["output"]["shape"]);
-    problems.extend(mismatch(
+    if let Some(problem) = mismatch(
         "forward",
         &out.to_array(),
         &out_shape,
         &floats(&case["output"]["values"]),
-    ));
-    if !problems.is_empty() {
-        return problems;
+    ) {
+        return vec![problem];
     }
-
     // d/dx sum(output * w) is the vector-Jacobian product with the upstream gradient w.
     let upstream = ArrayD::from_shape_vec(IxDyn(&out_shape), floats(&case["upstream"]))
         .expect("upstream has the output's shape");
-    let grads = (out * tape.constant(upstream)).sum().backward();
+    let grads = (out * out.tape().constant(upstream)).sum().backward();
+    let inputs = case["inputs"].as_array().expect("inputs is a list");
     let expected = case["grads"].as_array().expect("grads is a list");
+    let mut problems = Vec::new();
     let mut var_iter = vars.iter();
     for (k, (input, want)) in inputs.iter().zip(expected).enumerate() {
         if input["dtype"] != "f64" {
