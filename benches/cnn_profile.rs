@@ -1,7 +1,8 @@
 //! Profiling driver: `cnn_profile [step|infer] BATCH REPS` runs training steps (Adam, lr
 //! 1e-3) or `no_grad` forward passes of the Fashion-MNIST CNN ([`small_cnn`]) on random
 //! images, a fixed number of times, and prints the median and best time of one. Fixed work,
-//! so `perf stat` counts (instructions, page faults) compare between builds.
+//! so `perf stat` counts (instructions, page faults) compare between builds. Built with
+//! `cargo build --release -p tapegrad-benches --features profiling --example cnn_profile`.
 use std::hint::black_box;
 use std::time::Instant;
 

@@ -28,12 +28,8 @@ intra_op_parallelism_threads=1"`.
     python3 jax_bench.py [--quick] [--only GROUP[,GROUP...]]
 """
 
-import argparse
-import json
 import math
 import os
-import statistics
-import sys
 import time
 
 import jax
@@ -41,32 +37,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-LR = 0.1
-POOL = 16
-BLOCK = 20
+from timing import LR, POOL, Run, block_median, time_median
+
 SIZES = [784, 256, 128, 10]
-MATMULS = [(128, 784, 256), (32, 784, 256), (1024, 1024, 1024)]
-# The groups of figures --only selects, as in main.rs and torch_bench.py ("chain" and "cnn"
-# are accepted and measure nothing here).
-GROUPS = ["mlp_b32", "mlp_b128", "infer", "chain", "fit_line", "matmul", "matmul_large", "cnn"]
-
-
-class Budget:
-    def __init__(self, seconds, min_reps):
-        self.seconds = seconds
-        self.min_reps = min_reps
-
-
-def time_median(budget, warmup, fn):
-    for _ in range(warmup):
-        fn()
-    samples = []
-    start = time.perf_counter()
-    while len(samples) < budget.min_reps or time.perf_counter() - start < budget.seconds:
-        t = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t)
-    return statistics.median(samples)
 
 
 def mlp_params(seed):
@@ -123,20 +96,16 @@ def mlp_step(budget, batch):
     params = jax.tree.map(jnp.copy, init)
     params, loss = train_step(params, *data[0])  # compiles
     loss.block_until_ready()
-    samples = []
-    i = 0
-    start = time.perf_counter()
-    while len(samples) < budget.min_reps * BLOCK or time.perf_counter() - start < budget.seconds:
-        params = jax.block_until_ready(jax.tree.map(jnp.copy, init))
-        for step in range(BLOCK + 2):
-            x, y = data[i % POOL]
-            i += 1
-            t = time.perf_counter()
-            params, loss = train_step(params, x, y)
-            loss.block_until_ready()
-            if step >= 2:
-                samples.append(time.perf_counter() - t)
-    return statistics.median(samples)
+    state = [params]
+
+    def restart():
+        state[0] = jax.block_until_ready(jax.tree.map(jnp.copy, init))
+
+    def step(x, y):
+        state[0], loss = train_step(state[0], x, y)
+        loss.block_until_ready()
+
+    return block_median(budget, data, restart, step)
 
 
 def mlp_infer(budget, batch):
@@ -168,14 +137,11 @@ def fit_line(budget):
     t = time.perf_counter()
     compiled = fit.lower(fresh()).compile()
     compile_s = time.perf_counter() - t
-    samples = []
-    start = time.perf_counter()
-    while len(samples) < budget.min_reps or time.perf_counter() - start < budget.seconds:
-        params = jax.block_until_ready(fresh())
-        t = time.perf_counter()
-        jax.block_until_ready(compiled(params))
-        samples.append(time.perf_counter() - t)
-    return statistics.median(samples), compile_s
+    run = time_median(
+        budget, 0, lambda params: jax.block_until_ready(compiled(params)),
+        setup=lambda: jax.block_until_ready(fresh()),
+    )
+    return run, compile_s
 
 
 def operands(m, k, n):
@@ -199,50 +165,18 @@ def matmul_fwd_bwd(budget, m, k, n):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="one repetition of each")
-    parser.add_argument(
-        "--only",
-        help="comma-separated groups to measure (default: all): " + ", ".join(GROUPS),
-    )
-    args = parser.parse_args()
-    only = args.only.split(",") if args.only else list(GROUPS)
-    unknown = [g for g in only if g not in GROUPS]
-    if unknown:
-        parser.error(f"unknown groups {unknown}; the groups are {GROUPS}")
-
-    def wanted(group):
-        return group in only
-
-    if args.quick:
-        short = long = Budget(0.0, 1)
-    else:
-        short, long = Budget(1.5, 10), Budget(2.5, 5)
-
-    figures = {}
-    for batch in (32, 128):
-        if wanted(f"mlp_b{batch}"):
-            figures[f"mlp_step_b{batch}_ms"] = mlp_step(short, batch) * 1e3
-    if wanted("infer"):
-        for batch in (32, 128):
-            figures[f"mlp_infer_b{batch}_ms"] = mlp_infer(short, batch) * 1e3
-    if wanted("fit_line"):
-        run, compile_s = fit_line(long)
-        figures["fit_line_ms"] = run * 1e3
-        figures["fit_line_compile_ms"] = compile_s * 1e3
-    for m, k, n in MATMULS:
-        large = m * k * n >= 1 << 28
-        if not wanted("matmul_large" if large else "matmul"):
-            continue
-        budget = long if large else short
-        figures[f"matmul_{m}x{k}x{n}_fwd_gflops"] = matmul_fwd(budget, m, k, n)
-        figures[f"matmul_{m}x{k}x{n}_fwd_bwd_gflops"] = matmul_fwd_bwd(budget, m, k, n)
-    figures["_jax_version"] = jax.__version__
-    figures["_jax_devices"] = str(jax.devices())
-    figures["_affinity_cpus"] = len(os.sched_getaffinity(0))
-    assert all(math.isfinite(v) for v in figures.values() if isinstance(v, float))
-    json.dump(figures, sys.stdout, indent=2)
-    print()
+    run = Run(__doc__)
+    # --only chain and --only cnn are accepted and measure nothing here.
+    run.mlp(mlp_step, mlp_infer)
+    if run.wanted("fit_line"):
+        fit, compile_s = fit_line(run.long)
+        run.figures["fit_line_ms"] = fit * 1e3
+        run.figures["fit_line_compile_ms"] = compile_s * 1e3
+    run.matmuls(matmul_fwd, matmul_fwd_bwd)
+    run.figures["_jax_version"] = jax.__version__
+    run.figures["_jax_devices"] = str(jax.devices())
+    run.figures["_affinity_cpus"] = len(os.sched_getaffinity(0))
+    run.print()
 
 
 if __name__ == "__main__":

@@ -10,42 +10,12 @@ random-label batches.
     python3 torch_bench.py [--threads 2] [--quick] [--only GROUP[,GROUP...]]
 """
 
-import argparse
-import json
-import math
-import statistics
-import sys
-import time
-
 import torch
 import torch.nn.functional as F
 
-LR = 0.1
-POOL = 16
-BLOCK = 20
+from timing import LR, POOL, Run, block_median, time_median
+
 LINKS = 334  # x = tanh(x * w + b): 3 ops a link, 1,002 ops with the leaves
-MATMULS = [(128, 784, 256), (32, 784, 256), (1024, 1024, 1024)]
-# The groups of figures --only selects, as in main.rs: matmul is 128x784x256 and
-# 32x784x256, matmul_large 1024^3.
-GROUPS = ["mlp_b32", "mlp_b128", "infer", "chain", "fit_line", "matmul", "matmul_large", "cnn"]
-
-
-class Budget:
-    def __init__(self, seconds, min_reps):
-        self.seconds = seconds
-        self.min_reps = min_reps
-
-
-def time_median(budget, warmup, fn):
-    for _ in range(warmup):
-        fn()
-    samples = []
-    start = time.perf_counter()
-    while len(samples) < budget.min_reps or time.perf_counter() - start < budget.seconds:
-        t = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t)
-    return statistics.median(samples)
 
 
 def mlp():
@@ -75,26 +45,20 @@ def mlp_step(budget, batch):
     model = mlp()
     init = [p.detach().clone() for p in model.parameters()]
     opt = torch.optim.SGD(model.parameters(), lr=LR)
-    data = mnist_like(batch, POOL, 11)
-    samples = []
-    i = 0
-    start = time.perf_counter()
-    while len(samples) < budget.min_reps * BLOCK or time.perf_counter() - start < budget.seconds:
+
+    def restart():
         with torch.no_grad():
             for p, v in zip(model.parameters(), init):
                 p.copy_(v)
-        for step in range(BLOCK + 2):
-            x, y = data[i % POOL]
-            i += 1
-            t = time.perf_counter()
-            opt.zero_grad()
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            loss.item()
-            if step >= 2:
-                samples.append(time.perf_counter() - t)
-    return statistics.median(samples)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        loss.item()
+
+    return block_median(budget, mnist_like(batch, POOL, 11), restart, step)
 
 
 def cnn():
@@ -181,21 +145,21 @@ def fit_line(budget):
     # The article's loop: y = 5x + 1, xs = -1..4, one Linear(1, 1), SGD lr 0.01, MSE.
     xs = torch.tensor([[-1.0], [0.0], [1.0], [2.0], [3.0], [4.0]])
     ys = 5 * xs + 1
-    samples = []
-    start = time.perf_counter()
-    while len(samples) < budget.min_reps or time.perf_counter() - start < budget.seconds:
+
+    def fresh():
         model = torch.nn.Linear(1, 1)
-        criterion = torch.nn.MSELoss()
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-        t = time.perf_counter()
+        return model, torch.nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.01)
+
+    def fit(setup):
+        model, criterion, optimizer = setup
         for _ in range(500):
             optimizer.zero_grad()
             loss = criterion(model(xs), ys)
             loss.backward()
             optimizer.step()
         loss.item()
-        samples.append(time.perf_counter() - t)
-    return statistics.median(samples)
+
+    return time_median(budget, 0, fit, setup=fresh)
 
 
 def matmul_fwd(budget, m, k, n):
@@ -222,56 +186,22 @@ def matmul_fwd_bwd(budget, m, k, n):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="one repetition of each")
-    parser.add_argument(
-        "--only",
-        help="comma-separated groups to measure (default: all): " + ", ".join(GROUPS),
-    )
-    args = parser.parse_args()
-    only = args.only.split(",") if args.only else list(GROUPS)
-    unknown = [g for g in only if g not in GROUPS]
-    if unknown:
-        parser.error(f"unknown groups {unknown}; the groups are {GROUPS}")
-
-    def wanted(group):
-        return group in only
-
-    torch.set_num_threads(args.threads)
-    if args.quick:
-        short = long = Budget(0.0, 1)
-    else:
-        short, long = Budget(1.5, 10), Budget(2.5, 5)
-
-    figures = {}
-    for batch in (32, 128):
-        if wanted(f"mlp_b{batch}"):
-            figures[f"mlp_step_b{batch}_ms"] = mlp_step(short, batch) * 1e3
-    if wanted("infer"):
+    run = Run(__doc__, lambda parser: parser.add_argument("--threads", type=int, default=2))
+    torch.set_num_threads(run.args.threads)
+    run.mlp(mlp_step, mlp_infer)
+    if run.wanted("chain"):
+        run.figures["scalar_chain_ns_per_op"] = scalar_chain(run.short) * 1e9
+    if run.wanted("fit_line"):
+        run.figures["fit_line_ms"] = fit_line(run.long) * 1e3
+    run.matmuls(matmul_fwd, matmul_fwd_bwd)
+    if run.wanted("cnn"):
         for batch in (32, 128):
-            figures[f"mlp_infer_b{batch}_ms"] = mlp_infer(short, batch) * 1e3
-    if wanted("chain"):
-        figures["scalar_chain_ns_per_op"] = scalar_chain(short) * 1e9
-    if wanted("fit_line"):
-        figures["fit_line_ms"] = fit_line(long) * 1e3
-    for m, k, n in MATMULS:
-        large = m * k * n >= 1 << 28
-        if not wanted("matmul_large" if large else "matmul"):
-            continue
-        budget = long if large else short
-        figures[f"matmul_{m}x{k}x{n}_fwd_gflops"] = matmul_fwd(budget, m, k, n)
-        figures[f"matmul_{m}x{k}x{n}_fwd_bwd_gflops"] = matmul_fwd_bwd(budget, m, k, n)
-    if wanted("cnn"):
-        for batch in (32, 128):
-            figures[f"cnn_step_b{batch}_ms"] = cnn_step(long, batch) * 1e3
-        figures["cnn_infer_b128_ms"] = cnn_infer(long, 128) * 1e3
-    figures["_torch_version"] = torch.__version__
-    figures["_torch_threads"] = torch.get_num_threads()
-    figures["_torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
-    assert all(math.isfinite(v) for v in figures.values() if isinstance(v, float))
-    json.dump(figures, sys.stdout, indent=2)
-    print()
+            run.figures[f"cnn_step_b{batch}_ms"] = cnn_step(run.long, batch) * 1e3
+        run.figures["cnn_infer_b128_ms"] = cnn_infer(run.long, 128) * 1e3
+    run.figures["_torch_version"] = torch.__version__
+    run.figures["_torch_threads"] = torch.get_num_threads()
+    run.figures["_torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    run.print()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 //! Profiling helper: the article's line fit (`Dense(1)`, SGD lr 0.01, MSE, 500 epochs
-//! through `Model::fit`), repeated. `cargo run --release -p tapegrad-nn --example
-//! fit_profile -- 200`, or under `valgrind --tool=callgrind`.
+//! through `Model::fit`), repeated. `cargo run --release -p tapegrad-nn --features profiling
+//! --example fit_profile -- 200`, or under `valgrind --tool=callgrind`.
 use ndarray::Array2;
 use tapegrad_nn::layers::{Dense, Sequential};
 use tapegrad_nn::model::{FitOptions, Loss, Model};

@@ -1,7 +1,7 @@
 //! Profiling helper: training steps of the 784-256-128-10 MLP (`Sequential` of `Dense`,
 //! ReLU, softmax cross-entropy, SGD lr 0.1, f32) on random data.
-//! `cargo run --release -p tapegrad-nn --example mlp_profile -- 128 2000` (batch, steps),
-//! or under `perf record`. Prints the median step time.
+//! `cargo run --release -p tapegrad-nn --features profiling --example mlp_profile -- 128 2000`
+//! (batch, steps), or under `perf record`. Prints the median step time.
 use ndarray::Array2;
 use tapegrad_autograd::Tape;
 use tapegrad_nn::layers::{Activation, Dense, Sequential};

@@ -9,11 +9,11 @@
 //! | `movement.rs` | broadcast shapes, padding |
 //! | `index.rs` | `index_select`/`index_add`, `gather`/`scatter_add` |
 //! | `matmul.rs` | the batched product over the last two axes |
-//! | `gemm.rs` | the 2-D product: textbook loop, `gemm` crate or ndarray, threaded by size |
+//! | `gemm/` | the 2-D product: textbook loop, `gemm` crate or ndarray, threaded by size |
 //! | `conv2d.rs` | im2col/col2im convolution, its input and weight gradients |
 //! | `pool2d.rs` | max pooling with argmax indices, average pooling and its adjoint |
 //! | `fork_join.rs` | two-thread fork-join with a spinning helper |
-//! | `testing.rs` | helpers of the convolution and pooling unit tests |
+//! | `testing.rs` | helpers of the kernels' unit tests |
 
 pub(crate) mod conv2d;
 pub(crate) mod elementwise;

@@ -10,8 +10,8 @@ use ndarray::{Array, ArrayD, IxDyn};
 use serde_json::Value;
 use tapegrad_autograd::{Conv2dOptions, Pool2dOptions, Tape, Var};
 
-use super::golden_ops::{f64_array, floats, load_golden, mismatch, usizes};
-use super::tape::{ignore, panic_location, panic_message};
+use super::golden_ops::{compare_with_pytorch, f64_array, load_golden, replay_all, usizes};
+use super::tape::{assert_panics_at_their_lines, ignore, panic_message};
 
 /// The cases of conv.json replayed by the nn crate, not here.
 const NN_CASES: &[&str] = &[
@@ -88,65 +88,14 @@ fn replay(case: &Value) -> Vec<String> {
         .map(|input| tape.var(f64_array(&input["shape"], &input["values"])))
         .collect();
     let out = apply(case, &vars);
-    let out_shape = usizes(&case["output"]["shape"]);
-    if let Some(problem) = mismatch(
-        "forward",
-        &out.to_array(),
-        &out_shape,
-        &floats(&case["output"]["values"]),
-    ) {
-        return vec![problem];
-    }
-    // d/dx sum(output * w) is the vector-Jacobian product with the upstream gradient w.
-    let upstream = ArrayD::from_shape_vec(IxDyn(&out_shape), floats(&case["upstream"]))
-        .expect("upstream has the output's shape");
-    let grads = (out * tape.constant(upstream)).sum().backward();
-    let expected = case["grads"].as_array().expect("grads is a list");
-    let mut problems = Vec::new();
-    for (k, ((input, want), var)) in inputs.iter().zip(expected).zip(&vars).enumerate() {
-        match grads.get(*var) {
-            Some(g) => problems.extend(mismatch(
-                &format!("gradient of input {k}"),
-                g,
-                &usizes(&input["shape"]),
-                &floats(want),
-            )),
-            None => problems.push(format!("gradient of input {k}: missing")),
-        }
-    }
-    problems
+    compare_with_pytorch(case, out, &vars)
 }
 
 #[test]
 fn every_conv_and_pool_golden_case_matches_pytorch_through_the_ops() {
-    let mut failures = Vec::new();
-    let mut replayed = 0;
-    for case in &load_golden("conv.json") {
-        let op = case["op"].as_str().expect("op is a string");
-        if NN_CASES.contains(&op) {
-            continue;
-        }
-        replayed += 1;
-        match std::panic::catch_unwind(|| replay(case)) {
-            Ok(problems) => failures.extend(problems.into_iter().map(|p| format!("{op}: {p}"))),
-            Err(payload) => {
-                let message = payload
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                failures.push(format!("{op}: panicked: {message}"));
-            }
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} golden case(s) disagree with PyTorch:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    let replayed = replay_all(&load_golden("conv.json"), NN_CASES, replay);
     // 10 conv2d, 4 max_pool2d, 3 avg_pool2d, global_avg_pool2d, small_cnn.
-    assert_eq!(replayed, 19, "conv.json's autograd cases");
+    assert_eq!(replayed.len(), 19, "conv.json's autograd cases");
 }
 
 // ---- second order: a Hessian-vector product through a small CNN ----
@@ -298,22 +247,11 @@ fn every_bad_geometry_panics_naming_the_op_and_shapes_at_the_callers_line() {
         case!("avg_pool2d", "input [1, 4, 5, 5] with kernel [2, 2], stride [0, 2], padding [0, 0]: stride [0, 2] has a zero", x.avg_pool2d(&Pool2dOptions::new(2).stride([0, 2]))),
         case!("global_avg_pool2d", "input [4, 5, 5] is not [N, C, H, W]", x_rank.global_avg_pool2d()),
     ];
-    let mut wrong = Vec::new();
-    for (case, line, op, want) in cases {
-        let ((file, reported_line), message) = panic_location(case);
-        if !message.starts_with(&format!("{op}: {want}")) {
-            wrong.push(format!(
-                "{op}: message `{message}` does not start with `{op}: {want}`"
-            ));
-        }
-        if file != file!() || reported_line != line {
-            wrong.push(format!(
-                "{op}: reported at {file}:{reported_line}, called at {}:{line}",
-                file!()
-            ));
-        }
-    }
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    let cases = cases
+        .into_iter()
+        .map(|(case, line, op, want)| (case, line, op, format!("{op}: {want}")))
+        .collect();
+    assert_panics_at_their_lines(file!(), cases);
 }
 
 #[test]

@@ -7,10 +7,13 @@
 //! `sparse_categorical_cross_entropy`, `categorical_cross_entropy`, `layer_norm`.
 
 use std::collections::BTreeSet;
+use std::panic::AssertUnwindSafe;
 
 use ndarray::{ArrayD, IxDyn};
 use serde_json::Value;
 use tapegrad_autograd::{Tape, Var};
+
+use super::tape::payload_message;
 
 const RTOL: f64 = 1e-10;
 const ATOL: f64 = 1e-12;
@@ -88,6 +91,39 @@ pub(crate) fn load_golden(file: &str) -> Vec<Value> {
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let root: Value = serde_json::from_str(&text).expect("the golden file is valid JSON");
     root["cases"].as_array().expect("`cases` is a list").clone()
+}
+
+/// Replays every case whose op is not in `skip` through `replay` (which lists what
+/// disagrees with PyTorch; a panic counts as one disagreement) and fails listing them all.
+/// Returns the op of each case replayed.
+#[track_caller]
+pub(crate) fn replay_all(
+    cases: &[Value],
+    skip: &[&str],
+    replay: impl Fn(&Value) -> Vec<String>,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut replayed = Vec::new();
+    for case in cases {
+        let op = case["op"].as_str().expect("op is a string");
+        if skip.contains(&op) {
+            continue;
+        }
+        replayed.push(op.to_string());
+        match std::panic::catch_unwind(AssertUnwindSafe(|| replay(case))) {
+            Ok(problems) => failures.extend(problems.into_iter().map(|p| format!("{op}: {p}"))),
+            Err(payload) => {
+                failures.push(format!("{op}: panicked: {}", payload_message(&*payload)))
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} golden case(s) disagree with PyTorch:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    replayed
 }
 
 pub(crate) fn usizes(v: &Value) -> Vec<usize> {
@@ -253,23 +289,34 @@ fn replay(case: &Value) -> Vec<String> {
         }
     }
     let out = apply(case, &vars, &indices);
-    let mut problems = Vec::new();
+    compare_with_pytorch(case, out, &vars)
+}
+
+/// Compares `out` with the case's output and, where that agrees, the gradients of
+/// `sum(output * upstream)` with respect to `vars` (one per `f64` input of the case, in
+/// order; `i64` inputs are indices, without a gradient) with PyTorch's. Returns a
+/// description of every disagreement.
+pub(crate) fn compare_with_pytorch(
+    case: &Value,
+    out: Var<'_, f64>,
+    vars: &[Var<'_, f64>],
+) -> Vec<String> {
     let out_shape = usizes(&case["output"]["shape"]);
-    problems.extend(mismatch(
+    if let Some(problem) = mismatch(
         "forward",
         &out.to_array(),
         &out_shape,
         &floats(&case["output"]["values"]),
-    ));
-    if !problems.is_empty() {
-        return problems;
+    ) {
+        return vec![problem];
     }
-
     // d/dx sum(output * w) is the vector-Jacobian product with the upstream gradient w.
     let upstream = ArrayD::from_shape_vec(IxDyn(&out_shape), floats(&case["upstream"]))
         .expect("upstream has the output's shape");
-    let grads = (out * tape.constant(upstream)).sum().backward();
+    let grads = (out * out.tape().constant(upstream)).sum().backward();
+    let inputs = case["inputs"].as_array().expect("inputs is a list");
     let expected = case["grads"].as_array().expect("grads is a list");
+    let mut problems = Vec::new();
     let mut var_iter = vars.iter();
     for (k, (input, want)) in inputs.iter().zip(expected).enumerate() {
         if input["dtype"] != "f64" {
@@ -292,34 +339,9 @@ fn replay(case: &Value) -> Vec<String> {
 
 #[test]
 fn every_golden_op_case_matches_pytorch_values_and_gradients_in_f64() {
-    let cases = load_cases();
-    let mut failures = Vec::new();
-    let mut replayed = BTreeSet::new();
-    for case in &cases {
-        let op = case["op"].as_str().expect("op is a string");
-        if LOSS_CASES.contains(&op) {
-            continue;
-        }
-        replayed.insert(op.to_string());
-        let outcome = std::panic::catch_unwind(|| replay(case));
-        match outcome {
-            Ok(problems) => failures.extend(problems.into_iter().map(|p| format!("{op}: {p}"))),
-            Err(panic) => {
-                let message = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                failures.push(format!("{op}: panicked: {message}"));
-            }
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} golden case(s) disagree with PyTorch:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    let replayed: BTreeSet<String> = replay_all(&load_cases(), LOSS_CASES, replay)
+        .into_iter()
+        .collect();
     assert_eq!(replayed.len(), OP_CASES.len(), "replayed: {replayed:?}");
 }
 

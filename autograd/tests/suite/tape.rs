@@ -4,6 +4,7 @@
 //! at the user's line.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;
@@ -96,7 +97,11 @@ pub(crate) fn ignore<T>(_: T) {}
 
 /// The panic message of `f`, which must panic.
 pub(crate) fn panic_message(f: impl FnOnce()) -> String {
-    let payload = catch_unwind(AssertUnwindSafe(f)).expect_err("expected a panic");
+    payload_message(&*catch_unwind(AssertUnwindSafe(f)).expect_err("expected a panic"))
+}
+
+/// The message of a caught panic's payload (empty if it is neither a `String` nor a `&str`).
+pub(crate) fn payload_message(payload: &(dyn Any + Send)) -> String {
     payload
         .downcast_ref::<String>()
         .cloned()
@@ -129,6 +134,31 @@ pub(crate) fn panic_location(f: impl FnOnce()) -> ((String, u32), String) {
         .with(|last| last.borrow_mut().take())
         .expect("the panic hook saw a location");
     (location, message)
+}
+
+/// One shape-error case: the call that must panic, the `line!()` of that call (in `file`),
+/// the op, and the start its message must have.
+pub(crate) type LocatedPanic<'a> = (Box<dyn Fn() + 'a>, u32, &'static str, String);
+
+/// Runs every case and fails, listing them all, where a message does not start as it must
+/// or a panic is not reported at its call's line of `file`.
+#[track_caller]
+pub(crate) fn assert_panics_at_their_lines(file: &str, cases: Vec<LocatedPanic<'_>>) {
+    let mut wrong = Vec::new();
+    for (case, line, op, start) in cases {
+        let ((reported_file, reported_line), message) = panic_location(case);
+        if !message.starts_with(&start) {
+            wrong.push(format!(
+                "{op}: message `{message}` does not start with `{start}`"
+            ));
+        }
+        if reported_file != file || reported_line != line {
+            wrong.push(format!(
+                "{op}: reported at {reported_file}:{reported_line}, called at {file}:{line}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1067,20 +1097,11 @@ fn every_shape_error_is_reported_at_the_callers_line() {
         case!("squeeze", m23.squeeze(0)),
         case!("item", m23.item()),
     ];
-    let mut wrong = Vec::new();
-    for (case, line, op) in cases {
-        let ((file, reported_line), message) = panic_location(case);
-        if !message.starts_with(&format!("{op}:")) {
-            wrong.push(format!("{op}: message does not name the op: {message}"));
-        }
-        if file != file!() || reported_line != line {
-            wrong.push(format!(
-                "{op}: reported at {file}:{reported_line}, called at {}:{line}",
-                file!()
-            ));
-        }
-    }
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    let cases = cases
+        .into_iter()
+        .map(|(case, line, op)| (case, line, op, format!("{op}:")))
+        .collect();
+    assert_panics_at_their_lines(file!(), cases);
 }
 
 #[test]

@@ -11,49 +11,16 @@ use tapegrad_autograd::Tape;
 use tapegrad_nn::Module;
 use tapegrad_nn::layers::{BatchNorm, Embedding};
 
-/// Relative tolerance; values below the smallest normal `f64` are compared absolutely
-/// against that bound instead.
-const RTOL: f64 = 1e-10;
-
-fn floats(values: &Value) -> Vec<f64> {
-    values
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect()
-}
-
-fn array(shape: &Value, values: &Value) -> ArrayD<f64> {
-    let shape: Vec<usize> = shape
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
-    ArrayD::from_shape_vec(IxDyn(&shape), floats(values)).unwrap()
-}
+use super::golden::{self, array, assert_close, floats};
 
 fn vector(values: &Value) -> ArrayD<f64> {
     let v = floats(values);
     ArrayD::from_shape_vec(IxDyn(&[v.len()]), v).unwrap()
 }
 
-/// The case named `op`, as JSON.
+/// The case named `op` of conv.json.
 fn case(op: &str) -> Value {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/data/conv.json"
-    ))
-    .expect("the workspace's tests/data/conv.json (a copy of shared/golden/conv.json)");
-    let json: Value = serde_json::from_str(&text).unwrap();
-    json["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["op"] == op)
-        .unwrap_or_else(|| panic!("no case `{op}` in conv.json"))
-        .clone()
+    golden::case("conv.json", op)
 }
 
 fn input(case: &Value, i: usize) -> ArrayD<f64> {
@@ -69,19 +36,6 @@ fn grad(case: &Value, i: usize) -> ArrayD<f64> {
 
 fn upstream(case: &Value) -> ArrayD<f64> {
     array(&case["output"]["shape"], &case["upstream"])
-}
-
-#[track_caller]
-fn assert_close(what: &str, got: &ArrayD<f64>, want: &ArrayD<f64>) {
-    assert_eq!(got.shape(), want.shape(), "{what}: shape");
-    for (i, (g, w)) in got.iter().zip(want.iter()).enumerate() {
-        let scale = g.abs().max(w.abs()).max(f64::MIN_POSITIVE);
-        assert!(
-            (g - w).abs() <= RTOL * scale,
-            "{what}: element {i}: got {g:e}, want {w:e} (relative error {:e})",
-            (g - w).abs() / scale
-        );
-    }
 }
 
 /// A BatchNorm built for the case's input, with its weight, bias and running statistics.

@@ -2,7 +2,7 @@
 //! values, and gradients of `sum(output * upstream)` with respect to every float input, to
 //! 1e-10 relative.
 
-use ndarray::{ArrayD, IxDyn};
+use ndarray::ArrayD;
 use rand::SeedableRng;
 use serde_json::Value;
 use tapegrad_autograd::{Tape, Var};
@@ -10,9 +10,7 @@ use tapegrad_nn::Module;
 use tapegrad_nn::layers::{LayerNorm, layer_norm};
 use tapegrad_nn::losses;
 
-/// Relative tolerance; values below the smallest normal `f64` (subnormals, which carry
-/// fewer significant bits) are compared absolutely against that bound instead.
-const RTOL: f64 = 1e-10;
+use super::golden::{self, array, assert_close, floats};
 
 struct Case {
     op: String,
@@ -23,32 +21,8 @@ struct Case {
     grads: Vec<Option<ArrayD<f64>>>,
 }
 
-fn array(shape: &Value, values: &Value) -> ArrayD<f64> {
-    let shape: Vec<usize> = shape
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
-    let values: Vec<f64> = values
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
-    ArrayD::from_shape_vec(IxDyn(&shape), values).unwrap()
-}
-
 fn cases() -> Vec<Case> {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/data/ops.json"
-    ))
-    .expect("the workspace's tests/data/ops.json (a copy of shared/golden/ops.json)");
-    let json: Value = serde_json::from_str(&text).unwrap();
-    json["cases"]
-        .as_array()
-        .unwrap()
+    golden::cases("ops.json")
         .iter()
         .map(|c| {
             let inputs: Vec<ArrayD<f64>> = c["inputs"]
@@ -58,26 +32,15 @@ fn cases() -> Vec<Case> {
                 .map(|i| array(&i["shape"], &i["values"]))
                 .collect();
             let output = array(&c["output"]["shape"], &c["output"]["values"]);
-            let upstream = ArrayD::from_shape_vec(
-                output.raw_dim(),
-                c["upstream"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.as_f64().unwrap())
-                    .collect(),
-            )
-            .unwrap();
+            let upstream = array(&c["output"]["shape"], &c["upstream"]);
             let grads = c["grads"]
                 .as_array()
                 .unwrap()
                 .iter()
                 .zip(&inputs)
                 .map(|(g, input)| {
-                    (!g.is_null()).then(|| {
-                        let values = g.as_array().unwrap().iter().map(|v| v.as_f64().unwrap());
-                        ArrayD::from_shape_vec(input.raw_dim(), values.collect()).unwrap()
-                    })
+                    (!g.is_null())
+                        .then(|| ArrayD::from_shape_vec(input.raw_dim(), floats(g)).unwrap())
                 })
                 .collect();
             Case {
@@ -97,19 +60,6 @@ fn case(op: &str) -> Case {
         .into_iter()
         .find(|c| c.op == op)
         .unwrap_or_else(|| panic!("no case `{op}` in ops.json"))
-}
-
-#[track_caller]
-fn assert_close(what: &str, got: &ArrayD<f64>, want: &ArrayD<f64>) {
-    assert_eq!(got.shape(), want.shape(), "{what}: shape");
-    for (i, (g, w)) in got.iter().zip(want.iter()).enumerate() {
-        let scale = g.abs().max(w.abs()).max(f64::MIN_POSITIVE);
-        assert!(
-            (g - w).abs() <= RTOL * scale,
-            "{what}: element {i}: got {g:e}, want {w:e} (relative error {:e})",
-            (g - w).abs() / scale
-        );
-    }
 }
 
 /// Runs `f` on the case's inputs (as variables), checks the output, and the gradients of

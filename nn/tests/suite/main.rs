@@ -5,6 +5,7 @@ mod checkpoint_robustness;
 mod conv_layers;
 mod data_robustness;
 mod finite_and_threads;
+mod golden;
 mod golden_conv;
 mod golden_losses;
 mod gradcheck;

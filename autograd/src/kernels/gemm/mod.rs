@@ -1,0 +1,235 @@
+//! The matrix-product kernel under `matmul` and its backward (`G·Bᵀ`, `Aᵀ·G`).
+//!
+//! `f32` and `f64` go to the [`gemm`] crate (AVX2/AVX-512 micro-kernels chosen at run time,
+//! always single-threaded; large products are cut in two halves, run on two threads when
+//! there are two, with the same cut whatever the thread count, so the bits of every result
+//! do not depend on it); any other [`Float`] falls back to ndarray's
+//! `general_mat_mul`. Both read the operands through their strides, so a transposed view
+//! is multiplied without a copy.
+//!
+//! | file | what |
+//! |---|---|
+//! | `mod.rs` | the entry points (fresh or existing output, bias) and the textbook loop |
+//! | `halves.rs` | the decomposition by size: one product, or two halves on two threads |
+//! | `raw.rs` | the calls into the `gemm` crate (the `unsafe` part) |
+
+mod halves;
+mod raw;
+#[cfg(test)]
+mod tests;
+
+use std::any::TypeId;
+use std::mem::MaybeUninit;
+
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, linalg::general_mat_mul};
+
+use crate::Float;
+use halves::in_halves;
+pub(crate) use halves::{PARALLEL_MATMUL_THRESHOLD, pair_in_parallel};
+use raw::{Destination, gemm_into_initialised, write_product};
+
+fn is_gemm_type<T: Float>() -> bool {
+    TypeId::of::<T>() == TypeId::of::<f32>() || TypeId::of::<T>() == TypeId::of::<f64>()
+}
+
+/// `a · b` as a new row-major `m × n` array (`a` is `m × k`, `b` is `k × n`, any strides):
+/// the one place that picks the kernel — the textbook loop up to [`SMALL_MATMUL`]
+/// multiply-adds, the `gemm` crate for larger `f32`/`f64` products (threaded by size), ndarray
+/// for other element types.
+///
+/// For `f32` and `f64` the output is not zero-filled first: the kernel overwrites every
+/// element. Zero-filling the 784 × 256 weight gradient of the MLP benchmark cost 8 % of a
+/// batch-32 training step (`perf`, `nn/examples/mlp_profile 32`).
+pub(crate) fn mat_mul_new<T: Float>(a: &ArrayView2<'_, T>, b: &ArrayView2<'_, T>) -> Array2<T> {
+    let ((m, k), (k2, n)) = (a.dim(), b.dim());
+    assert!(
+        k == k2,
+        "matmul: shapes {:?} and {:?} are incompatible (inner dimensions {k} and {k2} differ)",
+        a.shape(),
+        b.shape()
+    );
+    if m * n * k <= SMALL_MATMUL {
+        return small_matmul(a, b);
+    }
+    if !is_gemm_type::<T>() {
+        let mut out = Array2::zeros((m, n));
+        mat_mul_into(a, b, &mut out.view_mut());
+        return out;
+    }
+    let mut out = Array2::<T>::uninit((m, n));
+    write_product_threaded(a, b, out.view_mut());
+    // SAFETY: every element of `out` has been written: `write_product_threaded` writes every
+    // element of the view it is given (its doc; the test
+    // `threaded_writes_cover_a_nan_filled_output` checks it on NaN-filled outputs at the
+    // sizes of each threading), and it was given the whole of `out`.
+    unsafe { out.assume_init() }
+}
+
+/// Writes `a · b` into every element of `out` (possibly uninitialised, `m × n`), threaded
+/// by size (see [`halves::Threading`]). `T` must be `f32` or `f64`.
+fn write_product_threaded<T: Float>(
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    out: ArrayViewMut2<'_, MaybeUninit<T>>,
+) {
+    let (m, k, n) = product_dims(a, b, out.dim());
+    in_halves(m * k * n, a, b, out, |a, b, out| {
+        write_product(a, b, out, gemm::Parallelism::None);
+    });
+}
+
+/// Products of at most this many multiply-adds skip the blocked GEMM kernel, whose
+/// packing buffers and dispatch cost more than the arithmetic at these sizes.
+const SMALL_MATMUL: usize = 4096;
+
+/// The matrix product by the textbook loop (any strides), for tiny operands such as a
+/// one-unit `Dense` layer over a handful of samples.
+fn small_matmul<T: Float>(a: &ArrayView2<'_, T>, b: &ArrayView2<'_, T>) -> Array2<T> {
+    let (m, n) = (a.dim().0, b.dim().1);
+    let mut out = vec![T::zero(); m * n];
+    small_matmul_add(a, b, &mut out);
+    Array2::from_shape_vec((m, n), out).expect("element count matches")
+}
+
+/// `out += a · b` by the textbook loop, `out` an `m × n` row-major buffer.
+fn small_matmul_add<T: Float>(a: &ArrayView2<'_, T>, b: &ArrayView2<'_, T>, out: &mut [T]) {
+    let (k, n) = b.dim();
+    if n > 0 {
+        for (i, row) in out.chunks_exact_mut(n).enumerate() {
+            for p in 0..k {
+                let x = a[[i, p]];
+                row.iter_mut().zip(b.row(p)).for_each(|(o, &y)| *o += x * y);
+            }
+        }
+    }
+}
+
+/// `a · b + bias` (`bias`, of length `n`, added to every row) as a new row-major `m × n`
+/// array. The output starts as copies of the bias row and the product is added to it in the
+/// kernel's output pass (`gemm` reads the destination it writes), so the bias costs neither
+/// an array nor a pass of its own. Threaded like [`mat_mul_new`], with the same
+/// decomposition.
+#[track_caller]
+pub(crate) fn mat_mul_bias_new<T: Float>(
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    bias: &[T],
+) -> Array2<T> {
+    let ((m, k), (k2, n)) = (a.dim(), b.dim());
+    assert!(
+        k == k2 && bias.len() == n,
+        "linear: shapes {:?}, {:?} and bias ({},) are incompatible",
+        a.shape(),
+        b.shape(),
+        bias.len()
+    );
+    let mut data = Vec::with_capacity(m * n);
+    for _ in 0..m {
+        data.extend_from_slice(bias);
+    }
+    let mut out = Array2::from_shape_vec((m, n), data).expect("m rows of n");
+    if m * n * k <= SMALL_MATMUL || k == 0 {
+        small_matmul_add(a, b, out.as_slice_mut().expect("row-major"));
+        return out;
+    }
+    if !is_gemm_type::<T>() {
+        general_mat_mul(T::one(), a, b, T::one(), &mut out);
+        return out;
+    }
+    in_halves(m * k * n, a, b, out.view_mut(), |a, b, out| {
+        gemm_into_initialised(a, b, out, Destination::Add);
+    });
+    out
+}
+
+/// `(m, k, n)` of the product `a · b` into an output of shape `out`, checked.
+#[track_caller]
+fn product_dims<T>(
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    out: (usize, usize),
+) -> (usize, usize, usize) {
+    let ((m, k), (k2, n)) = (a.dim(), b.dim());
+    assert!(
+        k == k2 && out == (m, n),
+        "matmul: shapes {:?} and {:?} are incompatible with the output shape {out:?}",
+        a.shape(),
+        b.shape(),
+    );
+    (m, k, n)
+}
+
+/// `out = a · b` (`a` is `m × k`, `b` is `k × n`, `out` is `m × n`), overwriting `out`.
+///
+/// Any strides are accepted (transposed and broadcast views included); the shapes must
+/// agree (checked by the callers, which name the op and both shapes).
+pub(crate) fn mat_mul_into<T: Float>(
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    out: &mut ArrayViewMut2<'_, T>,
+) {
+    write_into(a, b, out, true, Destination::Overwrite);
+}
+
+/// [`mat_mul_into`] on the calling thread whatever the size, for kernels that run their
+/// products side by side themselves (convolution over chunks of images).
+pub(crate) fn mat_mul_into_this_thread<T: Float>(
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    out: &mut ArrayViewMut2<'_, T>,
+) {
+    write_into(a, b, out, false, Destination::Overwrite);
+}
+
+/// `out += a · b`, threaded by size like [`mat_mul_into`]: the product added in the
+/// kernel's output pass (a convolution's bias, written into the output first).
+pub(crate) fn mat_mul_add_into<T: Float>(
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    out: &mut ArrayViewMut2<'_, T>,
+) {
+    write_into(a, b, out, true, Destination::Add);
+}
+
+/// [`mat_mul_add_into`] on the calling thread whatever the size.
+pub(crate) fn mat_mul_add_into_this_thread<T: Float>(
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    out: &mut ArrayViewMut2<'_, T>,
+) {
+    write_into(a, b, out, false, Destination::Add);
+}
+
+/// `out = a · b` or `out += a · b`, in halves from [`PARALLEL_MATMUL_THRESHOLD`] on if
+/// `threaded`.
+fn write_into<T: Float>(
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    out: &mut ArrayViewMut2<'_, T>,
+    threaded: bool,
+    destination: Destination,
+) {
+    let (m, k, n) = product_dims(a, b, out.dim());
+    if m == 0 || n == 0 {
+        return;
+    }
+    let beta = match destination {
+        Destination::Overwrite => T::zero(),
+        Destination::Add => T::one(),
+    };
+    if k == 0 {
+        if destination == Destination::Overwrite {
+            out.fill(T::zero());
+        }
+        return;
+    }
+    if !is_gemm_type::<T>() {
+        general_mat_mul(T::one(), a, b, beta, out);
+        return;
+    }
+    // The same decomposition as a fresh output's (the halves are views of any layout).
+    let multiply_adds = if threaded { m * k * n } else { 0 };
+    in_halves(multiply_adds, a, b, out.view_mut(), |a, b, out| {
+        gemm_into_initialised(a, b, out, destination);
+    });
+}
