@@ -166,7 +166,7 @@ def matmul_fwd_bwd(budget, m, k, n):
 
 def main():
     run = Run(__doc__)
-    # --only chain and --only cnn are accepted and measure nothing here.
+    # --only chain, cnn and conv are accepted and measure nothing here.
     run.mlp(mlp_step, mlp_infer)
     if run.wanted("fit_line"):
         fit, compile_s = fit_line(run.long)

@@ -88,7 +88,7 @@ mkdir -p "$out"
 # Interleaved figure group by figure group, so that the measurements of one figure are
 # taken seconds apart: this machine's speed moves between modes for seconds to minutes at
 # a time, which a whole side's run (~40 s) would catch on one side and not the others.
-groups=(mlp_b32 mlp_b128 infer chain fit_line matmul matmul_large cnn)
+groups=(mlp_b32 mlp_b128 infer chain fit_line matmul matmul_large cnn conv)
 for ((r = 1; r <= rounds; r++)); do
     load="$(cut -d' ' -f1-3 /proc/loadavg)"
     echo "== round $r/$rounds (load $load)" >&2

@@ -37,6 +37,8 @@ ROWS += [
     ("CNN step, batch 32 (Adam)", "cnn_step_b32_ms", "cnn_step_b32_ms", "ms", False, ""),
     ("CNN step, batch 128 (Adam)", "cnn_step_b128_ms", "cnn_step_b128_ms", "ms", False, ""),
     ("CNN inference, batch 128", "cnn_infer_b128_ms", "cnn_infer_b128_ms", "ms", False, ""),
+    ("conv2d [32,32,14,14] * [64,32,3,3] fwd", "conv2d_fwd_gflops", "conv2d_fwd_gflops", "GFLOP/s", True, ""),
+    ("conv2d [32,32,14,14] * [64,32,3,3] fwd+bwd", "conv2d_fwd_bwd_gflops", "conv2d_fwd_bwd_gflops", "GFLOP/s", True, ""),
 ]
 
 

@@ -113,6 +113,26 @@ def cnn_infer(budget, batch):
     return time_median(budget, 2, run)
 
 
+def conv2d_gflops(budget, fwd_bwd):
+    # The CNN's second convolution alone: [32, 32, 14, 14] by 64 filters 3x3, padding 1, no
+    # bias; forward, or forward + the input and weight gradients of sum(y).
+    x = (torch.rand(32, 32, 14, 14) * 2 - 1).requires_grad_(fwd_bwd)
+    w = (torch.rand(64, 32, 3, 3) * 2 - 1).requires_grad_(fwd_bwd)
+
+    def run():
+        if fwd_bwd:
+            x.grad = None
+            w.grad = None
+            F.conv2d(x, w, padding=1).sum().backward()
+            w.grad[0, 0, 0, 0].item()
+        else:
+            with torch.no_grad():
+                F.conv2d(x, w, padding=1)[0, 0, 0, 0].item()
+
+    flops = 2 * 32 * 64 * 14 * 14 * 32 * 9 * (3 if fwd_bwd else 1)
+    return flops / time_median(budget, 3, run) / 1e9
+
+
 def mlp_infer(budget, batch):
     torch.manual_seed(42)
     model = mlp()
@@ -198,6 +218,9 @@ def main():
         for batch in (32, 128):
             run.figures[f"cnn_step_b{batch}_ms"] = cnn_step(run.long, batch) * 1e3
         run.figures["cnn_infer_b128_ms"] = cnn_infer(run.long, 128) * 1e3
+    if run.wanted("conv"):
+        run.figures["conv2d_fwd_gflops"] = conv2d_gflops(run.short, False)
+        run.figures["conv2d_fwd_bwd_gflops"] = conv2d_gflops(run.short, True)
     run.figures["_torch_version"] = torch.__version__
     run.figures["_torch_threads"] = torch.get_num_threads()
     run.figures["_torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
