@@ -9,7 +9,9 @@
 //! All three go through im2col ([`columns`]): the column matrix `col` of `(C/groups · kh ·
 //! kw)` rows, one column per output position, holds the input element each weight meets
 //! there (zero in the padding). Then, through [`crate::kernels::gemm`]:
-//! - forward, per image and group: `Y = W · col`, written straight into the output;
+//! - forward, per image and group: `Y += W · col` added in place to the output, whose
+//!   image block was first written with the bias (zeros without one) and gets `relu` after
+//!   if asked ([`conv2d_forward_fused`]);
 //! - input gradient, per image and group: `col = Wᵀ · G` (`G` read in place), added back into
 //!   the input's gradient by col2im;
 //! - weight gradient, per chunk of images and group: `w_grad += G · colᵀ` over the column
