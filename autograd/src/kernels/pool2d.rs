@@ -1,8 +1,9 @@
 //! Array kernels of 2-D pooling (PyTorch's `max_pool2d` and `avg_pool2d`), with no tape.
 //!
-//! Max pooling returns the position of each window's maximum ([`max_pool2d_argmax`]); the op
-//! layer gathers `x` at those positions, and the gather's gradient (a scatter-add, which
-//! accumulates where windows overlap) is max pooling's, so no backward kernel is needed.
+//! Max pooling returns the maxima and the position of each ([`max_pool2d_argmax`]), whose
+//! scatter-add (which accumulates where windows overlap) is max pooling's gradient, so no
+//! backward kernel is needed; without a gradient to carry back, the maxima alone
+//! ([`max_pool2d_values`]).
 //! Average pooling is linear: [`avg_pool2d_forward`] and its adjoint [`avg_pool2d_backward`].
 
 use std::fmt;
