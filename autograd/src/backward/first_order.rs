@@ -32,13 +32,25 @@ impl<'a, T: Float> RuleContext<Arr<'a, T>> for ArrayContext<'a, '_, T> {
     }
 }
 
-/// A one-element elementwise node as its rule sees it: the values of its inputs and of its
-/// result, each read once from the arena, and whether each input needs a gradient.
+/// A one-element elementwise node as its rule sees it. The rule is given positions instead
+/// of arena indices ([`FIRST`] and [`SECOND`] for the inputs, [`RESULT`] for the node), so
+/// after inlining every question it asks is a constant index into these arrays.
 struct NumberContext<T> {
-    /// `(index, value, needs a gradient)` of each input; a unary op's input twice.
-    inputs: [(usize, T, bool); 2],
-    out: T,
+    /// The values at [`FIRST`], [`SECOND`] and [`RESULT`]; a unary op's input is [`FIRST`].
+    values: [T; 3],
+    /// Whether the inputs at [`FIRST`] and [`SECOND`] need a gradient.
+    needs: [bool; 2],
+    /// The arena indices of the inputs at [`FIRST`] and [`SECOND`] (the same index twice
+    /// for a unary op, or for `x * x`).
+    inputs: [usize; 2],
 }
+
+/// The position of an elementwise node's first input in a [`NumberContext`].
+const FIRST: usize = 0;
+/// The position of a binary node's second input.
+const SECOND: usize = 1;
+/// The position of the node's own value.
+const RESULT: usize = 2;
 
 impl<T: Float> NumberContext<T> {
     /// The context of node `out` if it is elementwise and it and its inputs each hold one
@@ -54,37 +66,26 @@ impl<T: Float> NumberContext<T> {
         let out = node.value.one()?;
         let (na, nb) = (&nodes[a], &nodes[b]);
         Some(NumberContext {
-            inputs: [
-                (a, na.value.one()?, na.requires_grad),
-                (b, nb.value.one()?, nb.requires_grad),
-            ],
-            out,
+            values: [na.value.one()?, nb.value.one()?, out],
+            needs: [na.requires_grad, nb.requires_grad],
+            inputs: [a, b],
         })
     }
 }
 
 impl<T: Float> RuleContext<Number<T>> for NumberContext<T> {
-    /// The value of an input, or else of the node itself (a rule reads nothing else).
     #[inline]
-    fn value(&self, index: usize) -> Number<T> {
-        let [(a, va, _), (b, vb, _)] = self.inputs;
-        Number(if index == a {
-            va
-        } else if index == b {
-            vb
-        } else {
-            self.out
-        })
+    fn value(&self, position: usize) -> Number<T> {
+        Number(self.values[position])
     }
     #[inline]
-    fn shape(&self, _index: usize) -> SmallVec<[usize; 4]> {
+    fn shape(&self, _position: usize) -> SmallVec<[usize; 4]> {
         // `sum_to` ignores the shape on this path.
         SmallVec::new()
     }
     #[inline]
-    fn needs(&self, index: usize) -> bool {
-        let [(a, _, need_a), (b, _, need_b)] = self.inputs;
-        (index == a && need_a) || (index == b && need_b)
+    fn needs(&self, position: usize) -> bool {
+        self.needs.get(position).copied().unwrap_or(false)
     }
 }
 
@@ -124,15 +125,18 @@ pub(super) fn sweep<'t, T: Float>(
                 Slot::Empty => unreachable!(),
             };
             // Elementwise rules only emit gradients for inputs that need one.
-            let mut emit = |input, Number(grad): Number<T>| {
+            let mut emit = |position: usize, Number(grad): Number<T>| {
+                let input = ctx.inputs[position];
                 if anomaly && !grad.is_finite() {
                     anomaly_panic(&nodes, i, input);
                 }
                 slots.add_one(input, grad);
             };
             match &*node.op {
-                Op::Binary(op, a, b) => binary::rule(*op, *a, *b, i, Number(g), &ctx, &mut emit),
-                Op::Unary(op, a) => unary::rule(op, *a, i, Number(g), &ctx, &mut emit),
+                Op::Binary(op, ..) => {
+                    binary::rule(*op, FIRST, SECOND, RESULT, Number(g), &ctx, &mut emit)
+                }
+                Op::Unary(op, _) => unary::rule(op, FIRST, RESULT, Number(g), &ctx, &mut emit),
                 // `NumberContext::of` admits elementwise nodes only.
                 _ => {}
             }
