@@ -5,7 +5,9 @@
 //! would fault in fresh pages. Chunks of [`CHUNK`] nodes never move once allocated, stay
 //! small enough to be recycled by the allocator from one tape to the next, and an index is
 //! still two shifts away from its node. Only the first chunk grows (from as many nodes as fit
-//! in 1 KiB), so a short tape allocates little.
+//! in 1 KiB, doubling up to [`CHUNK`]), so a short tape allocates little. No chunk holds more
+//! than [`CHUNK`] elements, whatever capacity the allocator hands back: element `i` is
+//! element `i % CHUNK` of chunk `i / CHUNK`.
 
 use std::ops::Index;
 
@@ -29,11 +31,7 @@ impl<N> Arena<N> {
     /// The initial capacity of the first chunk: as many elements as fit in
     /// [`FIRST_CHUNK_BYTES`].
     const FIRST_CAPACITY: usize = {
-        // Zero-sized elements take no room: a whole chunk.
-        let fit = match FIRST_CHUNK_BYTES.checked_div(std::mem::size_of::<N>()) {
-            Some(fit) => fit,
-            None => CHUNK,
-        };
+        let fit = FIRST_CHUNK_BYTES / std::mem::size_of::<N>();
         if fit == 0 {
             1
         } else if fit > CHUNK {
@@ -65,28 +63,48 @@ impl<N> Arena<N> {
         self.chunks.iter().map(Vec::capacity).sum()
     }
 
-    /// Appends `value` and returns its index.
+    /// Appends the value `make` returns and returns its index. The hot path is one test (the
+    /// last chunk has room), after which `make`'s value is written straight into the chunk:
+    /// `Vec::push`'s own capacity test is implied by this one, and `make` runs after it, so
+    /// the value is not held on the stack across a possible reallocation.
     #[inline(always)]
-    pub(crate) fn push(&mut self, value: N) -> usize {
+    pub(crate) fn push_with(&mut self, make: impl FnOnce() -> N) -> usize {
         let index = self.len;
-        if index & (CHUNK - 1) == 0 && index >> CHUNK_SHIFT == self.chunks.len() {
-            // The first chunk starts small and grows like a `Vec` (most tapes of a training
-            // step are short); later chunks are allocated whole.
-            let capacity = if index == 0 {
-                Self::FIRST_CAPACITY
-            } else {
-                if index == CHUNK {
-                    // The first chunk doubled from a capacity that need not be a power of
-                    // two: give back what it holds past `CHUNK` (once, off the hot path).
-                    self.chunks[0].shrink_to_fit();
-                }
-                CHUNK
-            };
-            self.chunks.push(Vec::with_capacity(capacity));
+        if let Some(chunk) = self.chunks.last_mut()
+            && chunk.len() < chunk.capacity()
+        {
+            chunk.push(make());
+        } else {
+            self.grow().push(make());
         }
-        self.chunks[index >> CHUNK_SHIFT].push(value);
-        self.len += 1;
+        self.len = index + 1;
         index
+    }
+
+    /// Makes room for one more element and returns the chunk that has it: the first chunk
+    /// starts small and doubles up to [`CHUNK`] (most tapes of a training step are short);
+    /// later chunks are allocated whole. Every chunk is allocated by `Vec::with_capacity`,
+    /// whose capacity is exactly the one asked for, so none holds more than [`CHUNK`].
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self) -> &mut Vec<N> {
+        const {
+            assert!(
+                std::mem::size_of::<N>() > 0,
+                "an arena of zero-sized elements"
+            )
+        };
+        match self.chunks.last_mut() {
+            None => self.chunks.push(Vec::with_capacity(Self::FIRST_CAPACITY)),
+            // Only the first chunk fills up before holding `CHUNK` elements.
+            Some(last) if last.len() < CHUNK => {
+                let mut grown = Vec::with_capacity((2 * last.len()).clamp(last.len() + 1, CHUNK));
+                grown.append(last);
+                *last = grown;
+            }
+            Some(_) => self.chunks.push(Vec::with_capacity(CHUNK)),
+        }
+        self.chunks.last_mut().expect("a chunk was just made")
     }
 
     /// Drops every element from index `len` on.
@@ -124,7 +142,7 @@ mod tests {
     fn indexes_across_chunks_and_truncates() {
         let mut arena = Arena::new();
         for i in 0..3 * CHUNK + 5 {
-            assert_eq!(arena.push(i), i);
+            assert_eq!(arena.push_with(|| i), i);
         }
         assert_eq!(arena.len(), 3 * CHUNK + 5);
         assert_eq!(
@@ -137,14 +155,14 @@ mod tests {
         arena.truncate(CHUNK + 1);
         assert_eq!(arena.len(), CHUNK + 1);
         assert_eq!(arena.iter().count(), CHUNK + 1);
-        assert_eq!(arena.push(7), CHUNK + 1);
+        assert_eq!(arena.push_with(|| 7), CHUNK + 1);
         assert_eq!(arena[CHUNK + 1], 7);
         arena.truncate(CHUNK);
-        assert_eq!(arena.push(9), CHUNK);
+        assert_eq!(arena.push_with(|| 9), CHUNK);
         assert_eq!(arena[CHUNK], 9);
         arena.truncate(0);
         assert!(arena.is_empty());
-        assert_eq!(arena.push(1), 0);
+        assert_eq!(arena.push_with(|| 1), 0);
         assert_eq!(arena[0], 1);
     }
 
@@ -154,7 +172,7 @@ mod tests {
         let mut arena: Arena<[u64; 11]> = Arena::new();
         assert_eq!(Arena::<[u64; 11]>::FIRST_CAPACITY, 11);
         for i in 0..CHUNK + 3 {
-            assert_eq!(arena.push([i as u64; 11]), i);
+            assert_eq!(arena.push_with(|| [i as u64; 11]), i);
         }
         assert_eq!(arena.capacity(), 2 * CHUNK);
         assert!((0..arena.len()).all(|i| arena[i][10] == i as u64));

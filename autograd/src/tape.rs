@@ -237,12 +237,8 @@ impl<'t, T: Float> Tape<'t, T> {
         if self.anomaly.get() && !value.is_finite() {
             check_forward(&Value::one_element(value, ndim), &op, location);
         }
-        let index = nodes.push(Node::new(
-            Value::one_element(value, ndim),
-            op,
-            requires_grad,
-            location,
-        ));
+        let index = nodes
+            .push_with(|| Node::new(Value::one_element(value, ndim), op, requires_grad, location));
         Some(Var { tape: self, index })
     }
 
@@ -262,7 +258,7 @@ impl<'t, T: Float> Tape<'t, T> {
         let Ok(mut nodes) = self.nodes.try_borrow_mut() else {
             recording_while_borrowed(&op, location)
         };
-        let index = nodes.push(Node::new(value, op, requires_grad, location));
+        let index = nodes.push_with(|| Node::new(value, op, requires_grad, location));
         Var { tape: self, index }
     }
 
