@@ -83,8 +83,9 @@ impl<N> Arena<N> {
 
     /// Makes room for one more element and returns the chunk that has it: the first chunk
     /// starts small and doubles up to [`CHUNK`] (most tapes of a training step are short);
-    /// later chunks are allocated whole. Every chunk is allocated by `Vec::with_capacity`,
-    /// whose capacity is exactly the one asked for, so none holds more than [`CHUNK`].
+    /// later chunks are allocated whole. No chunk's capacity exceeds [`CHUNK`]
+    /// (`Vec::with_capacity` gives exactly the capacity asked for, and a first chunk that
+    /// `reserve_exact` would leave larger is moved to one of exact capacity).
     #[cold]
     #[inline(never)]
     fn grow(&mut self) -> &mut Vec<N> {
@@ -96,11 +97,17 @@ impl<N> Arena<N> {
         };
         match self.chunks.last_mut() {
             None => self.chunks.push(Vec::with_capacity(Self::FIRST_CAPACITY)),
-            // Only the first chunk fills up before holding `CHUNK` elements.
-            Some(last) if last.len() < CHUNK => {
-                let mut grown = Vec::with_capacity((2 * last.len()).clamp(last.len() + 1, CHUNK));
-                grown.append(last);
-                *last = grown;
+            // Only the first chunk fills up before holding `CHUNK` elements. It grows in
+            // place when the allocator can extend it.
+            Some(first) if first.len() < CHUNK => {
+                let len = first.len();
+                let target = (2 * len).clamp(len + 1, CHUNK);
+                first.reserve_exact(target - len);
+                if first.capacity() > CHUNK {
+                    let mut exact = Vec::with_capacity(target);
+                    exact.append(first);
+                    *first = exact;
+                }
             }
             Some(_) => self.chunks.push(Vec::with_capacity(CHUNK)),
         }
@@ -168,7 +175,7 @@ mod tests {
 
     #[test]
     fn a_first_chunk_of_odd_capacity_grows_to_chunk_and_no_further() {
-        // A node-sized element: the first chunk starts at 1024 / 88 = 11 elements.
+        // An 88-byte element: the first chunk starts at 1024 / 88 = 11 elements.
         let mut arena: Arena<[u64; 11]> = Arena::new();
         assert_eq!(Arena::<[u64; 11]>::FIRST_CAPACITY, 11);
         for i in 0..CHUNK + 3 {

@@ -4,7 +4,7 @@
 //! The arena ([`crate::arena`]) is in recording order, which is already a topological order:
 //! backward is a single loop from the output down, with no recursion and no sorting.
 //!
-//! Cost model: a node is 88 bytes; bound parameters are borrowed; a computed array is boxed
+//! Cost model: a node of `f32` is 80 bytes; bound parameters are borrowed; a computed array is boxed
 //! with its buffer; a one-element value (a loss, a number in a custom formula, every link of
 //! a chain of one-element ops) is stored inline, and its forward and backward never touch
 //! ndarray or the allocator (`benches/tape.rs` measures it).
@@ -35,7 +35,7 @@ pub(crate) enum Value<'t, T> {
     /// one-element graphs read it as a number without going through ndarray's shapes.
     BorrowedOne {
         value: T,
-        ndim: usize,
+        ndim: Rank,
         array: &'t ArrayD<T>,
     },
     /// One element (its shape is `ndim` ones), stored without a heap buffer: one-element
@@ -43,18 +43,22 @@ pub(crate) enum Value<'t, T> {
     /// built only if an array kernel asks for it, and then kept.
     One {
         value: T,
-        ndim: usize,
+        ndim: Rank,
         array: OnceCell<Box<ArrayD<T>>>,
     },
 }
+
+/// The number of dimensions of a one-element value held inline: 16 bits keep a [`Value`] of
+/// `f32` at two words. A one-element array of more dimensions is held as an array.
+pub(crate) type Rank = u16;
 
 impl<'t, T: Float> Value<'t, T> {
     /// A computed or given array: inline if it holds one element.
     #[inline]
     pub(crate) fn owned(array: ArrayD<T>) -> Self {
-        match one_element(&array) {
-            Some(value) => Value::one_element(value, array.ndim()),
-            None => Value::Owned(Box::new(array)),
+        match (one_element(&array), Rank::try_from(array.ndim())) {
+            (Some(value), Ok(ndim)) => Value::one_element(value, ndim),
+            _ => Value::Owned(Box::new(array)),
         }
     }
 
@@ -62,19 +66,24 @@ impl<'t, T: Float> Value<'t, T> {
     /// holds one.
     #[inline]
     pub(crate) fn borrowed(array: &'t ArrayD<T>) -> Self {
-        match one_element(array) {
-            Some(value) => Value::BorrowedOne {
-                value,
-                ndim: array.ndim(),
-                array,
-            },
-            None => Value::Borrowed(array),
+        match (one_element(array), Rank::try_from(array.ndim())) {
+            (Some(value), Ok(ndim)) => Value::BorrowedOne { value, ndim, array },
+            _ => Value::Borrowed(array),
+        }
+    }
+
+    /// A one-element value of `ndim` dimensions, held inline if `ndim` fits in a [`Rank`].
+    #[inline]
+    pub(crate) fn one_of_rank(value: T, ndim: usize) -> Self {
+        match Rank::try_from(ndim) {
+            Ok(ndim) => Value::one_element(value, ndim),
+            Err(_) => Value::Owned(Box::new(ArrayD::from_elem(vec![1; ndim], value))),
         }
     }
 
     /// A one-element value of `ndim` dimensions.
     #[inline]
-    pub(crate) fn one_element(value: T, ndim: usize) -> Self {
+    pub(crate) fn one_element(value: T, ndim: Rank) -> Self {
         Value::One {
             value,
             ndim,
@@ -88,9 +97,8 @@ impl<'t, T: Float> Value<'t, T> {
         match self {
             Value::Owned(a) => a,
             Value::Borrowed(a) | Value::BorrowedOne { array: a, .. } => a,
-            Value::One { value, ndim, array } => {
-                array.get_or_init(|| Box::new(ArrayD::from_elem(vec![1; *ndim], *value)))
-            }
+            Value::One { value, ndim, array } => array
+                .get_or_init(|| Box::new(ArrayD::from_elem(vec![1; usize::from(*ndim)], *value))),
         }
     }
 
@@ -104,11 +112,22 @@ impl<'t, T: Float> Value<'t, T> {
         }
     }
 
+    /// The element and the number of dimensions of a value held inline.
+    #[inline]
+    pub(crate) fn one_and_rank(&self) -> Option<(T, Rank)> {
+        match self {
+            Value::One { value, ndim, .. } | Value::BorrowedOne { value, ndim, .. } => {
+                Some((*value, *ndim))
+            }
+            Value::Owned(_) | Value::Borrowed(_) => None,
+        }
+    }
+
     /// The number of dimensions.
     #[inline]
     pub(crate) fn ndim(&self) -> usize {
         match self {
-            Value::One { ndim, .. } | Value::BorrowedOne { ndim, .. } => *ndim,
+            Value::One { ndim, .. } | Value::BorrowedOne { ndim, .. } => usize::from(*ndim),
             Value::Owned(a) => a.ndim(),
             Value::Borrowed(a) => a.ndim(),
         }
@@ -118,7 +137,9 @@ impl<'t, T: Float> Value<'t, T> {
     #[inline]
     pub(crate) fn shape(&self) -> SmallVec<[usize; 4]> {
         match self {
-            Value::One { ndim, .. } | Value::BorrowedOne { ndim, .. } => smallvec![1; *ndim],
+            Value::One { ndim, .. } | Value::BorrowedOne { ndim, .. } => {
+                smallvec![1; usize::from(*ndim)]
+            }
             Value::Owned(a) => SmallVec::from_slice(a.shape()),
             Value::Borrowed(a) => SmallVec::from_slice(a.shape()),
         }
@@ -171,6 +192,9 @@ impl<T> Drop for NodeOp<T> {
         }
     }
 }
+
+// The cost model above: a node of `f32` is 80 bytes.
+const _: () = assert!(size_of::<Node<'static, f32>>() == 80);
 
 /// The tape's arena of nodes, in recording order.
 pub(crate) type Nodes<'t, T> = Arena<Node<'t, T>>;
@@ -469,3 +493,4 @@ impl<T: Float> UnaryOp<T> {
         }
     }
 }
+

@@ -207,7 +207,7 @@ impl<'t, T: Float> Tape<'t, T> {
         inputs_require_grad: bool,
     ) -> Var<'t, T> {
         let requires_grad = inputs_require_grad && self.grad_enabled.get();
-        self.push(Value::one_element(value, ndim), op, requires_grad)
+        self.push(Value::one_of_rank(value, ndim), op, requires_grad)
     }
 
     /// Records the elementwise `op` of inputs `a` and `b` (the same index for an op of one
@@ -228,10 +228,12 @@ impl<'t, T: Float> Tape<'t, T> {
             recording_while_borrowed(&op, location)
         };
         let (na, nb) = (&nodes[a], &nodes[b]);
-        let (Some(x), Some(y)) = (na.value.one(), nb.value.one()) else {
+        let (Some((x, rank_a)), Some((y, rank_b))) =
+            (na.value.one_and_rank(), nb.value.one_and_rank())
+        else {
             return None;
         };
-        let ndim = na.value.ndim().max(nb.value.ndim());
+        let ndim = rank_a.max(rank_b);
         let requires_grad = (na.requires_grad || nb.requires_grad) && self.grad_enabled.get();
         let value = f(x, y);
         if self.anomaly.get() && !value.is_finite() {
