@@ -194,12 +194,24 @@ impl<T> Drop for NodeOp<T> {
 }
 
 // The cost model above: a node of `f32` is 80 bytes.
-const _: () = assert!(size_of::<Node<'static, f32>>() == 80);
+const _: () = assert!(size_of::<Node<'static, f32>>() == 64);
 
 /// The tape's arena of nodes, in recording order.
 pub(crate) type Nodes<'t, T> = Arena<Node<'t, T>>;
 
+/// An axis as an op stores it. 32 bits (an array has far fewer axes) let the ops with three
+/// other words of attributes keep it beside the tag, so that an op of `f32` is four words.
+pub(crate) type Axis = u32;
+
+/// `axis` as an op stores it.
+#[inline]
+pub(crate) fn stored_axis(axis: usize) -> Axis {
+    Axis::try_from(axis).expect("an axis fits in 32 bits")
+}
+
 /// A recorded operation: which primitive, with which inputs (arena indices) and attributes.
+/// Attributes that the node's own value gives (the shape of an `index_add` or a
+/// `scatter_add`) are not stored again.
 #[derive(Clone)]
 #[allow(
     dead_code,
@@ -229,13 +241,13 @@ pub(crate) enum Op<T> {
     },
     Slice {
         input: usize,
-        axis: usize,
+        axis: Axis,
         start: usize,
         end: usize,
     },
     Pad {
         input: usize,
-        axis: usize,
+        axis: Axis,
         start: usize,
         len: usize,
     },
@@ -245,14 +257,13 @@ pub(crate) enum Op<T> {
     },
     IndexSelect {
         input: usize,
-        axis: usize,
+        axis: Axis,
         indices: Rc<[usize]>,
     },
     IndexAdd {
         input: usize,
-        axis: usize,
+        axis: Axis,
         indices: Rc<[usize]>,
-        size: usize,
     },
     Gather {
         input: usize,
@@ -263,7 +274,6 @@ pub(crate) enum Op<T> {
         input: usize,
         axis: usize,
         index: Rc<ArrayD<usize>>,
-        shape: Rc<[usize]>,
     },
     Select {
         cond: usize,
@@ -271,11 +281,9 @@ pub(crate) enum Op<T> {
         on_false: usize,
     },
     /// `conv2d(input, weight)`, plus `bias` (`[O]`, added at every position of its output
-    /// channel) if given.
+    /// channel) if given: `inputs` is `[input, weight]` or `[input, weight, bias]`.
     Conv2d {
-        input: usize,
-        weight: usize,
-        bias: Option<usize>,
+        inputs: Rc<[usize]>,
         geometry: Rc<Conv2dGeometry>,
     },
     /// The transposed convolution of `grad` (an output gradient) by `weight`: conv2d's
@@ -308,9 +316,10 @@ pub(crate) enum Op<T> {
         input: usize,
         argmax: Rc<ArrayD<usize>>,
     },
+    /// A user-defined op; its inputs behind a thin pointer keep the op at four words.
     Custom {
         op: Rc<dyn CustomOp<T>>,
-        inputs: Rc<[usize]>,
+        inputs: Rc<Vec<usize>>,
     },
 }
 
@@ -400,21 +409,12 @@ impl<T: Float> Op<T> {
             | Op::AvgPool2d { input, .. }
             | Op::MaxPool2d { input, .. } => smallvec![*input],
             Op::AvgPool2dAdjoint { grad, .. } => smallvec![*grad],
-            Op::Conv2d {
-                input,
-                weight,
-                bias,
-                ..
-            } => {
-                let mut inputs = smallvec![*input, *weight];
-                inputs.extend(*bias);
-                inputs
-            }
             Op::Conv2dInputGrad { grad, weight, .. } => smallvec![*grad, *weight],
             Op::Conv2dWeightGrad { input, grad, .. } => smallvec![*input, *grad],
-            Op::Concat { inputs, .. } | Op::Custom { inputs, .. } => {
+            Op::Concat { inputs, .. } | Op::Conv2d { inputs, .. } => {
                 inputs.iter().copied().collect()
             }
+            Op::Custom { inputs, .. } => inputs.iter().copied().collect(),
             Op::Select {
                 cond,
                 on_true,
@@ -493,4 +493,3 @@ impl<T: Float> UnaryOp<T> {
         }
     }
 }
-

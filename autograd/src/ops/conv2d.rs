@@ -232,9 +232,10 @@ fn record_with_bias<'t, T: Float>(
     x.tape.record(
         value,
         Op::Conv2d {
-            input: x.index,
-            weight: w.index,
-            bias: bias.map(|b| b.index),
+            inputs: [x.index, w.index]
+                .into_iter()
+                .chain(bias.map(|b| b.index))
+                .collect(),
             geometry,
         },
     )

@@ -85,7 +85,7 @@ impl<'t, T: Float> Tape<'t, T> {
             value,
             Op::Custom {
                 op: Rc::new(op),
-                inputs: inputs.iter().map(|v| v.index).collect(),
+                inputs: Rc::new(inputs.iter().map(|v| v.index).collect()),
             },
         )
     }

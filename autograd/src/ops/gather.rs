@@ -68,7 +68,6 @@ pub(crate) fn record_scatter_add<'t, T: Float>(
             input: x.index,
             axis,
             index,
-            shape: Rc::from(shape),
         },
     )
 }

@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use super::RuleContext;
 use super::axes::resolve_axis;
-use crate::graph::Op;
+use crate::graph::{Op, stored_axis};
 use crate::operand::Structural;
 use crate::{Float, Var};
 
@@ -41,7 +41,7 @@ pub(crate) fn record<'t, T: Float>(x: Var<'t, T>, axis: usize, indices: Rc<[usiz
         value,
         Op::IndexSelect {
             input: x.index,
-            axis,
+            axis: stored_axis(axis),
             indices,
         },
     )
@@ -60,9 +60,8 @@ pub(crate) fn record_index_add<'t, T: Float>(
         value,
         Op::IndexAdd {
             input: x.index,
-            axis,
+            axis: stored_axis(axis),
             indices,
-            size,
         },
     )
 }

@@ -2,7 +2,7 @@
 
 use super::RuleContext;
 use super::axes::resolve_axis;
-use crate::graph::Op;
+use crate::graph::{Op, stored_axis};
 use crate::operand::Structural;
 use crate::{Float, Var};
 
@@ -45,7 +45,7 @@ pub(crate) fn record<'t, T: Float>(
         value,
         Op::Slice {
             input: x.index,
-            axis,
+            axis: stored_axis(axis),
             start,
             end,
         },
@@ -65,7 +65,7 @@ pub(crate) fn record_pad<'t, T: Float>(
         value,
         Op::Pad {
             input: x.index,
-            axis,
+            axis: stored_axis(axis),
             start,
             len,
         },
