@@ -210,22 +210,24 @@ impl<'t, T: Float> Tape<'t, T> {
         self.push(Value::one_of_rank(value, ndim), op, requires_grad)
     }
 
-    /// Records the elementwise `op` of inputs `a` and `b` (the same index for an op of one
-    /// input) as a number when each holds one element: `f` of their elements, with the larger
-    /// of their ranks. Returns `None`, recording nothing, when an input has more elements.
-    /// The arena is borrowed once, and neither ndarray nor the allocator is involved.
+    /// Records the elementwise op `op()` of inputs `a` and `b` (the same index for an op of
+    /// one input) as a number when each holds one element: `f` of their elements, with the
+    /// larger of their ranks. Returns `None`, recording nothing, when an input has more
+    /// elements. The arena is borrowed once, and neither ndarray nor the allocator is
+    /// involved. The op is built where it is used (a few scalars), so it is written straight
+    /// into the arena rather than built on the stack and copied.
     #[track_caller]
     #[inline(always)]
     pub(crate) fn record_one_element(
         &'t self,
         a: usize,
         b: usize,
-        op: Op<T>,
+        op: impl Fn() -> Op<T>,
         f: impl FnOnce(T, T) -> T,
     ) -> Option<Var<'t, T>> {
         let location = Location::caller();
         let Ok(mut nodes) = self.nodes.try_borrow_mut() else {
-            recording_while_borrowed(&op, location)
+            recording_while_borrowed(op(), location)
         };
         let (na, nb) = (&nodes[a], &nodes[b]);
         let (Some((x, rank_a)), Some((y, rank_b))) =
@@ -236,11 +238,18 @@ impl<'t, T: Float> Tape<'t, T> {
         let ndim = rank_a.max(rank_b);
         let requires_grad = (na.requires_grad || nb.requires_grad) && self.grad_enabled.get();
         let value = f(x, y);
+        let index = nodes.push_with(|| {
+            Node::new(
+                Value::one_element(value, ndim),
+                op(),
+                requires_grad,
+                location,
+            )
+        });
         if self.anomaly.get() && !value.is_finite() {
-            check_forward(&Value::one_element(value, ndim), &op, location);
+            let node = &nodes[index];
+            check_forward(&node.value, &node.op, location);
         }
-        let index = nodes
-            .push_with(|| Node::new(Value::one_element(value, ndim), op, requires_grad, location));
         Some(Var { tape: self, index })
     }
 
@@ -258,7 +267,7 @@ impl<'t, T: Float> Tape<'t, T> {
             check_forward(&value, &op, location);
         }
         let Ok(mut nodes) = self.nodes.try_borrow_mut() else {
-            recording_while_borrowed(&op, location)
+            recording_while_borrowed(op, location)
         };
         let index = nodes.push_with(|| Node::new(value, op, requires_grad, location));
         Var { tape: self, index }
@@ -292,11 +301,11 @@ impl<'t, T: Float> Tape<'t, T> {
     }
 
     #[track_caller]
+    #[inline]
     pub(crate) fn check_same_tape(&self, other: &Tape<'t, T>, op: &str) {
-        assert!(
-            std::ptr::eq(self, other),
-            "{op}: the operands were recorded on different tapes"
-        );
+        if !std::ptr::eq(self, other) {
+            different_tapes(op)
+        }
     }
 
     /// Writes the graph that leads to `output` in Graphviz DOT: one box per op with its
@@ -367,12 +376,20 @@ fn check_forward<T: Float>(value: &Value<'_, T>, op: &Op<T>, location: &Location
 /// The panic of recording on a tape while one of its values is borrowed.
 #[cold]
 #[inline(never)]
-fn recording_while_borrowed<T: Float>(op: &Op<T>, location: &Location<'_>) -> ! {
+fn recording_while_borrowed<T: Float>(op: Op<T>, location: &Location<'_>) -> ! {
     panic!(
         "`{}` recorded at {location} while a `Var::value()` borrow of this tape is alive: drop \
          it first, or copy the value with `to_array()`",
         op.name()
     )
+}
+
+/// The panic of an op whose operands were recorded on different tapes.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn different_tapes(op: &str) -> ! {
+    panic!("{op}: the operands were recorded on different tapes")
 }
 
 /// Panics with `message()` if `array` holds a NaN or an infinity.

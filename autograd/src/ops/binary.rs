@@ -84,10 +84,10 @@ pub(crate) fn rule<T: Float, O: Operand<T>>(
 #[track_caller]
 pub(crate) fn record<'t, T: Float>(a: Var<'t, T>, b: Var<'t, T>, op: BinaryOp) -> Var<'t, T> {
     a.tape.check_same_tape(b.tape, op.name());
-    let op_node = Op::Binary(op, a.index, b.index);
+    let (i, j) = (a.index, b.index);
     match a
         .tape
-        .record_one_element(a.index, b.index, op_node, |x, y| op.apply(x, y))
+        .record_one_element(i, j, || Op::Binary(op, i, j), |x, y| op.apply(x, y))
     {
         Some(var) => var,
         None => record_arrays(a, b, op),

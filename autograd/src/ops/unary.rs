@@ -179,10 +179,10 @@ pub(crate) fn rule<T: Float, O: Operand<T>>(
 /// Records `op(x)`.
 #[track_caller]
 pub(crate) fn record<'t, T: Float>(x: Var<'t, T>, op: UnaryOp<T>) -> Var<'t, T> {
-    let op_node = Op::Unary(op, x.index);
+    let i = x.index;
     match x
         .tape
-        .record_one_element(x.index, x.index, op_node, |v, _| op.apply(v))
+        .record_one_element(i, i, || Op::Unary(op, i), |v, _| op.apply(v))
     {
         Some(var) => var,
         None => record_array(x, op),
