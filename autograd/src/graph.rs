@@ -4,10 +4,11 @@
 //! The arena ([`crate::arena`]) is in recording order, which is already a topological order:
 //! backward is a single loop from the output down, with no recursion and no sorting.
 //!
-//! Cost model: a node of `f32` is 80 bytes; bound parameters are borrowed; a computed array is boxed
-//! with its buffer; a one-element value (a loss, a number in a custom formula, every link of
-//! a chain of one-element ops) is stored inline, and its forward and backward never touch
-//! ndarray or the allocator (`benches/tape.rs` measures it).
+//! Cost model: a node of `f32` is 64 bytes (a one-element value and its rank in 16 bytes, an
+//! op in four words, the recording location and a flag); bound parameters are borrowed; a
+//! computed array is boxed with its buffer; a one-element value (a loss, a number in a
+//! custom formula, every link of a chain of one-element ops) is stored inline, and its
+//! forward and backward never touch ndarray or the allocator (`benches/tape.rs` measures it).
 
 use std::cell::OnceCell;
 use std::mem::ManuallyDrop;
@@ -27,10 +28,8 @@ use crate::{Float, ParamId};
 /// A node's value: owned for computed values, borrowed for bound parameters (never
 /// copied; a borrowed element is also read once), or held inline when it is a single element.
 pub(crate) enum Value<'t, T> {
-    /// Behind a pointer, so that a node stays small (a fraction of a cache line's worth of
-    /// bytes to move and to sweep over). Never shared: an `Rc` rather than a `Box` because
-    /// releasing an `Rc` is a decrement and a test inline with the rest out of line, which
-    /// keeps a node's drop small enough to be inlined into the loop that drops the tape.
+    /// Boxed, so that a node stays small (a fraction of a cache line's worth of bytes to
+    /// move and to sweep over).
     Owned(Box<ArrayD<T>>),
     Borrowed(&'t ArrayD<T>),
     /// A borrowed array of one element (a bound scalar parameter), its element read once:
@@ -42,8 +41,7 @@ pub(crate) enum Value<'t, T> {
     },
     /// One element (its shape is `ndim` ones), stored without a heap buffer: one-element
     /// graphs record and differentiate these without touching ndarray. The array form is
-    /// built only if an array kernel asks for it, and then kept (in an `Rc` for the same
-    /// reason as [`Value::Owned`]).
+    /// built only if an array kernel asks for it, and then kept.
     One {
         value: T,
         ndim: Rank,
@@ -207,7 +205,7 @@ impl<T> Drop for NodeOp<T> {
     }
 }
 
-// The cost model above: a node of `f32` is 80 bytes.
+// The cost model above: a node of `f32` is 64 bytes.
 const _: () = assert!(size_of::<Node<'static, f32>>() == 64);
 
 /// The tape's arena of nodes, in recording order.
