@@ -246,7 +246,7 @@ impl<'t, T: Float> Tape<'t, T> {
                 location,
             )
         });
-        if self.anomaly.get() && !value.is_finite() {
+        if self.anomaly.get() {
             let node = &nodes[index];
             check_forward(&node.value, &node.op, location);
         }

@@ -127,8 +127,8 @@ pub(super) fn sweep<'t, T: Float>(
             // Elementwise rules only emit gradients for inputs that need one.
             let mut emit = |position: usize, Number(grad): Number<T>| {
                 let input = ctx.inputs[position];
-                if anomaly && !grad.is_finite() {
-                    anomaly_panic(&nodes, i, input);
+                if anomaly {
+                    check_number(&nodes, i, input, grad);
                 }
                 slots.add_one(input, grad);
             };
@@ -205,11 +205,14 @@ pub(super) fn sweep<'t, T: Float>(
     Grads::from_sweep(tape.id(), leaves, &tape.bound_params())
 }
 
-/// Anomaly mode's panic for a gradient of `input` that is NaN or infinite.
+/// Anomaly mode's check of a one-element gradient of `input`: panics if it is NaN or
+/// infinite.
 #[cold]
 #[inline(never)]
-fn anomaly_panic<T: Float>(nodes: &Nodes<'_, T>, node: usize, input: usize) -> ! {
-    panic!("{}", anomaly_message(nodes, node, input))
+fn check_number<T: Float>(nodes: &Nodes<'_, T>, node: usize, input: usize, grad: T) {
+    if !grad.is_finite() {
+        panic!("{}", anomaly_message(nodes, node, input))
+    }
 }
 
 fn anomaly_message<T: Float>(nodes: &Nodes<'_, T>, node: usize, input: usize) -> String {
