@@ -1,6 +1,6 @@
 //! Array kernels: pure functions of `ndarray` arrays that know nothing of tapes. The
 //! only module of the crate where `unsafe` code may live (the `gemm` wrapper, the
-//! fork-join helper, the uninitialised outputs of the convolution and the allocator calls
+//! fork-join helper, the uninitialised outputs of the convolution and of `zeroed_blocks.rs`, and the allocator calls
 //! of `heap.rs`).
 //!
 //! | file | kernels |
@@ -15,6 +15,7 @@
 //! | `pool2d.rs` | max pooling with argmax indices, average pooling and its adjoint |
 //! | `fork_join.rs` | two-thread fork-join with a spinning helper |
 //! | `heap.rs` | asking the allocator to keep freed buffers between steps |
+//! | `zeroed_blocks.rs` | arrays zeroed block by block right before each block's work |
 //! | `testing.rs` | helpers of the kernels' unit tests |
 
 pub(crate) mod conv2d;
@@ -29,3 +30,4 @@ pub(crate) mod pool2d;
 pub(crate) mod reduce;
 #[cfg(test)]
 pub(crate) mod testing;
+pub(crate) mod zeroed_blocks;
