@@ -5,8 +5,8 @@
 //! Fashion-MNIST CNN at batch 32) and frees them when its tape is dropped. glibc's default
 //! policy gives that memory back to the operating system at once: buffers from 128 KiB
 //! upwards are `mmap`ed and unmapped one by one, and a free stretch at the top of the heap
-//! is trimmed. The next step then takes a page fault for every 4 KiB it touches: a third
-//! of the CNN step's time went to the kernel that way.
+//! is trimmed. The next step then takes a page fault for every 4 KiB it touches, which
+//! under that policy is a third of the CNN step's time (`benches/README.md`).
 //!
 //! [`keep_freed_memory`] therefore asks glibc, once per process, to serve buffers up to
 //! 32 MiB (the largest threshold it accepts) from the heap and never to trim the heap on
