@@ -98,6 +98,22 @@ pub mod fork_join {
     pub use crate::kernels::fork_join::join;
 }
 
+/// How tensor memory is kept between steps: the first tape asks glibc to keep freed buffers
+/// in the heap instead of returning them to the system, so a training step does not take
+/// a page fault for every page of its activations again. `TAPEGRAD_KEEP_FREED_MEMORY=0`
+/// (or any `MALLOC_*_` / `GLIBC_TUNABLES` setting) leaves the allocator as it is.
+///
+/// ```
+/// use tapegrad_autograd::{Tape, memory};
+///
+/// let tape = Tape::<f32>::new();                  // asks glibc once per process
+/// drop(tape);
+/// memory::release_freed_memory();                 // done training: footprint down
+/// ```
+pub mod memory {
+    pub use crate::kernels::heap::{keep_freed_memory, release_freed_memory};
+}
+
 pub use check::{
     CentralDifferences, GradcheckError, GradcheckOptions, GradientMismatch, gradcheck,
     gradgradcheck,

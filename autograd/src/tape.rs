@@ -49,6 +49,7 @@ impl<'t, T: Float> Tape<'t, T> {
     /// An empty tape with gradient recording on and anomaly mode off.
     pub fn new() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
+        crate::kernels::heap::keep_freed_memory();
         Tape {
             id: NEXT.fetch_add(1, Ordering::Relaxed),
             nodes: RefCell::new(Arena::new()),

@@ -14,7 +14,15 @@ batches cycled from a pool of 16 random-label batches. Everything timed is a cal
 - `mlp_infer_b{32,128}_ms`: the jit-compiled forward pass;
 - `fit_line_ms`: the whole 500-epoch line fit as one jit-compiled `lax.fori_loop`
   (`fit_line_compile_ms`: its compile time, reported apart);
-- `matmul_{m}x{k}x{n}_{fwd,fwd_bwd}_gflops`: `a @ b`, and the gradients of `sum(a @ b)`.
+- `matmul_{m}x{k}x{n}_{fwd,fwd_bwd}_gflops`: `a @ b`, and with the gradients of both
+  operands for a random output gradient (`jax.vjp`, see `forward_backward`);
+- `cnn_step_b{32,128}_ms`: the Fashion-MNIST CNN (`examples/fashion_mnist.rs --model cnn`,
+  NCHW as the other sides) trained by one jit of `value_and_grad` plus an Adam update
+  written out (PyTorch's formulas, lr 1e-3), parameters and moments donated;
+  `cnn_infer_b128_ms`: its jit-compiled forward pass;
+- `conv2d_{fwd,fwd_bwd}_gflops`: the CNN's second convolution alone
+  (`lax.conv_general_dilated`, `[32, 32, 14, 14]` by `[64, 32, 3, 3]`, padding 1), and with
+  its input and weight gradients, as the products.
 
 The scalar chain is not measured: under `jit` the 1,002 ops are compiled into one fused
 loop (no per-op cost is left to compare with a tape's), and without `jit` each op is a
@@ -157,22 +165,130 @@ def matmul_fwd(budget, m, k, n):
     return 2 * m * k * n / time_median(budget, 3, lambda: product(a, b).block_until_ready()) / 1e9
 
 
+def forward_backward(f, output_shape):
+    """`f`'s output and its operands' gradients for a random output gradient, jit-compiled.
+    Not `grad(sum(f))`: its output gradient is a constant, the output itself is then dead
+    code, and XLA would skip the forward product the other sides compute."""
+    g = jnp.asarray(np.random.default_rng(2).uniform(-1, 1, output_shape).astype(np.float32))
+
+    def run(*operands):
+        y, pullback = jax.vjp(f, *operands)
+        return y, pullback(g)
+
+    return jax.jit(run)
+
+
 def matmul_fwd_bwd(budget, m, k, n):
     a, b = operands(m, k, n)
-    grads = jax.jit(jax.grad(lambda a, b: jnp.sum(a @ b), argnums=(0, 1)))
-    secs = time_median(budget, 3, lambda: jax.block_until_ready(grads(a, b)))
+    f = forward_backward(lambda a, b: a @ b, (m, n))
+    secs = time_median(budget, 3, lambda: jax.block_until_ready(f(a, b)))
     return 6 * m * k * n / secs / 1e9
+
+
+CONV_DIMS = ("NCHW", "OIHW", "NCHW")
+
+
+def conv(x, w, b=None):
+    y = lax.conv_general_dilated(x, w, (1, 1), ((1, 1), (1, 1)), dimension_numbers=CONV_DIMS)
+    return y if b is None else y + b[None, :, None, None]
+
+
+def max_pool2(x):
+    return lax.reduce_window(x, -jnp.inf, lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+
+
+def cnn_params(seed):
+    """PyTorch's default initialization (uniform in ±1/sqrt(fan_in)); the cost does not
+    depend on it."""
+    rng = np.random.default_rng(seed)
+
+    def uniform(shape, fan_in):
+        limit = 1.0 / math.sqrt(fan_in)
+        return jnp.asarray(rng.uniform(-limit, limit, shape).astype(np.float32))
+
+    return [
+        (uniform((32, 1, 3, 3), 9), uniform((32,), 9)),
+        (uniform((64, 32, 3, 3), 288), uniform((64,), 288)),
+        (uniform((64 * 7 * 7, 128), 3136), uniform((128,), 3136)),
+        (uniform((128, 10), 128), uniform((10,), 128)),
+    ]
+
+
+def cnn_forward(params, x):
+    (w1, b1), (w2, b2), (w3, b3), (w4, b4) = params
+    h = max_pool2(jax.nn.relu(conv(x, w1, b1)))
+    h = max_pool2(jax.nn.relu(conv(h, w2, b2)))
+    h = jax.nn.relu(h.reshape(h.shape[0], -1) @ w3 + b3)
+    return h @ w4 + b4
+
+
+def cnn_loss(params, x, y):
+    logp = jax.nn.log_softmax(cnn_forward(params, x))
+    return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+
+def adam_step(state, x, y, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
+    params, m, v, t = state
+    loss, grads = jax.value_and_grad(cnn_loss)(params, x, y)
+    t = t + 1
+    m = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, m, grads)
+    v = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, v, grads)
+    step = lr / (1 - b1**t)
+    params = jax.tree.map(
+        lambda p, m, v: p - step * m / (jnp.sqrt(v / (1 - b2**t)) + eps), params, m, v
+    )
+    return (params, m, v, t), loss
+
+
+cnn_train_step = jax.jit(adam_step, donate_argnums=0)
+cnn_predict = jax.jit(cnn_forward)
+
+
+def image_batches(batch, batches, seed):
+    return [(x.reshape(batch, 1, 28, 28), y) for x, y in mnist_like(batch, batches, seed)]
+
+
+def cnn_step(budget, batch):
+    params = cnn_params(42)
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    state = [(params, zeros, jax.tree.map(jnp.zeros_like, params), jnp.float32(0))]
+    data = image_batches(batch, POOL, 11)
+    i = [0]
+
+    def run():
+        x, y = data[i[0] % POOL]
+        i[0] += 1
+        state[0], loss = cnn_train_step(state[0], x, y)
+        loss.block_until_ready()
+
+    return time_median(budget, 2, run)  # the first call compiles
+
+
+def cnn_infer(budget, batch):
+    params = cnn_params(42)
+    x = image_batches(batch, 1, 13)[0][0]
+    return time_median(budget, 2, lambda: cnn_predict(params, x).block_until_ready())
+
+
+def conv2d_gflops(budget, fwd_bwd):
+    rng = np.random.default_rng(1)
+    x = jnp.asarray(rng.uniform(-1, 1, (32, 32, 14, 14)).astype(np.float32))
+    w = jnp.asarray(rng.uniform(-1, 1, (64, 32, 3, 3)).astype(np.float32))
+    f = forward_backward(conv, (32, 64, 14, 14)) if fwd_bwd else jax.jit(conv)
+    secs = time_median(budget, 3, lambda: jax.block_until_ready(f(x, w)))
+    return 2 * 32 * 64 * 14 * 14 * 32 * 9 * (3 if fwd_bwd else 1) / secs / 1e9
 
 
 def main():
     run = Run(__doc__)
-    # --only chain, cnn and conv are accepted and measure nothing here.
+    # --only chain is accepted and measures nothing here.
     run.mlp(mlp_step, mlp_infer)
     if run.wanted("fit_line"):
         fit, compile_s = fit_line(run.long)
         run.figures["fit_line_ms"] = fit * 1e3
         run.figures["fit_line_compile_ms"] = compile_s * 1e3
     run.matmuls(matmul_fwd, matmul_fwd_bwd)
+    run.cnn(cnn_step, cnn_infer, conv2d_gflops)
     run.figures["_jax_version"] = jax.__version__
     run.figures["_jax_devices"] = str(jax.devices())
     run.figures["_affinity_cpus"] = len(os.sched_getaffinity(0))

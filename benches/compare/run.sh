@@ -20,8 +20,9 @@
 # intra_op_parallelism_threads=1".
 #
 # Environment: ROUNDS, THREADS (default 2), SIDES (default "tapegrad torch jax": leave one
-# out to skip it), CARGO_TARGET_DIR (honoured), PYTHON (the interpreter used to create the
-# venvs, default python3).
+# out to skip it), ONLY (a space-separated subset of the figure groups below, default all:
+# ONLY="cnn conv" benches/compare/run.sh 5), CARGO_TARGET_DIR (honoured), PYTHON (the
+# interpreter used to create the venvs, default python3).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -88,7 +89,7 @@ mkdir -p "$out"
 # Interleaved figure group by figure group, so that the measurements of one figure are
 # taken seconds apart: this machine's speed moves between modes for seconds to minutes at
 # a time, which a whole side's run (~40 s) would catch on one side and not the others.
-groups=(mlp_b32 mlp_b128 infer chain fit_line matmul matmul_large cnn conv)
+groups=(${ONLY:-mlp_b32 mlp_b128 infer chain fit_line matmul matmul_large cnn conv})
 for ((r = 1; r <= rounds; r++)); do
     load="$(cut -d' ' -f1-3 /proc/loadavg)"
     echo "== round $r/$rounds (load $load)" >&2

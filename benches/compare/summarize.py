@@ -19,24 +19,24 @@ PEERS = [("torch", "PyTorch"), ("jax", "JAX")]
 
 # (figure, tapegrad key, peers' key, unit, higher is better, target)
 ROWS = [
-    ("MLP step, batch 32", "mlp_step_b32_ms", "mlp_step_b32_ms", "ms", False, "< 0.5 ms"),
-    ("MLP step, batch 32 (nn::Sequential)", "mlp_step_nn_b32_ms", "mlp_step_b32_ms", "ms", False, "< 0.5 ms"),
-    ("MLP step, batch 128", "mlp_step_b128_ms", "mlp_step_b128_ms", "ms", False, "< 0.95 ms"),
-    ("MLP step, batch 128 (nn::Sequential)", "mlp_step_nn_b128_ms", "mlp_step_b128_ms", "ms", False, "< 0.95 ms"),
-    ("MLP inference, batch 32", "mlp_infer_b32_ms", "mlp_infer_b32_ms", "ms", False, ""),
-    ("MLP inference, batch 128", "mlp_infer_b128_ms", "mlp_infer_b128_ms", "ms", False, ""),
-    ("scalar chain, fwd+bwd per op", "scalar_chain_ns_per_op", "scalar_chain_ns_per_op", "ns", False, "<= 100 ns"),
-    ("line fit, 500 epochs (Model::fit)", "fit_line_ms", "fit_line_ms", "ms", False, "< 2 ms"),
+    ("MLP step, batch 32", "mlp_step_b32_ms", "mlp_step_b32_ms", "ms", False, "≤ 0.33× PyTorch, ≤ 0.5× JAX"),
+    ("MLP step, batch 32 (nn::Sequential)", "mlp_step_nn_b32_ms", "mlp_step_b32_ms", "ms", False, "≤ 0.33× PyTorch, ≤ 0.5× JAX"),
+    ("MLP step, batch 128", "mlp_step_b128_ms", "mlp_step_b128_ms", "ms", False, "≤ 0.5× PyTorch, ≤ 0.67× JAX"),
+    ("MLP step, batch 128 (nn::Sequential)", "mlp_step_nn_b128_ms", "mlp_step_b128_ms", "ms", False, "≤ 0.5× PyTorch, ≤ 0.67× JAX"),
+    ("MLP inference, batch 32", "mlp_infer_b32_ms", "mlp_infer_b32_ms", "ms", False, "≤ 0.77× PyTorch, < 1× JAX"),
+    ("MLP inference, batch 128", "mlp_infer_b128_ms", "mlp_infer_b128_ms", "ms", False, "≤ 0.77× PyTorch, < 1× JAX"),
+    ("scalar chain, fwd+bwd per op", "scalar_chain_ns_per_op", "scalar_chain_ns_per_op", "ns", False, "≤ 30 ns"),
+    ("line fit, 500 epochs (Model::fit)", "fit_line_ms", "fit_line_ms", "ms", False, "≤ 0.33× JAX"),
     ("line fit, 500 epochs (hand loop)", "fit_line_hand_ms", "fit_line_ms", "ms", False, ""),
     ("line fit, compile time (JAX jit)", "fit_line_compile_ms", "fit_line_compile_ms", "ms", False, ""),
 ]
-for size, target in (("128x784x256", ">= 0.9x"), ("32x784x256", ""), ("1024x1024x1024", ">= 0.9x")):
+for size, target in (("128x784x256", "≥ 0.9× PyTorch"), ("32x784x256", ""), ("1024x1024x1024", "≥ 0.9× PyTorch")):
     ROWS.append((f"matmul {size} fwd", f"matmul_{size}_fwd_gflops", f"matmul_{size}_fwd_gflops", "GFLOP/s", True, target))
     ROWS.append((f"matmul {size} fwd+bwd", f"matmul_{size}_fwd_bwd_gflops", f"matmul_{size}_fwd_bwd_gflops", "GFLOP/s", True, ""))
 ROWS += [
-    ("CNN step, batch 32 (Adam)", "cnn_step_b32_ms", "cnn_step_b32_ms", "ms", False, ""),
-    ("CNN step, batch 128 (Adam)", "cnn_step_b128_ms", "cnn_step_b128_ms", "ms", False, ""),
-    ("CNN inference, batch 128", "cnn_infer_b128_ms", "cnn_infer_b128_ms", "ms", False, ""),
+    ("CNN step, batch 32 (Adam)", "cnn_step_b32_ms", "cnn_step_b32_ms", "ms", False, "≤ 0.67× PyTorch"),
+    ("CNN step, batch 128 (Adam)", "cnn_step_b128_ms", "cnn_step_b128_ms", "ms", False, "≤ 0.67× PyTorch"),
+    ("CNN inference, batch 128", "cnn_infer_b128_ms", "cnn_infer_b128_ms", "ms", False, "≤ 0.67× PyTorch"),
     ("conv2d [32,32,14,14] * [64,32,3,3] fwd", "conv2d_fwd_gflops", "conv2d_fwd_gflops", "GFLOP/s", True, ""),
     ("conv2d [32,32,14,14] * [64,32,3,3] fwd+bwd", "conv2d_fwd_bwd_gflops", "conv2d_fwd_bwd_gflops", "GFLOP/s", True, ""),
 ]

@@ -117,6 +117,18 @@ class Run:
             self.figures[f"matmul_{m}x{k}x{n}_fwd_gflops"] = fwd(budget, m, k, n)
             self.figures[f"matmul_{m}x{k}x{n}_fwd_bwd_gflops"] = fwd_bwd(budget, m, k, n)
 
+    def cnn(self, step, infer, conv_gflops):
+        """The CNN's training steps (`step(budget, batch)`) at batches 32 and 128 and its
+        inference at 128 (`infer(budget, batch)`), in seconds; its second convolution alone
+        (`conv_gflops(budget, fwd_bwd)`), in GFLOP/s."""
+        if self.wanted("cnn"):
+            for batch in (32, 128):
+                self.figures[f"cnn_step_b{batch}_ms"] = step(self.long, batch) * 1e3
+            self.figures["cnn_infer_b128_ms"] = infer(self.long, 128) * 1e3
+        if self.wanted("conv"):
+            self.figures["conv2d_fwd_gflops"] = conv_gflops(self.short, False)
+            self.figures["conv2d_fwd_bwd_gflops"] = conv_gflops(self.short, True)
+
     def print(self):
         """Prints the figures as one JSON object, after checking every number is finite."""
         assert all(math.isfinite(v) for v in self.figures.values() if isinstance(v, float))

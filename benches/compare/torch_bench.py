@@ -214,13 +214,7 @@ def main():
     if run.wanted("fit_line"):
         run.figures["fit_line_ms"] = fit_line(run.long) * 1e3
     run.matmuls(matmul_fwd, matmul_fwd_bwd)
-    if run.wanted("cnn"):
-        for batch in (32, 128):
-            run.figures[f"cnn_step_b{batch}_ms"] = cnn_step(run.long, batch) * 1e3
-        run.figures["cnn_infer_b128_ms"] = cnn_infer(run.long, 128) * 1e3
-    if run.wanted("conv"):
-        run.figures["conv2d_fwd_gflops"] = conv2d_gflops(run.short, False)
-        run.figures["conv2d_fwd_bwd_gflops"] = conv2d_gflops(run.short, True)
+    run.cnn(cnn_step, cnn_infer, conv2d_gflops)
     run.figures["_torch_version"] = torch.__version__
     run.figures["_torch_threads"] = torch.get_num_threads()
     run.figures["_torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()

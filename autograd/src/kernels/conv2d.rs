@@ -50,6 +50,7 @@ use super::gemm::{
     PARALLEL_MATMUL_THRESHOLD, mat_mul_add_into, mat_mul_add_into_this_thread, mat_mul_into,
     mat_mul_into_this_thread,
 };
+use super::zeroed_blocks::zeroed_blocks;
 use crate::Float;
 
 /// The weight gradient's column matrix of one chunk of images stays under this many bytes
@@ -331,8 +332,8 @@ fn relu_in_place<T: Float>(ys: &mut [T]) {
     ys.iter_mut().for_each(|y| *y = relu(*y));
 }
 
-/// [`conv2d_input_grad`]: per image and group, `col = Wᵀ · G` (`G` read in place) added back
-/// by col2im.
+/// [`conv2d_input_grad`]: per image, its gradient zeroed, then per group `col = Wᵀ · G` (`G`
+/// read in place) added into it by col2im.
 fn input_grad<T: Float>(
     grad_out: ArrayView4<'_, T>,
     w: ArrayView4<'_, T>,
@@ -343,11 +344,10 @@ fn input_grad<T: Float>(
     check_shape("the input", &x_shape, g.input_shape(n));
     check_shape("the output gradient", grad_out.shape(), g.output_shape(n));
     check_shape("the weight", w.shape(), g.weight_shape());
-    let mut dx = Array4::zeros(x_shape);
     let (k, p, og) = (g.col_rows(), g.out_plane(), g.out_channels / g.groups);
     let (cg, hw) = (g.in_channels / g.groups, g.in_plane());
-    if dx.is_empty() || p == 0 || og == 0 {
-        return dx;
+    if x_shape.contains(&0) || p == 0 || og == 0 {
+        return Array4::zeros(x_shape);
     }
     let gr = grad_out.as_standard_layout();
     let gs = gr.as_slice().expect("standard layout");
@@ -355,28 +355,25 @@ fn input_grad<T: Float>(
     let w = w.view();
     let wm = weight_matrix(&w, g);
     let plan = Plan::new(g, n, 1);
-    let dxs = dx.as_slice_mut().expect("fresh array");
-    plan.for_halves(
-        dxs,
+    let product = plan.product();
+    let dx = zeroed_blocks(
+        n,
         g.in_channels * hw,
-        plan.product(),
-        |images, dx, product| {
-            let mut col = vec![T::zero(); k * p];
-            for image in images.clone() {
-                for gi in 0..g.groups {
-                    let go = &gs[(image * g.groups + gi) * og * p..][..og * p];
-                    let go = ArrayView2::from_shape((og, p), go).expect("og · p");
-                    let wt = wm.slice(s![gi * og..(gi + 1) * og, ..]).reversed_axes();
-                    let mut cols = ArrayViewMut2::from_shape((k, p), &mut col[..]).expect("k · p");
-                    product(&wt, &go, &mut cols);
-                    let dxg =
-                        &mut dx[((image - images.start) * g.groups + gi) * cg * hw..][..cg * hw];
-                    col2im(&col, g, cg, dxg, Block { ld: p, first: 0 });
-                }
+        plan.mid,
+        || vec![T::zero(); k * p],
+        |col, image, dx| {
+            for gi in 0..g.groups {
+                let go = &gs[(image * g.groups + gi) * og * p..][..og * p];
+                let go = ArrayView2::from_shape((og, p), go).expect("og · p");
+                let wt = wm.slice(s![gi * og..(gi + 1) * og, ..]).reversed_axes();
+                let mut cols = ArrayViewMut2::from_shape((k, p), &mut col[..]).expect("k · p");
+                product(&wt, &go, &mut cols);
+                let dxg = &mut dx[gi * cg * hw..][..cg * hw];
+                col2im(col, g, cg, dxg, Block { ld: p, first: 0 });
             }
         },
     );
-    dx
+    Array4::from_shape_vec(x_shape, dx).expect("N · C · H · W elements")
 }
 
 /// [`conv2d_weight_grad`] with `chunk` images per column matrix: each half sums its chunks'

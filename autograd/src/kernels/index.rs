@@ -4,7 +4,7 @@
 use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
 
 use super::elementwise::PARALLEL_THRESHOLD;
-use super::fork_join::join;
+use super::zeroed_blocks::zeroed_blocks;
 use crate::Float;
 
 /// The slices of `v` at `indices` along `axis`, in that order.
@@ -65,40 +65,35 @@ pub(crate) fn scatter_add<T: Float>(
     index: &ArrayD<usize>,
     shape: &[usize],
 ) -> ArrayD<T> {
-    let mut out = ArrayD::zeros(IxDyn(shape));
     let values = v.as_slice().filter(|_| v.shape() == index.shape());
     if let Some(lanes) = Lanes::of(shape, values, axis, index) {
-        // The same additions in the same order as the general loop below, plane by plane;
-        // from `PARALLEL_THRESHOLD` elements on, the planes in two halves side by side
-        // (each plane's additions stay in order: the same results either way).
+        // The same additions in the same order as the general loop below, plane by plane,
+        // each plane zeroed just before its additions; from `PARALLEL_THRESHOLD` elements
+        // on, the planes in two halves side by side (each plane's additions stay in order:
+        // the same results either way).
         let (inner, block) = (lanes.inner, lanes.picked * lanes.inner);
         let plane_len = lanes.len * inner;
-        let scatter = |out: &mut [T], index: &[usize], source: &[T]| {
-            let blocks = index.chunks_exact(block).zip(source.chunks_exact(block));
-            for (plane, (idx, vals)) in out.chunks_exact_mut(plane_len).zip(blocks) {
+        let total = shape.iter().product::<usize>();
+        let planes = total / plane_len.max(1);
+        let mid = (total >= PARALLEL_THRESHOLD && planes >= 2).then_some(planes / 2);
+        let data = zeroed_blocks(
+            planes,
+            plane_len,
+            mid,
+            || (),
+            |(), o, plane: &mut [T]| {
+                let idx = &lanes.index[o * block..(o + 1) * block];
+                let vals = &lanes.source[o * block..(o + 1) * block];
                 for (row, row_vals) in idx.chunks_exact(inner).zip(vals.chunks_exact(inner)) {
                     for (e, (&i, &x)) in row.iter().zip(row_vals).enumerate() {
                         plane[i * inner + e] += x;
                     }
                 }
-            }
-        };
-        let all = out.as_slice_mut().expect("fresh array");
-        let planes = all.len() / plane_len.max(1);
-        if all.len() >= PARALLEL_THRESHOLD && planes >= 2 {
-            let mid = planes / 2;
-            let (out1, out2) = all.split_at_mut(mid * plane_len);
-            let (index1, index2) = lanes.index.split_at(mid * block);
-            let (source1, source2) = lanes.source.split_at(mid * block);
-            join(
-                || scatter(out1, index1, source1),
-                || scatter(out2, index2, source2),
-            );
-        } else {
-            scatter(all, lanes.index, lanes.source);
-        }
-        return out;
+            },
+        );
+        return ArrayD::from_shape_vec(IxDyn(shape), data).expect("planes · plane elements");
     }
+    let mut out = ArrayD::zeros(IxDyn(shape));
     for (pos, &i) in index.indexed_iter() {
         let mut target = pos.clone();
         target[axis] = i;

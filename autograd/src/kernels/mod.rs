@@ -1,6 +1,7 @@
 //! Array kernels: pure functions of `ndarray` arrays that know nothing of tapes. The
-//! only module of the crate where `unsafe` code may live (the `gemm` wrapper and the
-//! fork-join helper).
+//! only module of the crate where `unsafe` code may live (the `gemm` wrapper, the
+//! fork-join helper, the uninitialised outputs of the convolution and of `zeroed_blocks.rs`, and the allocator calls
+//! of `heap.rs`).
 //!
 //! | file | kernels |
 //! |---|---|
@@ -13,12 +14,15 @@
 //! | `conv2d.rs` | im2col/col2im convolution, its input and weight gradients |
 //! | `pool2d.rs` | max pooling with argmax indices, average pooling and its adjoint |
 //! | `fork_join.rs` | two-thread fork-join with a spinning helper |
+//! | `heap.rs` | asking the allocator to keep freed buffers between steps |
+//! | `zeroed_blocks.rs` | arrays zeroed block by block right before each block's work |
 //! | `testing.rs` | helpers of the kernels' unit tests |
 
 pub(crate) mod conv2d;
 pub(crate) mod elementwise;
 pub(crate) mod fork_join;
 pub(crate) mod gemm;
+pub(crate) mod heap;
 pub(crate) mod index;
 pub(crate) mod matmul;
 pub(crate) mod movement;
@@ -26,3 +30,4 @@ pub(crate) mod pool2d;
 pub(crate) mod reduce;
 #[cfg(test)]
 pub(crate) mod testing;
+pub(crate) mod zeroed_blocks;

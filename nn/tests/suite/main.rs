@@ -11,6 +11,7 @@ mod golden_losses;
 mod gradcheck;
 mod io;
 mod layers;
+mod losses;
 mod lr_schedule;
 mod model;
 mod module_api;
