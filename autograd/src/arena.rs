@@ -9,7 +9,7 @@
 //! than [`CHUNK`] elements, whatever capacity the allocator hands back: element `i` is
 //! element `i % CHUNK` of chunk `i / CHUNK`.
 
-use std::ops::Index;
+use std::ops::{Index, IndexMut};
 
 /// Log₂ of the number of nodes per chunk.
 const CHUNK_SHIFT: usize = 8;
@@ -138,6 +138,13 @@ impl<N> Index<usize> for Arena<N> {
     #[inline]
     fn index(&self, index: usize) -> &N {
         &self.chunks[index >> CHUNK_SHIFT][index & (CHUNK - 1)]
+    }
+}
+
+impl<N> IndexMut<usize> for Arena<N> {
+    #[inline]
+    fn index_mut(&mut self, index: usize) -> &mut N {
+        &mut self.chunks[index >> CHUNK_SHIFT][index & (CHUNK - 1)]
     }
 }
 

@@ -47,6 +47,9 @@ pub(crate) enum Value<'t, T> {
         ndim: Rank,
         array: OnceCell<Box<ArrayD<T>>>,
     },
+    /// Freed before the tape by [`Tape::release_value`](crate::Tape::release_value):
+    /// reading it panics.
+    Released,
 }
 
 /// The number of dimensions of a one-element value held inline: 16 bits keep a [`Value`] of
@@ -100,6 +103,7 @@ impl<'t, T: Float> Value<'t, T> {
             Value::Borrowed(a) | Value::BorrowedOne { array: a, .. } => a,
             Value::One { value, ndim, array } => array
                 .get_or_init(|| Box::new(ArrayD::from_elem(vec![1; usize::from(*ndim)], *value))),
+            Value::Released => released(),
         }
     }
 
@@ -109,7 +113,7 @@ impl<'t, T: Float> Value<'t, T> {
         match self {
             Value::One { value, .. } | Value::BorrowedOne { value, .. } => Some(*value),
             // `Value::owned` and `Value::borrowed` keep one-element arrays apart.
-            Value::Owned(_) | Value::Borrowed(_) => None,
+            Value::Owned(_) | Value::Borrowed(_) | Value::Released => None,
         }
     }
 
@@ -120,7 +124,7 @@ impl<'t, T: Float> Value<'t, T> {
             Value::One { value, ndim, .. } | Value::BorrowedOne { value, ndim, .. } => {
                 Some((*value, *ndim))
             }
-            Value::Owned(_) | Value::Borrowed(_) => None,
+            Value::Owned(_) | Value::Borrowed(_) | Value::Released => None,
         }
     }
 
@@ -131,6 +135,7 @@ impl<'t, T: Float> Value<'t, T> {
             Value::One { ndim, .. } | Value::BorrowedOne { ndim, .. } => usize::from(*ndim),
             Value::Owned(a) => a.ndim(),
             Value::Borrowed(a) => a.ndim(),
+            Value::Released => released(),
         }
     }
 
@@ -143,8 +148,19 @@ impl<'t, T: Float> Value<'t, T> {
             }
             Value::Owned(a) => SmallVec::from_slice(a.shape()),
             Value::Borrowed(a) => SmallVec::from_slice(a.shape()),
+            Value::Released => released(),
         }
     }
+}
+
+/// The panic of reading a released value.
+#[cold]
+#[inline(never)]
+fn released() -> ! {
+    panic!(
+        "this variable's value was released (Tape::release_value) and cannot be read again; \
+         release only values nothing reads afterwards"
+    )
 }
 
 /// One recorded operation: its value, how it was computed, and where.

@@ -95,6 +95,42 @@ impl<'t, T: Float> Tape<'t, T> {
         self.push(Value::borrowed(value), Op::Leaf, false)
     }
 
+    /// Frees `var`'s value now rather than when the tape is dropped: for a value nothing
+    /// reads again, such as an inference pipeline's intermediate once the next stage has
+    /// used it (`nn`'s `Sequential` does this under `no_grad`, so a forward pass keeps one
+    /// layer's input and output alive, not every layer's). Reading the value afterwards,
+    /// through `var` or through an op recorded on it, panics and says so.
+    ///
+    /// Panics if `var` requires a gradient (the backward pass may read it; parameters
+    /// always do), or if a value of this tape is borrowed (`Var::value`) at the time.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use tapegrad_autograd::Tape;
+    ///
+    /// let tape = Tape::<f32>::new();
+    /// let (x, y) = tape.no_grad(|| {
+    ///     let x = tape.constant(array![1.0, -2.0].into_dyn()).exp();
+    ///     (x, x.relu())
+    /// });
+    /// let before = tape.memory_bytes();
+    /// tape.release_value(x);
+    /// assert_eq!(tape.memory_bytes(), before - 2 * size_of::<f32>());
+    /// assert_eq!(y.to_array(), array![1.0_f32.exp(), (-2.0_f32).exp()].into_dyn());
+    /// ```
+    #[track_caller]
+    pub fn release_value(&self, var: Var<'t, T>) {
+        self.check_same_tape(var.tape, "release_value");
+        let mut nodes = self.nodes.borrow_mut();
+        let node = &mut nodes[var.index];
+        assert!(
+            !node.requires_grad,
+            "Tape::release_value: the value of a variable that requires a gradient is kept \
+             for the backward pass"
+        );
+        node.value = Value::Released;
+    }
+
     /// A 0-dimensional constant.
     #[track_caller]
     pub fn scalar(&'t self, value: T) -> Var<'t, T> {
@@ -143,7 +179,7 @@ impl<'t, T: Float> Tape<'t, T> {
             .iter()
             .map(|n| match &n.value {
                 Value::Owned(a) => a.len() * std::mem::size_of::<T>(),
-                Value::Borrowed(_) | Value::BorrowedOne { .. } => 0,
+                Value::Borrowed(_) | Value::BorrowedOne { .. } | Value::Released => 0,
                 Value::One { array, .. } => {
                     (1 + array.get().map_or(0, |a| a.len())) * std::mem::size_of::<T>()
                 }

@@ -1211,3 +1211,28 @@ fn reverse_scalar_operators_agree_with_the_f32_and_f64_operators() {
     // d/dx (3 - x)(2 / x) = -2/x - (3 - x) 2/x² = -6/x².
     assert_eq!(grads[x], array![-24.0_f32, -1.5].into_dyn());
 }
+
+#[test]
+fn a_released_value_frees_its_array_and_cannot_be_read_again() {
+    let tape = Tape::<f64>::new();
+    let x = tape.no_grad(|| {
+        tape.constant(ndarray::Array1::linspace(0.0, 1.0, 1000).into_dyn())
+            .exp()
+    });
+    let y = tape.no_grad(|| x.sum());
+    let before = tape.memory_bytes();
+    tape.release_value(x);
+    assert_eq!(tape.memory_bytes(), before - 1000 * size_of::<f64>());
+    assert!(y.item() > 1000.0, "values computed from it stay");
+    let read = catch_unwind(AssertUnwindSafe(|| x.to_array()));
+    let message = payload_message(&*read.expect_err("reading a released value panics"));
+    assert!(message.contains("released"), "{message}");
+}
+
+#[test]
+#[should_panic(expected = "kept for the backward pass")]
+fn a_value_that_requires_a_gradient_is_not_released() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(ndarray::arr1(&[1.0, 2.0]).into_dyn());
+    tape.release_value(x);
+}

@@ -62,6 +62,14 @@ impl Activation {
         }
     }
 
+    /// [`Activation::apply`] to a layer's pre-activation `z`, which nothing else reads:
+    /// without gradient recording, `z`'s value is freed once the activation has run.
+    pub(crate) fn apply_to_pre_activation<'t, T: Float>(self, z: Var<'t, T>) -> Var<'t, T> {
+        let y = self.apply(z);
+        super::free_once_used(z, y);
+        y
+    }
+
     /// Its Keras name: `"linear"`, `"relu"`, `"sigmoid"`, `"tanh"`, `"softmax"`,
     /// `"leaky_relu"`, `"elu"`, `"gelu"`, `"softplus"`.
     pub fn name(self) -> &'static str {

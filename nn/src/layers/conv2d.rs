@@ -210,7 +210,7 @@ impl<T: Float> Module<T> for Conv2d<T> {
         // output pass; with it, `relu` is its own primitive.
         match self.activation {
             Activation::Relu => x.conv2d_relu(kernel, bias, &options),
-            activation => activation.apply(x.conv2d(kernel, bias, &options)),
+            activation => activation.apply_to_pre_activation(x.conv2d(kernel, bias, &options)),
         }
     }
 

@@ -140,7 +140,7 @@ impl<T: Float> Module<T> for Dense<T> {
         // applied in place); with it, `matmul` and `+`.
         match self.activation {
             Activation::Relu => x.linear_relu(kernel, bias),
-            activation => activation.apply(x.linear(kernel, bias)),
+            activation => activation.apply_to_pre_activation(x.linear(kernel, bias)),
         }
     }
 

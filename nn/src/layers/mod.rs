@@ -33,3 +33,16 @@ pub use pool::{AvgPool2d, GlobalAvgPool2d, MaxPool2d};
 pub use reshape::Reshape;
 pub use residual::Residual;
 pub use sequential::{DEFAULT_SEED, Sequential};
+
+use tapegrad_autograd::{Float, Var};
+
+/// Frees `used`'s value once `result` has been computed from it, when nothing can read it
+/// again: no gradient is being recorded (so no backward pass will), `used` needs none, and
+/// `result` is not `used` itself. How a forward pass under `no_grad` keeps one layer's input
+/// and output alive rather than every intermediate.
+pub(crate) fn free_once_used<'t, T: Float>(used: Var<'t, T>, result: Var<'t, T>) {
+    let tape = used.tape();
+    if !tape.is_grad_enabled() && used.index() != result.index() && !used.requires_grad() {
+        tape.release_value(used);
+    }
+}

@@ -365,10 +365,18 @@ impl<T: Float> Module<T> for Sequential<T> {
                 x.shape()
             );
         }
+        // Without gradient recording, each layer's input but the model's own is freed once
+        // the layer has run (`free_once_used`).
         self.layers
             .iter()
             .zip(&self.names)
-            .fold(x, |h, (layer, name)| in_scope(name, || layer.forward(h)))
+            .fold(x, |h, (layer, name)| {
+                let next = in_scope(name, || layer.forward(h));
+                if h.index() != x.index() {
+                    super::free_once_used(h, next);
+                }
+                next
+            })
     }
 
     /// Builds every layer in order (fresh parameters), each for the previous one's output

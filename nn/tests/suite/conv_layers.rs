@@ -103,6 +103,27 @@ fn the_summary_lists_output_shapes_and_parameter_counts_as_keras_does() {
 }
 
 #[test]
+fn without_gradients_a_sequential_frees_each_intermediate_value() {
+    let model = cnn(3);
+    let x = images(5);
+    let recorded = Tape::new();
+    let expected = model.forward(recorded.constant_ref(&x)).to_array();
+
+    let tape = Tape::new();
+    let y = tape.no_grad(|| model.forward(tape.constant_ref(&x)));
+    assert_eq!(y.to_array(), expected, "the same values, bit for bit");
+    // Each layer's output is one node here (fused conv + activation, pooling without
+    // indices), and all but the last are freed: the tape holds the output alone.
+    let output_bytes = expected.len() * size_of::<f64>();
+    let arena_bytes = tape.memory_bytes() - output_bytes;
+    assert!(
+        arena_bytes < 4096,
+        "{arena_bytes} bytes besides the output (the recording path holds {})",
+        recorded.memory_bytes()
+    );
+}
+
+#[test]
 fn the_cnn_gradients_match_finite_differences() {
     let mut model = cnn(3);
     gradcheck_module(&mut model, &images(2), &GradcheckOptions::default()).unwrap();
