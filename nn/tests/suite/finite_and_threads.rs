@@ -4,18 +4,10 @@
 use ndarray::{Array2, array};
 use tapegrad_nn::io::weights_to_bytes;
 use tapegrad_nn::layers::{Activation, Dense, Sequential};
-use tapegrad_nn::model::{DataRole, FitError, FitOptions, Loss, Model};
+use tapegrad_nn::model::{DataRole, FitError, Loss, Model};
 use tapegrad_optim::{Adam, Sgd};
 
-fn line_model() -> Model<f32> {
-    let mut model = Model::new(Sequential::new().add(Dense::new(1)));
-    model.compile(Sgd::new(0.01).unwrap(), Loss::mse(), &[]);
-    model
-}
-
-fn quiet() -> FitOptions<f32> {
-    FitOptions::default().verbose(0)
-}
+use crate::model::{line_model, quiet};
 
 fn expect_non_finite(err: FitError, data: DataRole, part: &str, row: usize, column: usize) -> f64 {
     let message = err.to_string();

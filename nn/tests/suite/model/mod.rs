@@ -36,13 +36,15 @@ fn line_data() -> (Array2<f32>, Array2<f32>) {
     (xs, ys)
 }
 
-fn line_model() -> Model<f32> {
+/// The article's model: one `Dense(1)`, SGD 0.01, mean squared error.
+pub(crate) fn line_model() -> Model<f32> {
     let mut model = Model::new(Sequential::new().add(Dense::new(1)));
     model.compile(Sgd::new(0.01).unwrap(), Loss::mse(), &[]);
     model
 }
 
-fn quiet() -> FitOptions<f32> {
+/// Fit options printing nothing.
+pub(crate) fn quiet() -> FitOptions<f32> {
     FitOptions::default().verbose(0)
 }
 
