@@ -1,6 +1,7 @@
 //! Array kernels: pure functions of `ndarray` arrays that know nothing of tapes. The
 //! only module of the crate where `unsafe` code may live (the `gemm` wrapper, the
-//! fork-join helper, the uninitialised outputs of the convolution and of `zeroed_blocks.rs`, and the allocator calls
+//! fork-join helper, the outputs written without a fill by the convolution, max pooling and
+//! `zeroed_blocks.rs`, and the allocator calls
 //! of `heap.rs`).
 //!
 //! | file | kernels |

@@ -7,6 +7,7 @@
 //! Average pooling is linear: [`avg_pool2d_forward`] and its adjoint [`avg_pool2d_backward`].
 
 use std::fmt;
+use std::mem::MaybeUninit;
 
 use ndarray::{Array4, ArrayView4};
 
@@ -184,44 +185,55 @@ fn max_pool2d<T: Float, const INDEX: bool>(
     let (n, c) = (x.shape()[0], x.shape()[1]);
     let [h, w] = g.input_hw;
     let [oh, ow] = g.output_hw;
-    let mut values = Array4::from_elem((n, c, oh, ow), T::neg_infinity());
-    let mut indices = INDEX.then(|| Array4::zeros((n, c, oh, ow)));
-    if values.is_empty() {
-        return (values, indices);
+    // The outputs are allocated without a fill: every kernel below writes each maximum and
+    // each index of its planes exactly once.
+    let len = n * c * oh * ow;
+    let mut values: Vec<T> = Vec::with_capacity(len);
+    let mut indices: Vec<usize> = Vec::with_capacity(if INDEX { len } else { 0 });
+    if len > 0 {
+        let x = x.as_standard_layout();
+        let xs = x.as_slice().expect("standard layout");
+        let vals = &mut values.spare_capacity_mut()[..len];
+        let idxs = &mut indices.spare_capacity_mut()[..if INDEX { len } else { 0 }];
+        // The planes in two halves side by side from `PARALLEL_THRESHOLD` input elements on
+        // (each output element depends on its window only: the same results either way).
+        let planes = n * c;
+        if xs.len() >= PARALLEL_THRESHOLD && planes >= 2 {
+            let mid = planes / 2;
+            let (xs1, xs2) = xs.split_at(mid * h * w);
+            let (vals1, vals2) = vals.split_at_mut(mid * oh * ow);
+            let (idxs1, idxs2) = idxs.split_at_mut(if INDEX { mid * oh * ow } else { 0 });
+            join(
+                || max_planes::<T, INDEX>(xs1, g, vals1, idxs1),
+                || max_planes::<T, INDEX>(xs2, g, vals2, idxs2),
+            );
+        } else {
+            max_planes::<T, INDEX>(xs, g, vals, idxs);
+        }
+        // SAFETY: the halves (or the one call) cover all `n · c` planes, and `max_planes`
+        // writes all `oh · ow` maxima of each plane, and their indices if `INDEX`, so the
+        // first `len` elements of both vectors are initialized.
+        unsafe {
+            values.set_len(len);
+            if INDEX {
+                indices.set_len(len);
+            }
+        }
     }
-    let x = x.as_standard_layout();
-    let xs = x.as_slice().expect("standard layout");
-    let vals = values.as_slice_mut().expect("fresh array");
-    let mut no_indices = [];
-    let idxs = match indices.as_mut() {
-        Some(indices) => indices.as_slice_mut().expect("fresh array"),
-        None => &mut no_indices[..],
-    };
-    // The planes in two halves side by side from `PARALLEL_THRESHOLD` input elements on
-    // (each output element depends on its window only: the same results either way).
-    let planes = n * c;
-    if xs.len() >= PARALLEL_THRESHOLD && planes >= 2 {
-        let mid = planes / 2;
-        let (xs1, xs2) = xs.split_at(mid * h * w);
-        let (vals1, vals2) = vals.split_at_mut(mid * oh * ow);
-        let (idxs1, idxs2) = idxs.split_at_mut(if INDEX { mid * oh * ow } else { 0 });
-        join(
-            || max_planes::<T, INDEX>(xs1, g, vals1, idxs1),
-            || max_planes::<T, INDEX>(xs2, g, vals2, idxs2),
-        );
-    } else {
-        max_planes::<T, INDEX>(xs, g, vals, idxs);
-    }
+    let shape = (n, c, oh, ow);
+    let values = Array4::from_shape_vec(shape, values).expect("n · c · oh · ow maxima");
+    let indices =
+        INDEX.then(|| Array4::from_shape_vec(shape, indices).expect("n · c · oh · ow indices"));
     (values, indices)
 }
 
 /// Max pooling of the planes `xs` (`H·W` each) into `vals` (`OH·OW` each) and, if `INDEX`,
-/// their indices into `idxs`.
+/// their indices into `idxs`: every element of both is written.
 fn max_planes<T: Float, const INDEX: bool>(
     xs: &[T],
     g: &Pool2dGeometry,
-    vals: &mut [T],
-    idxs: &mut [usize],
+    vals: &mut [MaybeUninit<T>],
+    idxs: &mut [MaybeUninit<usize>],
 ) {
     let [h, w] = g.input_hw;
     let [oh, ow] = g.output_hw;
@@ -254,9 +266,9 @@ fn max_planes<T: Float, const INDEX: bool>(
             let (h0, h1, _) = g.window(0, o / ow);
             let (w0, w1, _) = g.window(1, o % ow);
             let (best, index) = max_window(plane, w, (h0, h1), (w0, w1));
-            vals[o] = best;
+            vals[o].write(best);
             if INDEX {
-                idxs[o] = index;
+                idxs[o].write(index);
             }
         }
     }
@@ -305,8 +317,8 @@ fn max_window<T: Float>(
 fn max_2x2<T: Float, const INDEX: bool>(
     plane: &[T],
     (w, ow): (usize, usize),
-    vals: &mut [T],
-    idxs: &mut [usize],
+    vals: &mut [MaybeUninit<T>],
+    idxs: &mut [MaybeUninit<usize>],
 ) {
     for (r, row_vals) in vals.chunks_exact_mut(ow).enumerate() {
         let top = 2 * r * w;
@@ -321,19 +333,19 @@ fn max_2x2<T: Float, const INDEX: bool>(
                 let (upper_right, lower_right) = (replaces(b, a), replaces(d, c));
                 let (upper_max, lower_max) = (pick(upper_right, b, a), pick(lower_right, d, c));
                 let lower_wins = replaces(lower_max, upper_max);
-                *value = pick(lower_wins, lower_max, upper_max);
+                value.write(pick(lower_wins, lower_max, upper_max));
                 let column = top + 2 * q;
-                *index = if lower_wins {
+                index.write(if lower_wins {
                     column + w + usize::from(lower_right)
                 } else {
                     column + usize::from(upper_right)
-                };
+                });
             }
         } else {
             for (value, (&[a, b], &[c, d])) in row_vals.iter_mut().zip(pairs) {
                 let (upper_max, lower_max) =
                     (pick(replaces(b, a), b, a), pick(replaces(d, c), d, c));
-                *value = pick(replaces(lower_max, upper_max), lower_max, upper_max);
+                value.write(pick(replaces(lower_max, upper_max), lower_max, upper_max));
             }
         }
     }
@@ -355,8 +367,8 @@ fn max_inside<T: Float, const INDEX: bool>(
     plane: &[T],
     (w, [sh, sw], ow): (usize, [usize; 2], usize),
     [kh, kw]: [usize; 2],
-    vals: &mut [T],
-    idxs: &mut [usize],
+    vals: &mut [MaybeUninit<T>],
+    idxs: &mut [MaybeUninit<usize>],
 ) {
     let span = (ow - 1) * sw + kw;
     for (r, row_vals) in vals.chunks_exact_mut(ow).enumerate() {
@@ -377,9 +389,9 @@ fn max_inside<T: Float, const INDEX: bool>(
                     }
                 }
             }
-            *value = best;
+            value.write(best);
             if INDEX {
-                idxs[r * ow + q] = top + index;
+                idxs[r * ow + q].write(top + index);
             }
         }
     }
