@@ -370,7 +370,13 @@ fn geometry_errors() {
 #[ignore]
 fn timing() {
     use std::time::Instant;
-    fn run<T: Float>(xs: [usize; 4], ws: [usize; 4], budget: usize, threads: usize) {
+    fn run<T: Float>(
+        xs: [usize; 4],
+        ws: [usize; 4],
+        budget: usize,
+        threads: usize,
+        method: Method,
+    ) {
         let (g, ys) = Conv2dGeometry::new(&xs, &ws, [1, 1], [1, 1], [1, 1], 1).unwrap();
         let x = filled(xs, 1).mapv(T::from_f64);
         let w = filled(ws, 2).mapv(T::from_f64);
@@ -392,13 +398,16 @@ fn timing() {
         let xsl = x.as_slice().unwrap();
         for _ in 0..15 {
             let t = clock();
-            std::hint::black_box(conv2d_forward(x.view(), w.view(), &g));
+            std::hint::black_box(forward(x.view(), w.view(), Epilogue::default(), &g, method));
             best[0] = best[0].min(clock() - t);
             let t = clock();
-            std::hint::black_box(conv2d_input_grad(up.view(), w.view(), xs, &g));
+            std::hint::black_box(input_grad(up.view(), w.view(), xs, &g, method));
             best[1] = best[1].min(clock() - t);
             let t = clock();
-            std::hint::black_box(weight_grad_chunked(x.view(), up.view(), ws, &g, chunk));
+            std::hint::black_box(match method {
+                Method::Im2col => weight_grad_chunked(x.view(), up.view(), ws, &g, chunk),
+                Method::Winograd => weight_grad(x.view(), up.view(), ws, &g, method),
+            });
             best[2] = best[2].min(clock() - t);
             let t = clock();
             for b in 0..xs[0] {
@@ -423,7 +432,7 @@ fn timing() {
             best[4] = best[4].min(clock() - t);
         }
         println!(
-            "{} {xs:?} * {ws:?}, chunk {chunk:>3}, {threads} thread(s): forward {:5.1}, input grad {:5.1}, weight grad {:5.1} GFLOP/s (im2col alone {:4.1}% of forward, col2im {:4.1}% of input grad)",
+            "{method:?} {} {xs:?} * {ws:?}, chunk {chunk:>3}, {threads} thread(s): forward {:5.1}, input grad {:5.1}, weight grad {:5.1} GFLOP/s (im2col alone {:4.1}% of forward, col2im {:4.1}% of input grad)",
             T::DTYPE,
             flops / best[0] / 1e9,
             flops / best[1] / 1e9,
@@ -440,9 +449,35 @@ fn timing() {
                 &[COLUMN_BUDGET_BYTES]
             };
             for &budget in budgets {
-                run::<f32>([32, 32, 14, 14], [64, 32, 3, 3], budget, threads);
-                run::<f64>([32, 32, 14, 14], [64, 32, 3, 3], budget, threads);
-                run::<f32>([32, 1, 28, 28], [32, 1, 3, 3], budget, threads);
+                run::<f32>(
+                    [32, 32, 14, 14],
+                    [64, 32, 3, 3],
+                    budget,
+                    threads,
+                    Method::Im2col,
+                );
+                run::<f64>(
+                    [32, 32, 14, 14],
+                    [64, 32, 3, 3],
+                    budget,
+                    threads,
+                    Method::Im2col,
+                );
+                run::<f32>(
+                    [32, 1, 28, 28],
+                    [32, 1, 3, 3],
+                    budget,
+                    threads,
+                    Method::Im2col,
+                );
+            }
+            for (method, n) in [Method::Im2col, Method::Winograd]
+                .into_iter()
+                .flat_map(|m| [(m, 32), (m, 128)])
+            {
+                let budget = COLUMN_BUDGET_BYTES;
+                run::<f32>([n, 32, 14, 14], [64, 32, 3, 3], budget, threads, method);
+                run::<f32>([n, 1, 28, 28], [32, 1, 3, 3], budget, threads, method);
             }
         });
     }

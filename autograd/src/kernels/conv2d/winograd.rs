@@ -1,0 +1,506 @@
+//! Winograd F(2×2, 3×3) (Lavin & Gray 2015): 3×3 convolutions of stride 1 and dilation 1
+//! with 2.25× fewer multiplies than im2col.
+//!
+//! The output is cut in tiles of 2×2 outputs (`TH × TW` per image, `TH = ⌈OH/2⌉`); tile
+//! `(ti, tj)` reads the 4×4 input tile `d` starting at `(2·ti − pad_h, 2·tj − pad_w)`
+//! (zeros outside the input). With
+//!
+//! ```text
+//!      ⎡1  0 −1  0⎤        ⎡1    0    0 ⎤
+//! Bᵀ = ⎢0  1  1  0⎥    G = ⎢½    ½    ½ ⎥    Aᵀ = ⎡1  1  1  0⎤
+//!      ⎢0 −1  1  0⎥        ⎢½   −½    ½ ⎥         ⎣0  1 −1 −1⎦
+//!      ⎣0  1  0 −1⎦        ⎣0    0    1 ⎦
+//! ```
+//!
+//! the 2×2 outputs of a tile are `Aᵀ [Σ_c U_{o,c} ⊙ V_{c,t}] A`, where `U = G g Gᵀ` (per
+//! output and input channel, `g` the 3×3 filter) and `V = Bᵀ d B` (per input channel and
+//! tile) are 4×4. Each of the 16 positions `ξ` of the 4×4 matrices is one matrix product
+//! `M_ξ[O × T] = U_ξ[O × C] · V_ξ[C × T]` over a block of `T` tiles (a few images): 16
+//! products of `O·C·T` multiply-adds where im2col's is `O·9C·4T`.
+//!
+//! - forward: weights transformed once, then per block of images: the input transform,
+//!   the 16 products, and the output transform, which adds the bias, applies `relu` if
+//!   asked and writes only the outputs that exist (odd `OH` or `OW` leave partial tiles);
+//! - input gradient: with stride 1 it is the forward convolution of the output gradient by
+//!   the weights flipped in both spatial axes with input and output channels swapped, and
+//!   padding `2 − pad` (so `pad ≤ 2`);
+//! - weight gradient, the adjoint of the forward in `U`: per block, `dM = A dY Aᵀ` of each
+//!   output-gradient tile (zero outside the output) and `dU_ξ += dM_ξ[O × T] · V_ξ[C × T]ᵀ`,
+//!   then `dg = Gᵀ dU G`.
+//!
+//! Blocks, halves and products follow [`super::Plan`], so the results are the same bits on
+//! any number of threads; the weight gradient sums the blocks of each half in order, then
+//! the second half into the first.
+
+use std::ops::Range;
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+use super::{Conv2dGeometry, Epilogue, Plan, Product};
+use crate::Float;
+use crate::kernels::elementwise::relu;
+use crate::kernels::fork_join::join;
+
+/// The tile workspace of one half (transformed input and products of a block of images)
+/// stays under this many bytes (at least one image per block).
+const TILE_BUDGET_BYTES: usize = 1 << 20;
+
+/// Positions of a 4×4 transformed tile.
+const XI: usize = 16;
+
+/// Whether Winograd F(2×2, 3×3) can compute this convolution and its two gradients: one
+/// group, a 3×3 kernel, stride and dilation 1, padding at most 2, and a non-empty input
+/// and output plane.
+pub(super) fn supports(g: &Conv2dGeometry) -> bool {
+    g.groups == 1
+        && g.kernel_hw == [3, 3]
+        && g.stride == [1, 1]
+        && g.dilation == [1, 1]
+        && g.padding.iter().all(|&p| p <= 2)
+        && g.in_plane() > 0
+        && g.out_plane() > 0
+}
+
+/// How one image's output is tiled, and the zero-bordered copy of an input plane its
+/// tiles read.
+#[derive(Clone, Copy, Debug)]
+struct Tiling {
+    /// Tile rows `⌈OH/2⌉`.
+    rows: usize,
+    /// Tile columns `⌈OW/2⌉`.
+    cols: usize,
+    /// Width of the bordered input plane `2·cols + 2` (its height is `2·rows + 2`).
+    width: usize,
+}
+
+impl Tiling {
+    fn new(g: &Conv2dGeometry) -> Self {
+        let [oh, ow] = g.output_hw;
+        let (rows, cols) = (oh.div_ceil(2), ow.div_ceil(2));
+        Tiling {
+            rows,
+            cols,
+            width: 2 * cols + 2,
+        }
+    }
+
+    /// Tiles per image.
+    fn per_image(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    /// Elements of the bordered input plane.
+    fn bordered(&self) -> usize {
+        (2 * self.rows + 2) * self.width
+    }
+
+    /// Images per block so that `XI · (C + O)` values per tile stay under `budget` bytes.
+    fn images_per_block<T>(&self, g: &Conv2dGeometry, budget: usize) -> usize {
+        let per_image = XI * (g.in_channels + g.out_channels) * self.per_image() * size_of::<T>();
+        (budget / per_image.max(1)).max(1)
+    }
+}
+
+/// `F X Fᵀ` for the `S × R` matrix `F` whose product with a vector is `f`.
+#[inline(always)]
+fn sandwich<T: Copy, const R: usize, const S: usize>(
+    x: [[T; R]; R],
+    f: impl Fn([T; R]) -> [T; S],
+) -> [[T; S]; S] {
+    // `fx[r]` is column `r` of `F X`.
+    let fx: [[T; S]; R] = std::array::from_fn(|r| f(std::array::from_fn(|i| x[i][r])));
+    std::array::from_fn(|s| f(std::array::from_fn(|r| fx[r][s])))
+}
+
+/// `Bᵀ d`.
+#[inline(always)]
+fn b_t<T: Float>([d0, d1, d2, d3]: [T; 4]) -> [T; 4] {
+    [d0 - d2, d1 + d2, d2 - d1, d1 - d3]
+}
+
+/// `G g`.
+#[inline(always)]
+fn g_<T: Float>([g0, g1, g2]: [T; 3]) -> [T; 4] {
+    let half = T::from_f64(0.5);
+    [g0, (g0 + g1 + g2) * half, (g0 - g1 + g2) * half, g2]
+}
+
+/// `Gᵀ u`.
+#[inline(always)]
+fn g_t<T: Float>([u0, u1, u2, u3]: [T; 4]) -> [T; 3] {
+    let half = T::from_f64(0.5);
+    [
+        u0 + (u1 + u2) * half,
+        (u1 - u2) * half,
+        (u1 + u2) * half + u3,
+    ]
+}
+
+/// `Aᵀ m`.
+#[inline(always)]
+fn a_t<T: Float>([m0, m1, m2, m3]: [T; 4]) -> [T; 2] {
+    [m0 + m1 + m2, m1 - m2 - m3]
+}
+
+/// `A y`.
+#[inline(always)]
+fn a_<T: Float>([y0, y1]: [T; 2]) -> [T; 4] {
+    [y0, y0 + y1, y0 - y1, -y1]
+}
+
+/// `U = G g Gᵀ` of every filter of `w` (`[O, C, 3, 3]`, standard layout) as 16 matrices
+/// `O × C`: `U_ξ[o, c]` at `(ξ · O + o) · C + c`.
+fn transform_weights<T: Float>(w: &[T], o_count: usize, c_count: usize) -> Vec<T> {
+    let mut u = vec![T::zero(); XI * o_count * c_count];
+    for (oc, g) in w.chunks_exact(9).enumerate() {
+        let g: [[T; 3]; 3] = std::array::from_fn(|i| std::array::from_fn(|j| g[3 * i + j]));
+        let t = sandwich(g, g_);
+        for (xi, &value) in t.iter().flatten().enumerate() {
+            u[xi * o_count * c_count + oc] = value;
+        }
+    }
+    u
+}
+
+/// `dg = Gᵀ dU G` of every `(o, c)` of `du` (laid out as [`transform_weights`]'s result):
+/// the weight gradient `[O, C, 3, 3]`.
+fn transform_weight_grad<T: Float>(du: &[T], o_count: usize, c_count: usize) -> Vec<T> {
+    let plane = o_count * c_count;
+    let mut dw = vec![T::zero(); 9 * plane];
+    for (oc, dg) in dw.chunks_exact_mut(9).enumerate() {
+        let u: [[T; 4]; 4] =
+            std::array::from_fn(|i| std::array::from_fn(|j| du[(4 * i + j) * plane + oc]));
+        for (d, &value) in dg.iter_mut().zip(sandwich(u, g_t).iter().flatten()) {
+            *d = value;
+        }
+    }
+    dw
+}
+
+/// The 16 slices `data[ξ · stride + start ..][..len]`, one per position `ξ`.
+fn streams<T>(data: &[T], stride: usize, start: usize, len: usize) -> [&[T]; XI] {
+    std::array::from_fn(|xi| &data[xi * stride + start..][..len])
+}
+
+/// [`streams`], mutable (`data` holds at least `XI · stride` elements).
+fn streams_mut<T>(data: &mut [T], stride: usize, start: usize, len: usize) -> [&mut [T]; XI] {
+    let mut chunks = data.chunks_exact_mut(stride);
+    std::array::from_fn(|_| &mut chunks.next().expect("XI strides")[start..][..len])
+}
+
+/// The transformed input and the products of one block of images (one half's buffers).
+struct Workspace<T> {
+    /// A zero-bordered input plane (`2·TH + 2` rows of `2·TW + 2`): the input at row
+    /// `pad_h`, column `pad_w`; only that interior is ever written.
+    bordered: Vec<T>,
+    /// `Bᵀ d` of one row of tiles: 4 rows of the bordered plane's width.
+    rows: Vec<T>,
+    /// `4 · TH · TW` elements: an output-gradient plane in whole tiles (`2·TH` rows of
+    /// `2·TW`, zero outside `OH × OW`, where nothing is written), or the four outputs of
+    /// every tile of an output plane.
+    tiled: Vec<T>,
+    /// `V_ξ[C × T]` at `ξ · C · T`.
+    v: Vec<T>,
+    /// `M_ξ[O × T]` (or `dM_ξ`) at `ξ · O · T`.
+    m: Vec<T>,
+}
+
+impl<T: Float> Workspace<T> {
+    fn new(g: &Conv2dGeometry, tiling: Tiling, images: usize) -> Self {
+        let tiles = images * tiling.per_image();
+        Workspace {
+            bordered: vec![T::zero(); tiling.bordered()],
+            rows: vec![T::zero(); 4 * tiling.width],
+            tiled: vec![T::zero(); 4 * tiling.per_image()],
+            v: vec![T::zero(); XI * g.in_channels * tiles],
+            m: vec![T::zero(); XI * g.out_channels * tiles],
+        }
+    }
+
+    /// Writes `V = Bᵀ d B` of every channel and tile of the images `images` of `xs` into
+    /// `self.v` (`V_ξ[c, t]` at `(ξ · C + c) · T + t`, tile `t = b · TH·TW + ti · TW + tj`
+    /// of the block's image `b`); returns `T`. Per row of tiles, `Bᵀ` combines four
+    /// bordered rows whole, then `B` combines the columns of each tile.
+    fn transform_input(
+        &mut self,
+        xs: &[T],
+        g: &Conv2dGeometry,
+        tiling: Tiling,
+        images: Range<usize>,
+    ) -> usize {
+        let [h, w] = g.input_hw;
+        let [ph, pw] = g.padding;
+        let (c_count, hw, tpi) = (g.in_channels, h * w, tiling.per_image());
+        let tiles = images.len() * tpi;
+        let (width, cols) = (tiling.width, tiling.cols);
+        for c in 0..c_count {
+            for (b, image) in images.clone().enumerate() {
+                let x = &xs[(image * c_count + c) * hw..][..hw];
+                for (r, row) in x.chunks_exact(w).enumerate() {
+                    self.bordered[(r + ph) * width + pw..][..w].copy_from_slice(row);
+                }
+                let mut out = streams_mut(&mut self.v, c_count * tiles, c * tiles + b * tpi, tpi);
+                for ti in 0..tiling.rows {
+                    let d = &self.bordered[2 * ti * width..][..4 * width];
+                    let (d0, rest) = d.split_at(width);
+                    let (d1, rest) = rest.split_at(width);
+                    let (d2, d3) = rest.split_at(width);
+                    let (e0, rest) = self.rows.split_at_mut(width);
+                    let (e1, rest) = rest.split_at_mut(width);
+                    let (e2, e3) = rest.split_at_mut(width);
+                    for k in 0..width {
+                        [e0[k], e1[k], e2[k], e3[k]] = b_t([d0[k], d1[k], d2[k], d3[k]]);
+                    }
+                    let tile_row = ti * cols..(ti + 1) * cols;
+                    for (e, out) in self.rows.chunks_exact(width).zip(out.chunks_exact_mut(4)) {
+                        let [o0, o1, o2, o3] = out else {
+                            unreachable!("chunks of 4")
+                        };
+                        let (o0, o1) = (&mut o0[tile_row.clone()], &mut o1[tile_row.clone()]);
+                        let (o2, o3) = (&mut o2[tile_row.clone()], &mut o3[tile_row.clone()]);
+                        for (tj, x) in e.windows(4).step_by(2).take(cols).enumerate() {
+                            [o0[tj], o1[tj], o2[tj], o3[tj]] = b_t([x[0], x[1], x[2], x[3]]);
+                        }
+                    }
+                }
+            }
+        }
+        tiles
+    }
+
+    /// Writes `dM = A dY Aᵀ` of every output channel and tile of the images `images` of the
+    /// output gradient `gs` into `self.m` (laid out as `M`), `dY` zero outside the output.
+    fn transform_output_grad(
+        &mut self,
+        gs: &[T],
+        g: &Conv2dGeometry,
+        tiling: Tiling,
+        images: Range<usize>,
+    ) {
+        let ow = g.output_hw[1];
+        let (o_count, p, tpi) = (g.out_channels, g.out_plane(), tiling.per_image());
+        let tiles = images.len() * tpi;
+        let (cols, tw) = (tiling.cols, 2 * tiling.cols);
+        for (b, image) in images.enumerate() {
+            for o in 0..o_count {
+                let plane = &gs[(image * o_count + o) * p..][..p];
+                for (r, row) in plane.chunks_exact(ow).enumerate() {
+                    self.tiled[r * tw..][..ow].copy_from_slice(row);
+                }
+                let out = streams_mut(&mut self.m, o_count * tiles, o * tiles + b * tpi, tpi);
+                for ti in 0..tiling.rows {
+                    let (y0, y1) = self.tiled[2 * ti * tw..][..2 * tw].split_at(tw);
+                    for tj in 0..cols {
+                        let (q0, q1) = (&y0[2 * tj..][..2], &y1[2 * tj..][..2]);
+                        // `A dY`, column by column: row `a` is `[left[a], right[a]]`.
+                        let (left, right) = (a_([q0[0], q1[0]]), a_([q0[1], q1[1]]));
+                        let t = ti * cols + tj;
+                        for a in 0..4 {
+                            for (bb, &value) in a_([left[a], right[a]]).iter().enumerate() {
+                                out[4 * a + bb][t] = value;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes the outputs `Aᵀ M A` (plus the bias, through `relu` if asked) of `images`
+    /// images from `self.m` into `y` (`[images, O, OH, OW]`): whole tiles into
+    /// `self.tiled`, then its part inside the output.
+    fn transform_output(
+        &mut self,
+        g: &Conv2dGeometry,
+        tiling: Tiling,
+        images: usize,
+        epilogue: Epilogue<'_, T>,
+        y: &mut [T],
+    ) {
+        let ow = g.output_hw[1];
+        let (o_count, p, tpi) = (g.out_channels, g.out_plane(), tiling.per_image());
+        let tiles = images * tpi;
+        let cols = tiling.cols;
+        for (bo, plane) in y.chunks_exact_mut(p).enumerate() {
+            let (b, o) = (bo / o_count, bo % o_count);
+            let m = streams(&self.m, o_count * tiles, o * tiles + b * tpi, tpi);
+            // `Aᵀ M A` of every tile, output `(i, j)` of tile `t` at `quads[2·i + j][t]`.
+            let (q0, rest) = self.tiled.split_at_mut(tpi);
+            let (q1, rest) = rest.split_at_mut(tpi);
+            let (q2, q3) = rest.split_at_mut(tpi);
+            for t in 0..tpi {
+                let rows: [[T; 2]; 4] = std::array::from_fn(|a| {
+                    a_t([
+                        m[4 * a][t],
+                        m[4 * a + 1][t],
+                        m[4 * a + 2][t],
+                        m[4 * a + 3][t],
+                    ])
+                });
+                [q0[t], q2[t]] = a_t([rows[0][0], rows[1][0], rows[2][0], rows[3][0]]);
+                [q1[t], q3[t]] = a_t([rows[0][1], rows[1][1], rows[2][1], rows[3][1]]);
+            }
+            let bias = epilogue.bias.map_or(T::zero(), |bias| bias[o]);
+            let finish = |value: T| {
+                let value = value + bias;
+                if epilogue.relu { relu(value) } else { value }
+            };
+            for (r, out) in plane.chunks_exact_mut(ow).enumerate() {
+                let quads = &self.tiled[2 * (r % 2) * tpi..][..2 * tpi];
+                let (left, right) = quads.split_at(tpi);
+                let tile_row = r / 2 * cols..(r / 2 + 1) * cols;
+                let pairs = left[tile_row.clone()].iter().zip(&right[tile_row]);
+                for (out, (&l, &r)) in out.chunks_mut(2).zip(pairs) {
+                    out[0] = finish(l);
+                    if let Some(out) = out.get_mut(1) {
+                        *out = finish(r);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The 16 products `out_ξ = a_ξ · b_ξ` (or `a_ξ · b_ξᵀ`), `a_ξ` `m × k` at `ξ · m · k` of
+/// `a`, `b_ξ` `k × n` (`n × k` if `transpose_b`) at `ξ · k · n` of `b`, `out_ξ` `m × n`.
+fn products<T: Float>(
+    product: Product<T>,
+    a: &[T],
+    b: &[T],
+    out: &mut [T],
+    (m, k, n): (usize, usize, usize),
+    transpose_b: bool,
+) {
+    for xi in 0..XI {
+        let a = ArrayView2::from_shape((m, k), &a[xi * m * k..][..m * k]).expect("m · k");
+        let b = &b[xi * k * n..][..k * n];
+        let b = if transpose_b {
+            ArrayView2::from_shape((n, k), b)
+                .expect("n · k")
+                .reversed_axes()
+        } else {
+            ArrayView2::from_shape((k, n), b).expect("k · n")
+        };
+        let out = &mut out[xi * m * n..][..m * n];
+        let mut out = ArrayViewMut2::from_shape((m, n), out).expect("m · n");
+        product(&a, &b, &mut out);
+    }
+}
+
+/// The forward convolution of `xs` (`[n, C, H, W]`, standard layout) by `w` (`[O, C, 3,
+/// 3]`, standard layout), with `epilogue`: `[n, O, OH, OW]` in standard layout. The
+/// geometry must be one [`supports`] accepts.
+pub(super) fn forward<T: Float>(
+    xs: &[T],
+    w: &[T],
+    epilogue: Epilogue<'_, T>,
+    g: &Conv2dGeometry,
+    n: usize,
+) -> Vec<T> {
+    let block = Tiling::new(g).images_per_block::<T>(g, TILE_BUDGET_BYTES);
+    forward_in_blocks(xs, w, epilogue, g, n, block)
+}
+
+/// [`forward`] in blocks of `block` images.
+fn forward_in_blocks<T: Float>(
+    xs: &[T],
+    w: &[T],
+    epilogue: Epilogue<'_, T>,
+    g: &Conv2dGeometry,
+    n: usize,
+    block: usize,
+) -> Vec<T> {
+    assert!(supports(g), "winograd: unsupported geometry {g:?}");
+    let (c_count, o_count) = (g.in_channels, g.out_channels);
+    let tiling = Tiling::new(g);
+    let u = transform_weights(w, o_count, c_count);
+    let plan = Plan::new(g, n, block);
+    let per_image = o_count * g.out_plane();
+    let mut y = vec![T::zero(); n * per_image];
+    plan.for_halves(&mut y, per_image, plan.product(), |images, out, product| {
+        let mut ws = Workspace::new(g, tiling, plan.chunk.min(images.len()));
+        for block in plan.chunks(images.clone()) {
+            let tiles = ws.transform_input(xs, g, tiling, block.clone());
+            let dims = (o_count, c_count, tiles);
+            products(product, &u, &ws.v, &mut ws.m, dims, false);
+            let first = (block.start - images.start) * per_image;
+            let y = &mut out[first..][..block.len() * per_image];
+            ws.transform_output(g, tiling, block.len(), epilogue, y);
+        }
+    });
+    y
+}
+
+/// The input gradient `[n, C, H, W]` of the convolution of geometry `g` (one [`supports`]
+/// accepts), `gs` being the output gradient `[n, O, OH, OW]` and `w` the weight (both
+/// standard layout): the forward convolution of `gs` by `w` flipped in both spatial axes,
+/// input and output channels swapped, padding `2 − pad`.
+pub(super) fn input_grad<T: Float>(gs: &[T], w: &[T], g: &Conv2dGeometry, n: usize) -> Vec<T> {
+    assert!(supports(g), "winograd: unsupported geometry {g:?}");
+    let (c_count, o_count) = (g.in_channels, g.out_channels);
+    let [oh, ow] = g.output_hw;
+    let padding = g.padding.map(|p| 2 - p);
+    let (flipped, _) = Conv2dGeometry::new(
+        &[n, o_count, oh, ow],
+        &[c_count, o_count, 3, 3],
+        [1, 1],
+        padding,
+        [1, 1],
+        1,
+    )
+    .expect("the transposed geometry of a valid one");
+    let mut wf = vec![T::zero(); w.len()];
+    for (oc, g) in w.chunks_exact(9).enumerate() {
+        let (o, c) = (oc / c_count, oc % c_count);
+        for (k, &value) in g.iter().enumerate() {
+            wf[(c * o_count + o) * 9 + 8 - k] = value;
+        }
+    }
+    forward(gs, &wf, Epilogue::default(), &flipped, n)
+}
+
+/// The weight gradient `[O, C, 3, 3]` of the convolution of geometry `g` (one [`supports`]
+/// accepts), `xs` being the input `[n, C, H, W]` and `gs` the output gradient `[n, O, OH,
+/// OW]` (both standard layout).
+pub(super) fn weight_grad<T: Float>(xs: &[T], gs: &[T], g: &Conv2dGeometry, n: usize) -> Vec<T> {
+    let block = Tiling::new(g).images_per_block::<T>(g, TILE_BUDGET_BYTES);
+    weight_grad_in_blocks(xs, gs, g, n, block)
+}
+
+/// [`weight_grad`] in blocks of `block` images.
+fn weight_grad_in_blocks<T: Float>(
+    xs: &[T],
+    gs: &[T],
+    g: &Conv2dGeometry,
+    n: usize,
+    block: usize,
+) -> Vec<T> {
+    assert!(supports(g), "winograd: unsupported geometry {g:?}");
+    let (c_count, o_count) = (g.in_channels, g.out_channels);
+    let tiling = Tiling::new(g);
+    let plan = Plan::new(g, n, block);
+    let half = |images: Range<usize>, product: Product<T>| {
+        let mut ws = Workspace::new(g, tiling, plan.chunk.min(images.len()));
+        let mut du = vec![T::zero(); XI * o_count * c_count];
+        for block in plan.chunks(images) {
+            let tiles = ws.transform_input(xs, g, tiling, block.clone());
+            ws.transform_output_grad(gs, g, tiling, block);
+            let dims = (o_count, tiles, c_count);
+            products(product, &ws.m, &ws.v, &mut du, dims, true);
+        }
+        du
+    };
+    let product = plan.product_add();
+    let du = match plan.mid {
+        None => half(0..n, product),
+        Some(mid) => {
+            let (mut first, second) = join(|| half(0..mid, product), || half(mid..n, product));
+            first.iter_mut().zip(&second).for_each(|(a, &b)| *a += b);
+            first
+        }
+    };
+    transform_weight_grad(&du, o_count, c_count)
+}
+
+#[cfg(test)]
+mod tests;
