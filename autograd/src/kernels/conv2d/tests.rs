@@ -362,9 +362,10 @@ fn geometry_errors() {
     );
 }
 
-/// GFLOP/s of the three kernels on the layers of the Fashion-MNIST CNN, per column budget:
-/// on one thread by its CPU time (robust to other jobs on the machine), and on two threads
-/// by wall time (`cargo test -p tapegrad-autograd --lib kernels::conv2d::tests::timing --
+/// GFLOP/s (direct-convolution count) of the three kernels on the layers of the
+/// Fashion-MNIST CNN, per column budget, then by im2col beside Winograd at batches 32 and
+/// 128: on one thread by its CPU time (robust to other jobs on the machine), and on two
+/// threads by wall time (`cargo test -p tapegrad-autograd --lib kernels::conv2d::tests::timing --
 /// --ignored --nocapture`; the test profile is opt-level 2).
 #[test]
 #[ignore]

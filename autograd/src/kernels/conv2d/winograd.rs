@@ -190,8 +190,9 @@ fn streams_mut<T>(data: &mut [T], stride: usize, start: usize, len: usize) -> [&
 
 /// The transformed input and the products of one block of images (one half's buffers).
 struct Workspace<T> {
-    /// A zero-bordered input plane (`2·TH + 2` rows of `2·TW + 2`): the input at row
-    /// `pad_h`, column `pad_w`; only that interior is ever written.
+    /// A zero-bordered input plane (`2·TH + 2` rows of `2·TW + 2`, the input at row
+    /// `pad_h`, column `pad_w`; only that interior is ever written), each row stored as its
+    /// even columns then its odd ones (`TW + 1` each), so that tiles read it in runs.
     bordered: Vec<T>,
     /// `Bᵀ d` of one row of tiles: 4 rows of the bordered plane's width.
     rows: Vec<T>,
@@ -220,7 +221,7 @@ impl<T: Float> Workspace<T> {
     /// Writes `V = Bᵀ d B` of every channel and tile of the images `images` of `xs` into
     /// `self.v` (`V_ξ[c, t]` at `(ξ · C + c) · T + t`, tile `t = b · TH·TW + ti · TW + tj`
     /// of the block's image `b`); returns `T`. Per row of tiles, `Bᵀ` combines four
-    /// bordered rows whole, then `B` combines the columns of each tile.
+    /// bordered rows whole, then `B` combines the even and odd columns of the tiles.
     fn transform_input(
         &mut self,
         xs: &[T],
@@ -232,12 +233,22 @@ impl<T: Float> Workspace<T> {
         let [ph, pw] = g.padding;
         let (c_count, hw, tpi) = (g.in_channels, h * w, tiling.per_image());
         let tiles = images.len() * tpi;
-        let (width, cols) = (tiling.width, tiling.cols);
+        let (width, cols, half) = (tiling.width, tiling.cols, tiling.cols + 1);
         for c in 0..c_count {
             for (b, image) in images.clone().enumerate() {
                 let x = &xs[(image * c_count + c) * hw..][..hw];
                 for (r, row) in x.chunks_exact(w).enumerate() {
-                    self.bordered[(r + ph) * width + pw..][..w].copy_from_slice(row);
+                    let bordered = &mut self.bordered[(r + ph) * width..][..width];
+                    for parity in 0..2 {
+                        // Inputs `q` with `q + pw ≡ parity (mod 2)`, from the first.
+                        let first = (parity + pw) % 2;
+                        let to = parity * half + (first + pw) / 2;
+                        let from = row.iter().skip(first).step_by(2);
+                        bordered[to..]
+                            .iter_mut()
+                            .zip(from)
+                            .for_each(|(d, &x)| *d = x);
+                    }
                 }
                 let mut out = streams_mut(&mut self.v, c_count * tiles, c * tiles + b * tpi, tpi);
                 for ti in 0..tiling.rows {
@@ -258,8 +269,13 @@ impl<T: Float> Workspace<T> {
                         };
                         let (o0, o1) = (&mut o0[tile_row.clone()], &mut o1[tile_row.clone()]);
                         let (o2, o3) = (&mut o2[tile_row.clone()], &mut o3[tile_row.clone()]);
-                        for (tj, x) in e.windows(4).step_by(2).take(cols).enumerate() {
-                            [o0[tj], o1[tj], o2[tj], o3[tj]] = b_t([x[0], x[1], x[2], x[3]]);
+                        let (even, odd) = e.split_at(half);
+                        let (x0, x1) = (&even[..cols], &odd[..cols]);
+                        let (x2, x3) = (&even[1..=cols], &odd[1..=cols]);
+                        let outs = o0.iter_mut().zip(o1.iter_mut()).zip(o2.iter_mut().zip(o3));
+                        let ins = x0.iter().zip(x1).zip(x2.iter().zip(x3));
+                        for (((o0, o1), (o2, o3)), ((&x0, &x1), (&x2, &x3))) in outs.zip(ins) {
+                            [*o0, *o1, *o2, *o3] = b_t([x0, x1, x2, x3]);
                         }
                     }
                 }
@@ -349,12 +365,13 @@ impl<T: Float> Workspace<T> {
                 let quads = &self.tiled[2 * (r % 2) * tpi..][..2 * tpi];
                 let (left, right) = quads.split_at(tpi);
                 let tile_row = r / 2 * cols..(r / 2 + 1) * cols;
-                let pairs = left[tile_row.clone()].iter().zip(&right[tile_row]);
-                for (out, (&l, &r)) in out.chunks_mut(2).zip(pairs) {
-                    out[0] = finish(l);
-                    if let Some(out) = out.get_mut(1) {
-                        *out = finish(r);
-                    }
+                let (left, right) = (&left[tile_row.clone()], &right[tile_row]);
+                let mut pairs = out.chunks_exact_mut(2);
+                for (out, (&l, &r)) in (&mut pairs).zip(left.iter().zip(right)) {
+                    [out[0], out[1]] = [finish(l), finish(r)];
+                }
+                if let [last] = pairs.into_remainder() {
+                    *last = finish(left[cols - 1]);
                 }
             }
         }
