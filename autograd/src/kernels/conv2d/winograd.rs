@@ -32,6 +32,7 @@
 //! any number of threads; the weight gradient sums the blocks of each half in order, then
 //! the second half into the first.
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use ndarray::{ArrayView2, ArrayViewMut2};
@@ -323,15 +324,15 @@ impl<T: Float> Workspace<T> {
     }
 
     /// Writes the outputs `Aᵀ M A` (plus the bias, through `relu` if asked) of `images`
-    /// images from `self.m` into `y` (`[images, O, OH, OW]`): whole tiles into
-    /// `self.tiled`, then its part inside the output.
+    /// images from `self.m` into every element of `y` (`[images, O, OH, OW]`): whole tiles
+    /// into `self.tiled`, then its part inside the output.
     fn transform_output(
         &mut self,
         g: &Conv2dGeometry,
         tiling: Tiling,
         images: usize,
         epilogue: Epilogue<'_, T>,
-        y: &mut [T],
+        y: &mut [MaybeUninit<T>],
     ) {
         let ow = g.output_hw[1];
         let (o_count, p, tpi) = (g.out_channels, g.out_plane(), tiling.per_image());
@@ -359,7 +360,7 @@ impl<T: Float> Workspace<T> {
             let bias = epilogue.bias.map_or(T::zero(), |bias| bias[o]);
             let finish = |value: T| {
                 let value = value + bias;
-                if epilogue.relu { relu(value) } else { value }
+                MaybeUninit::new(if epilogue.relu { relu(value) } else { value })
             };
             for (r, out) in plane.chunks_exact_mut(ow).enumerate() {
                 let quads = &self.tiled[2 * (r % 2) * tpi..][..2 * tpi];
@@ -433,8 +434,11 @@ fn forward_in_blocks<T: Float>(
     let u = transform_weights(w, o_count, c_count);
     let plan = Plan::new(g, n, block);
     let per_image = o_count * g.out_plane();
-    let mut y = vec![T::zero(); n * per_image];
-    plan.for_halves(&mut y, per_image, plan.product(), |images, out, product| {
+    // The output is allocated without a zero fill, then written by the halves (in
+    // parallel, first touch included).
+    let mut y: Vec<T> = Vec::with_capacity(n * per_image);
+    let spare = &mut y.spare_capacity_mut()[..n * per_image];
+    plan.for_halves(spare, per_image, plan.product(), |images, out, product| {
         let mut ws = Workspace::new(g, tiling, plan.chunk.min(images.len()));
         for block in plan.chunks(images.clone()) {
             let tiles = ws.transform_input(xs, g, tiling, block.clone());
@@ -445,6 +449,11 @@ fn forward_in_blocks<T: Float>(
             ws.transform_output(g, tiling, block.len(), epilogue, y);
         }
     });
+    // SAFETY: the halves of `for_halves` cover images `0..n`, whose blocks are the
+    // `n · per_image` elements of `spare`, and `transform_output` writes every element of
+    // the block it is given: every row of `OW` outputs of every plane, in pairs and a last
+    // odd one.
+    unsafe { y.set_len(n * per_image) };
     y
 }
 
