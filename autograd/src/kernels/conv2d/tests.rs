@@ -432,14 +432,20 @@ fn timing() {
             std::hint::black_box(&dx);
             best[4] = best[4].min(clock() - t);
         }
+        let columns = match method {
+            Method::Im2col => format!(
+                ", chunk {chunk:>3} (im2col alone {:4.1}% of forward, col2im {:4.1}% of input grad)",
+                100.0 * best[3] / best[0],
+                100.0 * best[4] / best[1],
+            ),
+            Method::Winograd => String::new(),
+        };
         println!(
-            "{method:?} {} {xs:?} * {ws:?}, chunk {chunk:>3}, {threads} thread(s): forward {:5.1}, input grad {:5.1}, weight grad {:5.1} GFLOP/s (im2col alone {:4.1}% of forward, col2im {:4.1}% of input grad)",
+            "{method:?} {} {xs:?} * {ws:?}, {threads} thread(s): forward {:5.1}, input grad {:5.1}, weight grad {:5.1} GFLOP/s{columns}",
             T::DTYPE,
             flops / best[0] / 1e9,
             flops / best[1] / 1e9,
             flops / best[2] / 1e9,
-            100.0 * best[3] / best[0],
-            100.0 * best[4] / best[1],
         );
     }
     for threads in [1, 2] {
