@@ -455,28 +455,12 @@ fn timing() {
             } else {
                 &[COLUMN_BUDGET_BYTES]
             };
+            let (first, second) = ([32, 1, 28, 28], [32, 32, 14, 14]);
+            let im2col = Method::Im2col;
             for &budget in budgets {
-                run::<f32>(
-                    [32, 32, 14, 14],
-                    [64, 32, 3, 3],
-                    budget,
-                    threads,
-                    Method::Im2col,
-                );
-                run::<f64>(
-                    [32, 32, 14, 14],
-                    [64, 32, 3, 3],
-                    budget,
-                    threads,
-                    Method::Im2col,
-                );
-                run::<f32>(
-                    [32, 1, 28, 28],
-                    [32, 1, 3, 3],
-                    budget,
-                    threads,
-                    Method::Im2col,
-                );
+                run::<f32>(second, [64, 32, 3, 3], budget, threads, im2col);
+                run::<f64>(second, [64, 32, 3, 3], budget, threads, im2col);
+                run::<f32>(first, [32, 1, 3, 3], budget, threads, im2col);
             }
             for (method, n) in [Method::Im2col, Method::Winograd]
                 .into_iter()
