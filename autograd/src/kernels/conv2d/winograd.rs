@@ -119,6 +119,38 @@ fn b_t<T: Float>([d0, d1, d2, d3]: [T; 4]) -> [T; 4] {
     [d0 - d2, d1 + d2, d2 - d1, d1 - d3]
 }
 
+/// `o[..][k] = f(x[..][k])` for every `k` of runs of equal length, in groups of [`LANES`]
+/// (the last group overlapping the one before it) that the compiler turns into vector
+/// instructions.
+#[inline(always)]
+fn map_runs<T: Float, const I: usize, const O: usize>(
+    x: [&[T]; I],
+    mut o: [&mut [T]; O],
+    f: impl Fn([T; I]) -> [T; O],
+) {
+    let n = o[0].len();
+    assert!(x.iter().all(|x| x.len() == n) && o.iter().all(|o| o.len() == n));
+    if n < LANES {
+        for k in 0..n {
+            let r = f(std::array::from_fn(|i| x[i][k]));
+            o.iter_mut().zip(r).for_each(|(o, r)| o[k] = r);
+        }
+        return;
+    }
+    for start in (0..n - LANES).step_by(LANES).chain([n - LANES]) {
+        let v: [[T; LANES]; I] =
+            std::array::from_fn(|i| x[i][start..][..LANES].try_into().expect("LANES"));
+        let r: [[T; O]; LANES] = std::array::from_fn(|l| f(std::array::from_fn(|i| v[i][l])));
+        for (k, o) in o.iter_mut().enumerate() {
+            let lanes: [T; LANES] = std::array::from_fn(|l| r[l][k]);
+            o[start..][..LANES].copy_from_slice(&lanes);
+        }
+    }
+}
+
+/// Elements per group of [`map_runs`]: one SSE register of `f32`.
+const LANES: usize = 4;
+
 /// `G g`.
 #[inline(always)]
 fn g_<T: Float>([g0, g1, g2]: [T; 3]) -> [T; 4] {
@@ -195,11 +227,11 @@ struct Workspace<T> {
     /// `pad_h`, column `pad_w`; only that interior is ever written), each row stored as its
     /// even columns then its odd ones (`TW + 1` each), so that tiles read it in runs.
     bordered: Vec<T>,
-    /// `Bᵀ d` of one row of tiles: 4 rows of the bordered plane's width.
+    /// `Bᵀ d` or `A dY` of one row of tiles: 4 rows of the bordered plane's width.
     rows: Vec<T>,
     /// `4 · TH · TW` elements: an output-gradient plane in whole tiles (`2·TH` rows of
-    /// `2·TW`, zero outside `OH × OW`, where nothing is written), or the four outputs of
-    /// every tile of an output plane.
+    /// `2·TW`, each its even columns then its odd ones, zero outside `OH × OW`, where
+    /// nothing is written), or the four outputs of every tile of an output plane.
     tiled: Vec<T>,
     /// `V_ξ[C × T]` at `ξ · C · T`.
     v: Vec<T>,
@@ -240,15 +272,19 @@ impl<T: Float> Workspace<T> {
                 let x = &xs[(image * c_count + c) * hw..][..hw];
                 for (r, row) in x.chunks_exact(w).enumerate() {
                     let bordered = &mut self.bordered[(r + ph) * width..][..width];
-                    for parity in 0..2 {
-                        // Inputs `q` with `q + pw ≡ parity (mod 2)`, from the first.
-                        let first = (parity + pw) % 2;
-                        let to = parity * half + (first + pw) / 2;
-                        let from = row.iter().skip(first).step_by(2);
-                        bordered[to..]
-                            .iter_mut()
-                            .zip(from)
-                            .for_each(|(d, &x)| *d = x);
+                    let (even, odd) = bordered.split_at_mut(half);
+                    // Where inputs `2k` and `2k + 1` go (columns `2k + pw` and `2k + 1 + pw`).
+                    let (first, second) = if pw % 2 == 0 {
+                        (&mut even[pw / 2..], &mut odd[pw / 2..])
+                    } else {
+                        (&mut odd[pw / 2..], &mut even[pw / 2 + 1..])
+                    };
+                    let mut pairs = row.chunks_exact(2);
+                    for ((pair, a), b) in (&mut pairs).zip(first.iter_mut()).zip(second) {
+                        [*a, *b] = [pair[0], pair[1]];
+                    }
+                    if let [last] = pairs.remainder() {
+                        first[w / 2] = *last;
                     }
                 }
                 let mut out = streams_mut(&mut self.v, c_count * tiles, c * tiles + b * tpi, tpi);
@@ -260,9 +296,7 @@ impl<T: Float> Workspace<T> {
                     let (e0, rest) = self.rows.split_at_mut(width);
                     let (e1, rest) = rest.split_at_mut(width);
                     let (e2, e3) = rest.split_at_mut(width);
-                    for k in 0..width {
-                        [e0[k], e1[k], e2[k], e3[k]] = b_t([d0[k], d1[k], d2[k], d3[k]]);
-                    }
+                    map_runs([d0, d1, d2, d3], [e0, e1, e2, e3], b_t);
                     let tile_row = ti * cols..(ti + 1) * cols;
                     for (e, out) in self.rows.chunks_exact(width).zip(out.chunks_exact_mut(4)) {
                         let [o0, o1, o2, o3] = out else {
@@ -273,11 +307,7 @@ impl<T: Float> Workspace<T> {
                         let (even, odd) = e.split_at(half);
                         let (x0, x1) = (&even[..cols], &odd[..cols]);
                         let (x2, x3) = (&even[1..=cols], &odd[1..=cols]);
-                        let outs = o0.iter_mut().zip(o1.iter_mut()).zip(o2.iter_mut().zip(o3));
-                        let ins = x0.iter().zip(x1).zip(x2.iter().zip(x3));
-                        for (((o0, o1), (o2, o3)), ((&x0, &x1), (&x2, &x3))) in outs.zip(ins) {
-                            [*o0, *o1, *o2, *o3] = b_t([x0, x1, x2, x3]);
-                        }
+                        map_runs([x0, x1, x2, x3], [o0, o1, o2, o3], b_t);
                     }
                 }
             }
@@ -302,21 +332,33 @@ impl<T: Float> Workspace<T> {
             for o in 0..o_count {
                 let plane = &gs[(image * o_count + o) * p..][..p];
                 for (r, row) in plane.chunks_exact(ow).enumerate() {
-                    self.tiled[r * tw..][..ow].copy_from_slice(row);
+                    let (even, odd) = self.tiled[r * tw..][..tw].split_at_mut(cols);
+                    let mut pairs = row.chunks_exact(2);
+                    for ((pair, e), o) in (&mut pairs).zip(even.iter_mut()).zip(odd) {
+                        [*e, *o] = [pair[0], pair[1]];
+                    }
+                    if let [last] = pairs.remainder() {
+                        even[cols - 1] = *last;
+                    }
                 }
-                let out = streams_mut(&mut self.m, o_count * tiles, o * tiles + b * tpi, tpi);
+                let mut out = streams_mut(&mut self.m, o_count * tiles, o * tiles + b * tpi, tpi);
                 for ti in 0..tiling.rows {
+                    // `A dY` of the row of tiles, then `(A dY) Aᵀ` from its even and odd
+                    // columns.
                     let (y0, y1) = self.tiled[2 * ti * tw..][..2 * tw].split_at(tw);
-                    for tj in 0..cols {
-                        let (q0, q1) = (&y0[2 * tj..][..2], &y1[2 * tj..][..2]);
-                        // `A dY`, column by column: row `a` is `[left[a], right[a]]`.
-                        let (left, right) = (a_([q0[0], q1[0]]), a_([q0[1], q1[1]]));
-                        let t = ti * cols + tj;
-                        for a in 0..4 {
-                            for (bb, &value) in a_([left[a], right[a]]).iter().enumerate() {
-                                out[4 * a + bb][t] = value;
-                            }
-                        }
+                    let (q0, rest) = self.rows.split_at_mut(tw);
+                    let (q1, rest) = rest.split_at_mut(tw);
+                    let (q2, rest) = rest.split_at_mut(tw);
+                    map_runs([y0, y1], [q0, q1, q2, &mut rest[..tw]], a_);
+                    let tile_row = ti * cols..(ti + 1) * cols;
+                    for (q, out) in self.rows.chunks_exact(tw).zip(out.chunks_exact_mut(4)) {
+                        let [o0, o1, o2, o3] = out else {
+                            unreachable!("chunks of 4")
+                        };
+                        let (o0, o1) = (&mut o0[tile_row.clone()], &mut o1[tile_row.clone()]);
+                        let (o2, o3) = (&mut o2[tile_row.clone()], &mut o3[tile_row.clone()]);
+                        let (even, odd) = q.split_at(cols);
+                        map_runs([even, odd], [o0, o1, o2, o3], a_);
                     }
                 }
             }
