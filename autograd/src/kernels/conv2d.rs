@@ -309,10 +309,11 @@ fn weight_matrix<'a, T: Float>(w: &'a ArrayView4<'_, T>, g: &Conv2dGeometry) -> 
     ArrayView2::from_shape((g.out_channels, g.col_rows()), w).expect("O · k elements")
 }
 
-/// [`conv2d_forward`]: per image, its output first written with the bias (zeros without
-/// one) while it is in cache, then, per group, its column matrix and `Y += W · col` added
-/// in place, then `relu` if asked. The output is allocated without a zero fill: each
-/// image's block is written in full by that first pass before anything reads it.
+/// [`conv2d_forward`] by `method`: [`winograd::forward`], or by im2col per image, its
+/// output first written with the bias (zeros without one) while it is in cache, then, per
+/// group, its column matrix and `Y += W · col` added in place, then `relu` if asked. The
+/// output is allocated without a zero fill: each image's block is written in full by that
+/// first pass before anything reads it.
 fn forward<T: Float>(
     x: ArrayView4<'_, T>,
     w: ArrayView4<'_, T>,
@@ -389,8 +390,9 @@ fn relu_in_place<T: Float>(ys: &mut [T]) {
     ys.iter_mut().for_each(|y| *y = relu(*y));
 }
 
-/// [`conv2d_input_grad`]: per image, its gradient zeroed, then per group `col = Wᵀ · G` (`G`
-/// read in place) added into it by col2im.
+/// [`conv2d_input_grad`] by `method`: [`winograd::input_grad`], or by im2col per image, its
+/// gradient zeroed, then per group `col = Wᵀ · G` (`G` read in place) added into it by
+/// col2im.
 fn input_grad<T: Float>(
     grad_out: ArrayView4<'_, T>,
     w: ArrayView4<'_, T>,
