@@ -371,11 +371,15 @@ impl<'t, T: Float> Tape<'t, T> {
                 (Op::Leaf, false) => "lightgrey",
                 _ => "white",
             };
+            // A value freed (`release_value`) or never stored (a fused pre-activation).
+            let shape = match node.value {
+                Value::Released => "(not kept)".to_string(),
+                ref value => format!("{:?}", value.shape().as_slice()),
+            };
             let _ = writeln!(
                 dot,
-                "  n{i} [label=\"#{i} {}\\n{:?}\", style=filled, fillcolor={color}];",
+                "  n{i} [label=\"#{i} {}\\n{shape}\", style=filled, fillcolor={color}];",
                 node.op.name(),
-                node.value.array().shape()
             );
             for &j in node.op.inputs().iter() {
                 let _ = writeln!(dot, "  n{j} -> n{i};");

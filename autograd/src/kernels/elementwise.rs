@@ -1,11 +1,14 @@
 //! Elementwise kernels: maps of one array and zips of two, broadcasting, in place when
 //! the caller owns a buffer of the result's shape.
 
+use std::mem::MaybeUninit;
+
 use ndarray::{ArrayD, ArrayViewD, IxDyn, Zip};
 
+use super::fork_join::halves;
 use crate::Float;
 
-/// Elementwise work above this many elements is split across threads.
+/// Elementwise work from this many elements on is split across two threads.
 pub(crate) const PARALLEL_THRESHOLD: usize = 1 << 16;
 
 /// `relu(x)`, NaN propagating as in PyTorch (`f64::max` would turn it into 0). A select
@@ -46,51 +49,72 @@ pub(crate) fn sigmoid<T: Float>(x: T) -> T {
     }
 }
 
-/// `a = f(a)` elementwise, threaded above [`PARALLEL_THRESHOLD`].
+/// `work(start, part)` over `a` in two halves side by side from [`PARALLEL_THRESHOLD`]
+/// elements on, over the whole slice below ([`halves`]).
+fn in_halves<A: Send>(a: &mut [A], work: impl Fn(usize, &mut [A]) + Sync) {
+    halves(a, a.len() >= PARALLEL_THRESHOLD, work);
+}
+
+/// A new vector of `len` elements written by `write(start, part)`, `part` being its
+/// elements `start..start + part.len()` (uninitialised), the parts run as [`in_halves`]
+/// runs them. Every `write` here zips `part` with source slices of `len` elements from
+/// `start` on, so it writes every element of `part`.
+fn new_in_halves<T: Float>(
+    len: usize,
+    write: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync,
+) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(len);
+    in_halves(&mut out.spare_capacity_mut()[..len], write);
+    // SAFETY: the parts of `in_halves` cover the `len` elements of the spare capacity, and
+    // the callers' `write` zips each part with sources of at least `start + part.len()`
+    // elements (each is `len` long), so every element was written.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// `a = f(a)` elementwise, in two halves side by side from [`PARALLEL_THRESHOLD`] elements.
 #[inline]
 pub(crate) fn map_inplace<T: Float>(a: &mut ArrayD<T>, f: impl Fn(T) -> T + Sync + Send) {
     if let Some(s) = a.as_slice_mut() {
-        if s.len() >= PARALLEL_THRESHOLD {
-            use rayon::prelude::*;
-            s.par_chunks_mut(1 << 14)
-                .for_each(|c| c.iter_mut().for_each(|x| *x = f(*x)));
-        } else {
-            s.iter_mut().for_each(|x| *x = f(*x));
-        }
+        in_halves(s, |_, part| part.iter_mut().for_each(|x| *x = f(*x)));
     } else {
         a.mapv_inplace(f);
     }
 }
 
-/// `f(v)` elementwise into a new array, threaded above [`PARALLEL_THRESHOLD`].
+/// `f(v)` elementwise into a new array, in two halves side by side from
+/// [`PARALLEL_THRESHOLD`] elements.
 #[inline]
 pub(crate) fn map_new<T: Float>(
     v: &ArrayViewD<'_, T>,
     f: impl Fn(T) -> T + Sync + Send,
 ) -> ArrayD<T> {
     if let Some(s) = v.as_slice() {
-        if s.len() >= PARALLEL_THRESHOLD {
-            use rayon::prelude::*;
-            let out: Vec<T> = s.par_iter().map(|&x| f(x)).collect();
-            return ArrayD::from_shape_vec(v.raw_dim(), out).expect("same element count");
-        }
-        let out: Vec<T> = s.iter().map(|&x| f(x)).collect();
+        let out = new_in_halves(s.len(), |start, part| {
+            for (y, &x) in part.iter_mut().zip(&s[start..]) {
+                y.write(f(x));
+            }
+        });
         return ArrayD::from_shape_vec(v.raw_dim(), out).expect("same element count");
     }
     v.mapv(f)
 }
 
-/// `a = f(a, b)` elementwise for arrays of one shape; a plain slice loop when both have the
-/// same memory layout.
+/// `a = f(a, b)` elementwise for arrays of one shape; a plain slice loop (in two halves side
+/// by side from [`PARALLEL_THRESHOLD`] elements) when both have the same memory layout.
 #[inline]
 pub(crate) fn zip_inplace<T: Float, S: ndarray::Data<Elem = T>>(
     a: &mut ArrayD<T>,
     b: &ndarray::ArrayBase<S, IxDyn>,
-    f: impl Fn(T, T) -> T,
+    f: impl Fn(T, T) -> T + Sync,
 ) {
     if let (Some(sb), true) = (b.as_slice(), a.is_standard_layout()) {
         let sa = a.as_slice_mut().expect("standard layout");
-        sa.iter_mut().zip(sb).for_each(|(x, &y)| *x = f(*x, y));
+        in_halves(sa, |start, part| {
+            part.iter_mut()
+                .zip(&sb[start..])
+                .for_each(|(x, &y)| *x = f(*x, y));
+        });
         return;
     }
     a.zip_mut_with(b, |x, &y| *x = f(*x, y));
@@ -102,15 +126,20 @@ pub(crate) fn add_assign<T: Float>(total: &mut ArrayD<T>, g: &ArrayD<T>) {
     zip_inplace(total, g, |a, b| a + b);
 }
 
-/// `f(a, b)` elementwise into a new array, for two operands of one shape.
+/// `f(a, b)` elementwise into a new array, for two operands of one shape (in two halves side
+/// by side from [`PARALLEL_THRESHOLD`] elements when both are contiguous).
 #[inline]
 pub(crate) fn zip_new<T: Float>(
     a: &ArrayViewD<'_, T>,
     b: &ArrayViewD<'_, T>,
-    f: impl Fn(T, T) -> T,
+    f: impl Fn(T, T) -> T + Sync,
 ) -> ArrayD<T> {
     if let (Some(sa), Some(sb)) = (a.as_slice(), b.as_slice()) {
-        let out: Vec<T> = sa.iter().zip(sb).map(|(&x, &y)| f(x, y)).collect();
+        let out = new_in_halves(sa.len(), |start, part| {
+            for ((z, &x), &y) in part.iter_mut().zip(&sa[start..]).zip(&sb[start..]) {
+                z.write(f(x, y));
+            }
+        });
         return ArrayD::from_shape_vec(a.raw_dim(), out).expect("same element count");
     }
     Zip::from(a).and(b).map_collect(|&x, &y| f(x, y))

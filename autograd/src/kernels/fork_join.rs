@@ -243,6 +243,23 @@ where
     (resume_if_panicked(ra), resume_if_panicked(rb))
 }
 
+/// Runs `work(start, part)` over `a`: with `side_by_side`, on its two halves (split at the
+/// middle) side by side through [`join`], else on the whole slice on the calling thread.
+/// `part` is `a[start..start + part.len()]`, and the parts cover `a` once.
+pub(crate) fn halves<A: Send>(
+    a: &mut [A],
+    side_by_side: bool,
+    work: impl Fn(usize, &mut [A]) + Sync,
+) {
+    if side_by_side {
+        let mid = a.len() / 2;
+        let (first, second) = a.split_at_mut(mid);
+        join(|| work(0, first), || work(mid, second));
+    } else {
+        work(0, a);
+    }
+}
+
 /// Spins until the helper has stored `DONE`, yielding now and then in case the helper is
 /// waiting for this CPU.
 fn wait_for_done() {

@@ -3,6 +3,8 @@
 
 use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
 
+use super::elementwise::PARALLEL_THRESHOLD;
+use super::fork_join::halves;
 use crate::Float;
 
 /// The sum of every element of `v`.
@@ -69,7 +71,8 @@ fn run_of(sorted: &[usize], last: usize) -> (usize, usize, usize) {
 /// Sums a standard-layout array over the adjacent axes `from..=to` of `run`, keeping them
 /// as 1s: the array is read as `(outer, reduced, inner)` and each reduced row of `inner`
 /// contiguous elements is added into its output row (a loop that vectorises, with no
-/// temporary per row).
+/// temporary per row). From [`PARALLEL_THRESHOLD`] input elements the output is computed in
+/// two halves side by side; each output element is summed in the same order either way.
 fn sum_run<T: Float>(
     a: &ArrayViewD<'_, T>,
     shape: &[usize],
@@ -80,20 +83,31 @@ fn sum_run<T: Float>(
     let reduced: usize = shape[from..=to].iter().product();
     let inner: usize = shape[to + 1..].iter().product();
     let mut out = vec![T::zero(); outer * inner];
-    if out.is_empty() {
-        // Nothing to sum into.
-    } else if inner == 1 {
-        for (o, total) in out.iter_mut().enumerate() {
-            *total = sum_lanes(&data[o * reduced..(o + 1) * reduced]);
+    let side_by_side = data.len() >= PARALLEL_THRESHOLD && out.len() >= 2;
+    halves(&mut out, side_by_side, |start, part| {
+        if inner == 1 {
+            for (i, total) in part.iter_mut().enumerate() {
+                let o = start + i;
+                *total = sum_lanes(&data[o * reduced..(o + 1) * reduced]);
+            }
+            return;
         }
-    } else {
-        for (o, row_out) in out.chunks_exact_mut(inner).enumerate() {
+        // Output elements `start..start + part.len()`, row by row of `inner`.
+        let (mut e, end) = (start, start + part.len());
+        while e < end {
+            let (o, c0) = (e / inner, e % inner);
+            let c1 = inner.min(c0 + end - e);
+            let row_out = &mut part[e - start..e - start + c1 - c0];
             let block = &data[o * reduced * inner..(o + 1) * reduced * inner];
             for row in block.chunks_exact(inner) {
-                row_out.iter_mut().zip(row).for_each(|(t, &x)| *t += x);
+                row_out
+                    .iter_mut()
+                    .zip(&row[c0..c1])
+                    .for_each(|(t, &x)| *t += x);
             }
+            e += c1 - c0;
         }
-    }
+    });
     let mut kept = shape.to_vec();
     kept[from..=to].iter_mut().for_each(|d| *d = 1);
     ArrayD::from_shape_vec(IxDyn(&kept), out).expect("element count matches")
@@ -153,4 +167,48 @@ pub(crate) fn extremum<T: Float>(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{ArrayD, Axis, IxDyn};
+
+    use super::sum_axes;
+    use crate::kernels::testing::on_threads;
+
+    /// Sums over leading, middle, trailing and paired axes of arrays large enough to be
+    /// summed in two halves (the middle case cuts an output row in two) equal `sum_axis`
+    /// (integer values, so every order of addition is exact), with the same bits on one and
+    /// two threads for values that are not integers.
+    #[test]
+    fn large_sums_in_halves_match_sum_axis_on_any_thread_count() {
+        let cases: [(&[usize], &[usize]); 4] = [
+            (&[3, 40_000], &[0]),
+            (&[5, 300, 70], &[1]),
+            (&[4, 64, 16, 16], &[2, 3]),
+            (&[4, 64, 16, 16], &[0, 2, 3]),
+        ];
+        for (shape, axes) in cases {
+            let n: usize = shape.iter().product();
+            let ints =
+                ArrayD::from_shape_vec(IxDyn(shape), (0..n).map(|i| (i % 7) as f64).collect())
+                    .expect("n elements");
+            let mut want = ints.clone();
+            for &axis in axes.iter().rev() {
+                want = want.sum_axis(Axis(axis));
+            }
+            let got = on_threads(2, || sum_axes(&ints.view(), axes, false));
+            assert_eq!(got, want, "{shape:?} over {axes:?}");
+            let reals = ArrayD::from_shape_vec(
+                IxDyn(shape),
+                (0..n)
+                    .map(|i| ((i * 7919) % 1000) as f32 * 1e-3 + 0.1)
+                    .collect(),
+            )
+            .expect("n elements");
+            let one = on_threads(1, || sum_axes(&reals.view(), axes, true));
+            let two = on_threads(2, || sum_axes(&reals.view(), axes, true));
+            assert_eq!(one, two, "{shape:?} over {axes:?}");
+        }
+    }
 }

@@ -97,7 +97,7 @@ impl<'a, T: Float> Arr<'a, T> {
     /// already has the result's shape.
     #[track_caller]
     #[inline]
-    pub(crate) fn zip(self, other: Arr<'_, T>, op: &str, f: impl Fn(T, T) -> T) -> Self {
+    pub(crate) fn zip(self, other: Arr<'_, T>, op: &str, f: impl Fn(T, T) -> T + Sync) -> Self {
         if same(self.shape(), other.shape()) {
             match (self, other) {
                 (Arr::Owned(mut a), b) => {
@@ -178,10 +178,10 @@ impl<T: Float> Operand<T> for Arr<'_, T> {
     fn sigmoid(self) -> Self {
         self.map(sigmoid)
     }
-    fn mul_const_fn(self, x: &Self, f: impl Fn(T) -> T) -> Self {
+    fn mul_const_fn(self, x: &Self, f: impl Fn(T) -> T + Sync) -> Self {
         self.zip(x.borrowed(), "mul", |g, x| g * f(x))
     }
-    fn const_fn2(&self, other: &Self, f: impl Fn(T, T) -> T) -> Self {
+    fn const_fn2(&self, other: &Self, f: impl Fn(T, T) -> T + Sync) -> Self {
         self.borrowed()
             .zip(other.borrowed(), "compare", f)
             .into_static()

@@ -47,9 +47,9 @@ pub(crate) trait Operand<T: Float>: Clone + Sized {
     fn cos(self) -> Self;
     fn sigmoid(self) -> Self;
     /// `self * f(x)`, with `f(x)` a constant broadcast to `self`'s shape.
-    fn mul_const_fn(self, x: &Self, f: impl Fn(T) -> T) -> Self;
+    fn mul_const_fn(self, x: &Self, f: impl Fn(T) -> T + Sync) -> Self;
     /// The constant `f(self, other)` elementwise, broadcasting.
-    fn const_fn2(&self, other: &Self, f: impl Fn(T, T) -> T) -> Self;
+    fn const_fn2(&self, other: &Self, f: impl Fn(T, T) -> T + Sync) -> Self;
 
     /// Sums over broadcast axes so the result has `shape`: the one unbroadcast helper every
     /// broadcasting op's rule uses.

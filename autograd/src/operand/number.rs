@@ -75,11 +75,11 @@ impl<T: Float> Operand<T> for Number<T> {
         Number(sigmoid(self.0))
     }
     #[inline]
-    fn mul_const_fn(self, x: &Self, f: impl Fn(T) -> T) -> Self {
+    fn mul_const_fn(self, x: &Self, f: impl Fn(T) -> T + Sync) -> Self {
         Number(self.0 * f(x.0))
     }
     #[inline]
-    fn const_fn2(&self, other: &Self, f: impl Fn(T, T) -> T) -> Self {
+    fn const_fn2(&self, other: &Self, f: impl Fn(T, T) -> T + Sync) -> Self {
         Number(f(self.0, other.0))
     }
 }

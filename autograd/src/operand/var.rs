@@ -52,11 +52,11 @@ impl<'t, T: Float> Operand<T> for Var<'t, T> {
     fn sigmoid(self) -> Self {
         Var::sigmoid(self)
     }
-    fn mul_const_fn(self, x: &Self, f: impl Fn(T) -> T) -> Self {
+    fn mul_const_fn(self, x: &Self, f: impl Fn(T) -> T + Sync) -> Self {
         let mask = x.value().mapv(f);
         self * self.tape.constant(mask)
     }
-    fn const_fn2(&self, other: &Self, f: impl Fn(T, T) -> T) -> Self {
+    fn const_fn2(&self, other: &Self, f: impl Fn(T, T) -> T + Sync) -> Self {
         let value = self.with_arr(|a| other.with_arr(|b| a.zip(b, "compare", f).into_owned()));
         self.tape.constant(value)
     }

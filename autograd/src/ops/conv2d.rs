@@ -4,16 +4,18 @@
 //! convolution) and the weight gradient `weight_grad(x, g)`. Each one's rule is written with
 //! the other two, so `tape.grad` differentiates through all three. A bias is part of the
 //! forward primitive (added in the product's output pass, its gradient the output
-//! gradient summed over images and positions). When no gradient is recorded, a layer's
-//! `relu` after it is applied in the same pass ([`Var::conv2d_relu`]) and the result is
-//! recorded as a constant.
+//! gradient summed over images and positions). A layer's `relu` after it is applied in the
+//! same pass ([`Var::conv2d_relu`]): without gradient recording the result is recorded as a
+//! constant; with it, as the convolution's node followed by `relu`'s node holding the
+//! result, the pre-activation never stored (the convolution's rule reads its inputs, and
+//! `relu`'s reads its output). Anomaly mode records both values, to check each.
 
 use std::rc::Rc;
 
 use ndarray::Ix4;
 
 use super::RuleContext;
-use crate::graph::Op;
+use crate::graph::{Op, UnaryOp, Value};
 use crate::kernels::conv2d::{Conv2dGeometry, Epilogue, conv2d_forward_fused};
 use crate::operand::{Arr, Structural};
 use crate::{Conv2dOptions, Float, Var};
@@ -186,6 +188,9 @@ fn conv2d_checked<'t, T: Float>(
             .any(|v| nodes[v.index].requires_grad)
     };
     if needs_grad {
+        if relu && !tape.anomaly_detection() {
+            return record_fused_relu(x, weight, bias, Rc::new(geometry));
+        }
         let y = record_with_bias(x, weight, bias, Rc::new(geometry));
         return if relu { y.relu() } else { y };
     }
@@ -238,6 +243,30 @@ fn record_with_bias<'t, T: Float>(
                 .collect(),
             geometry,
         },
+    )
+}
+
+/// Records `relu(conv2d(x, w) + bias)` for a checked geometry, computed in one kernel pass:
+/// the convolution's node keeps no value (nothing reads it), `relu`'s node holds the result.
+/// The caller has checked that a gradient is recorded.
+#[track_caller]
+fn record_fused_relu<'t, T: Float>(
+    x: Var<'t, T>,
+    w: Var<'t, T>,
+    bias: Option<Var<'t, T>>,
+    geometry: Rc<Conv2dGeometry>,
+) -> Var<'t, T> {
+    let value = forward_value(x, w, bias, true, &geometry);
+    let inputs = [x.index, w.index].into_iter().chain(bias.map(|b| b.index));
+    let conv = Op::Conv2d {
+        inputs: inputs.collect(),
+        geometry,
+    };
+    let conv = x.tape.push(Value::Released, conv, true);
+    x.tape.push(
+        Value::owned(value),
+        Op::Unary(UnaryOp::Relu, conv.index),
+        true,
     )
 }
 

@@ -147,7 +147,9 @@ pub(crate) fn rule<T: Float, O: Operand<T>>(
             let y = y();
             g.mul(y.clone().sub(y.clone().mul(y)))
         }
-        UnaryOp::Relu => g.mul_const_fn(&x(), step), // 1 where x > 0
+        // 1 where x > 0, that is where relu(x) > 0: read from the output, so a convolution
+        // fused with its relu ([`Var::conv2d_relu`]) need not keep its pre-activation.
+        UnaryOp::Relu => g.mul_const_fn(&y(), step),
         UnaryOp::LeakyRelu(slope) => {
             g.mul_const_fn(&x(), move |v| if v > T::zero() { one } else { slope })
         }

@@ -319,6 +319,64 @@ fn to_dot_shows_the_conv_and_pool_primitives_and_their_adjoints() {
     }
 }
 
+/// `conv2d_relu` recorded on a tape (one fused pass, the pre-activation not kept) gives the
+/// same bits as `conv2d` then `relu`: value, first-order gradients, and the second order
+/// through `tape.grad` (a gradient's sum differentiated again); in anomaly mode it records
+/// both values, and `to_dot` says which value was not kept.
+#[test]
+fn recorded_conv2d_relu_matches_conv2d_then_relu_to_the_second_order() {
+    let filled = |shape: &[usize], phase: f64| {
+        let n: usize = shape.iter().product();
+        Array::linspace(-1.0, 1.0, n)
+            .mapv(|v: f64| (5.0 * v + phase).sin())
+            .into_shape_with_order(IxDyn(shape))
+            .expect("n values")
+    };
+    let (x, w, b) = (
+        filled(&[2, 3, 5, 5], 0.2),
+        filled(&[4, 3, 3, 3], 1.3),
+        filled(&[4], 0.7),
+    );
+    let options = Conv2dOptions::default().padding(1);
+    let run = |fused: bool, anomaly: bool| {
+        let tape = Tape::new();
+        tape.set_anomaly_detection(anomaly);
+        let p = [
+            tape.var(x.clone()),
+            tape.var(w.clone()),
+            tape.var(b.clone()),
+        ];
+        let y = if fused {
+            p[0].conv2d_relu(p[1], Some(p[2]), &options)
+        } else {
+            p[0].conv2d(p[1], Some(p[2]), &options).relu()
+        };
+        let loss = (y * y).sum();
+        let grads = tape.grad(loss, &p);
+        let again = tape.grad(
+            grads
+                .iter()
+                .map(|g| g.square().sum())
+                .reduce(|a, c| a + c)
+                .expect("three"),
+            &p,
+        );
+        let dot = tape.to_dot(loss);
+        let arrays = |vs: &[Var<'_, f64>]| vs.iter().map(|v| v.to_array()).collect::<Vec<_>>();
+        (y.to_array(), arrays(&grads), arrays(&again), dot)
+    };
+    let (y, grads, again, dot) = run(false, false);
+    assert!(y.iter().any(|&v| v == 0.0) && y.iter().any(|&v| v > 0.0));
+    for anomaly in [false, true] {
+        let (fy, fgrads, fagain, fdot) = run(true, anomaly);
+        assert_eq!(fy, y);
+        assert_eq!(fgrads, grads);
+        assert_eq!(fagain, again);
+        assert_eq!(fdot.contains("(not kept)"), !anomaly, "{fdot}");
+    }
+    assert!(!dot.contains("(not kept)"), "{dot}");
+}
+
 #[cfg(feature = "proptest")]
 mod properties {
     //! Gradcheck over random geometries: conv2d (stride, padding, dilation, groups, bias),

@@ -37,7 +37,7 @@ impl<'t, T: Float> Var<'t, T> {
     }
 
     #[track_caller]
-    fn compare(self, other: Var<'t, T>, op: &str, f: impl Fn(T, T) -> bool) -> Var<'t, T> {
+    fn compare(self, other: Var<'t, T>, op: &str, f: impl Fn(T, T) -> bool + Sync) -> Var<'t, T> {
         self.tape.check_same_tape(other.tape, op);
         let nodes = self.tape.nodes();
         let a = Arr::Ref(nodes[self.index].value.array());
