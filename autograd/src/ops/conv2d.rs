@@ -234,16 +234,23 @@ fn record_with_bias<'t, T: Float>(
     geometry: Rc<Conv2dGeometry>,
 ) -> Var<'t, T> {
     let value = forward_value(x, w, bias, false, &geometry);
-    x.tape.record(
-        value,
-        Op::Conv2d {
-            inputs: [x.index, w.index]
-                .into_iter()
-                .chain(bias.map(|b| b.index))
-                .collect(),
-            geometry,
-        },
-    )
+    x.tape.record(value, conv_op(x, w, bias, geometry))
+}
+
+/// The op of `conv2d(x, w) + bias`.
+fn conv_op<T: Float>(
+    x: Var<'_, T>,
+    w: Var<'_, T>,
+    bias: Option<Var<'_, T>>,
+    geometry: Rc<Conv2dGeometry>,
+) -> Op<T> {
+    Op::Conv2d {
+        inputs: [x.index, w.index]
+            .into_iter()
+            .chain(bias.map(|b| b.index))
+            .collect(),
+        geometry,
+    }
 }
 
 /// Records `relu(conv2d(x, w) + bias)` for a checked geometry, computed in one kernel pass:
@@ -257,12 +264,9 @@ fn record_fused_relu<'t, T: Float>(
     geometry: Rc<Conv2dGeometry>,
 ) -> Var<'t, T> {
     let value = forward_value(x, w, bias, true, &geometry);
-    let inputs = [x.index, w.index].into_iter().chain(bias.map(|b| b.index));
-    let conv = Op::Conv2d {
-        inputs: inputs.collect(),
-        geometry,
-    };
-    let conv = x.tape.push(Value::Released, conv, true);
+    let conv = x
+        .tape
+        .push(Value::Released, conv_op(x, w, bias, geometry), true);
     x.tape.push(
         Value::owned(value),
         Op::Unary(UnaryOp::Relu, conv.index),
