@@ -243,6 +243,20 @@ fn streams_mut<T>(data: &mut [T], stride: usize, start: usize, len: usize) -> [&
     std::array::from_fn(|_| &mut chunks.next().expect("XI strides")[start..][..len])
 }
 
+/// The elements `range` of each of four streams (a chunk of 4 of [`streams_mut`]'s 16).
+#[inline(always)]
+fn four_runs<'a, T>(streams: &'a mut [&mut [T]], range: &Range<usize>) -> [&'a mut [T]; 4] {
+    let [o0, o1, o2, o3] = streams else {
+        unreachable!("chunks of 4")
+    };
+    [
+        &mut o0[range.clone()],
+        &mut o1[range.clone()],
+        &mut o2[range.clone()],
+        &mut o3[range.clone()],
+    ]
+}
+
 /// The transformed input and the products of one block of images (one half's buffers).
 struct Workspace<T> {
     /// A zero-bordered input plane (`2·TH + 2` rows of `2·TW + 2`, the input at row
@@ -321,15 +335,10 @@ impl<T: Float> Workspace<T> {
                     map_runs([d0, d1, d2, d3], [e0, e1, e2, e3], b_t);
                     let tile_row = ti * cols..(ti + 1) * cols;
                     for (e, out) in self.rows.chunks_exact(width).zip(out.chunks_exact_mut(4)) {
-                        let [o0, o1, o2, o3] = out else {
-                            unreachable!("chunks of 4")
-                        };
-                        let (o0, o1) = (&mut o0[tile_row.clone()], &mut o1[tile_row.clone()]);
-                        let (o2, o3) = (&mut o2[tile_row.clone()], &mut o3[tile_row.clone()]);
                         let (even, odd) = e.split_at(half);
                         let (x0, x1) = (&even[..cols], &odd[..cols]);
                         let (x2, x3) = (&even[1..=cols], &odd[1..=cols]);
-                        map_runs([x0, x1, x2, x3], [o0, o1, o2, o3], b_t);
+                        map_runs([x0, x1, x2, x3], four_runs(out, &tile_row), b_t);
                     }
                 }
             }
@@ -374,13 +383,8 @@ impl<T: Float> Workspace<T> {
                     map_runs([y0, y1], [q0, q1, q2, &mut rest[..tw]], a_);
                     let tile_row = ti * cols..(ti + 1) * cols;
                     for (q, out) in self.rows.chunks_exact(tw).zip(out.chunks_exact_mut(4)) {
-                        let [o0, o1, o2, o3] = out else {
-                            unreachable!("chunks of 4")
-                        };
-                        let (o0, o1) = (&mut o0[tile_row.clone()], &mut o1[tile_row.clone()]);
-                        let (o2, o3) = (&mut o2[tile_row.clone()], &mut o3[tile_row.clone()]);
                         let (even, odd) = q.split_at(cols);
-                        map_runs([even, odd], [o0, o1, o2, o3], a_);
+                        map_runs([even, odd], four_runs(out, &tile_row), a_);
                     }
                 }
             }
