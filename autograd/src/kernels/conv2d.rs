@@ -335,7 +335,6 @@ fn forward<T: Float>(
     let shape = g.output_shape(n);
     let (k, p, og) = (g.col_rows(), g.out_plane(), g.out_channels / g.groups);
     let per_image = g.out_channels * p;
-    let mut data: Vec<T> = Vec::with_capacity(n * per_image);
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard layout");
     let w = w.as_standard_layout();
@@ -347,6 +346,7 @@ fn forward<T: Float>(
     }
     let wm = weight_matrix(&w, g);
     let plan = Plan::new(g, n, 1);
+    let mut data: Vec<T> = Vec::with_capacity(n * per_image);
     let spare = &mut data.spare_capacity_mut()[..n * per_image];
     plan.for_halves(
         spare,

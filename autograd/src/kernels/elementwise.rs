@@ -126,14 +126,21 @@ pub(crate) fn add_assign<T: Float>(total: &mut ArrayD<T>, g: &ArrayD<T>) {
     zip_inplace(total, g, |a, b| a + b);
 }
 
-/// `f(a, b)` elementwise into a new array, for two operands of one shape (in two halves side
-/// by side from [`PARALLEL_THRESHOLD`] elements when both are contiguous).
+/// `f(a, b)` elementwise into a new array, for two operands of one shape (checked): a slice
+/// loop in two halves side by side from [`PARALLEL_THRESHOLD`] elements when both are in
+/// standard layout, ndarray's `Zip` otherwise.
 #[inline]
 pub(crate) fn zip_new<T: Float>(
     a: &ArrayViewD<'_, T>,
     b: &ArrayViewD<'_, T>,
     f: impl Fn(T, T) -> T + Sync,
 ) -> ArrayD<T> {
+    assert!(
+        same(a.shape(), b.shape()),
+        "zip_new: operands of shapes {:?} and {:?}",
+        a.shape(),
+        b.shape()
+    );
     if let (Some(sa), Some(sb)) = (a.as_slice(), b.as_slice()) {
         let out = new_in_halves(sa.len(), |start, part| {
             for ((z, &x), &y) in part.iter_mut().zip(&sa[start..]).zip(&sb[start..]) {

@@ -40,16 +40,11 @@
 //! (`conv2d::tests::timing`); the 16 products take about half of the time, the transforms
 //! the rest.
 //!
-//! The transforms stay portable code (SSE2 on x86-64, groups of four): compiled also for
-//! AVX-512 (groups of 16) and picked at run time, alone or with the input and output
-//! gradient stored as phase planes (each element of an image's tiles one run over its
-//! tiles), they make the CNN step no faster. Median ms of four alternated runs of
-//! `cnn_profile` (portable / AVX-512 / AVX-512 and phase planes, load 1.3, two threads):
-//! step at batch 128: 23.8 / 24.1 / 24.1, step at 32: 9.3 / 9.7 / 9.6, inference at 128:
-//! 9.0 / 9.3 / 9.6; one thread, CPU time, step at 128: 1.17–1.19 / 1.19–1.23 / 1.18–1.21
-//! s for 30 steps. Packing the even and odd columns of rows by shuffles of eight elements
-//! instead of pair by pair changes nothing either (step at batch 128: 21.4 against 21.3 ms,
-//! load 1.3).
+//! The transforms stay portable code: compiled for AVX-512 and picked at run time, or with
+//! other layouts of the tiles, they made the CNN step no faster (`benches/README.md`).
+//!
+//! Infinities: the transforms subtract inputs from each other, so an infinite input gives
+//! NaN where the direct sum gives ±∞ (anomaly mode reports either).
 
 use std::mem::MaybeUninit;
 use std::ops::Range;
@@ -243,6 +238,18 @@ fn streams_mut<T>(data: &mut [T], stride: usize, start: usize, len: usize) -> [&
     std::array::from_fn(|_| &mut chunks.next().expect("XI strides")[start..][..len])
 }
 
+/// Writes the elements `2k` of `row` to `even[k]` and the elements `2k + 1` to `odd[k]`.
+#[inline(always)]
+fn deinterleave<T: Copy>(row: &[T], even: &mut [T], odd: &mut [T]) {
+    let mut pairs = row.chunks_exact(2);
+    for ((pair, e), o) in (&mut pairs).zip(even.iter_mut()).zip(odd) {
+        [*e, *o] = [pair[0], pair[1]];
+    }
+    if let [last] = pairs.remainder() {
+        even[row.len() / 2] = *last;
+    }
+}
+
 /// The elements `range` of each of four streams (a chunk of 4 of [`streams_mut`]'s 16).
 #[inline(always)]
 fn four_runs<'a, T>(streams: &'a mut [&mut [T]], range: &Range<usize>) -> [&'a mut [T]; 4] {
@@ -315,13 +322,7 @@ impl<T: Float> Workspace<T> {
                     } else {
                         (&mut odd[pw / 2..], &mut even[pw / 2 + 1..])
                     };
-                    let mut pairs = row.chunks_exact(2);
-                    for ((pair, a), b) in (&mut pairs).zip(first.iter_mut()).zip(second) {
-                        [*a, *b] = [pair[0], pair[1]];
-                    }
-                    if let [last] = pairs.remainder() {
-                        first[w / 2] = *last;
-                    }
+                    deinterleave(row, first, second);
                 }
                 let mut out = streams_mut(&mut self.v, c_count * tiles, c * tiles + b * tpi, tpi);
                 for ti in 0..tiling.rows {
@@ -364,13 +365,7 @@ impl<T: Float> Workspace<T> {
                 let plane = &gs[(image * o_count + o) * p..][..p];
                 for (r, row) in plane.chunks_exact(ow).enumerate() {
                     let (even, odd) = self.tiled[r * tw..][..tw].split_at_mut(cols);
-                    let mut pairs = row.chunks_exact(2);
-                    for ((pair, e), o) in (&mut pairs).zip(even.iter_mut()).zip(odd) {
-                        [*e, *o] = [pair[0], pair[1]];
-                    }
-                    if let [last] = pairs.remainder() {
-                        even[cols - 1] = *last;
-                    }
+                    deinterleave(row, even, odd);
                 }
                 let mut out = streams_mut(&mut self.m, o_count * tiles, o * tiles + b * tpi, tpi);
                 for ti in 0..tiling.rows {
