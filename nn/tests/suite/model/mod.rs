@@ -402,18 +402,17 @@ fn terminate_on_nan_stops_at_the_bad_batch_and_keeps_the_weights_finite() {
     let mut x = array![[0.0_f32], [1.0], [2.0], [3.0], [4.0], [5.0]];
     x[[3, 0]] = f32::NAN; // in the second batch of 2
     let y = array![[1.0_f32], [6.0], [11.0], [16.0], [21.0], [26.0]];
+    // Four epochs of batches of 2 in order, the data check of `fit` off.
+    let options = || {
+        quiet()
+            .epochs(4)
+            .batch_size(2)
+            .shuffle(false)
+            .check_finite(false)
+    };
     let mut model = line_model();
     let history = model
-        .fit(
-            &x,
-            &y,
-            quiet()
-                .epochs(4)
-                .batch_size(2)
-                .shuffle(false)
-                .check_finite(false)
-                .callback(TerminateOnNan),
-        )
+        .fit(&x, &y, options().callback(TerminateOnNan))
         .unwrap();
     match history.stop_reason() {
         Some(StopReason::NonFiniteLoss { epoch, batch, loss }) => {
@@ -434,17 +433,7 @@ fn terminate_on_nan_stops_at_the_bad_batch_and_keeps_the_weights_finite() {
     // (The data check of `fit` is off here: it would report the NaN before training; see
     // `finite_and_threads`.) Without the callback, the optimizer refuses the NaN gradients, naming the batch.
     let mut model = line_model();
-    let err = model
-        .fit(
-            &x,
-            &y,
-            quiet()
-                .epochs(4)
-                .batch_size(2)
-                .shuffle(false)
-                .check_finite(false),
-        )
-        .unwrap_err();
+    let err = model.fit(&x, &y, options()).unwrap_err();
     assert!(
         matches!(
             err,
