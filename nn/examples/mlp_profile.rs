@@ -1,7 +1,8 @@
 //! Profiling helper: training steps of the 784-256-128-10 MLP (`Sequential` of `Dense`,
-//! ReLU, softmax cross-entropy, SGD lr 0.1, f32) on random data.
+//! ReLU, softmax cross-entropy, SGD lr 0.1, f32) on random data, or with a third argument
+//! `infer` its forward pass under `no_grad`.
 //! `cargo run --release -p tapegrad-nn --features profiling --example mlp_profile -- 128 2000`
-//! (batch, steps), or under `perf record`. Prints the median step time.
+//! (batch, steps[, infer]), or under `perf record`. Prints the median time of one.
 use ndarray::Array2;
 use tapegrad_autograd::Tape;
 use tapegrad_nn::layers::{Activation, Dense, Sequential};
@@ -12,6 +13,7 @@ fn main() {
     let mut args = std::env::args().skip(1).map(|s| s.parse::<usize>().ok());
     let batch = args.next().flatten().unwrap_or(128);
     let steps = args.next().flatten().unwrap_or(1000);
+    let infer = std::env::args().nth(3).as_deref() == Some("infer");
     let mut state = 42_u64;
     let mut next = move || {
         state = state
@@ -31,6 +33,13 @@ fn main() {
     let mut times = Vec::with_capacity(steps);
     for _ in 0..steps {
         let start = std::time::Instant::now();
+        if infer {
+            let tape = Tape::new();
+            let logits = tape.no_grad(|| model.forward(tape.constant_ref(&x)).value()[[0, 0]]);
+            std::hint::black_box(logits);
+            times.push(start.elapsed().as_secs_f64());
+            continue;
+        }
         let grads = {
             let tape = Tape::new();
             let logits = model.forward(tape.constant_ref(&x));
@@ -42,8 +51,9 @@ fn main() {
     }
     times.sort_by(|a, b| a.total_cmp(b));
     println!(
-        "batch {batch}: median {:.3} ms per step, best {:.3} ms ({steps} steps)",
+        "batch {batch}: median {:.3} ms per {}, best {:.3} ms ({steps} repetitions)",
         times[steps / 2] * 1e3,
+        if infer { "inference" } else { "step" },
         times[0] * 1e3
     );
 }

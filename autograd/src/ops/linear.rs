@@ -1,26 +1,25 @@
 //! `x · kernel + bias`, optionally followed by `relu`: a dense layer's forward. Not a
 //! primitive: while gradients are recorded it is the `matmul`, `+` and `relu` primitives
 //! (whose rules give its gradients); when they are not (under [`Tape::no_grad`], or when no
-//! operand needs a gradient) it is one call of a fused kernel, recorded as a constant: the
-//! bias is added in the product's output pass and `relu` applied in place, so the layer
-//! makes one array instead of three.
+//! operand needs a gradient) it is one call of a fused kernel, recorded as a constant: each
+//! thread adds the bias and applies `relu` to its part of the product right after computing
+//! it, so the layer makes one array instead of three, and the same bits as the recorded ops.
 //!
 //! [`Tape::no_grad`]: crate::Tape::no_grad
 
 use ndarray::{Ix1, Ix2};
 
-use crate::graph::{Op, UnaryOp};
-use crate::kernels::gemm::{mat_mul_bias_new, mat_mul_new};
-use crate::operand::Arr;
+use crate::graph::Op;
+use crate::kernels::gemm::linear_new;
 use crate::{Float, Var};
 
 impl<'t, T: Float> Var<'t, T> {
     /// `self · kernel + bias` (the bias broadcast over the rows), as `matmul` then `+`.
     ///
     /// Without gradient recording, a 2-D `self`, a 2-D `kernel` and a 1-D `bias` take one
-    /// fused kernel call (the bias added in the product's output pass) and one recorded
-    /// value; otherwise it records `matmul` and `+`, with the same panics for mismatched
-    /// shapes.
+    /// fused kernel call (the bias added to each part of the product by the thread that
+    /// computed it, the same bits as `matmul` then `+`) and one recorded value; otherwise it
+    /// records `matmul` and `+`, with the same panics for mismatched shapes.
     ///
     /// ```
     /// use ndarray::array;
@@ -92,14 +91,7 @@ fn record<'t, T: Float>(
         }
         return if relu { y.relu() } else { y };
     };
-    let product = match b1 {
-        Some(b1) => mat_mul_bias_new(&x2, &k2, b1),
-        None => mat_mul_new(&x2, &k2),
-    };
-    let mut value = Arr::Owned(product.into_dyn());
+    let value = linear_new(&x2, &k2, b1, relu).into_dyn();
     drop(nodes);
-    if relu {
-        value = UnaryOp::Relu.map(value);
-    }
-    tape.push_computed(value.into_owned(), Op::Leaf, false)
+    tape.push_computed(value, Op::Leaf, false)
 }

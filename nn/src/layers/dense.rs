@@ -136,8 +136,8 @@ impl<T: Float> Module<T> for Dense<T> {
             tape.param(kernel),
             self.weights.bias.as_ref().map(|b| tape.param(b)),
         );
-        // Without gradient recording, `linear` is one fused kernel call (and `relu` is
-        // applied in place); with it, `matmul` and `+`.
+        // Without gradient recording, `linear` is one fused kernel call (the bias and `relu`
+        // applied in one pass over each part of the product); with it, `matmul` and `+`.
         match self.activation {
             Activation::Relu => x.linear_relu(kernel, bias),
             activation => activation.apply_to_pre_activation(x.linear(kernel, bias)),

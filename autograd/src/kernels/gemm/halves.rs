@@ -43,25 +43,28 @@ pub(crate) fn pair_in_parallel(multiply_adds: usize) -> bool {
     threading(multiply_adds) == Threading::One && threading(2 * multiply_adds) != Threading::One
 }
 
-/// Runs `product(a, b, out)` on the whole product, or, from [`PARALLEL_MATMUL_THRESHOLD`]
-/// multiply-adds on, on the two halves of the output's longer side (and the operand it comes
-/// from), through [`crate::kernels::fork_join::join`]. The decomposition depends on the
-/// shapes only (see [`Threading`]), so the results do not depend on the number of threads.
+/// Runs `product(a, b, out, first_column)` on the whole product, or, from
+/// [`PARALLEL_MATMUL_THRESHOLD`] multiply-adds on, on the two halves of the output's longer
+/// side (and the operand it comes from), through [`crate::kernels::fork_join::join`];
+/// `first_column` is the index of `out`'s first column in the whole output. The
+/// decomposition depends on the shapes only (see [`Threading`]), so the results do not
+/// depend on the number of threads.
 pub(super) fn in_halves<T: Float, E: Send>(
     multiply_adds: usize,
     a: &ArrayView2<'_, T>,
     b: &ArrayView2<'_, T>,
     mut out: ArrayViewMut2<'_, E>,
-    product: impl Fn(&ArrayView2<'_, T>, &ArrayView2<'_, T>, &mut ArrayViewMut2<'_, E>) + Sync,
+    product: impl Fn(&ArrayView2<'_, T>, &ArrayView2<'_, T>, &mut ArrayViewMut2<'_, E>, usize) + Sync,
 ) {
     if threading(multiply_adds) == Threading::One {
-        product(a, b, &mut out);
+        product(a, b, &mut out, 0);
         return;
     }
     let (m, n) = out.dim();
     let axis = if n >= m { Axis(1) } else { Axis(0) };
     let half = out.len_of(axis) / 2;
     let (mut first, mut second) = out.split_at(axis, half);
+    let second_column = if axis == Axis(1) { half } else { 0 };
     let ((a1, b1), (a2, b2)) = if axis == Axis(1) {
         let (b1, b2) = b.view().split_at(Axis(1), half);
         ((a.view(), b1), (a.view(), b2))
@@ -71,7 +74,7 @@ pub(super) fn in_halves<T: Float, E: Send>(
     };
     let product = &product;
     crate::kernels::fork_join::join(
-        || product(&a1, &b1, &mut first),
-        || product(&a2, &b2, &mut second),
+        || product(&a1, &b1, &mut first, 0),
+        || product(&a2, &b2, &mut second, second_column),
     );
 }
