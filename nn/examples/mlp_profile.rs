@@ -1,6 +1,7 @@
 //! Profiling helper: training steps of the 784-256-128-10 MLP (`Sequential` of `Dense`,
 //! ReLU, softmax cross-entropy, SGD lr 0.1, f32) on random data, or with a third argument
-//! `infer` its forward pass under `no_grad`.
+//! `infer` its forward pass under `no_grad`, followed by the median time of each layer's
+//! matrix product alone (what the forward cannot go below).
 //! `cargo run --release -p tapegrad-nn --features profiling --example mlp_profile -- 128 2000`
 //! (batch, steps[, infer]), or under `perf record`. Prints the median time of one.
 use ndarray::Array2;
@@ -48,6 +49,42 @@ fn main() {
         };
         sgd.step(model.params_mut(), &grads).expect("finite");
         times.push(start.elapsed().as_secs_f64());
+    }
+    let median = |mut times: Vec<f64>| {
+        times.sort_by(|a, b| a.total_cmp(b));
+        times[times.len() / 2]
+    };
+    if infer {
+        let kernels: Vec<_> = model
+            .params()
+            .into_iter()
+            .filter(|p| p.shape().len() == 2)
+            .collect();
+        let mut total = 0.0;
+        for kernel in kernels {
+            let (k, n) = (kernel.shape()[0], kernel.shape()[1]);
+            let input = Array2::from_shape_simple_fn((batch, k), &mut next).into_dyn();
+            let product = median(
+                (0..steps)
+                    .map(|_| {
+                        let start = std::time::Instant::now();
+                        let tape = Tape::new();
+                        let y = tape.no_grad(|| {
+                            tape.constant_ref(&input).matmul(tape.param(kernel)).value()[[0, 0]]
+                        });
+                        std::hint::black_box(y);
+                        start.elapsed().as_secs_f64()
+                    })
+                    .collect(),
+            );
+            total += product;
+            let gflops = 2.0 * (batch * k * n) as f64 / product / 1e9;
+            println!(
+                "  product {batch}x{k}x{n} alone: {:.1} µs ({gflops:.0} GFLOP/s)",
+                product * 1e6
+            );
+        }
+        println!("  products alone: {:.1} µs", total * 1e6);
     }
     times.sort_by(|a, b| a.total_cmp(b));
     println!(
