@@ -111,9 +111,9 @@ fn small_matmul_add<T: Float>(a: &ArrayView2<'_, T>, b: &ArrayView2<'_, T>, out:
 /// finished by the thread that computes it, right after its product, while it is in that
 /// core's cache: one pass adds the bias and applies ReLU. The bias is added to the finished
 /// product, as the recorded `matmul` then `+` do, so the value is the same bits with or
-/// without gradient recording. (Filling the output with the bias first and letting the
-/// kernel add the product to it cost a pass of stores to memory no core had in cache:
-/// 12 µs more per batch-128 inference of the benchmark MLP.)
+/// without gradient recording. (Filling the output with the bias first, for the kernel to
+/// add the product to, would cost a pass of stores to memory no core has in cache;
+/// `benches/README.md` has the figures.)
 #[track_caller]
 pub(crate) fn linear_new<T: Float>(
     a: &ArrayView2<'_, T>,
