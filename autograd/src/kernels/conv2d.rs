@@ -48,7 +48,7 @@ use self::columns::{Block, col2im, im2col};
 #[cfg(test)]
 use self::geometry::Conv2dError;
 pub(crate) use self::geometry::Conv2dGeometry;
-use super::elementwise::relu;
+use super::elementwise::relu_in_place;
 use super::fork_join::join;
 use super::gemm::{
     PARALLEL_MATMUL_THRESHOLD, mat_mul_add_into, mat_mul_add_into_this_thread, mat_mul_into,
@@ -383,11 +383,6 @@ fn forward<T: Float>(
     // `n · per_image` elements of `spare`, and each block was written in full above.
     unsafe { data.set_len(n * per_image) };
     Array4::from_shape_vec(shape, data).expect("N · O · OH · OW elements")
-}
-
-/// `relu` in place (the op's own function).
-fn relu_in_place<T: Float>(ys: &mut [T]) {
-    ys.iter_mut().for_each(|y| *y = relu(*y));
 }
 
 /// [`conv2d_input_grad`] by `method`: [`winograd::input_grad`], or by im2col per image, its

@@ -22,6 +22,11 @@ pub(crate) fn relu<T: Float>(x: T) -> T {
     if keep { x } else { T::zero() }
 }
 
+/// [`relu`] on every element, in place (a kernel's output pass).
+pub(crate) fn relu_in_place<T: Float>(ys: &mut [T]) {
+    ys.iter_mut().for_each(|y| *y = relu(*y));
+}
+
 /// Slice equality without a `memcmp` call (shapes and strides are a few words long).
 #[inline]
 pub(crate) fn same<A: PartialEq>(a: &[A], b: &[A]) -> bool {

@@ -9,7 +9,7 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | `mod.rs` | the entry points (fresh or existing output, bias) and the textbook loop |
+//! | `mod.rs` | the entry points (fresh or existing output; a dense layer, its bias and ReLU applied to each part as it is finished) and the textbook loop |
 //! | `halves.rs` | the decomposition by size: one product, or two halves on two threads |
 //! | `raw.rs` | the calls into the `gemm` crate (the `unsafe` part) |
 
@@ -41,6 +41,18 @@ fn is_gemm_type<T: Float>() -> bool {
 /// element. Zero-filling the 784 × 256 weight gradient of the MLP benchmark cost 8 % of a
 /// batch-32 training step (`perf`, `nn/examples/mlp_profile 32`).
 pub(crate) fn mat_mul_new<T: Float>(a: &ArrayView2<'_, T>, b: &ArrayView2<'_, T>) -> Array2<T> {
+    product_then(a, b, |_, _| {})
+}
+
+/// [`mat_mul_new`], each part of the output then passed to `finish(part, first_column)` by
+/// the thread that computed it, right after its product (`first_column`: the part's first
+/// column in the whole output). The parts are those of [`halves::in_halves`] for the `gemm`
+/// kernel, and the whole output otherwise.
+fn product_then<T: Float>(
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    finish: impl Fn(ArrayViewMut2<'_, T>, usize) + Sync,
+) -> Array2<T> {
     let ((m, k), (k2, n)) = (a.dim(), b.dim());
     assert!(
         k == k2,
@@ -48,16 +60,19 @@ pub(crate) fn mat_mul_new<T: Float>(a: &ArrayView2<'_, T>, b: &ArrayView2<'_, T>
         a.shape(),
         b.shape()
     );
-    if m * n * k <= SMALL_MATMUL {
-        return small_matmul(a, b);
-    }
-    if !is_gemm_type::<T>() {
-        let mut out = Array2::zeros((m, n));
-        mat_mul_into(a, b, &mut out.view_mut());
+    if m * n * k <= SMALL_MATMUL || !is_gemm_type::<T>() {
+        let mut out = if m * n * k <= SMALL_MATMUL {
+            small_matmul(a, b)
+        } else {
+            let mut out = Array2::zeros((m, n));
+            mat_mul_into(a, b, &mut out.view_mut());
+            out
+        };
+        finish(out.view_mut(), 0);
         return out;
     }
     let mut out = Array2::<T>::uninit((m, n));
-    write_product_threaded(a, b, out.view_mut());
+    write_product_threaded(a, b, out.view_mut(), finish);
     // SAFETY: every element of `out` has been written: `write_product_threaded` writes every
     // element of the view it is given (its doc; the test
     // `threaded_writes_cover_a_nan_filled_output` checks it on NaN-filled outputs at the
@@ -66,15 +81,19 @@ pub(crate) fn mat_mul_new<T: Float>(a: &ArrayView2<'_, T>, b: &ArrayView2<'_, T>
 }
 
 /// Writes `a · b` into every element of `out` (possibly uninitialised, `m × n`), threaded
-/// by size (see [`halves::Threading`]). `T` must be `f32` or `f64`.
+/// by size (see [`halves::Threading`]), and passes each part, once written, to
+/// `finish(part, first_column)` on the thread that wrote it. `T` must be `f32` or `f64`.
 fn write_product_threaded<T: Float>(
     a: &ArrayView2<'_, T>,
     b: &ArrayView2<'_, T>,
     out: ArrayViewMut2<'_, MaybeUninit<T>>,
+    finish: impl Fn(ArrayViewMut2<'_, T>, usize) + Sync,
 ) {
     let (m, k, n) = product_dims(a, b, out.dim());
-    in_halves(m * k * n, a, b, out, |a, b, out, _| {
+    in_halves(m * k * n, a, b, out, |a, b, out, first_column| {
         write_product(a, b, out, gemm::Parallelism::None);
+        // SAFETY: `write_product` writes every element of the view it is given.
+        finish(unsafe { out.view_mut().assume_init() }, first_column);
     });
 }
 
@@ -121,7 +140,7 @@ pub(crate) fn linear_new<T: Float>(
     bias: Option<&[T]>,
     relu: bool,
 ) -> Array2<T> {
-    let ((m, k), (k2, n)) = (a.dim(), b.dim());
+    let ((_, k), (k2, n)) = (a.dim(), b.dim());
     assert!(
         k == k2 && bias.is_none_or(|bias| bias.len() == n),
         "linear: shapes {:?}, {:?} and bias {:?} are incompatible",
@@ -129,47 +148,27 @@ pub(crate) fn linear_new<T: Float>(
         b.shape(),
         bias.map(<[T]>::len)
     );
-    if m * n * k <= SMALL_MATMUL || k == 0 || !is_gemm_type::<T>() {
-        let mut out = mat_mul_new(a, b);
-        for mut row in out.rows_mut() {
-            add_bias_relu(row.as_slice_mut().expect("row-major"), bias, relu);
+    product_then(a, b, |mut part, first_column| {
+        let bias = bias.map(|bias| &bias[first_column..first_column + part.ncols()]);
+        for mut row in part.rows_mut() {
+            let row = row
+                .as_slice_mut()
+                .expect("a part of a row-major array has contiguous rows");
+            add_bias_relu(row, bias, relu);
         }
-        return out;
-    }
-    let mut out = Array2::<T>::uninit((m, n));
-    in_halves(
-        m * k * n,
-        a,
-        b,
-        out.view_mut(),
-        |a, b, out, first_column| {
-            write_product(a, b, out, gemm::Parallelism::None);
-            // SAFETY: `write_product` writes every element of the view it is given.
-            let mut out = unsafe { out.view_mut().assume_init() };
-            let bias = bias.map(|bias| &bias[first_column..first_column + out.ncols()]);
-            for mut row in out.rows_mut() {
-                let row = row
-                    .as_slice_mut()
-                    .expect("a part of a row-major array has contiguous rows");
-                add_bias_relu(row, bias, relu);
-            }
-        },
-    );
-    // SAFETY: the parts of `in_halves` cover the whole of `out`, and `write_product` wrote
-    // every element of each.
-    unsafe { out.assume_init() }
+    })
 }
 
 /// `row += bias` (if any), then ReLU (if `relu`), element by element in one pass.
 fn add_bias_relu<T: Float>(row: &mut [T], bias: Option<&[T]>, relu: bool) {
-    use crate::kernels::elementwise::relu as relu_of;
+    use crate::kernels::elementwise::{relu as relu_of, relu_in_place};
     match (bias, relu) {
         (Some(bias), true) => row
             .iter_mut()
             .zip(bias)
             .for_each(|(y, &b)| *y = relu_of(*y + b)),
         (Some(bias), false) => row.iter_mut().zip(bias).for_each(|(y, &b)| *y += b),
-        (None, true) => row.iter_mut().for_each(|y| *y = relu_of(*y)),
+        (None, true) => relu_in_place(row),
         (None, false) => {}
     }
 }

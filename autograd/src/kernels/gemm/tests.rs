@@ -69,10 +69,10 @@ fn threaded_writes_cover_a_nan_filled_output() {
             let (a, b) = (filled(m, k, 0.1), filled(k, n, 0.2));
             let want = naive(&a.view(), &b.view());
             let mut out = Array2::from_elem((m, n), MaybeUninit::new(f64::NAN));
-            write_product_threaded(&a.view(), &b.view(), out.view_mut());
+            write_product_threaded(&a.view(), &b.view(), out.view_mut(), |_, _| {});
             let (a32, b32) = (a.mapv(|v| v as f32), b.mapv(|v| v as f32));
             let mut out32 = Array2::from_elem((m, n), MaybeUninit::new(f32::NAN));
-            write_product_threaded(&a32.view(), &b32.view(), out32.view_mut());
+            write_product_threaded(&a32.view(), &b32.view(), out32.view_mut(), |_, _| {});
             for ((got, got32), w) in out.iter().zip(&out32).zip(&want) {
                 // SAFETY: every element was initialised (to NaN) before the call.
                 let (got, got32) = unsafe { (got.assume_init(), got32.assume_init()) };
