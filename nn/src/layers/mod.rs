@@ -1,4 +1,4 @@
-//! Layers: [`Dense`], [`Sequential`], [`ActivationLayer`] (and the [`Activation`] functions),
+//! Layers: [`Dense`], [`Linear`] (PyTorch's layout and names), [`Sequential`], [`ActivationLayer`] (and the [`Activation`] functions),
 //! [`Dropout`], [`Flatten`], [`Reshape`], [`LayerNorm`] (and the [`layer_norm`] function),
 //! [`BatchNorm`] (with running statistics kept as [`Buffer`](crate::Buffer)s), [`Embedding`],
 //! [`Residual`] (`x + f(x)`), [`Conv2d`] (and its [`Padding`]), [`MaxPool2d`], [`AvgPool2d`], [`GlobalAvgPool2d`].
@@ -16,6 +16,7 @@ mod flatten;
 mod gain_offset;
 mod kernel_bias;
 mod layer_norm;
+mod linear;
 mod pool;
 mod reshape;
 mod residual;
@@ -29,6 +30,7 @@ pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use flatten::Flatten;
 pub use layer_norm::{LayerNorm, layer_norm};
+pub use linear::Linear;
 pub use pool::{AvgPool2d, GlobalAvgPool2d, MaxPool2d};
 pub use reshape::Reshape;
 pub use residual::Residual;
