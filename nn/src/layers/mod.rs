@@ -2,6 +2,7 @@
 //! [`Dropout`], [`Flatten`], [`Reshape`], [`LayerNorm`] (and the [`layer_norm`] function),
 //! [`BatchNorm`] (with running statistics kept as [`Buffer`](crate::Buffer)s), [`Embedding`],
 //! [`Residual`] (`x + f(x)`), [`Conv2d`] (and its [`Padding`]), [`MaxPool2d`], [`AvgPool2d`], [`GlobalAvgPool2d`].
+//! Recurrent (PyTorch's semantics and state-dict names): [`Rnn`], [`Lstm`], [`Gru`] and the cells [`RnnCell`], [`LstmCell`], [`GruCell`].
 //!
 //! Every layer implements [`Module`](crate::Module), computes with autograd ops only (no
 //! hand-written backward), and follows Keras' shapes, defaults and naming.
@@ -18,6 +19,7 @@ mod kernel_bias;
 mod layer_norm;
 mod linear;
 mod pool;
+mod recurrent;
 mod reshape;
 mod residual;
 mod sequential;
@@ -32,6 +34,7 @@ pub use flatten::Flatten;
 pub use layer_norm::{LayerNorm, layer_norm};
 pub use linear::Linear;
 pub use pool::{AvgPool2d, GlobalAvgPool2d, MaxPool2d};
+pub use recurrent::{Gru, GruCell, Lstm, LstmCell, LstmState, Nonlinearity, Rnn, RnnCell};
 pub use reshape::Reshape;
 pub use residual::Residual;
 pub use sequential::{DEFAULT_SEED, Sequential};
