@@ -16,4 +16,5 @@ mod losses;
 mod lr_schedule;
 mod model;
 mod module_api;
+mod recurrent;
 mod state;

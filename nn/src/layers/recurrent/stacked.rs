@@ -318,10 +318,9 @@ fn step_masks<'t, T: Float>(
         .map(|t| {
             let lengths = lengths.filter(|l| l.iter().any(|&len| t >= len))?;
             let column = |on: bool| {
-                let values =
-                    lengths
-                        .iter()
-                        .map(|&len| if (t < len) == on { T::one() } else { T::zero() });
+                let values = lengths
+                    .iter()
+                    .map(|&len| if (t < len) == on { T::one() } else { T::zero() });
                 let array = Array2::from_shape_vec((lengths.len(), 1), values.collect());
                 tape.constant(array.expect("one value per row").into_dyn())
             };
