@@ -17,13 +17,16 @@
 //!   [`AvgPool2d`](layers::AvgPool2d), [`GlobalAvgPool2d`](layers::GlobalAvgPool2d).
 //!   Recurrent, with PyTorch's semantics and state-dict names: [`Rnn`](layers::Rnn), [`Lstm`](layers::Lstm), [`Gru`](layers::Gru) and their cells.
 //! - [`init`]: Keras' initializers (Glorot, He, LeCun, ...), drawn from a seeded generator.
-//! - [`losses`]: MSE, MAE, Huber, binary and categorical cross-entropies, as functions.
+//! - [`losses`]: MSE, MAE, Huber, binary and categorical cross-entropies, as functions;
+//!   [`cross_entropy`](losses::cross_entropy) over sequences with an ignored index.
 //! - [`metrics`]: accuracy (binary, categorical, sparse) and MAE on arrays.
 //! - [`model`]: [`Model`](model::Model), Keras' `compile` / `fit` / `evaluate` / `predict`
 //!   around any module; [`callbacks`] (early stopping, checkpoints, learning-rate schedules,
 //!   stopping on NaN) and the [`history`] that `fit` returns.
 //! - [`io`]: weights saved and loaded in the safetensors format.
-//! - [`data`]: IDX (MNIST) and CSV readers, batching and shuffling.
+//! - [`data`]: IDX (MNIST) and CSV readers, batching and shuffling; word lists and their
+//!   character encoding for language models ([`CharVocab`](data::CharVocab)).
+//! - [`sampling`]: drawing tokens from logits (temperature, top-k) and greedy decoding.
 //!
 //! ```
 //! use ndarray::Array2;
@@ -59,6 +62,7 @@ pub mod losses;
 pub mod metrics;
 pub mod model;
 pub mod module;
+pub mod sampling;
 
 /// `Debug` that prints the `Display` message: what `fn main() -> Result<(), Box<dyn Error>>`
 /// shows when it returns an error through `?`.

@@ -14,6 +14,7 @@
 //! | [`binary_cross_entropy_with_logits`] | `binary_cross_entropy_with_logits` | `BinaryCrossentropy(from_logits=True)` |
 //! | [`categorical_cross_entropy`] | `cross_entropy` (probability targets) | `CategoricalCrossentropy(from_logits=True)` |
 //! | [`sparse_categorical_cross_entropy`] | `cross_entropy` (class indices) | `SparseCategoricalCrossentropy(from_logits=True)` |
+//! | [`cross_entropy`] | `cross_entropy(ignore_index=, label_smoothing=)` on `[..., C]` logits | — |
 //!
 //! Regression losses and binary cross-entropies require the prediction and the target to
 //! have the same shape; a target with one axis fewer or one trailing axis of length 1 more
@@ -46,6 +47,10 @@ use ndarray::ArrayD;
 use tapegrad_autograd::{Float, Var};
 
 use crate::metrics::same_elements;
+
+mod cross_entropy;
+
+pub use cross_entropy::{CrossEntropy, cross_entropy};
 
 /// How the per-element (or per-example) losses are combined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

@@ -9,9 +9,10 @@ use super::{
     MAX_IDX_BYTES, MAX_TRAILING_BYTES_COUNTED, find_idx_file,
 };
 
-/// Everything that can go wrong while locating or reading a dataset file.
+/// Everything that can go wrong while locating or reading a dataset file, or encoding text.
 ///
-/// Every variant names the file (or folder) involved, so the message alone says what to fix.
+/// Every variant names the file (or folder, or word) involved, so the message alone says
+/// what to fix.
 #[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum DataError {
@@ -195,6 +196,47 @@ pub enum DataError {
         line: usize,
         /// What is wrong.
         reason: String,
+    },
+
+    /// A text file is not valid UTF-8.
+    #[error("{path} is not UTF-8 text: invalid bytes on line {line}")]
+    NotUtf8 {
+        /// The file.
+        path: PathBuf,
+        /// The line (1-based) holding the first invalid byte.
+        line: usize,
+    },
+
+    /// A word list holds no words (the file is empty or only blank lines).
+    #[error("{path} holds no words")]
+    NoWords {
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// A word holds a character its vocabulary does not know.
+    #[error("unknown character {ch:?} at position {position} of {word:?}: not in the vocabulary")]
+    UnknownChar {
+        /// The word.
+        word: String,
+        /// The character's position in the word (0-based, in characters).
+        position: usize,
+        /// The character.
+        ch: char,
+    },
+
+    /// A word does not fit in the rows being encoded.
+    #[error(
+        "{word:?} has {len} characters, too long for rows of block size {block_size} (at most \
+         {} characters)", block_size.saturating_sub(1)
+    )]
+    WordTooLong {
+        /// The word.
+        word: String,
+        /// Its length in characters.
+        len: usize,
+        /// The block size of the rows.
+        block_size: usize,
     },
 
     /// Neither `stem` nor `stem.gz` exists in the folder searched by [`find_idx_file`].

@@ -5,6 +5,9 @@
 //! * [`read_digits_csv`] reads scikit-learn's `digits.csv.gz` (the UCI 8x8 digits).
 //! * [`Batches`] walks the rows of a dataset in batches, in order or shuffled from a seed;
 //!   [`shuffled_indices`] and [`take_rows`] shuffle and gather rows reproducibly.
+//! * [`read_words`] reads a word list (makemore's `names.txt`), [`CharVocab`] maps its
+//!   characters to tokens, [`encode_rows`] makes the padded `x`/`y` rows of a
+//!   character-level language model and [`split_last`] holds out a seeded test set.
 //! * [`bundled_data_dir`] points at the `data/` folder shipped with the repository.
 //!
 //! Every reader validates its input and returns a [`DataError`] naming the file and what is
@@ -36,6 +39,7 @@ mod idx;
 mod input;
 #[cfg(test)]
 mod test_files;
+mod text;
 
 pub use batch::{Batches, shuffled_indices, take_rows};
 pub use csv::{MAX_CSV_BYTES, MAX_CSV_LINE_BYTES, read_digits_csv};
@@ -46,10 +50,11 @@ pub use idx::{
     read_idx_images, read_idx_labels, read_idx_labels_checked,
 };
 pub use input::{MAX_GZIP_RATIO, MAX_IDX_BYTES, MAX_TRAILING_BYTES_COUNTED};
+pub use text::{CharVocab, block_size, encode_rows, read_words, split_last};
 
 use std::path::{Path, PathBuf};
 
-/// The repository's `data/` folder (Fashion-MNIST, MNIST and digits test files), resolved
+/// The repository's `data/` folder (Fashion-MNIST, MNIST and digits test files, names), resolved
 /// from this crate's source location at compile time: `<nn crate>/../data`.
 ///
 /// Meant for the repository's own examples and tests, run from a checkout; it does not exist

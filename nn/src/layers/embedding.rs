@@ -1,6 +1,6 @@
 //! Embedding lookups: integer indices to learned vectors.
 
-use ndarray::{ArrayViewD, Dimension};
+use ndarray::{ArrayD, ArrayViewD, Axis, Dimension, s};
 use rand::rngs::StdRng;
 use tapegrad_autograd::{Float, Param, Var};
 
@@ -17,6 +17,10 @@ use crate::module::{InvalidInput, Module, Visitor, VisitorMut};
 /// batch accumulates the gradients of all its uses into its row. The table starts as
 /// PyTorch's, `N(0, 1)` ([`Initializer::Normal`]); change it with
 /// [`initializer`](Embedding::initializer).
+///
+/// With [`padding_idx`](Embedding::padding_idx) (PyTorch's `padding_idx`) one row is
+/// padding: it starts at zeros and its gradient is always zero, so training never moves it;
+/// its stored value (zeros, or whatever was loaded) is output as is.
 ///
 /// An index that is not an integer in `0..num_embeddings` is a panic of
 /// [`forward`](Module::forward) naming the layer, the index and its position; through
@@ -50,6 +54,7 @@ pub struct Embedding<T: Float> {
     num_embeddings: usize,
     dim: usize,
     initializer: Initializer,
+    padding_idx: Option<usize>,
     table: Option<Param<T>>,
 }
 
@@ -70,8 +75,42 @@ impl<T: Float> Embedding<T> {
                 mean: 0.0,
                 std: 1.0,
             },
+            padding_idx: None,
             table: None,
         }
+    }
+
+    /// Makes row `index` the padding row (PyTorch's `padding_idx`): it is initialized to
+    /// zeros, and no gradient reaches it — positions holding `index` output the stored row
+    /// through a constant. Set before building. Panics if `index` is not in
+    /// `0..num_embeddings`.
+    ///
+    /// ```
+    /// use ndarray::{array, s};
+    /// use rand::{rngs::StdRng, SeedableRng};
+    /// use tapegrad_autograd::Tape;
+    /// use tapegrad_nn::layers::Embedding;
+    /// use tapegrad_nn::Module;
+    ///
+    /// let mut embedding = Embedding::<f64>::new(5, 2).padding_idx(0);
+    /// embedding.build(&[3], &mut StdRng::seed_from_u64(0));
+    /// let tape = Tape::new();
+    /// let y = embedding.forward(tape.constant(array![[0.0, 2.0, 0.0]].into_dyn()));
+    /// assert_eq!(y.to_array().slice(s![0, 0, ..]), array![0.0, 0.0]);
+    /// let grads = y.sum().backward();
+    /// let table_grad = grads.param(embedding.embeddings().unwrap()).unwrap();
+    /// assert_eq!(table_grad.slice(s![0, ..]), array![0.0, 0.0]); // the padding row never moves
+    /// assert_eq!(table_grad.slice(s![2, ..]), array![1.0, 1.0]);
+    /// ```
+    #[track_caller]
+    pub fn padding_idx(mut self, index: usize) -> Self {
+        assert!(
+            index < self.num_embeddings,
+            "Embedding::padding_idx: index {index} is not in 0..{}",
+            self.num_embeddings
+        );
+        self.padding_idx = Some(index);
+        self
     }
 
     /// Sets how the table is initialized (default `N(0, 1)`). Set before building.
@@ -137,10 +176,28 @@ impl<T: Float> Module<T> for Embedding<T> {
         };
         let mut out_shape = shape;
         out_shape.push(self.dim);
-        x.tape()
-            .param(table)
-            .index_select(0, &indices)
-            .reshape(&out_shape)
+        let tape = x.tape();
+        let rows = tape.param(table).index_select(0, &indices);
+        let rows = match self.padding_idx {
+            Some(pad) if indices.contains(&pad) => {
+                // Padding positions take the stored row as a constant: the same value, and
+                // `where_` sends them no gradient, so the row's gradient is exactly zero.
+                let mask: Vec<T> = indices
+                    .iter()
+                    .map(|&i| if i == pad { T::one() } else { T::zero() })
+                    .collect();
+                let mask =
+                    ArrayD::from_shape_vec(vec![indices.len(), 1], mask).expect("one per index");
+                let row = table
+                    .value()
+                    .slice(s![pad..pad + 1, ..])
+                    .to_owned()
+                    .into_dyn();
+                Var::where_(tape.constant(mask), tape.constant(row), rows)
+            }
+            _ => rows,
+        };
+        rows.reshape(&out_shape)
     }
 
     fn check_input(&self, x: ArrayViewD<'_, T>) -> Result<(), InvalidInput> {
@@ -157,10 +214,11 @@ impl<T: Float> Module<T> for Embedding<T> {
 
     /// Creates the table; the output adds an axis of length `dim` to the input shape.
     fn build(&mut self, input_shape: &[usize], rng: &mut StdRng) -> Vec<usize> {
-        self.table = Some(Param::new(
-            "embeddings",
-            self.initializer.init(&[self.num_embeddings, self.dim], rng),
-        ));
+        let mut table = self.initializer.init(&[self.num_embeddings, self.dim], rng);
+        if let Some(pad) = self.padding_idx {
+            table.index_axis_mut(Axis(0), pad).fill(T::zero());
+        }
+        self.table = Some(Param::new("embeddings", table));
         let mut out = input_shape.to_vec();
         out.push(self.dim);
         out

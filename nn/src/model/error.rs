@@ -128,6 +128,28 @@ pub enum FitError {
         /// The number of classes (the model's last output size).
         num_classes: usize,
     },
+    /// A target of [`Loss::cross_entropy`](super::Loss::cross_entropy) is neither a class
+    /// index in `0..num_classes` nor the ignored index.
+    #[error(
+        "target {value} at row {row}, position {position} of the {data} is not a class index in \
+         0..{num_classes}{} (loss `cross_entropy`)",
+        match ignore_index { Some(i) => format!(" nor the ignored index {i}"), None => String::new() }
+    )]
+    InvalidTarget {
+        /// Which data.
+        data: DataRole,
+        /// The sample's index (0-based) in that data.
+        row: usize,
+        /// The position of the target within its sample, its elements counted in row-major
+        /// order (0-based: the time step of a `[n, T]` target).
+        position: usize,
+        /// The target.
+        value: f64,
+        /// The number of classes (the model's last output size).
+        num_classes: usize,
+        /// The ignored index of the loss.
+        ignore_index: Option<i64>,
+    },
     /// A metric cannot be computed from the model's outputs and these targets.
     #[error(
         "metric `{metric}` cannot compare outputs of shape {output:?} with targets of shape \

@@ -37,7 +37,7 @@ impl<T: Float, M: Module<T>> Model<T, M> {
     /// changes): [`FitError::NotCompiled`], [`FitError::InvalidBatchSize`],
     /// [`FitError::InvalidValidationSplit`], [`FitError::EmptyDataset`],
     /// [`FitError::LengthMismatch`], [`FitError::InputShape`], [`FitError::TargetShape`],
-    /// [`FitError::InvalidInput`], [`FitError::InvalidLabel`], [`FitError::MetricShape`],
+    /// [`FitError::InvalidInput`], [`FitError::InvalidLabel`], [`FitError::InvalidTarget`], [`FitError::MetricShape`],
     /// [`FitError::NonFinite`] (a NaN or infinity in `x`, `y` or the validation data, unless
     /// [`FitOptions::check_finite`] is off). During training:
     /// [`FitError::LossNotScalar`], [`FitError::Optimizer`], [`FitError::Callback`]. With a

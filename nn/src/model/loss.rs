@@ -7,7 +7,7 @@ use std::fmt;
 
 use tapegrad_autograd::{Float, Var};
 
-use crate::losses;
+use crate::losses::{self, CrossEntropy};
 
 /// The signature of a loss: `(predictions, targets) -> scalar`.
 pub type LossFn<T> = dyn for<'t> Fn(Var<'t, T>, Var<'t, T>) -> Var<'t, T> + Send + Sync;
@@ -23,6 +23,7 @@ pub(super) enum Builtin {
     BinaryCrossEntropyWithLogits,
     CategoricalCrossEntropy,
     SparseCategoricalCrossEntropy,
+    CrossEntropy(CrossEntropy),
 }
 
 impl Builtin {
@@ -35,6 +36,7 @@ impl Builtin {
             Builtin::BinaryCrossEntropyWithLogits => "binary_cross_entropy_with_logits",
             Builtin::CategoricalCrossEntropy => "categorical_cross_entropy",
             Builtin::SparseCategoricalCrossEntropy => "sparse_categorical_cross_entropy",
+            Builtin::CrossEntropy(_) => "cross_entropy",
         }
     }
 
@@ -49,13 +51,43 @@ impl Builtin {
             Builtin::SparseCategoricalCrossEntropy => {
                 losses::sparse_categorical_cross_entropy(p, t)
             }
+            Builtin::CrossEntropy(options) => {
+                losses::cross_entropy(p, &class_targets(t, options), options)
+            }
         }
     }
 
     /// Whether targets must have the shape of the predictions.
     pub(super) fn elementwise(self) -> bool {
-        self != Builtin::SparseCategoricalCrossEntropy
+        !matches!(
+            self,
+            Builtin::SparseCategoricalCrossEntropy | Builtin::CrossEntropy(_)
+        )
     }
+}
+
+/// The targets of [`Loss::cross_entropy`], floats holding class indices or the ignored
+/// index, as the integers [`losses::cross_entropy`] takes. Panics at a value that is not a
+/// whole number (`fit` and `evaluate` check the targets first and report it as an error).
+#[track_caller]
+fn class_targets<T: Float>(targets: Var<'_, T>, options: CrossEntropy) -> Vec<i64> {
+    targets
+        .value()
+        .iter()
+        .enumerate()
+        .map(|(position, &v)| {
+            let v = Float::to_f64(v);
+            assert!(
+                v.fract() == 0.0 && v.abs() < 2f64.powi(62),
+                "cross_entropy: target {v} at position {position} is not a class index{}",
+                match options.ignore_index {
+                    Some(i) => format!(" nor the ignored index {i}"),
+                    None => String::new(),
+                }
+            );
+            v as i64
+        })
+        .collect()
 }
 
 /// What a [`Loss`] computes: a built-in loss, or the user's function under its name.
@@ -162,6 +194,30 @@ impl<T: Float> Loss<T> {
     /// report the first one that is not, with its row.
     pub fn sparse_categorical_cross_entropy() -> Self {
         Self::builtin(Builtin::SparseCategoricalCrossEntropy)
+    }
+
+    /// PyTorch's `cross_entropy` of logits `[n, ..., C]` against targets `[n, ...]` (one
+    /// class index per position, stored as floats), with an ignored index and label
+    /// smoothing: [`losses::cross_entropy`]. The targets of a `[n, T, C]` sequence output are
+    /// `[n, T]`, padded with the ignored index (`-1` by default); a `[n, C]` output takes
+    /// `[n]` (or `[n, 1]`) targets. `fit` and `evaluate` check that every target is a class
+    /// index in `0..C` or the ignored index and report the first one that is not
+    /// ([`FitError::InvalidTarget`](super::FitError::InvalidTarget)).
+    ///
+    /// The loss of an epoch is the mean of the batches' losses (each the mean over its
+    /// counted positions), weighted by the batches' sizes. A batch whose targets are all
+    /// ignored has a NaN loss: keep at least one counted target per sample (makemore's
+    /// rows always end with the end token).
+    ///
+    /// ```
+    /// use tapegrad_nn::losses::CrossEntropy;
+    /// use tapegrad_nn::model::Loss;
+    ///
+    /// let loss = Loss::<f32>::cross_entropy(CrossEntropy::default());
+    /// assert_eq!(loss.name(), "cross_entropy");
+    /// ```
+    pub fn cross_entropy(options: CrossEntropy) -> Self {
+        Self::builtin(Builtin::CrossEntropy(options))
     }
 
     /// Its name (`"mse"`, `"sparse_categorical_cross_entropy"`, `"custom"`, ...).

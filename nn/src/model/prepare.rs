@@ -166,6 +166,43 @@ impl<T: Float, M: Module<T>> Model<T, M> {
             // The loss takes labels as a vector of class indices.
             y.into_shape_with_order(IxDyn(&[y_rows]))
                 .expect("a (n,) or (n, 1) view reshapes to (n,)")
+        } else if let Some(Builtin::CrossEntropy(options)) = builtin {
+            let sample = &y.shape()[1..];
+            let Some((&num_classes, positions)) = output.split_last() else {
+                return Err(target_error(
+                    "outputs with a class axis last".to_string(),
+                    sample,
+                ));
+            };
+            if sample != positions
+                && !(sample.len() == positions.len() + 1
+                    && sample.ends_with(&[1])
+                    && sample[..positions.len()] == *positions)
+            {
+                return Err(target_error(
+                    format!(
+                        "one class index per position: targets of shape {positions:?} (the \
+                         output's shape without its class axis)"
+                    ),
+                    sample,
+                ));
+            }
+            let per_sample = sample.iter().product::<usize>().max(1);
+            if let Some((i, &value)) = y
+                .iter()
+                .enumerate()
+                .find(|&(_, &v)| !options.accepts(Float::to_f64(v), num_classes))
+            {
+                return Err(FitError::InvalidTarget {
+                    data,
+                    row: i / per_sample,
+                    position: i % per_sample,
+                    value: Float::to_f64(value),
+                    num_classes,
+                    ignore_index: options.ignore_index,
+                });
+            }
+            y
         } else {
             let y = if y.ndim() == 1 && output == [1] {
                 y.insert_axis(Axis(1))

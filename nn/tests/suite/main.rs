@@ -3,12 +3,14 @@
 
 mod checkpoint_robustness;
 mod conv_layers;
+mod cross_entropy;
 mod data_robustness;
 mod finite_and_threads;
 mod golden;
 mod golden_conv;
 mod golden_losses;
 mod golden_seq_recurrent;
+mod golden_seq;
 mod gradcheck;
 mod io;
 mod layers;
