@@ -15,6 +15,7 @@
 //!   [`LayerNorm`](layers::LayerNorm), [`BatchNorm`](layers::BatchNorm),
 //!   [`Embedding`](layers::Embedding), [`Residual`](layers::Residual), [`Conv2d`](layers::Conv2d), [`MaxPool2d`](layers::MaxPool2d),
 //!   [`AvgPool2d`](layers::AvgPool2d), [`GlobalAvgPool2d`](layers::GlobalAvgPool2d).
+//!   Attention and Transformers in PyTorch's names: [`MultiHeadAttention`](layers::MultiHeadAttention), [`TransformerEncoderLayer`](layers::TransformerEncoderLayer), [`DecoderBlock`](layers::DecoderBlock), [`PositionalEmbedding`](layers::PositionalEmbedding), [`scaled_dot_product_attention`](layers::scaled_dot_product_attention).
 //! - [`init`]: Keras' initializers (Glorot, He, LeCun, ...), drawn from a seeded generator.
 //! - [`losses`]: MSE, MAE, Huber, binary and categorical cross-entropies, as functions.
 //! - [`metrics`]: accuracy (binary, categorical, sparse) and MAE on arrays.

@@ -8,6 +8,7 @@ mod finite_and_threads;
 mod golden;
 mod golden_conv;
 mod golden_losses;
+mod golden_seq_attention;
 mod gradcheck;
 mod io;
 mod layers;
