@@ -49,7 +49,9 @@ pub fn layer_norm<'t, T: Float>(
 /// offset `beta` (starts at zeros), both of the last axis' length.
 ///
 /// `eps` defaults to `1e-5`, as in PyTorch (Keras' default is `1e-3`): set it with
-/// [`eps`](LayerNorm::eps).
+/// [`eps`](LayerNorm::eps). The parameters carry Keras' names `gamma` and `beta`;
+/// [`torch_names`](LayerNorm::torch_names) gives them PyTorch's `weight` and `bias`
+/// (`nn.LayerNorm`'s state-dict keys) for models ported from PyTorch.
 ///
 /// ```
 /// use rand::{rngs::StdRng, SeedableRng};
@@ -60,11 +62,18 @@ pub fn layer_norm<'t, T: Float>(
 /// assert_eq!(norm.build(&[10, 64], &mut StdRng::seed_from_u64(0)), vec![10, 64]);
 /// assert_eq!(norm.num_params(), 128);
 /// assert_eq!(norm.params()[0].name(), "gamma");
+///
+/// let mut norm = LayerNorm::<f32>::new().torch_names();
+/// norm.build(&[64], &mut StdRng::seed_from_u64(0));
+/// let names: Vec<String> = norm.named_params().into_iter().map(|(n, _)| n).collect();
+/// assert_eq!(names, ["weight", "bias"]);
 /// ```
 #[derive(Clone, Debug)]
 pub struct LayerNorm<T: Float> {
     eps: f64,
     affine: GainOffset<T>,
+    /// The names of the gain and the offset.
+    names: [&'static str; 2],
 }
 
 impl<T: Float> LayerNorm<T> {
@@ -73,6 +82,7 @@ impl<T: Float> LayerNorm<T> {
         LayerNorm {
             eps: 1e-5,
             affine: GainOffset::empty(),
+            names: ["gamma", "beta"],
         }
     }
 
@@ -81,6 +91,13 @@ impl<T: Float> LayerNorm<T> {
     pub fn eps(mut self, eps: f64) -> Self {
         assert!(eps > 0.0, "LayerNorm::eps: eps must be positive, got {eps}");
         self.eps = eps;
+        self
+    }
+
+    /// Names the gain `weight` and the offset `bias`, PyTorch's names (default: Keras'
+    /// `gamma` and `beta`). Only the names change.
+    pub fn torch_names(mut self) -> Self {
+        self.names = ["weight", "bias"];
         self
     }
 
@@ -125,15 +142,24 @@ impl<T: Float> Module<T> for LayerNorm<T> {
             )
         };
         self.affine = GainOffset::identity(features);
+        let [gain, offset] = self.names;
+        if let (Some(gamma), Some(beta)) = (&mut self.affine.gamma, &mut self.affine.beta) {
+            gamma.set_name(gain);
+            beta.set_name(offset);
+        }
         input_shape.to_vec()
     }
 
     fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, T>) {
-        self.affine.visit(v);
+        let [gain, offset] = self.names;
+        v.param(gain, self.affine.gamma.as_ref());
+        v.param(offset, self.affine.beta.as_ref());
     }
 
     fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, T>) {
-        self.affine.visit_mut(v);
+        let [gain, offset] = self.names;
+        v.param(gain, self.affine.gamma.as_mut());
+        v.param(offset, self.affine.beta.as_mut());
     }
 
     fn kind(&self) -> &'static str {

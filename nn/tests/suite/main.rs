@@ -11,6 +11,7 @@ mod golden_conv;
 mod golden_losses;
 mod golden_seq_recurrent;
 mod golden_seq;
+mod golden_seq_attention;
 mod gradcheck;
 mod io;
 mod layers;

@@ -1,0 +1,245 @@
+//! The causal decoder-only Transformer block of GPT-2 (and of makemore's Transformer):
+//! [`DecoderBlock`] and its attention, [`CausalSelfAttention`].
+
+use rand::rngs::StdRng;
+use tapegrad_autograd::{Float, Var};
+
+use super::heads::{merge_heads, split_heads};
+use super::sdpa::scaled_dot_product_attention;
+use crate::layers::{LayerNorm, Linear};
+use crate::module::{Module, Visitor, VisitorMut};
+
+/// Causal multi-head self-attention over `[N, T, E]`, GPT-2's (makemore's
+/// `CausalSelfAttention`): `c_attn`, a [`Linear`]`(E, 3E)` giving the queries, keys and
+/// values side by side, the heads split by reshape and permute,
+/// [`scaled_dot_product_attention`] with each position attending to itself and the ones
+/// before it, and `c_proj`, a `Linear(E, E)` over the merged heads.
+///
+/// ```
+/// use rand::{rngs::StdRng, SeedableRng};
+/// use tapegrad_autograd::Tape;
+/// use tapegrad_nn::layers::CausalSelfAttention;
+/// use tapegrad_nn::Module;
+///
+/// let mut attn = CausalSelfAttention::<f32>::new(16, 4);
+/// attn.build(&[10, 16], &mut StdRng::seed_from_u64(0));
+/// let names: Vec<String> = attn.named_params().into_iter().map(|(n, _)| n).collect();
+/// assert_eq!(names, ["c_attn.weight", "c_attn.bias", "c_proj.weight", "c_proj.bias"]);
+/// let tape = Tape::new();
+/// let x = tape.var(ndarray::ArrayD::zeros(ndarray::IxDyn(&[2, 10, 16])));
+/// assert_eq!(attn.forward(x).shape(), [2, 10, 16]);
+/// ```
+#[derive(Clone, Debug)]
+pub struct CausalSelfAttention<T: Float> {
+    n_embd: usize,
+    n_head: usize,
+    c_attn: Linear<T>,
+    c_proj: Linear<T>,
+}
+
+impl<T: Float> CausalSelfAttention<T> {
+    /// Attention over `n_embd` features in `n_head` heads. Panics unless `n_head` divides
+    /// `n_embd` (both at least 1).
+    #[track_caller]
+    pub fn new(n_embd: usize, n_head: usize) -> Self {
+        assert!(
+            n_embd > 0 && n_head > 0 && n_embd.is_multiple_of(n_head),
+            "CausalSelfAttention::new: n_head must divide n_embd (both at least 1), got n_embd \
+             {n_embd} and n_head {n_head}"
+        );
+        CausalSelfAttention {
+            n_embd,
+            n_head,
+            c_attn: Linear::new(n_embd, 3 * n_embd),
+            c_proj: Linear::new(n_embd, n_embd),
+        }
+    }
+
+    /// Creates the parameters (`c_attn`, then `c_proj`; PyTorch's `Linear` initialization).
+    pub fn init(&mut self, rng: &mut StdRng) {
+        self.c_attn.init(rng);
+        self.c_proj.init(rng);
+    }
+}
+
+impl<T: Float> Module<T> for CausalSelfAttention<T> {
+    /// The causal self-attention of `x` `[N, T, E]`, `[N, T, E]`.
+    #[track_caller]
+    fn forward<'t>(&'t self, x: Var<'t, T>) -> Var<'t, T> {
+        let shape = x.shape();
+        assert!(
+            shape.len() == 3 && shape[2] == self.n_embd,
+            "CausalSelfAttention::forward: layer `{}` takes inputs [N, T, {}], got {shape:?}",
+            crate::module::layer_name("causal_self_attention"),
+            self.n_embd
+        );
+        let qkv = split_heads(self.c_attn.forward(x), 3, self.n_head);
+        let y = scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], None, true);
+        self.c_proj.forward(merge_heads(y))
+    }
+
+    /// Creates the parameters; the input is `[T, E]` and the output keeps its shape.
+    #[track_caller]
+    fn build(&mut self, input_shape: &[usize], rng: &mut StdRng) -> Vec<usize> {
+        assert!(
+            input_shape.len() == 2 && input_shape[1] == self.n_embd,
+            "CausalSelfAttention::build: layer `{}` takes inputs [T, {}] (without the batch \
+             axis), got {input_shape:?}",
+            crate::module::layer_name("causal_self_attention"),
+            self.n_embd
+        );
+        self.init(rng);
+        input_shape.to_vec()
+    }
+
+    fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, T>) {
+        v.module("c_attn", &self.c_attn);
+        v.module("c_proj", &self.c_proj);
+    }
+
+    fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, T>) {
+        v.module("c_attn", &mut self.c_attn);
+        v.module("c_proj", &mut self.c_proj);
+    }
+
+    fn kind(&self) -> &'static str {
+        "causal_self_attention"
+    }
+}
+
+/// GPT-2's feed-forward block: `c_proj(gelu(c_fc(x)))`, `Linear(E, 4E)` then `Linear(4E, E)`.
+#[derive(Clone, Debug)]
+struct Mlp<T: Float> {
+    c_fc: Linear<T>,
+    c_proj: Linear<T>,
+    tanh_gelu: bool,
+}
+
+impl<T: Float> Module<T> for Mlp<T> {
+    fn forward<'t>(&'t self, x: Var<'t, T>) -> Var<'t, T> {
+        let hidden = self.c_fc.forward(x);
+        let hidden = if self.tanh_gelu {
+            hidden.gelu_tanh()
+        } else {
+            hidden.gelu()
+        };
+        self.c_proj.forward(hidden)
+    }
+
+    fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, T>) {
+        v.module("c_fc", &self.c_fc);
+        v.module("c_proj", &self.c_proj);
+    }
+
+    fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, T>) {
+        v.module("c_fc", &mut self.c_fc);
+        v.module("c_proj", &mut self.c_proj);
+    }
+
+    fn kind(&self) -> &'static str {
+        "mlp"
+    }
+}
+
+/// A causal decoder-only Transformer block, GPT-2's (the `Block` of makemore's Transformer):
+/// `x = x + attn(ln_1(x))`, then `x = x + mlp(ln_2(x))` over `[N, T, E]`, with `attn` a
+/// [`CausalSelfAttention`] and `mlp` `Linear(E, 4E)` → GELU → `Linear(4E, E)`.
+///
+/// The GELU is the tanh approximation by default (`gelu_tanh`, makemore's `NewGELU` and
+/// GPT-2's); [`exact_gelu`](DecoderBlock::exact_gelu) switches to `x Φ(x)`. There is no
+/// dropout (makemore has none). The parameters carry GPT-2's names: `ln_1.weight`,
+/// `ln_1.bias`, `attn.c_attn.weight`, `attn.c_attn.bias`, `attn.c_proj.weight`,
+/// `attn.c_proj.bias`, `ln_2.weight`, `ln_2.bias`, `mlp.c_fc.weight`, `mlp.c_fc.bias`,
+/// `mlp.c_proj.weight`, `mlp.c_proj.bias` (all `Linear` weights `[out, in]`, PyTorch's
+/// layout and initialization).
+///
+/// ```
+/// use rand::{rngs::StdRng, SeedableRng};
+/// use tapegrad_autograd::Tape;
+/// use tapegrad_nn::layers::DecoderBlock;
+/// use tapegrad_nn::Module;
+///
+/// let mut block = DecoderBlock::<f32>::new(64, 4);
+/// block.build(&[16, 64], &mut StdRng::seed_from_u64(0));
+/// assert_eq!(block.num_params(), 49_984);
+/// assert_eq!(block.named_params()[2].0, "attn.c_attn.weight");
+/// let tape = Tape::new();
+/// let x = tape.var(ndarray::ArrayD::zeros(ndarray::IxDyn(&[2, 16, 64])));
+/// assert_eq!(block.forward(x).shape(), [2, 16, 64]);
+/// ```
+#[derive(Clone, Debug)]
+pub struct DecoderBlock<T: Float> {
+    ln_1: LayerNorm<T>,
+    attn: CausalSelfAttention<T>,
+    ln_2: LayerNorm<T>,
+    mlp: Mlp<T>,
+}
+
+impl<T: Float> DecoderBlock<T> {
+    /// A block over `n_embd` features with `n_head` heads. Panics unless `n_head` divides
+    /// `n_embd`.
+    #[track_caller]
+    pub fn new(n_embd: usize, n_head: usize) -> Self {
+        DecoderBlock {
+            ln_1: LayerNorm::new().torch_names(),
+            attn: CausalSelfAttention::new(n_embd, n_head),
+            ln_2: LayerNorm::new().torch_names(),
+            mlp: Mlp {
+                c_fc: Linear::new(n_embd, 4 * n_embd),
+                c_proj: Linear::new(4 * n_embd, n_embd),
+                tanh_gelu: true,
+            },
+        }
+    }
+
+    /// Whether the MLP uses the exact GELU `x Φ(x)` (default `false`: the tanh
+    /// approximation).
+    pub fn exact_gelu(mut self, exact: bool) -> Self {
+        self.mlp.tanh_gelu = !exact;
+        self
+    }
+
+    /// The attention.
+    pub fn attn(&self) -> &CausalSelfAttention<T> {
+        &self.attn
+    }
+}
+
+impl<T: Float> Module<T> for DecoderBlock<T> {
+    /// `x + attn(ln_1(x))`, then `+ mlp(ln_2(·))`, over `x` `[N, T, E]`.
+    #[track_caller]
+    fn forward<'t>(&'t self, x: Var<'t, T>) -> Var<'t, T> {
+        let x = x + self.attn.forward(self.ln_1.forward(x));
+        x + self.mlp.forward(self.ln_2.forward(x))
+    }
+
+    /// Creates the parameters (`ln_1`, `attn`, `ln_2`, `mlp`, in that order); the input is
+    /// `[T, E]` and the output keeps its shape.
+    #[track_caller]
+    fn build(&mut self, input_shape: &[usize], rng: &mut StdRng) -> Vec<usize> {
+        self.ln_1.build(input_shape, rng);
+        let shape = self.attn.build(input_shape, rng);
+        self.ln_2.build(&shape, rng);
+        self.mlp.c_fc.init(rng);
+        self.mlp.c_proj.init(rng);
+        shape
+    }
+
+    fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, T>) {
+        v.module("ln_1", &self.ln_1);
+        v.module("attn", &self.attn);
+        v.module("ln_2", &self.ln_2);
+        v.module("mlp", &self.mlp);
+    }
+
+    fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, T>) {
+        v.module("ln_1", &mut self.ln_1);
+        v.module("attn", &mut self.attn);
+        v.module("ln_2", &mut self.ln_2);
+        v.module("mlp", &mut self.mlp);
+    }
+
+    fn kind(&self) -> &'static str {
+        "decoder_block"
+    }
+}
