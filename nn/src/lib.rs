@@ -15,11 +15,8 @@
 //!   [`LayerNorm`](layers::LayerNorm), [`BatchNorm`](layers::BatchNorm),
 //!   [`Embedding`](layers::Embedding), [`Residual`](layers::Residual), [`Conv2d`](layers::Conv2d), [`MaxPool2d`](layers::MaxPool2d),
 //!   [`AvgPool2d`](layers::AvgPool2d), [`GlobalAvgPool2d`](layers::GlobalAvgPool2d).
-<<<<<<< HEAD
 //!   Recurrent, with PyTorch's semantics and state-dict names: [`Rnn`](layers::Rnn), [`Lstm`](layers::Lstm), [`Gru`](layers::Gru) and their cells.
-=======
 //!   Attention and Transformers in PyTorch's names: [`MultiHeadAttention`](layers::MultiHeadAttention), [`TransformerEncoderLayer`](layers::TransformerEncoderLayer), [`DecoderBlock`](layers::DecoderBlock), [`PositionalEmbedding`](layers::PositionalEmbedding), [`scaled_dot_product_attention`](layers::scaled_dot_product_attention).
->>>>>>> seq-attn
 //! - [`init`]: Keras' initializers (Glorot, He, LeCun, ...), drawn from a seeded generator.
 //! - [`losses`]: MSE, MAE, Huber, binary and categorical cross-entropies, as functions;
 //!   [`cross_entropy`](losses::cross_entropy) over sequences with an ignored index.

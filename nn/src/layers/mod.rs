@@ -2,11 +2,8 @@
 //! [`Dropout`], [`Flatten`], [`Reshape`], [`LayerNorm`] (and the [`layer_norm`] function),
 //! [`BatchNorm`] (with running statistics kept as [`Buffer`](crate::Buffer)s), [`Embedding`],
 //! [`Residual`] (`x + f(x)`), [`Conv2d`] (and its [`Padding`]), [`MaxPool2d`], [`AvgPool2d`], [`GlobalAvgPool2d`].
-<<<<<<< HEAD
 //! Recurrent (PyTorch's semantics and state-dict names): [`Rnn`], [`Lstm`], [`Gru`] and the cells [`RnnCell`], [`LstmCell`], [`GruCell`].
-=======
 //! Attention (PyTorch's semantics and names): [`scaled_dot_product_attention`], [`MultiHeadAttention`], [`TransformerEncoderLayer`], [`DecoderBlock`], [`PositionalEmbedding`].
->>>>>>> seq-attn
 //!
 //! Every layer implements [`Module`](crate::Module), computes with autograd ops only (no
 //! hand-written backward), and follows Keras' shapes, defaults and naming.
