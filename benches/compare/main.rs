@@ -23,6 +23,11 @@
 //!   `[32, 32, 14, 14]` images by 64 filters `3×3` (padding 1, no bias) through the tape,
 //!   forward (`2·N·O·OH·OW·C·kh·kw` FLOPs) and forward + both gradients of `sum(y)` (three
 //!   times that).
+//! - `makemore_{transformer,gru}_step_ms`: one AdamW step (lr 5e-4, weight decay 0.01, betas
+//!   0.9/0.99) of makemore's Transformer and GRU language models
+//!   (`tapegrad::models::makemore`, the models of `examples/makemore.rs`) on 32 random rows of
+//!   `data/names/names.txt`; `makemore_{transformer,gru}_sample_ms` sampling 10 names (15
+//!   forward passes over the growing prefix under `no_grad`, softmax and a categorical draw).
 //!
 //! `-- --only GROUP[,GROUP…]` measures only some groups of figures (see [`GROUPS`]).
 //!
@@ -33,13 +38,20 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use ndarray::{ArrayD, arr0};
+use ndarray::{ArrayD, Axis, arr0};
 use tapegrad::autograd::{Conv2dOptions, Param, Tape};
+use tapegrad::models::makemore::{Config as MakemoreConfig, Kind, language_model};
 use tapegrad::models::small_cnn;
+use tapegrad::nn::data::{CharVocab, block_size as longest_row, encode_rows, read_words};
 use tapegrad::nn::layers::{Dense, Sequential};
+use tapegrad::nn::losses::{CrossEntropy, cross_entropy};
 use tapegrad::nn::model::{FitOptions, Loss, Model};
+use tapegrad::nn::sampling::{Sampling, sample_categorical};
 use tapegrad::nn::{Module, losses};
+use tapegrad::optim::AdamWConfig;
 use tapegrad::optim::{Adam, Sgd};
+use tapegrad::rand::rngs::StdRng;
+use tapegrad::rand::{Rng, SeedableRng};
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -269,7 +281,7 @@ fn conv2d_gflops(budget: Budget, fwd_bwd: bool) -> f64 {
 /// The groups of figures `--only` selects (the same names as in `torch_bench.py`):
 /// `matmul` is 128×784×256 and 32×784×256, `matmul_large` 1024³; `cnn` the CNN's steps
 /// and inference.
-const GROUPS: [&str; 9] = [
+const GROUPS: [&str; 10] = [
     "mlp_b32",
     "mlp_b128",
     "infer",
@@ -279,6 +291,7 @@ const GROUPS: [&str; 9] = [
     "matmul_large",
     "cnn",
     "conv",
+    "makemore",
 ];
 
 const MATMULS: [(usize, usize, usize); 3] = [(128, 784, 256), (32, 784, 256), (1024, 1024, 1024)];
@@ -303,6 +316,81 @@ fn matmul_fwd_bwd(budget: Budget, (m, k, n): (usize, usize, usize)) -> f64 {
         black_box(y.backward().num_params());
     });
     6.0 * (m * k * n) as f64 / secs / 1e9
+}
+
+/// makemore's rows of `data/names/names.txt` (`x`, `y` as `[words, block]`), its vocabulary
+/// size and block size.
+fn names_rows() -> (ndarray::Array2<f32>, ndarray::Array2<f32>, usize, usize) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/names/names.txt");
+    let words = read_words(path).expect("data/names/names.txt");
+    let vocab = CharVocab::new(&words);
+    let block = longest_row(&words);
+    let (x, y) = encode_rows::<f32, _>(&words, &vocab, block).expect("known characters");
+    (x, y, vocab.len(), block)
+}
+
+/// A built makemore model of `kind` for names.txt, seeded.
+fn makemore_model(kind: Kind, vocab: usize, block: usize) -> Box<dyn Module<f32> + Send + Sync> {
+    let mut model = language_model::<f32>(kind, &MakemoreConfig::new(vocab, block));
+    model.build(&[block], &mut StdRng::seed_from_u64(3407));
+    model
+}
+
+fn makemore_step(budget: Budget, kind: Kind) -> f64 {
+    let (x, y, vocab, block) = names_rows();
+    let mut model = makemore_model(kind, vocab, block);
+    let mut opt = AdamWConfig::new(5e-4)
+        .betas(0.9, 0.99)
+        .eps(1e-8)
+        .weight_decay(0.01)
+        .build()
+        .expect("valid hyper-parameters");
+    let mut rng = StdRng::seed_from_u64(3407);
+    let mut rows = vec![0; 32];
+    time_median(budget, 3, || {
+        for r in &mut rows {
+            *r = rng.random_range(0..x.nrows());
+        }
+        let xb = x.select(Axis(0), &rows).into_dyn();
+        let yb: Vec<i64> = y.select(Axis(0), &rows).iter().map(|&v| v as i64).collect();
+        let grads = {
+            let tape = Tape::new();
+            let loss = cross_entropy(
+                model.forward(tape.constant(xb)),
+                &yb,
+                CrossEntropy::default(),
+            );
+            black_box(loss.item());
+            loss.backward()
+        };
+        opt.step(model.params_mut(), &grads)
+            .expect("finite gradients");
+    })
+}
+
+fn makemore_sample(budget: Budget, kind: Kind) -> f64 {
+    let (_, _, vocab, block) = names_rows();
+    let model = makemore_model(kind, vocab, block);
+    let mut rng = StdRng::seed_from_u64(3407);
+    let sampling = Sampling::default();
+    time_median(budget, 2, || {
+        let mut rows = ndarray::Array2::<f32>::zeros((10, 1));
+        for _ in 0..block - 1 {
+            let tape = Tape::new();
+            let next = tape.no_grad(|| {
+                let logits = model.forward(tape.constant(rows.clone().into_dyn()));
+                let t = logits.shape()[1];
+                let last = logits.value().index_axis(Axis(1), t - 1).to_owned();
+                let last = last
+                    .into_dimensionality::<ndarray::Ix2>()
+                    .expect("[rows, vocab]");
+                sample_categorical(last.view(), &sampling, &mut rng)
+            });
+            let column = ndarray::Array2::from_shape_fn((10, 1), |(i, _)| next[i] as f32);
+            rows = ndarray::concatenate![Axis(1), rows, column];
+        }
+        black_box(rows[[0, 1]]);
+    })
 }
 
 fn main() {
@@ -419,6 +507,20 @@ fn main() {
     if wanted("conv") {
         record("conv2d_fwd_gflops".into(), conv2d_gflops(short, false));
         record("conv2d_fwd_bwd_gflops".into(), conv2d_gflops(short, true));
+    }
+
+    if wanted("makemore") {
+        for kind in [Kind::Transformer, Kind::Gru] {
+            let name = kind.name();
+            record(
+                format!("makemore_{name}_step_ms"),
+                makemore_step(long, kind) * 1e3,
+            );
+            record(
+                format!("makemore_{name}_sample_ms"),
+                makemore_sample(long, kind) * 1e3,
+            );
+        }
     }
 
     if json {

@@ -39,6 +39,10 @@ ROWS += [
     ("CNN inference, batch 128", "cnn_infer_b128_ms", "cnn_infer_b128_ms", "ms", False, "≤ 0.67× PyTorch"),
     ("conv2d [32,32,14,14] * [64,32,3,3] fwd", "conv2d_fwd_gflops", "conv2d_fwd_gflops", "GFLOP/s", True, ""),
     ("conv2d [32,32,14,14] * [64,32,3,3] fwd+bwd", "conv2d_fwd_bwd_gflops", "conv2d_fwd_bwd_gflops", "GFLOP/s", True, ""),
+    ("makemore transformer step, batch 32 (AdamW)", "makemore_transformer_step_ms", "makemore_transformer_step_ms", "ms", False, "≤ 0.33× PyTorch"),
+    ("makemore transformer, sample 10 names", "makemore_transformer_sample_ms", "makemore_transformer_sample_ms", "ms", False, "≤ 0.33× PyTorch"),
+    ("makemore GRU step, batch 32 (AdamW)", "makemore_gru_step_ms", "makemore_gru_step_ms", "ms", False, "≤ 0.33× PyTorch"),
+    ("makemore GRU, sample 10 names", "makemore_gru_sample_ms", "makemore_gru_sample_ms", "ms", False, "≤ 0.33× PyTorch"),
 ]
 
 

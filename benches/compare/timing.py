@@ -19,8 +19,12 @@ POOL = 16
 BLOCK = 20
 MATMULS = [(128, 784, 256), (32, 784, 256), (1024, 1024, 1024)]
 # The groups of figures --only selects, as in main.rs: matmul is 128x784x256 and
-# 32x784x256, matmul_large 1024^3.
-GROUPS = ["mlp_b32", "mlp_b128", "infer", "chain", "fit_line", "matmul", "matmul_large", "cnn", "conv"]
+# 32x784x256, matmul_large 1024^3; makemore the Transformer's and the GRU's steps and
+# sampling (tapegrad and PyTorch only).
+GROUPS = [
+    "mlp_b32", "mlp_b128", "infer", "chain", "fit_line", "matmul", "matmul_large", "cnn", "conv",
+    "makemore",
+]
 
 
 class Budget:

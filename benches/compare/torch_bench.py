@@ -13,6 +13,7 @@ random-label batches.
 import torch
 import torch.nn.functional as F
 
+import makemore_torch
 from timing import LR, POOL, Run, block_median, time_median
 
 LINKS = 334  # x = tanh(x * w + b): 3 ops a link, 1,002 ops with the leaves
@@ -215,6 +216,10 @@ def main():
         run.figures["fit_line_ms"] = fit_line(run.long) * 1e3
     run.matmuls(matmul_fwd, matmul_fwd_bwd)
     run.cnn(cnn_step, cnn_infer, conv2d_gflops)
+    if run.wanted("makemore"):
+        for kind in ("transformer", "gru"):
+            run.figures[f"makemore_{kind}_step_ms"] = makemore_torch.step_ms(kind, run.long, time_median)
+            run.figures[f"makemore_{kind}_sample_ms"] = makemore_torch.sample_ms(kind, run.long, time_median)
     run.figures["_torch_version"] = torch.__version__
     run.figures["_torch_threads"] = torch.get_num_threads()
     run.figures["_torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
