@@ -17,4 +17,6 @@ mod losses;
 mod lr_schedule;
 mod model;
 mod module_api;
+mod sampling;
 mod state;
+mod text_data;
