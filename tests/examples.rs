@@ -9,6 +9,8 @@ mod digits;
 mod fashion_mnist;
 #[path = "../examples/fit_line.rs"]
 mod fit_line;
+#[path = "../examples/makemore.rs"]
+mod makemore;
 #[path = "../examples/neuron.rs"]
 mod neuron;
 #[path = "../examples/newton.rs"]
@@ -351,4 +353,113 @@ fn fashion_mnist_cnn_learns_from_a_subset_in_one_epoch() {
         assert!(svg.contains(text), "no {text:?} in the SVG");
     }
     assert!(svg.len() < 2_000_000, "SVG of {} bytes", svg.len());
+}
+
+fn makemore_args(dir: &Path, extra: &[&str]) -> makemore::Args {
+    let mut args = vec!["makemore", "--work-dir", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    makemore::Args::parse_from(args)
+}
+
+#[test]
+fn makemore_models_have_makemore_parameter_counts() {
+    use tapegrad::models::makemore::{Config, Kind, language_model};
+    use tapegrad::nn::Module;
+    use tapegrad::rand::{SeedableRng, rngs::StdRng};
+
+    // makemore's README table for names.txt (27 symbols, block size 16); lstm is ours:
+    // start h and c 2·64, wte 27·64, LSTMCell 4·64·(64 + 64) + 2·4·64, lm_head 64·27 + 27.
+    let want = [
+        (Kind::Bigram, 729),
+        (Kind::Mlp, 69_147),
+        (Kind::Rnn, 11_803),
+        (Kind::Gru, 28_315),
+        (Kind::Bow, 12_827),
+        (Kind::Transformer, 204_544),
+        (Kind::Lstm, 36_891),
+    ];
+    let config = Config::new(27, 16);
+    for (kind, count) in want {
+        let mut model = language_model::<f32>(kind, &config);
+        let out = model.build(&[16], &mut StdRng::seed_from_u64(0));
+        assert_eq!(out, [16, 27], "{kind:?}");
+        assert_eq!(model.num_params(), count, "{kind:?}");
+    }
+}
+
+#[test]
+fn makemore_bigram_learns_names_and_samples_from_its_checkpoint() {
+    let dir = Scratch::new("makemore-bigram");
+    let args = [
+        "--type",
+        "bigram",
+        "--max-steps",
+        "300",
+        "--eval-every",
+        "150",
+        "--learning-rate",
+        "0.1",
+    ];
+    let report = makemore::run(&makemore_args(&dir, &args)).unwrap();
+    assert_eq!(report.num_params, 729);
+    assert_eq!(report.evaluations.len(), 2);
+    // ln 27 = 3.30 at the start; the bigram's floor on names.txt is about 2.45.
+    let (_, train, test) = report.evaluations[1];
+    assert!(test < 2.9 && train < 2.9, "{:?}", report.evaluations);
+    assert!(dir.join("model.safetensors").exists() && dir.join("loss.svg").exists());
+    let svg = std::fs::read_to_string(dir.join("loss.svg")).unwrap();
+    assert!(svg.contains("makemore bigram"));
+
+    let sampled =
+        makemore::run(&makemore_args(&dir, &["--type", "bigram", "--sample-only"])).unwrap();
+    assert!(sampled.evaluations.is_empty());
+    // A checkpoint of another model is a typed error, not a panic.
+    let err = makemore::run(&makemore_args(&dir, &["--type", "mlp", "--sample-only"])).unwrap_err();
+    assert!(err.to_string().contains("wte"), "{err}");
+}
+
+#[test]
+fn makemore_every_model_trains_on_any_words_file() {
+    let dir = Scratch::new("makemore-kinds");
+    let words = dir.join("words.txt");
+    std::fs::write(
+        &words,
+        "anna\nbob\n\n  carla  \ndavid\neve\nfrank\ngina\nhal\nida\njon\nkim\n",
+    )
+    .unwrap();
+    let words = words.to_str().unwrap();
+    for kind in ["bigram", "mlp", "rnn", "gru", "lstm", "bow", "transformer"] {
+        let small = [
+            "--type",
+            kind,
+            "--input",
+            words,
+            "--max-steps",
+            "6",
+            "--eval-every",
+            "3",
+            "--n-embd",
+            "8",
+            "--n-embd2",
+            "8",
+            "--n-layer",
+            "1",
+            "--n-head",
+            "2",
+            "--batch-size",
+            "4",
+        ];
+        let report = makemore::run(&makemore_args(&dir, &small)).unwrap();
+        assert_eq!(report.evaluations.len(), 2, "{kind}");
+        for &(_, train, test) in &report.evaluations {
+            assert!(
+                train.is_finite() && test.is_finite(),
+                "{kind}: {:?}",
+                report.evaluations
+            );
+        }
+    }
+    let missing = makemore_args(&dir, &["--input", "no/such/words.txt"]);
+    let err = makemore::run(&missing).unwrap_err().to_string();
+    assert!(err.contains("no/such/words.txt"), "{err}");
 }

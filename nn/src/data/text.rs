@@ -19,7 +19,7 @@ use super::error::DataError;
 /// use tapegrad_nn::data::{bundled_data_dir, read_words};
 ///
 /// let words = read_words(bundled_data_dir().join("names/names.txt"))?;
-/// assert_eq!(words.len(), 32_032);
+/// assert_eq!(words.len(), 32_033);
 /// assert_eq!(words[0], "emma");
 /// # Ok::<(), tapegrad_nn::data::DataError>(())
 /// ```

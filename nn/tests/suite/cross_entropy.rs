@@ -249,3 +249,27 @@ fn fit_and_evaluate_report_bad_targets_as_errors() {
         .unwrap_err();
     assert!(matches!(err, FitError::TargetShape { .. }), "{err}");
 }
+
+#[test]
+fn fit_takes_one_target_per_sample_for_flat_outputs() {
+    let x = array![[0.0_f32, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]];
+    let mut model = Model::new(Sequential::new().add(Linear::new(2, 3)));
+    model.compile(
+        Adam::new(0.1).unwrap(),
+        Loss::cross_entropy(CrossEntropy::default()),
+        &[],
+    );
+    let labels = array![0.0_f32, 1.0, 2.0, -1.0];
+    let history = model.fit(&x, &labels, options().epochs(20)).unwrap();
+    assert!(history.loss()[19] < history.loss()[0]);
+    let column = labels.clone().insert_axis(Axis(1));
+    assert!(model.evaluate(&x, &column, 4).is_ok());
+    let err = model
+        .evaluate(
+            &x,
+            &array![[0.0_f32, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]],
+            4,
+        )
+        .unwrap_err();
+    assert!(matches!(err, FitError::TargetShape { .. }), "{err}");
+}

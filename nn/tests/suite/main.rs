@@ -20,4 +20,6 @@ mod lr_schedule;
 mod model;
 mod module_api;
 mod recurrent;
+mod sampling;
 mod state;
+mod text_data;
