@@ -154,6 +154,7 @@ pub struct Split {
 }
 
 /// What a run printed and measured.
+#[derive(Debug)]
 pub struct Report {
     /// `(step, train loss, test loss)` at each evaluation.
     pub evaluations: Vec<(usize, f64, f64)>,
@@ -163,6 +164,7 @@ pub struct Report {
     pub num_params: usize,
 }
 
+#[allow(dead_code)] // tests call `run` directly
 fn main() -> ExitCode {
     match run(&Args::parse()) {
         Ok(_) => ExitCode::SUCCESS,

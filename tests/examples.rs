@@ -404,6 +404,7 @@ fn makemore_bigram_learns_names_and_samples_from_its_checkpoint() {
     assert_eq!(report.num_params, 729);
     assert_eq!(report.evaluations.len(), 2);
     // ln 27 = 3.30 at the start; the bigram's floor on names.txt is about 2.45.
+    assert!(report.median_step_ms > 0.0);
     let (_, train, test) = report.evaluations[1];
     assert!(test < 2.9 && train < 2.9, "{:?}", report.evaluations);
     assert!(dir.join("model.safetensors").exists() && dir.join("loss.svg").exists());
