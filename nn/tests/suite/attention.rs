@@ -349,3 +349,66 @@ fn encoder_layer_names_and_decoder_block_size() {
     assert_eq!(out_bias.0, "out_proj.bias");
     assert!(out_bias.1.value().iter().all(|&b| b == 0.0));
 }
+
+/// A small GPT-style stack inside a `Sequential`: the layers' one-tensor `forward`, paths
+/// prefixed by the layer names.
+#[test]
+fn layers_stack_in_a_sequential() {
+    use tapegrad_nn::layers::Sequential;
+    let model = Sequential::<f64>::new()
+        .add(PositionalEmbedding::new(8, 4))
+        .add(DecoderBlock::new(4, 2))
+        .add(
+            TransformerEncoderLayer::new(4, 2)
+                .dim_feedforward(8)
+                .causal(true),
+        )
+        .add(MultiHeadAttention::new(4, 2).causal(true))
+        .with_input_shape(&[6, 4]);
+    assert_eq!(
+        model.layer_names(),
+        [
+            "positional_embedding_0",
+            "decoder_block_0",
+            "transformer_encoder_layer_0",
+            "multi_head_attention_0"
+        ]
+    );
+    let names: Vec<&str> = model.params().iter().map(|p| p.name()).collect();
+    assert_eq!(names[0], "positional_embedding_0.weight");
+    assert_eq!(names[3], "decoder_block_0.attn.c_attn.weight");
+    assert!(names.contains(&"transformer_encoder_layer_0.norm2.bias"));
+    assert_eq!(names.last(), Some(&"multi_head_attention_0.out_proj.bias"));
+
+    let tape = Tape::new();
+    let x = tape.var(ArrayD::from_elem(IxDyn(&[2, 6, 4]), 0.25));
+    let y = model.forward(x);
+    assert_eq!(y.shape(), [2, 6, 4]);
+    assert!(y.to_array().iter().all(|v| v.is_finite()));
+}
+
+/// Dropout acts in train mode only; in eval mode the layer is the one without dropout
+/// (same seed, same parameters).
+#[test]
+fn encoder_dropout_follows_the_mode() {
+    let new = |p: f64| {
+        let mut layer = TransformerEncoderLayer::<f64>::new(4, 2)
+            .dim_feedforward(8)
+            .dropout(p);
+        layer.build(&[5, 4], &mut StdRng::seed_from_u64(3));
+        layer
+    };
+    let (mut noisy, plain) = (new(0.5), new(0.0));
+    let x = ArrayD::from_shape_fn(IxDyn(&[2, 5, 4]), |ix| (ix[1] as f64 - ix[2] as f64) * 0.3);
+    let run = |layer: &TransformerEncoderLayer<f64>| {
+        let tape = Tape::new();
+        layer.forward(tape.var(x.clone())).to_array()
+    };
+    assert_ne!(run(&noisy), run(&plain));
+    noisy.set_training(false);
+    assert_eq!(run(&noisy), run(&plain));
+
+    let no_bias = built(MultiHeadAttention::<f64>::new(4, 2).bias(false), &[5, 4], 0);
+    let names: Vec<String> = no_bias.named_params().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["in_proj_weight", "out_proj.weight"]);
+}
