@@ -412,3 +412,38 @@ fn encoder_dropout_follows_the_mode() {
     let names: Vec<String> = no_bias.named_params().into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["in_proj_weight", "out_proj.weight"]);
 }
+
+/// The shared in-projection products (self-attention: one for q, k, v; key = value: one
+/// for k, v) give what three separate products give.
+#[test]
+fn shared_projections_match_separate_ones() {
+    let mha = built(MultiHeadAttention::<f64>::new(6, 3), &[4, 6], 5);
+    let mut rng = StdRng::seed_from_u64(9);
+    let uniform = Initializer::Uniform {
+        low: -1.0,
+        high: 1.0,
+    };
+    let x = uniform.init::<f64, _>(&[2, 4, 6], &mut rng);
+    let memory = uniform.init::<f64, _>(&[2, 3, 6], &mut rng);
+    let tape = Tape::new();
+    let options = AttendOptions::default().need_weights(true).is_causal(true);
+    let attend = |q, k, v| {
+        let (out, weights) = mha.attend(q, k, v, options);
+        Var::concat(&[out, weights.unwrap()], -1).to_array()
+    };
+    let close = |a: &ArrayD<f64>, b: &ArrayD<f64>| {
+        a.iter()
+            .zip(b)
+            .all(|(x, y)| (x - y).abs() <= 1e-12 * x.abs().max(1.0))
+    };
+    let xs: Vec<_> = (0..3).map(|_| tape.var(x.clone())).collect();
+    assert!(close(
+        &attend(xs[0], xs[0], xs[0]),
+        &attend(xs[0], xs[1], xs[2])
+    ));
+    let ms: Vec<_> = (0..2).map(|_| tape.var(memory.clone())).collect();
+    assert!(close(
+        &attend(xs[0], ms[0], ms[0]),
+        &attend(xs[0], ms[0], ms[1])
+    ));
+}
