@@ -1,6 +1,7 @@
 //! The crate's integration tests, one test binary (one link, one set of monomorphized
 //! dependencies) with a module per topic. New test files go here as modules.
 
+mod attention;
 mod checkpoint_robustness;
 mod conv_layers;
 mod cross_entropy;
