@@ -42,7 +42,8 @@ pub(crate) struct Initial<'t, T: Float> {
 impl<T: Float> Stacked<T> {
     /// One layer, one direction, batch first, with biases, the last step's output.
     #[track_caller]
-    pub(crate) fn new(layer: &str, kind: CellKind, input_size: usize, hidden_size: usize) -> Self {
+    pub(crate) fn new(kind: CellKind, input_size: usize, hidden_size: usize) -> Self {
+        let layer = kind.names(false).0;
         assert!(
             input_size > 0 && hidden_size > 0,
             "{layer}::new: input_size and hidden_size must be at least 1, got {input_size} \
@@ -113,17 +114,13 @@ impl<T: Float> Stacked<T> {
     /// The output shape of [`Module::build`](crate::Module::build) for `input_shape`
     /// (without the first axis), after checking its last axis.
     #[track_caller]
-    pub(crate) fn build(
-        &mut self,
-        layer: &str,
-        input_shape: &[usize],
-        rng: &mut StdRng,
-    ) -> Vec<usize> {
+    pub(crate) fn build(&mut self, input_shape: &[usize], rng: &mut StdRng) -> Vec<usize> {
+        let (layer, kind) = self.kind.names(false);
         assert!(
             input_shape.len() == 2 && input_shape[1] == self.input_size,
             "{layer}::build: layer `{}` takes 3-D inputs whose last axis has {} features, got \
              shape {input_shape:?} (without the first axis)",
-            crate::module::layer_name(layer),
+            crate::module::layer_name(kind),
             self.input_size
         );
         self.init(rng);
@@ -137,14 +134,8 @@ impl<T: Float> Stacked<T> {
     /// The one-tensor forward: the whole output sequence with `return_sequences`, else the
     /// last layer's final states (the forward direction's, then the reverse's) joined.
     #[track_caller]
-    pub(crate) fn forward<'t>(&'t self, layer: &str, x: Var<'t, T>) -> Var<'t, T> {
-        let run = self.run(
-            layer,
-            x,
-            None,
-            Initial { h: None, c: None },
-            self.return_sequences,
-        );
+    pub(crate) fn forward<'t>(&'t self, x: Var<'t, T>) -> Var<'t, T> {
+        let run = self.run(x, None, Initial { h: None, c: None }, self.return_sequences);
         match run.output {
             Some(output) => output,
             None => {
@@ -166,13 +157,13 @@ impl<T: Float> Stacked<T> {
     #[track_caller]
     pub(crate) fn run<'t>(
         &'t self,
-        layer: &str,
         x: Var<'t, T>,
         lengths: Option<&[usize]>,
         initial: Initial<'t, T>,
         keep_output: bool,
     ) -> Run<'t, T> {
-        let name = crate::module::layer_name(layer);
+        let (layer, kind) = self.kind.names(false);
+        let name = crate::module::layer_name(kind);
         let shape = x.shape();
         assert!(
             shape.len() == 3 && shape[2] == self.input_size && shape[0] > 0 && shape[1] > 0,
@@ -239,7 +230,7 @@ impl<T: Float> Stacked<T> {
                          first (Sequential and Model do this)"
                     )
                 };
-                let cell = params.bind(tape, layer);
+                let cell = params.bind(tape);
                 let reverse = direction == 1;
                 // The reverse direction of a padded batch runs forwards over each row's
                 // valid steps reversed (padding stays at the end); without padding it runs
