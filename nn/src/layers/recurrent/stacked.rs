@@ -6,7 +6,7 @@ use ndarray::{Array2, ArrayD};
 use rand::rngs::StdRng;
 use tapegrad_autograd::{Float, Var};
 
-use super::params::{CellKind, CellParams};
+use super::params::{Bound, CellKind, CellParams};
 use crate::module::{Visitor, VisitorMut};
 
 /// The configuration and parameters of a stacked recurrent layer (`cells` empty until
@@ -211,7 +211,6 @@ impl<T: Float> Stacked<T> {
             Some(s) => s.slice(0, k, k + 1).reshape(&[batch, hidden]),
             None => tape.constant(ArrayD::zeros(vec![batch, hidden])),
         };
-        let gates = self.kind.gates() * hidden;
 
         let mut input = x;
         let mut run = Run {
@@ -241,40 +240,16 @@ impl<T: Float> Stacked<T> {
                     None => input,
                 };
                 let projected = cell.project_input(sequence);
-                let mut h = start(k, initial.h);
-                let mut c = (self.kind == CellKind::Lstm).then(|| start(k, initial.c));
-                let mut outputs = vec![None; steps];
-                let times: Vec<usize> = if reverse && permutation.is_none() {
-                    (0..steps).rev().collect()
-                } else {
-                    (0..steps).collect()
-                };
-                for t in times {
-                    let xp = projected
-                        .slice(time_axis as isize, t, t + 1)
-                        .reshape(&[batch, gates]);
-                    let (h_next, c_next) = cell.step(xp, h, c);
-                    let out = match &masks[t] {
-                        // m ⊙ new + (1 − m) ⊙ old with constant 0/1 masks: padded rows keep
-                        // their state exactly and output zeros.
-                        Some((valid, padded)) => {
-                            let out = h_next * *valid;
-                            h = out + h * *padded;
-                            c = c_next.zip(c).map(|(cn, c)| cn * *valid + c * *padded);
-                            out
-                        }
-                        None => {
-                            h = h_next;
-                            c = c_next;
-                            h_next
-                        }
-                    };
-                    outputs[t] = Some(out);
-                }
+                let state = (
+                    start(k, initial.h),
+                    (self.kind == CellKind::Lstm).then(|| start(k, initial.c)),
+                );
+                let backwards = reverse && permutation.is_none();
+                let (outputs, h, c) =
+                    run_steps(&cell, projected, state, &masks, backwards, time_axis);
                 run.h.push(h);
                 run.c.extend(c);
                 if stack_output {
-                    let outputs: Vec<Var<'t, T>> = outputs.into_iter().flatten().collect();
                     let stacked = Var::stack(&outputs, time_axis as isize);
                     directions.push(match permutation {
                         // The reversal is its own inverse.
@@ -296,6 +271,49 @@ impl<T: Float> Stacked<T> {
         }
         run
     }
+}
+
+/// Steps `cell` over `projected` (the input's projection, time on `time_axis`) from
+/// `state` (`h` and, for an LSTM, `c`), forwards in time or `backwards`: the output of each
+/// time step (in time order) and the final state. Where `masks[t]` is given, rows it marks
+/// as padding keep their state and output zeros.
+fn run_steps<'t, T: Float>(
+    cell: &Bound<'t, T>,
+    projected: Var<'t, T>,
+    state: (Var<'t, T>, Option<Var<'t, T>>),
+    masks: &[Option<(Var<'t, T>, Var<'t, T>)>],
+    backwards: bool,
+    time_axis: usize,
+) -> (Vec<Var<'t, T>>, Var<'t, T>, Option<Var<'t, T>>) {
+    let shape = projected.shape();
+    let (batch, gates) = (shape[1 - time_axis], shape[2]);
+    let steps = shape[time_axis];
+    let (mut h, mut c) = state;
+    let mut outputs = vec![None; steps];
+    let step = |t: usize| -> usize { if backwards { steps - 1 - t } else { t } };
+    for t in (0..steps).map(step) {
+        let xp = projected
+            .slice(time_axis as isize, t, t + 1)
+            .reshape(&[batch, gates]);
+        let (h_next, c_next) = cell.step(xp, h, c);
+        let out = match &masks[t] {
+            // m ⊙ new + (1 − m) ⊙ old with constant 0/1 masks: padded rows keep their state
+            // exactly and output zeros.
+            Some((valid, padded)) => {
+                let out = h_next * *valid;
+                h = out + h * *padded;
+                c = c_next.zip(c).map(|(cn, c)| cn * *valid + c * *padded);
+                out
+            }
+            None => {
+                h = h_next;
+                c = c_next;
+                h_next
+            }
+        };
+        outputs[t] = Some(out);
+    }
+    (outputs.into_iter().flatten().collect(), h, c)
 }
 
 /// For each step `t`, the constant masks `(valid, padded)` of shape `[N, 1]` (1 where
