@@ -6,109 +6,41 @@
 //! to 1e-10 relative.
 
 use ndarray::ArrayD;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 use serde_json::Value;
 use tapegrad_autograd::{Tape, Var};
-use tapegrad_nn::Module;
-use tapegrad_nn::layers::{Gru, Lstm, LstmState, Nonlinearity, Rnn};
+use tapegrad_nn::layers::Nonlinearity;
 
 use super::golden::{array, assert_close, cases};
+use super::recurrent::{AnyRecurrent, Config, Kind};
 
 /// The arguments of PyTorch's forward; every other input is a state-dict entry.
 const ARGUMENTS: [&str; 3] = ["input", "h0", "c0"];
 
-/// One of the three layers, configured from a case's `attrs`.
-enum Layer {
-    Rnn(Rnn<f64>),
-    Lstm(Lstm<f64>),
-    Gru(Gru<f64>),
-}
-
-impl Layer {
-    fn from_case(case: &Value) -> Layer {
-        let attrs = &case["attrs"];
-        let size = |key: &str| attrs[key].as_u64().unwrap() as usize;
-        let flag = |key: &str| attrs[key].as_bool().unwrap();
-        let (input, hidden) = (size("input_size"), size("hidden_size"));
-        // The builders of the three layers are the same methods; a macro applies them.
-        macro_rules! configure {
-            ($layer:expr) => {
-                $layer
-                    .num_layers(size("num_layers"))
-                    .bidirectional(flag("bidirectional"))
-                    .batch_first(flag("batch_first"))
-                    .bias(flag("bias"))
-            };
-        }
-        let rng = &mut StdRng::seed_from_u64(0);
-        match case["op"].as_str().unwrap() {
-            "rnn" => {
-                let nonlinearity = match attrs["nonlinearity"].as_str().unwrap() {
-                    "tanh" => Nonlinearity::Tanh,
-                    "relu" => Nonlinearity::Relu,
-                    other => panic!("unknown nonlinearity {other}"),
-                };
-                let mut layer = configure!(Rnn::new(input, hidden)).nonlinearity(nonlinearity);
-                layer.init(rng);
-                Layer::Rnn(layer)
-            }
-            "lstm" => {
-                let mut layer = configure!(Lstm::new(input, hidden));
-                layer.init(rng);
-                Layer::Lstm(layer)
-            }
-            "gru" => {
-                let mut layer = configure!(Gru::new(input, hidden));
-                layer.init(rng);
-                Layer::Gru(layer)
-            }
-            other => panic!("not a recurrent case: {other}"),
-        }
-    }
-
-    fn module(&mut self) -> &mut dyn Module<f64> {
-        match self {
-            Layer::Rnn(l) => l,
-            Layer::Lstm(l) => l,
-            Layer::Gru(l) => l,
-        }
-    }
-
-    fn module_ref(&self) -> &dyn Module<f64> {
-        match self {
-            Layer::Rnn(l) => l,
-            Layer::Lstm(l) => l,
-            Layer::Gru(l) => l,
-        }
-    }
-
-    /// `(output, h_n, c_n)` from `forward_with_state`.
-    fn run<'t>(
-        &'t self,
-        x: Var<'t, f64>,
-        h0: Option<Var<'t, f64>>,
-        c0: Option<Var<'t, f64>>,
-    ) -> Vec<(&'static str, Var<'t, f64>)> {
-        match self {
-            Layer::Rnn(l) => {
-                let (output, h_n) = l.forward_with_state(x, h0);
-                vec![("output", output), ("h_n", h_n)]
-            }
-            Layer::Gru(l) => {
-                let (output, h_n) = l.forward_with_state(x, h0);
-                vec![("output", output), ("h_n", h_n)]
-            }
-            Layer::Lstm(l) => {
-                let initial = h0.map(|h| LstmState {
-                    h,
-                    c: c0.expect("an LSTM case with h0 has c0"),
-                });
-                let (output, last) = l.forward_with_state(x, initial);
-                vec![("output", output), ("h_n", last.h), ("c_n", last.c)]
-            }
-        }
-    }
+/// The layer of a case's `op` and `attrs`.
+fn layer(case: &Value) -> AnyRecurrent {
+    let attrs = &case["attrs"];
+    let size = |key: &str| attrs[key].as_u64().unwrap() as usize;
+    let flag = |key: &str| attrs[key].as_bool().unwrap();
+    let kind = match case["op"].as_str().unwrap() {
+        "rnn" => Kind::Rnn(match attrs["nonlinearity"].as_str().unwrap() {
+            "tanh" => Nonlinearity::Tanh,
+            "relu" => Nonlinearity::Relu,
+            other => panic!("unknown nonlinearity {other}"),
+        }),
+        "lstm" => Kind::Lstm,
+        "gru" => Kind::Gru,
+        other => panic!("not a recurrent case: {other}"),
+    };
+    let config = Config {
+        kind,
+        input_size: size("input_size"),
+        hidden_size: size("hidden_size"),
+        num_layers: size("num_layers"),
+        bidirectional: flag("bidirectional"),
+        batch_first: flag("batch_first"),
+        bias: flag("bias"),
+    };
+    AnyRecurrent::new(&config, 0)
 }
 
 fn input_array(input: &Value) -> ArrayD<f64> {
@@ -117,8 +49,8 @@ fn input_array(input: &Value) -> ArrayD<f64> {
 
 /// The case's parameters loaded into `layer` by name; checks that the layer's names are
 /// exactly the case's state-dict keys, in PyTorch's order.
-fn load_parameters(case: &Value, layer: &mut Layer) {
-    let module = layer.module();
+fn load_parameters(case: &Value, layer: &mut AnyRecurrent) {
+    let module = layer.module_mut();
     let names: Vec<String> = module.named_params().into_iter().map(|(n, _)| n).collect();
     let keys: Vec<&str> = case["inputs"]
         .as_array()
@@ -142,7 +74,7 @@ fn replay(index: usize, case: &Value) {
         case["op"].as_str().unwrap(),
         case["attrs"]
     );
-    let mut layer = Layer::from_case(case);
+    let mut layer = layer(case);
     load_parameters(case, &mut layer);
 
     let tape = Tape::new();
@@ -154,11 +86,11 @@ fn replay(index: usize, case: &Value) {
             .map(|i| tape.var(input_array(i)))
     };
     let (x, h0, c0) = (argument("input").unwrap(), argument("h0"), argument("c0"));
-    let outputs = layer.run(x, h0, c0);
+    let outputs = layer.run(x, None, h0, c0);
 
     // Every input of the case as a variable, in the case's order (a parameter's binding
     // is the variable the layer computed with).
-    let params = layer.module_ref().named_params();
+    let params = layer.module().named_params();
     let vars: Vec<Var<'_, f64>> = inputs
         .iter()
         .map(|i| match i["name"].as_str().unwrap() {
@@ -172,11 +104,12 @@ fn replay(index: usize, case: &Value) {
     let expected = case["outputs"].as_array().unwrap();
     assert_eq!(outputs.len(), expected.len(), "{what}: number of outputs");
     let mut loss = None;
-    for ((name, got), (want, upstream)) in outputs
+    for ((got, name), (want, upstream)) in outputs
         .iter()
+        .zip(["output", "h_n", "c_n"])
         .zip(expected.iter().zip(case["upstream"].as_array().unwrap()))
     {
-        assert_eq!(want["name"], *name, "{what}: output order");
+        assert_eq!(want["name"], name, "{what}: output order");
         assert_close(
             &format!("{what} {name}"),
             &got.to_array(),

@@ -663,3 +663,33 @@ fn stacked_in_sequential() {
     let x = tape.constant(uniform(&[2, 6, 3], &mut StdRng::seed_from_u64(0)));
     assert_eq!(model.forward(x).shape(), vec![2, 2]);
 }
+
+#[test]
+#[should_panic(
+    expected = "Lstm: layer `lstm` takes non-empty inputs of shape [N, T, I] with I = 3"
+)]
+fn wrong_feature_count_panics_naming_the_shapes() {
+    let mut lstm = Lstm::<f64>::new(3, 2);
+    lstm.init(&mut StdRng::seed_from_u64(0));
+    let tape = Tape::new();
+    lstm.forward(tape.constant(ArrayD::zeros(vec![2, 5, 4])));
+}
+
+#[test]
+#[should_panic(expected = "takes one length in 1..=5 per batch row (2 rows), got [5, 0]")]
+fn lengths_out_of_range_panic() {
+    let mut gru = Gru::<f64>::new(3, 2);
+    gru.init(&mut StdRng::seed_from_u64(0));
+    let tape = Tape::new();
+    gru.forward_padded(tape.constant(ArrayD::zeros(vec![2, 5, 3])), &[5, 0], None);
+}
+
+#[test]
+#[should_panic(expected = "takes h0 of shape [num_layers·D, N, H] = [2, 2, 2]")]
+fn initial_state_of_the_wrong_shape_panics() {
+    let mut rnn = Rnn::<f64>::new(3, 2).bidirectional(true);
+    rnn.init(&mut StdRng::seed_from_u64(0));
+    let tape = Tape::new();
+    let h0 = tape.constant(ArrayD::zeros(vec![1, 2, 2]));
+    rnn.forward_with_state(tape.constant(ArrayD::zeros(vec![2, 5, 3])), Some(h0));
+}

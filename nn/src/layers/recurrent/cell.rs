@@ -128,7 +128,9 @@ fn check_sizes(cell: &str, input_size: usize, hidden_size: usize) {
 ///
 /// Parameters (PyTorch's names and layouts): `weight_ih [H, I]`, `weight_hh [H, H]`,
 /// `bias_ih [H]`, `bias_hh [H]`, all uniform in `±1/√H`. As a [`Module`], `forward(x)` is
-/// one step from the zero state.
+/// one step from the zero state. Each `step` binds and transposes the weights anew; over a
+/// whole sequence [`Rnn`](super::Rnn) does that once and projects every step's input in one
+/// product.
 ///
 /// ```
 /// use rand::{rngs::StdRng, SeedableRng};
@@ -177,7 +179,7 @@ impl<T: Float> RnnCell<T> {
     #[track_caller]
     pub fn step<'t>(&'t self, x: Var<'t, T>, h: Var<'t, T>) -> Var<'t, T> {
         self.check_step_input(&x, &h);
-        let cell = self.params.bind(x.tape(), "RnnCell");
+        let cell = self.params.bind(x.tape());
         cell.step(cell.project_input(x), h, None).0
     }
 
@@ -198,6 +200,7 @@ cell_common!(RnnCell, "rnn_cell", step_from_zero);
 /// Parameters (PyTorch's names and layouts): `weight_ih [4H, I]`, `weight_hh [4H, H]`,
 /// `bias_ih [4H]`, `bias_hh [4H]`, all uniform in `±1/√H`. As a [`Module`], `forward(x)` is
 /// one step from the zero state and returns `h'`.
+/// Over a whole sequence, [`Lstm`](super::Lstm) projects every step's input in one product.
 ///
 /// ```
 /// use rand::{rngs::StdRng, SeedableRng};
@@ -244,7 +247,7 @@ impl<T: Float> LstmCell<T> {
     pub fn step<'t>(&'t self, x: Var<'t, T>, state: LstmState<'t, T>) -> LstmState<'t, T> {
         self.check_step_input(&x, &state.h);
         self.check_step_input(&x, &state.c);
-        let cell = self.params.bind(x.tape(), "LstmCell");
+        let cell = self.params.bind(x.tape());
         let (h, c) = cell.step(cell.project_input(x), state.h, Some(state.c));
         LstmState {
             h,
@@ -269,6 +272,7 @@ cell_common!(LstmCell, "lstm_cell", step_from_zero);
 /// Parameters (PyTorch's names and layouts): `weight_ih [3H, I]`, `weight_hh [3H, H]`,
 /// `bias_ih [3H]`, `bias_hh [3H]`, all uniform in `±1/√H`. As a [`Module`], `forward(x)` is
 /// one step from the zero state.
+/// Over a whole sequence, [`Gru`](super::Gru) projects every step's input in one product.
 ///
 /// ```
 /// use rand::{rngs::StdRng, SeedableRng};
@@ -306,7 +310,7 @@ impl<T: Float> GruCell<T> {
     #[track_caller]
     pub fn step<'t>(&'t self, x: Var<'t, T>, h: Var<'t, T>) -> Var<'t, T> {
         self.check_step_input(&x, &h);
-        let cell = self.params.bind(x.tape(), "GruCell");
+        let cell = self.params.bind(x.tape());
         cell.step(cell.project_input(x), h, None).0
     }
 

@@ -102,7 +102,7 @@ macro_rules! stacked_common {
             /// [`return_sequences`](Self::return_sequences) the whole output sequence.
             #[track_caller]
             fn forward<'t>(&'t self, x: Var<'t, T>) -> Var<'t, T> {
-                self.inner.forward(stringify!($layer), x)
+                self.inner.forward(x)
             }
 
             /// Creates the parameters. The input shape (without the first axis) is `[T, I]`
@@ -110,7 +110,7 @@ macro_rules! stacked_common {
             /// `return_sequences` `[T, D·H]` (`[N, D·H]`).
             #[track_caller]
             fn build(&mut self, input_shape: &[usize], rng: &mut StdRng) -> Vec<usize> {
-                self.inner.build(stringify!($layer), input_shape, rng)
+                self.inner.build(input_shape, rng)
             }
 
             fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, T>) {
@@ -172,9 +172,7 @@ macro_rules! hidden_state_methods {
                 h0: Option<Var<'t, T>>,
             ) -> (Var<'t, T>, Var<'t, T>) {
                 let initial = Initial { h: h0, c: None };
-                let run = self
-                    .inner
-                    .run(stringify!($layer), x, lengths, initial, true);
+                let run = self.inner.run(x, lengths, initial, true);
                 (
                     run.output.expect("the output is kept"),
                     Var::stack(&run.h, 0),
@@ -226,12 +224,7 @@ impl<T: Float> Rnn<T> {
     #[track_caller]
     pub fn new(input_size: usize, hidden_size: usize) -> Self {
         Rnn {
-            inner: Stacked::new(
-                "Rnn",
-                CellKind::Rnn(Nonlinearity::Tanh),
-                input_size,
-                hidden_size,
-            ),
+            inner: Stacked::new(CellKind::Rnn(Nonlinearity::Tanh), input_size, hidden_size),
         }
     }
 
@@ -307,7 +300,7 @@ impl<T: Float> Lstm<T> {
     #[track_caller]
     pub fn new(input_size: usize, hidden_size: usize) -> Self {
         Lstm {
-            inner: Stacked::new("Lstm", CellKind::Lstm, input_size, hidden_size),
+            inner: Stacked::new(CellKind::Lstm, input_size, hidden_size),
         }
     }
 
@@ -354,7 +347,7 @@ impl<T: Float> Lstm<T> {
             h: initial.map(|s| s.h),
             c: initial.map(|s| s.c),
         };
-        let run = self.inner.run("Lstm", x, lengths, initial, true);
+        let run = self.inner.run(x, lengths, initial, true);
         let state = LstmState {
             h: Var::stack(&run.h, 0),
             c: Var::stack(&run.c, 0),
@@ -401,7 +394,7 @@ impl<T: Float> Gru<T> {
     #[track_caller]
     pub fn new(input_size: usize, hidden_size: usize) -> Self {
         Gru {
-            inner: Stacked::new("Gru", CellKind::Gru, input_size, hidden_size),
+            inner: Stacked::new(CellKind::Gru, input_size, hidden_size),
         }
     }
 }

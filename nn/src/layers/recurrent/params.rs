@@ -31,6 +31,19 @@ pub(crate) enum CellKind {
 }
 
 impl CellKind {
+    /// The type and the kind (the default name in a container) of the stacked layer
+    /// (`("Lstm", "lstm")`) or of the cell (`("LstmCell", "lstm_cell")`): how panics name it.
+    pub(crate) fn names(self, cell: bool) -> (&'static str, &'static str) {
+        match (self, cell) {
+            (CellKind::Rnn(_), false) => ("Rnn", "rnn"),
+            (CellKind::Lstm, false) => ("Lstm", "lstm"),
+            (CellKind::Gru, false) => ("Gru", "gru"),
+            (CellKind::Rnn(_), true) => ("RnnCell", "rnn_cell"),
+            (CellKind::Lstm, true) => ("LstmCell", "lstm_cell"),
+            (CellKind::Gru, true) => ("GruCell", "gru_cell"),
+        }
+    }
+
     /// The number of gates stacked in the weights' first axis.
     pub(crate) fn gates(self) -> usize {
         match self {
@@ -112,14 +125,15 @@ impl<T: Float> CellParams<T> {
     }
 
     /// The parameters on `tape`, the weights transposed once (`[in, G·H]`, what
-    /// [`Var::linear`] takes). `layer` names the caller in the panic of an unbuilt layer.
+    /// [`Var::linear`] takes). Panics, naming the cell, if the parameters are not created.
     #[track_caller]
-    pub(crate) fn bind<'t>(&'t self, tape: &'t Tape<'t, T>, layer: &str) -> Bound<'t, T> {
+    pub(crate) fn bind<'t>(&'t self, tape: &'t Tape<'t, T>) -> Bound<'t, T> {
         let (Some(w_ih), Some(w_hh)) = (&self.weight_ih, &self.weight_hh) else {
+            let (cell, kind) = self.kind.names(true);
             panic!(
-                "{layer}: layer `{}` is not built; call build(input_shape, rng) first \
-                 (Sequential and Model do this)",
-                crate::module::layer_name(layer)
+                "{cell}::step: layer `{}` is not built; call build(input_shape, rng) or \
+                 init(rng) first (Sequential and Model call build)",
+                crate::module::layer_name(kind)
             )
         };
         Bound {

@@ -6,7 +6,7 @@ use ndarray::{Array2, ArrayD};
 use rand::rngs::StdRng;
 use tapegrad_autograd::{Float, Var};
 
-use super::params::{CellKind, CellParams};
+use super::params::{Bound, CellKind, CellParams};
 use crate::module::{Visitor, VisitorMut};
 
 /// The configuration and parameters of a stacked recurrent layer (`cells` empty until
@@ -42,7 +42,8 @@ pub(crate) struct Initial<'t, T: Float> {
 impl<T: Float> Stacked<T> {
     /// One layer, one direction, batch first, with biases, the last step's output.
     #[track_caller]
-    pub(crate) fn new(layer: &str, kind: CellKind, input_size: usize, hidden_size: usize) -> Self {
+    pub(crate) fn new(kind: CellKind, input_size: usize, hidden_size: usize) -> Self {
+        let layer = kind.names(false).0;
         assert!(
             input_size > 0 && hidden_size > 0,
             "{layer}::new: input_size and hidden_size must be at least 1, got {input_size} \
@@ -113,17 +114,13 @@ impl<T: Float> Stacked<T> {
     /// The output shape of [`Module::build`](crate::Module::build) for `input_shape`
     /// (without the first axis), after checking its last axis.
     #[track_caller]
-    pub(crate) fn build(
-        &mut self,
-        layer: &str,
-        input_shape: &[usize],
-        rng: &mut StdRng,
-    ) -> Vec<usize> {
+    pub(crate) fn build(&mut self, input_shape: &[usize], rng: &mut StdRng) -> Vec<usize> {
+        let (layer, kind) = self.kind.names(false);
         assert!(
             input_shape.len() == 2 && input_shape[1] == self.input_size,
             "{layer}::build: layer `{}` takes 3-D inputs whose last axis has {} features, got \
              shape {input_shape:?} (without the first axis)",
-            crate::module::layer_name(layer),
+            crate::module::layer_name(kind),
             self.input_size
         );
         self.init(rng);
@@ -137,14 +134,8 @@ impl<T: Float> Stacked<T> {
     /// The one-tensor forward: the whole output sequence with `return_sequences`, else the
     /// last layer's final states (the forward direction's, then the reverse's) joined.
     #[track_caller]
-    pub(crate) fn forward<'t>(&'t self, layer: &str, x: Var<'t, T>) -> Var<'t, T> {
-        let run = self.run(
-            layer,
-            x,
-            None,
-            Initial { h: None, c: None },
-            self.return_sequences,
-        );
+    pub(crate) fn forward<'t>(&'t self, x: Var<'t, T>) -> Var<'t, T> {
+        let run = self.run(x, None, Initial { h: None, c: None }, self.return_sequences);
         match run.output {
             Some(output) => output,
             None => {
@@ -166,13 +157,13 @@ impl<T: Float> Stacked<T> {
     #[track_caller]
     pub(crate) fn run<'t>(
         &'t self,
-        layer: &str,
         x: Var<'t, T>,
         lengths: Option<&[usize]>,
         initial: Initial<'t, T>,
         keep_output: bool,
     ) -> Run<'t, T> {
-        let name = crate::module::layer_name(layer);
+        let (layer, kind) = self.kind.names(false);
+        let name = crate::module::layer_name(kind);
         let shape = x.shape();
         assert!(
             shape.len() == 3 && shape[2] == self.input_size && shape[0] > 0 && shape[1] > 0,
@@ -220,7 +211,6 @@ impl<T: Float> Stacked<T> {
             Some(s) => s.slice(0, k, k + 1).reshape(&[batch, hidden]),
             None => tape.constant(ArrayD::zeros(vec![batch, hidden])),
         };
-        let gates = self.kind.gates() * hidden;
 
         let mut input = x;
         let mut run = Run {
@@ -239,7 +229,7 @@ impl<T: Float> Stacked<T> {
                          first (Sequential and Model do this)"
                     )
                 };
-                let cell = params.bind(tape, layer);
+                let cell = params.bind(tape);
                 let reverse = direction == 1;
                 // The reverse direction of a padded batch runs forwards over each row's
                 // valid steps reversed (padding stays at the end); without padding it runs
@@ -250,40 +240,16 @@ impl<T: Float> Stacked<T> {
                     None => input,
                 };
                 let projected = cell.project_input(sequence);
-                let mut h = start(k, initial.h);
-                let mut c = (self.kind == CellKind::Lstm).then(|| start(k, initial.c));
-                let mut outputs = vec![None; steps];
-                let times: Vec<usize> = if reverse && permutation.is_none() {
-                    (0..steps).rev().collect()
-                } else {
-                    (0..steps).collect()
-                };
-                for t in times {
-                    let xp = projected
-                        .slice(time_axis as isize, t, t + 1)
-                        .reshape(&[batch, gates]);
-                    let (h_next, c_next) = cell.step(xp, h, c);
-                    let out = match &masks[t] {
-                        // m ⊙ new + (1 − m) ⊙ old with constant 0/1 masks: padded rows keep
-                        // their state exactly and output zeros.
-                        Some((valid, padded)) => {
-                            let out = h_next * *valid;
-                            h = out + h * *padded;
-                            c = c_next.zip(c).map(|(cn, c)| cn * *valid + c * *padded);
-                            out
-                        }
-                        None => {
-                            h = h_next;
-                            c = c_next;
-                            h_next
-                        }
-                    };
-                    outputs[t] = Some(out);
-                }
+                let state = (
+                    start(k, initial.h),
+                    (self.kind == CellKind::Lstm).then(|| start(k, initial.c)),
+                );
+                let backwards = reverse && permutation.is_none();
+                let (outputs, h, c) =
+                    run_steps(&cell, projected, state, &masks, backwards, time_axis);
                 run.h.push(h);
                 run.c.extend(c);
                 if stack_output {
-                    let outputs: Vec<Var<'t, T>> = outputs.into_iter().flatten().collect();
                     let stacked = Var::stack(&outputs, time_axis as isize);
                     directions.push(match permutation {
                         // The reversal is its own inverse.
@@ -305,6 +271,49 @@ impl<T: Float> Stacked<T> {
         }
         run
     }
+}
+
+/// Steps `cell` over `projected` (the input's projection, time on `time_axis`) from
+/// `state` (`h` and, for an LSTM, `c`), forwards in time or `backwards`: the output of each
+/// time step (in time order) and the final state. Where `masks[t]` is given, rows it marks
+/// as padding keep their state and output zeros.
+fn run_steps<'t, T: Float>(
+    cell: &Bound<'t, T>,
+    projected: Var<'t, T>,
+    state: (Var<'t, T>, Option<Var<'t, T>>),
+    masks: &[Option<(Var<'t, T>, Var<'t, T>)>],
+    backwards: bool,
+    time_axis: usize,
+) -> (Vec<Var<'t, T>>, Var<'t, T>, Option<Var<'t, T>>) {
+    let shape = projected.shape();
+    let (batch, gates) = (shape[1 - time_axis], shape[2]);
+    let steps = shape[time_axis];
+    let (mut h, mut c) = state;
+    let mut outputs = vec![None; steps];
+    let step = |t: usize| -> usize { if backwards { steps - 1 - t } else { t } };
+    for t in (0..steps).map(step) {
+        let xp = projected
+            .slice(time_axis as isize, t, t + 1)
+            .reshape(&[batch, gates]);
+        let (h_next, c_next) = cell.step(xp, h, c);
+        let out = match &masks[t] {
+            // m ⊙ new + (1 − m) ⊙ old with constant 0/1 masks: padded rows keep their state
+            // exactly and output zeros.
+            Some((valid, padded)) => {
+                let out = h_next * *valid;
+                h = out + h * *padded;
+                c = c_next.zip(c).map(|(cn, c)| cn * *valid + c * *padded);
+                out
+            }
+            None => {
+                h = h_next;
+                c = c_next;
+                h_next
+            }
+        };
+        outputs[t] = Some(out);
+    }
+    (outputs.into_iter().flatten().collect(), h, c)
 }
 
 /// For each step `t`, the constant masks `(valid, padded)` of shape `[N, 1]` (1 where
