@@ -27,6 +27,10 @@ impl<T: Float> UnaryOp<T> {
             UnaryOp::AddScalar(s) => user.call(move |x| x + s),
             UnaryOp::MulScalar(s) => user.call(move |x| x * s),
             UnaryOp::PowF(p) => user.call(move |x| x.powf(p)),
+            // Constant exponents become multiplications (the same bits as `powi`'s repeated
+            // squaring); a run-time one calls the compiler's `powi`, element by element.
+            UnaryOp::PowI(2) => user.call(|x| x.powi(2)),
+            UnaryOp::PowI(3) => user.call(|x| x.powi(3)),
             UnaryOp::PowI(n) => user.call(move |x| x.powi(n)),
             UnaryOp::Exp => user.call(|x| x.exp()),
             UnaryOp::Ln => user.call(|x| x.ln()),
@@ -34,7 +38,7 @@ impl<T: Float> UnaryOp<T> {
             UnaryOp::Abs => user.call(|x| x.abs()),
             UnaryOp::Sin => user.call(|x| x.sin()),
             UnaryOp::Cos => user.call(|x| x.cos()),
-            UnaryOp::Tanh => user.call(|x| x.tanh()),
+            UnaryOp::Tanh => user.call(Float::tanh_kernel),
             UnaryOp::Sigmoid => user.call(sigmoid),
             UnaryOp::Relu => user.call(relu),
             UnaryOp::LeakyRelu(slope) => user.call(move |x| if x > zero { x } else { x * slope }),
