@@ -243,6 +243,8 @@ impl<T: Float> Module<T> for Mlp<T> {
 
 /// The cell of a [`Recurrent`] model: makemore's two (on the concatenation `[x, h]`) or an
 /// LSTM cell.
+// One cell per model, built once: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum Cell<T: Float> {
     /// `h' = tanh(W [x, h] + b)`.
     Rnn { xh_to_h: Linear<T> },

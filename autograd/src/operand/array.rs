@@ -18,7 +18,7 @@ use crate::kernels::elementwise::{
 use crate::kernels::fork_join::join;
 use crate::kernels::gemm::pair_in_parallel;
 use crate::kernels::matmul::{matmul, swap_last_two};
-use crate::kernels::movement::{self, broadcast_shape};
+use crate::kernels::movement::{self, broadcast_shape, standard_copy};
 use crate::kernels::pool2d::{Pool2dGeometry, avg_pool2d_backward, avg_pool2d_forward};
 use crate::kernels::{index, reduce};
 
@@ -244,14 +244,11 @@ impl<T: Float> Structural<T> for Arr<'_, T> {
                 a.into_shape_with_order(IxDyn(shape))
                     .expect("element count checked"),
             ),
-            other => {
-                let v = other.view();
-                Arr::Owned(
-                    v.to_shape(IxDyn(shape))
-                        .expect("element count checked")
-                        .into_owned(),
-                )
-            }
+            other => Arr::Owned(
+                standard_copy(&other.view())
+                    .into_shape_with_order(IxDyn(shape))
+                    .expect("element count checked"),
+            ),
         }
     }
     fn permute(self, axes: &[usize]) -> Self {
