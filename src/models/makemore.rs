@@ -74,7 +74,7 @@ pub enum Kind {
     Rnn,
     /// makemore's GRU cell (on the concatenation `[x, h]`, unlike `nn.GRU`).
     Gru,
-    /// An LSTM cell ([`LstmCell`](tapegrad_nn::layers::LstmCell)) on makemore's recurrent
+    /// An LSTM cell ([`LstmCell`]) on makemore's recurrent
     /// frame, with a learned start state `h` and `c`.
     Lstm,
     /// A causal bag of words: each position averages the embeddings before it, then an MLP.
@@ -489,7 +489,7 @@ impl<T: Float> Module<T> for Bow<T> {
 }
 
 /// makemore's `Transformer` (GPT-2's shape): token and position embeddings, `n_layer`
-/// causal [`DecoderBlock`](tapegrad_nn::layers::DecoderBlock)s, a final layer norm and
+/// causal [`DecoderBlock`]s, a final layer norm and
 /// `Linear(n_embd, V)` without bias.
 pub struct Transformer<T: Float> {
     wte: Embedding<T>,
