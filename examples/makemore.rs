@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array2, ArrayD, Axis, s};
 use rand::rngs::StdRng;
@@ -61,9 +61,9 @@ pub struct Args {
         default_value = "target/makemore"
     )]
     pub work_dir: PathBuf,
-    /// Which model: makemore's types, and an LSTM of ours
-    #[arg(long = "type", value_enum, default_value_t = ModelType::Transformer)]
-    pub model_type: ModelType,
+    /// Which model: makemore's types (bigram, mlp, rnn, gru, bow, transformer) or an LSTM
+    #[arg(long = "type", default_value = "transformer", value_parser = model_kind)]
+    pub model_type: Kind,
     /// Gradient steps to take
     #[arg(long, default_value_t = 2000)]
     pub max_steps: usize,
@@ -102,37 +102,15 @@ pub struct Args {
     pub n_embd2: usize,
 }
 
-/// makemore's `--type`, and `lstm`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ModelType {
-    /// A table of next-character logits
-    Bigram,
-    /// The previous characters' embeddings through a tanh layer
-    Mlp,
-    /// makemore's vanilla recurrent cell
-    Rnn,
-    /// makemore's GRU cell
-    Gru,
-    /// An LSTM cell on the same frame
-    Lstm,
-    /// A causal bag of words and an MLP
-    Bow,
-    /// A 4-layer decoder-only Transformer
-    Transformer,
-}
-
-impl From<ModelType> for Kind {
-    fn from(t: ModelType) -> Kind {
-        match t {
-            ModelType::Bigram => Kind::Bigram,
-            ModelType::Mlp => Kind::Mlp,
-            ModelType::Rnn => Kind::Rnn,
-            ModelType::Gru => Kind::Gru,
-            ModelType::Lstm => Kind::Lstm,
-            ModelType::Bow => Kind::Bow,
-            ModelType::Transformer => Kind::Transformer,
-        }
-    }
+/// `--type`'s parser: a makemore model name.
+fn model_kind(name: &str) -> Result<Kind, String> {
+    Kind::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+        format!(
+            "unknown model type `{name}`; the types are {}",
+            names.join(", ")
+        )
+    })
 }
 
 /// Words held out for testing (makemore: 10 % of the words, at most 1,000).
@@ -215,7 +193,7 @@ pub fn run(args: &Args) -> Result<Report, Box<dyn Error>> {
         n_embd2: args.n_embd2,
         ..Config::new(vocab.len(), block_size)
     };
-    let kind = Kind::from(args.model_type);
+    let kind = args.model_type;
     let mut model: Model = language_model(kind, &config);
     let mut rng = StdRng::seed_from_u64(args.seed);
     model.build(&[block_size], &mut rng);

@@ -108,6 +108,11 @@ impl Kind {
         }
     }
 
+    /// The kind makemore names `name` (`"transformer"`, ...; `"lstm"` too), if any.
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+
     /// How many previous tokens the model reads at most (`get_block_size`): 1 for the
     /// bigram, the block size otherwise.
     pub fn context(self, config: &Config) -> usize {
