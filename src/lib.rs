@@ -47,10 +47,14 @@ pub mod prelude {
         gradcheck,
     };
     pub use tapegrad_nn::layers::{
-        Activation, AvgPool2d, BatchNorm, Conv2d, Dense, Dropout, Embedding, Flatten,
-        GlobalAvgPool2d, LayerNorm, MaxPool2d, Padding, Reshape, Sequential,
+        Activation, AttendOptions, AvgPool2d, BatchNorm, Conv2d, DecoderBlock, Dense, Dropout,
+        Embedding, Flatten, GlobalAvgPool2d, Gru, GruCell, LayerNorm, Linear, Lstm, LstmCell,
+        LstmState, MaxPool2d, MultiHeadAttention, Padding, PositionalEmbedding, Reshape, Rnn,
+        RnnCell, Sequential, TransformerEncoderLayer, scaled_dot_product_attention,
     };
+    pub use tapegrad_nn::losses::{CrossEntropy, cross_entropy};
     pub use tapegrad_nn::model::{FitOptions, Loss, Metric, Model, SchedulePer};
+    pub use tapegrad_nn::sampling::{Sampling, sample_categorical};
     pub use tapegrad_nn::{Buffer, Module, losses};
     pub use tapegrad_optim::schedules::{LrSchedule, Scheduler};
     pub use tapegrad_optim::{Adagrad, Adam, AdamW, Optimizer, RmsProp, Sgd};
