@@ -137,6 +137,21 @@ pub trait Module<T: Float> {
         Ok(())
     }
 
+    /// Checks that the module can be built for samples of shape `input_shape` (without the
+    /// batch axis), so that [`Model`](crate::model::Model) reports a wrong input shape as a
+    /// typed error instead of the panic of [`build`](Module::build) (e.g. 2-D samples given
+    /// to a [`Conv2d`](crate::layers::Conv2d), which takes `(channels, height, width)`).
+    /// Accepts every shape by default; the built-in layers with a shape requirement check
+    /// it, and [`Sequential`](crate::layers::Sequential) asks its first layer.
+    ///
+    /// # Errors
+    ///
+    /// The layer, the shape it takes and the shape given, as an [`InvalidInputShape`].
+    fn check_input_shape(&self, input_shape: &[usize]) -> Result<(), InvalidInputShape> {
+        let _ = input_shape;
+        Ok(())
+    }
+
     /// The layer's kind, e.g. "dense", "dropout": a [`Sequential`](crate::layers::Sequential)
     /// names its layers `<kind>_<rank>`. By default the type's name (`my_crate::ResBlock`
     /// gives layers named `res_block_0`, ...).
@@ -240,6 +255,9 @@ impl<T: Float, M: Module<T> + ?Sized> Module<T> for Box<M> {
     }
     fn check_input(&self, x: ArrayViewD<'_, T>) -> Result<(), InvalidInput> {
         (**self).check_input(x)
+    }
+    fn check_input_shape(&self, input_shape: &[usize]) -> Result<(), InvalidInputShape> {
+        (**self).check_input_shape(input_shape)
     }
     fn kind(&self) -> &'static str {
         (**self).kind()
@@ -434,6 +452,30 @@ pub struct InvalidInput {
     pub value: f64,
     /// What the layer takes, in words (e.g. "an integer index in 0..1000").
     pub expected: String,
+}
+
+/// An input shape a module cannot be built for (from [`Module::check_input_shape`]).
+#[derive(Clone, PartialEq, thiserror::Error)]
+#[error("layer `{layer}` takes inputs of shape {expected} (without the batch axis), got {found:?}")]
+pub struct InvalidInputShape {
+    /// The layer's name.
+    pub layer: String,
+    /// The shape the layer takes, in words (e.g. `(channels, height, width)`, `(.., 16)`).
+    pub expected: String,
+    /// The shape given (without the batch axis).
+    pub found: Vec<usize>,
+}
+
+impl InvalidInputShape {
+    /// The error for layer `kind` (named by its path when a container builds it) given
+    /// `found` instead of `expected`.
+    pub(crate) fn new(kind: &str, expected: impl Into<String>, found: &[usize]) -> Self {
+        InvalidInputShape {
+            layer: layer_name(kind),
+            expected: expected.into(),
+            found: found.to_vec(),
+        }
+    }
 }
 
 /// A module gradient that disagrees with its finite-difference estimate (from

@@ -85,6 +85,17 @@ pub enum FitError {
         /// The shape of one sample of `x`.
         found: Vec<usize>,
     },
+    /// Each sample of `x` has a shape the model cannot be built for (e.g. 2-D samples for a
+    /// first layer [`Conv2d`](crate::layers::Conv2d)), found by
+    /// [`Module::check_input_shape`](crate::Module::check_input_shape) before building.
+    #[error("the {data} does not fit the model: {source}")]
+    InvalidInputShape {
+        /// Which data.
+        data: DataRole,
+        /// The layer, the shape it takes and the shape of one sample.
+        #[source]
+        source: crate::module::InvalidInputShape,
+    },
     /// An input value the model cannot take (e.g. an embedding index out of range), found
     /// by [`Module::check_input`](crate::Module::check_input).
     #[error("the {data} has an invalid element: {source}")]

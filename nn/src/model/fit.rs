@@ -36,7 +36,8 @@ impl<T: Float, M: Module<T>> Model<T, M> {
     /// Checked before anything is trained (the model may have been built, nothing else
     /// changes): [`FitError::NotCompiled`], [`FitError::InvalidBatchSize`],
     /// [`FitError::InvalidValidationSplit`], [`FitError::EmptyDataset`],
-    /// [`FitError::LengthMismatch`], [`FitError::InputShape`], [`FitError::TargetShape`],
+    /// [`FitError::LengthMismatch`], [`FitError::InputShape`], [`FitError::InvalidInputShape`],
+    /// [`FitError::TargetShape`],
     /// [`FitError::InvalidInput`], [`FitError::InvalidLabel`], [`FitError::InvalidTarget`], [`FitError::MetricShape`],
     /// [`FitError::NonFinite`] (a NaN or infinity in `x`, `y` or the validation data, unless
     /// [`FitOptions::check_finite`] is off). During training:

@@ -184,7 +184,9 @@ impl<T: Float, M: Module<T>> Model<T, M> {
     ///
     /// # Errors
     ///
-    /// [`FitError::InputShape`] if the model is already built for another input shape.
+    /// [`FitError::InputShape`] if the model is already built for another input shape,
+    /// [`FitError::InvalidInputShape`] if the module cannot be built for it (see
+    /// [`Module::check_input_shape`]).
     pub fn build(&mut self, input_shape: &[usize], seed: u64) -> Result<Vec<usize>, FitError> {
         self.ensure_built(input_shape, seed, DataRole::Training)
     }
@@ -208,6 +210,7 @@ impl<T: Float, M: Module<T>> Model<T, M> {
                 }
             }
             _ if self.prebuilt => {
+                self.check_input_shape(input_shape, data)?;
                 // Built elsewhere: take the shape as given, and find the output shape with
                 // one sample of zeros.
                 let mut shape = vec![1];
@@ -226,6 +229,7 @@ impl<T: Float, M: Module<T>> Model<T, M> {
                 Ok(output)
             }
             _ => {
+                self.check_input_shape(input_shape, data)?;
                 let mut rng = StdRng::seed_from_u64(seed);
                 let output = self.module.build(input_shape, &mut rng);
                 crate::module::assign_paths(&mut self.module);
@@ -235,6 +239,13 @@ impl<T: Float, M: Module<T>> Model<T, M> {
                 Ok(output)
             }
         }
+    }
+
+    /// [`Module::check_input_shape`] as a [`FitError::InvalidInputShape`] about `data`.
+    fn check_input_shape(&self, input_shape: &[usize], data: DataRole) -> Result<(), FitError> {
+        self.module
+            .check_input_shape(input_shape)
+            .map_err(|source| FitError::InvalidInputShape { data, source })
     }
 
     /// Whether the model is built.

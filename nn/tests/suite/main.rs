@@ -14,6 +14,7 @@ mod golden_seq;
 mod golden_seq_attention;
 mod golden_seq_recurrent;
 mod gradcheck;
+mod input_shape_errors;
 mod io;
 mod layers;
 mod losses;
