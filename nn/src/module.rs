@@ -8,6 +8,7 @@ use tapegrad_autograd::{
 };
 
 use crate::buffer::Buffer;
+use crate::io::{self, IncompatibleKeys, IoError};
 
 /// A layer or a model: a function of a batch, recorded on the input's tape, with its own
 /// trainable [`Param`]s and, for some layers, non-trainable [`Buffer`]s (state saved in
@@ -234,6 +235,101 @@ pub trait Module<T: Float> {
     /// "Param #" column counts them with the trainable ones, as Keras does).
     fn num_non_trainable(&self) -> usize {
         self.buffers().iter().map(|b| b.len()).sum()
+    }
+
+    /// Saves the module's state to `path` in the safetensors format, atomically (PyTorch's
+    /// `torch.save(module.state_dict(), path)`): every parameter and every buffer, each
+    /// under its path (`dense_0.kernel`, `batch_norm_0.running_mean`; see
+    /// [`assign_paths`]). The format and the atomic write are described in [`crate::io`].
+    ///
+    /// ```
+    /// use tapegrad_nn::layers::{BatchNorm, Dense, Sequential};
+    /// use tapegrad_nn::Module;
+    ///
+    /// let dir = std::env::temp_dir().join(format!("tapegrad-module-save-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let path = dir.join("mlp.safetensors");
+    ///
+    /// let mlp = || Sequential::<f32>::new().add(Dense::new(4)).add(BatchNorm::new());
+    /// let a = mlp().seed(1).with_input_shape(&[3]);
+    /// a.save(&path)?;
+    ///
+    /// let mut b = mlp().seed(2).with_input_shape(&[3]);
+    /// b.load(&path)?; // strict: every parameter and buffer, nothing else
+    /// assert_eq!(b.params()[0].value(), a.params()[0].value());
+    /// assert_eq!(b.buffers().len(), 2); // running_mean, running_var
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok::<(), tapegrad_nn::io::IoError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`io::save_state`]: [`IoError::DuplicateName`], [`IoError::Io`] (any file
+    /// previously at `path` is then left untouched).
+    fn save(&self, path: impl AsRef<std::path::Path>) -> Result<(), IoError>
+    where
+        Self: Sized,
+    {
+        io::save_state(path, &self.params(), &self.buffers())
+    }
+
+    /// Loads a state saved by [`save`](Module::save) (or any safetensors file with the same
+    /// names, shapes and element type), strictly (PyTorch's `load_state_dict(state)`):
+    /// every parameter and buffer needs its tensor, and the file holds no other. The module
+    /// must be built. All or nothing: on error, nothing changes.
+    ///
+    /// # Errors
+    ///
+    /// [`IoError::NotBuilt`] (the module has no parameters or buffers yet, the file has
+    /// tensors), [`IoError::Io`] (missing or unreadable file), [`IoError::Format`] (corrupt
+    /// file), [`IoError::MissingTensor`], [`IoError::MissingBuffer`],
+    /// [`IoError::UnexpectedTensor`], [`IoError::ShapeMismatch`], [`IoError::StateMismatch`]
+    /// (several of those), [`IoError::DtypeMismatch`], [`IoError::DuplicateName`].
+    fn load(&mut self, path: impl AsRef<std::path::Path>) -> Result<(), IoError>
+    where
+        Self: Sized,
+    {
+        io::load_module_state(path.as_ref(), self, true).map(|_| ())
+    }
+
+    /// Loads the tensors of `path` that match a parameter or buffer by path, and returns
+    /// the names left out (PyTorch's `load_state_dict(state, strict=False)`): the
+    /// parameters and buffers the file lacks keep their values, the file's other tensors
+    /// are ignored. Shapes and element types must still match. All or nothing: on error,
+    /// nothing changes.
+    ///
+    /// ```
+    /// use tapegrad_nn::layers::{Dense, Sequential};
+    /// use tapegrad_nn::Module;
+    ///
+    /// let dir = std::env::temp_dir().join(format!("tapegrad-non-strict-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let path = dir.join("backbone.safetensors");
+    ///
+    /// // A one-layer backbone, loaded into a model with a new head.
+    /// Sequential::<f32>::new().add(Dense::new(8)).with_input_shape(&[4]).save(&path)?;
+    /// let mut model = Sequential::<f32>::new().add(Dense::new(8)).add(Dense::new(2));
+    /// model = model.with_input_shape(&[4]);
+    /// let keys = model.load_non_strict(&path)?;
+    /// assert_eq!(keys.missing, ["dense_1.bias", "dense_1.kernel"]);
+    /// assert!(keys.unexpected.is_empty());
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok::<(), tapegrad_nn::io::IoError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`IoError::Io`], [`IoError::Format`], [`IoError::ShapeMismatch`],
+    /// [`IoError::StateMismatch`] (several mis-shaped tensors), [`IoError::DtypeMismatch`],
+    /// [`IoError::DuplicateName`].
+    fn load_non_strict(
+        &mut self,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<IncompatibleKeys, IoError>
+    where
+        Self: Sized,
+    {
+        io::load_module_state(path.as_ref(), self, false)
     }
 }
 

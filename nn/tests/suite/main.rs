@@ -21,6 +21,7 @@ mod losses;
 mod lr_schedule;
 mod model;
 mod module_api;
+mod module_state;
 mod recurrent;
 mod sampling;
 mod state;
