@@ -20,7 +20,11 @@ use crate::io::{self, IncompatibleKeys, IoError};
 /// checkpoint stores it under, as a PyTorch `state_dict` key), so a layer never names itself.
 /// [`build`](Module::build) creates parameters that depend on the input shape (`Dense`'s
 /// kernel); a layer whose parameters exist from `new` keeps the default, which returns the
-/// shape unchanged.
+/// shape unchanged. A layer that takes only some input shapes says which in
+/// [`check_input_shape`](Module::check_input_shape), so that a model reports a wrong one as
+/// a typed error. Every module saves and loads its state (its parameters and buffers, by
+/// path: PyTorch's `state_dict`) with [`save`](Module::save), [`load`](Module::load) and
+/// [`load_non_strict`](Module::load_non_strict).
 ///
 /// ```
 /// use tapegrad_autograd::{Param, Var};

@@ -47,6 +47,16 @@ pub enum FitError {
         "the model is not built yet: `fit` builds it, or call `build(input_shape, seed)` first"
     )]
     NotBuilt,
+    /// `fit` on a model without trainable parameters, which would train nothing (a custom
+    /// layer whose [`visit`](crate::Module::visit) and
+    /// [`visit_mut`](crate::Module::visit_mut) leave out its parameters, or a frozen model:
+    /// allow that with [`FitOptions::allow_no_trainable`](super::FitOptions::allow_no_trainable)).
+    #[error(
+        "the model has no trainable parameters, so `fit` would train nothing: a custom layer \
+         must hand each parameter (and child module) to `visit` and `visit_mut`; for a \
+         frozen model, pass `FitOptions::allow_no_trainable(true)`"
+    )]
+    NoTrainableParams,
     /// `batch_size` is 0.
     #[error("batch_size must be at least 1")]
     InvalidBatchSize,

@@ -22,6 +22,7 @@ mod lr_schedule;
 mod model;
 mod module_api;
 mod module_state;
+mod no_trainable_params;
 mod recurrent;
 mod sampling;
 mod state;
