@@ -5,8 +5,9 @@
 use ndarray::{Array2, Array3, Array4, ArrayD};
 use tapegrad_nn::Module;
 use tapegrad_nn::layers::{
-    CausalSelfAttention, Conv2d, DecoderBlock, Dense, Embedding, Flatten, Gru, Linear, Lstm,
-    LstmCell, MultiHeadAttention, PositionalEmbedding, Rnn, Sequential, TransformerEncoderLayer,
+    BatchNorm, CausalSelfAttention, Conv2d, DecoderBlock, Dense, Embedding, Flatten,
+    GlobalAvgPool2d, Gru, Linear, Lstm, LstmCell, MaxPool2d, MultiHeadAttention,
+    PositionalEmbedding, Reshape, Rnn, Sequential, TransformerEncoderLayer,
 };
 use tapegrad_nn::model::{DataRole, FitError, FitOptions, Loss, Model};
 use tapegrad_optim::Sgd;
@@ -277,4 +278,51 @@ fn embedding_models_reject_another_sequence_length_once_built() {
             "{err}"
         );
     }
+}
+
+#[test]
+fn normalization_pooling_and_reshape_layers_reject_a_wrong_shape() {
+    let y = Array2::<f32>::zeros((4, 2));
+    let x4 = ArrayD::<f32>::zeros(vec![4, 2, 3, 3, 3]);
+    let mut bn = compiled(Sequential::<f32>::new().add(BatchNorm::new()));
+    let err = bn.fit(&x4, &y, quiet()).unwrap_err();
+    assert_shape_error(
+        err,
+        DataRole::Training,
+        "batch_norm_0",
+        &[2, 3, 3, 3],
+        "the training data does not fit the model: layer `batch_norm_0` takes inputs of shape \
+         (C,), (C, L) or (C, H, W) (without the batch axis), got [2, 3, 3, 3]",
+    );
+
+    let x2 = Array3::<f32>::zeros((4, 8, 8));
+    let mut pool = compiled(Sequential::<f32>::new().add(MaxPool2d::new(2)));
+    let err = pool.fit(&x2, &y, quiet()).unwrap_err();
+    assert_shape_error(
+        err,
+        DataRole::Training,
+        "max_pool2d_0",
+        &[8, 8],
+        "the training data does not fit the model: layer `max_pool2d_0` takes inputs of shape \
+         (channels, height, width), the padded height and width at least the kernel [2, 2] \
+         (without the batch axis), got [8, 8]",
+    );
+    let mut global = compiled(Sequential::<f32>::new().add(GlobalAvgPool2d::new()));
+    assert!(matches!(
+        global.fit(&x2, &y, quiet()),
+        Err(FitError::InvalidInputShape { .. })
+    ));
+
+    let mut reshape = compiled(Sequential::<f32>::new().add(Reshape::new(&[3, -1])));
+    let err = reshape
+        .fit(&Array2::<f32>::zeros((4, 10)), &y, quiet())
+        .unwrap_err();
+    assert_shape_error(
+        err,
+        DataRole::Training,
+        "reshape_0",
+        &[10],
+        "the training data does not fit the model: layer `reshape_0` takes inputs of shape \
+         (..) whose elements fill [3, -1] (without the batch axis), got [10]",
+    );
 }
