@@ -6,7 +6,9 @@
 //! [`Model::save`](crate::model::Model::save) writes) also holds one tensor per
 //! [`Buffer`] (non-trainable state such as `batch_norm_0.running_mean`), in the same flat
 //! namespace, as a PyTorch `state_dict` does; a model without buffers writes exactly the
-//! file [`save_weights`] writes. It opens as-is in Python:
+//! file [`save_weights`] writes. Any module writes and reads the same file with
+//! [`Module::save`](crate::Module::save), [`Module::load`](crate::Module::load) and
+//! [`Module::load_non_strict`](crate::Module::load_non_strict). The file opens as-is in Python:
 //!
 //! ```python
 //! from safetensors.numpy import load_file

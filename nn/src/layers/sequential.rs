@@ -421,7 +421,9 @@ impl<T: Float> Module<T> for Sequential<T> {
         }
     }
 
-    /// Asks the first layer (the only one built for the model's input shape).
+    /// Asks the first layer (the only one built for the model's input shape). A later
+    /// layer's requirement is part of the model's definition (e.g. a `Conv2d` after a
+    /// `Dense`): it is checked when `build` runs, which panics naming that layer.
     fn check_input_shape(&self, input_shape: &[usize]) -> Result<(), InvalidInputShape> {
         match self.layers.first() {
             Some(first) => first.check_input_shape(input_shape).map_err(|mut e| {
