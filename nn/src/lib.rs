@@ -85,6 +85,7 @@ debug_as_display!(
     callbacks::CallbackError,
     communicator::CommError,
     module::InvalidInput,
+    module::InvalidInputShape,
     module::ModuleGradcheckError,
 );
 

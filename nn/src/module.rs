@@ -8,6 +8,7 @@ use tapegrad_autograd::{
 };
 
 use crate::buffer::Buffer;
+use crate::io::{self, IncompatibleKeys, IoError};
 
 /// A layer or a model: a function of a batch, recorded on the input's tape, with its own
 /// trainable [`Param`]s and, for some layers, non-trainable [`Buffer`]s (state saved in
@@ -19,7 +20,11 @@ use crate::buffer::Buffer;
 /// checkpoint stores it under, as a PyTorch `state_dict` key), so a layer never names itself.
 /// [`build`](Module::build) creates parameters that depend on the input shape (`Dense`'s
 /// kernel); a layer whose parameters exist from `new` keeps the default, which returns the
-/// shape unchanged.
+/// shape unchanged. A layer that takes only some input shapes says which in
+/// [`check_input_shape`](Module::check_input_shape), so that a model reports a wrong one as
+/// a typed error. Every module saves and loads its state (its parameters and buffers, by
+/// path: PyTorch's `state_dict`) with [`save`](Module::save), [`load`](Module::load) and
+/// [`load_non_strict`](Module::load_non_strict).
 ///
 /// ```
 /// use tapegrad_autograd::{Param, Var};
@@ -137,6 +142,21 @@ pub trait Module<T: Float> {
         Ok(())
     }
 
+    /// Checks that the module can be built for samples of shape `input_shape` (without the
+    /// batch axis), so that [`Model`](crate::model::Model) reports a wrong input shape as a
+    /// typed error instead of the panic of [`build`](Module::build) (e.g. 2-D samples given
+    /// to a [`Conv2d`](crate::layers::Conv2d), which takes `(channels, height, width)`).
+    /// Accepts every shape by default; the built-in layers with a shape requirement check
+    /// it, and [`Sequential`](crate::layers::Sequential) asks its first layer.
+    ///
+    /// # Errors
+    ///
+    /// The layer, the shape it takes and the shape given, as an [`InvalidInputShape`].
+    fn check_input_shape(&self, input_shape: &[usize]) -> Result<(), InvalidInputShape> {
+        let _ = input_shape;
+        Ok(())
+    }
+
     /// The layer's kind, e.g. "dense", "dropout": a [`Sequential`](crate::layers::Sequential)
     /// names its layers `<kind>_<rank>`. By default the type's name (`my_crate::ResBlock`
     /// gives layers named `res_block_0`, ...).
@@ -220,6 +240,101 @@ pub trait Module<T: Float> {
     fn num_non_trainable(&self) -> usize {
         self.buffers().iter().map(|b| b.len()).sum()
     }
+
+    /// Saves the module's state to `path` in the safetensors format, atomically (PyTorch's
+    /// `torch.save(module.state_dict(), path)`): every parameter and every buffer, each
+    /// under its path (`dense_0.kernel`, `batch_norm_0.running_mean`; see
+    /// [`assign_paths`]). The format and the atomic write are described in [`crate::io`].
+    ///
+    /// ```
+    /// use tapegrad_nn::layers::{BatchNorm, Dense, Sequential};
+    /// use tapegrad_nn::Module;
+    ///
+    /// let dir = std::env::temp_dir().join(format!("tapegrad-module-save-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let path = dir.join("mlp.safetensors");
+    ///
+    /// let mlp = || Sequential::<f32>::new().add(Dense::new(4)).add(BatchNorm::new());
+    /// let a = mlp().seed(1).with_input_shape(&[3]);
+    /// a.save(&path)?;
+    ///
+    /// let mut b = mlp().seed(2).with_input_shape(&[3]);
+    /// b.load(&path)?; // strict: every parameter and buffer, nothing else
+    /// assert_eq!(b.params()[0].value(), a.params()[0].value());
+    /// assert_eq!(b.buffers().len(), 2); // running_mean, running_var
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok::<(), tapegrad_nn::io::IoError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`io::save_state`]: [`IoError::DuplicateName`], [`IoError::Io`] (any file
+    /// previously at `path` is then left untouched).
+    fn save(&self, path: impl AsRef<std::path::Path>) -> Result<(), IoError>
+    where
+        Self: Sized,
+    {
+        io::save_state(path, &self.params(), &self.buffers())
+    }
+
+    /// Loads a state saved by [`save`](Module::save) (or any safetensors file with the same
+    /// names, shapes and element type), strictly (PyTorch's `load_state_dict(state)`):
+    /// every parameter and buffer needs its tensor, and the file holds no other. The module
+    /// must be built. All or nothing: on error, nothing changes.
+    ///
+    /// # Errors
+    ///
+    /// [`IoError::NotBuilt`] (the module has no parameters or buffers yet, the file has
+    /// tensors), [`IoError::Io`] (missing or unreadable file), [`IoError::Format`] (corrupt
+    /// file), [`IoError::MissingTensor`], [`IoError::MissingBuffer`],
+    /// [`IoError::UnexpectedTensor`], [`IoError::ShapeMismatch`], [`IoError::StateMismatch`]
+    /// (several of those), [`IoError::DtypeMismatch`], [`IoError::DuplicateName`].
+    fn load(&mut self, path: impl AsRef<std::path::Path>) -> Result<(), IoError>
+    where
+        Self: Sized,
+    {
+        io::load_module_state(path.as_ref(), self, true).map(|_| ())
+    }
+
+    /// Loads the tensors of `path` that match a parameter or buffer by path, and returns
+    /// the names left out (PyTorch's `load_state_dict(state, strict=False)`): the
+    /// parameters and buffers the file lacks keep their values, the file's other tensors
+    /// are ignored. Shapes and element types must still match. All or nothing: on error,
+    /// nothing changes.
+    ///
+    /// ```
+    /// use tapegrad_nn::layers::{Dense, Sequential};
+    /// use tapegrad_nn::Module;
+    ///
+    /// let dir = std::env::temp_dir().join(format!("tapegrad-non-strict-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let path = dir.join("backbone.safetensors");
+    ///
+    /// // A one-layer backbone, loaded into a model with a new head.
+    /// Sequential::<f32>::new().add(Dense::new(8)).with_input_shape(&[4]).save(&path)?;
+    /// let mut model = Sequential::<f32>::new().add(Dense::new(8)).add(Dense::new(2));
+    /// model = model.with_input_shape(&[4]);
+    /// let keys = model.load_non_strict(&path)?;
+    /// assert_eq!(keys.missing, ["dense_1.bias", "dense_1.kernel"]);
+    /// assert!(keys.unexpected.is_empty());
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok::<(), tapegrad_nn::io::IoError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`IoError::Io`], [`IoError::Format`], [`IoError::ShapeMismatch`],
+    /// [`IoError::StateMismatch`] (several mis-shaped tensors), [`IoError::DtypeMismatch`],
+    /// [`IoError::DuplicateName`].
+    fn load_non_strict(
+        &mut self,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<IncompatibleKeys, IoError>
+    where
+        Self: Sized,
+    {
+        io::load_module_state(path.as_ref(), self, false)
+    }
 }
 
 impl<T: Float, M: Module<T> + ?Sized> Module<T> for Box<M> {
@@ -240,6 +355,9 @@ impl<T: Float, M: Module<T> + ?Sized> Module<T> for Box<M> {
     }
     fn check_input(&self, x: ArrayViewD<'_, T>) -> Result<(), InvalidInput> {
         (**self).check_input(x)
+    }
+    fn check_input_shape(&self, input_shape: &[usize]) -> Result<(), InvalidInputShape> {
+        (**self).check_input_shape(input_shape)
     }
     fn kind(&self) -> &'static str {
         (**self).kind()
@@ -434,6 +552,30 @@ pub struct InvalidInput {
     pub value: f64,
     /// What the layer takes, in words (e.g. "an integer index in 0..1000").
     pub expected: String,
+}
+
+/// An input shape a module cannot be built for (from [`Module::check_input_shape`]).
+#[derive(Clone, PartialEq, thiserror::Error)]
+#[error("layer `{layer}` takes inputs of shape {expected} (without the batch axis), got {found:?}")]
+pub struct InvalidInputShape {
+    /// The layer's name.
+    pub layer: String,
+    /// The shape the layer takes, in words (e.g. `(channels, height, width)`, `(.., 16)`).
+    pub expected: String,
+    /// The shape given (without the batch axis).
+    pub found: Vec<usize>,
+}
+
+impl InvalidInputShape {
+    /// The error for layer `kind` (named by its path when a container builds it) given
+    /// `found` instead of `expected`.
+    pub(crate) fn new(kind: &str, expected: impl Into<String>, found: &[usize]) -> Self {
+        InvalidInputShape {
+            layer: layer_name(kind),
+            expected: expected.into(),
+            found: found.to_vec(),
+        }
+    }
 }
 
 /// A module gradient that disagrees with its finite-difference estimate (from

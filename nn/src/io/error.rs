@@ -72,6 +72,18 @@ pub enum IoError {
         name: String,
     },
 
+    /// A strict load into a module that has no parameters or buffers yet (a model not
+    /// built), from a file that holds some.
+    #[error(
+        "cannot load {path} into a model that is not built (it has no parameters or buffers \
+         yet): build it first (`Model::build(input_shape, seed)`, `fit`, \
+         `Sequential::with_input_shape` or `Module::build`)"
+    )]
+    NotBuilt {
+        /// The file.
+        path: PathBuf,
+    },
+
     /// A tensor's shape differs from its parameter's (or buffer's).
     #[error(
         "tensor `{name}` in {path} has shape {found:?}, but the parameter has shape {expected:?}"

@@ -6,7 +6,7 @@ use tapegrad_autograd::{Float, Param, Var};
 
 use super::gain_offset::GainOffset;
 use crate::buffer::Buffer;
-use crate::module::{Module, Visitor, VisitorMut};
+use crate::module::{InvalidInputShape, Module, Visitor, VisitorMut};
 
 /// Batch normalization (PyTorch's `BatchNorm1d` / `BatchNorm2d`, Keras'
 /// `BatchNormalization(axis=1)`): each channel — axis 1 of inputs `[N, C]`, `[N, C, L]` or
@@ -220,16 +220,21 @@ impl<T: Float> Module<T> for BatchNorm<T> {
         normalized * gamma + beta
     }
 
+    /// Inputs `(C,)`, `(C, L)` or `(C, H, W)` with at least one channel.
+    fn check_input_shape(&self, input_shape: &[usize]) -> Result<(), InvalidInputShape> {
+        if !(1..=3).contains(&input_shape.len()) || input_shape[0] == 0 {
+            let expected = "(C,), (C, L) or (C, H, W)";
+            return Err(InvalidInputShape::new("batch_norm", expected, input_shape));
+        }
+        Ok(())
+    }
+
     /// Creates `gamma`, `beta` and the running statistics for the `C` channels of inputs
     /// `(C,)`, `(C, L)` or `(C, H, W)` (without the batch axis).
     #[track_caller]
     fn build(&mut self, input_shape: &[usize], _rng: &mut StdRng) -> Vec<usize> {
-        if !(1..=3).contains(&input_shape.len()) || input_shape[0] == 0 {
-            panic!(
-                "BatchNorm::build: layer `{}` takes inputs (C,), (C, L) or (C, H, W) without the \
-                 batch axis, got shape {input_shape:?}",
-                crate::module::layer_name("batch_norm")
-            );
+        if let Err(e) = Module::<T>::check_input_shape(self, input_shape) {
+            panic!("BatchNorm::build: {e}")
         }
         let c = input_shape[0];
         self.affine = GainOffset::identity(c);

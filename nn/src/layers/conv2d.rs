@@ -7,7 +7,7 @@ use tapegrad_autograd::{Conv2dOptions, Float, Pair, Param, Var};
 use super::Activation;
 use super::kernel_bias::KernelBias;
 use crate::init::Initializer;
-use crate::module::{Module, Visitor, VisitorMut};
+use crate::module::{InvalidInputShape, Module, Visitor, VisitorMut};
 
 /// How a [`Conv2d`] pads its input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -214,6 +214,27 @@ impl<T: Float> Module<T> for Conv2d<T> {
         }
     }
 
+    /// Inputs of shape `(channels, height, width)` whose height and width, padded, are at
+    /// least the kernel's extent (dilation included).
+    fn check_input_shape(&self, input_shape: &[usize]) -> Result<(), InvalidInputShape> {
+        let (pad, extra) = self.padding_sizes();
+        let fits = |a: usize, n: usize| {
+            self.dilation[a] * (self.kernel_size[a] - 1) < n + 2 * pad[a] + extra[a]
+        };
+        match *input_shape {
+            [_, h, w] if fits(0, h) && fits(1, w) => Ok(()),
+            _ => Err(InvalidInputShape::new(
+                "conv2d",
+                format!(
+                    "(channels, height, width), the padded height and width at least the \
+                     kernel {:?} (dilation {:?})",
+                    self.kernel_size, self.dilation
+                ),
+                input_shape,
+            )),
+        }
+    }
+
     /// Creates the kernel and bias for inputs of shape `(channels, height, width)` and
     /// returns the output shape `(filters, out_height, out_width)`. Panics, naming the layer,
     /// for another rank, channels or filters not divisible by `groups`, a zero stride or
@@ -222,11 +243,11 @@ impl<T: Float> Module<T> for Conv2d<T> {
     #[track_caller]
     fn build(&mut self, input_shape: &[usize], rng: &mut StdRng) -> Vec<usize> {
         let name = &crate::module::layer_name("conv2d");
+        if let Err(e) = Module::<T>::check_input_shape(self, input_shape) {
+            panic!("Conv2d::build: {e}")
+        }
         let &[channels, h, w] = input_shape else {
-            panic!(
-                "Conv2d::build: layer `{name}` needs inputs of shape (channels, height, width), \
-                 got {input_shape:?} (without the batch axis)"
-            )
+            unreachable!("checked: the input has rank 3")
         };
         let groups = self.groups;
         assert!(
@@ -250,14 +271,8 @@ impl<T: Float> Module<T> for Conv2d<T> {
         let (pad, extra) = self.padding_sizes();
         let output_hw = [0, 1].map(|a| {
             let extent = self.dilation[a] * (self.kernel_size[a] - 1) + 1;
+            // Checked: the kernel fits in the padded input.
             let padded = [h, w][a] + 2 * pad[a] + extra[a];
-            assert!(
-                extent <= padded,
-                "Conv2d::build: layer `{name}`: the kernel {:?} (dilation {:?}) is larger than \
-                 the padded input {input_shape:?}",
-                self.kernel_size,
-                self.dilation
-            );
             (padded - extent) / self.stride[a] + 1
         });
         let [kh, kw] = self.kernel_size;

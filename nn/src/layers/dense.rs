@@ -6,7 +6,7 @@ use tapegrad_autograd::{Float, Param, Var};
 use super::Activation;
 use super::kernel_bias::KernelBias;
 use crate::init::Initializer;
-use crate::module::{Module, Visitor, VisitorMut};
+use crate::module::{InvalidInputShape, Module, Visitor, VisitorMut};
 
 /// A fully connected layer: `activation(x · kernel + bias)` over the last axis of `x`.
 ///
@@ -144,14 +144,25 @@ impl<T: Float> Module<T> for Dense<T> {
         }
     }
 
+    /// Inputs with a feature axis (any size: the kernel is created for it).
+    fn check_input_shape(&self, input_shape: &[usize]) -> Result<(), InvalidInputShape> {
+        if input_shape.is_empty() {
+            return Err(InvalidInputShape::new(
+                "dense",
+                "(.., features)",
+                input_shape,
+            ));
+        }
+        Ok(())
+    }
+
     #[track_caller]
     fn build(&mut self, input_shape: &[usize], rng: &mut StdRng) -> Vec<usize> {
+        if let Err(e) = Module::<T>::check_input_shape(self, input_shape) {
+            panic!("Dense::build: {e}")
+        }
         let Some((&input_dim, outer)) = input_shape.split_last() else {
-            panic!(
-                "Dense::build: layer `{}` needs inputs with a feature axis, got shape {input_shape:?} \
-                 (without the batch axis)",
-                crate::module::layer_name("dense")
-            )
+            unreachable!("checked: the input has a feature axis")
         };
         self.weights = KernelBias::init(
             &[input_dim, self.units],

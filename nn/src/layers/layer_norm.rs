@@ -4,7 +4,7 @@ use rand::rngs::StdRng;
 use tapegrad_autograd::{Float, Param, Var};
 
 use super::gain_offset::GainOffset;
-use crate::module::{Module, Visitor, VisitorMut};
+use crate::module::{InvalidInputShape, Module, Visitor, VisitorMut};
 
 /// `(x - mean) / √(var + eps) · gamma + beta` over the last axis of `x` (population
 /// variance), built from autograd ops: the function behind [`LayerNorm`], matching
@@ -132,14 +132,22 @@ impl<T: Float> Module<T> for LayerNorm<T> {
         layer_norm(x, Some(tape.param(gamma)), Some(tape.param(beta)), self.eps)
     }
 
+    /// Inputs with a feature axis.
+    fn check_input_shape(&self, input_shape: &[usize]) -> Result<(), InvalidInputShape> {
+        if input_shape.is_empty() {
+            let expected = "(.., features)";
+            return Err(InvalidInputShape::new("layer_norm", expected, input_shape));
+        }
+        Ok(())
+    }
+
     #[track_caller]
     fn build(&mut self, input_shape: &[usize], _rng: &mut StdRng) -> Vec<usize> {
+        if let Err(e) = Module::<T>::check_input_shape(self, input_shape) {
+            panic!("LayerNorm::build: {e}")
+        }
         let Some(&features) = input_shape.last() else {
-            panic!(
-                "LayerNorm::build: layer `{}` needs inputs with a feature axis, got shape \
-                 {input_shape:?} (without the batch axis)",
-                crate::module::layer_name("layer_norm")
-            )
+            unreachable!("checked: the input has a feature axis")
         };
         self.affine = GainOffset::identity(features);
         let [gain, offset] = self.names;

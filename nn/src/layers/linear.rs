@@ -4,7 +4,7 @@ use rand::rngs::StdRng;
 use tapegrad_autograd::{Float, Param, Var};
 
 use crate::init::Initializer;
-use crate::module::{Module, Visitor, VisitorMut};
+use crate::module::{InvalidInputShape, Module, Visitor, VisitorMut};
 
 /// `x · weightᵀ + bias` over the last axis of `x`: PyTorch's `nn.Linear(in_features,
 /// out_features, bias)`, with its state-dict names and layouts, so a PyTorch checkpoint
@@ -146,17 +146,22 @@ impl<T: Float> Module<T> for Linear<T> {
             .reshape(&out_shape)
     }
 
+    /// Inputs whose last axis has `in_features` features.
+    fn check_input_shape(&self, input_shape: &[usize]) -> Result<(), InvalidInputShape> {
+        if input_shape.last() != Some(&self.in_features) {
+            let expected = format!("(.., {})", self.in_features);
+            return Err(InvalidInputShape::new("linear", expected, input_shape));
+        }
+        Ok(())
+    }
+
     /// Creates the weight and bias; the output replaces the last axis by `out_features`.
     /// Panics if the input's last axis is not `in_features`.
     #[track_caller]
     fn build(&mut self, input_shape: &[usize], rng: &mut StdRng) -> Vec<usize> {
-        assert!(
-            input_shape.last() == Some(&self.in_features),
-            "Linear::build: layer `{}` takes inputs whose last axis has {} features, got shape \
-             {input_shape:?} (without the batch axis)",
-            crate::module::layer_name("linear"),
-            self.in_features
-        );
+        if let Err(e) = Module::<T>::check_input_shape(self, input_shape) {
+            panic!("Linear::build: {e}")
+        }
         self.init(rng);
         let mut out = input_shape.to_vec();
         *out.last_mut().unwrap() = self.out_features;

@@ -3,7 +3,28 @@
 use rand::rngs::StdRng;
 use tapegrad_autograd::{Float, Pair, Pool2dOptions, Var};
 
-use crate::module::Module;
+use crate::module::{InvalidInputShape, Module};
+
+/// [`Module::check_input_shape`] of a pooling layer `kind`: inputs `(channels, height,
+/// width)` whose padded height and width are at least the kernel's.
+fn check_pooled(
+    kind: &str,
+    input_shape: &[usize],
+    options: &Pool2dOptions,
+) -> Result<(), InvalidInputShape> {
+    let (kernel, padding) = (options.kernel, options.padding);
+    match *input_shape {
+        [_, h, w] if h + 2 * padding[0] >= kernel[0] && w + 2 * padding[1] >= kernel[1] => Ok(()),
+        _ => Err(InvalidInputShape::new(
+            kind,
+            format!(
+                "(channels, height, width), the padded height and width at least the kernel \
+                 {kernel:?}"
+            ),
+            input_shape,
+        )),
+    }
+}
 
 /// The output shape `(channels, out_height, out_width)` of a pooling of inputs of shape
 /// `(channels, height, width)` (floor rounding, PyTorch's sizes); panics naming the layer
@@ -170,6 +191,10 @@ impl<T: Float> Module<T> for MaxPool2d {
         x.max_pool2d(&self.options)
     }
 
+    fn check_input_shape(&self, input_shape: &[usize]) -> Result<(), InvalidInputShape> {
+        check_pooled("max_pool2d", input_shape, &self.options)
+    }
+
     #[track_caller]
     fn build(&mut self, input_shape: &[usize], _rng: &mut StdRng) -> Vec<usize> {
         pooled_shape(
@@ -191,6 +216,10 @@ impl<T: Float> Module<T> for AvgPool2d {
         x.avg_pool2d(&self.options)
     }
 
+    fn check_input_shape(&self, input_shape: &[usize]) -> Result<(), InvalidInputShape> {
+        check_pooled("avg_pool2d", input_shape, &self.options)
+    }
+
     #[track_caller]
     fn build(&mut self, input_shape: &[usize], _rng: &mut StdRng) -> Vec<usize> {
         pooled_shape(
@@ -210,6 +239,19 @@ impl<T: Float> Module<T> for GlobalAvgPool2d {
     #[track_caller]
     fn forward<'t>(&'t self, x: Var<'t, T>) -> Var<'t, T> {
         x.global_avg_pool2d()
+    }
+
+    /// Inputs `(channels, height, width)`.
+    fn check_input_shape(&self, input_shape: &[usize]) -> Result<(), InvalidInputShape> {
+        if input_shape.len() != 3 {
+            let expected = "(channels, height, width)";
+            return Err(InvalidInputShape::new(
+                "global_avg_pool2d",
+                expected,
+                input_shape,
+            ));
+        }
+        Ok(())
     }
 
     #[track_caller]

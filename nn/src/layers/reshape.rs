@@ -3,7 +3,7 @@
 use rand::rngs::StdRng;
 use tapegrad_autograd::{Float, Var};
 
-use crate::module::Module;
+use crate::module::{InvalidInputShape, Module};
 
 /// Gives every sample a new shape with the same number of elements, in row-major order
 /// (Keras' `Reshape`): `(batch, 784)` → `(batch, 1, 28, 28)` with
@@ -100,6 +100,18 @@ impl<T: Float> Module<T> for Reshape {
         let mut out = vec![shape[0]];
         out.extend(self.resolve_or_panic(&shape[1..]));
         x.reshape(&out)
+    }
+
+    /// Samples with as many elements as the target shape.
+    fn check_input_shape(&self, input_shape: &[usize]) -> Result<(), InvalidInputShape> {
+        match self.resolve(input_shape.iter().product()) {
+            Some(_) => Ok(()),
+            None => Err(InvalidInputShape::new(
+                "reshape",
+                format!("(..) whose elements fill {:?}", self.target),
+                input_shape,
+            )),
+        }
     }
 
     /// The resolved target shape. Panics if it cannot hold the input's elements.

@@ -4,7 +4,7 @@ use ndarray::ArrayViewD;
 use rand::rngs::StdRng;
 use tapegrad_autograd::{Float, Var};
 
-use crate::module::{InvalidInput, Module, Visitor, VisitorMut};
+use crate::module::{InvalidInput, InvalidInputShape, Module, Visitor, VisitorMut};
 
 /// A skip connection: `x + inner(x)`, for an `inner` module (often a
 /// [`Sequential`](super::Sequential)) whose output has its input's shape.
@@ -79,6 +79,10 @@ impl<T: Float, M: Module<T>> Module<T> for Residual<M> {
 
     fn check_input(&self, x: ArrayViewD<'_, T>) -> Result<(), InvalidInput> {
         self.inner.check_input(x)
+    }
+
+    fn check_input_shape(&self, input_shape: &[usize]) -> Result<(), InvalidInputShape> {
+        self.inner.check_input_shape(input_shape)
     }
 
     fn kind(&self) -> &'static str {

@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use tapegrad_autograd::scope::in_scope;
 use tapegrad_autograd::{Float, Var};
 
-use crate::module::{InvalidInput, Module, Visitor, VisitorMut, assign_paths};
+use crate::module::{InvalidInput, InvalidInputShape, Module, Visitor, VisitorMut, assign_paths};
 
 /// The seed a [`Sequential`] builds itself with when none is given.
 pub const DEFAULT_SEED: u64 = 0;
@@ -414,6 +414,19 @@ impl<T: Float> Module<T> for Sequential<T> {
     fn check_input(&self, x: ArrayViewD<'_, T>) -> Result<(), InvalidInput> {
         match self.layers.first() {
             Some(first) => first.check_input(x).map_err(|mut e| {
+                e.layer = self.names[0].to_string();
+                e
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Asks the first layer (the only one built for the model's input shape). A later
+    /// layer's requirement is part of the model's definition (e.g. a `Conv2d` after a
+    /// `Dense`): it is checked when `build` runs, which panics naming that layer.
+    fn check_input_shape(&self, input_shape: &[usize]) -> Result<(), InvalidInputShape> {
+        match self.layers.first() {
+            Some(first) => first.check_input_shape(input_shape).map_err(|mut e| {
                 e.layer = self.names[0].to_string();
                 e
             }),

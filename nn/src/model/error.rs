@@ -47,6 +47,16 @@ pub enum FitError {
         "the model is not built yet: `fit` builds it, or call `build(input_shape, seed)` first"
     )]
     NotBuilt,
+    /// `fit` on a model without trainable parameters, which would train nothing (a custom
+    /// layer whose [`visit`](crate::Module::visit) and
+    /// [`visit_mut`](crate::Module::visit_mut) leave out its parameters, or a frozen model:
+    /// allow that with [`FitOptions::allow_no_trainable`](super::FitOptions::allow_no_trainable)).
+    #[error(
+        "the model has no trainable parameters, so `fit` would train nothing: a custom layer \
+         must hand each parameter (and child module) to `visit` and `visit_mut`; for a \
+         frozen model, pass `FitOptions::allow_no_trainable(true)`"
+    )]
+    NoTrainableParams,
     /// `batch_size` is 0.
     #[error("batch_size must be at least 1")]
     InvalidBatchSize,
@@ -84,6 +94,17 @@ pub enum FitError {
         expected: Vec<usize>,
         /// The shape of one sample of `x`.
         found: Vec<usize>,
+    },
+    /// Each sample of `x` has a shape the model cannot be built for (e.g. 2-D samples for a
+    /// first layer [`Conv2d`](crate::layers::Conv2d)), found by
+    /// [`Module::check_input_shape`](crate::Module::check_input_shape) before building.
+    #[error("the {data} does not fit the model: {source}")]
+    InvalidInputShape {
+        /// Which data.
+        data: DataRole,
+        /// The layer, the shape it takes and the shape of one sample.
+        #[source]
+        source: crate::module::InvalidInputShape,
     },
     /// An input value the model cannot take (e.g. an embedding index out of range), found
     /// by [`Module::check_input`](crate::Module::check_input).

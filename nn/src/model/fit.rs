@@ -36,10 +36,12 @@ impl<T: Float, M: Module<T>> Model<T, M> {
     /// Checked before anything is trained (the model may have been built, nothing else
     /// changes): [`FitError::NotCompiled`], [`FitError::InvalidBatchSize`],
     /// [`FitError::InvalidValidationSplit`], [`FitError::EmptyDataset`],
-    /// [`FitError::LengthMismatch`], [`FitError::InputShape`], [`FitError::TargetShape`],
-    /// [`FitError::InvalidInput`], [`FitError::InvalidLabel`], [`FitError::InvalidTarget`], [`FitError::MetricShape`],
-    /// [`FitError::NonFinite`] (a NaN or infinity in `x`, `y` or the validation data, unless
-    /// [`FitOptions::check_finite`] is off). During training:
+    /// [`FitError::LengthMismatch`], [`FitError::InputShape`],
+    /// [`FitError::InvalidInputShape`], [`FitError::NoTrainableParams`] (unless
+    /// [`FitOptions::allow_no_trainable`]), [`FitError::TargetShape`],
+    /// [`FitError::InvalidInput`], [`FitError::InvalidLabel`], [`FitError::InvalidTarget`],
+    /// [`FitError::MetricShape`], [`FitError::NonFinite`] (a NaN or infinity in `x`, `y` or
+    /// the validation data, unless [`FitOptions::check_finite`] is off). During training:
     /// [`FitError::LossNotScalar`], [`FitError::Optimizer`], [`FitError::Callback`]. With a
     /// [communicator](FitOptions::communicator) of several ranks, an error on one rank is
     /// returned on every rank: that rank returns its own, the others
@@ -78,6 +80,9 @@ impl<T: Float, M: Module<T>> Model<T, M> {
                 options.seed,
             )
             .and_then(|(train, validation)| {
+                if !options.allow_no_trainable && self.module.params().is_empty() {
+                    return Err(FitError::NoTrainableParams);
+                }
                 if options.check_finite {
                     check_finite(&x.view().into_dyn(), DataRole::Training, "x")?;
                     check_finite(&y.view().into_dyn(), DataRole::Training, "y")?;

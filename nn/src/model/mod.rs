@@ -69,7 +69,7 @@ use self::dist::agree;
 use self::eval::{evaluate_batches, predict_batches};
 use self::prepare::{as_rows, rows_of};
 use crate::communicator::{Communicator, SingleProcess};
-use crate::io::{self, IoError};
+use crate::io::IoError;
 use crate::layers::Sequential;
 #[cfg(doc)]
 use crate::losses;
@@ -184,7 +184,9 @@ impl<T: Float, M: Module<T>> Model<T, M> {
     ///
     /// # Errors
     ///
-    /// [`FitError::InputShape`] if the model is already built for another input shape.
+    /// [`FitError::InputShape`] if the model is already built for another input shape,
+    /// [`FitError::InvalidInputShape`] if the module cannot be built for it (see
+    /// [`Module::check_input_shape`]).
     pub fn build(&mut self, input_shape: &[usize], seed: u64) -> Result<Vec<usize>, FitError> {
         self.ensure_built(input_shape, seed, DataRole::Training)
     }
@@ -208,6 +210,7 @@ impl<T: Float, M: Module<T>> Model<T, M> {
                 }
             }
             _ if self.prebuilt => {
+                self.check_input_shape(input_shape, data)?;
                 // Built elsewhere: take the shape as given, and find the output shape with
                 // one sample of zeros.
                 let mut shape = vec![1];
@@ -226,6 +229,7 @@ impl<T: Float, M: Module<T>> Model<T, M> {
                 Ok(output)
             }
             _ => {
+                self.check_input_shape(input_shape, data)?;
                 let mut rng = StdRng::seed_from_u64(seed);
                 let output = self.module.build(input_shape, &mut rng);
                 crate::module::assign_paths(&mut self.module);
@@ -235,6 +239,13 @@ impl<T: Float, M: Module<T>> Model<T, M> {
                 Ok(output)
             }
         }
+    }
+
+    /// [`Module::check_input_shape`] as a [`FitError::InvalidInputShape`] about `data`.
+    fn check_input_shape(&self, input_shape: &[usize], data: DataRole) -> Result<(), FitError> {
+        self.module
+            .check_input_shape(input_shape)
+            .map_err(|source| FitError::InvalidInputShape { data, source })
     }
 
     /// Whether the model is built.
@@ -263,7 +274,9 @@ impl<T: Float, M: Module<T>> Model<T, M> {
         &mut self.module
     }
 
-    /// Unwraps the module.
+    /// Unwraps the module, in eval mode (as the model keeps it outside `fit`: no dropout,
+    /// BatchNorm uses its running statistics); call [`Module::set_training`]`(true)` to
+    /// train it by hand.
     pub fn into_module(self) -> M {
         self.module
     }
@@ -308,21 +321,29 @@ impl<T: Float, M: Module<T>> Model<T, M> {
     ///
     /// # Errors
     ///
-    /// As [`io::save_state`].
+    /// As [`Module::save`].
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), IoError> {
-        io::save_state(path, &self.module.params(), &self.module.buffers())
+        self.module.save(path)
     }
 
     /// Loads weights saved by [`save`](Model::save) (or any safetensors file with the same
     /// names, shapes and dtype): every parameter and every buffer must be in the file. The
-    /// model must be built. Nothing changes on error.
+    /// model must be built. Nothing changes on error. (The module's own
+    /// [`Module::load_non_strict`] loads a partial file.)
     ///
     /// # Errors
     ///
-    /// As [`io::load_state`]: e.g. [`IoError::MissingBuffer`] naming a buffer the file
-    /// lacks.
+    /// [`IoError::NotBuilt`] if the model is not built (its parameters do not exist yet);
+    /// otherwise as [`Module::load`]: e.g. [`IoError::MissingBuffer`] naming a buffer the
+    /// file lacks.
     pub fn load(&mut self, path: impl AsRef<Path>) -> Result<(), IoError> {
-        io::load_module_state(path.as_ref(), &mut self.module)
+        let path = path.as_ref();
+        if !self.is_built() && !self.prebuilt {
+            return Err(IoError::NotBuilt {
+                path: path.to_path_buf(),
+            });
+        }
+        self.module.load(path)
     }
 
     /// Whether [`evaluate`](Model::evaluate) and [`predict`](Model::predict) check their data

@@ -85,6 +85,13 @@ pub struct FitOptions<T: Float = f32> {
     /// schedule stops training with [`FitError::Optimizer`](super::FitError::Optimizer).
     /// Set it with [`FitOptions::lr_schedule`].
     pub lr_schedule: Option<(Box<dyn LrSchedule>, SchedulePer)>,
+    /// Whether `fit` may train a model without trainable parameters (default `false`: that
+    /// is a [`FitError::NoTrainableParams`](super::FitError::NoTrainableParams), since such
+    /// a fit changes nothing, most often because a custom layer does not hand its
+    /// parameters to [`Module::visit`](crate::Module::visit)). Allow it for a frozen model
+    /// whose `fit` only runs the callbacks and metrics. Set it with
+    /// [`FitOptions::allow_no_trainable`].
+    pub allow_no_trainable: bool,
 }
 
 /// How often [`FitOptions::lr_schedule`] steps its schedule.
@@ -110,6 +117,7 @@ impl<T: Float> Default for FitOptions<T> {
             check_finite: true,
             communicator: Rc::new(SingleProcess),
             lr_schedule: None,
+            allow_no_trainable: false,
         }
     }
 }
@@ -145,6 +153,7 @@ impl<T: Float> fmt::Debug for FitOptions<T> {
                 "lr_schedule",
                 &self.lr_schedule.as_ref().map(|(s, per)| (s.lr(0), per)),
             )
+            .field("allow_no_trainable", &self.allow_no_trainable)
             .finish()
     }
 }
@@ -182,6 +191,13 @@ impl<T: Float> FitOptions<T> {
     /// Validates on these inputs and targets after each epoch.
     pub fn validation_data(mut self, x: ArrayD<T>, y: ArrayD<T>) -> Self {
         self.validation_data = Some((x, y));
+        self
+    }
+
+    /// Lets `fit` run on a model without trainable parameters (a frozen model), see
+    /// [`allow_no_trainable`](FitOptions::allow_no_trainable).
+    pub fn allow_no_trainable(mut self, allow: bool) -> Self {
+        self.allow_no_trainable = allow;
         self
     }
 

@@ -7,7 +7,7 @@ use tapegrad_autograd::{Float, Var};
 use super::heads::{merge_heads, split_heads};
 use super::sdpa::scaled_dot_product_attention;
 use crate::layers::{LayerNorm, Linear};
-use crate::module::{Module, Visitor, VisitorMut};
+use crate::module::{InvalidInputShape, Module, Visitor, VisitorMut};
 
 /// Causal multi-head self-attention over `[N, T, E]`, GPT-2's (makemore's
 /// `CausalSelfAttention`): `c_attn`, a [`Linear`]`(E, 3E)` giving the queries, keys and
@@ -78,16 +78,25 @@ impl<T: Float> Module<T> for CausalSelfAttention<T> {
         self.c_proj.forward(merge_heads(y))
     }
 
+    /// Inputs of shape `[T, E]` (without the batch axis).
+    fn check_input_shape(&self, input_shape: &[usize]) -> Result<(), InvalidInputShape> {
+        if !(input_shape.len() == 2 && input_shape[1] == self.n_embd) {
+            let expected = format!("[T, {}]", self.n_embd);
+            return Err(InvalidInputShape::new(
+                "causal_self_attention",
+                expected,
+                input_shape,
+            ));
+        }
+        Ok(())
+    }
+
     /// Creates the parameters; the input is `[T, E]` and the output keeps its shape.
     #[track_caller]
     fn build(&mut self, input_shape: &[usize], rng: &mut StdRng) -> Vec<usize> {
-        assert!(
-            input_shape.len() == 2 && input_shape[1] == self.n_embd,
-            "CausalSelfAttention::build: layer `{}` takes inputs [T, {}] (without the batch \
-             axis), got {input_shape:?}",
-            crate::module::layer_name("causal_self_attention"),
-            self.n_embd
-        );
+        if let Err(e) = Module::<T>::check_input_shape(self, input_shape) {
+            panic!("CausalSelfAttention::build: {e}")
+        }
         self.init(rng);
         input_shape.to_vec()
     }
@@ -211,6 +220,11 @@ impl<T: Float> Module<T> for DecoderBlock<T> {
     fn forward<'t>(&'t self, x: Var<'t, T>) -> Var<'t, T> {
         let x = x + self.attn.forward(self.ln_1.forward(x));
         x + self.mlp.forward(self.ln_2.forward(x))
+    }
+
+    /// Asks the attention (inputs `[T, E]`).
+    fn check_input_shape(&self, input_shape: &[usize]) -> Result<(), InvalidInputShape> {
+        self.attn.check_input_shape(input_shape)
     }
 
     /// Creates the parameters (`ln_1`, `attn`, `ln_2`, `mlp`, in that order); the input is

@@ -7,7 +7,7 @@ use tapegrad_autograd::{Float, Var};
 
 use super::multi_head::{AttendOptions, MultiHeadAttention};
 use crate::layers::{Activation, Dropout, LayerNorm, Linear};
-use crate::module::{Module, Visitor, VisitorMut};
+use crate::module::{InvalidInputShape, Module, Visitor, VisitorMut};
 
 /// A Transformer encoder layer: PyTorch's `nn.TransformerEncoderLayer(d_model, nhead,
 /// batch_first=True)`, with its defaults and state-dict names, over `[N, T, d_model]`.
@@ -206,6 +206,11 @@ impl<T: Float> Module<T> for TransformerEncoderLayer<T> {
     #[track_caller]
     fn forward<'t>(&'t self, x: Var<'t, T>) -> Var<'t, T> {
         self.forward_with_mask(x, None, None, self.causal)
+    }
+
+    /// Asks the self-attention (inputs `[T, d_model]`).
+    fn check_input_shape(&self, input_shape: &[usize]) -> Result<(), InvalidInputShape> {
+        self.self_attn.check_input_shape(input_shape)
     }
 
     /// Creates the parameters (self-attention, `linear1`, `linear2`, norms, in that order);

@@ -8,7 +8,7 @@ use super::heads::{merge_heads, project, split_heads};
 use super::sdpa::{attention, or_broadcast};
 use crate::init::Initializer;
 use crate::layers::{Dropout, Linear};
-use crate::module::{EntryMut, Module, Visitor, VisitorMut};
+use crate::module::{EntryMut, InvalidInputShape, Module, Visitor, VisitorMut};
 
 /// The masks and switches of one [`MultiHeadAttention::attend`] call (all off by default),
 /// PyTorch's keyword arguments of `nn.MultiheadAttention.forward`. Boolean masks follow
@@ -354,17 +354,26 @@ impl<T: Float> Module<T> for MultiHeadAttention<T> {
         self.attend(x, x, x, options).0
     }
 
+    /// Inputs of shape `[T, E]` (without the batch axis).
+    fn check_input_shape(&self, input_shape: &[usize]) -> Result<(), InvalidInputShape> {
+        if !(input_shape.len() == 2 && input_shape[1] == self.embed_dim) {
+            let expected = format!("[T, {}]", self.embed_dim);
+            return Err(InvalidInputShape::new(
+                "multi_head_attention",
+                expected,
+                input_shape,
+            ));
+        }
+        Ok(())
+    }
+
     /// Creates the parameters ([`init`](MultiHeadAttention::init)); the input is `[T, E]`
     /// and the output keeps its shape. Panics if the last axis is not `E`.
     #[track_caller]
     fn build(&mut self, input_shape: &[usize], rng: &mut StdRng) -> Vec<usize> {
-        assert!(
-            input_shape.len() == 2 && input_shape[1] == self.embed_dim,
-            "MultiHeadAttention::build: layer `{}` takes inputs [T, {}] (without the batch \
-             axis), got {input_shape:?}",
-            crate::module::layer_name("multi_head_attention"),
-            self.embed_dim
-        );
+        if let Err(e) = Module::<T>::check_input_shape(self, input_shape) {
+            panic!("MultiHeadAttention::build: {e}")
+        }
         self.init(rng);
         input_shape.to_vec()
     }

@@ -4,7 +4,7 @@ use rand::rngs::StdRng;
 use tapegrad_autograd::{Float, Param, Var};
 
 use crate::init::Initializer;
-use crate::module::{Module, Visitor, VisitorMut};
+use crate::module::{InvalidInputShape, Module, Visitor, VisitorMut};
 
 /// A learned position embedding: a table `weight` `[max_len, dim]` (initialized `N(0, 1)`,
 /// as PyTorch's `nn.Embedding`) whose first `T` rows are added to an input `[N, T, dim]`,
@@ -118,6 +118,18 @@ impl<T: Float> Module<T> for PositionalEmbedding<T> {
             x + table
         } else {
             x + table.slice(0, 0, t)
+        }
+    }
+
+    /// Inputs of shape `[T, dim]` with `T <= max_len` (without the batch axis).
+    fn check_input_shape(&self, input_shape: &[usize]) -> Result<(), InvalidInputShape> {
+        match *input_shape {
+            [t, dim] if dim == self.dim && t <= self.max_len => Ok(()),
+            _ => Err(InvalidInputShape::new(
+                "positional_embedding",
+                format!("[T, {}] with T at most {}", self.dim, self.max_len),
+                input_shape,
+            )),
         }
     }
 

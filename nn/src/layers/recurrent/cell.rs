@@ -8,7 +8,7 @@ use tapegrad_autograd::{Float, Tape, Var};
 
 use super::params::{CellKind, CellParams, Nonlinearity};
 use super::state::LstmState;
-use crate::module::{Module, Visitor, VisitorMut};
+use crate::module::{InvalidInputShape, Module, Visitor, VisitorMut};
 
 /// The methods and the [`Module`] impl the three cells share; `$kind` is the layer's kind
 /// (its panics and its default name in a `Sequential`), `$zero_step` the private method
@@ -81,18 +81,22 @@ macro_rules! cell_common {
                 self.$zero_step(x)
             }
 
+            /// Inputs of shape `[input_size]` (without the batch axis).
+            fn check_input_shape(&self, input_shape: &[usize]) -> Result<(), InvalidInputShape> {
+                if input_shape != [self.params.input_size] {
+                    let expected = format!("[{}]", self.params.input_size);
+                    return Err(InvalidInputShape::new($kind, expected, input_shape));
+                }
+                Ok(())
+            }
+
             /// Creates the parameters; the input shape (without the batch axis) must be
             /// `[input_size]`, the output is `[hidden_size]`.
             #[track_caller]
             fn build(&mut self, input_shape: &[usize], rng: &mut StdRng) -> Vec<usize> {
-                assert!(
-                    input_shape == [self.params.input_size],
-                    "{}::build: layer `{}` takes inputs of shape [N, {}], got shape \
-                     {input_shape:?} (without the batch axis)",
-                    stringify!($cell),
-                    crate::module::layer_name($kind),
-                    self.params.input_size
-                );
+                if let Err(e) = Module::<T>::check_input_shape(self, input_shape) {
+                    panic!("{}::build: {e}", stringify!($cell))
+                }
                 self.params.init(rng);
                 vec![self.params.hidden_size]
             }

@@ -7,7 +7,7 @@ use tapegrad_autograd::{Float, Var};
 use super::params::{CellKind, Nonlinearity};
 use super::stacked::{Initial, Stacked};
 use super::state::LstmState;
-use crate::module::{Module, Visitor, VisitorMut};
+use crate::module::{InvalidInputShape, Module, Visitor, VisitorMut};
 
 /// The builder methods, accessors and [`Module`] impl the three layers share; `$kind` is the
 /// layer's kind (its panics and its default name in a `Sequential`).
@@ -103,6 +103,12 @@ macro_rules! stacked_common {
             #[track_caller]
             fn forward<'t>(&'t self, x: Var<'t, T>) -> Var<'t, T> {
                 self.inner.forward(x)
+            }
+
+            /// Inputs of shape `[T, I]` (`[N, I]` when not batch first), without the first
+            /// axis.
+            fn check_input_shape(&self, input_shape: &[usize]) -> Result<(), InvalidInputShape> {
+                self.inner.check_input_shape(input_shape)
             }
 
             /// Creates the parameters. The input shape (without the first axis) is `[T, I]`

@@ -7,7 +7,7 @@ use rand::rngs::StdRng;
 use tapegrad_autograd::{Float, Var};
 
 use super::params::{Bound, CellKind, CellParams};
-use crate::module::{Visitor, VisitorMut};
+use crate::module::{InvalidInputShape, Visitor, VisitorMut};
 
 /// The configuration and parameters of a stacked recurrent layer (`cells` empty until
 /// built, then `num_layers · D` of them: layer by layer, forward direction then reverse).
@@ -111,18 +111,25 @@ impl<T: Float> Stacked<T> {
         }
     }
 
+    /// [`Module::check_input_shape`](crate::Module::check_input_shape): `input_shape`
+    /// (without the first axis) is `[T, input_size]` (`[N, input_size]` when not batch first).
+    pub(crate) fn check_input_shape(&self, input_shape: &[usize]) -> Result<(), InvalidInputShape> {
+        if !(input_shape.len() == 2 && input_shape[1] == self.input_size) {
+            let (_, kind) = self.kind.names(false);
+            let steps = if self.batch_first { "T" } else { "N" };
+            let expected = format!("[{steps}, {}]", self.input_size);
+            return Err(InvalidInputShape::new(kind, expected, input_shape));
+        }
+        Ok(())
+    }
+
     /// The output shape of [`Module::build`](crate::Module::build) for `input_shape`
-    /// (without the first axis), after checking its last axis.
+    /// (without the first axis), after checking it.
     #[track_caller]
     pub(crate) fn build(&mut self, input_shape: &[usize], rng: &mut StdRng) -> Vec<usize> {
-        let (layer, kind) = self.kind.names(false);
-        assert!(
-            input_shape.len() == 2 && input_shape[1] == self.input_size,
-            "{layer}::build: layer `{}` takes 3-D inputs whose last axis has {} features, got \
-             shape {input_shape:?} (without the first axis)",
-            crate::module::layer_name(kind),
-            self.input_size
-        );
+        if let Err(e) = self.check_input_shape(input_shape) {
+            panic!("{}::build: {e}", self.kind.names(false).0)
+        }
         self.init(rng);
         if self.return_sequences {
             vec![input_shape[0], self.output_size()]
