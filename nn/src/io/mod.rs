@@ -288,6 +288,19 @@ pub(crate) struct Target {
     pub(crate) is_buffer: bool,
 }
 
+/// The targets' names, or [`IoError::DuplicateName`] for the first name two targets share.
+fn unique_names(targets: &[Target]) -> Result<HashSet<&str>, IoError> {
+    let mut seen = HashSet::with_capacity(targets.len());
+    for t in targets {
+        if !seen.insert(t.name.as_str()) {
+            return Err(IoError::DuplicateName {
+                name: t.name.clone(),
+            });
+        }
+    }
+    Ok(seen)
+}
+
 /// The values for `targets` (in their order) from the bytes of a safetensors file, after
 /// checking that every target has a tensor of its name, shape and element type, that the
 /// file holds no other tensor and that no two targets share a name.
@@ -299,14 +312,7 @@ pub(crate) fn read_checked<T: Float>(
     let file = parse(path, bytes)?;
     let by_name: HashMap<&str, &TensorInfo> =
         file.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
-    let mut seen = HashSet::with_capacity(targets.len());
-    for t in targets {
-        if !seen.insert(t.name.as_str()) {
-            return Err(IoError::DuplicateName {
-                name: t.name.clone(),
-            });
-        }
-    }
+    let seen = unique_names(targets)?;
     // Every missing, mis-shaped and unexpected tensor, each list sorted by name.
     let mut missing: Vec<&Target> = Vec::new();
     let mut shapes: Vec<(String, Vec<usize>, Vec<usize>)> = Vec::new();
@@ -465,14 +471,7 @@ fn read_present<T: Float>(
     let file = parse(path, bytes)?;
     let by_name: HashMap<&str, &TensorInfo> =
         file.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
-    let mut seen = HashSet::with_capacity(targets.len());
-    for t in targets {
-        if !seen.insert(t.name.as_str()) {
-            return Err(IoError::DuplicateName {
-                name: t.name.clone(),
-            });
-        }
-    }
+    let seen = unique_names(targets)?;
     let mut shapes: Vec<(String, Vec<usize>, Vec<usize>)> = targets
         .iter()
         .filter_map(|t| {
