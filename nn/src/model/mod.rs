@@ -26,15 +26,29 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! The same training, written by hand on the tape, is what `fit` runs for every batch:
+//! The same training, written by hand on the tape, is what `fit` runs for every batch. The
+//! tape lives in a block that ends with the gradients: the recorded graph borrows the
+//! parameters (`tape.param`), so the optimizer may change them only once the tape is gone,
+//! and `Grads` outlive it.
 //!
-//! ```text
-//! let tape = Tape::new();
-//! let out = module.forward(tape.constant(batch_x));
-//! let loss = loss_fn(out, tape.constant(batch_y));
-//! let grads = loss.backward();
-//! drop(tape);
+//! ```
+//! use ndarray::array;
+//! use tapegrad_autograd::Tape;
+//! use tapegrad_nn::layers::{Dense, Sequential};
+//! use tapegrad_nn::{Module, losses};
+//! use tapegrad_optim::Sgd;
+//!
+//! let mut module = Sequential::new().add(Dense::new(1)).with_input_shape(&[1]);
+//! let mut optimizer = Sgd::new(0.01)?;
+//! let (batch_x, batch_y) = (array![[1.0_f32], [2.0]].into_dyn(), array![[6.0_f32], [11.0]].into_dyn());
+//! let grads = {
+//!     let tape = Tape::new();
+//!     let out = module.forward(tape.constant(batch_x));
+//!     let loss = losses::mse(out, tape.constant(batch_y));
+//!     loss.backward()
+//! }; // the tape is dropped here: the parameters may change again
 //! optimizer.step(module.params_mut(), &grads)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! Data conventions: samples are rows (axis 0) of `x` and `y`. A 1-D `x` is a column of
