@@ -9,7 +9,7 @@
 //! 0.99, eps 1e-8), batches of 32 drawn at random. Every 500 steps: the train and test loss
 //! and ten samples, each marked new or seen; the best model (lowest test loss) is saved.
 //!
-//! ```text
+//! ```sh
 //! cargo run --release --example makemore                        # the transformer, 2,000 steps
 //! cargo run --release --example makemore -- --type gru --max-steps 5000
 //! cargo run --release --example makemore -- --sample-only       # load the saved model, print 50 names
