@@ -55,7 +55,7 @@ pub mod prelude {
     pub use tapegrad_nn::losses::{CrossEntropy, cross_entropy};
     pub use tapegrad_nn::model::{FitOptions, Loss, Metric, Model, SchedulePer};
     pub use tapegrad_nn::sampling::{Sampling, sample_categorical};
-    pub use tapegrad_nn::{Buffer, Module, losses};
+    pub use tapegrad_nn::{Buffer, Module, losses, register};
     pub use tapegrad_optim::schedules::{LrSchedule, Scheduler};
     pub use tapegrad_optim::{Adagrad, Adam, AdamW, Optimizer, RmsProp, Sgd};
 }

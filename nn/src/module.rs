@@ -4,24 +4,30 @@
 use ndarray::{ArrayD, ArrayViewD};
 use rand::rngs::StdRng;
 use tapegrad_autograd::{
-    CentralDifferences, Float, GradcheckOptions, GradientMismatch, Param, Tape, Var,
+    CentralDifferences, Float, GradcheckOptions, GradientMismatch, Grads, Param, Tape, Var,
 };
 
 use crate::buffer::Buffer;
 use crate::io::{self, IncompatibleKeys, IoError};
 
+mod register;
 mod visitor;
 
+pub use register::UnregisteredParams;
 pub use visitor::{Entry, EntryMut, Visitor, VisitorMut, assign_paths};
 
 /// A layer or a model: a function of a batch, recorded on the input's tape, with its own
 /// trainable [`Param`]s and, for some layers, non-trainable [`Buffer`]s (state saved in
 /// checkpoints but never optimized, such as BatchNorm's running statistics).
 ///
-/// Only [`forward`](Module::forward) is required. A layer with parameters hands them to
-/// [`visit`](Module::visit) and [`visit_mut`](Module::visit_mut) under a local name
-/// (`"scale"`); the container it sits in gives the path (`"block_1.scale"`, the name a
-/// checkpoint stores it under, as a PyTorch `state_dict` key), so a layer never names itself.
+/// Only [`forward`](Module::forward) is required. A layer with parameters registers them,
+/// and its buffers and child layers, under a local name (`"scale"`) with one line,
+/// [`register!`](crate::register), which writes [`visit`](Module::visit) and
+/// [`visit_mut`](Module::visit_mut); the container it sits in gives the path
+/// (`"block_1.scale"`, the name a checkpoint stores it under, as a PyTorch `state_dict` key),
+/// so a layer never names itself. A parameter the forward pass uses but the layer does not
+/// register would never train: [`Model::fit`](crate::model::Model::fit) refuses it
+/// ([`check_registered`](Module::check_registered)).
 /// [`build`](Module::build) creates parameters that depend on the input shape (`Dense`'s
 /// kernel); a layer whose parameters exist from `new` keeps the default, which returns the
 /// shape unchanged. A layer that takes only some input shapes says which in
@@ -32,7 +38,7 @@ pub use visitor::{Entry, EntryMut, Visitor, VisitorMut, assign_paths};
 ///
 /// ```
 /// use tapegrad_autograd::{Param, Var};
-/// use tapegrad_nn::module::{Module, Visitor, VisitorMut};
+/// use tapegrad_nn::module::Module;
 ///
 /// /// `y = x * scale`, one learned scale per feature.
 /// struct Scale(Param<f64>);
@@ -41,12 +47,7 @@ pub use visitor::{Entry, EntryMut, Visitor, VisitorMut, assign_paths};
 ///     fn forward<'t>(&'t self, x: Var<'t, f64>) -> Var<'t, f64> {
 ///         x * x.tape().param(&self.0)
 ///     }
-///     fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, f64>) {
-///         v.param("scale", &self.0);
-///     }
-///     fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, f64>) {
-///         v.param("scale", &mut self.0);
-///     }
+///     tapegrad_nn::register!(f64; param 0 as "scale");
 /// }
 ///
 /// let mut layer = Scale(Param::new("scale", ndarray::ArrayD::ones(vec![3])));
@@ -55,7 +56,7 @@ pub use visitor::{Entry, EntryMut, Visitor, VisitorMut, assign_paths};
 /// assert_eq!(layer.named_params()[0].0, "scale");
 /// ```
 ///
-/// A layer made of layers visits them with [`Visitor::module`], which prefixes their names
+/// A layer made of layers registers them as `module` fields, which prefixes their names
 /// with the field's, builds them in [`build`](Module::build) and calls them in `forward`
 /// ([`Residual`](crate::layers::Residual) writes `x + f(x)` for any `f`). Train/eval mode
 /// reaches the children by default, through `visit_mut`:
@@ -64,7 +65,7 @@ pub use visitor::{Entry, EntryMut, Visitor, VisitorMut, assign_paths};
 /// use rand::rngs::StdRng;
 /// use tapegrad_autograd::Var;
 /// use tapegrad_nn::layers::{Activation, Dense, Sequential};
-/// use tapegrad_nn::module::{Module, Visitor, VisitorMut};
+/// use tapegrad_nn::module::Module;
 ///
 /// /// `relu(x · W1) · W2 + x`: a two-layer residual block.
 /// struct Block {
@@ -80,14 +81,7 @@ pub use visitor::{Entry, EntryMut, Visitor, VisitorMut, assign_paths};
 ///         let hidden = self.hidden.build(shape, rng);
 ///         self.out.build(&hidden, rng)
 ///     }
-///     fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, f32>) {
-///         v.module("hidden", &self.hidden);
-///         v.module("out", &self.out);
-///     }
-///     fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, f32>) {
-///         v.module("hidden", &mut self.hidden);
-///         v.module("out", &mut self.out);
-///     }
+///     tapegrad_nn::register!(f32; module hidden, module out);
 /// }
 ///
 /// let block = || Block {
@@ -114,6 +108,8 @@ pub trait Module<T: Float> {
 
     /// Hands each parameter, buffer and child module to `v` under its local name, in a
     /// fixed order (the order of [`params`](Module::params) and checkpoints). None by default.
+    /// [`register!`](crate::register) writes it and [`visit_mut`](Module::visit_mut) from
+    /// one list of fields; write both by hand only for names computed at run time.
     fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, T>) {
         let _ = v;
     }
@@ -159,6 +155,36 @@ pub trait Module<T: Float> {
     fn check_input_shape(&self, input_shape: &[usize]) -> Result<(), InvalidInputShape> {
         let _ = input_shape;
         Ok(())
+    }
+
+    /// Checks that every parameter with a gradient in `grads` (every parameter the forward
+    /// pass used) is one the module registers in its visitors: a parameter left out of
+    /// [`visit`](Module::visit) records and back-propagates like any other but is never
+    /// handed to the optimizer, so it silently never trains.
+    /// [`Model::fit`](crate::model::Model::fit) checks its first step with it; a hand loop
+    /// calls it once after its first `backward`.
+    ///
+    /// ```
+    /// use tapegrad_autograd::{Param, Tape, Var};
+    /// use tapegrad_nn::module::Module;
+    ///
+    /// struct Forgotten(Param<f64>);
+    ///
+    /// impl Module<f64> for Forgotten {
+    ///     fn forward<'t>(&'t self, x: Var<'t, f64>) -> Var<'t, f64> {
+    ///         x * x.tape().param(&self.0)
+    ///     }
+    ///     // no `register!(f64; param 0)`: `scale` is not registered
+    /// }
+    ///
+    /// let layer = Forgotten(Param::new("scale", ndarray::ArrayD::ones(vec![3])));
+    /// let tape = Tape::new();
+    /// let loss = layer.forward(tape.constant(ndarray::ArrayD::ones(vec![2, 3]))).sum();
+    /// let err = layer.check_registered(&loss.backward()).unwrap_err();
+    /// assert_eq!(err.shapes, [vec![3]]);
+    /// ```
+    fn check_registered(&self, grads: &Grads<T>) -> Result<(), UnregisteredParams> {
+        register::check_registered(self, grads)
     }
 
     /// The layer's kind, e.g. "dense", "dropout": a [`Sequential`](crate::layers::Sequential)

@@ -173,12 +173,7 @@ impl<T: Float> Module<T> for Bigram<T> {
     fn build(&mut self, input_shape: &[usize], rng: &mut StdRng) -> Vec<usize> {
         self.logits.build(input_shape, rng)
     }
-    fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, T>) {
-        v.module("logits", &self.logits);
-    }
-    fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, T>) {
-        v.module("logits", &mut self.logits);
-    }
+    tapegrad_nn::register!(T; module logits);
     fn kind(&self) -> &'static str {
         "bigram"
     }
@@ -231,16 +226,7 @@ impl<T: Float> Module<T> for Mlp<T> {
         self.head.init(rng);
         vec![input_shape[0], self.head.out_features()]
     }
-    fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, T>) {
-        v.module("wte", &self.wte);
-        v.module("mlp.0", &self.hidden);
-        v.module("mlp.2", &self.head);
-    }
-    fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, T>) {
-        v.module("wte", &mut self.wte);
-        v.module("mlp.0", &mut self.hidden);
-        v.module("mlp.2", &mut self.head);
-    }
+    tapegrad_nn::register!(T; module wte, module hidden as "mlp.0", module head as "mlp.2");
     fn kind(&self) -> &'static str {
         "mlp"
     }
@@ -474,20 +460,7 @@ impl<T: Float> Module<T> for Bow<T> {
         self.head.init(rng);
         vec![input_shape[0], self.head.out_features()]
     }
-    fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, T>) {
-        v.module("wte", &self.wte);
-        v.module("wpe", &self.wpe);
-        v.module("context_block.mlp.c_fc", &self.c_fc);
-        v.module("context_block.mlp.c_proj", &self.c_proj);
-        v.module("lm_head", &self.head);
-    }
-    fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, T>) {
-        v.module("wte", &mut self.wte);
-        v.module("wpe", &mut self.wpe);
-        v.module("context_block.mlp.c_fc", &mut self.c_fc);
-        v.module("context_block.mlp.c_proj", &mut self.c_proj);
-        v.module("lm_head", &mut self.head);
-    }
+    tapegrad_nn::register!(T; module wte, module wpe, module c_fc as "context_block.mlp.c_fc", module c_proj as "context_block.mlp.c_proj", module head as "lm_head");
     fn kind(&self) -> &'static str {
         "bow"
     }
@@ -537,24 +510,7 @@ impl<T: Float> Module<T> for Transformer<T> {
         self.head.init(rng);
         vec![input_shape[0], self.head.out_features()]
     }
-    fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, T>) {
-        v.module("wte", &self.wte);
-        v.module("wpe", &self.wpe);
-        for (i, block) in self.blocks.iter().enumerate() {
-            v.module(&format!("h.{i}"), block);
-        }
-        v.module("ln_f", &self.ln_f);
-        v.module("lm_head", &self.head);
-    }
-    fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, T>) {
-        v.module("wte", &mut self.wte);
-        v.module("wpe", &mut self.wpe);
-        for (i, block) in self.blocks.iter_mut().enumerate() {
-            v.module(&format!("h.{i}"), block);
-        }
-        v.module("ln_f", &mut self.ln_f);
-        v.module("lm_head", &mut self.head);
-    }
+    tapegrad_nn::register!(T; module wte, module wpe, modules blocks as "h", module ln_f, module head as "lm_head");
     fn kind(&self) -> &'static str {
         "transformer"
     }

@@ -5,7 +5,7 @@ use rand::rngs::StdRng;
 use tapegrad_autograd::{Float, Param, Var};
 
 use crate::init::Initializer;
-use crate::module::{InvalidInput, Module, Visitor, VisitorMut};
+use crate::module::{InvalidInput, Module};
 
 /// A table of `num_embeddings` learned vectors of length `dim` (PyTorch's `nn.Embedding`,
 /// Keras' `Embedding`): inputs `[N, L]` (or any shape `[N, ...]`) of integer indices,
@@ -224,13 +224,7 @@ impl<T: Float> Module<T> for Embedding<T> {
         out
     }
 
-    fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, T>) {
-        v.param("embeddings", self.table.as_ref());
-    }
-
-    fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, T>) {
-        v.param("embeddings", self.table.as_mut());
-    }
+    crate::register!(T; param table as "embeddings");
 
     fn kind(&self) -> &'static str {
         "embedding"

@@ -4,7 +4,7 @@ use rand::rngs::StdRng;
 use tapegrad_autograd::{Float, Param, Var};
 
 use crate::init::Initializer;
-use crate::module::{InvalidInputShape, Module, Visitor, VisitorMut};
+use crate::module::{InvalidInputShape, Module};
 
 /// `x · weightᵀ + bias` over the last axis of `x`: PyTorch's `nn.Linear(in_features,
 /// out_features, bias)`, with its state-dict names and layouts, so a PyTorch checkpoint
@@ -168,15 +168,7 @@ impl<T: Float> Module<T> for Linear<T> {
         out
     }
 
-    fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, T>) {
-        v.param("weight", self.weight.as_ref());
-        v.param("bias", self.bias.as_ref());
-    }
-
-    fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, T>) {
-        v.param("weight", self.weight.as_mut());
-        v.param("bias", self.bias.as_mut());
-    }
+    crate::register!(T; param weight, param bias);
 
     fn kind(&self) -> &'static str {
         "linear"

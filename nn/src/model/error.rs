@@ -53,10 +53,16 @@ pub enum FitError {
     /// allow that with [`FitOptions::allow_no_trainable`](super::FitOptions::allow_no_trainable)).
     #[error(
         "the model has no trainable parameters, so `fit` would train nothing: a custom layer \
-         must hand each parameter (and child module) to `visit` and `visit_mut`; for a \
-         frozen model, pass `FitOptions::allow_no_trainable(true)`"
+         must register each parameter and child layer (`tapegrad_nn::register!(T; param \
+         weight, module dense, …)` writes its `visit` and `visit_mut`); for a frozen model, \
+         pass `FitOptions::allow_no_trainable(true)`"
     )]
     NoTrainableParams,
+    /// The first step's forward pass used parameters the model does not register (a custom
+    /// layer that leaves a parameter out of its visitors): they would never be trained
+    /// (checked unless [`FitOptions::allow_no_trainable`](super::FitOptions::allow_no_trainable)).
+    #[error(transparent)]
+    UnregisteredParams(#[from] crate::module::UnregisteredParams),
     /// `batch_size` is 0.
     #[error("batch_size must be at least 1")]
     InvalidBatchSize,

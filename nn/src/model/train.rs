@@ -152,10 +152,14 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
 
     /// The forward and backward passes of one batch on this rank: its mean loss and the
     /// gradients (metric totals go to `train_metrics`).
+    ///
+    /// On the first step (`first`) it also checks that every parameter the forward pass
+    /// used is registered by the module ([`Module::check_registered`]).
     fn forward_backward(
         &mut self,
         bx: ArrayD<T>,
         by: ArrayD<T>,
+        first: bool,
     ) -> Result<(f64, Grads<T>), FitError> {
         let tape = Tape::new();
         let out = self.module.forward(tape.constant(bx));
@@ -167,7 +171,11 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
             let (p, t) = (out.value(), target.value());
             metrics.iter_mut().for_each(|m| m.update(&p, &t));
         }
-        Ok((value, loss.backward()))
+        let grads = loss.backward();
+        if first && !self.options.allow_no_trainable {
+            self.module.check_registered(&grads)?;
+        }
+        Ok((value, grads))
     }
 
     /// One pass over the training batches: the mean loss over the samples seen (all ranks),
@@ -190,11 +198,12 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
         let train = self.train;
         let (per_rank, rank) = (self.options.batch_size, self.comm.rank());
         for (batch, rows) in batches.epoch().enumerate() {
+            let first = epoch == 0 && batch == 0;
             let (size, loss_value, grads) = match buffer.as_deref_mut() {
                 None => {
                     let size = rows.len();
                     let (bx, by) = (take_rows(&train.x, rows), take_rows(&train.y, rows));
-                    let (loss_value, grads) = self.forward_backward(bx, by)?;
+                    let (loss_value, grads) = self.forward_backward(bx, by, first)?;
                     loss_sum += loss_value * size as f64;
                     (size, loss_value, grads)
                 }
@@ -204,7 +213,8 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
                         Ok((0.0, None))
                     } else {
                         let (bx, by) = (take_rows(&train.x, mine), take_rows(&train.y, mine));
-                        self.forward_backward(bx, by).map(|(l, g)| (l, Some(g)))
+                        self.forward_backward(bx, by, first)
+                            .map(|(l, g)| (l, Some(g)))
                     };
                     let (loss, grads, failure) = match local {
                         Ok((loss, grads)) => (loss, grads, None),

@@ -65,6 +65,19 @@ impl<'a, 'f, T: Float> Visitor<'a, 'f, T> {
         module.visit(self);
         self.path.truncate(len);
     }
+
+    /// Walks a list of child modules, named `name.0`, `name.1`, … (PyTorch's `ModuleList`).
+    pub fn modules<M: Module<T> + 'a>(
+        &mut self,
+        name: &str,
+        modules: impl IntoIterator<Item = &'a M>,
+    ) {
+        let len = enter(&mut self.path, name, ".");
+        for (i, module) in modules.into_iter().enumerate() {
+            self.module(&i.to_string(), module);
+        }
+        self.path.truncate(len);
+    }
 }
 
 /// [`Visitor`], mutably; also walks a module's direct children only
@@ -129,6 +142,24 @@ impl<'a, 'f, T: Float> VisitorMut<'a, 'f, T> {
         let len = enter(&mut self.path, name, ".");
         module.visit_mut(self);
         self.path.truncate(len);
+    }
+
+    /// Walks a list of child modules, named `name.0`, `name.1`, … (PyTorch's `ModuleList`).
+    pub fn modules<M: Module<T> + 'a>(
+        &mut self,
+        name: &str,
+        modules: impl IntoIterator<Item = &'a mut M>,
+    ) {
+        for (i, module) in modules.into_iter().enumerate() {
+            if self.on_child.is_some() {
+                // Direct children keep their full local name.
+                self.module(&format!("{name}.{i}"), module);
+                continue;
+            }
+            let len = enter(&mut self.path, name, ".");
+            self.module(&i.to_string(), module);
+            self.path.truncate(len);
+        }
     }
 }
 

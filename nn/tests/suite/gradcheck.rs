@@ -13,7 +13,7 @@ use tapegrad_nn::layers::{
     Activation, ActivationLayer, BatchNorm, Dense, Dropout, Flatten, LayerNorm, Sequential,
 };
 use tapegrad_nn::losses::{self, Reduction};
-use tapegrad_nn::module::{Visitor, VisitorMut, gradcheck_module};
+use tapegrad_nn::module::gradcheck_module;
 
 const CASES: u32 = 64;
 
@@ -324,12 +324,7 @@ impl Module<f64> for DetachedScale {
     fn forward<'t>(&'t self, x: Var<'t, f64>) -> Var<'t, f64> {
         x * x.tape().constant(self.scale.value().clone())
     }
-    fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, f64>) {
-        v.param("scale", &self.scale);
-    }
-    fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, f64>) {
-        v.param("scale", &mut self.scale);
-    }
+    tapegrad_nn::register!(f64; param scale);
 }
 
 #[test]

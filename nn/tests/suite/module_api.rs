@@ -6,12 +6,12 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use ndarray::{Array2, ArrayD};
 use rand::rngs::StdRng;
-use tapegrad_autograd::{Tape, Var};
+use tapegrad_autograd::{Param, Tape, Var};
 use tapegrad_nn::Module;
 use tapegrad_nn::io::IoError;
 use tapegrad_nn::layers::{Activation, Dense, Residual, Sequential};
 use tapegrad_nn::model::{FitError, FitOptions, Loss, Model};
-use tapegrad_nn::module::{Visitor, VisitorMut};
+use tapegrad_nn::module::{UnregisteredParams, VisitorMut};
 use tapegrad_optim::Adam;
 
 /// `x + out(relu(hidden(x)))`: a two-layer residual block, written as a user would.
@@ -37,14 +37,7 @@ impl Module<f32> for ResBlock {
         let hidden = self.hidden.build(shape, rng);
         self.out.build(&hidden, rng)
     }
-    fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, f32>) {
-        v.module("hidden", &self.hidden);
-        v.module("out", &self.out);
-    }
-    fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, f32>) {
-        v.module("hidden", &mut self.hidden);
-        v.module("out", &mut self.out);
-    }
+    tapegrad_nn::register!(f32; module hidden, module out);
 }
 
 /// A fresh directory for one test's files.
@@ -253,4 +246,97 @@ fn a_shape_panic_inside_a_container_names_the_layer_path() {
         .cloned()
         .unwrap_or_default();
     assert!(!message.contains("in layer"), "{message}");
+}
+
+/// `y = x · W + b` over a list of heads summed, with an optional learned scale: every kind
+/// of field `register!` takes (a module list, a renamed field, an optional parameter).
+struct Heads {
+    heads: Vec<Dense<f32>>,
+    scale: Option<Param<f32>>,
+    forgotten: Param<f32>,
+}
+
+impl Module<f32> for Heads {
+    fn forward<'t>(&'t self, x: Var<'t, f32>) -> Var<'t, f32> {
+        let tape = x.tape();
+        let mut y = self.heads[0].forward(x);
+        for head in &self.heads[1..] {
+            y = y + head.forward(x);
+        }
+        if let Some(scale) = &self.scale {
+            y = y * tape.param(scale);
+        }
+        y + tape.param(&self.forgotten)
+    }
+    fn build(&mut self, shape: &[usize], rng: &mut StdRng) -> Vec<usize> {
+        let mut out = shape.to_vec();
+        for head in &mut self.heads {
+            out = head.build(shape, rng);
+        }
+        out
+    }
+    // `forgotten` is left out on purpose: `fit` must refuse to train without it.
+    tapegrad_nn::register!(f32; modules heads as "head", param scale as "gain");
+}
+
+fn heads(scale: bool) -> Heads {
+    Heads {
+        heads: vec![Dense::new(1), Dense::new(1)],
+        scale: scale.then(|| Param::new("gain", ArrayD::ones(vec![1]))),
+        forgotten: Param::new("offset", ArrayD::zeros(vec![1])),
+    }
+}
+
+#[test]
+fn register_names_module_lists_renamed_and_optional_fields() {
+    let mut layer = heads(true);
+    layer.build(&[2], &mut rand::SeedableRng::seed_from_u64(0));
+    let names: Vec<String> = layer.named_params().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "head.0.kernel",
+            "head.0.bias",
+            "head.1.kernel",
+            "head.1.bias",
+            "gain"
+        ]
+    );
+    let mut mut_names = Vec::new();
+    layer.visit_mut(&mut VisitorMut::new(&mut |path, _| {
+        mut_names.push(path.to_string())
+    }));
+    assert_eq!(mut_names, names);
+
+    let mut without = heads(false);
+    without.build(&[2], &mut rand::SeedableRng::seed_from_u64(0));
+    assert_eq!(without.params().len(), 4);
+}
+
+#[test]
+fn fit_refuses_a_parameter_the_forward_uses_but_the_layer_does_not_register() {
+    let (x, y) = data();
+    let mut model = Model::new(heads(false));
+    model.compile(Adam::new(0.01).unwrap(), Loss::mse(), &[]);
+    let err = model
+        .fit(&x, &y, FitOptions::default().epochs(1).verbose(0))
+        .unwrap_err();
+    match &err {
+        FitError::UnregisteredParams(UnregisteredParams { shapes }) => {
+            assert_eq!(shapes, &[vec![1]]);
+        }
+        other => panic!("expected UnregisteredParams, got {other:?}"),
+    }
+    let message = err.to_string();
+    assert!(message.contains("register!"), "{message}");
+
+    // The same check in a hand loop, after the first backward.
+    let layer = {
+        let mut l = heads(false);
+        l.build(&[2], &mut rand::SeedableRng::seed_from_u64(0));
+        l
+    };
+    let tape = Tape::new();
+    let loss = layer.forward(tape.constant(x.clone().into_dyn())).sum();
+    assert!(layer.check_registered(&loss.backward()).is_err());
 }

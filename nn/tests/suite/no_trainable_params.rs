@@ -8,8 +8,8 @@ use tapegrad_nn::layers::{Dense, Sequential};
 use tapegrad_nn::model::{FitError, FitOptions, Loss, Model};
 use tapegrad_optim::Sgd;
 
-/// `y = x * scale`, with the mistake under test: no `visit`/`visit_mut`, so the model does
-/// not see `scale`.
+/// `y = x * scale`, with the mistake under test: no `register!`, so the model does not see
+/// `scale`.
 struct UnregisteredScale(Param<f32>);
 
 impl Module<f32> for UnregisteredScale {
@@ -35,8 +35,9 @@ fn fit_without_trainable_parameters_is_an_error_unless_allowed() {
     assert_eq!(
         err.to_string(),
         "the model has no trainable parameters, so `fit` would train nothing: a custom layer \
-         must hand each parameter (and child module) to `visit` and `visit_mut`; for a \
-         frozen model, pass `FitOptions::allow_no_trainable(true)`"
+         must register each parameter and child layer (`tapegrad_nn::register!(T; param \
+         weight, module dense, …)` writes its `visit` and `visit_mut`); for a frozen model, \
+         pass `FitOptions::allow_no_trainable(true)`"
     );
 
     // Allowed: fit runs (the loss cannot change) and evaluate works as before.

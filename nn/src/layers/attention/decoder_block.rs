@@ -7,7 +7,7 @@ use tapegrad_autograd::{Float, Var};
 use super::heads::{merge_heads, split_heads};
 use super::sdpa::scaled_dot_product_attention;
 use crate::layers::{LayerNorm, Linear};
-use crate::module::{InvalidInputShape, Module, Visitor, VisitorMut};
+use crate::module::{InvalidInputShape, Module};
 
 /// Causal multi-head self-attention over `[N, T, E]`, GPT-2's (makemore's
 /// `CausalSelfAttention`): `c_attn`, a [`Linear`]`(E, 3E)` giving the queries, keys and
@@ -101,15 +101,7 @@ impl<T: Float> Module<T> for CausalSelfAttention<T> {
         input_shape.to_vec()
     }
 
-    fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, T>) {
-        v.module("c_attn", &self.c_attn);
-        v.module("c_proj", &self.c_proj);
-    }
-
-    fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, T>) {
-        v.module("c_attn", &mut self.c_attn);
-        v.module("c_proj", &mut self.c_proj);
-    }
+    crate::register!(T; module c_attn, module c_proj);
 
     fn kind(&self) -> &'static str {
         "causal_self_attention"
@@ -135,15 +127,7 @@ impl<T: Float> Module<T> for Mlp<T> {
         self.c_proj.forward(hidden)
     }
 
-    fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, T>) {
-        v.module("c_fc", &self.c_fc);
-        v.module("c_proj", &self.c_proj);
-    }
-
-    fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, T>) {
-        v.module("c_fc", &mut self.c_fc);
-        v.module("c_proj", &mut self.c_proj);
-    }
+    crate::register!(T; module c_fc, module c_proj);
 
     fn kind(&self) -> &'static str {
         "mlp"
@@ -239,19 +223,7 @@ impl<T: Float> Module<T> for DecoderBlock<T> {
         shape
     }
 
-    fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, T>) {
-        v.module("ln_1", &self.ln_1);
-        v.module("attn", &self.attn);
-        v.module("ln_2", &self.ln_2);
-        v.module("mlp", &self.mlp);
-    }
-
-    fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, T>) {
-        v.module("ln_1", &mut self.ln_1);
-        v.module("attn", &mut self.attn);
-        v.module("ln_2", &mut self.ln_2);
-        v.module("mlp", &mut self.mlp);
-    }
+    crate::register!(T; module ln_1, module attn, module ln_2, module mlp);
 
     fn kind(&self) -> &'static str {
         "decoder_block"

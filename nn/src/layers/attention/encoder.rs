@@ -7,7 +7,7 @@ use tapegrad_autograd::{Float, Var};
 
 use super::multi_head::{AttendOptions, MultiHeadAttention};
 use crate::layers::{Activation, Dropout, LayerNorm, Linear};
-use crate::module::{InvalidInputShape, Module, Visitor, VisitorMut};
+use crate::module::{InvalidInputShape, Module};
 
 /// A Transformer encoder layer: PyTorch's `nn.TransformerEncoderLayer(d_model, nhead,
 /// batch_first=True)`, with its defaults and state-dict names, over `[N, T, d_model]`.
@@ -228,27 +228,7 @@ impl<T: Float> Module<T> for TransformerEncoderLayer<T> {
         shape
     }
 
-    fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, T>) {
-        v.module("self_attn", &self.self_attn);
-        v.module("linear1", &self.linear1);
-        v.module("dropout", &self.dropout);
-        v.module("linear2", &self.linear2);
-        v.module("norm1", &self.norm1);
-        v.module("norm2", &self.norm2);
-        v.module("dropout1", &self.dropout1);
-        v.module("dropout2", &self.dropout2);
-    }
-
-    fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, T>) {
-        v.module("self_attn", &mut self.self_attn);
-        v.module("linear1", &mut self.linear1);
-        v.module("dropout", &mut self.dropout);
-        v.module("linear2", &mut self.linear2);
-        v.module("norm1", &mut self.norm1);
-        v.module("norm2", &mut self.norm2);
-        v.module("dropout1", &mut self.dropout1);
-        v.module("dropout2", &mut self.dropout2);
-    }
+    crate::register!(T; module self_attn, module linear1, module dropout, module linear2, module norm1, module norm2, module dropout1, module dropout2);
 
     fn kind(&self) -> &'static str {
         "transformer_encoder_layer"

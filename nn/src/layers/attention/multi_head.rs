@@ -8,7 +8,7 @@ use super::heads::{merge_heads, project, split_heads};
 use super::sdpa::{attention, or_broadcast};
 use crate::init::Initializer;
 use crate::layers::{Dropout, Linear};
-use crate::module::{EntryMut, InvalidInputShape, Module, Visitor, VisitorMut};
+use crate::module::{EntryMut, InvalidInputShape, Module, VisitorMut};
 
 /// The masks and switches of one [`MultiHeadAttention::attend`] call (all off by default),
 /// PyTorch's keyword arguments of `nn.MultiheadAttention.forward`. Boolean masks follow
@@ -378,19 +378,7 @@ impl<T: Float> Module<T> for MultiHeadAttention<T> {
         input_shape.to_vec()
     }
 
-    fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, T>) {
-        v.param("in_proj_weight", self.in_proj_weight.as_ref());
-        v.param("in_proj_bias", self.in_proj_bias.as_ref());
-        v.module("out_proj", &self.out_proj);
-        v.module("dropout", &self.dropout);
-    }
-
-    fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, T>) {
-        v.param("in_proj_weight", self.in_proj_weight.as_mut());
-        v.param("in_proj_bias", self.in_proj_bias.as_mut());
-        v.module("out_proj", &mut self.out_proj);
-        v.module("dropout", &mut self.dropout);
-    }
+    crate::register!(T; param in_proj_weight, param in_proj_bias, module out_proj, module dropout);
 
     fn kind(&self) -> &'static str {
         "multi_head_attention"

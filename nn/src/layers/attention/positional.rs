@@ -4,7 +4,7 @@ use rand::rngs::StdRng;
 use tapegrad_autograd::{Float, Param, Var};
 
 use crate::init::Initializer;
-use crate::module::{InvalidInputShape, Module, Visitor, VisitorMut};
+use crate::module::{InvalidInputShape, Module};
 
 /// A learned position embedding: a table `weight` `[max_len, dim]` (initialized `N(0, 1)`,
 /// as PyTorch's `nn.Embedding`) whose first `T` rows are added to an input `[N, T, dim]`,
@@ -142,13 +142,7 @@ impl<T: Float> Module<T> for PositionalEmbedding<T> {
         input_shape.to_vec()
     }
 
-    fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, T>) {
-        v.param("weight", self.weight.as_ref());
-    }
-
-    fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, T>) {
-        v.param("weight", self.weight.as_mut());
-    }
+    crate::register!(T; param weight);
 
     fn kind(&self) -> &'static str {
         "positional_embedding"
