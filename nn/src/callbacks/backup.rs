@@ -143,16 +143,14 @@ impl<T: Float> Callback<T> for BackupAndRestore {
             return Ok(());
         }
         match fs::remove_file(self.path()) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                Err(CallbackError::Backup(Box::new(
-                    IoError::Io {
-                        action: "remove",
-                        path: self.path(),
-                        source: e,
-                    }
-                    .into(),
-                )))
-            }
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(CallbackError::Backup(Box::new(
+                IoError::Io {
+                    action: "remove",
+                    path: self.path(),
+                    source: e,
+                }
+                .into(),
+            ))),
             _ => Ok(()),
         }
     }

@@ -304,7 +304,11 @@ pub trait Callback<T: Float> {
     /// [`CallbackError::InvalidState`] if a value is missing or invalid (the default, for a
     /// callback without state, refuses any state).
     fn restore_state(&mut self, state: CallbackState<T>) -> Result<(), CallbackError> {
-        let key = state.all_numbers().keys().chain(state.all_tensors().keys()).next();
+        let key = state
+            .all_numbers()
+            .keys()
+            .chain(state.all_tensors().keys())
+            .next();
         Err(CallbackError::InvalidState {
             key: key.cloned().unwrap_or_default(),
             reason: format!("callback `{}` keeps no state", self.name()),
@@ -378,9 +382,9 @@ mod state;
 mod terminate_on_nan;
 
 pub use backup::BackupAndRestore;
-pub(crate) use state::to_count;
-pub use state::CallbackState;
 pub use checkpoint::ModelCheckpoint;
 pub use early_stopping::EarlyStopping;
 pub use lr_scheduler::LrScheduler;
+pub use state::CallbackState;
+pub(crate) use state::to_count;
 pub use terminate_on_nan::TerminateOnNan;

@@ -32,7 +32,9 @@ pub(super) struct Start {
 }
 
 /// The backup of the first [`BackupAndRestore`] among `callbacks`, if any.
-pub(super) fn find_backup<T: Float>(callbacks: &mut [Box<dyn Callback<T>>]) -> Option<BackupAndRestore> {
+pub(super) fn find_backup<T: Float>(
+    callbacks: &mut [Box<dyn Callback<T>>],
+) -> Option<BackupAndRestore> {
     callbacks.iter_mut().find_map(|cb| cb.backup().cloned())
 }
 
@@ -117,13 +119,14 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
         }
         for (cb, (name, state)) in self.callbacks.iter_mut().zip(&snapshot.callbacks) {
             if let Some(state) = state {
-                cb.restore_state(state.clone()).map_err(|source| FitError::Backup {
-                    path: Default::default(),
-                    source: Box::new(SnapshotError::Callback {
-                        callback: name.clone(),
-                        source,
-                    }),
-                })?;
+                cb.restore_state(state.clone())
+                    .map_err(|source| FitError::Backup {
+                        path: Default::default(),
+                        source: Box::new(SnapshotError::Callback {
+                            callback: name.clone(),
+                            source,
+                        }),
+                    })?;
             }
         }
         if let Some(saved) = &snapshot.history {
@@ -161,7 +164,11 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
             })
         };
         if snapshot.ranks != self.comm.size() {
-            return mismatch("ranks", self.comm.size().to_string(), snapshot.ranks.to_string());
+            return mismatch(
+                "ranks",
+                self.comm.size().to_string(),
+                snapshot.ranks.to_string(),
+            );
         }
         let names: Vec<&str> = snapshot.history.iter().flat_map(History::names).collect();
         if names != self.names {
@@ -289,7 +296,10 @@ fn gather_generators<T: Float>(
 
 /// Sums `metrics` over the ranks (one all-reduce).
 fn sum_metric_totals(comm: &dyn Communicator, metrics: &mut [MetricTotal]) -> Result<(), FitError> {
-    let mut buf: Vec<f64> = metrics.iter().flat_map(|t| [t.sum, t.count as f64]).collect();
+    let mut buf: Vec<f64> = metrics
+        .iter()
+        .flat_map(|t| [t.sum, t.count as f64])
+        .collect();
     comm.all_reduce_sum_f64(&mut buf)?;
     for (t, pair) in metrics.iter_mut().zip(buf.chunks_exact(2)) {
         *t = MetricTotal {

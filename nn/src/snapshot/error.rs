@@ -66,7 +66,10 @@ pub enum SnapshotError {
 
     /// The snapshot's parameters, buffers or random generators differ from the model's (a
     /// model of another architecture): every difference, each list sorted.
-    #[error("the snapshot is of another model: {}", describe(missing, unexpected, shapes))]
+    #[error(
+        "the snapshot is of another model: {}",
+        describe(missing, unexpected, shapes)
+    )]
     Model {
         /// The model's entries the snapshot lacks (`param `, `buffer ` or `generator `
         /// and the path).
@@ -137,7 +140,10 @@ fn describe(
         parts.push(format!("it lacks {}", missing.join(", ")));
     }
     if !unexpected.is_empty() {
-        parts.push(format!("it has {}, which the model lacks", unexpected.join(", ")));
+        parts.push(format!(
+            "it has {}, which the model lacks",
+            unexpected.join(", ")
+        ));
     }
     for (name, expected, found) in shapes {
         parts.push(format!(

@@ -32,7 +32,8 @@
 //!         .add(Dense::new(8).activation(Activation::Relu))
 //!         .add(Dropout::new(0.25))
 //!         .add(Dense::new(1))
-//!         .with_input_shape_seeded(&[2], 7);
+//!         .seed(7)
+//!         .with_input_shape(&[2]);
 //!     model.set_training(true);
 //!     let mut opt = AdamConfig::new(0.01).build()?;
 //!     let schedule = ExponentialLr::new(0.01, 0.9)?;
@@ -202,9 +203,7 @@ impl<T: Float> TrainingSnapshot<T> {
                 snapshot.params.insert(path.to_string(), p.value().clone());
             }
             Entry::Buffer(b) => {
-                snapshot
-                    .buffers
-                    .insert(path.to_string(), b.value().clone());
+                snapshot.buffers.insert(path.to_string(), b.value().clone());
             }
             Entry::Generator(g) => {
                 snapshot.generators.insert(path.to_string(), vec![g.get()]);

@@ -82,8 +82,16 @@ impl<T: Float> TrainingSnapshot<T> {
         let mut seen = HashSet::new();
         module.visit(&mut Visitor::new(&mut |path, entry| {
             let (kind, found, shape) = match entry {
-                Entry::Param(p) => ("param", self.params.get(path).map(|v| v.shape()), p.shape().to_vec()),
-                Entry::Buffer(b) => ("buffer", self.buffers.get(path).map(|v| v.shape()), b.shape()),
+                Entry::Param(p) => (
+                    "param",
+                    self.params.get(path).map(|v| v.shape()),
+                    p.shape().to_vec(),
+                ),
+                Entry::Buffer(b) => (
+                    "buffer",
+                    self.buffers.get(path).map(|v| v.shape()),
+                    b.shape(),
+                ),
                 Entry::Generator(_) => {
                     let found = self.generators.contains_key(path).then_some(&[][..]);
                     ("generator", found, Vec::new())

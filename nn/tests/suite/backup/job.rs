@@ -11,11 +11,13 @@ use tapegrad_nn::callbacks::{
     BackupAndRestore, BatchLogs, Callback, Control, EarlyStopping, ModelCheckpoint,
 };
 use tapegrad_nn::history::History;
-use tapegrad_nn::layers::{Activation, ActivationLayer, BatchNorm, Conv2d, Dense, Dropout, Flatten, Sequential};
+use tapegrad_nn::layers::{
+    Activation, ActivationLayer, BatchNorm, Conv2d, Dense, Dropout, Flatten, Sequential,
+};
 use tapegrad_nn::model::{FitError, FitOptions, Loss, Metric, Model, SchedulePer};
 use tapegrad_nn::module::{Entry, Module, Visitor};
-use tapegrad_optim::schedules::ExponentialLr;
 use tapegrad_optim::AdamConfig;
+use tapegrad_optim::schedules::ExponentialLr;
 
 /// Which model the job trains.
 #[derive(Clone, Copy, Debug)]
@@ -44,10 +46,10 @@ fn data(kind: Kind) -> (ArrayD<f32>, ArrayD<f32>) {
     let y = Array1::from_shape_fn(n, label).into_dyn();
     let noise = |i: usize, j: usize| (((i * 31 + j * 17) % 23) as f32 / 23.0 - 0.5) * 0.6;
     let x = match kind {
-        Kind::Mlp => {
-            Array2::from_shape_fn((n, 6), |(i, j)| label(i) * (j as f32 - 2.5) / 3.0 + noise(i, j))
-                .into_dyn()
-        }
+        Kind::Mlp => Array2::from_shape_fn((n, 6), |(i, j)| {
+            label(i) * (j as f32 - 2.5) / 3.0 + noise(i, j)
+        })
+        .into_dyn(),
         Kind::Cnn => Array4::from_shape_fn((n, 1, 6, 6), |(i, _, r, c)| {
             label(i) * ((r + c) as f32 - 5.0) / 5.0 + noise(i, r * 6 + c)
         })
@@ -140,11 +142,10 @@ impl Job<'_> {
             .lr_schedule(ExponentialLr::new(0.02, 0.97).unwrap(), SchedulePer::Batch)
             .callback(self.kill)
             .callback(EarlyStopping::new().patience(3).restore_best_weights(true))
-            .callback(
-                ModelCheckpoint::new(self.dir.join("best.safetensors")).save_best_only(true),
-            );
+            .callback(ModelCheckpoint::new(self.dir.join("best.safetensors")).save_best_only(true));
         if self.backup {
-            options = options.callback(BackupAndRestore::new(self.dir.join("backup")).every_steps(2));
+            options =
+                options.callback(BackupAndRestore::new(self.dir.join("backup")).every_steps(2));
         }
         let history = model.fit(&x, &y, options)?;
         Ok((model, history))
@@ -162,13 +163,21 @@ pub(super) fn fingerprint(model: &Model<f32, Sequential<f32>>, history: &History
         }
         out.push('\n');
     };
-    model.module().visit(&mut Visitor::new(&mut |path, entry| match entry {
-        Entry::Param(p) => bits(&mut out, path, &mut p.value().iter().map(|v| v.to_bits().into())),
-        Entry::Buffer(b) => {
-            bits(&mut out, path, &mut b.value().iter().map(|v| v.to_bits().into()))
-        }
-        Entry::Generator(g) => bits(&mut out, path, &mut std::iter::once(g.get())),
-    }));
+    model
+        .module()
+        .visit(&mut Visitor::new(&mut |path, entry| match entry {
+            Entry::Param(p) => bits(
+                &mut out,
+                path,
+                &mut p.value().iter().map(|v| v.to_bits().into()),
+            ),
+            Entry::Buffer(b) => bits(
+                &mut out,
+                path,
+                &mut b.value().iter().map(|v| v.to_bits().into()),
+            ),
+            Entry::Generator(g) => bits(&mut out, path, &mut std::iter::once(g.get())),
+        }));
     let opt = model.optimizer().unwrap();
     let state = opt.state_dict(&model.params()).unwrap();
     for (key, value) in &state {

@@ -47,8 +47,14 @@ fn backup_child_trains_until_killed() {
     fs::write(dir.join("fingerprint"), fingerprint(&model, &history)).unwrap();
 }
 
-/// Runs the child once; `true` when it finished.
-fn run_child(dir: &Path, kind: Kind, kill_at: Option<usize>, in_write: bool, backup: bool) -> bool {
+/// Runs the child once: `Ok` when it finished, else the signal that ended it.
+fn run_child(
+    dir: &Path,
+    kind: Kind,
+    kill_at: Option<usize>,
+    in_write: bool,
+    backup: bool,
+) -> Result<(), Option<i32>> {
     let spec = format!(
         "{};{};{};{};{}",
         dir.display(),
@@ -69,26 +75,39 @@ fn run_child(dir: &Path, kind: Kind, kill_at: Option<usize>, in_write: bool, bac
         .stderr(Stdio::inherit())
         .status()
         .unwrap();
-    status.success()
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::os::unix::process::ExitStatusExt::signal(&status))
+    }
 }
+
+/// SIGXFSZ: a write past the file size limit (Linux's number).
+const SIGXFSZ: i32 = 25;
 
 /// The fingerprint a finished child left in `dir`.
 fn read_fingerprint(dir: &Path) -> String {
     fs::read_to_string(dir.join("fingerprint")).unwrap()
 }
 
-/// Kills runs of `kind` until one finishes; returns (kills, kills in a write).
+/// Kills runs of `kind` until one finishes; returns (kills, kills in a backup write).
 fn killed_until_done(kind: Kind, dir: &Path, rng: &mut StdRng) -> (usize, usize) {
     let (mut kills, mut in_writes) = (0, 0);
     loop {
         // At least 2 steps in each life, so that a backup is written before the kill.
         let at = rng.random_range(3..=6);
         let in_write = rng.random_bool(0.35);
-        if run_child(dir, kind, Some(at), in_write, true) {
-            return (kills, in_writes);
+        match run_child(dir, kind, Some(at), in_write, true) {
+            Ok(()) => return (kills, in_writes),
+            Err(signal) => {
+                assert!(
+                    signal.is_some(),
+                    "{kind:?}: the child failed without being killed"
+                );
+                in_writes += usize::from(signal == Some(SIGXFSZ));
+            }
         }
         kills += 1;
-        in_writes += usize::from(in_write);
         assert!(kills < 60, "{kind:?}: no end after {kills} kills");
     }
 }
@@ -99,14 +118,21 @@ fn killed_runs_resume_to_the_bits_of_an_uninterrupted_run() {
     let mut total = 0;
     for kind in [Kind::Mlp, Kind::Cnn] {
         let plain = scratch_dir(&format!("plain-{}", kind.name()));
-        assert!(run_child(&plain, kind, None, false, false));
+        assert_eq!(run_child(&plain, kind, None, false, false), Ok(()));
         let expected = read_fingerprint(&plain);
 
         let backed = scratch_dir(&format!("backed-{}", kind.name()));
-        assert!(run_child(&backed, kind, None, false, true));
-        assert_eq!(read_fingerprint(&backed), expected, "{kind:?}: a backup changed the run");
+        assert_eq!(run_child(&backed, kind, None, false, true), Ok(()));
+        assert_eq!(
+            read_fingerprint(&backed),
+            expected,
+            "{kind:?}: a backup changed the run"
+        );
         assert!(
-            !backed.join("backup").join("training_state.safetensors").exists(),
+            !backed
+                .join("backup")
+                .join("training_state.safetensors")
+                .exists(),
             "the backup is deleted when training ends"
         );
 
@@ -121,7 +147,10 @@ fn killed_runs_resume_to_the_bits_of_an_uninterrupted_run() {
                 .map(|(a, b)| format!("resumed:  {a:.200}\nexpected: {b:.200}"));
             panic!("{kind:?} after {kills} kills: the final state differs\n{diff:?}");
         }
-        assert!(in_writes > 0, "{kind:?}: no kill in the middle of a backup write");
+        assert!(
+            in_writes > 0,
+            "{kind:?}: no kill in the middle of a backup write"
+        );
         eprintln!("{kind:?}: {kills} kills ({in_writes} in a backup write), same bits");
         total += kills;
         for dir in [plain, backed, killed] {

@@ -63,11 +63,20 @@ fn mismatched_backups_name_what_differs_and_nothing_trains() {
     let err = backup_source(fit_with(&dir, 5, Adam::new(0.01).unwrap(), false).unwrap_err());
     match &err {
         SnapshotError::Model { shapes, .. } => {
-            assert!(shapes.iter().any(|(name, ..)| name == "param dense_0.kernel"), "{err}");
+            assert!(
+                shapes
+                    .iter()
+                    .any(|(name, ..)| name == "param dense_0.kernel"),
+                "{err}"
+            );
         }
         other => panic!("expected a model mismatch, got {other}"),
     }
-    assert_eq!(fs::read(&file).unwrap(), good, "a refused backup is left as it was");
+    assert_eq!(
+        fs::read(&file).unwrap(),
+        good,
+        "a refused backup is left as it was"
+    );
 
     // Another optimizer: names both.
     let err = backup_source(fit_with(&dir, 4, Sgd::new(0.01).unwrap(), false).unwrap_err());
@@ -88,11 +97,18 @@ fn mismatched_backups_name_what_differs_and_nothing_trains() {
         let err = backup_source(fit_with(&dir, 4, Adam::new(0.01).unwrap(), false).unwrap_err());
         assert!(matches!(err, SnapshotError::Io(_)), "cut at {cut}: {err}");
         // Asked to, the run starts fresh and trains its 2 epochs.
-        assert_eq!(fit_with(&dir, 4, Adam::new(0.01).unwrap(), true).unwrap(), 2);
+        assert_eq!(
+            fit_with(&dir, 4, Adam::new(0.01).unwrap(), true).unwrap(),
+            2
+        );
     }
 
     // A foreign file: a weights checkpoint is not a snapshot.
-    let mut model = Model::new(Sequential::new().add(Dense::new(1)).with_input_shape(&[3]));
+    let mut model = Model::new(
+        Sequential::<f32>::new()
+            .add(Dense::new(1))
+            .with_input_shape(&[3]),
+    );
     model.compile(Adam::new(0.01).unwrap(), Loss::mse(), &[]);
     model.save(&file).unwrap();
     let err = backup_source(fit_with(&dir, 4, Adam::new(0.01).unwrap(), false).unwrap_err());
@@ -101,7 +117,16 @@ fn mismatched_backups_name_what_differs_and_nothing_trains() {
     // Another element type.
     fs::write(&file, &good).unwrap();
     let err = TrainingSnapshot::<f64>::load(&file).unwrap_err();
-    assert!(matches!(err, SnapshotError::Dtype { expected: "F64", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            SnapshotError::Dtype {
+                expected: "F64",
+                ..
+            }
+        ),
+        "{err}"
+    );
     fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -124,7 +149,13 @@ fn a_backup_of_other_callbacks_or_data_is_refused() {
         .callback(BackupAndRestore::new(&dir));
     let err = backup_source(model.fit(&x, &y, options).unwrap_err());
     assert!(
-        matches!(&err, SnapshotError::Mismatch { part: "data walk", .. }),
+        matches!(
+            &err,
+            SnapshotError::Mismatch {
+                part: "data walk",
+                ..
+            }
+        ),
         "{err}"
     );
     assert!(err.to_string().contains("batches of 4"), "{err}");
