@@ -438,6 +438,9 @@ pub fn read_weights_from_bytes<T: Float>(
         .collect()
 }
 
+/// The tensors of a safetensors file by name, and its `__metadata__` map.
+pub(crate) type TensorsAndMetadata<T> = (BTreeMap<String, ArrayD<T>>, BTreeMap<String, String>);
+
 /// Every tensor of the safetensors file `bytes` as an array of `T`, by name, and its
 /// `__metadata__` map (the header validated first, as every load does).
 ///
@@ -447,7 +450,7 @@ pub fn read_weights_from_bytes<T: Float>(
 pub(crate) fn read_tensors_and_metadata<T: Float>(
     path: &Path,
     bytes: &[u8],
-) -> Result<(BTreeMap<String, ArrayD<T>>, BTreeMap<String, String>), IoError> {
+) -> Result<TensorsAndMetadata<T>, IoError> {
     let file = parse(path, bytes)?;
     let tensors = file
         .tensors

@@ -124,7 +124,7 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
                         path: Default::default(),
                         source: Box::new(SnapshotError::Callback {
                             callback: name.clone(),
-                            source,
+                            source: Box::new(source),
                         }),
                     })?;
             }

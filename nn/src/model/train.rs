@@ -290,7 +290,7 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
                     .step(&mut *self.compiled.optimizer)
                     .map_err(optimizer_error(epoch, batch))?;
             }
-            if every > 0 && (epoch * per_epoch + batch + 1) % every == 0 {
+            if every > 0 && (epoch * per_epoch + batch + 1).is_multiple_of(every) {
                 let progress = EpochProgress {
                     loss_sum,
                     seen,

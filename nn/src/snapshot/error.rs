@@ -115,7 +115,7 @@ pub enum SnapshotError {
         callback: String,
         /// Its error.
         #[source]
-        source: CallbackError,
+        source: Box<CallbackError>,
     },
 
     /// Sending the snapshot between the ranks of a data-parallel run failed.

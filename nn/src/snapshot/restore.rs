@@ -66,10 +66,9 @@ impl<T: Float> TrainingSnapshot<T> {
             }
         }));
         module.visit(&mut Visitor::new(&mut |path, entry| {
-            if let (Entry::Generator(g), Some(states)) = (entry, self.generators.get(path)) {
-                if let Some(&state) = states.get(rank).or(states.first()) {
-                    g.set(state);
-                }
+            let states = self.generators.get(path);
+            if let (Entry::Generator(g), Some(&state)) = (entry, states.and_then(|s| s.get(rank))) {
+                g.set(state);
             }
         }));
         Ok(())
