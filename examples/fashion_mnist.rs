@@ -24,6 +24,7 @@ use ndarray::s;
 use tapegrad::autograd::Tape;
 use tapegrad::datasets::{ImageSet, ImageSplit, SHOES, labels_f32};
 use tapegrad::models::{small_cnn, tutorial_mlp};
+use tapegrad::nn::callbacks::BackupAndRestore;
 use tapegrad::nn::history::History;
 use tapegrad::nn::layers::Sequential;
 use tapegrad::nn::model::{FitOptions, Loss, Metric, Model};
@@ -74,6 +75,11 @@ pub struct Args {
     /// Save the trained weights to PATH (safetensors).
     #[arg(long, value_name = "PATH")]
     pub save: Option<PathBuf>,
+    /// Back up the whole training state into DIR at every epoch's end; a run killed and
+    /// started again with the same arguments resumes there and ends with the same weights
+    /// (the backup is deleted once training ends).
+    #[arg(long, value_name = "DIR")]
+    pub backup: Option<PathBuf>,
     /// Draw the loss and accuracy per epoch (training and held-out) as an SVG at PATH.
     /// Draw the loss and accuracy per epoch (training and held-out), the confusion matrix
     /// as a heat map and held-out images the model got wrong, as an SVG at PATH.
@@ -192,6 +198,9 @@ pub fn run(args: &Args) -> Result<Summary, Box<dyn Error>> {
         .batch_size(args.batch_size)
         .verbose(verbose)
         .seed(args.seed);
+    if let Some(dir) = &args.backup {
+        options = options.callback(BackupAndRestore::new(dir));
+    }
     if args.plot.is_some() {
         // Held-out curves for the plot (evaluated after each epoch; weights unaffected).
         options = options.validation_data(

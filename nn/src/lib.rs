@@ -64,6 +64,7 @@ pub mod metrics;
 pub mod model;
 pub mod module;
 pub mod sampling;
+pub mod snapshot;
 
 /// `Debug` that prints the `Display` message: what `fn main() -> Result<(), Box<dyn Error>>`
 /// shows when it returns an error through `?`.

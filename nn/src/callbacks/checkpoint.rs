@@ -4,7 +4,10 @@ use std::path::{Path, PathBuf};
 
 use tapegrad_autograd::Float;
 
-use super::{Callback, CallbackError, Control, EpochLogs, Mode, TrainingState, check_monitor};
+use super::{
+    Callback, CallbackError, CallbackState, Control, EpochLogs, Mode, TrainingState, check_monitor,
+    to_count,
+};
 
 /// Saves the model's weights after epochs (Keras' `ModelCheckpoint` with
 /// `save_weights_only=True`), in the safetensors format, atomically: a failed save never
@@ -105,5 +108,25 @@ impl<T: Float> Callback<T> for ModelCheckpoint {
         state.save_weights(&self.path_for(logs.epoch))?;
         self.saved.push(logs.epoch);
         Ok(Control::Continue)
+    }
+
+    /// The best value and the epochs saved.
+    fn state(&self) -> Option<CallbackState<T>> {
+        Some(
+            CallbackState::new()
+                .number("best", self.best)
+                .numbers("saved", self.saved.iter().map(|&e| e as f64).collect()),
+        )
+    }
+
+    fn restore_state(&mut self, state: CallbackState<T>) -> Result<(), CallbackError> {
+        let best = state.get_number("best")?;
+        let saved = state
+            .get_numbers("saved")?
+            .iter()
+            .map(|&e| to_count("saved", e))
+            .collect::<Result<Vec<_>, _>>()?;
+        (self.best, self.saved) = (best, saved);
+        Ok(())
     }
 }

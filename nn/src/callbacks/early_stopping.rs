@@ -3,7 +3,10 @@
 use ndarray::ArrayD;
 use tapegrad_autograd::Float;
 
-use super::{Callback, CallbackError, Control, EpochLogs, Mode, TrainingState, check_monitor};
+use super::{
+    Callback, CallbackError, CallbackState, Control, EpochLogs, Mode, TrainingState, check_monitor,
+    to_count,
+};
 use crate::history::StopReason;
 
 /// Stops training when a monitored quantity has stopped improving (Keras' `EarlyStopping`).
@@ -181,6 +184,50 @@ impl<T: Float> Callback<T> for EarlyStopping<T> {
         if !self.stopped {
             self.restore(state);
         }
+        Ok(())
+    }
+
+    /// The best value, its epoch, the epochs waited, and the best weights when kept.
+    fn state(&self) -> Option<CallbackState<T>> {
+        let mut state = CallbackState::new()
+            .number("best", self.best)
+            .numbers(
+                "best_epoch",
+                self.best_epoch.iter().map(|&e| e as f64).collect(),
+            )
+            .number("wait", self.wait as f64)
+            .number("best_weights", self.best_weights.len() as f64);
+        for (i, w) in self.best_weights.iter().enumerate() {
+            state = state.tensor(format!("best_weights.{i}"), w.clone());
+        }
+        Some(state)
+    }
+
+    fn restore_state(&mut self, state: CallbackState<T>) -> Result<(), CallbackError> {
+        let best = state.get_number("best")?;
+        let best_epoch = match state.get_numbers("best_epoch")? {
+            [] => None,
+            [e] => Some(to_count("best_epoch", *e)?),
+            _ => {
+                return Err(CallbackError::InvalidState {
+                    key: "best_epoch".into(),
+                    reason: "more than one epoch".into(),
+                });
+            }
+        };
+        let wait = state.get_count("wait")?;
+        let count = state.get_count("best_weights")?;
+        if count > state.all_tensors().len() {
+            return Err(CallbackError::InvalidState {
+                key: "best_weights".into(),
+                reason: format!("{count} weights, but {} tensors", state.all_tensors().len()),
+            });
+        }
+        let weights = (0..count)
+            .map(|i| state.get_tensor(&format!("best_weights.{i}")).cloned())
+            .collect::<Result<Vec<_>, _>>()?;
+        (self.best, self.best_epoch, self.wait) = (best, best_epoch, wait);
+        self.best_weights = weights;
         Ok(())
     }
 }

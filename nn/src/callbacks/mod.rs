@@ -1,5 +1,6 @@
 //! Hooks into [`Model::fit`](crate::model::Model::fit): early stopping, checkpoints,
-//! learning-rate schedules, stopping on NaN, and the [`Callback`] trait to write your own.
+//! learning-rate schedules, stopping on NaN, backups to resume a killed run
+//! ([`BackupAndRestore`]), and the [`Callback`] trait to write your own.
 //!
 //! Callbacks are given to `fit` through
 //! [`FitOptions::callback`](crate::model::FitOptions::callback) and run in the order given.
@@ -160,6 +161,18 @@ pub enum CallbackError {
         /// The learning rate.
         lr: f64,
     },
+    /// A callback's saved state (see [`CallbackState`]) lacks a value or holds an invalid
+    /// one.
+    #[error("invalid callback state `{key}`: {reason}")]
+    InvalidState {
+        /// The key of the value.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Writing or removing a backup failed (see [`BackupAndRestore`]).
+    #[error("backup failed: {0}")]
+    Backup(#[source] Box<crate::snapshot::SnapshotError>),
     /// Any other error (for user-defined callbacks).
     #[error(transparent)]
     Custom(Box<dyn std::error::Error + Send + Sync>),
@@ -274,6 +287,40 @@ pub trait Callback<T: Float> {
         let _ = state;
         Ok(())
     }
+
+    /// The callback's own state (what it learned while training: a best value, a patience
+    /// counter), which a [`BackupAndRestore`] backup saves so that a resumed run continues
+    /// it exactly. Default `None`: a callback without state.
+    fn state(&self) -> Option<CallbackState<T>> {
+        None
+    }
+
+    /// Puts back a state from [`state`](Callback::state), when `fit` resumes from a backup
+    /// (after [`on_train_begin`](Callback::on_train_begin), which starts a fresh run's
+    /// state). Called only with a state this kind of callback saved.
+    ///
+    /// # Errors
+    ///
+    /// [`CallbackError::InvalidState`] if a value is missing or invalid (the default, for a
+    /// callback without state, refuses any state).
+    fn restore_state(&mut self, state: CallbackState<T>) -> Result<(), CallbackError> {
+        let key = state
+            .all_numbers()
+            .keys()
+            .chain(state.all_tensors().keys())
+            .next();
+        Err(CallbackError::InvalidState {
+            key: key.cloned().unwrap_or_default(),
+            reason: format!("callback `{}` keeps no state", self.name()),
+        })
+    }
+
+    /// The backup `fit` keeps through this callback: `Some` only for [`BackupAndRestore`],
+    /// whose writing and restoring `fit` drives itself (it needs the whole training state,
+    /// which no single callback sees).
+    fn backup(&mut self) -> Option<&mut BackupAndRestore> {
+        None
+    }
 }
 
 /// Whether a monitored quantity improves by going down or up.
@@ -327,12 +374,17 @@ fn check_monitor(monitor: &str, log_names: &[String]) -> Result<(), CallbackErro
     }
 }
 
+mod backup;
 mod checkpoint;
 mod early_stopping;
 mod lr_scheduler;
+mod state;
 mod terminate_on_nan;
 
+pub use backup::BackupAndRestore;
 pub use checkpoint::ModelCheckpoint;
 pub use early_stopping::EarlyStopping;
 pub use lr_scheduler::LrScheduler;
+pub use state::CallbackState;
+pub(crate) use state::to_count;
 pub use terminate_on_nan::TerminateOnNan;

@@ -102,8 +102,10 @@ where
 pub struct Batches {
     order: Vec<usize>,
     batch_size: usize,
-    /// The generator of the next epoch's order; `None` walks the rows in order.
-    rng: Option<StdRng>,
+    /// The seed and the generator of the next epoch's order; `None` walks the rows in order.
+    rng: Option<(u64, StdRng)>,
+    /// How many epochs [`epoch`](Batches::epoch) started.
+    epochs_started: u64,
 }
 
 impl Batches {
@@ -118,6 +120,7 @@ impl Batches {
             order: (0..n).collect(),
             batch_size,
             rng: None,
+            epochs_started: 0,
         }
     }
 
@@ -130,7 +133,7 @@ impl Batches {
     /// If `batch_size` is 0.
     pub fn shuffled(n: usize, batch_size: usize, seed: u64) -> Self {
         Batches {
-            rng: Some(StdRng::seed_from_u64(seed)),
+            rng: Some((seed, StdRng::seed_from_u64(seed))),
             ..Batches::in_order(n, batch_size)
         }
     }
@@ -155,12 +158,53 @@ impl Batches {
         self.batch_size
     }
 
+    /// The seed of a shuffled walk (`None` in order).
+    pub fn seed(&self) -> Option<u64> {
+        self.rng.as_ref().map(|(seed, _)| *seed)
+    }
+
+    /// How many epochs [`epoch`](Batches::epoch) started (the next one is numbered this,
+    /// from 0).
+    pub fn epochs_started(&self) -> u64 {
+        self.epochs_started
+    }
+
+    /// Puts the walk where it was after `epochs` calls of [`epoch`](Batches::epoch), so
+    /// that the next call starts epoch `epochs` with the order an uninterrupted walk gives
+    /// it: how a resumed training loop finds its place (see
+    /// [`TrainingSnapshot`](crate::snapshot::TrainingSnapshot)). A shuffled walk is reseeded
+    /// and replays the shuffles of the epochs before (`epochs · rows` swaps).
+    ///
+    /// ```
+    /// use tapegrad_nn::data::Batches;
+    ///
+    /// let mut walk = Batches::shuffled(10, 4, 7);
+    /// let orders: Vec<Vec<usize>> =
+    ///     (0..3).map(|_| walk.epoch().flatten().copied().collect()).collect();
+    /// let mut resumed = Batches::shuffled(10, 4, 7);
+    /// resumed.seek_epoch(2);
+    /// assert_eq!(resumed.epochs_started(), 2);
+    /// assert_eq!(resumed.epoch().flatten().copied().collect::<Vec<_>>(), orders[2]);
+    /// ```
+    pub fn seek_epoch(&mut self, epochs: u64) {
+        self.order.sort_unstable();
+        self.epochs_started = 0;
+        if let Some((seed, rng)) = &mut self.rng {
+            *rng = StdRng::seed_from_u64(*seed);
+            for _ in 0..epochs {
+                self.order.shuffle(rng);
+            }
+        }
+        self.epochs_started = epochs;
+    }
+
     /// Starts an epoch (reshuffling the order when shuffled) and yields the row indices of
     /// its batches.
     pub fn epoch(&mut self) -> Chunks<'_, usize> {
-        if let Some(rng) = &mut self.rng {
+        if let Some((_, rng)) = &mut self.rng {
             self.order.shuffle(rng);
         }
+        self.epochs_started += 1;
         self.order.chunks(self.batch_size)
     }
 

@@ -13,7 +13,7 @@
 //! sorted by offset, cover the data buffer contiguously with no gap, overlap or trailing
 //! bytes (as the safetensors format requires).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
@@ -193,6 +193,8 @@ pub(crate) struct TensorInfo {
 pub(crate) struct Header {
     /// The tensors, in data order.
     pub tensors: Vec<TensorInfo>,
+    /// The `__metadata__` map (empty when the file has none).
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// The size in bytes of one element of a safetensors dtype, or `None` for an unknown one.
@@ -239,12 +241,13 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<Header, FormatError> {
     let mut seen = HashSet::with_capacity(entries.len());
     let mut tensors = Vec::with_capacity(entries.len());
     let mut spans = Vec::with_capacity(entries.len()); // (begin, end) in the data buffer
+    let mut metadata = BTreeMap::new();
     for (name, value) in entries {
         if !seen.insert(name.clone()) {
             return Err(FormatError::DuplicateKey { name });
         }
         if name == "__metadata__" {
-            check_metadata(value)?;
+            metadata = check_metadata(value)?;
             continue;
         }
         let (info, begin, end) = parse_tensor(name, &value, data_len, data_start)?;
@@ -272,15 +275,21 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<Header, FormatError> {
     }
     let mut slots: Vec<Option<TensorInfo>> = tensors.into_iter().map(Some).collect();
     let tensors = order.iter().filter_map(|&i| slots[i].take()).collect();
-    Ok(Header { tensors })
+    Ok(Header { tensors, metadata })
 }
 
-/// `__metadata__` must be an object of strings (JSON `null` counts as absent, as in
+/// `__metadata__`, which must be an object of strings (JSON `null` counts as absent, as in
 /// safetensors).
-fn check_metadata(value: Value) -> Result<(), FormatError> {
+fn check_metadata(value: Value) -> Result<BTreeMap<String, String>, FormatError> {
     match value {
-        Value::Null => Ok(()),
-        Value::Object(map) if map.values().all(Value::is_string) => Ok(()),
+        Value::Null => Ok(BTreeMap::new()),
+        Value::Object(map) => map
+            .into_iter()
+            .map(|(k, v)| match v {
+                Value::String(v) => Ok((k, v)),
+                _ => Err(FormatError::BadMetadata),
+            })
+            .collect(),
         _ => Err(FormatError::BadMetadata),
     }
 }

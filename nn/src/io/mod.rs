@@ -166,8 +166,22 @@ pub fn state_to_bytes<T: Float>(
             .zip(&buffer_values)
             .map(|(b, v)| (b.name(), &**v)),
     );
-    let mut seen = HashSet::with_capacity(params.len() + buffers.len());
-    let mut tensors = Vec::with_capacity(params.len() + buffers.len());
+    tensors_to_bytes(dtype, entries, HashMap::new())
+}
+
+/// The bytes of a safetensors file holding `entries` (name, value) in `dtype`, with
+/// `metadata` beside `producer = tapegrad` in its `__metadata__`.
+///
+/// # Errors
+///
+/// [`IoError::DuplicateName`] if two entries share a name.
+pub(crate) fn tensors_to_bytes<'v, T: Float + 'v>(
+    dtype: Dtype,
+    entries: impl Iterator<Item = (&'v str, &'v ArrayD<T>)>,
+    mut metadata: HashMap<String, String>,
+) -> Result<Vec<u8>, IoError> {
+    let mut seen = HashSet::new();
+    let mut tensors = Vec::new();
     for (name, value) in entries {
         if !seen.insert(name) {
             return Err(IoError::DuplicateName {
@@ -176,10 +190,8 @@ pub fn state_to_bytes<T: Float>(
         }
         tensors.push((name.to_string(), TensorBytes::new(dtype, value)));
     }
-    let metadata = Some(HashMap::from([(
-        "producer".to_string(),
-        "tapegrad".to_string(),
-    )]));
+    metadata.insert("producer".to_string(), "tapegrad".to_string());
+    let metadata = Some(metadata);
     // Serialization only fails on an arithmetic overflow of the offsets, impossible for
     // arrays that exist in memory; report it as an invalid-data write error all the same.
     safetensors::serialize(tensors, &metadata).map_err(|e| IoError::Io {
@@ -426,6 +438,28 @@ pub fn read_weights_from_bytes<T: Float>(
         .collect()
 }
 
+/// The tensors of a safetensors file by name, and its `__metadata__` map.
+pub(crate) type TensorsAndMetadata<T> = (BTreeMap<String, ArrayD<T>>, BTreeMap<String, String>);
+
+/// Every tensor of the safetensors file `bytes` as an array of `T`, by name, and its
+/// `__metadata__` map (the header validated first, as every load does).
+///
+/// # Errors
+///
+/// [`IoError::Format`], or [`IoError::DtypeMismatch`] if a tensor is not of type `T`.
+pub(crate) fn read_tensors_and_metadata<T: Float>(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<TensorsAndMetadata<T>, IoError> {
+    let file = parse(path, bytes)?;
+    let tensors = file
+        .tensors
+        .iter()
+        .map(|info| Ok((info.name.clone(), tensor_to_array::<T>(path, info, bytes)?)))
+        .collect::<Result<_, IoError>>()?;
+    Ok((tensors, file.metadata))
+}
+
 /// The validated header of the safetensors file `bytes`, or [`IoError::Format`].
 fn parse(path: &Path, bytes: &[u8]) -> Result<Header, IoError> {
     parse_header(bytes).map_err(|source| IoError::Format {
@@ -444,7 +478,7 @@ fn available_names(file: &Header) -> String {
     }
 }
 
-fn dtype_of<T: Float>() -> Result<Dtype, IoError> {
+pub(crate) fn dtype_of<T: Float>() -> Result<Dtype, IoError> {
     match T::DTYPE {
         "F32" => Ok(Dtype::F32),
         "F64" => Ok(Dtype::F64),

@@ -6,7 +6,7 @@ use rand::Rng;
 use rand::rngs::StdRng;
 use tapegrad_autograd::{Float, Var};
 
-use crate::module::Module;
+use crate::module::{Module, Visitor};
 
 /// Inverted dropout: in train mode each element is zeroed with probability `rate` and the
 /// survivors are scaled by `1 / (1 - rate)`, so the expected output equals the input; in
@@ -125,6 +125,11 @@ impl<T: Float> Module<T> for Dropout {
         let drawn: u64 = rng.random();
         self.state.set(self.explicit_seed.unwrap_or(drawn));
         input_shape.to_vec()
+    }
+
+    /// Reports the mask generator (`"generator"`), which training snapshots save.
+    fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, T>) {
+        v.generator("generator", &self.state);
     }
 
     fn set_training(&mut self, training: bool) {

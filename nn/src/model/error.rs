@@ -246,6 +246,17 @@ pub enum FitError {
         #[source]
         source: Box<CallbackError>,
     },
+    /// The backup of [`BackupAndRestore`](crate::callbacks::BackupAndRestore) cannot be
+    /// restored (corrupt, or of another run: the error names what differs), or cannot be
+    /// written. A backup that cannot be restored stops `fit` before any training.
+    #[error("backup {path}: {source}")]
+    Backup {
+        /// The backup file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        #[source]
+        source: Box<crate::snapshot::SnapshotError>,
+    },
     /// A collective operation of the [`Communicator`](crate::communicator::Communicator)
     /// failed (data-parallel training).
     #[error("communication between the processes failed: {0}")]

@@ -5,6 +5,7 @@ use std::rc::Rc;
 use ndarray::{ArrayBase, Axis, Data, Dimension};
 use tapegrad_autograd::Float;
 
+use super::backup::{BackupPlan, find_backup, read_backup};
 use super::dist::agree;
 use super::metric::MetricAcc;
 use super::prepare::Prepared;
@@ -136,6 +137,11 @@ impl<T: Float, M: Module<T>> Model<T, M> {
             }
         }
         agree(comm, begun)?;
+        let backup = find_backup(&mut callbacks);
+        let resume = match &backup {
+            Some(backup) => read_backup(comm, backup)?,
+            None => None,
+        };
 
         module.set_training(true);
         let result = Training {
@@ -149,6 +155,12 @@ impl<T: Float, M: Module<T>> Model<T, M> {
             names: &names,
             options: &options,
             comm,
+            backup: backup.map(|backup| BackupPlan {
+                backup,
+                walk: None,
+                history: history.clone(),
+            }),
+            resume,
         }
         .run(&mut history);
         module.set_training(false);

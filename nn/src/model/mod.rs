@@ -54,6 +54,7 @@
 //! Data conventions: samples are rows (axis 0) of `x` and `y`. A 1-D `x` is a column of
 //! scalar samples (shape `(n,)` is read as `(n, 1)`), and so is a 1-D `y` when the model's
 //! output has one value per sample, as in Keras. Epochs and batches are numbered from 0.
+mod backup;
 mod dist;
 mod error;
 mod eval;

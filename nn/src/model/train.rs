@@ -12,6 +12,7 @@ use tapegrad_autograd::{Float, Grads, Tape};
 use tapegrad_optim::schedules::Scheduler;
 use tapegrad_optim::{LrSchedule, OptimError};
 
+use super::backup::{BackupPlan, Start, totals};
 use super::dist::{agree, reduce_totals, step_failure};
 use super::eval::{evaluate_batches, scalar_loss};
 use super::metric::MetricAcc;
@@ -23,6 +24,7 @@ use crate::communicator::{Communicator, GradientBuffer, batch_rows, broadcast_me
 use crate::data::{Batches, take_rows};
 use crate::history::{History, StopReason};
 use crate::module::Module;
+use crate::snapshot::{EpochProgress, TrainingSnapshot, WalkPosition};
 
 /// The scheduler of [`FitOptions::lr_schedule`], and how often it steps.
 type FitScheduler<'o> = (Scheduler<&'o dyn LrSchedule>, SchedulePer);
@@ -54,6 +56,10 @@ pub(super) struct Training<'a, 'd, T: Float, M> {
     pub(super) names: &'a [String],
     pub(super) options: &'a FitOptions<T>,
     pub(super) comm: &'a dyn Communicator,
+    /// The backup written during training, if a `BackupAndRestore` asks for one.
+    pub(super) backup: Option<BackupPlan>,
+    /// The backup's snapshot to resume from, if there was one.
+    pub(super) resume: Option<TrainingSnapshot<T>>,
 }
 
 /// Whether this rank runs `cb` (root-only callbacks run on rank 0 only).
@@ -84,19 +90,41 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
         let mut report = Reporter::new(verbose, self.options.epochs, batches.len());
         let mut buffer = (self.comm.size() > 1).then(|| GradientBuffer::new(&self.module.params()));
         let options = self.options;
+        if let Some(plan) = self.backup.as_mut() {
+            plan.walk = Some(WalkPosition::of(&batches));
+        }
+        let per_epoch = batches.len();
+        let start = match self.resume.take() {
+            Some(snapshot) => {
+                let steps = snapshot.schedule_steps().unwrap_or(0);
+                let has_schedule = options.lr_schedule.is_some();
+                self.restore_backup(snapshot, per_epoch, has_schedule, history)?
+                    .map(|start| (start, steps))
+            }
+            None => None,
+        };
+        let (first_epoch, mut within, schedule_steps) = match start {
+            Some((Start { epoch, within }, steps)) => {
+                batches.seek_epoch(epoch as u64);
+                (epoch, within, steps)
+            }
+            None => (0, None, 0),
+        };
         let mut scheduler = match &options.lr_schedule {
             Some((schedule, per)) => Some((
-                Scheduler::new(&**schedule, &mut *self.compiled.optimizer)
-                    .map_err(optimizer_error(0, 0))?,
+                Scheduler::resume(&**schedule, schedule_steps, &mut *self.compiled.optimizer)
+                    .map_err(optimizer_error(first_epoch, 0))?,
                 *per,
             )),
             None => None,
         };
 
-        for epoch in 0..self.options.epochs {
+        for epoch in first_epoch..self.options.epochs {
+            // A resumed epoch has begun already: its callbacks' state says so.
+            let resumed = within.take();
             let mut begun = Ok(());
             for cb in self.callbacks.iter_mut() {
-                if !runs_here(&**cb, self.comm) {
+                if !runs_here(&**cb, self.comm) || resumed.is_some() {
                     continue;
                 }
                 let mut state = TrainingState::new(self.module, &mut *self.compiled.optimizer);
@@ -110,6 +138,7 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
             let (loss, stop) = self.epoch(
                 epoch,
                 &mut batches,
+                resumed,
                 buffer.as_mut(),
                 scheduler.as_mut(),
                 &mut report,
@@ -146,6 +175,11 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
                     .step(&mut *self.compiled.optimizer)
                     .map_err(optimizer_error(epoch + 1, 0))?;
             }
+            if let Some(plan) = self.backup.as_mut() {
+                plan.history = history.clone();
+                let steps = scheduler.as_ref().map(|(s, _)| s.steps());
+                self.write_backup(epoch + 1, 0, None, steps)?;
+            }
         }
         Ok(())
     }
@@ -180,12 +214,14 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
 
     /// One pass over the training batches: the mean loss over the samples seen (all ranks),
     /// and the reason a callback stopped training in the middle, if one did (the batch it
-    /// stopped at is not applied). `buffer` is the step's all-reduce buffer, `None` on one
-    /// process; a per-batch `scheduler` steps after each optimizer step.
+    /// stopped at is not applied). `resumed` is the first batch and the totals before it of
+    /// an epoch resumed from a backup. `buffer` is the step's all-reduce buffer, `None` on
+    /// one process; a per-batch `scheduler` steps after each optimizer step.
     fn epoch(
         &mut self,
         epoch: usize,
         batches: &mut Batches,
+        resumed: Option<(usize, EpochProgress)>,
         mut buffer: Option<&mut GradientBuffer<T>>,
         mut scheduler: Option<&mut FitScheduler<'_>>,
         report: &mut Reporter,
@@ -193,17 +229,24 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
         for m in self.train_metrics.iter_mut() {
             m.reset();
         }
-        let mut loss_sum = 0.0;
-        let mut seen = 0;
+        let (mut first, mut loss_sum, mut seen) = (0, 0.0, 0);
+        if let Some((batch, progress)) = resumed {
+            (first, loss_sum, seen) = (batch, progress.loss_sum, progress.seen);
+            for (m, total) in self.train_metrics.iter_mut().zip(progress.metrics) {
+                m.set_total(total);
+            }
+        }
+        let per_epoch = batches.len();
+        let every = self.backup.as_ref().map_or(0, |p| p.backup.steps());
         let train = self.train;
         let (per_rank, rank) = (self.options.batch_size, self.comm.rank());
-        for (batch, rows) in batches.epoch().enumerate() {
-            let first = epoch == 0 && batch == 0;
+        for (batch, rows) in batches.epoch().enumerate().skip(first) {
+            let first_step = epoch == 0 && batch == 0;
             let (size, loss_value, grads) = match buffer.as_deref_mut() {
                 None => {
                     let size = rows.len();
                     let (bx, by) = (take_rows(&train.x, rows), take_rows(&train.y, rows));
-                    let (loss_value, grads) = self.forward_backward(bx, by, first)?;
+                    let (loss_value, grads) = self.forward_backward(bx, by, first_step)?;
                     loss_sum += loss_value * size as f64;
                     (size, loss_value, grads)
                 }
@@ -213,7 +256,7 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
                         Ok((0.0, None))
                     } else {
                         let (bx, by) = (take_rows(&train.x, mine), take_rows(&train.y, mine));
-                        self.forward_backward(bx, by, first)
+                        self.forward_backward(bx, by, first_step)
                             .map(|(l, g)| (l, Some(g)))
                     };
                     let (loss, grads, failure) = match local {
@@ -256,6 +299,15 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
                 scheduler
                     .step(&mut *self.compiled.optimizer)
                     .map_err(optimizer_error(epoch, batch))?;
+            }
+            if every > 0 && (epoch * per_epoch + batch + 1).is_multiple_of(every) {
+                let progress = EpochProgress {
+                    loss_sum,
+                    seen,
+                    metrics: totals(&self.train_metrics),
+                };
+                let steps = scheduler.as_deref().map(|(s, _)| s.steps());
+                self.write_backup(epoch, batch + 1, Some(progress), steps)?;
             }
             report.batch_end(batch, loss_sum / seen as f64);
         }

@@ -2,17 +2,24 @@
 //! [`Visitor`]s that name them by path, and [`assign_paths`], which gives every parameter
 //! and buffer its path as its name.
 
+use std::cell::Cell;
+
 use tapegrad_autograd::{Float, Param};
 
 use super::Module;
 use crate::buffer::Buffer;
 
-/// What a [`Visitor`] reports: a parameter or a buffer.
+/// What a [`Visitor`] reports: a parameter, a buffer or a random generator.
 pub enum Entry<'a, T: Float> {
     /// A trainable parameter.
     Param(&'a Param<T>),
     /// A non-trainable buffer.
     Buffer(&'a Buffer<T>),
+    /// The 64-bit state of a layer's own random generator (a [`Dropout`]'s masks), which a
+    /// training snapshot saves and restores so that a resumed run draws the same masks.
+    ///
+    /// [`Dropout`]: crate::layers::Dropout
+    Generator(&'a Cell<u64>),
 }
 
 /// What a [`VisitorMut`] reports: a parameter or a buffer.
@@ -56,6 +63,15 @@ impl<'a, 'f, T: Float> Visitor<'a, 'f, T> {
             (self.f)(&self.path, Entry::Buffer(b));
             self.path.truncate(len);
         }
+    }
+
+    /// Reports the state of a random generator the module draws from while training (a
+    /// [`Dropout`](crate::layers::Dropout)'s), so that a
+    /// [`TrainingSnapshot`](crate::snapshot::TrainingSnapshot) saves and restores it.
+    pub fn generator(&mut self, name: &str, state: &'a Cell<u64>) {
+        let len = enter(&mut self.path, name, "");
+        (self.f)(&self.path, Entry::Generator(state));
+        self.path.truncate(len);
     }
 
     /// Walks a child module, its names prefixed with `name.` (an empty `name` adds no

@@ -2,6 +2,7 @@
 //! dependencies) with a module per topic. New test files go here as modules.
 
 mod attention;
+mod backup;
 mod checkpoint_robustness;
 mod conv_layers;
 mod cross_entropy;
