@@ -162,6 +162,15 @@ pub struct Summary {
 
 /// Loads the data, trains, evaluates on the held-out images and prints the report.
 pub fn run(args: &Args) -> Result<Summary, Box<dyn Error>> {
+    run_with(args, |options| options)
+}
+
+/// [`run`], with `fit`'s options passed through `configure` before training (to add a
+/// callback).
+pub fn run_with(
+    args: &Args,
+    configure: impl FnOnce(FitOptions<f32>) -> FitOptions<f32>,
+) -> Result<Summary, Box<dyn Error>> {
     let names = args.labels.set().class_names();
     let started = Instant::now();
     let data = load(args)?;
@@ -208,6 +217,7 @@ pub fn run(args: &Args) -> Result<Summary, Box<dyn Error>> {
             test_y_f32.clone().into_dyn(),
         );
     }
+    let options = configure(options);
     let started = Instant::now();
     let history = model.fit(&data.train_x, &labels_f32(&data.train_y), options)?;
     let train_seconds = started.elapsed().as_secs_f64();

@@ -14,6 +14,7 @@
 //! cargo run --release --example makemore -- --type gru --max-steps 5000
 //! cargo run --release --example makemore -- --sample-only       # load the saved model, print 50 names
 //! cargo run --release --example makemore -- --input words.txt   # any file of one word per line
+//! cargo run --release --example makemore -- --backup target/makemore/backup  # resumable when killed
 //! cargo run --release --example makemore -- --help
 //! ```
 
@@ -40,6 +41,12 @@ use tapegrad::nn::losses::{CrossEntropy, cross_entropy};
 use tapegrad::nn::module::assign_paths;
 use tapegrad::nn::sampling::{Sampling, sample_categorical};
 use tapegrad::optim::AdamWConfig;
+
+// A file of its own beside this one; the path is spelled out so that `tests/examples.rs`,
+// which includes this file with `#[path]`, finds it too.
+#[path = "makemore/backup.rs"]
+pub mod backup;
+use backup::{Backup, continue_stream};
 
 /// Train one of makemore's language models on a file of words and make up new ones.
 #[derive(Parser, Debug, Clone)]
@@ -100,6 +107,17 @@ pub struct Args {
     /// Hidden width (mlp, rnn, gru, lstm, bow)
     #[arg(long, default_value_t = 64)]
     pub n_embd2: usize,
+    /// Back up the whole training state into DIR every --backup-every steps and at the end;
+    /// a run killed and started again with the same arguments resumes there and ends with
+    /// the same bytes (the backup is deleted once training ends, unless --keep-backup)
+    #[arg(long, value_name = "DIR")]
+    pub backup: Option<PathBuf>,
+    /// Steps between backups (0: at the end only)
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    pub backup_every: usize,
+    /// Keep the backup once training ends (a run with a larger --max-steps continues it)
+    #[arg(long)]
+    pub keep_backup: bool,
 }
 
 /// `--type`'s parser: a makemore model name.
@@ -178,6 +196,12 @@ pub fn load_data(
 
 /// Trains (or, with `--sample-only`, loads) and samples, printing as it goes.
 pub fn run(args: &Args) -> Result<Report, Box<dyn Error>> {
+    run_with(args, &mut |_| {})
+}
+
+/// [`run`], calling `after_step` with the number of steps taken after each step (and its
+/// evaluation and backup).
+pub fn run_with(args: &Args, after_step: &mut dyn FnMut(usize)) -> Result<Report, Box<dyn Error>> {
     let (vocab, block_size, train, test) = load_data(&args.input, args.seed)?;
     println!(
         "{} words ({} for training, {} held out), {} symbols, block size {block_size}",
@@ -195,8 +219,10 @@ pub fn run(args: &Args) -> Result<Report, Box<dyn Error>> {
     };
     let kind = args.model_type;
     let mut model: Model = language_model(kind, &config);
-    let mut rng = StdRng::seed_from_u64(args.seed);
-    model.build(&[block_size], &mut rng);
+    let mut build_rng = StdRng::seed_from_u64(args.seed);
+    model.build(&[block_size], &mut build_rng);
+    // The rest of the stream (rows, samples), from a generator whose position a backup saves.
+    let mut rng = continue_stream(&build_rng, args.seed)?;
     assign_paths(&mut model);
     let num_params = model.num_params();
     println!("model: {}, {num_params} parameters", kind.name());
@@ -230,12 +256,32 @@ pub fn run(args: &Args) -> Result<Report, Box<dyn Error>> {
         .eps(1e-8)
         .weight_decay(args.weight_decay)
         .build()?;
+    let backup = args
+        .backup
+        .as_ref()
+        .map(|dir| Backup::new(dir, args.backup_every, args.keep_backup));
+    let (mut first_step, mut evaluations) = (0, Vec::new());
+    if let Some(backup) = &backup
+        && let Some(resumed) = backup.resume(&mut model, &mut optimizer, &mut rng, args.seed)?
+    {
+        let path = backup.path();
+        println!(
+            "resumed from {} after step {}",
+            path.display(),
+            resumed.steps
+        );
+        (first_step, evaluations) = (resumed.steps, resumed.evaluations);
+    }
+    // The lowest test loss so far (the saved model's).
+    let mut best = evaluations
+        .iter()
+        .map(|e| e.2)
+        .fold(f64::INFINITY, f64::min);
     let bar = progress_bar(args.max_steps);
+    bar.set_position(first_step.min(args.max_steps) as u64);
     let mut step_ms = Vec::with_capacity(args.max_steps);
-    let mut evaluations = Vec::new();
-    let mut best = f64::INFINITY;
     let mut rows = vec![0; args.batch_size];
-    for step in 0..args.max_steps {
+    for step in first_step..args.max_steps {
         let started = Instant::now();
         for row in &mut rows {
             *row = rng.random_range(0..train.x.nrows());
@@ -276,8 +322,15 @@ pub fn run(args: &Args) -> Result<Report, Box<dyn Error>> {
                 Ok(())
             })?;
         }
+        if let Some(backup) = backup.as_ref().filter(|b| b.due(done, args.max_steps)) {
+            backup.save(&mut model, &optimizer, &rng, args.seed, done, &evaluations)?;
+        }
+        after_step(done);
     }
     bar.finish_and_clear();
+    if let Some(backup) = &backup {
+        backup.finish()?;
+    }
     let median_step_ms = median(&mut step_ms);
     println!(
         "{} steps, median step {median_step_ms:.2} ms; best test loss {best:.4}; peak memory {}",
@@ -301,7 +354,7 @@ fn targets(y: &ArrayD<f32>) -> Vec<i64> {
 
 /// The mean masked cross-entropy over the split's rows in batches of [`EVAL_BATCH`]: all
 /// rows in order when `batches` covers them, else `batches` batches of random rows.
-fn mean_loss(model: &Model, split: &Split, batches: usize, rng: &mut StdRng) -> f64 {
+fn mean_loss(model: &Model, split: &Split, batches: usize, rng: &mut impl Rng) -> f64 {
     let n = split.x.nrows();
     let rows: Vec<usize> = if batches.saturating_mul(EVAL_BATCH) >= n {
         (0..n).collect()
@@ -331,7 +384,7 @@ pub fn sample(
     block_size: usize,
     count: usize,
     sampling: &Sampling,
-    rng: &mut StdRng,
+    rng: &mut (impl Rng + ?Sized),
 ) -> Vec<Vec<usize>> {
     let mut rows = Array2::<f32>::zeros((count, 1));
     for _ in 0..block_size - 1 {

@@ -18,6 +18,10 @@ mod newton;
 #[path = "../examples/xor.rs"]
 mod xor;
 
+// The main jobs' `--backup`: killed runs resumed to the bytes of uninterrupted ones.
+#[path = "examples/backup.rs"]
+mod backup;
+
 use std::path::{Path, PathBuf};
 
 use clap::Parser;

@@ -170,7 +170,9 @@ pub fn state_to_bytes<T: Float>(
 }
 
 /// The bytes of a safetensors file holding `entries` (name, value) in `dtype`, with
-/// `metadata` beside `producer = tapegrad` in its `__metadata__`.
+/// `metadata` as its `__metadata__`, or `producer = tapegrad` when `metadata` is empty.
+/// safetensors writes the metadata in its hash map's order, which changes from map to map:
+/// one key keeps the bytes of a file the same for the same contents.
 ///
 /// # Errors
 ///
@@ -190,7 +192,9 @@ pub(crate) fn tensors_to_bytes<'v, T: Float + 'v>(
         }
         tensors.push((name.to_string(), TensorBytes::new(dtype, value)));
     }
-    metadata.insert("producer".to_string(), "tapegrad".to_string());
+    if metadata.is_empty() {
+        metadata.insert("producer".to_string(), "tapegrad".to_string());
+    }
     let metadata = Some(metadata);
     // Serialization only fails on an arithmetic overflow of the offsets, impossible for
     // arrays that exist in memory; report it as an invalid-data write error all the same.

@@ -5,11 +5,13 @@
 //!
 //! | file | what |
 //! |---|---|
+//! | `bytes.rs` | the same state saved twice: the same bytes |
 //! | `job.rs` | the training job of the tests (an MLP and a CNN) and its fingerprint |
 //! | `kill_resume.rs` | runs killed at random steps and resumed, against uninterrupted runs |
 //! | `mismatch.rs` | corrupt, truncated, foreign and mismatched backups |
 //! | `mutation.rs` | randomly mutated backups: errors, never panics |
 
+mod bytes;
 mod job;
 mod kill_resume;
 mod mismatch;
