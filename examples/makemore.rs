@@ -39,6 +39,7 @@ use tapegrad::nn::io::{load_weights, save_weights};
 use tapegrad::nn::losses::{CrossEntropy, cross_entropy};
 use tapegrad::nn::module::assign_paths;
 use tapegrad::nn::sampling::{Sampling, sample_categorical};
+use tapegrad::nn::tensorboard::SummaryWriter;
 use tapegrad::optim::AdamWConfig;
 
 /// Train one of makemore's language models on a file of words and make up new ones.
@@ -100,6 +101,10 @@ pub struct Args {
     /// Hidden width (mlp, rnn, gru, lstm, bow)
     #[arg(long, default_value_t = 64)]
     pub n_embd2: usize,
+    /// Log the train and test losses of each evaluation for TensorBoard into DIR
+    /// (`tensorboard --logdir DIR`), as makemore's `Loss/train` and `Loss/test`
+    #[arg(long, value_name = "DIR")]
+    pub logdir: Option<PathBuf>,
 }
 
 /// `--type`'s parser: a makemore model name.
@@ -235,6 +240,10 @@ pub fn run(args: &Args) -> Result<Report, Box<dyn Error>> {
     let mut evaluations = Vec::new();
     let mut best = f64::INFINITY;
     let mut rows = vec![0; args.batch_size];
+    let mut writer = match &args.logdir {
+        Some(dir) => Some(SummaryWriter::new(dir)?),
+        None => None,
+    };
     for step in 0..args.max_steps {
         let started = Instant::now();
         for row in &mut rows {
@@ -257,6 +266,11 @@ pub fn run(args: &Args) -> Result<Report, Box<dyn Error>> {
             let train_loss = mean_loss(&model, &train, EVAL_TRAIN_BATCHES, &mut rng);
             let test_loss = mean_loss(&model, &test, usize::MAX, &mut rng);
             evaluations.push((done, train_loss, test_loss));
+            if let Some(writer) = writer.as_mut() {
+                writer.add_scalar("Loss/train", train_loss, done)?;
+                writer.add_scalar("Loss/test", test_loss, done)?;
+                writer.flush()?;
+            }
             bar.suspend(|| -> Result<(), Box<dyn Error>> {
                 println!("step {done}: train loss {train_loss:.4}, test loss {test_loss:.4}");
                 if test_loss < best {
