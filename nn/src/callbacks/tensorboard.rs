@@ -38,7 +38,8 @@ pub enum UpdateFreq {
 /// not written: the callbacks of `fit` see the weights, not the gradients. Under MPI
 /// (a [communicator](crate::model::FitOptions::communicator) of several ranks), rank 0
 /// alone writes. With [`BackupAndRestore`](super::BackupAndRestore), a resumed run writes
-/// new event files into the same runs and counts steps on from the backup.
+/// new event files into the same runs and counts steps on from the backup (the points a
+/// killed run logged after its last backup are logged again, and TensorBoard shows both).
 ///
 /// ```no_run
 /// use tapegrad_nn::callbacks::{TensorBoard, UpdateFreq};
