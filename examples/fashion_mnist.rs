@@ -15,19 +15,20 @@
 
 use std::error::Error;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
-use ndarray::s;
+use ndarray::{Axis, s};
 use tapegrad::autograd::Tape;
 use tapegrad::datasets::{ImageSet, ImageSplit, SHOES, labels_f32};
 use tapegrad::models::{small_cnn, tutorial_mlp};
-use tapegrad::nn::callbacks::BackupAndRestore;
+use tapegrad::nn::callbacks::{BackupAndRestore, CsvLogger, TensorBoard};
 use tapegrad::nn::history::History;
 use tapegrad::nn::layers::Sequential;
 use tapegrad::nn::model::{FitOptions, Loss, Metric, Model};
+use tapegrad::nn::tensorboard::{ImageLayout, SummaryWriter};
 use tapegrad::nn::{Module, losses};
 use tapegrad::optim::AdamConfig;
 use tapegrad::report::{ConfusionMatrix, argmax_rows};
@@ -85,6 +86,12 @@ pub struct Args {
     /// as a heat map and held-out images the model got wrong, as an SVG at PATH.
     #[arg(long, value_name = "PATH")]
     pub plot: Option<PathBuf>,
+    /// Log the run for TensorBoard into DIR (`tensorboard --logdir DIR`): loss, accuracy
+    /// and learning rate per epoch for training and the held-out images, weight
+    /// histograms, the hyper-parameters and held-out accuracy; and one row per epoch in
+    /// DIR/epochs.csv
+    #[arg(long, value_name = "DIR")]
+    pub logdir: Option<PathBuf>,
     /// Instead of training: time one training step (Adam) at batch 32 and 128 and
     /// inference at batch 128 on the loaded images (median of repeated steps), and exit.
     #[arg(long)]
@@ -210,8 +217,14 @@ pub fn run_with(
     if let Some(dir) = &args.backup {
         options = options.callback(BackupAndRestore::new(dir));
     }
-    if args.plot.is_some() {
-        // Held-out curves for the plot (evaluated after each epoch; weights unaffected).
+    if let Some(dir) = &args.logdir {
+        options = options
+            .callback(TensorBoard::new(dir).histogram_freq(1))
+            .callback(CsvLogger::new(dir.join("epochs.csv")));
+    }
+    if args.plot.is_some() || args.logdir.is_some() {
+        // Held-out curves for the plot and the logs (evaluated after each epoch; weights
+        // unaffected).
         options = options.validation_data(
             data.test_x.clone().into_dyn(),
             test_y_f32.clone().into_dyn(),
@@ -273,6 +286,15 @@ pub fn run_with(
         shoes.accuracy()
     });
 
+    if let Some(dir) = &args.logdir {
+        let wrong = log_run(dir, args, &data, &predicted, evaluation.loss, test_accuracy)?;
+        println!(
+            "\nTensorBoard logs (with {wrong} misclassified images) in {} \
+             (see them with `tensorboard --logdir {0}`), one row per epoch in {}",
+            dir.display(),
+            dir.join("epochs.csv").display()
+        );
+    }
     if let Some(path) = &args.save {
         model
             .save(path)
@@ -319,6 +341,49 @@ fn per_class(names: &[&str], counts: &[usize]) -> String {
 }
 
 /// The bundled split or the four files of `--data`, cut to `--train-limit` / `--test-limit`.
+/// Logs what TensorBoard shows beside the callback's curves: the hyper-parameters with the
+/// held-out loss and accuracy, and the first 8 held-out images the model got wrong
+/// (tagged `wrong/<true class>_as_<predicted class>`). Returns the number of images.
+fn log_run(
+    dir: &Path,
+    args: &Args,
+    data: &ImageSplit,
+    predicted: &[usize],
+    test_loss: f64,
+    test_accuracy: f64,
+) -> Result<usize, Box<dyn Error>> {
+    let mut writer = SummaryWriter::new(dir)?;
+    let model = format!("{:?}", args.model).to_lowercase();
+    writer.add_hparams(
+        &[
+            ("model", model.into()),
+            ("epochs", args.epochs.into()),
+            ("batch_size", args.batch_size.into()),
+            ("lr", args.lr.into()),
+            ("seed", args.seed.into()),
+        ],
+        &[
+            ("hparam/test_loss", test_loss),
+            ("hparam/test_accuracy", test_accuracy),
+        ],
+    )?;
+    let names = args.labels.set().short_names();
+    let wrong: Vec<usize> = (0..predicted.len())
+        .filter(|&i| predicted[i] != data.test_y[i])
+        .take(8)
+        .collect();
+    for (k, &i) in wrong.iter().enumerate() {
+        let tag = format!(
+            "wrong/{k}_{}_as_{}",
+            names[data.test_y[i]], names[predicted[i]]
+        );
+        let image = data.test_x.index_axis(Axis(0), i).insert_axis(Axis(0));
+        writer.add_image(&tag, image, ImageLayout::Chw, args.epochs)?;
+    }
+    writer.flush()?;
+    Ok(wrong.len())
+}
+
 fn load(args: &Args) -> Result<ImageSplit, Box<dyn Error>> {
     let split = tapegrad::datasets::load(args.labels.set(), args.data.as_deref())?;
     Ok(split.limit(args.train_limit, args.test_limit))

@@ -40,6 +40,7 @@ use tapegrad::nn::io::{load_weights, save_weights};
 use tapegrad::nn::losses::{CrossEntropy, cross_entropy};
 use tapegrad::nn::module::assign_paths;
 use tapegrad::nn::sampling::{Sampling, sample_categorical};
+use tapegrad::nn::tensorboard::SummaryWriter;
 use tapegrad::optim::AdamWConfig;
 
 // A file of its own beside this one; the path is spelled out so that `tests/examples.rs`,
@@ -118,6 +119,10 @@ pub struct Args {
     /// Keep the backup once training ends (a run with a larger --max-steps continues it)
     #[arg(long)]
     pub keep_backup: bool,
+    /// Log the train and test losses of each evaluation for TensorBoard into DIR
+    /// (`tensorboard --logdir DIR`), as makemore's `Loss/train` and `Loss/test`
+    #[arg(long, value_name = "DIR")]
+    pub logdir: Option<PathBuf>,
 }
 
 /// `--type`'s parser: a makemore model name.
@@ -281,6 +286,10 @@ pub fn run_with(args: &Args, after_step: &mut dyn FnMut(usize)) -> Result<Report
     bar.set_position(first_step.min(args.max_steps) as u64);
     let mut step_ms = Vec::with_capacity(args.max_steps);
     let mut rows = vec![0; args.batch_size];
+    let mut writer = match &args.logdir {
+        Some(dir) => Some(SummaryWriter::new(dir)?),
+        None => None,
+    };
     for step in first_step..args.max_steps {
         let started = Instant::now();
         for row in &mut rows {
@@ -303,6 +312,11 @@ pub fn run_with(args: &Args, after_step: &mut dyn FnMut(usize)) -> Result<Report
             let train_loss = mean_loss(&model, &train, EVAL_TRAIN_BATCHES, &mut rng);
             let test_loss = mean_loss(&model, &test, usize::MAX, &mut rng);
             evaluations.push((done, train_loss, test_loss));
+            if let Some(writer) = writer.as_mut() {
+                writer.add_scalar("Loss/train", train_loss, done)?;
+                writer.add_scalar("Loss/test", test_loss, done)?;
+                writer.flush()?;
+            }
             bar.suspend(|| -> Result<(), Box<dyn Error>> {
                 println!("step {done}: train loss {train_loss:.4}, test loss {test_loss:.4}");
                 if test_loss < best {

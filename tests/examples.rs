@@ -327,6 +327,7 @@ fn fashion_mnist_reports_missing_and_corrupt_files_clearly() {
 fn fashion_mnist_cnn_learns_from_a_subset_in_one_epoch() {
     let dir = Scratch::new("fashion-cnn");
     let (weights, plot) = (dir.join("cnn.safetensors"), dir.join("cnn.svg"));
+    let logdir = dir.join("logs");
     let args = fashion_mnist::Args::parse_from([
         "fashion_mnist".as_ref(),
         "--model".as_ref(),
@@ -341,9 +342,44 @@ fn fashion_mnist_cnn_learns_from_a_subset_in_one_epoch() {
         weights.as_os_str(),
         "--plot".as_ref(),
         plot.as_os_str(),
+        "--logdir".as_ref(),
+        logdir.as_os_str(),
     ]);
     let summary = fashion_mnist::run(&args).unwrap();
     assert_eq!((summary.train_samples, summary.test_samples), (1_000, 500));
+    // The TensorBoard runs (their format is tested in tapegrad-nn's suite) and the CSV.
+    let train = event_bytes(&logdir.join("train"));
+    for tag in [
+        "epoch_loss",
+        "epoch_accuracy",
+        "epoch_learning_rate",
+        "/histogram",
+    ] {
+        assert!(contains(&train, tag), "no {tag} in the train run");
+    }
+    assert!(contains(
+        &event_bytes(&logdir.join("validation")),
+        "epoch_accuracy"
+    ));
+    assert!(
+        contains(&event_bytes(&logdir), "wrong/0_"),
+        "misclassified images"
+    );
+    let hparams = std::fs::read_dir(&logdir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir() && !p.ends_with("train") && !p.ends_with("validation"))
+        .expect("the hparams run");
+    assert!(contains(
+        &event_bytes(&hparams),
+        "_hparams_/session_start_info"
+    ));
+    let csv = std::fs::read_to_string(logdir.join("epochs.csv")).unwrap();
+    assert!(
+        csv.starts_with("epoch,loss,accuracy,val_loss,val_accuracy\n0,"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 2);
     assert_eq!(summary.history.epochs(), 1);
     assert_eq!(summary.confusion.total(), 500);
     assert_eq!(summary.confusion.num_classes(), 10);
@@ -357,6 +393,23 @@ fn fashion_mnist_cnn_learns_from_a_subset_in_one_epoch() {
         assert!(svg.contains(text), "no {text:?} in the SVG");
     }
     assert!(svg.len() < 2_000_000, "SVG of {} bytes", svg.len());
+}
+
+/// The bytes of the event files of the run folder `dir` (tags are stored as UTF-8).
+fn event_bytes(dir: &Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() && path.to_string_lossy().contains("tfevents") {
+            bytes.extend(std::fs::read(path).unwrap());
+        }
+    }
+    assert!(!bytes.is_empty(), "no event file in {}", dir.display());
+    bytes
+}
+
+fn contains(bytes: &[u8], text: &str) -> bool {
+    bytes.windows(text.len()).any(|w| w == text.as_bytes())
 }
 
 fn makemore_args(dir: &Path, extra: &[&str]) -> makemore::Args {
@@ -403,9 +456,15 @@ fn makemore_bigram_learns_names_and_samples_from_its_checkpoint() {
         "150",
         "--learning-rate",
         "0.1",
+        "--logdir",
     ];
+    let logdir = dir.join("logs");
+    let mut args = args.to_vec();
+    args.push(logdir.to_str().unwrap());
     let report = makemore::run(&makemore_args(&dir, &args)).unwrap();
     assert_eq!(report.num_params, 729);
+    let events = event_bytes(&logdir);
+    assert!(contains(&events, "Loss/train") && contains(&events, "Loss/test"));
     assert_eq!(report.evaluations.len(), 2);
     // ln 27 = 3.30 at the start; the bigram's floor on names.txt is about 2.45.
     assert!(report.median_step_ms > 0.0);

@@ -1,7 +1,8 @@
 //! Data-parallel `fit` under `mpirun -np 2`: the same parameters and history as one process
 //! with the global batch, replicas bit-identical, a failure on one rank (in a step, in its
 //! data, in rank 0's checkpoint) an error on every rank, a NaN stopping every rank, a
-//! checkpoint written by rank 0 loading in one process, and a sharded `evaluate`.
+//! checkpoint written by rank 0 loading in one process, logs (TensorBoard, CSV) written by
+//! rank 0 alone, and a sharded `evaluate`.
 //!
 //! A plain `main` (no libtest harness), like `primitives.rs`: every rank runs every
 //! scenario in the same order; rank 0 prints one line per scenario and `N passed, N failed`.
@@ -18,7 +19,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tapegrad_autograd::Float;
 use tapegrad_distributed::MpiCommunicator;
-use tapegrad_nn::callbacks::{ModelCheckpoint, TerminateOnNan};
+use tapegrad_nn::callbacks::{CsvLogger, ModelCheckpoint, TensorBoard, TerminateOnNan, UpdateFreq};
 use tapegrad_nn::communicator::{CommError, Communicator, SingleProcess, broadcast};
 use tapegrad_nn::history::{History, StopReason};
 use tapegrad_nn::layers::{Activation, Dense, Sequential};
@@ -328,6 +329,42 @@ fn checkpoint_loads_in_one_process(c: &Rc<MpiCommunicator>) -> Outcome {
     }
 }
 
+/// `TensorBoard` and `CsvLogger` write on rank 0 alone: one event file per run (a second
+/// rank's writer would add its own) and one header and row per epoch in the CSV file.
+fn logs_written_by_rank_0_only(c: &Rc<MpiCommunicator>) -> Outcome {
+    let dir = shared_dir(c)?;
+    let (tb, csv) = (dir.join("tb"), dir.join("epochs.csv"));
+    let (x, y) = data::<f32>();
+    let mut m = model::<f32>(None)?;
+    let options = options(c.clone(), 16, 3)
+        .validation_split(0.2)
+        .callback(TensorBoard::new(&tb).update_freq(UpdateFreq::Batches(1)))
+        .callback(CsvLogger::new(&csv));
+    let fitted = m.fit(&x, &y, options).map_err(err);
+    c.barrier().map_err(err)?;
+    let checked = fitted.and_then(|_| {
+        if !c.is_root() {
+            return Ok(());
+        }
+        for run in ["train", "validation"] {
+            let files = std::fs::read_dir(tb.join(run)).map_err(err)?.count();
+            if files != 1 {
+                return Err(format!("{files} event files in the {run} run"));
+            }
+        }
+        let rows = std::fs::read_to_string(&csv).map_err(err)?.lines().count();
+        if rows != 4 {
+            return Err(format!("{rows} lines in the CSV file"));
+        }
+        Ok(())
+    });
+    c.barrier().map_err(err)?;
+    if c.is_root() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    checked
+}
+
 /// A checkpoint that cannot be written on rank 0 is an error on every rank.
 fn failed_save_is_an_error_everywhere(c: &Rc<MpiCommunicator>) -> Outcome {
     let path = Path::new("/nonexistent-folder/tapegrad/weights.safetensors");
@@ -376,7 +413,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let scenarios: [Scenario; 9] = [
+    let scenarios: [Scenario; 10] = [
         (
             "equivalent_to_one_process_f64",
             equivalent_to_one_process_f64,
@@ -403,6 +440,7 @@ fn main() -> ExitCode {
             "failed_save_is_an_error_everywhere",
             failed_save_is_an_error_everywhere,
         ),
+        ("logs_written_by_rank_0_only", logs_written_by_rank_0_only),
         (
             "sharded_evaluate_equals_one_process",
             sharded_evaluate_equals_one_process,

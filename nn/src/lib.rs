@@ -28,6 +28,7 @@
 //! - [`data`]: IDX (MNIST) and CSV readers, batching and shuffling; word lists and their
 //!   character encoding for language models ([`CharVocab`](data::CharVocab)).
 //! - [`sampling`]: drawing tokens from logits (temperature, top-k) and greedy decoding.
+//! - [`tensorboard`]: TensorBoard event files ([`SummaryWriter`](tensorboard::SummaryWriter)).
 //!
 //! ```
 //! use ndarray::Array2;
@@ -65,6 +66,7 @@ pub mod model;
 pub mod module;
 pub mod sampling;
 pub mod snapshot;
+pub mod tensorboard;
 
 /// `Debug` that prints the `Display` message: what `fn main() -> Result<(), Box<dyn Error>>`
 /// shows when it returns an error through `?`.
@@ -88,6 +90,7 @@ debug_as_display!(
     module::InvalidInput,
     module::InvalidInputShape,
     module::ModuleGradcheckError,
+    tensorboard::SummaryError,
 );
 
 pub use buffer::Buffer;

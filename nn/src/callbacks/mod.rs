@@ -1,6 +1,7 @@
 //! Hooks into [`Model::fit`](crate::model::Model::fit): early stopping, checkpoints,
 //! learning-rate schedules, stopping on NaN, backups to resume a killed run
-//! ([`BackupAndRestore`]), and the [`Callback`] trait to write your own.
+//! ([`BackupAndRestore`]), logs for TensorBoard ([`TensorBoard`]) and in CSV
+//! ([`CsvLogger`]), and the [`Callback`] trait to write your own.
 //!
 //! Callbacks are given to `fit` through
 //! [`FitOptions::callback`](crate::model::FitOptions::callback) and run in the order given.
@@ -173,6 +174,12 @@ pub enum CallbackError {
     /// Writing or removing a backup failed (see [`BackupAndRestore`]).
     #[error("backup failed: {0}")]
     Backup(#[source] Box<crate::snapshot::SnapshotError>),
+    /// Writing a log file failed (see [`CsvLogger`]).
+    #[error("cannot write the log: {0}")]
+    Log(#[source] IoError),
+    /// Writing TensorBoard events failed (see [`TensorBoard`]).
+    #[error("cannot write TensorBoard events: {0}")]
+    Summary(#[from] crate::tensorboard::SummaryError),
     /// Any other error (for user-defined callbacks).
     #[error(transparent)]
     Custom(Box<dyn std::error::Error + Send + Sync>),
@@ -376,15 +383,19 @@ fn check_monitor(monitor: &str, log_names: &[String]) -> Result<(), CallbackErro
 
 mod backup;
 mod checkpoint;
+mod csv_logger;
 mod early_stopping;
 mod lr_scheduler;
 mod state;
+mod tensorboard;
 mod terminate_on_nan;
 
 pub use backup::BackupAndRestore;
 pub use checkpoint::ModelCheckpoint;
+pub use csv_logger::CsvLogger;
 pub use early_stopping::EarlyStopping;
 pub use lr_scheduler::LrScheduler;
 pub use state::CallbackState;
 pub(crate) use state::to_count;
+pub use tensorboard::{TensorBoard, UpdateFreq};
 pub use terminate_on_nan::TerminateOnNan;

@@ -27,4 +27,5 @@ mod no_trainable_params;
 mod recurrent;
 mod sampling;
 mod state;
+mod tensorboard;
 mod text_data;
