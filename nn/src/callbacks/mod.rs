@@ -226,10 +226,11 @@ pub trait Callback<T: Float> {
     /// Whether the callback runs on rank 0 only in a data-parallel
     /// [`fit`](crate::model::Model::fit) (one that writes files, such as
     /// [`ModelCheckpoint`]); default `false`: it runs on every rank, where it sees the same
-    /// logs and weights. After a root-only callback ran, the ranks agree on its outcome: its
-    /// error, or its request to stop, is every rank's. [`on_batch_end`](Callback::on_batch_end)
-    /// runs on every rank either way (it must decide from the logs alone, which are the
-    /// same everywhere).
+    /// logs, weights and buffers. After each callback phase the ranks agree on its outcome:
+    /// an error on any rank is every rank's, and a [`Control::Stop`] on any rank (a
+    /// root-only callback's, or a rank-local one such as a time budget) stops every rank
+    /// there, with the reason of the lowest rank that stopped.
+    /// [`on_batch_end`](Callback::on_batch_end) runs on every rank either way.
     fn root_only(&self) -> bool {
         false
     }

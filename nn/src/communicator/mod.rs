@@ -406,7 +406,9 @@ impl StepTotals {
 
 /// The one all-reduce of a data-parallel training step: the gradients of all parameters in
 /// one contiguous buffer, then one "has a gradient" flag per parameter, then three words
-/// (loss × rows, rows, failed).
+/// (loss × rows, rows, failed), then, when built [`with_buffers`](GradientBuffer::with_buffers),
+/// rank 0's module buffers (which every rank takes, so that replicas keep the same running
+/// statistics).
 ///
 /// Each rank [`pack`](GradientBuffer::pack)s the gradient of the mean loss over its own
 /// rows, weighted by its number of rows; after [`reduce`](GradientBuffer::reduce),
@@ -454,7 +456,7 @@ impl<T: Float> GradientBuffer<T> {
         }
     }
 
-    /// Elements in one all-reduce (gradients, flags and the three words).
+    /// Elements in one all-reduce (gradients, flags, the three words and the buffers).
     pub fn len(&self) -> usize {
         self.buf.len()
     }
@@ -469,8 +471,8 @@ impl<T: Float> GradientBuffer<T> {
     /// mean loss) times `rows`, and whether the rank `failed`. Gradients of parameters that
     /// are not in the buffer are ignored; those missing from `grads` count as zero.
     pub fn pack(&mut self, grads: Option<&Grads<T>>, rows: usize, loss: f64, failed: bool) {
-        self.buf.fill(T::zero());
         let flags = self.grads_len;
+        self.buf[..flags + self.layout.len() + 3].fill(T::zero());
         let weight = T::from_f64(rows as f64);
         if let Some(grads) = grads.filter(|_| rows > 0) {
             for (i, (id, offset, shape)) in self.layout.iter().enumerate() {
@@ -524,6 +526,10 @@ impl<T: Float> GradientBuffer<T> {
         grads
     }
 }
+
+mod buffers;
+
+pub use buffers::broadcast_buffers;
 
 #[cfg(test)]
 mod tests;

@@ -12,7 +12,7 @@ use super::prepare::Prepared;
 use super::train::Training;
 use super::{DataRole, FitError, FitOptions, Model, check_finite};
 use crate::callbacks::TrainingState;
-use crate::communicator::{CommError, Communicator, broadcast_params};
+use crate::communicator::{CommError, Communicator, broadcast_buffers, broadcast_params};
 use crate::history::History;
 use crate::module::Module;
 
@@ -118,8 +118,9 @@ impl<T: Float, M: Module<T>> Model<T, M> {
             module, compiled, ..
         } = self;
         let compiled = compiled.as_mut().ok_or(FitError::NotCompiled)?;
-        // Every replica starts from rank 0's weights.
+        // Every replica starts from rank 0's weights and buffers.
         broadcast_params(comm, &mut module.params_mut())?;
+        broadcast_buffers(comm, &module.buffers())?;
         let mut callbacks = std::mem::take(&mut options.callbacks);
         let mut begun = Ok(());
         for cb in callbacks.iter_mut() {

@@ -72,10 +72,16 @@ pub struct FitOptions<T: Float = f32> {
     /// global batch of `size() × batch_size` rows (in the order drawn from
     /// [`seed`](FitOptions::seed), the same everywhere) is split into one `batch_size` slice
     /// per rank, and the gradients are summed in one all-reduce per step, so that every
-    /// replica takes the same optimizer step. Losses and metrics (validation included) are
-    /// totals over all ranks; only rank 0 prints progress and runs
-    /// [root-only](Callback::root_only) callbacks (checkpoints). An error on any rank is an
-    /// error on every rank ([`FitError::RankFailed`](super::FitError::RankFailed)).
+    /// replica takes the same optimizer step. Module buffers (BatchNorm's running
+    /// statistics) are rank 0's on every rank: broadcast before training and carried in
+    /// every step's all-reduce after the forward pass (PyTorch DDP's `broadcast_buffers`),
+    /// so replicas and rank 0's checkpoints hold the same buffers. Losses and metrics
+    /// (validation included) are totals over all ranks; only rank 0 prints progress and
+    /// runs [root-only](Callback::root_only) callbacks (checkpoints). Every rank is given
+    /// the same callbacks (their decisions may differ): an error on any rank is an error on
+    /// every rank ([`FitError::RankFailed`](super::FitError::RankFailed)), and a callback
+    /// that stops training on one rank stops every rank at the same batch or epoch, with
+    /// the reason of the lowest rank that stopped.
     pub communicator: Rc<dyn Communicator>,
     /// A learning-rate schedule `fit` drives the optimizer with (default none: the rate
     /// stays the optimizer's), stepped once per epoch or once per batch, as a

@@ -4,8 +4,10 @@
 //! On one process a step is: forward, backward, `on_batch_end`, optimizer step. With a
 //! communicator of `size() > 1` ranks, each rank computes the gradients of its slice of the
 //! global batch, and one all-reduce ([`GradientBuffer`]) sums the gradients, the losses,
-//! the rows and a failure word; then every rank runs the same callbacks and optimizer step
-//! on the same numbers, so the replicas stay bit-identical.
+//! the rows and a failure word, and carries rank 0's module buffers (running statistics) to
+//! every rank; then every rank runs the same callbacks and optimizer step on the same
+//! numbers, so the replicas stay bit-identical, buffers included. The ranks agree on every
+//! callback's outcome (error or stop) before they go on.
 
 use ndarray::{ArrayD, Axis};
 use tapegrad_autograd::{Float, Grads, Tape};
@@ -13,14 +15,14 @@ use tapegrad_optim::schedules::Scheduler;
 use tapegrad_optim::{LrSchedule, OptimError};
 
 use super::backup::{BackupPlan, Start, totals};
-use super::dist::{agree, reduce_totals, step_failure};
+use super::dist::{agree, agree_stop, reduce_totals, step_failure};
 use super::eval::{evaluate_batches, scalar_loss};
 use super::metric::MetricAcc;
 use super::prepare::Prepared;
 use super::progress::Reporter;
 use super::{Compiled, FitError, FitOptions, SchedulePer};
 use crate::callbacks::{BatchLogs, Callback, CallbackError, Control, EpochLogs, TrainingState};
-use crate::communicator::{Communicator, GradientBuffer, batch_rows, broadcast_message};
+use crate::communicator::{Communicator, GradientBuffer, batch_rows};
 use crate::data::{Batches, take_rows};
 use crate::history::{History, StopReason};
 use crate::module::Module;
@@ -88,7 +90,9 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
             0
         };
         let mut report = Reporter::new(verbose, self.options.epochs, batches.len());
-        let mut buffer = (self.comm.size() > 1).then(|| GradientBuffer::new(&self.module.params()));
+        let mut buffer = (self.comm.size() > 1).then(|| {
+            GradientBuffer::new(&self.module.params()).with_buffers(&self.module.buffers())
+        });
         let options = self.options;
         if let Some(plan) = self.backup.as_mut() {
             plan.walk = Some(WalkPosition::of(&batches));
@@ -264,32 +268,26 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
                         Err(e) => (0.0, None, Some(e)),
                     };
                     buffer.pack(grads.as_ref(), mine.len(), loss, failure.is_some());
+                    buffer.pack_buffers(&self.module.buffers(), rank);
                     let totals = buffer.reduce(self.comm)?;
                     if totals.failed > 0 || failure.is_some() {
                         return Err(step_failure(self.comm, failure));
                     }
+                    buffer.unpack_buffers(&self.module.buffers());
                     loss_sum += totals.loss_sum;
                     (totals.rows, totals.mean_loss(), buffer.grads(totals.rows))
                 }
             };
             seen += size;
-            if !self.callbacks.is_empty() {
-                let logs = BatchLogs {
-                    epoch,
-                    batch,
-                    size,
-                    loss: loss_value,
-                };
-                let stop = self
-                    .callbacks
-                    .iter_mut()
-                    .find_map(|cb| match cb.on_batch_end(&logs) {
-                        Control::Continue => None,
-                        Control::Stop(reason) => Some(reason),
-                    });
-                if stop.is_some() {
-                    return Ok((loss_sum / seen as f64, stop));
-                }
+            let logs = BatchLogs {
+                epoch,
+                batch,
+                size,
+                loss: loss_value,
+            };
+            let stop = self.batch_end_callbacks(&logs)?;
+            if stop.is_some() {
+                return Ok((loss_sum / seen as f64, stop));
             }
             self.compiled
                 .optimizer
@@ -332,9 +330,26 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
         result
     }
 
+    /// Runs every callback's `on_batch_end`; the first reason to stop wins. With several
+    /// ranks, the lowest rank that stops gives its reason to every rank (one small
+    /// all-reduce per batch when there are callbacks). Nothing runs without callbacks.
+    fn batch_end_callbacks(&mut self, logs: &BatchLogs) -> Result<Option<StopReason>, FitError> {
+        if self.callbacks.is_empty() {
+            return Ok(None);
+        }
+        let stop = self
+            .callbacks
+            .iter_mut()
+            .find_map(|cb| match cb.on_batch_end(logs) {
+                Control::Continue => None,
+                Control::Stop(reason) => Some(reason),
+            });
+        agree_stop(self.comm, stop)
+    }
+
     /// Runs every callback's `on_epoch_end`; the first reason to stop wins. With several
-    /// ranks, rank 0's outcome is every rank's: its error, or its reason to stop when a
-    /// root-only callback gave it.
+    /// ranks, an error on any rank is every rank's, and otherwise the lowest rank that
+    /// stops (rank 0 for a root-only callback) gives its reason to every rank.
     fn epoch_end_callbacks(
         &mut self,
         epoch: usize,
@@ -350,8 +365,6 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
         };
         let comm = self.comm;
         let mut stop = None;
-        // Whether `stop` was given by a root-only callback (which ran on rank 0 only).
-        let mut stop_root_only = None;
         let mut result = Ok(());
         for cb in self.callbacks.iter_mut() {
             if !runs_here(&**cb, comm) {
@@ -363,42 +376,12 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
                     result = Err(callback_error(&**cb, epoch, e));
                     break;
                 }
-                Ok(Control::Stop(reason)) if stop.is_none() => {
-                    stop = Some(reason);
-                    if cb.root_only() {
-                        stop_root_only = Some(cb.name());
-                    }
-                }
+                Ok(Control::Stop(reason)) if stop.is_none() => stop = Some(reason),
                 Ok(_) => {}
             }
         }
-        if comm.size() == 1 {
-            return result.map(|()| stop);
-        }
         agree(comm, result)?;
-        if !self.callbacks.iter().any(|cb| cb.root_only()) {
-            return Ok(stop);
-        }
-        // Did a root-only callback stop training on rank 0? Then every rank stops.
-        let mut word = vec![f64::from(u8::from(stop_root_only.is_some()))];
-        comm.broadcast_f64(&mut word, 0)?;
-        if word[0] == 0.0 {
-            return Ok(stop);
-        }
-        let text = match (&stop, stop_root_only) {
-            (Some(reason), Some(name)) => format!("{name}\n{reason}"),
-            _ => String::new(),
-        };
-        let text = broadcast_message(comm, &text, 0)?;
-        if comm.is_root() {
-            return Ok(stop);
-        }
-        let (name, message) = text.split_once('\n').unwrap_or(("rank 0", &text));
-        Ok(Some(StopReason::Callback {
-            name: name.to_string(),
-            epoch,
-            message: message.to_string(),
-        }))
+        agree_stop(comm, stop)
     }
 }
 
