@@ -12,6 +12,11 @@
 //!
 //! Rank 0 prints the report and writes the checkpoint; the others print nothing unless
 //! they fail.
+//!
+//! Each rank computes with `--threads` threads; by default `RAYON_NUM_THREADS` when set
+//! (`run-mpi` sets it), else this machine's cores shared among its ranks (Open MPI's
+//! `OMPI_COMM_WORLD_LOCAL_SIZE`), at least one: 2 ranks on 2 cores run one thread each
+//! instead of two ranks of two threads competing for the same cores.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,13 +56,46 @@ struct Args {
     /// Save the trained weights to PATH (safetensors; rank 0 writes).
     #[arg(long, value_name = "PATH")]
     save: Option<PathBuf>,
+    /// Compute threads per rank (default: `RAYON_NUM_THREADS`, else the machine's cores
+    /// divided among the ranks on it, at least 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
+}
+
+/// The compute threads of this rank: `flag`, else `RAYON_NUM_THREADS`, else this machine's
+/// cores divided among the ranks mpirun started on it (`OMPI_COMM_WORLD_LOCAL_SIZE`), at
+/// least 1.
+fn compute_threads(flag: Option<u16>) -> usize {
+    let from_env = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|&n| n > 0)
+    };
+    if let Some(n) = flag {
+        return usize::from(n);
+    }
+    if let Some(n) = from_env("RAYON_NUM_THREADS") {
+        return n;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let local_ranks = from_env("OMPI_COMM_WORLD_LOCAL_SIZE").unwrap_or(1);
+    (cores / local_ranks).max(1)
 }
 
 fn run(comm: &Rc<MpiCommunicator>, args: &Args) -> Result<(), String> {
     let root = comm.is_root();
+    let threads = compute_threads(args.threads);
     let started = Instant::now();
-    // A rank that cannot load the data tells the others, which would wait in `fit`.
-    let loaded = load(ImageSet::FashionMnist, args.data.as_deref()).map_err(|e| e.to_string());
+    // A rank that cannot start its threads or load the data tells the others, which would
+    // wait in `fit`.
+    let loaded = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .map_err(|e| format!("cannot start {threads} compute thread(s): {e}"))
+        .and_then(|()| {
+            load(ImageSet::FashionMnist, args.data.as_deref()).map_err(|e| e.to_string())
+        });
     if let Some((rank, message)) = first_failure(&**comm, loaded.as_ref().err().map(String::as_str))
         .map_err(|e| e.to_string())?
     {
@@ -125,10 +163,9 @@ fn run(comm: &Rc<MpiCommunicator>, args: &Args) -> Result<(), String> {
         let images = (n * history.epochs()) as f64;
         println!(
             "loading: {load_seconds:.2} s; training: {train_seconds:.2} s ({} epochs, {steps} steps \
-             of {} images on each of {ranks} rank(s), {} threads available per rank)",
+             of {} images on each of {ranks} rank(s), {threads} compute thread(s) per rank)",
             history.epochs(),
             args.batch_size,
-            std::thread::available_parallelism().map_or(1, |n| n.get())
         );
         println!(
             "throughput: {:.0} images/s; per step: {:.3} ms, of which all-reduce {:.3} ms \
