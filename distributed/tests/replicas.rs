@@ -325,11 +325,11 @@ impl Callback<f32> for RankLocal {
 /// harness' watchdog).
 const PROMPT: Duration = Duration::from_secs(10);
 
+/// A trained model, what `fit` returned, and the time it took.
+type Run = (Model<f32>, Result<History, FitError>, Duration);
+
 /// Trains the MLP for 4 epochs of 10 steps with `callbacks`; the result and the time taken.
-fn fit_with(
-    c: &Rc<MpiCommunicator>,
-    callbacks: Vec<RankLocal>,
-) -> Result<(Model<f32>, Result<History, FitError>, Duration), String> {
+fn fit_with(c: &Rc<MpiCommunicator>, callbacks: Vec<RankLocal>) -> Result<Run, String> {
     let (x, y) = data();
     let mut m = mlp()?;
     let mut opts = options(c.clone(), 20 / c.size().min(20), 4);
@@ -345,7 +345,7 @@ fn fit_with(
 /// history and weights.
 fn stopped_together(
     c: &Rc<MpiCommunicator>,
-    (m, result, elapsed): (Model<f32>, Result<History, FitError>, Duration),
+    (m, result, elapsed): Run,
     epochs: usize,
     expected: &StopReason,
 ) -> Outcome {
