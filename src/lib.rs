@@ -47,10 +47,10 @@ pub mod prelude {
         gradcheck,
     };
     pub use tapegrad_nn::layers::{
-        Activation, AttendOptions, AvgPool2d, BatchNorm, Conv2d, DecoderBlock, Dense, Dropout,
-        Embedding, Flatten, GlobalAvgPool2d, Gru, GruCell, LayerNorm, Linear, Lstm, LstmCell,
-        LstmState, MaxPool2d, MultiHeadAttention, Padding, PositionalEmbedding, Reshape, Rnn,
-        RnnCell, Sequential, TransformerEncoderLayer, scaled_dot_product_attention,
+        Activation, ActivationLayer, AttendOptions, AvgPool2d, BatchNorm, Conv2d, DecoderBlock,
+        Dense, Dropout, Embedding, Flatten, GlobalAvgPool2d, Gru, GruCell, LayerNorm, Linear, Lstm,
+        LstmCell, LstmState, MaxPool2d, MultiHeadAttention, Padding, PositionalEmbedding, Reshape,
+        Rnn, RnnCell, Sequential, TransformerEncoderLayer, scaled_dot_product_attention,
     };
     pub use tapegrad_nn::losses::{CrossEntropy, cross_entropy};
     pub use tapegrad_nn::model::{FitOptions, Loss, Metric, Model, SchedulePer};

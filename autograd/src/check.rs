@@ -2,7 +2,7 @@
 
 use ndarray::ArrayD;
 
-use crate::{Tape, Var};
+use crate::{Inputs, Tape, Var};
 
 /// Settings for [`gradcheck`].
 #[derive(Clone, Debug)]
@@ -230,9 +230,10 @@ impl<'o> CentralDifferences<'o> {
 /// `|analytic − numeric| ≤ atol + rtol·|numeric|` for every element (or a random subset of
 /// `max_elements` per input).
 ///
-/// `f` records its computation on the tape it is given, from the input variables. A
-/// non-scalar result is reduced with fixed random weights (`Σ wᵢ yᵢ`), which checks the
-/// whole vector-Jacobian product.
+/// `f` records its computation on the tape it is given, from the input variables
+/// ([`Inputs`]: `v[0]`, `v[1]`, ...), and may borrow what it captures — a layer, a
+/// parameter, a target array — for the tape's lifetime. A non-scalar result is reduced with
+/// fixed random weights (`Σ wᵢ yᵢ`), which checks the whole vector-Jacobian product.
 ///
 /// ```
 /// use ndarray::array;
@@ -241,19 +242,50 @@ impl<'o> CentralDifferences<'o> {
 /// let x = array![[0.3, -1.2], [2.0, 0.7]].into_dyn();
 /// gradcheck(|_tape, v| (v[0].sin() * v[0]).sum(), &[x], &GradcheckOptions::default()).unwrap();
 /// ```
-pub fn gradcheck<F>(
+///
+/// A layer, written once for any [`Float`](crate::Float) and checked in `f64`, first and
+/// second order ([`gradgradcheck`]), with respect to its input (`tapegrad_nn`'s
+/// `gradcheck_module` perturbs its parameters too):
+///
+/// ```
+/// use ndarray::array;
+/// use tapegrad_autograd::{Float, GradcheckOptions, Param, Var, gradcheck, gradgradcheck};
+///
+/// /// `tanh(x W + b)`.
+/// struct Affine<T: Float> {
+///     w: Param<T>,
+///     b: Param<T>,
+/// }
+///
+/// impl<T: Float> Affine<T> {
+///     fn forward<'t>(&'t self, x: Var<'t, T>) -> Var<'t, T> {
+///         let tape = x.tape();
+///         (x.matmul(tape.param(&self.w)) + tape.param(&self.b)).tanh()
+///     }
+/// }
+///
+/// let layer = Affine {
+///     w: Param::new("w", array![[0.5, -1.0, 0.3], [2.0, 0.25, -0.7]].into_dyn()),
+///     b: Param::new("b", array![0.1, -0.2, 0.05].into_dyn()),
+/// };
+/// let x = array![[0.3, -1.2], [2.0, 0.7]].into_dyn();
+/// let options = GradcheckOptions::default();
+/// gradcheck(|_tape, v| layer.forward(v[0]).sum(), &[x.clone()], &options).unwrap();
+/// gradgradcheck(|_tape, v| layer.forward(v[0]), &[x], &options).unwrap();
+/// ```
+pub fn gradcheck<'env, F>(
     f: F,
     inputs: &[ArrayD<f64>],
     options: &GradcheckOptions,
 ) -> Result<(), GradcheckError>
 where
-    F: for<'t> Fn(&'t Tape<'t, f64>, &[Var<'t, f64>]) -> Var<'t, f64>,
+    F: for<'t> Fn(&'t Tape<'t, f64>, &Inputs<'t, 'env, f64>) -> Var<'t, f64>,
 {
     let mut weights: Option<ArrayD<f64>> = None;
     let mut evaluate = |values: &[ArrayD<f64>], want_grads: bool| -> (f64, Vec<ArrayD<f64>>) {
         let tape = Tape::new();
         let vars: Vec<Var<'_, f64>> = values.iter().map(|v| tape.var(v.clone())).collect();
-        let out = f(&tape, &vars);
+        let out = f(&tape, &Inputs::new(&vars));
         let w = weights.get_or_insert_with(|| {
             let shape = out.shape();
             if shape.iter().product::<usize>() == 1 {
@@ -323,18 +355,18 @@ where
 /// # Errors
 ///
 /// The first element, of an input or of the seed, whose second derivative disagrees.
-pub fn gradgradcheck<F>(
+pub fn gradgradcheck<'env, F>(
     f: F,
     inputs: &[ArrayD<f64>],
     options: &GradcheckOptions,
 ) -> Result<(), GradcheckError>
 where
-    F: for<'t> Fn(&'t Tape<'t, f64>, &[Var<'t, f64>]) -> Var<'t, f64>,
+    F: for<'t> Fn(&'t Tape<'t, f64>, &Inputs<'t, 'env, f64>) -> Var<'t, f64>,
 {
     let output_shape = {
         let tape = Tape::new();
         let vars: Vec<Var<'_, f64>> = inputs.iter().map(|x| tape.constant(x.clone())).collect();
-        f(&tape, &vars).shape()
+        f(&tape, &Inputs::new(&vars)).shape()
     };
     // Independent weights per input, from streams apart from gradcheck's own.
     let input_weights: Vec<ArrayD<f64>> = inputs
@@ -358,8 +390,8 @@ where
     let n = inputs.len();
     gradcheck(
         |tape, vars| {
-            let (xs, w) = (&vars[..n], vars[n]);
-            let vjps = tape.grad_with_seed_var(f(tape, xs), w, xs);
+            let (xs, w) = (&vars.vars()[..n], vars[n]);
+            let vjps = tape.grad_with_seed_var(f(tape, &Inputs::new(xs)), w, xs);
             let mut total = tape.scalar(0.0);
             for (g, u) in vjps.iter().zip(&input_weights) {
                 total = total + (*g * tape.constant(u.clone())).sum();

@@ -267,6 +267,12 @@ pub(crate) enum Op<T> {
         keepdim: bool,
         is_max: bool,
     },
+    /// The product over one axis.
+    Prod {
+        input: usize,
+        axis: usize,
+        keepdim: bool,
+    },
     Slice {
         input: usize,
         axis: Axis,
@@ -365,6 +371,7 @@ impl<T> Op<T> {
             | Op::BroadcastTo(_)
             | Op::Slice { .. }
             | Op::Pad { .. }
+            | Op::Prod { .. }
             | Op::Select { .. } => false,
             Op::Permute(..)
             | Op::Sum { .. }
@@ -400,6 +407,7 @@ impl<T: Float> Op<T> {
             Op::Sum { .. } => "sum",
             Op::Extremum { is_max: true, .. } => "max",
             Op::Extremum { is_max: false, .. } => "min",
+            Op::Prod { .. } => "prod",
             Op::Slice { .. } => "slice",
             Op::Pad { .. } => "pad",
             Op::Concat { .. } => "concat",
@@ -428,6 +436,7 @@ impl<T: Float> Op<T> {
             }
             Op::Sum { input, .. }
             | Op::Extremum { input, .. }
+            | Op::Prod { input, .. }
             | Op::Slice { input, .. }
             | Op::Pad { input, .. }
             | Op::IndexSelect { input, .. }

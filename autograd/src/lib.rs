@@ -80,6 +80,7 @@ mod float;
 pub mod functional;
 mod grads;
 mod graph;
+mod inputs;
 #[allow(unsafe_code)]
 mod kernels;
 mod operand;
@@ -120,6 +121,7 @@ pub use check::{
 };
 pub use float::Float;
 pub use grads::Grads;
+pub use inputs::Inputs;
 pub use ops::axes::Axes;
 pub use ops::custom::CustomOp;
 pub use ops::window::{Conv2dOptions, Pair, Pool2dOptions};

@@ -10,6 +10,7 @@
 //! | [`mse`] | `mse_loss` | `MeanSquaredError` |
 //! | [`mae`] | `l1_loss` | `MeanAbsoluteError` |
 //! | [`huber`] | `huber_loss(delta)` | `Huber(delta)` |
+//! | [`smooth_l1`] | `smooth_l1_loss(beta)` | — |
 //! | [`binary_cross_entropy`] | `binary_cross_entropy` | `BinaryCrossentropy()` |
 //! | [`binary_cross_entropy_with_logits`] | `binary_cross_entropy_with_logits` | `BinaryCrossentropy(from_logits=True)` |
 //! | [`categorical_cross_entropy`] | `cross_entropy` (probability targets) | `CategoricalCrossentropy(from_logits=True)` |
@@ -205,6 +206,53 @@ pub fn huber_reduced<'t, T: Float>(
     let error = (prediction - target).abs();
     let q = error.clamp(T::zero(), T::from_f64(delta));
     reduce(q * (error - q.mul_scalar(T::from_f64(0.5))), reduction, 1.0)
+}
+
+/// Smooth L1 loss (PyTorch's `smooth_l1_loss`): with `a = |prediction - target|`,
+/// `a²/(2 beta)` where `a < beta`, else `a - beta/2`. It is [`huber`] with `delta = beta`
+/// divided by `beta`, so the two agree only at `beta = 1`; `beta = 0` is [`mae`].
+///
+/// ```
+/// use ndarray::array;
+/// use tapegrad_autograd::Tape;
+/// use tapegrad_nn::losses::{huber, smooth_l1, smooth_l1_reduced, Reduction};
+///
+/// let tape = Tape::<f64>::new();
+/// let pred = tape.var(array![0.5, 3.0].into_dyn());
+/// let target = tape.constant(array![0.0, 0.0].into_dyn());
+/// // 0.5²/(2·2) = 0.0625 (quadratic), 3 − 2/2 = 2 (linear)
+/// assert_eq!(smooth_l1_reduced(pred, target, 2.0, Reduction::None).to_array(), array![0.0625, 2.0].into_dyn());
+/// assert_eq!(smooth_l1(pred, target, 1.0).item(), huber(pred, target, 1.0).item());
+/// ```
+#[track_caller]
+pub fn smooth_l1<'t, T: Float>(
+    prediction: Var<'t, T>,
+    target: Var<'t, T>,
+    beta: f64,
+) -> Var<'t, T> {
+    smooth_l1_reduced(prediction, target, beta, Reduction::Mean)
+}
+
+/// [`smooth_l1`] with a chosen [`Reduction`].
+#[track_caller]
+pub fn smooth_l1_reduced<'t, T: Float>(
+    prediction: Var<'t, T>,
+    target: Var<'t, T>,
+    beta: f64,
+    reduction: Reduction,
+) -> Var<'t, T> {
+    assert!(
+        beta >= 0.0,
+        "smooth_l1: beta must not be negative, got {beta}"
+    );
+    let target = aligned("smooth_l1", prediction, target);
+    if beta == 0.0 {
+        return reduce((prediction - target).abs(), reduction, 1.0);
+    }
+    let error = (prediction - target).abs();
+    let q = error.clamp(T::zero(), T::from_f64(beta));
+    let huber = q * (error - q.mul_scalar(T::from_f64(0.5)));
+    reduce(huber.mul_scalar(T::from_f64(1.0 / beta)), reduction, 1.0)
 }
 
 /// Binary cross-entropy on probabilities: `-(y ln p + (1 - y) ln(1 - p))`, with the

@@ -476,8 +476,10 @@ impl std::error::Error for ModuleGradcheckError {}
 /// The module must be deterministic: check dropout in eval mode (its train-mode mask is
 /// redrawn at each call).
 ///
-/// `tapegrad_autograd::gradcheck` cannot do this job: its function is called with tapes of
-/// every lifetime, so it could only bind parameters that live forever.
+/// [`tapegrad_autograd::gradcheck`] and [`gradgradcheck`](tapegrad_autograd::gradgradcheck)
+/// check a layer with respect to its inputs (any number of them, first and second order:
+/// `gradcheck(|_tape, v| layer.forward(v[0]), &[x], &options)`); this function checks the
+/// gradients of its parameters as well, which it perturbs in place.
 ///
 /// # Errors
 ///

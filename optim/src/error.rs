@@ -5,8 +5,14 @@
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum OptimError {
-    /// A gradient holds a NaN or an infinite value.
-    #[error("the gradient of parameter `{param}` contains NaN or infinite values")]
+    /// A gradient holds a NaN or an infinite value. The message suggests anomaly detection,
+    /// which names the op that produced the first one.
+    #[error(
+        "the gradient of parameter `{param}` contains NaN or infinite values \
+         (to find the op that produced them, record the step with \
+         `tape.set_anomaly_detection(true)`: it panics at the first NaN or infinity, naming the op \
+         and your source line)"
+    )]
     NonFiniteGradient {
         /// The parameter's name.
         param: String,

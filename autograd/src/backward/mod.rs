@@ -12,7 +12,7 @@ use crate::graph::Op;
 use crate::operand::Structural;
 use crate::ops::{
     RuleContext, avg_pool2d, binary, broadcast_to, concat, conv2d, extremum, gather, index_select,
-    matmul, max_pool2d, permute, reshape, select, slice, sum, unary,
+    matmul, max_pool2d, permute, prod, reshape, select, slice, sum, unary,
 };
 use crate::{Float, Grads, Tape, Var};
 
@@ -37,6 +37,7 @@ pub(crate) fn rule<T: Float, O: Structural<T>>(
         Op::BroadcastTo(a) => broadcast_to::rule(*a, g, ctx, emit),
         Op::Sum { input, axes, keepdim } => sum::rule(*input, axes, *keepdim, g, ctx, emit),
         Op::Extremum { input, axes, keepdim, .. } => extremum::rule(*input, axes, *keepdim, out, g, ctx, emit),
+        Op::Prod { input, axis, keepdim } => prod::rule(*input, *axis, *keepdim, g, ctx, emit),
         Op::Slice { input, axis, start, .. } => slice::rule(*input, *axis as usize, *start, g, ctx, emit),
         Op::Pad { input, axis, start, .. } => slice::pad_rule(*input, *axis as usize, *start, g, ctx, emit),
         Op::Concat { inputs, axis } => concat::rule(inputs, *axis, g, ctx, emit),

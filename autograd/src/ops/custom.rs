@@ -44,7 +44,7 @@ use crate::{Float, Tape, Var};
 /// assert_eq!(y.backward()[x], array![3.0, 12.0].into_dyn());
 ///
 /// // ... and it passes the gradient checker.
-/// gradcheck(|_t, v: &[Var<'_, f64>]| v[0].tape().custom(Cube, v).sum(),
+/// gradcheck(|tape, v| tape.custom(Cube, v).sum(),
 ///           &[array![0.5, -1.5].into_dyn()], &GradcheckOptions::default()).unwrap();
 /// ```
 pub trait CustomOp<T: Float>: 'static {

@@ -11,6 +11,7 @@
 //! | `linear.rs` | no primitive: `linear` and `linear_relu` (`x · W + b`), `matmul` and `+` when recording gradients, one fused kernel when not |
 //! | `reshape.rs`, `permute.rs`, `broadcast_to.rs` | movement |
 //! | `sum.rs`, `extremum.rs` | `sum`, `max`/`min` over axes |
+//! | `prod.rs` | `prod` over all elements or one axis (a rule without division, exact at zeros) |
 //! | `slice.rs` | `slice` and its adjoint `pad` |
 //! | `concat.rs` | `concat` |
 //! | `index_select.rs` | `index_select` and its adjoint `index_add` |
@@ -42,6 +43,7 @@ pub(crate) mod linear;
 pub(crate) mod matmul;
 pub(crate) mod max_pool2d;
 pub(crate) mod permute;
+pub(crate) mod prod;
 pub(crate) mod reshape;
 pub(crate) mod select;
 pub(crate) mod slice;

@@ -5,9 +5,11 @@
 
 use ndarray::{Array2, ArrayD, ArrayViewD, Ix2, IxDyn};
 use proptest::prelude::*;
-use tapegrad_autograd::functional::{hessian, hvp, jacobian, jvp, vjp};
+use tapegrad_autograd::functional::{
+    hessian, hessian_matrix, hvp, jacobian, jacobian_matrix, jvp, vjp,
+};
 use tapegrad_autograd::testing::{array, arrays, shape};
-use tapegrad_autograd::{CustomOp, GradcheckOptions, Tape, Var, gradcheck, gradgradcheck};
+use tapegrad_autograd::{CustomOp, GradcheckOptions, Inputs, Tape, Var, gradcheck, gradgradcheck};
 
 /// Finite-difference step and tolerance: central differences of smooth functions of
 /// inputs in [-1.5, 1.5] are good to ~1e-9 at this step.
@@ -16,17 +18,17 @@ const TOL: f64 = 1e-6;
 
 /// A smooth function of two inputs of one shape, with a non-scalar output: both inputs
 /// mix across elements (the sum of `y`) so the Jacobian is dense.
-fn two_inputs<'t>(_tape: &'t Tape<'t, f64>, v: &[Var<'t, f64>]) -> Var<'t, f64> {
+fn two_inputs<'t>(_tape: &'t Tape<'t, f64>, v: &Inputs<'t, '_, f64>) -> Var<'t, f64> {
     (v[0].sin() * v[1] + v[1].sum().tanh()) * v[0]
 }
 
 /// A smooth scalar function of two inputs of one shape.
-fn scalar<'t>(tape: &'t Tape<'t, f64>, v: &[Var<'t, f64>]) -> Var<'t, f64> {
+fn scalar<'t>(tape: &'t Tape<'t, f64>, v: &Inputs<'t, '_, f64>) -> Var<'t, f64> {
     (two_inputs(tape, v).square().sum() + v[0].exp().sum()).sin()
 }
 
 /// The gradient of `scalar`, all inputs' gradients in one flat vector.
-fn gradient<'t>(tape: &'t Tape<'t, f64>, v: &[Var<'t, f64>]) -> Var<'t, f64> {
+fn gradient<'t>(tape: &'t Tape<'t, f64>, v: &Inputs<'t, '_, f64>) -> Var<'t, f64> {
     let g = tape.grad(scalar(tape, v), v);
     let flat: Vec<Var<'_, f64>> = g.iter().map(|g| g.flatten_from(0)).collect();
     Var::concat(&flat, 0)
@@ -38,26 +40,26 @@ fn quadratic<'t>(tape: &'t Tape<'t, f64>, w: Var<'t, f64>, a: &ArrayD<f64>) -> V
 }
 
 /// `Σ x³` through `CubeWithConstantBackward`.
-fn cube<'t>(tape: &'t Tape<'t, f64>, v: &[Var<'t, f64>]) -> Var<'t, f64> {
+fn cube<'t>(tape: &'t Tape<'t, f64>, v: &Inputs<'t, '_, f64>) -> Var<'t, f64> {
     tape.custom(CubeWithConstantBackward, &[v[0]])
 }
 
 /// `f` evaluated on arrays, through a fresh tape.
-fn eval<F>(f: &F, inputs: &[ArrayD<f64>]) -> ArrayD<f64>
+fn eval<'env, F>(f: &F, inputs: &[ArrayD<f64>]) -> ArrayD<f64>
 where
-    F: for<'t> Fn(&'t Tape<'t, f64>, &[Var<'t, f64>]) -> Var<'t, f64>,
+    F: for<'t> Fn(&'t Tape<'t, f64>, &Inputs<'t, 'env, f64>) -> Var<'t, f64>,
 {
     let tape = Tape::new();
     // Variables, not constants: `gradient` differentiates with respect to them.
     let vars: Vec<Var<'_, f64>> = inputs.iter().map(|x| tape.var(x.clone())).collect();
-    f(&tape, &vars).to_array()
+    f(&tape, &Inputs::new(&vars)).to_array()
 }
 
 /// The Jacobian by central differences, as a matrix `[output elements, input elements]`
 /// per input.
-fn numeric_jacobian<F>(f: &F, inputs: &[ArrayD<f64>]) -> Vec<Array2<f64>>
+fn numeric_jacobian<'env, F>(f: &F, inputs: &[ArrayD<f64>]) -> Vec<Array2<f64>>
 where
-    F: for<'t> Fn(&'t Tape<'t, f64>, &[Var<'t, f64>]) -> Var<'t, f64>,
+    F: for<'t> Fn(&'t Tape<'t, f64>, &Inputs<'t, 'env, f64>) -> Var<'t, f64>,
 {
     let n_out = eval(f, inputs).len();
     let mut shifted = inputs.to_vec();
@@ -279,10 +281,63 @@ fn vjp_with_a_cotangent_of_the_wrong_shape_panics_naming_both_shapes() {
     let _ = vjp(|_t, v| v[0].exp(), &[x], &ArrayD::zeros(IxDyn(&[2])));
 }
 
+/// A vector-valued function gets one Hessian per output element, in one call: row `o` of
+/// `hessian` is `hessian` of the scalar `yₒ`.
 #[test]
-#[should_panic(expected = "hessian: f must return one element, got shape [3]")]
-fn hessian_of_a_non_scalar_function_panics() {
-    let _ = hessian(|_t, v| v[0].exp(), &[ArrayD::<f64>::zeros(IxDyn(&[3]))]);
+fn hessian_of_a_vector_valued_function_stacks_the_hessians_of_its_elements() {
+    let x = ndarray::array![0.5, -1.0, 1.5].into_dyn();
+    fn f<'t>(v: &[Var<'t, f64>]) -> Var<'t, f64> {
+        v[0].sin() * v[0].sum().square()
+    }
+    let h = hessian(|_t, v| f(v), std::slice::from_ref(&x));
+    assert_eq!(h[0][0].shape(), &[3, 3, 3]);
+    for o in 0..3 {
+        let h_o = hessian(
+            |_t, v| f(v).slice(0, o, o + 1).sum(),
+            std::slice::from_ref(&x),
+        );
+        assert_eq!(h[0][0].index_axis(ndarray::Axis(0), o), h_o[0][0]);
+    }
+    // y₀ = sin(x₀) s², s = Σx: ∂²y₀/∂x₁∂x₂ = 2 sin(x₀).
+    assert!((h[0][0][[0, 1, 2]] - 2.0 * 0.5_f64.sin()).abs() < 1e-12);
+}
+
+/// `jacobian_matrix` and `hessian_matrix` are `jacobian` and `hessian` as `Array2`s, so
+/// `dot` works on them directly.
+#[test]
+fn matrix_forms_equal_the_blocks_and_take_dot() {
+    let x = ndarray::array![0.5_f64, -1.0, 1.5];
+    let a = ndarray::array![[1.0, 2.0, 0.0], [0.5, -1.0, 3.0]];
+    let a_dyn = a.clone().into_dyn();
+    // Borrowed from the environment for the tape's lifetime.
+    let j = jacobian_matrix(|t, v| t.constant_ref(&a_dyn).matmul(v[0].tanh()), &x);
+    let block = jacobian(
+        |t, v| t.constant(a.clone().into_dyn()).matmul(v[0].tanh()),
+        &[x.clone().into_dyn()],
+    );
+    assert_eq!(j.clone().into_dyn(), block[0]);
+    assert_eq!(j.dim(), (2, 3));
+    let h = hessian_matrix(|_t, v| v[0].powi(3).sum() + v[0].sum().square(), &x);
+    let by_hand = ndarray::Array2::from_diag(&x.mapv(|x| 6.0 * x)) + 2.0;
+    assert!(
+        (&h - &by_hand).iter().all(|d| d.abs() < 1e-12),
+        "{h} vs {by_hand}"
+    );
+    let v = ndarray::array![1.0, 0.0, -1.0];
+    assert!(
+        (h.dot(&v) - by_hand.dot(&v))
+            .iter()
+            .all(|d| d.abs() < 1e-12)
+    );
+    // A scalar function's Jacobian is one row: the gradient.
+    let g = jacobian_matrix(|_t, v| v[0].square().sum(), &x);
+    assert_eq!(g, (&x * 2.0).insert_axis(ndarray::Axis(0)));
+}
+
+#[test]
+#[should_panic(expected = "hessian_matrix: f must return one element, got shape [3]")]
+fn hessian_matrix_of_a_non_scalar_function_panics() {
+    let _ = hessian_matrix(|_t, v| v[0].exp(), &ndarray::Array1::<f64>::zeros(3));
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod custom_op;
 mod functional;
 mod golden_ops;
 mod linear;
+mod prod;
 mod properties;
 mod smoke;
 mod tape;

@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use tapegrad_autograd::testing::{
     array, array_away_from, broadcast_pair, distinct_array, matmul_pair, shape, shape_or_scalar,
 };
-use tapegrad_autograd::{GradcheckOptions, Tape, Var, gradcheck, gradgradcheck};
+use tapegrad_autograd::{GradcheckOptions, Inputs, Tape, Var, gradcheck, gradgradcheck};
 
 /// Shapes up to rank 3 with axes up to 4 long keep each case fast.
 const RANK: usize = 3;
@@ -25,9 +25,9 @@ const MARGIN: f64 = 0.05;
 const POLE_MARGIN: f64 = 0.2;
 
 /// `gradcheck` with the default tolerances, as a proptest outcome.
-fn check<F>(f: F, inputs: &[ArrayD<f64>]) -> Result<(), TestCaseError>
+fn check<'env, F>(f: F, inputs: &[ArrayD<f64>]) -> Result<(), TestCaseError>
 where
-    F: for<'t> Fn(&'t Tape<'t, f64>, &[Var<'t, f64>]) -> Var<'t, f64>,
+    F: for<'t> Fn(&'t Tape<'t, f64>, &Inputs<'t, 'env, f64>) -> Var<'t, f64>,
 {
     gradcheck(f, inputs, &GradcheckOptions::default())
         .map_err(|e| TestCaseError::fail(e.to_string()))

@@ -162,8 +162,9 @@ impl<T: Float> Module<T> for BatchNorm<T> {
         if shape.len() != rank || shape[1] != channels {
             panic!(
                 "BatchNorm::forward: layer `{}` was built for inputs of rank {rank} with {channels} \
-                 channels on axis 1, got shape {shape:?}",
-                crate::module::layer_name("batch_norm")
+                 channel{} on axis 1, got shape {shape:?}",
+                crate::module::layer_name("batch_norm"),
+                if channels == 1 { "" } else { "s" }
             );
         }
         let tape = x.tape();

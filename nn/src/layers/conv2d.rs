@@ -252,9 +252,11 @@ impl<T: Float> Module<T> for Conv2d<T> {
         let groups = self.groups;
         assert!(
             groups > 0 && channels.is_multiple_of(groups) && self.filters.is_multiple_of(groups),
-            "Conv2d::build: layer `{name}`: {channels} input channels and {} filters must both \
+            "Conv2d::build: layer `{name}`: {channels} input channel{} and {} filter{} must both \
              be multiples of groups {groups}",
-            self.filters
+            if channels == 1 { "" } else { "s" },
+            self.filters,
+            if self.filters == 1 { "" } else { "s" },
         );
         assert!(
             !self.stride.contains(&0) && !self.dilation.contains(&0),

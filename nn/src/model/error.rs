@@ -221,17 +221,15 @@ pub enum FitError {
     /// A NaN or infinite value in the data, found before anything was trained or computed
     /// (skip the check with [`FitOptions::check_finite`](super::FitOptions::check_finite)
     /// or [`Model::set_check_finite`]).
-    #[error("non-finite value {value} in the {data}'s {part} at row {row}, column {column}")]
+    #[error("non-finite value {value} in the {data}'s {part} at index {index:?} (sample {})", index.first().copied().unwrap_or(0))]
     NonFinite {
         /// Which data.
         data: DataRole,
         /// `"x"` (inputs) or `"y"` (targets).
         part: &'static str,
-        /// The sample: the index along axis 0 (0-based) of the array as given.
-        row: usize,
-        /// The position of the value within its sample, its elements counted in row-major
-        /// order (0-based; the column of a 2-D array).
-        column: usize,
+        /// The value's index in the array as given (`[sample, ...]`, 0-based): `[0, 3, 5]`
+        /// is sample 0's element `[3, 5]`.
+        index: Vec<usize>,
         /// The value (NaN, +inf or -inf), as `f64`.
         value: f64,
     },

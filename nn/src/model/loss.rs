@@ -19,6 +19,7 @@ pub(super) enum Builtin {
     Mse,
     Mae,
     Huber { delta: f64 },
+    SmoothL1 { beta: f64 },
     BinaryCrossEntropy,
     BinaryCrossEntropyWithLogits,
     CategoricalCrossEntropy,
@@ -32,6 +33,7 @@ impl Builtin {
             Builtin::Mse => "mse",
             Builtin::Mae => "mae",
             Builtin::Huber { .. } => "huber",
+            Builtin::SmoothL1 { .. } => "smooth_l1",
             Builtin::BinaryCrossEntropy => "binary_cross_entropy",
             Builtin::BinaryCrossEntropyWithLogits => "binary_cross_entropy_with_logits",
             Builtin::CategoricalCrossEntropy => "categorical_cross_entropy",
@@ -45,6 +47,7 @@ impl Builtin {
             Builtin::Mse => losses::mse(p, t),
             Builtin::Mae => losses::mae(p, t),
             Builtin::Huber { delta } => losses::huber(p, t, delta),
+            Builtin::SmoothL1 { beta } => losses::smooth_l1(p, t, beta),
             Builtin::BinaryCrossEntropy => losses::binary_cross_entropy(p, t),
             Builtin::BinaryCrossEntropyWithLogits => losses::binary_cross_entropy_with_logits(p, t),
             Builtin::CategoricalCrossEntropy => losses::categorical_cross_entropy(p, t),
@@ -170,6 +173,12 @@ impl<T: Float> Loss<T> {
     /// Huber loss with threshold `delta` (Keras' default is 1.0), [`losses::huber`].
     pub fn huber(delta: f64) -> Self {
         Self::builtin(Builtin::Huber { delta })
+    }
+
+    /// Smooth L1 loss with threshold `beta` (PyTorch's default is 1.0),
+    /// [`losses::smooth_l1`].
+    pub fn smooth_l1(beta: f64) -> Self {
+        Self::builtin(Builtin::SmoothL1 { beta })
     }
 
     /// Binary cross-entropy on probabilities, [`losses::binary_cross_entropy`].

@@ -363,7 +363,7 @@ impl<T: Float, M: Module<T>> Model<T, M> {
 
     /// Whether [`evaluate`](Model::evaluate) and [`predict`](Model::predict) check their data
     /// for NaN and infinite values first (default `true`; a value found is a
-    /// [`FitError::NonFinite`] naming the data, row and column). The check reads every value
+    /// [`FitError::NonFinite`] naming the data and the value's index). The check reads every value
     /// once; turn it off for speed when the data is known to be finite. (`fit` has its own
     /// switch, [`FitOptions::check_finite`].)
     pub fn set_check_finite(&mut self, check: bool) {
@@ -483,23 +483,28 @@ impl<T: Float, M: Module<T>> Model<T, M> {
     }
 }
 
+/// The index in an array of `shape` of its `flat`-th element in row-major order.
+fn multi_index(shape: &[usize], mut flat: usize) -> Vec<usize> {
+    let mut index = vec![0; shape.len()];
+    for (i, &len) in index.iter_mut().zip(shape).rev() {
+        *i = flat % len;
+        flat /= len;
+    }
+    index
+}
+
 /// The first NaN or infinity of `a` (samples along axis 0), as [`FitError::NonFinite`].
 fn check_finite<T: Float>(
     a: &ArrayViewD<'_, T>,
     data: DataRole,
     part: &'static str,
 ) -> Result<(), FitError> {
-    let per_row = match a.shape().split_first() {
-        Some((_, rest)) => rest.iter().product::<usize>().max(1),
-        None => 1,
-    };
     match a.iter().position(|v| !v.is_finite()) {
         None => Ok(()),
         Some(i) => Err(FitError::NonFinite {
             data,
             part,
-            row: i / per_row,
-            column: i % per_row,
+            index: multi_index(a.shape(), i),
             value: a
                 .iter()
                 .nth(i)

@@ -62,7 +62,7 @@ pub struct FitOptions<T: Float = f32> {
     pub seed: u64,
     /// Whether `fit` checks `x`, `y` and the validation data for NaN and infinite values
     /// before training starts (default `true`): the first one found is a
-    /// [`FitError::NonFinite`](super::FitError::NonFinite) naming the data, row and column.
+    /// [`FitError::NonFinite`](super::FitError::NonFinite) naming the data and the value's index (`[sample, ...]`).
     /// The check reads every value once; turn it off for speed when the data is known to be
     /// finite.
     pub check_finite: bool,

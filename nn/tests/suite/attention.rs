@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tapegrad_autograd::testing::array;
-use tapegrad_autograd::{GradcheckOptions, Tape, Var, gradcheck, gradgradcheck};
+use tapegrad_autograd::{GradcheckOptions, Inputs, Tape, Var, gradcheck, gradgradcheck};
 use tapegrad_nn::Module;
 use tapegrad_nn::init::Initializer;
 use tapegrad_nn::layers::{
@@ -40,18 +40,12 @@ fn built<M: Module<f64>>(mut module: M, input_shape: &[usize], seed: u64) -> M {
 }
 
 /// `gradcheck` and `gradgradcheck` of `f` at `inputs`.
-fn check_first_and_second<F>(f: F, inputs: &[ArrayD<f64>])
+fn check_first_and_second<'env, F>(f: F, inputs: &[ArrayD<f64>])
 where
-    F: for<'t> Fn(&'t Tape<'t, f64>, &[Var<'t, f64>]) -> Var<'t, f64>,
+    F: for<'t> Fn(&'t Tape<'t, f64>, &Inputs<'t, 'env, f64>) -> Var<'t, f64>,
 {
     gradcheck(&f, inputs, &options()).unwrap();
     gradgradcheck(&f, inputs, &options()).unwrap();
-}
-
-/// A module that lives as long as the test binary: `gradcheck`'s function is called with
-/// tapes of every lifetime, so the parameters it binds must outlive them all.
-fn leak<M>(module: M) -> &'static M {
-    Box::leak(Box::new(module))
 }
 
 /// A random boolean mask of `shape` (`[..., L, S]`) that leaves key 0 visible to every
@@ -103,7 +97,6 @@ proptest! {
         let (t, e) = (x.shape()[1], x.shape()[2]);
         let mut mha = built(MultiHeadAttention::new(e, heads).causal(causal), &[t, e], seed);
         gradcheck_module(&mut mha, &x, &options()).unwrap();
-        let mha = leak(mha);
         gradgradcheck(|_, v| mha.forward(v[0]), std::slice::from_ref(&x), &options()).unwrap();
     }
 
@@ -120,7 +113,7 @@ proptest! {
         let value = uniform.init::<f64, _>(&[n, s, e], &mut rng);
         let attn_mask = mask(&[l, s], seed);
         let padding = mask(&[n, s], seed ^ 1);
-        let mha = leak(built(MultiHeadAttention::new(e, heads), &[l, e], seed));
+        let mha = built(MultiHeadAttention::new(e, heads), &[l, e], seed);
         check_first_and_second(
             |_, v| {
                 let options = AttendOptions::default()
@@ -151,7 +144,6 @@ proptest! {
             .causal(causal);
         let mut layer = built(layer, &[t, e], seed);
         gradcheck_module(&mut layer, &x, &options()).unwrap();
-        let layer = leak(layer);
         gradgradcheck(|_, v| layer.forward(v[0]), std::slice::from_ref(&x), &options()).unwrap();
     }
 
@@ -164,7 +156,6 @@ proptest! {
         let (t, e) = (x.shape()[1], x.shape()[2]);
         let mut block = built(DecoderBlock::new(e, heads).exact_gelu(exact), &[t, e], seed);
         gradcheck_module(&mut block, &x, &options()).unwrap();
-        let block = leak(block);
         gradgradcheck(|_, v| block.forward(v[0]), std::slice::from_ref(&x), &options()).unwrap();
     }
 
@@ -173,7 +164,6 @@ proptest! {
         let (t, e) = (x.shape()[1], x.shape()[2]);
         let mut positions = built(PositionalEmbedding::new(t + extra, e), &[t, e], seed);
         gradcheck_module(&mut positions, &x, &options()).unwrap();
-        let positions = leak(positions);
         gradgradcheck(|_, v| positions.forward(v[0]), std::slice::from_ref(&x), &options()).unwrap();
     }
 }

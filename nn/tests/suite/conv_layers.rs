@@ -199,3 +199,10 @@ fn groups_that_do_not_divide_the_channels_are_rejected_at_build_time() {
     let mut layer = Conv2d::<f64>::new(4, 3).groups(2);
     layer.build(&[3, 8, 8], &mut StdRng::seed_from_u64(0));
 }
+
+#[test]
+#[should_panic(expected = "1 input channel and 4 filters must both be multiples of groups 2")]
+fn one_input_channel_is_named_in_the_singular() {
+    let mut layer = Conv2d::<f64>::new(4, 3).groups(2);
+    layer.build(&[1, 8, 8], &mut StdRng::seed_from_u64(0));
+}

@@ -1,5 +1,5 @@
 //! NaN and infinities in the data are reported before any training or computation, naming
-//! the data, row and column; training gives the same bits on one thread and on two.
+//! the data and the value's index; training gives the same bits on one thread and on two.
 
 use ndarray::{Array2, array};
 use tapegrad_nn::io::weights_to_bytes;
@@ -9,19 +9,18 @@ use tapegrad_optim::{Adam, Sgd};
 
 use crate::model::{line_model, quiet};
 
-fn expect_non_finite(err: FitError, data: DataRole, part: &str, row: usize, column: usize) -> f64 {
+fn expect_non_finite(err: FitError, data: DataRole, part: &str, index: &[usize]) -> f64 {
     let message = err.to_string();
     match err {
         FitError::NonFinite {
             data: d,
             part: p,
-            row: r,
-            column: c,
+            index: i,
             value,
         } => {
-            assert_eq!((d, p, r, c), (data, part, row, column), "{message}");
+            assert_eq!((d, p, &i[..]), (data, part, index), "{message}");
             assert!(
-                message.contains(&format!("row {row}, column {column}")),
+                message.contains(&format!("at index {index:?} (sample {})", index[0])),
                 "{message}"
             );
             value
@@ -42,13 +41,13 @@ fn nan_and_inf_in_fit_data_are_reported_before_training_with_role_row_and_column
     let mut bad_x = x.clone();
     bad_x[[4, 2]] = f32::NAN;
     let err = model.fit(&bad_x, &y, quiet()).unwrap_err();
-    assert!(expect_non_finite(err, DataRole::Training, "x", 4, 2).is_nan());
+    assert!(expect_non_finite(err, DataRole::Training, "x", &[4, 2]).is_nan());
 
     let mut bad_y = y.clone();
     bad_y[[1, 0]] = f32::INFINITY;
     let err = model.fit(&x, &bad_y, quiet()).unwrap_err();
     assert_eq!(
-        expect_non_finite(err, DataRole::Training, "y", 1, 0),
+        expect_non_finite(err, DataRole::Training, "y", &[1, 0]),
         f64::INFINITY
     );
 
@@ -61,7 +60,7 @@ fn nan_and_inf_in_fit_data_are_reported_before_training_with_role_row_and_column
             quiet().validation_data(val_x.into_dyn(), y.clone().into_dyn()),
         )
         .unwrap_err();
-    expect_non_finite(err, DataRole::Validation, "x", 5, 0);
+    expect_non_finite(err, DataRole::Validation, "x", &[5, 0]);
     let err = model
         .fit(
             &x,
@@ -69,12 +68,12 @@ fn nan_and_inf_in_fit_data_are_reported_before_training_with_role_row_and_column
             quiet().validation_data(x.clone().into_dyn(), bad_y.clone().into_dyn()),
         )
         .unwrap_err();
-    expect_non_finite(err, DataRole::Validation, "y", 1, 0);
+    expect_non_finite(err, DataRole::Validation, "y", &[1, 0]);
 
     // Nothing was trained by the failed calls.
     assert_eq!(weights_to_bytes(&model.params()).unwrap(), before);
 
-    // A 3-D input: the column counts the elements of a sample in row-major order.
+    // A 3-D input: the index is the value's own, sample first.
     let mut cube = ndarray::Array3::<f32>::zeros((4, 2, 3));
     cube[[3, 1, 1]] = f32::NAN;
     let mut model3 = Model::new(
@@ -86,7 +85,7 @@ fn nan_and_inf_in_fit_data_are_reported_before_training_with_role_row_and_column
     let err = model3
         .fit(&cube, &Array2::<f32>::zeros((4, 1)), quiet())
         .unwrap_err();
-    expect_non_finite(err, DataRole::Training, "x", 3, 4);
+    expect_non_finite(err, DataRole::Training, "x", &[3, 1, 1]);
 
     // Opting out: training starts, and the optimizer finds the NaN gradient later.
     let err = model
@@ -97,6 +96,11 @@ fn nan_and_inf_in_fit_data_are_reported_before_training_with_role_row_and_column
         )
         .unwrap_err();
     assert!(matches!(err, FitError::Optimizer { batch: 2, .. }), "{err}");
+    // The optimizer's message points at anomaly detection.
+    assert!(
+        err.to_string().contains("set_anomaly_detection(true)"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -110,13 +114,13 @@ fn evaluate_and_predict_report_non_finite_rows_unless_told_not_to() {
     let mut bad_x = x.clone();
     bad_x[[2, 0]] = f32::NAN;
     let err = model.evaluate(&bad_x, &y, 2).unwrap_err();
-    expect_non_finite(err, DataRole::Evaluation, "x", 2, 0);
+    expect_non_finite(err, DataRole::Evaluation, "x", &[2, 0]);
     let mut bad_y = y.clone();
     bad_y[[3, 0]] = f32::NEG_INFINITY;
     let err = model.evaluate(&x, &bad_y, 2).unwrap_err();
-    expect_non_finite(err, DataRole::Evaluation, "y", 3, 0);
+    expect_non_finite(err, DataRole::Evaluation, "y", &[3, 0]);
     let err = model.predict(&bad_x, 2).unwrap_err();
-    expect_non_finite(err, DataRole::Prediction, "x", 2, 0);
+    expect_non_finite(err, DataRole::Prediction, "x", &[2, 0]);
 
     // Opted out: the NaN flows through, as before.
     model.set_check_finite(false);

@@ -22,7 +22,12 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    golden::cases("ops.json")
+    cases_in("ops.json")
+}
+
+/// The cases of `tests/data/<file>`.
+fn cases_in(file: &str) -> Vec<Case> {
+    golden::cases(file)
         .iter()
         .map(|c| {
             let inputs: Vec<ArrayD<f64>> = c["inputs"]
@@ -82,6 +87,23 @@ fn replay(case: &Case, f: impl for<'t> Fn(&'t Tape<'t, f64>, &[Var<'t, f64>]) ->
                 .get(*var)
                 .unwrap_or_else(|| panic!("{}: no gradient for input {i}", case.op));
             assert_close(&format!("{} gradient of input {i}", case.op), got, want);
+        }
+    }
+}
+
+/// `F.smooth_l1_loss` at three `beta`s (`extra.json`); at `beta = 1` it is also `huber`.
+#[test]
+fn smooth_l1() {
+    let cases: Vec<Case> = cases_in("extra.json")
+        .into_iter()
+        .filter(|c| c.op == "smooth_l1")
+        .collect();
+    assert_eq!(cases.len(), 3);
+    for case in &cases {
+        let beta = case.attrs["beta"].as_f64().unwrap();
+        replay(case, |_, v| losses::smooth_l1(v[0], v[1], beta));
+        if beta == 1.0 {
+            replay(case, |_, v| losses::huber(v[0], v[1], 1.0));
         }
     }
 }

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tapegrad_autograd::testing::{array, array_away_from, distinct_array, shape};
-use tapegrad_autograd::{GradcheckOptions, Param, Var, gradcheck};
+use tapegrad_autograd::{GradcheckOptions, Param, Var, gradcheck, gradgradcheck};
 use tapegrad_nn::Module;
 use tapegrad_nn::layers::{
     Activation, ActivationLayer, BatchNorm, Dense, Dropout, Flatten, LayerNorm, Sequential,
@@ -102,6 +102,21 @@ proptest! {
     ) {
         // delta 0.7: errors fall on both sides of the quadratic/linear switch.
         gradcheck(|_, v| losses::huber_reduced(v[0], v[1], 0.7, r), &[p, t], &options()).unwrap();
+    }
+
+    #[test]
+    fn smooth_l1(
+        (p, t) in pair_away_from(vec![-0.7, 0.0, 0.7], 0.05),
+        r in reduction(),
+        beta in prop_oneof![Just(0.0), Just(0.7), Just(2.0)],
+    ) {
+        // beta 0.7: errors on both sides of the switch; 0: the L1 loss.
+        gradcheck(|_, v| losses::smooth_l1_reduced(v[0], v[1], beta, r), &[p.clone(), t.clone()], &options())
+            .unwrap();
+        if beta > 0.0 {
+            gradgradcheck(|_, v| losses::smooth_l1_reduced(v[0], v[1], beta, r), &[p, t], &options())
+                .unwrap();
+        }
     }
 
     #[test]

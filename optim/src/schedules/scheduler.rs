@@ -65,6 +65,36 @@ impl<S: LrSchedule> Scheduler<S> {
         Self::resume(schedule, 0, optimizer)
     }
 
+    /// Starts the schedule `make` builds from `optimizer`'s current learning rate (the base
+    /// rate, given once, to the optimizer), as PyTorch's `StepLR(optimizer, 30, 0.1)` takes
+    /// it from the optimizer; sets the rate to the schedule's `lr(0)`.
+    ///
+    /// ```
+    /// use tapegrad_optim::schedules::{Scheduler, StepLr};
+    /// use tapegrad_optim::{AdamWConfig, Optimizer};
+    ///
+    /// // torch: opt = AdamW(params, lr=1e-3, weight_decay=0.01); sched = StepLR(opt, 30, 0.1)
+    /// let mut opt = AdamWConfig::new(1e-3).weight_decay(0.01).build()?;
+    /// let mut sched = Scheduler::for_optimizer(&mut opt, |lr| StepLr::new(lr, 30, 0.1))?;
+    /// for _epoch in 0..30 {
+    ///     // ... the epoch's optimizer steps ...
+    ///     sched.step(&mut opt)?;
+    /// }
+    /// assert!((Optimizer::<f32>::lr(&opt) - 1e-4).abs() < 1e-12);
+    /// # Ok::<(), tapegrad_optim::OptimError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// What `make` returns, or as [`Scheduler::new`].
+    pub fn for_optimizer<T: Float>(
+        optimizer: &mut (impl Optimizer<T> + ?Sized),
+        make: impl FnOnce(f64) -> Result<S, OptimError>,
+    ) -> Result<Self, OptimError> {
+        let schedule = make(optimizer.lr())?;
+        Self::new(schedule, optimizer)
+    }
+
     /// `schedule` as if stepped `steps` times already (to resume training from a
     /// checkpoint, PyTorch's `last_epoch`): sets `optimizer`'s learning rate to
     /// `schedule.lr(steps)`.

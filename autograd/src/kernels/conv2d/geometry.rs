@@ -87,18 +87,23 @@ impl fmt::Display for Conv2dError {
             Self::InChannelsNotDivisible { channels, groups } => {
                 write!(
                     f,
-                    "{channels} input channels are not divisible by {groups} groups"
+                    "{} not divisible by {}",
+                    count(*channels, "input channel is", "input channels are"),
+                    count(*groups, "group", "groups")
                 )
             }
             Self::OutChannelsNotDivisible { channels, groups } => {
                 write!(
                     f,
-                    "{channels} output channels are not divisible by {groups} groups"
+                    "{} not divisible by {}",
+                    count(*channels, "output channel is", "output channels are"),
+                    count(*groups, "group", "groups")
                 )
             }
             Self::WeightChannels { expected, got } => write!(
                 f,
-                "the weight has {got} input channels per group, the input and groups give {expected}"
+                "the weight has {} per group, the input and groups give {expected}",
+                count(*got, "input channel", "input channels")
             ),
             Self::KernelTooLarge {
                 axis,
@@ -217,4 +222,9 @@ impl Conv2dGeometry {
     pub(super) fn in_plane(&self) -> usize {
         self.input_hw[0] * self.input_hw[1]
     }
+}
+
+/// `n` and the noun in the number `n` takes (`1 input channel`, `2 input channels`).
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }

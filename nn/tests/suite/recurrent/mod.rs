@@ -224,12 +224,6 @@ fn batch() -> impl Strategy<Value = (usize, usize, Option<Vec<usize>>)> {
     })
 }
 
-/// A leaked layer: the autograd checkers call their function with tapes of every lifetime,
-/// so the parameters it binds must live for ever.
-fn leaked(config: &Config, seed: u64) -> &'static AnyRecurrent {
-    Box::leak(Box::new(AnyRecurrent::new(config, seed)))
-}
-
 /// One of the cells, built, with `forward` over two steps so that `weight_hh` matters.
 enum AnyCell {
     Rnn(RnnCell<f64>),
@@ -325,8 +319,8 @@ proptest! {
     #[test]
     fn stacked_layers(config in config(), (batch, steps, lengths) in batch(), seed in any::<u64>()) {
         let values = inputs(&config, batch, steps, seed);
-        let layer = leaked(&config, seed);
-        let lengths_ref: Option<&'static [usize]> = lengths.clone().map(|l| &*Vec::leak(l));
+        let layer = AnyRecurrent::new(&config, seed);
+        let lengths_ref = lengths.as_deref();
         let options = GradcheckOptions::default();
         gradcheck(
             |_, v| joined(&layer.run(v[0], lengths_ref, Some(v[1]), v.get(2).copied())),
@@ -359,7 +353,7 @@ proptest! {
             uniform(&[batch, hidden], rng),
             uniform(&[batch, hidden], rng),
         ];
-        let cell: &'static AnyCell = Box::leak(Box::new(AnyCell::new(kind, input, hidden, bias, seed)));
+        let cell = AnyCell::new(kind, input, hidden, bias, seed);
         let options = GradcheckOptions::default();
         gradcheck(|_, v| joined(&cell.step(v[0], v[1], v[2])), &values, &options).unwrap();
         gradgradcheck(|_, v| joined(&cell.step(v[0], v[1], v[2])), &values, &options).unwrap();
