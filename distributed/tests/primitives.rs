@@ -1,41 +1,35 @@
 //! The MPI communicator's collectives, under `mpirun -np 2` (any number of ranks works).
 //!
-//! A plain `main` (no libtest harness): every rank runs every scenario in the same order,
-//! since collectives must match across ranks. A scenario passes when it passed on every
-//! rank; rank 0 prints one line per scenario and `N passed, N failed`.
+//! Run by `harness::run` (a plain `main`, no libtest harness; a watchdog aborts a scenario
+//! that hangs).
+
+mod harness;
 
 use std::process::ExitCode;
+use std::rc::Rc;
 use std::time::Instant;
 
+use harness::{Outcome, Scenario, ensure};
 use tapegrad_distributed::MpiCommunicator;
 use tapegrad_nn::communicator::{
     CommError, Communicator, all_reduce_sum, broadcast, broadcast_message,
 };
 
-type Outcome = Result<(), String>;
-
-/// A named scenario, run on every rank.
-type Scenario = (&'static str, fn(&MpiCommunicator) -> Outcome);
-
-fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Outcome {
-    if cond { Ok(()) } else { Err(msg()) }
-}
-
 fn comm_err(e: CommError) -> String {
     e.to_string()
 }
 
-fn rank_and_size(c: &MpiCommunicator) -> Outcome {
+fn rank_and_size(c: &Rc<MpiCommunicator>) -> Outcome {
     ensure(c.rank() < c.size(), || {
         format!("rank {} of {}", c.rank(), c.size())
     })?;
     ensure(c.is_root() == (c.rank() == 0), || "is_root".into())
 }
 
-fn all_reduce_f32(c: &MpiCommunicator) -> Outcome {
+fn all_reduce_f32(c: &Rc<MpiCommunicator>) -> Outcome {
     let (r, p) = (c.rank() as f32, c.size() as f32);
     let mut buf: Vec<f32> = (0..1000).map(|i| r + 1.0 + i as f32).collect();
-    all_reduce_sum(c, &mut buf).map_err(comm_err)?;
+    all_reduce_sum(&**c, &mut buf).map_err(comm_err)?;
     for (i, v) in buf.iter().enumerate() {
         let expected = p * (p + 1.0) / 2.0 + p * i as f32;
         ensure(*v == expected, || format!("element {i}: {v} != {expected}"))?;
@@ -43,7 +37,7 @@ fn all_reduce_f32(c: &MpiCommunicator) -> Outcome {
     Ok(())
 }
 
-fn all_reduce_f64(c: &MpiCommunicator) -> Outcome {
+fn all_reduce_f64(c: &Rc<MpiCommunicator>) -> Outcome {
     let (r, p) = (c.rank() as f64, c.size() as f64);
     let mut buf = vec![0.25 * (r + 1.0), -r, 1e-300];
     c.all_reduce_sum_f64(&mut buf).map_err(comm_err)?;
@@ -55,14 +49,14 @@ fn all_reduce_f64(c: &MpiCommunicator) -> Outcome {
 
 /// Bit-identical results on every rank (what keeps replicas from drifting), on a buffer
 /// of the size of the main job's gradients with values whose sums round.
-fn all_reduce_same_bits_everywhere(c: &MpiCommunicator) -> Outcome {
+fn all_reduce_same_bits_everywhere(c: &Rc<MpiCommunicator>) -> Outcome {
     let n = 235_146;
     let mut buf: Vec<f32> = (0..n)
         .map(|i| ((i * 7919 + c.rank() * 104_729) % 1000) as f32 * 1e-3 + 1.0 / 3.0)
         .collect();
-    all_reduce_sum(c, &mut buf).map_err(comm_err)?;
+    all_reduce_sum(&**c, &mut buf).map_err(comm_err)?;
     let mut root = buf.clone();
-    broadcast(c, &mut root, 0).map_err(comm_err)?;
+    broadcast(&**c, &mut root, 0).map_err(comm_err)?;
     let same = buf
         .iter()
         .zip(&root)
@@ -70,12 +64,12 @@ fn all_reduce_same_bits_everywhere(c: &MpiCommunicator) -> Outcome {
     ensure(same, || "rank 0's sums differ from this rank's".into())
 }
 
-fn broadcast_from_each_root(c: &MpiCommunicator) -> Outcome {
+fn broadcast_from_each_root(c: &Rc<MpiCommunicator>) -> Outcome {
     for root in 0..c.size() {
         let mut f = vec![c.rank() as f32; 5];
         let mut d = vec![c.rank() as f64 + 0.5; 3];
         let mut b = vec![c.rank() as u8; 4];
-        broadcast(c, &mut f, root).map_err(comm_err)?;
+        broadcast(&**c, &mut f, root).map_err(comm_err)?;
         c.broadcast_f64(&mut d, root).map_err(comm_err)?;
         c.broadcast_bytes(&mut b, root).map_err(comm_err)?;
         ensure(f.iter().all(|&v| v == root as f32), || format!("f32 {f:?}"))?;
@@ -89,15 +83,15 @@ fn broadcast_from_each_root(c: &MpiCommunicator) -> Outcome {
     Ok(())
 }
 
-fn message_from_last_rank(c: &MpiCommunicator) -> Outcome {
+fn message_from_last_rank(c: &Rc<MpiCommunicator>) -> Outcome {
     let root = c.size() - 1;
     let mine = format!("error on rank {} — ünïcode", c.rank());
-    let got = broadcast_message(c, &mine, root).map_err(comm_err)?;
+    let got = broadcast_message(&**c, &mine, root).map_err(comm_err)?;
     let expected = format!("error on rank {root} — ünïcode");
     ensure(got == expected, || format!("{got:?} != {expected:?}"))
 }
 
-fn invalid_root_is_an_error(c: &MpiCommunicator) -> Outcome {
+fn invalid_root_is_an_error(c: &Rc<MpiCommunicator>) -> Outcome {
     let mut buf = vec![0.0_f32; 2];
     match c.broadcast_f32(&mut buf, c.size()) {
         Err(CommError::InvalidRoot { root, size }) if root == c.size() && size == c.size() => {
@@ -107,7 +101,7 @@ fn invalid_root_is_an_error(c: &MpiCommunicator) -> Outcome {
     }
 }
 
-fn barrier_and_stats(c: &MpiCommunicator) -> Outcome {
+fn barrier_and_stats(c: &Rc<MpiCommunicator>) -> Outcome {
     let before = c.stats().barrier.calls;
     c.barrier().map_err(comm_err)?;
     ensure(c.stats().barrier.calls == before + 1, || {
@@ -117,7 +111,7 @@ fn barrier_and_stats(c: &MpiCommunicator) -> Outcome {
 
 /// Times the all-reduce of the main job's gradient buffer (235,146 f32 + 3 status words,
 /// 0.94 MB); rank 0 prints the figure.
-fn time_all_reduce(c: &MpiCommunicator) -> Outcome {
+fn time_all_reduce(c: &Rc<MpiCommunicator>) -> Outcome {
     let mut buf = vec![1.0_f32; 235_149];
     for _ in 0..5 {
         c.all_reduce_sum_f32(&mut buf).map_err(comm_err)?;
@@ -149,7 +143,7 @@ fn time_all_reduce(c: &MpiCommunicator) -> Outcome {
 
 fn main() -> ExitCode {
     let comm = match MpiCommunicator::init() {
-        Ok(c) => c,
+        Ok(c) => Rc::new(c),
         Err(e) => {
             eprintln!("cannot start MPI: {e}");
             return ExitCode::FAILURE;
@@ -169,35 +163,5 @@ fn main() -> ExitCode {
         ("barrier_and_stats", barrier_and_stats),
         ("time_all_reduce", time_all_reduce),
     ];
-    if comm.is_root() {
-        println!(
-            "running {} scenarios on {} rank(s)",
-            scenarios.len(),
-            comm.size()
-        );
-    }
-    let mut failures = vec![0.0_f64; scenarios.len()];
-    for (i, (name, scenario)) in scenarios.iter().enumerate() {
-        if let Err(msg) = scenario(&comm) {
-            eprintln!("rank {}: {name}: {msg}", comm.rank());
-            failures[i] = 1.0;
-        }
-    }
-    if let Err(e) = comm.all_reduce_sum_f64(&mut failures) {
-        eprintln!("rank {}: cannot gather the results: {e}", comm.rank());
-        return ExitCode::FAILURE;
-    }
-    let failed = failures.iter().filter(|&&f| f > 0.0).count();
-    if comm.is_root() {
-        for ((name, _), f) in scenarios.iter().zip(&failures) {
-            let verdict = if *f > 0.0 { "FAILED" } else { "ok" };
-            println!("test {name} ... {verdict}");
-        }
-        println!("{} passed, {failed} failed", scenarios.len() - failed);
-    }
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    harness::run(&comm, &scenarios)
 }

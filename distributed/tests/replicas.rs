@@ -8,12 +8,11 @@
 
 mod harness;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use harness::{Outcome, Scenario, ensure, err, same_as_root};
+use harness::{Outcome, Scenario, ensure, err, same_as_root, shared_dir};
 use ndarray::{Array1, Array2, Axis};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -183,21 +182,10 @@ fn batch_norm_statistics_are_rank_zeros(c: &Rc<MpiCommunicator>) -> Outcome {
     })
 }
 
-/// A folder named by rank 0's process id (the same on every rank), created by rank 0.
-fn shared_dir(c: &MpiCommunicator) -> Result<PathBuf, String> {
-    let mut id = vec![f64::from(std::process::id())];
-    c.broadcast_f64(&mut id, 0).map_err(err)?;
-    let dir = std::env::temp_dir().join(format!("tapegrad-mpi-replicas-{}", id[0]));
-    if c.is_root() {
-        std::fs::create_dir_all(&dir).map_err(err)?;
-    }
-    Ok(dir)
-}
-
 /// The checkpoint rank 0 writes holds every rank's running statistics: loaded into a fresh
 /// model in one process, its buffers are this rank's, bit for bit.
 fn checkpoint_holds_every_ranks_buffers(c: &Rc<MpiCommunicator>) -> Outcome {
-    let dir = shared_dir(c)?;
+    let dir = shared_dir(c, "replicas")?;
     let path = dir.join("weights.safetensors");
     let (x, y) = data();
     let mut trained = batch_norm_model()?;

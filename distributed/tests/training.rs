@@ -4,36 +4,30 @@
 //! checkpoint written by rank 0 loading in one process, logs (TensorBoard, CSV) written by
 //! rank 0 alone, and a sharded `evaluate`.
 //!
-//! A plain `main` (no libtest harness), like `primitives.rs`: every rank runs every
-//! scenario in the same order; rank 0 prints one line per scenario and `N passed, N failed`.
+//! Run by `harness::run` (a plain `main`, no libtest harness; a watchdog aborts a scenario
+//! that hangs).
 
-use std::path::{Path, PathBuf};
+mod harness;
+
+use std::path::Path;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use harness::{Outcome, Scenario, err, shared_dir};
 use ndarray::{Array1, Array2};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tapegrad_autograd::Float;
 use tapegrad_distributed::MpiCommunicator;
 use tapegrad_nn::callbacks::{CsvLogger, ModelCheckpoint, TensorBoard, TerminateOnNan, UpdateFreq};
-use tapegrad_nn::communicator::{CommError, Communicator, SingleProcess, broadcast};
+use tapegrad_nn::communicator::{Communicator, SingleProcess, broadcast};
 use tapegrad_nn::history::{History, StopReason};
 use tapegrad_nn::layers::{Activation, Dense, Sequential};
 use tapegrad_nn::model::{FitError, FitOptions, Loss, Metric, Model};
 use tapegrad_optim::Adam;
-
-type Outcome = Result<(), String>;
-
-/// A named scenario, run on every rank.
-type Scenario = (&'static str, fn(&Rc<MpiCommunicator>) -> Outcome);
-
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
 
 /// 200 samples of 4 features in 3 classes (a seeded draw: the same on every rank), labels
 /// as numbers.
@@ -288,22 +282,11 @@ fn nan_on_one_rank_stops_all(c: &Rc<MpiCommunicator>) -> Outcome {
     }
 }
 
-/// A folder named by rank 0's process id (the same on every rank), created by rank 0.
-fn shared_dir(c: &MpiCommunicator) -> Result<PathBuf, String> {
-    let mut id = vec![f64::from(std::process::id())];
-    c.broadcast_f64(&mut id, 0).map_err(err)?;
-    let dir = std::env::temp_dir().join(format!("tapegrad-mpi-test-{}", id[0]));
-    if c.is_root() {
-        std::fs::create_dir_all(&dir).map_err(err)?;
-    }
-    Ok(dir)
-}
-
 /// The checkpoint `ModelCheckpoint` writes on rank 0 of a 2-rank `fit` loads into a fresh
 /// model in one process (no communicator) and predicts exactly what every trained replica
 /// predicts.
 fn checkpoint_loads_in_one_process(c: &Rc<MpiCommunicator>) -> Outcome {
-    let dir = shared_dir(c)?;
+    let dir = shared_dir(c, "training")?;
     let path = dir.join("weights.safetensors");
     let (x, y) = data::<f32>();
     let mut trained = model::<f32>(None)?;
@@ -332,7 +315,7 @@ fn checkpoint_loads_in_one_process(c: &Rc<MpiCommunicator>) -> Outcome {
 /// `TensorBoard` and `CsvLogger` write on rank 0 alone: one event file per run (a second
 /// rank's writer would add its own) and one header and row per epoch in the CSV file.
 fn logs_written_by_rank_0_only(c: &Rc<MpiCommunicator>) -> Outcome {
-    let dir = shared_dir(c)?;
+    let dir = shared_dir(c, "training")?;
     let (tb, csv) = (dir.join("tb"), dir.join("epochs.csv"));
     let (x, y) = data::<f32>();
     let mut m = model::<f32>(None)?;
@@ -446,43 +429,5 @@ fn main() -> ExitCode {
             sharded_evaluate_equals_one_process,
         ),
     ];
-    run(&comm, &scenarios)
-}
-
-fn run(comm: &Rc<MpiCommunicator>, scenarios: &[Scenario]) -> ExitCode {
-    if comm.is_root() {
-        println!(
-            "running {} scenarios on {} rank(s)",
-            scenarios.len(),
-            comm.size()
-        );
-    }
-    let mut failures = vec![0.0_f64; scenarios.len()];
-    for (i, (name, scenario)) in scenarios.iter().enumerate() {
-        if let Err(msg) = scenario(comm) {
-            eprintln!("rank {}: {name}: {msg}", comm.rank());
-            failures[i] = 1.0;
-        }
-    }
-    if let Err(e) = comm.all_reduce_sum_f64(&mut failures) {
-        eprintln!(
-            "rank {}: cannot gather the results: {}",
-            comm.rank(),
-            e as CommError
-        );
-        return ExitCode::FAILURE;
-    }
-    let failed = failures.iter().filter(|&&f| f > 0.0).count();
-    if comm.is_root() {
-        for ((name, _), f) in scenarios.iter().zip(&failures) {
-            let verdict = if *f > 0.0 { "FAILED" } else { "ok" };
-            println!("test {name} ... {verdict}");
-        }
-        println!("{} passed, {failed} failed", scenarios.len() - failed);
-    }
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    harness::run(&comm, &scenarios)
 }

@@ -106,6 +106,20 @@ pub trait Module<T: Float> {
         input_shape.to_vec()
     }
 
+    /// [`build`](Module::build) for an input shape that may be wrong: the shape is checked
+    /// first ([`check_input_shape`](Module::check_input_shape)), and a wrong one is the typed
+    /// error instead of `build`'s panic. [`Model`](crate::model::Model) builds through it;
+    /// [`Sequential`](crate::layers::Sequential) checks every layer for the shape it is given,
+    /// so a later layer's requirement is an error too.
+    fn try_build(
+        &mut self,
+        input_shape: &[usize],
+        rng: &mut StdRng,
+    ) -> Result<Vec<usize>, InvalidInputShape> {
+        self.check_input_shape(input_shape)?;
+        Ok(self.build(input_shape, rng))
+    }
+
     /// Hands each parameter, buffer and child module to `v` under its local name, in a
     /// fixed order (the order of [`params`](Module::params) and checkpoints). None by default.
     /// [`register!`](crate::register) writes it and [`visit_mut`](Module::visit_mut) from
@@ -388,6 +402,13 @@ impl<T: Float, M: Module<T> + ?Sized> Module<T> for Box<M> {
     }
     fn check_input_shape(&self, input_shape: &[usize]) -> Result<(), InvalidInputShape> {
         (**self).check_input_shape(input_shape)
+    }
+    fn try_build(
+        &mut self,
+        input_shape: &[usize],
+        rng: &mut StdRng,
+    ) -> Result<Vec<usize>, InvalidInputShape> {
+        (**self).try_build(input_shape, rng)
     }
     fn kind(&self) -> &'static str {
         (**self).kind()

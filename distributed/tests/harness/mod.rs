@@ -6,6 +6,9 @@
 //! that a rank left waiting in a collective fails the run (mpirun then ends the other
 //! ranks) instead of hanging it.
 
+// Each test binary uses its own part of the harness.
+#![allow(dead_code)]
+
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -27,6 +30,18 @@ pub const SCENARIO_LIMIT: Duration = Duration::from_secs(60);
 /// Any error as a test failure's message.
 pub fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
+}
+
+/// A folder named by `binary` and rank 0's process id (the same on every rank), created by
+/// rank 0.
+pub fn shared_dir(c: &MpiCommunicator, binary: &str) -> Result<std::path::PathBuf, String> {
+    let mut id = vec![f64::from(std::process::id())];
+    c.broadcast_f64(&mut id, 0).map_err(err)?;
+    let dir = std::env::temp_dir().join(format!("tapegrad-mpi-{binary}-{}", id[0]));
+    if c.is_root() {
+        std::fs::create_dir_all(&dir).map_err(err)?;
+    }
+    Ok(dir)
 }
 
 /// `Ok` when `cond`, else `msg()`.

@@ -394,6 +394,28 @@ impl<T: Float> Module<T> for Sequential<T> {
         shape
     }
 
+    /// Checks and builds every layer in order, each for the previous one's output shape: the
+    /// first layer whose shape is wrong is the error, named by its path. The model is then
+    /// unbuilt (its earlier layers are built again, with fresh parameters, by the next build).
+    fn try_build(
+        &mut self,
+        input_shape: &[usize],
+        rng: &mut StdRng,
+    ) -> Result<Vec<usize>, InvalidInputShape> {
+        let mut shape = input_shape.to_vec();
+        self.output_shapes.clear();
+        self.input_shape = None;
+        for (layer, name) in self.layers.iter_mut().zip(&self.names) {
+            // Inside the layer's scope, its error names it by its path.
+            shape = in_scope(name, || layer.try_build(&shape, rng))?;
+            self.output_shapes.push(shape.clone());
+        }
+        self.input_shape = Some(input_shape.to_vec());
+        self.rng = Some(rng.clone());
+        assign_paths(self);
+        Ok(shape)
+    }
+
     fn built_shapes(&self) -> Option<(&[usize], &[usize])> {
         Some((self.input_shape()?, self.output_shape()?))
     }
@@ -421,9 +443,9 @@ impl<T: Float> Module<T> for Sequential<T> {
         }
     }
 
-    /// Asks the first layer (the only one built for the model's input shape). A later
-    /// layer's requirement is part of the model's definition (e.g. a `Conv2d` after a
-    /// `Dense`): it is checked when `build` runs, which panics naming that layer.
+    /// Asks the first layer (the only one that sees the model's input shape); a later
+    /// layer's requirement depends on the shapes the layers before it make, and is checked
+    /// by [`try_build`](Module::try_build).
     fn check_input_shape(&self, input_shape: &[usize]) -> Result<(), InvalidInputShape> {
         match self.layers.first() {
             Some(first) => first.check_input_shape(input_shape).map_err(|mut e| {

@@ -244,9 +244,11 @@ impl<T: Float, M: Module<T>> Model<T, M> {
                 Ok(output)
             }
             _ => {
-                self.check_input_shape(input_shape, data)?;
                 let mut rng = StdRng::seed_from_u64(seed);
-                let output = self.module.build(input_shape, &mut rng);
+                let output = self
+                    .module
+                    .try_build(input_shape, &mut rng)
+                    .map_err(|source| FitError::InvalidInputShape { data, source })?;
                 crate::module::assign_paths(&mut self.module);
                 self.module.set_training(false);
                 self.input_shape = Some(input_shape.to_vec());

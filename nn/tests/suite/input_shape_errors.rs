@@ -5,7 +5,7 @@
 use ndarray::{Array2, Array3, Array4, ArrayD};
 use tapegrad_nn::Module;
 use tapegrad_nn::layers::{
-    BatchNorm, CausalSelfAttention, Conv2d, DecoderBlock, Dense, Embedding, Flatten,
+    BatchNorm, CausalSelfAttention, Conv2d, DecoderBlock, Dense, Dropout, Embedding, Flatten,
     GlobalAvgPool2d, Gru, Linear, Lstm, LstmCell, MaxPool2d, MultiHeadAttention,
     PositionalEmbedding, Reshape, Rnn, Sequential, TransformerEncoderLayer,
 };
@@ -325,4 +325,38 @@ fn normalization_pooling_and_reshape_layers_reject_a_wrong_shape() {
         "the training data does not fit the model: layer `reshape_0` takes inputs of shape \
          (..) whose elements fill [3, -1] (without the batch axis), got [10]",
     );
+}
+
+#[test]
+fn a_later_layer_that_cannot_take_its_input_is_the_typed_error_too() {
+    // The first layer takes any shape; the convolution after it (the first `conv2d`, so
+    // `conv2d_0`) needs (C, H, W).
+    let net = || {
+        Sequential::<f32>::new()
+            .add(Dropout::new(0.1))
+            .add(Conv2d::new(4, 3))
+            .add(Flatten::new())
+            .add(Dense::new(2))
+    };
+    let mut model = compiled(net());
+    let x = Array3::<f32>::zeros((8, 16, 16));
+    let y = Array2::<f32>::zeros((8, 2));
+    let err = model.fit(&x, &y, quiet()).unwrap_err();
+    assert_shape_error(
+        err,
+        DataRole::Training,
+        "conv2d_0",
+        &[16, 16],
+        "the training data does not fit the model: layer `conv2d_0` takes inputs of shape \
+         (channels, height, width), the padded height and width at least the kernel [3, 3] \
+         (dilation [1, 1]) (without the batch axis), got [16, 16]",
+    );
+    assert!(!model.is_built());
+    assert!(matches!(model.predict(&x, 4), Err(FitError::NotBuilt)));
+
+    // The same model then builds and trains on the right shape, with fresh parameters.
+    let x = Array4::<f32>::zeros((8, 1, 16, 16));
+    model.fit(&x, &y, quiet()).unwrap();
+    assert!(model.is_built());
+    assert_eq!(model.predict(&x, 4).unwrap().shape(), &[8, 2]);
 }
