@@ -5,7 +5,7 @@
 //! instead: conv(32, 3×3, same) → relu → maxpool 2 → conv(64, 3×3, same) → relu →
 //! maxpool 2 → flatten → dense(128, relu) → dense(10).
 //!
-//! ```text
+//! ```sh
 //! cargo run --release --example fashion_mnist                  # bundled data, 8,000 / 2,000
 //! cargo run --release --example fashion_mnist -- --model cnn   # the convolutional network
 //! cargo run --release --example fashion_mnist -- --model cnn --time-steps  # step timings

@@ -4,7 +4,7 @@
 //! `--batch-size` rows of each global batch of `ranks × batch-size`, and the gradients are
 //! summed in one all-reduce per step.
 //!
-//! ```text
+//! ```sh
 //! cargo build --release --example fashion_mnist_mpi          # in distributed/
 //! distributed/run-mpi 2 target/release/examples/fashion_mnist_mpi --data DIR
 //! mpirun --hostfile hosts -np 8 target/release/examples/fashion_mnist_mpi --data DIR

@@ -37,6 +37,16 @@ fn assert_shape_error(err: FitError, data: DataRole, layer: &str, found: &[usize
     assert_eq!(err.to_string(), message);
 }
 
+/// The message for training samples of shape `found` that `conv2d_0`, a 3×3 `Conv2d`,
+/// cannot take.
+fn conv2d_3x3_message(found: &str) -> String {
+    format!(
+        "the training data does not fit the model: layer `conv2d_0` takes inputs of shape \
+         (channels, height, width), the padded height and width at least the kernel [3, 3] \
+         (dilation [1, 1]) (without the batch axis), got {found}"
+    )
+}
+
 #[test]
 fn conv2d_first_layer_rejects_2d_samples_in_fit_and_build() {
     let cnn = || {
@@ -54,9 +64,7 @@ fn conv2d_first_layer_rejects_2d_samples_in_fit_and_build() {
         DataRole::Training,
         "conv2d_0",
         &[16, 16],
-        "the training data does not fit the model: layer `conv2d_0` takes inputs of shape \
-         (channels, height, width), the padded height and width at least the kernel [3, 3] \
-         (dilation [1, 1]) (without the batch axis), got [16, 16]",
+        &conv2d_3x3_message("[16, 16]"),
     );
     assert!(!model.is_built());
     // Nothing built, so evaluate and predict say so.
@@ -71,9 +79,7 @@ fn conv2d_first_layer_rejects_2d_samples_in_fit_and_build() {
         DataRole::Training,
         "conv2d_0",
         &[1, 2, 2],
-        "the training data does not fit the model: layer `conv2d_0` takes inputs of shape \
-         (channels, height, width), the padded height and width at least the kernel [3, 3] \
-         (dilation [1, 1]) (without the batch axis), got [1, 2, 2]",
+        &conv2d_3x3_message("[1, 2, 2]"),
     );
     let err = model.build(&[16, 16], 0).unwrap_err();
     assert!(matches!(err, FitError::InvalidInputShape { .. }), "{err}");
@@ -347,9 +353,7 @@ fn a_later_layer_that_cannot_take_its_input_is_the_typed_error_too() {
         DataRole::Training,
         "conv2d_0",
         &[16, 16],
-        "the training data does not fit the model: layer `conv2d_0` takes inputs of shape \
-         (channels, height, width), the padded height and width at least the kernel [3, 3] \
-         (dilation [1, 1]) (without the batch axis), got [16, 16]",
+        &conv2d_3x3_message("[16, 16]"),
     );
     assert!(!model.is_built());
     assert!(matches!(model.predict(&x, 4), Err(FitError::NotBuilt)));
