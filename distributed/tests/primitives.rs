@@ -142,13 +142,6 @@ fn time_all_reduce(c: &Rc<MpiCommunicator>) -> Outcome {
 }
 
 fn main() -> ExitCode {
-    let comm = match MpiCommunicator::init() {
-        Ok(c) => Rc::new(c),
-        Err(e) => {
-            eprintln!("cannot start MPI: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let scenarios: [Scenario; 9] = [
         ("rank_and_size", rank_and_size),
         ("all_reduce_f32", all_reduce_f32),
@@ -163,5 +156,5 @@ fn main() -> ExitCode {
         ("barrier_and_stats", barrier_and_stats),
         ("time_all_reduce", time_all_reduce),
     ];
-    harness::run(&comm, &scenarios)
+    harness::main(&scenarios)
 }

@@ -441,13 +441,6 @@ fn epoch_begin_failure_on_one_rank(c: &Rc<MpiCommunicator>) -> Outcome {
 }
 
 fn main() -> ExitCode {
-    let comm = match MpiCommunicator::init() {
-        Ok(c) => Rc::new(c),
-        Err(e) => {
-            eprintln!("cannot start MPI: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let scenarios: [Scenario; 9] = [
         (
             "batch_norm_replicas_identical",
@@ -474,5 +467,5 @@ fn main() -> ExitCode {
             epoch_begin_failure_on_one_rank,
         ),
     ];
-    harness::run(&comm, &scenarios)
+    harness::main(&scenarios)
 }

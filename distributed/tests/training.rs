@@ -389,13 +389,6 @@ fn sharded_evaluate_equals_one_process(c: &Rc<MpiCommunicator>) -> Outcome {
 }
 
 fn main() -> ExitCode {
-    let comm = match MpiCommunicator::init() {
-        Ok(c) => Rc::new(c),
-        Err(e) => {
-            eprintln!("cannot start MPI: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let scenarios: [Scenario; 10] = [
         (
             "equivalent_to_one_process_f64",
@@ -429,5 +422,5 @@ fn main() -> ExitCode {
             sharded_evaluate_equals_one_process,
         ),
     ];
-    harness::run(&comm, &scenarios)
+    harness::main(&scenarios)
 }

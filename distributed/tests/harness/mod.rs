@@ -91,6 +91,17 @@ fn watchdog(rank: usize, names: Vec<&'static str>, current: Arc<AtomicUsize>) {
     });
 }
 
+/// Starts MPI and runs `scenarios` ([`run`]): a test binary's `main`.
+pub fn main(scenarios: &[Scenario]) -> ExitCode {
+    match MpiCommunicator::init() {
+        Ok(comm) => run(&Rc::new(comm), scenarios),
+        Err(e) => {
+            eprintln!("cannot start MPI: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs `scenarios` on every rank and gathers the verdicts.
 pub fn run(comm: &Rc<MpiCommunicator>, scenarios: &[Scenario]) -> ExitCode {
     if comm.is_root() {
