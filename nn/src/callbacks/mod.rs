@@ -51,6 +51,8 @@ pub struct BatchLogs {
     pub epoch: usize,
     /// The batch within the epoch (0-based).
     pub batch: usize,
+    /// The number of batches in the epoch (all ranks' together under MPI).
+    pub batches: usize,
     /// The number of samples in the batch.
     pub size: usize,
     /// The batch's loss.
@@ -188,8 +190,9 @@ pub enum CallbackError {
 /// A hook into the training loop. Every method has a default that does nothing.
 ///
 /// The order of calls in `fit` is: `on_train_begin`; then for each epoch `on_epoch_begin`,
-/// `on_batch_end` for each batch, `on_epoch_end`; and `on_train_end` once training stops
-/// (normally or because a callback said [`Control::Stop`]; not after an error).
+/// for each batch `on_batch_end` and (when no callback stopped) `on_gradients`,
+/// `on_epoch_end`; and `on_train_end` once training stops (normally or because a callback
+/// said [`Control::Stop`]; not after an error).
 ///
 /// ```
 /// use tapegrad_autograd::Float;
@@ -269,6 +272,15 @@ pub trait Callback<T: Float> {
     fn on_batch_end(&mut self, batch: &BatchLogs) -> Control {
         let _ = batch;
         Control::Continue
+    }
+
+    /// Called after [`on_batch_end`](Callback::on_batch_end) let the batch through, with the
+    /// gradients the optimizer is about to apply (under MPI, the ranks' average, the same on
+    /// every rank; on rank 0 only for a [root-only](Callback::root_only) callback). It cannot
+    /// fail or stop training: keep what you need and act on it in
+    /// [`on_epoch_end`](Callback::on_epoch_end) (as [`TensorBoard`]'s gradient histograms do).
+    fn on_gradients(&mut self, batch: &BatchLogs, gradients: &StepGradients<'_, T>) {
+        let _ = (batch, gradients);
     }
 
     /// Called after each epoch, once its values (including validation) are recorded.
@@ -386,6 +398,7 @@ mod backup;
 mod checkpoint;
 mod csv_logger;
 mod early_stopping;
+mod gradients;
 mod lr_scheduler;
 mod state;
 mod tensorboard;
@@ -395,6 +408,7 @@ pub use backup::BackupAndRestore;
 pub use checkpoint::ModelCheckpoint;
 pub use csv_logger::CsvLogger;
 pub use early_stopping::EarlyStopping;
+pub use gradients::StepGradients;
 pub use lr_scheduler::LrScheduler;
 pub use state::CallbackState;
 pub(crate) use state::to_count;

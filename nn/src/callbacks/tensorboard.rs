@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 
 use tapegrad_autograd::Float;
 
-use super::{BatchLogs, Callback, CallbackError, CallbackState, Control, EpochLogs, TrainingState};
+use super::{
+    BatchLogs, Callback, CallbackError, CallbackState, Control, EpochLogs, StepGradients,
+    TrainingState,
+};
 use crate::tensorboard::{SummaryError, SummaryWriter};
 
 /// How often [`TensorBoard`] logs the training loss (Keras' `update_freq`).
@@ -29,13 +32,14 @@ pub enum UpdateFreq {
 /// - `epoch_learning_rate`, the optimizer's learning rate at the epoch's end;
 /// - `batch_loss` every `n` steps with [`UpdateFreq::Batches`];
 /// - with [`histogram_freq`](Self::histogram_freq) `k > 0`, every `k` epochs, the
-///   histogram of each parameter, `<path>/histogram` (`dense_0.kernel/histogram`);
+///   histogram of each parameter at the epoch's end, `<path>/histogram`
+///   (`dense_0.kernel/histogram`), and of its gradient at the epoch's last step,
+///   `<path>/gradient`;
 /// - at step 0, the text `model_summary`: a table of the parameters (path, shape, count)
 ///   and the optimizer, or the text given to [`model_summary`](Self::model_summary).
 ///
 /// Events are flushed to the files at each epoch's end, so a running
-/// `tensorboard --logdir <log_dir>` shows each epoch as it ends. Gradient histograms are
-/// not written: the callbacks of `fit` see the weights, not the gradients. Under MPI
+/// `tensorboard --logdir <log_dir>` shows each epoch as it ends. Under MPI
 /// (a [communicator](crate::model::FitOptions::communicator) of several ranks), rank 0
 /// alone writes. With [`BackupAndRestore`](super::BackupAndRestore), a resumed run writes
 /// new event files into the same runs and counts steps on from the backup (the points a
@@ -80,8 +84,8 @@ impl TensorBoard {
         }
     }
 
-    /// Writes the parameters' histograms every `epochs` epochs, from epoch 0 (0, the
-    /// default: never).
+    /// Writes the histograms of the parameters and of their gradients every `epochs`
+    /// epochs, from epoch 0 (0, the default: never).
     pub fn histogram_freq(mut self, epochs: usize) -> Self {
         self.histogram_freq = epochs;
         self
@@ -206,6 +210,27 @@ impl<T: Float> Callback<T> for TensorBoard {
             self.batch_error = Some(e);
         }
         Control::Continue
+    }
+
+    /// At the last step of a histogram epoch, writes each gradient's histogram.
+    fn on_gradients(&mut self, batch: &BatchLogs, gradients: &StepGradients<'_, T>) {
+        let freq = self.histogram_freq;
+        if freq == 0 || !batch.epoch.is_multiple_of(freq) || batch.batch + 1 != batch.batches {
+            return;
+        }
+        let Some(train) = self.train.as_mut() else {
+            return;
+        };
+        for (path, grad) in gradients.named() {
+            if self.batch_error.is_some() {
+                return;
+            }
+            if grad.iter().any(|v| v.is_finite())
+                && let Err(e) = train.add_histogram(&format!("{path}/gradient"), grad, batch.epoch)
+            {
+                self.batch_error = Some(e);
+            }
+        }
     }
 
     fn on_epoch_end(

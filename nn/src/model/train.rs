@@ -21,7 +21,9 @@ use super::metric::MetricAcc;
 use super::prepare::Prepared;
 use super::progress::Reporter;
 use super::{Compiled, FitError, FitOptions, SchedulePer};
-use crate::callbacks::{BatchLogs, Callback, CallbackError, Control, EpochLogs, TrainingState};
+use crate::callbacks::{
+    BatchLogs, Callback, CallbackError, Control, EpochLogs, StepGradients, TrainingState,
+};
 use crate::communicator::{Communicator, GradientBuffer, batch_rows};
 use crate::data::{Batches, take_rows};
 use crate::history::{History, StopReason};
@@ -282,6 +284,7 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
             let logs = BatchLogs {
                 epoch,
                 batch,
+                batches: per_epoch,
                 size,
                 loss: loss_value,
             };
@@ -289,6 +292,7 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
             if stop.is_some() {
                 return Ok((loss_sum / seen as f64, stop));
             }
+            self.gradient_callbacks(&logs, &grads);
             self.compiled
                 .optimizer
                 .step(self.module.params_mut(), &grads)
@@ -345,6 +349,16 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
                 Control::Stop(reason) => Some(reason),
             });
         agree_stop(self.comm, stop)
+    }
+
+    /// Runs the `on_gradients` of every callback that runs on this rank.
+    fn gradient_callbacks(&mut self, logs: &BatchLogs, grads: &Grads<T>) {
+        let gradients = StepGradients::new(&*self.module, grads);
+        for cb in self.callbacks.iter_mut() {
+            if runs_here(&**cb, self.comm) {
+                cb.on_gradients(logs, &gradients);
+            }
+        }
     }
 
     /// Runs every callback's `on_epoch_end`; the first reason to stop wins. With several

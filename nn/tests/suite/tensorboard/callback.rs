@@ -9,8 +9,8 @@ use ndarray::{Array1, Array2};
 use tapegrad_autograd::Float;
 use tapegrad_nn::Module;
 use tapegrad_nn::callbacks::{
-    BackupAndRestore, Callback, CallbackError, Control, EpochLogs, TensorBoard, TrainingState,
-    UpdateFreq,
+    BackupAndRestore, BatchLogs, Callback, CallbackError, Control, EpochLogs, StepGradients,
+    TensorBoard, TrainingState, UpdateFreq,
 };
 use tapegrad_nn::layers::{Activation, Dense, Sequential};
 use tapegrad_nn::model::{FitOptions, Loss, Metric, Model};
@@ -62,10 +62,34 @@ impl<T: Float> Callback<T> for Probe {
     }
 }
 
+/// Each epoch and the first kernel's gradient at its last step.
+type LastSteps = Rc<RefCell<Vec<(usize, Vec<f32>)>>>;
+
+/// Keeps a copy of the first kernel's gradient at the last step of each epoch.
+struct GradientProbe {
+    last_steps: LastSteps,
+}
+
+impl Callback<f32> for GradientProbe {
+    fn name(&self) -> &'static str {
+        "GradientProbe"
+    }
+
+    fn on_gradients(&mut self, batch: &BatchLogs, gradients: &StepGradients<'_, f32>) {
+        if batch.batch + 1 == batch.batches {
+            let (path, kernel) = gradients.named().next().unwrap();
+            assert_eq!(path, "dense_0.kernel");
+            let values = kernel.iter().copied().collect();
+            self.last_steps.borrow_mut().push((batch.epoch, values));
+        }
+    }
+}
+
 #[test]
 fn fit_writes_keras_runs_and_series_at_their_steps() {
     let dir = scratch_dir("callback");
     let seen = Rc::new(RefCell::new(Vec::new()));
+    let last_steps = Rc::new(RefCell::new(Vec::new()));
     let mut model = model();
     let (x, y) = data();
     let options = FitOptions::default()
@@ -81,6 +105,9 @@ fn fit_writes_keras_runs_and_series_at_their_steps() {
         .callback(Probe {
             train: dir.join("train"),
             seen: Rc::clone(&seen),
+        })
+        .callback(GradientProbe {
+            last_steps: Rc::clone(&last_steps),
         });
     let history = model.fit(&x, &y, options).unwrap();
     let (train, validation) = (dir.join("train"), dir.join("validation"));
@@ -120,7 +147,7 @@ fn fit_writes_keras_runs_and_series_at_their_steps() {
     let batch: Vec<i64> = scalars(&train, "batch_loss").iter().map(|p| p.0).collect();
     assert_eq!(batch, [2, 4, 6, 8, 10, 12]);
 
-    // Histograms of every parameter at epochs 0 and 2.
+    // Histograms of every parameter and of its gradient at epochs 0 and 2.
     let values = run_values(&train);
     for name in [
         "dense_0.kernel",
@@ -128,17 +155,43 @@ fn fit_writes_keras_runs_and_series_at_their_steps() {
         "dense_1.kernel",
         "dense_1.bias",
     ] {
-        let tag = format!("{name}/histogram");
-        let steps: Vec<i64> = values
-            .iter()
-            .filter(|(_, v)| v.tag == tag)
-            .map(|(step, v)| {
-                assert!(matches!(v.value, Some(ValueKind::Histo(_))), "{tag}");
-                *step
-            })
-            .collect();
-        assert_eq!(steps, [0, 2], "{tag}");
+        for tag in [format!("{name}/histogram"), format!("{name}/gradient")] {
+            let steps: Vec<i64> = values
+                .iter()
+                .filter(|(_, v)| v.tag == tag)
+                .map(|(step, v)| {
+                    assert!(matches!(v.value, Some(ValueKind::Histo(_))), "{tag}");
+                    *step
+                })
+                .collect();
+            assert_eq!(steps, [0, 2], "{tag}");
+        }
     }
+    // The gradient histogram at epoch 2 is the gradient of that epoch's last step.
+    let last_steps = last_steps.borrow();
+    assert_eq!(
+        last_steps.iter().map(|(e, _)| *e).collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
+    let gradient = &last_steps[2].1;
+    let histogram = values
+        .iter()
+        .find_map(|(step, v)| match &v.value {
+            Some(ValueKind::Histo(h)) if v.tag == "dense_0.kernel/gradient" && *step == 2 => {
+                Some(h.clone())
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(histogram.num, gradient.len() as f64);
+    assert_eq!(
+        histogram.min,
+        gradient.iter().fold(f32::MAX, |a, &b| a.min(b)) as f64
+    );
+    assert_eq!(
+        histogram.max,
+        gradient.iter().fold(f32::MIN, |a, &b| a.max(b)) as f64
+    );
     // The last histogram of a kernel holds the trained weights.
     let kernel = model.module().params()[0].value().clone();
     let last = values
