@@ -253,6 +253,8 @@ pub(crate) enum Op<T> {
     Binary(BinaryOp, usize, usize),
     Unary(UnaryOp<T>, usize),
     MatMul(usize, usize),
+    /// `X = A⁻¹ B` for `(A, B)`, batched over the leading axes.
+    Solve(usize, usize),
     Reshape(usize),
     Permute(usize, Rc<[usize]>),
     BroadcastTo(usize),
@@ -367,6 +369,7 @@ impl<T> Op<T> {
             | Op::Binary(..)
             | Op::Unary(..)
             | Op::MatMul(..)
+            | Op::Solve(..)
             | Op::Reshape(_)
             | Op::BroadcastTo(_)
             | Op::Slice { .. }
@@ -401,6 +404,7 @@ impl<T: Float> Op<T> {
             Op::Binary(op, ..) => op.name(),
             Op::Unary(op, _) => op.name(),
             Op::MatMul(..) => "matmul",
+            Op::Solve(..) => "solve",
             Op::Reshape(_) => "reshape",
             Op::Permute(..) => "permute",
             Op::BroadcastTo(_) => "broadcast_to",
@@ -430,7 +434,7 @@ impl<T: Float> Op<T> {
     pub(crate) fn inputs(&self) -> SmallVec<[usize; 4]> {
         match self {
             Op::Leaf | Op::Param(_) => SmallVec::new(),
-            Op::Binary(_, a, b) | Op::MatMul(a, b) => smallvec![*a, *b],
+            Op::Binary(_, a, b) | Op::MatMul(a, b) | Op::Solve(a, b) => smallvec![*a, *b],
             Op::Unary(_, a) | Op::Reshape(a) | Op::Permute(a, _) | Op::BroadcastTo(a) => {
                 smallvec![*a]
             }

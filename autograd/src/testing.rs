@@ -67,6 +67,33 @@ pub fn matmul_pair(max_dim: usize) -> impl Strategy<Value = (Vec<usize>, Vec<usi
     )
 }
 
+/// Shapes `(a, b)` that `solve` accepts: `a` a square matrix `[n, n]` or a batch of them,
+/// `b` a matrix `[n, k]` or a vector `[n]` of right-hand sides, batched alike, shared by a
+/// batch, or with broadcast batch axes. The values of `a` still have to make it regular
+/// (`M + n·I` with `M` in `[-1, 1)` is strictly diagonally dominant).
+///
+/// ```
+/// use proptest::prelude::*;
+/// use tapegrad_autograd::testing::solve_pair;
+///
+/// proptest!(ProptestConfig::with_cases(8), |((a, b) in solve_pair(4))| {
+///     let n = a[a.len() - 1];
+///     prop_assert_eq!(a[a.len() - 2], n);
+///     prop_assert!(b.len() == 1 || b[b.len() - 2] == n || b[b.len() - 1] == n);
+/// });
+/// ```
+pub fn solve_pair(max_dim: usize) -> impl Strategy<Value = (Vec<usize>, Vec<usize>)> {
+    (1..=max_dim, 1..=max_dim, 0usize..7, 1..=3usize).prop_map(|(n, k, kind, batch)| match kind {
+        0 => (vec![n, n], vec![n, k]),
+        1 => (vec![n, n], vec![n]),
+        2 => (vec![batch, n, n], vec![batch, n, k]),
+        3 => (vec![batch, n, n], vec![batch, n]),
+        4 => (vec![batch, n, n], vec![n, k]),
+        5 => (vec![n, n], vec![batch, n, k]),
+        _ => (vec![batch, 1, n, n], vec![2, n, k]),
+    })
+}
+
 /// Arrays of `shape` with elements uniform in `[lo, hi)`.
 pub fn array(shape: Vec<usize>, lo: f64, hi: f64) -> impl Strategy<Value = ArrayD<f64>> {
     let n: usize = shape.iter().product();

@@ -12,7 +12,7 @@ use crate::graph::Op;
 use crate::operand::Structural;
 use crate::ops::{
     RuleContext, avg_pool2d, binary, broadcast_to, concat, conv2d, extremum, gather, index_select,
-    matmul, max_pool2d, permute, prod, reshape, select, slice, sum, unary,
+    matmul, max_pool2d, permute, prod, reshape, select, slice, solve, sum, unary,
 };
 use crate::{Float, Grads, Tape, Var};
 
@@ -32,6 +32,7 @@ pub(crate) fn rule<T: Float, O: Structural<T>>(
         Op::Binary(op, a, b) => binary::rule(*op, *a, *b, out, g, ctx, emit),
         Op::Unary(op, a) => unary::rule(op, *a, out, g, ctx, emit),
         Op::MatMul(a, b) => matmul::rule(*a, *b, g, ctx, emit),
+        Op::Solve(a, b) => solve::rule(*a, *b, out, g, ctx, emit),
         Op::Reshape(a) => reshape::rule(*a, g, ctx, emit),
         Op::Permute(a, axes) => permute::rule(*a, axes, g, emit),
         Op::BroadcastTo(a) => broadcast_to::rule(*a, g, ctx, emit),

@@ -12,6 +12,7 @@
 //! | `index.rs` | `index_select`/`index_add`, `gather`/`scatter_add` |
 //! | `matmul.rs` | the batched product over the last two axes |
 //! | `gemm/` | the 2-D product: textbook loop, `gemm` crate or ndarray, threaded by size |
+//! | `solve.rs` | the batched linear solve: elimination with partial pivoting, back substitution |
 //! | `conv2d.rs` | im2col/col2im convolution, its input and weight gradients |
 //! | `pool2d.rs` | max pooling with argmax indices, average pooling and its adjoint |
 //! | `fork_join.rs` | two-thread fork-join with a spinning helper |
@@ -29,6 +30,7 @@ pub(crate) mod matmul;
 pub(crate) mod movement;
 pub(crate) mod pool2d;
 pub(crate) mod reduce;
+pub(crate) mod solve;
 #[cfg(test)]
 pub(crate) mod testing;
 pub(crate) mod zeroed_blocks;

@@ -20,6 +20,7 @@ use crate::kernels::gemm::pair_in_parallel;
 use crate::kernels::matmul::{matmul, swap_last_two};
 use crate::kernels::movement::{self, broadcast_shape, standard_copy};
 use crate::kernels::pool2d::{Pool2dGeometry, avg_pool2d_backward, avg_pool2d_forward};
+use crate::kernels::solve::solve;
 use crate::kernels::{index, reduce};
 
 /// An array operand: a borrowed view of a recorded value, or an owned temporary that
@@ -295,6 +296,11 @@ impl<T: Float> Structural<T> for Arr<'_, T> {
             Arr::Owned(matmul(gv.view(), swap_last_two(bv))),
             Arr::Owned(matmul(swap_last_two(av), gv)),
         )
+    }
+    /// `selfᵀ` as a view with swapped axes: the kernel copies each matrix into its own
+    /// buffer anyway, so the transpose costs nothing.
+    fn solve_tn(self, b: Self) -> Self {
+        Arr::Owned(solve(swap_last_two(self.view()), b.view()))
     }
     fn slice(self, axis: usize, start: usize, end: usize) -> Self {
         Arr::Owned(movement::slice(&self.view(), axis, start, end))

@@ -10,9 +10,9 @@
 //!
 //! [`Operand`] holds the elementwise operations and [`Operand::sum_to`], which all three
 //! implement; [`Structural`] adds the shape-changing operations (reductions over axes,
-//! movement, matrix products, indexing, convolution and pooling), which only arrays and `Var`s implement. Each rule
-//! in [`crate::ops`] is written once, generically: the calculus is never duplicated between
-//! the modes.
+//! movement, matrix products and solves, indexing, convolution and pooling), which only
+//! arrays and `Var`s implement. Each rule in [`crate::ops`] is written once, generically: the
+//! calculus is never duplicated between the modes.
 
 mod array;
 mod number;
@@ -62,9 +62,9 @@ pub(crate) trait Operand<T: Float>: Clone + Sized {
     }
 }
 
-/// The shape-changing operations: what the rules of reductions, movement, matrix products
-/// and indexing use. A one-element [`Number`] has no shape to change, so it does not
-/// implement them.
+/// The shape-changing operations: what the rules of reductions, movement, matrix products,
+/// linear solves and indexing use. A one-element [`Number`] has no shape to change, so it
+/// does not implement them.
 pub(crate) trait Structural<T: Float>: Operand<T> {
     fn shape_vec(&self) -> Vec<usize>;
     /// Whether the shape is `shape` (without allocating).
@@ -81,6 +81,9 @@ pub(crate) trait Structural<T: Float>: Operand<T> {
     fn matmul_grads(g: Self, a: Self, b: Self) -> (Self, Self) {
         (g.clone().matmul_nt(b), a.matmul_tn(g))
     }
+    /// `X` with `selfᵀ X = b` over the last two axes (`self` square, batch axes broadcast):
+    /// the solve of the transposed system, which `solve`'s rule needs.
+    fn solve_tn(self, b: Self) -> Self;
     fn slice(self, axis: usize, start: usize, end: usize) -> Self;
     /// Zeros of length `len` along `axis` with `self` placed at `start` (the adjoint of slice).
     fn pad(self, axis: usize, start: usize, len: usize) -> Self;

@@ -9,7 +9,7 @@ use super::{Arr, Operand, Structural, unbroadcast};
 use crate::kernels::conv2d::Conv2dGeometry;
 use crate::kernels::elementwise::same;
 use crate::kernels::pool2d::Pool2dGeometry;
-use crate::ops::{avg_pool2d, conv2d, gather, index_select, matmul, permute, slice, sum};
+use crate::ops::{avg_pool2d, conv2d, gather, index_select, matmul, permute, slice, solve, sum};
 use crate::{Float, Var};
 
 impl<'t, T: Float> Operand<T> for Var<'t, T> {
@@ -89,6 +89,9 @@ impl<'t, T: Float> Structural<T> for Var<'t, T> {
     }
     fn matmul_tn(self, other: Self) -> Self {
         matmul::record(self.transpose(-2, -1), other)
+    }
+    fn solve_tn(self, b: Self) -> Self {
+        solve::record(self.transpose(-2, -1), b)
     }
     fn slice(self, axis: usize, start: usize, end: usize) -> Self {
         slice::record(self, axis, start, end)

@@ -8,6 +8,7 @@
 //! | `binary.rs` | `+ - * /` (broadcasting) |
 //! | `unary.rs` | `neg exp ln sqrt abs sin cos tanh sigmoid relu leaky_relu elu erf softplus clamp powf powi`, `add_scalar mul_scalar` |
 //! | `matmul.rs` | batched `matmul` (and the 1-D cases as reshapes around it) |
+//! | `solve.rs` | batched linear `solve` (`torch.linalg.solve`; its rule a `solve` with `Aᵀ` and a `matmul`) |
 //! | `linear.rs` | no primitive: `linear` and `linear_relu` (`x · W + b`), `matmul` and `+` when recording gradients, one fused kernel when not |
 //! | `reshape.rs`, `permute.rs`, `broadcast_to.rs` | movement |
 //! | `sum.rs`, `extremum.rs` | `sum`, `max`/`min` over axes |
@@ -47,6 +48,7 @@ pub(crate) mod prod;
 pub(crate) mod reshape;
 pub(crate) mod select;
 pub(crate) mod slice;
+pub(crate) mod solve;
 pub(crate) mod sum;
 pub(crate) mod unary;
 pub(crate) mod window;

@@ -13,4 +13,5 @@ mod linear;
 mod prod;
 mod properties;
 mod smoke;
+mod solve;
 mod tape;

@@ -4,7 +4,7 @@
 
 use ndarray::ArrayD;
 use serde_json::Value;
-use tapegrad_autograd::{GradcheckOptions, Tape, gradcheck, gradgradcheck};
+use tapegrad_autograd::Tape;
 
 use super::golden_ops::{compare_with_pytorch, f64_array, load_golden, replay_all};
 
@@ -65,6 +65,7 @@ fn prod_axis_out_of_range_panics_naming_the_op() {
 mod properties {
     use proptest::prelude::*;
     use tapegrad_autograd::testing::{array, shape};
+    use tapegrad_autograd::{GradcheckOptions, gradcheck, gradgradcheck};
 
     use super::*;
 

@@ -1,5 +1,7 @@
 """PyTorch float64 forward values and gradients for the ops and losses that the shared
-`ops.json` lacks: `torch.prod` (with zeros in the input) and `F.smooth_l1_loss` with its `beta`.
+`ops.json` lacks: `torch.prod` (with zeros in the input), `F.smooth_l1_loss` with its `beta`, and
+`torch.linalg.solve` (a matrix or a vector of right-hand sides, batched, broadcast batch axes, a
+system that needs row swaps).
 
 usage: python gen_golden_extra.py OUT.json
 The format is ops.json's: op name, attrs, inputs (shape + values), output (shape + values),
@@ -45,6 +47,23 @@ case("prod_axis_zeros", lambda a: a.prod(1), [with_zeros(rnd(3, 4), 1, 8, 9)], {
 yp, yt = rnd(4, 3) * 2, rnd(4, 3)
 for beta in (0.5, 1.0, 2.0):
     case("smooth_l1", lambda a, b: F.smooth_l1_loss(a, b, beta=beta), [yp, yt], {"beta": beta})
+
+# Cases appended after the ones above, so that their random draws stay the same.
+def well_conditioned(*shape):
+    """A random [*, n, n] matrix in [-1, 1) plus n·I: strictly diagonally dominant, far from singular."""
+    n = shape[-1]
+    return rnd(*shape, lo=-1.0, hi=1.0) + n * torch.eye(n)
+
+solve = torch.linalg.solve
+case("solve", solve, [well_conditioned(3, 3), rnd(3, 2)])
+case("solve_vector", solve, [well_conditioned(4, 4), rnd(4)], note="B 1-D: X is a vector")
+case("solve_pivoting", solve, [torch.tensor([[0.0, 2.0, 1.0], [1.0, 1.0, 0.0], [3.0, -1.0, 4.0]]), rnd(3, 2)],
+     note="A[0, 0] = 0: elimination swaps rows")
+case("solve_batched", solve, [well_conditioned(2, 3, 3), rnd(2, 3, 2)])
+case("solve_batched_vector", solve, [well_conditioned(2, 3, 3), rnd(2, 3)],
+     note="B has A's shape without its last axis: a batch of vectors")
+case("solve_broadcast", solve, [well_conditioned(2, 1, 3, 3), rnd(4, 3, 2)],
+     note="batch axes [2, 1] and [4] broadcast to [2, 4]: the gradients are summed back")
 
 json.dump({"generator": f"torch {torch.__version__} float64", "about": __doc__, "cases": cases}, open(sys.argv[1], "w"), indent=0)
 print(len(cases), "cases")
