@@ -8,10 +8,16 @@
 //! cargo build --release --example fashion_mnist_mpi          # in distributed/
 //! distributed/run-mpi 2 target/release/examples/fashion_mnist_mpi --data DIR
 //! mpirun --hostfile hosts -np 8 target/release/examples/fashion_mnist_mpi --data DIR
+//! distributed/run-mpi 2 target/release/examples/fashion_mnist_mpi --backup runs/fm-backup
 //! ```
 //!
 //! Rank 0 prints the report and writes the checkpoint; the others print nothing unless
 //! they fail.
+//!
+//! With `--backup DIR`, rank 0 backs up the whole training state into DIR at every epoch's
+//! end. When a rank dies, mpirun ends the job; the same command (the same number of ranks)
+//! then resumes after the last finished epoch and ends with the weights of a job never
+//! killed.
 //!
 //! Each rank computes with `--threads` threads; by default `RAYON_NUM_THREADS` when set
 //! (`run-mpi` sets it), else this machine's cores shared among its ranks (Open MPI's
@@ -26,9 +32,10 @@ use std::time::Instant;
 use clap::Parser;
 use tapegrad::datasets::{ImageSet, labels_f32, load};
 use tapegrad::models::tutorial_mlp;
-use tapegrad::nn::callbacks::ModelCheckpoint;
+use tapegrad::nn::callbacks::{BackupAndRestore, ModelCheckpoint};
 use tapegrad::nn::communicator::{Communicator, GradientBuffer, first_failure};
 use tapegrad::nn::model::{FitOptions, Loss, Metric, Model};
+use tapegrad::nn::snapshot::TrainingSnapshot;
 use tapegrad::optim::AdamConfig;
 use tapegrad::report::{ConfusionMatrix, argmax_rows};
 use tapegrad_distributed::MpiCommunicator;
@@ -56,6 +63,11 @@ struct Args {
     /// Save the trained weights to PATH (safetensors; rank 0 writes).
     #[arg(long, value_name = "PATH")]
     save: Option<PathBuf>,
+    /// Back up the whole training state into DIR at every epoch's end (rank 0 writes); a
+    /// job killed and started again with the same arguments and number of ranks resumes
+    /// there and ends with the same weights (the backup is deleted once training ends).
+    #[arg(long, value_name = "DIR")]
+    backup: Option<PathBuf>,
     /// Compute threads per rank (default: `RAYON_NUM_THREADS`, else the machine's cores
     /// divided among the ranks on it, at least 1).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -135,6 +147,18 @@ fn run(comm: &Rc<MpiCommunicator>, args: &Args) -> Result<(), String> {
         // Root-only: rank 0 writes, after every epoch; a failed write stops every rank.
         options = options.callback(ModelCheckpoint::new(path));
     }
+    // The epochs a backup holds already (counted out of this run's figures).
+    let mut resumed = 0;
+    if let Some(dir) = &args.backup {
+        let backup = BackupAndRestore::new(dir);
+        let path = backup.path();
+        if root && path.exists() {
+            // `fit` reads and checks the backup itself; this only reports where it resumes.
+            resumed = TrainingSnapshot::<f32>::load(&path).map_or(0, |s| s.epoch());
+            println!("resuming from {}: {resumed} epoch(s) done", path.display());
+        }
+        options = options.callback(backup);
+    }
     let (train_y, test_y) = (labels_f32(&data.train_y), labels_f32(&data.test_y));
     comm.barrier().map_err(|e| e.to_string())?;
     comm.reset_stats();
@@ -145,7 +169,8 @@ fn run(comm: &Rc<MpiCommunicator>, args: &Args) -> Result<(), String> {
     let train_seconds = train_start.elapsed().as_secs_f64();
     let stats = comm.stats().all_reduce;
     let n = data.train_y.len();
-    let steps = n.div_ceil(args.batch_size * ranks) * history.epochs();
+    let epochs = history.epochs().saturating_sub(resumed);
+    let steps = n.div_ceil(args.batch_size * ranks) * epochs;
     let step_floats = GradientBuffer::new(&model.params()).len();
 
     // Held out: the loss and accuracy on every rank's share, totalled (the same on every
@@ -160,11 +185,10 @@ fn run(comm: &Rc<MpiCommunicator>, args: &Args) -> Result<(), String> {
                 .map_err(|e| e.to_string())?,
         );
         let confusion = ConfusionMatrix::new(&data.test_y, &predicted, 10);
-        let images = (n * history.epochs()) as f64;
+        let images = (n * epochs) as f64;
         println!(
-            "loading: {load_seconds:.2} s; training: {train_seconds:.2} s ({} epochs, {steps} steps \
-             of {} images on each of {ranks} rank(s), {threads} compute thread(s) per rank)",
-            history.epochs(),
+            "loading: {load_seconds:.2} s; training: {train_seconds:.2} s ({epochs} epochs, {steps} \
+             steps of {} images on each of {ranks} rank(s), {threads} compute thread(s) per rank)",
             args.batch_size,
         );
         println!(

@@ -219,6 +219,8 @@ enum Phase {
     BatchEnd(usize, usize),
     /// Stops from `on_epoch_end` at this epoch.
     EpochEnd(usize),
+    /// Fails in `on_epoch_end` at this epoch.
+    EpochEndFailure(usize),
     /// Fails in `on_epoch_begin` at this epoch.
     EpochBegin(usize),
     /// Fails in `on_train_end`.
@@ -295,10 +297,13 @@ impl Callback<f32> for RankLocal {
         logs: &EpochLogs<'_>,
         _state: &mut TrainingState<'_, f32>,
     ) -> Result<Control, CallbackError> {
-        Ok(match self.phase {
-            Phase::EpochEnd(e) if self.here() && e == logs.epoch => Control::Stop(self.reason(e)),
-            _ => Control::Continue,
-        })
+        match self.phase {
+            Phase::EpochEnd(e) if self.here() && e == logs.epoch => {
+                Ok(Control::Stop(self.reason(e)))
+            }
+            Phase::EpochEndFailure(e) if self.here() && e == logs.epoch => Err(self.failure()),
+            _ => Ok(Control::Continue),
+        }
     }
 
     fn on_train_end(&mut self, _state: &mut TrainingState<'_, f32>) -> Result<(), CallbackError> {
@@ -440,8 +445,13 @@ fn epoch_begin_failure_on_one_rank(c: &Rc<MpiCommunicator>) -> Outcome {
     failed_on_one_rank(c, Phase::EpochBegin(2))
 }
 
+/// `on_epoch_end` fails on the last rank only at epoch 1: an error on every rank.
+fn epoch_end_failure_on_one_rank(c: &Rc<MpiCommunicator>) -> Outcome {
+    failed_on_one_rank(c, Phase::EpochEndFailure(1))
+}
+
 fn main() -> ExitCode {
-    let scenarios: [Scenario; 9] = [
+    let scenarios: [Scenario; 10] = [
         (
             "batch_norm_replicas_identical",
             batch_norm_replicas_identical,
@@ -465,6 +475,10 @@ fn main() -> ExitCode {
         (
             "epoch_begin_failure_on_one_rank",
             epoch_begin_failure_on_one_rank,
+        ),
+        (
+            "epoch_end_failure_on_one_rank",
+            epoch_end_failure_on_one_rank,
         ),
     ];
     harness::main(&scenarios)
