@@ -1,8 +1,12 @@
 //! Times the all-reduce (sum) of f32 gradient buffers of several sizes across the ranks.
 //!
-//! ```text
+//! ```sh
 //! distributed/run-mpi 2 target/release/examples/allreduce_time [ELEMENTS...]
+//! distributed/two-hosts --rate 100mbit target/release/examples/allreduce_time [ELEMENTS...]
 //! ```
+//!
+//! `run-mpi` runs both ranks on this machine (shared memory); `two-hosts` runs them on two
+//! simulated machines joined by a limited link (TCP; see the README's "Two machines on one").
 //!
 //! Defaults: the main job's gradients (101,770 parameters), the issue's 235,146 and ten
 //! times that. Rank 0 prints, per size, the median and the mean time per call over 200
