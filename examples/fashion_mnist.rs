@@ -10,6 +10,7 @@
 //! cargo run --release --example fashion_mnist -- --model cnn   # the convolutional network
 //! cargo run --release --example fashion_mnist -- --model cnn --time-steps  # step timings
 //! cargo run --release --example fashion_mnist -- --data DIR    # the full 60,000 / 10,000
+//! cargo run --release --example fashion_mnist -- --export model.onnx  # for ONNX runtimes
 //! cargo run --release --example fashion_mnist -- --help
 //! ```
 
@@ -76,6 +77,11 @@ pub struct Args {
     /// Save the trained weights to PATH (safetensors).
     #[arg(long, value_name = "PATH")]
     pub save: Option<PathBuf>,
+    /// Export the trained model to PATH as an ONNX file for inference runtimes (opset 17,
+    /// input `input` of shape (batch, 28, 28) with any batch size, output `output`: the ten
+    /// classes' logits).
+    #[arg(long, value_name = "PATH")]
+    pub export: Option<PathBuf>,
     /// Back up the whole training state into DIR at every epoch's end; a run killed and
     /// started again with the same arguments resumes there and ends with the same weights
     /// (the backup is deleted once training ends).
@@ -300,6 +306,17 @@ pub fn run_with(
             .save(path)
             .map_err(|e| format!("cannot save the weights to {}: {e}", path.display()))?;
         println!("\nweights saved to {} (safetensors)", path.display());
+    }
+    if let Some(path) = &args.export {
+        model
+            .export_onnx(path)
+            .map_err(|e| format!("cannot export the model to {}: {e}", path.display()))?;
+        println!(
+            "model exported to {} (ONNX opset {}: input `input` (batch, {height}, {width}), \
+             output `output` (batch, 10) logits)",
+            path.display(),
+            tapegrad::nn::onnx::OPSET_VERSION
+        );
     }
     if let Some(path) = &args.plot {
         let figure = Figure {

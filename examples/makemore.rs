@@ -15,6 +15,7 @@
 //! cargo run --release --example makemore -- --sample-only       # load the saved model, print 50 names
 //! cargo run --release --example makemore -- --input words.txt   # any file of one word per line
 //! cargo run --release --example makemore -- --backup target/makemore/backup  # resumable when killed
+//! cargo run --release --example makemore -- --export makemore.onnx  # for ONNX runtimes
 //! cargo run --release --example makemore -- --help
 //! ```
 
@@ -39,6 +40,7 @@ use tapegrad::nn::data::{
 use tapegrad::nn::io::{load_weights, save_weights};
 use tapegrad::nn::losses::{CrossEntropy, cross_entropy};
 use tapegrad::nn::module::assign_paths;
+use tapegrad::nn::onnx;
 use tapegrad::nn::sampling::{Sampling, sample_categorical};
 use tapegrad::nn::tensorboard::SummaryWriter;
 use tapegrad::optim::AdamWConfig;
@@ -123,6 +125,12 @@ pub struct Args {
     /// (`tensorboard --logdir DIR`), as makemore's `Loss/train` and `Loss/test`
     #[arg(long, value_name = "DIR")]
     pub logdir: Option<PathBuf>,
+    /// Export the model, once trained (or loaded with --sample-only), to PATH as an ONNX file
+    /// for inference runtimes: input `input`, rows of block-size token indices (as floats)
+    /// with any number of rows; output `output`, the next-token logits at every position.
+    /// The bigram, bow and transformer models export
+    #[arg(long, value_name = "PATH")]
+    pub export: Option<PathBuf>,
 }
 
 /// `--type`'s parser: a makemore model name.
@@ -231,6 +239,15 @@ pub fn run_with(args: &Args, after_step: &mut dyn FnMut(usize)) -> Result<Report
     assign_paths(&mut model);
     let num_params = model.num_params();
     println!("model: {}, {num_params} parameters", kind.name());
+    if args.export.is_some() {
+        // Before training: a model without an export rule is refused now, naming it.
+        onnx::to_model(&model, &[block_size]).map_err(|e| {
+            format!(
+                "--export: the {} model cannot be exported: {e}",
+                kind.name()
+            )
+        })?;
+    }
     std::fs::create_dir_all(&args.work_dir)?;
     let checkpoint = args.work_dir.join("model.safetensors");
 
@@ -249,6 +266,7 @@ pub fn run_with(args: &Args, after_step: &mut dyn FnMut(usize)) -> Result<Report
             &mut rng,
         );
         print_samples(&names, &vocab, &train, &test);
+        export(args, &model, block_size)?;
         return Ok(Report {
             evaluations: Vec::new(),
             median_step_ms: f64::NAN,
@@ -354,11 +372,27 @@ pub fn run_with(args: &Args, after_step: &mut dyn FnMut(usize)) -> Result<Report
     let svg = args.work_dir.join("loss.svg");
     plot_losses(&evaluations, kind.name(), &svg)?;
     println!("loss curves: {}", svg.display());
+    export(args, &model, block_size)?;
     Ok(Report {
         evaluations,
         median_step_ms,
         num_params,
     })
+}
+
+/// `--export`: writes `model` as an ONNX file for rows of `block_size` tokens.
+fn export(args: &Args, model: &Model, block_size: usize) -> Result<(), Box<dyn Error>> {
+    if let Some(path) = &args.export {
+        onnx::export(model, &[block_size], path)
+            .map_err(|e| format!("cannot export the model to {}: {e}", path.display()))?;
+        println!(
+            "model exported to {} (ONNX opset {}: rows of {block_size} tokens in, next-token \
+             logits out)",
+            path.display(),
+            onnx::OPSET_VERSION
+        );
+    }
+    Ok(())
 }
 
 /// The targets of a `[rows, T]` batch as integers, `-1` for the ignored positions.

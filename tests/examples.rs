@@ -145,6 +145,7 @@ fn custom_pinball_loss_learns_the_quantiles() {
 fn fashion_mnist_learns_from_the_bundled_split() {
     let dir = Scratch::new("fashion");
     let (weights, plot) = (dir.join("model.safetensors"), dir.join("curves.svg"));
+    let exported = dir.join("model.onnx");
     let args = fashion_mnist::Args::parse_from([
         "fashion_mnist".as_ref(),
         "--epochs".as_ref(),
@@ -153,6 +154,8 @@ fn fashion_mnist_learns_from_the_bundled_split() {
         weights.as_os_str(),
         "--plot".as_ref(),
         plot.as_os_str(),
+        "--export".as_ref(),
+        exported.as_os_str(),
     ]);
     let summary = fashion_mnist::run(&args).unwrap();
     assert_eq!(
@@ -171,6 +174,12 @@ fn fashion_mnist_learns_from_the_bundled_split() {
     assert_eq!(summary.confusion.total(), 2_000);
 
     assert!(std::fs::metadata(&weights).unwrap().len() > 400_000); // 101,770 f32
+    // The ONNX file holds the same weights, named as in the checkpoint (tapegrad-nn's tests
+    // run such files in tract).
+    let onnx = std::fs::read(&exported).unwrap();
+    assert!(onnx.len() > 400_000);
+    let holds = |name: &str| onnx.windows(name.len()).any(|w| w == name.as_bytes());
+    assert!(holds("dense_0.kernel") && holds("dense_1.bias"));
     let svg = std::fs::read_to_string(&plot).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("held out"), "{svg}");
 }
@@ -224,6 +233,7 @@ fn fashion_mnist_help_explains_every_option() {
         "--lr",
         "--seed",
         "--save",
+        "--export",
         "--plot",
     ] {
         assert!(help.contains(option), "{option} missing from:\n{help}");
@@ -526,4 +536,63 @@ fn makemore_every_model_trains_on_any_words_file() {
     let missing = makemore_args(&dir, &["--input", "no/such/words.txt"]);
     let err = makemore::run(&missing).unwrap_err().to_string();
     assert!(err.contains("no/such/words.txt"), "{err}");
+}
+
+#[test]
+fn makemore_export_writes_the_exportable_models_and_refuses_the_others_up_front() {
+    let dir = Scratch::new("makemore-export");
+    let words = dir.join("words.txt");
+    std::fs::write(
+        &words,
+        "anna
+bob
+carla
+david
+eve
+frank
+gina
+hal
+",
+    )
+    .unwrap();
+    for kind in ["bigram", "mlp", "rnn", "gru", "lstm", "bow", "transformer"] {
+        let path = dir.join(format!("{kind}.onnx"));
+        let small = [
+            "--type",
+            kind,
+            "--input",
+            words.to_str().unwrap(),
+            "--max-steps",
+            "2",
+            "--eval-every",
+            "2",
+            "--n-embd",
+            "8",
+            "--n-embd2",
+            "8",
+            "--n-layer",
+            "1",
+            "--n-head",
+            "2",
+            "--export",
+            path.to_str().unwrap(),
+        ];
+        let work = dir.join(kind);
+        let outcome = makemore::run(&makemore_args(&work, &small));
+        if ["bigram", "bow", "transformer"].contains(&kind) {
+            outcome.unwrap();
+            let onnx = std::fs::read(&path).unwrap();
+            assert!(contains(&onnx, "wte.embeddings") || contains(&onnx, "logits.embeddings"));
+        } else {
+            let err = outcome.unwrap_err().to_string();
+            assert!(
+                err.contains("cannot be exported") && err.contains("no ONNX export rule"),
+                "{err}"
+            );
+            assert!(
+                !path.exists() && !work.join("loss.svg").exists(),
+                "refused before training"
+            );
+        }
+    }
 }

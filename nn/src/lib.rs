@@ -29,6 +29,8 @@
 //!   character encoding for language models ([`CharVocab`](data::CharVocab)).
 //! - [`sampling`]: drawing tokens from logits (temperature, top-k) and greedy decoding.
 //! - [`tensorboard`]: TensorBoard event files ([`SummaryWriter`](tensorboard::SummaryWriter)).
+//! - [`onnx`]: ONNX export of a trained model ([`onnx::export`], [`Model::export_onnx`](model::Model::export_onnx)),
+//!   for inference in ONNX runtimes.
 //!
 //! ```
 //! use ndarray::Array2;
@@ -64,6 +66,7 @@ pub mod losses;
 pub mod metrics;
 pub mod model;
 pub mod module;
+pub mod onnx;
 pub mod sampling;
 pub mod snapshot;
 pub mod tensorboard;
@@ -91,6 +94,7 @@ debug_as_display!(
     module::InvalidInputShape,
     module::ModuleGradcheckError,
     tensorboard::SummaryError,
+    onnx::ExportError,
 );
 
 pub use buffer::Buffer;

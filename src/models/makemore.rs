@@ -10,6 +10,10 @@
 //! uniform in `±1/√in`, embeddings `N(0, 1)`, layer norms at ones and zeros), as makemore's
 //! do.
 //!
+//! The bigram, bag-of-words and Transformer models export to ONNX (`tapegrad::nn::onnx`),
+//! each through a rule of its own written from its layers' rules; the MLP and the
+//! recurrent models have none, and an export names them.
+//!
 //! ```
 //! use tapegrad::models::makemore::{Config, Kind, language_model};
 //! use tapegrad::nn::Module;
@@ -30,6 +34,9 @@ use tapegrad_nn::layers::{
     DecoderBlock, Embedding, LayerNorm, Linear, LstmCell, LstmState, PositionalEmbedding,
 };
 use tapegrad_nn::module::{Visitor, VisitorMut};
+use tapegrad_nn::onnx::{ExportError, OnnxGraph, OnnxValue};
+
+mod onnx;
 
 /// The sizes of a makemore model (`ModelConfig` in `makemore.py`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -172,6 +179,13 @@ impl<T: Float> Module<T> for Bigram<T> {
     }
     fn build(&mut self, input_shape: &[usize], rng: &mut StdRng) -> Vec<usize> {
         self.logits.build(input_shape, rng)
+    }
+    fn export_onnx(
+        &self,
+        graph: &mut OnnxGraph<T>,
+        x: &OnnxValue,
+    ) -> Result<OnnxValue, ExportError> {
+        onnx::bigram(self, graph, x)
     }
     tapegrad_nn::register!(T; module logits);
     fn kind(&self) -> &'static str {
@@ -460,6 +474,13 @@ impl<T: Float> Module<T> for Bow<T> {
         self.head.init(rng);
         vec![input_shape[0], self.head.out_features()]
     }
+    fn export_onnx(
+        &self,
+        graph: &mut OnnxGraph<T>,
+        x: &OnnxValue,
+    ) -> Result<OnnxValue, ExportError> {
+        onnx::bow(self, graph, x)
+    }
     tapegrad_nn::register!(T; module wte, module wpe, module c_fc as "context_block.mlp.c_fc", module c_proj as "context_block.mlp.c_proj", module head as "lm_head");
     fn kind(&self) -> &'static str {
         "bow"
@@ -509,6 +530,13 @@ impl<T: Float> Module<T> for Transformer<T> {
         self.ln_f.build(&shape, rng);
         self.head.init(rng);
         vec![input_shape[0], self.head.out_features()]
+    }
+    fn export_onnx(
+        &self,
+        graph: &mut OnnxGraph<T>,
+        x: &OnnxValue,
+    ) -> Result<OnnxValue, ExportError> {
+        onnx::transformer(self, graph, x)
     }
     tapegrad_nn::register!(T; module wte, module wpe, modules blocks as "h", module ln_f, module head as "lm_head");
     fn kind(&self) -> &'static str {

@@ -5,6 +5,7 @@ use rand::rngs::StdRng;
 use tapegrad_autograd::{Float, Var};
 
 use crate::module::Module;
+use crate::onnx::{ExportError, OnnxGraph, OnnxValue};
 
 /// An elementwise (or, for softmax, last-axis) activation function, built from autograd
 /// ops. Hyper-parameters are `f64` and converted to the element type when applied.
@@ -129,6 +130,14 @@ impl<T: Float> Module<T> for ActivationLayer {
     }
     fn build(&mut self, input_shape: &[usize], _rng: &mut StdRng) -> Vec<usize> {
         input_shape.to_vec()
+    }
+    fn export_onnx(
+        &self,
+        graph: &mut OnnxGraph<T>,
+        x: &OnnxValue,
+    ) -> Result<OnnxValue, ExportError> {
+        let y = graph.activation(&x.name, self.activation);
+        Ok(OnnxValue::new(y, x.shape.clone()))
     }
     fn kind(&self) -> &'static str {
         "activation"

@@ -7,6 +7,7 @@ use tapegrad_autograd::{Float, Param, Var};
 use super::gain_offset::GainOffset;
 use crate::buffer::Buffer;
 use crate::module::{InvalidInputShape, Module, Visitor, VisitorMut};
+use crate::onnx::{ExportError, OnnxGraph, OnnxValue, attr};
 
 /// Batch normalization (PyTorch's `BatchNorm1d` / `BatchNorm2d`, Keras'
 /// `BatchNormalization(axis=1)`): each channel — axis 1 of inputs `[N, C]`, `[N, C, L]` or
@@ -247,6 +248,31 @@ impl<T: Float> Module<T> for BatchNorm<T> {
 
     fn set_training(&mut self, training: bool) {
         self.training = training;
+    }
+
+    /// `BatchNormalization` in inference form (the running statistics), whatever the mode.
+    fn export_onnx(
+        &self,
+        graph: &mut OnnxGraph<T>,
+        x: &OnnxValue,
+    ) -> Result<OnnxValue, ExportError> {
+        Module::<T>::check_input_shape(self, &x.shape)?;
+        let (Some(gamma), Some(beta), Some(mean), Some(var)) = (
+            &self.affine.gamma,
+            &self.affine.beta,
+            &self.running_mean,
+            &self.running_var,
+        ) else {
+            return Err(ExportError::not_built("batch_norm"));
+        };
+        let (gamma, beta) = (graph.param(gamma), graph.param(beta));
+        let (mean, var) = (graph.buffer(mean), graph.buffer(var));
+        let y = graph.node(
+            "BatchNormalization",
+            &[&x.name, &gamma, &beta, &mean, &var],
+            vec![attr::float("epsilon", self.eps)],
+        );
+        Ok(OnnxValue::new(y, x.shape.clone()))
     }
 
     fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, T>) {

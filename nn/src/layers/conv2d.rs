@@ -8,6 +8,7 @@ use super::Activation;
 use super::kernel_bias::KernelBias;
 use crate::init::Initializer;
 use crate::module::{InvalidInputShape, Module, Visitor, VisitorMut};
+use crate::onnx::{ExportError, OnnxGraph, OnnxValue, attr};
 
 /// How a [`Conv2d`] pads its input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,6 +173,17 @@ impl<T: Float> Conv2d<T> {
         }
     }
 
+    /// The output's height and width for an input of `hw` (checked: the kernel fits in
+    /// the padded input).
+    fn output_hw(&self, hw: [usize; 2]) -> [usize; 2] {
+        let (pad, extra) = self.padding_sizes();
+        [0, 1].map(|a| {
+            let extent = self.dilation[a] * (self.kernel_size[a] - 1) + 1;
+            let padded = hw[a] + 2 * pad[a] + extra[a];
+            (padded - extent) / self.stride[a] + 1
+        })
+    }
+
     fn options(&self) -> Conv2dOptions {
         Conv2dOptions::default()
             .stride(self.stride)
@@ -270,13 +282,7 @@ impl<T: Float> Module<T> for Conv2d<T> {
              (as in PyTorch); use Padding::Explicit",
             self.stride
         );
-        let (pad, extra) = self.padding_sizes();
-        let output_hw = [0, 1].map(|a| {
-            let extent = self.dilation[a] * (self.kernel_size[a] - 1) + 1;
-            // Checked: the kernel fits in the padded input.
-            let padded = [h, w][a] + 2 * pad[a] + extra[a];
-            (padded - extent) / self.stride[a] + 1
-        });
+        let output_hw = self.output_hw([h, w]);
         let [kh, kw] = self.kernel_size;
         let fan_in = channels / groups * kh * kw;
         let bound = 1.0 / (fan_in as f64).sqrt();
@@ -292,6 +298,38 @@ impl<T: Float> Module<T> for Conv2d<T> {
             rng,
         );
         vec![self.filters, output_hw[0], output_hw[1]]
+    }
+
+    /// `Conv` (`Same` padding's odd extra row and column at the bottom and right, as in
+    /// the forward pass), then the activation.
+    fn export_onnx(
+        &self,
+        graph: &mut OnnxGraph<T>,
+        x: &OnnxValue,
+    ) -> Result<OnnxValue, ExportError> {
+        Module::<T>::check_input_shape(self, &x.shape)?;
+        let kernel = self
+            .kernel()
+            .ok_or_else(|| ExportError::not_built("conv2d"))?;
+        let kernel = graph.param(kernel);
+        let bias = self.bias().map(|b| graph.param(b));
+        let mut inputs = vec![x.name.as_str(), &kernel];
+        inputs.extend(bias.as_deref());
+        let (pad, extra) = self.padding_sizes();
+        let ints = |a: [usize; 2]| a.map(|v| v as i64);
+        let [top, left] = ints(pad);
+        let [bottom, right] = ints([pad[0] + extra[0], pad[1] + extra[1]]);
+        let attributes = vec![
+            attr::ints("kernel_shape", &ints(self.kernel_size)),
+            attr::ints("strides", &ints(self.stride)),
+            attr::ints("pads", &[top, left, bottom, right]),
+            attr::ints("dilations", &ints(self.dilation)),
+            attr::int("group", self.groups as i64),
+        ];
+        let z = graph.node("Conv", &inputs, attributes);
+        let [h, w] = self.output_hw([x.shape[1], x.shape[2]]);
+        let shape = vec![self.filters, h, w];
+        Ok(OnnxValue::new(graph.activation(&z, self.activation), shape))
     }
 
     fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, T>) {

@@ -7,6 +7,7 @@ use super::Activation;
 use super::kernel_bias::KernelBias;
 use crate::init::Initializer;
 use crate::module::{InvalidInputShape, Module, Visitor, VisitorMut};
+use crate::onnx::{ExportError, OnnxGraph, OnnxValue};
 
 /// A fully connected layer: `activation(x · kernel + bias)` over the last axis of `x`.
 ///
@@ -174,6 +175,24 @@ impl<T: Float> Module<T> for Dense<T> {
         let mut output_shape = outer.to_vec();
         output_shape.push(self.units);
         output_shape
+    }
+
+    /// `MatMul` and `Add` over the last axis, then the activation.
+    fn export_onnx(
+        &self,
+        graph: &mut OnnxGraph<T>,
+        x: &OnnxValue,
+    ) -> Result<OnnxValue, ExportError> {
+        Module::<T>::check_input_shape(self, &x.shape)?;
+        let kernel = self
+            .kernel()
+            .ok_or_else(|| ExportError::not_built("dense"))?;
+        let kernel = graph.param(kernel);
+        let bias = self.bias().map(|b| graph.param(b));
+        let z = graph.linear(&x.name, &kernel, bias.as_deref());
+        let mut shape = x.shape.clone();
+        *shape.last_mut().expect("checked: a feature axis") = self.units;
+        Ok(OnnxValue::new(graph.activation(&z, self.activation), shape))
     }
 
     fn visit<'a>(&'a self, v: &mut Visitor<'a, '_, T>) {

@@ -7,6 +7,7 @@ use rand::rngs::StdRng;
 use tapegrad_autograd::{Float, Var};
 
 use crate::module::{Module, Visitor};
+use crate::onnx::{ExportError, OnnxGraph, OnnxValue};
 
 /// Inverted dropout: in train mode each element is zeroed with probability `rate` and the
 /// survivors are scaled by `1 / (1 - rate)`, so the expected output equals the input; in
@@ -134,6 +135,16 @@ impl<T: Float> Module<T> for Dropout {
 
     fn set_training(&mut self, training: bool) {
         self.training = training;
+    }
+
+    /// The identity (inference form): no node.
+    fn export_onnx(
+        &self,
+        graph: &mut OnnxGraph<T>,
+        x: &OnnxValue,
+    ) -> Result<OnnxValue, ExportError> {
+        let _ = graph;
+        Ok(x.clone())
     }
 
     fn kind(&self) -> &'static str {

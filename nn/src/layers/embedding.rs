@@ -6,6 +6,7 @@ use tapegrad_autograd::{Float, Param, Var};
 
 use crate::init::Initializer;
 use crate::module::{InvalidInput, Module};
+use crate::onnx::{ExportError, OnnxGraph, OnnxValue, attr};
 
 /// A table of `num_embeddings` learned vectors of length `dim` (PyTorch's `nn.Embedding`,
 /// Keras' `Embedding`): inputs `[N, L]` (or any shape `[N, ...]`) of integer indices,
@@ -222,6 +223,25 @@ impl<T: Float> Module<T> for Embedding<T> {
         let mut out = input_shape.to_vec();
         out.push(self.dim);
         out
+    }
+
+    /// `Gather` of the table's rows, the float indices cast to `INT64` first.
+    fn export_onnx(
+        &self,
+        graph: &mut OnnxGraph<T>,
+        x: &OnnxValue,
+    ) -> Result<OnnxValue, ExportError> {
+        let table = self
+            .table
+            .as_ref()
+            .ok_or_else(|| ExportError::not_built("embedding"))?;
+        let table = graph.param(table);
+        let int64 = crate::onnx::proto::INT64;
+        let indices = graph.node("Cast", &[&x.name], vec![attr::int("to", int64.into())]);
+        let y = graph.node("Gather", &[&table, &indices], vec![attr::int("axis", 0)]);
+        let mut shape = x.shape.clone();
+        shape.push(self.dim);
+        Ok(OnnxValue::new(y, shape))
     }
 
     crate::register!(T; param table as "embeddings");

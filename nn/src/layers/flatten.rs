@@ -4,6 +4,7 @@ use rand::rngs::StdRng;
 use tapegrad_autograd::{Float, Var};
 
 use crate::module::Module;
+use crate::onnx::{ExportError, OnnxGraph, OnnxValue};
 
 /// Merges every axis after the batch into one: `(batch, 28, 28)` → `(batch, 784)`
 /// (row-major order, like Keras' `Flatten` and `torch.flatten(x, 1)`).
@@ -44,6 +45,23 @@ impl<T: Float> Module<T> for Flatten {
 
     fn build(&mut self, input_shape: &[usize], _rng: &mut StdRng) -> Vec<usize> {
         vec![input_shape.iter().product()]
+    }
+
+    /// `Flatten` from axis 1 (the identity on `(batch, features)`).
+    fn export_onnx(
+        &self,
+        graph: &mut OnnxGraph<T>,
+        x: &OnnxValue,
+    ) -> Result<OnnxValue, ExportError> {
+        if x.shape.len() == 1 {
+            return Ok(x.clone());
+        }
+        let y = graph.node(
+            "Flatten",
+            &[&x.name],
+            vec![crate::onnx::attr::int("axis", 1)],
+        );
+        Ok(OnnxValue::new(y, vec![x.shape.iter().product()]))
     }
 
     fn kind(&self) -> &'static str {

@@ -5,6 +5,7 @@ use tapegrad_autograd::{Float, Param, Var};
 
 use super::gain_offset::GainOffset;
 use crate::module::{InvalidInputShape, Module, Visitor, VisitorMut};
+use crate::onnx::{ExportError, OnnxGraph, OnnxValue};
 
 /// `(x - mean) / √(var + eps) · gamma + beta` over the last axis of `x` (population
 /// variance), built from autograd ops: the function behind [`LayerNorm`], matching
@@ -168,6 +169,21 @@ impl<T: Float> Module<T> for LayerNorm<T> {
         let [gain, offset] = self.names;
         v.param(gain, self.affine.gamma.as_mut());
         v.param(offset, self.affine.beta.as_mut());
+    }
+
+    /// `LayerNormalization` over the last axis.
+    fn export_onnx(
+        &self,
+        graph: &mut OnnxGraph<T>,
+        x: &OnnxValue,
+    ) -> Result<OnnxValue, ExportError> {
+        Module::<T>::check_input_shape(self, &x.shape)?;
+        let (Some(gamma), Some(beta)) = (&self.affine.gamma, &self.affine.beta) else {
+            return Err(ExportError::not_built("layer_norm"));
+        };
+        let (gamma, beta) = (graph.param(gamma), graph.param(beta));
+        let y = graph.layer_norm(&x.name, &gamma, &beta, self.eps);
+        Ok(OnnxValue::new(y, x.shape.clone()))
     }
 
     fn kind(&self) -> &'static str {

@@ -5,6 +5,7 @@ use tapegrad_autograd::{Float, Param, Var};
 
 use crate::init::Initializer;
 use crate::module::{InvalidInputShape, Module};
+use crate::onnx::{ExportError, OnnxGraph, OnnxValue};
 
 /// `x · weightᵀ + bias` over the last axis of `x`: PyTorch's `nn.Linear(in_features,
 /// out_features, bias)`, with its state-dict names and layouts, so a PyTorch checkpoint
@@ -166,6 +167,25 @@ impl<T: Float> Module<T> for Linear<T> {
         let mut out = input_shape.to_vec();
         *out.last_mut().unwrap() = self.out_features;
         out
+    }
+
+    /// `MatMul` by the transposed weight (a `Transpose` node reads the `[out, in]`
+    /// initializer), then `Add`.
+    fn export_onnx(
+        &self,
+        graph: &mut OnnxGraph<T>,
+        x: &OnnxValue,
+    ) -> Result<OnnxValue, ExportError> {
+        Module::<T>::check_input_shape(self, &x.shape)?;
+        let weight = self
+            .weight()
+            .ok_or_else(|| ExportError::not_built("linear"))?;
+        let weight = graph.param(weight);
+        let bias = self.bias().map(|b| graph.param(b));
+        let y = graph.linear_transposed(&x.name, &weight, bias.as_deref());
+        let mut shape = x.shape.clone();
+        *shape.last_mut().expect("checked: a feature axis") = self.out_features;
+        Ok(OnnxValue::new(y, shape))
     }
 
     crate::register!(T; param weight, param bias);

@@ -4,6 +4,7 @@ use rand::rngs::StdRng;
 use tapegrad_autograd::{Float, Pair, Pool2dOptions, Var};
 
 use crate::module::{InvalidInputShape, Module};
+use crate::onnx::{ExportError, OnnxGraph, OnnxValue, attr};
 
 /// [`Module::check_input_shape`] of a pooling layer `kind`: inputs `(channels, height,
 /// width)` whose padded height and width are at least the kernel's.
@@ -24,6 +25,38 @@ fn check_pooled(
             input_shape,
         )),
     }
+}
+
+/// `MaxPool` or `AveragePool` (`op`) over windows of `options`, after checking the input
+/// shape: the rule of the two pooling layers.
+fn export_pool<T: Float>(
+    kind: &str,
+    op: &str,
+    options: &Pool2dOptions,
+    graph: &mut OnnxGraph<T>,
+    x: &OnnxValue,
+) -> Result<OnnxValue, ExportError> {
+    check_pooled(kind, &x.shape, options)?;
+    let ints = |a: [usize; 2]| a.map(|v| v as i64);
+    let [ph, pw] = ints(options.padding);
+    let mut attributes = vec![
+        attr::ints("kernel_shape", &ints(options.kernel)),
+        attr::ints("strides", &ints(options.stride.unwrap_or(options.kernel))),
+        attr::ints("pads", &[ph, pw, ph, pw]),
+        attr::int("ceil_mode", i64::from(options.ceil_mode)),
+    ];
+    if op == "AveragePool" {
+        let include = i64::from(options.count_include_pad);
+        attributes.push(attr::int("count_include_pad", include));
+    }
+    let y = graph.node(op, &[&x.name], attributes);
+    let layer = if op == "MaxPool" {
+        "MaxPool2d"
+    } else {
+        "AvgPool2d"
+    };
+    let shape = pooled_shape(layer, &crate::module::layer_name(kind), &x.shape, options);
+    Ok(OnnxValue::new(y, shape))
 }
 
 /// The output shape `(channels, out_height, out_width)` of a pooling of inputs of shape
@@ -205,6 +238,14 @@ impl<T: Float> Module<T> for MaxPool2d {
         )
     }
 
+    fn export_onnx(
+        &self,
+        graph: &mut OnnxGraph<T>,
+        x: &OnnxValue,
+    ) -> Result<OnnxValue, ExportError> {
+        export_pool("max_pool2d", "MaxPool", &self.options, graph, x)
+    }
+
     fn kind(&self) -> &'static str {
         "max_pool2d"
     }
@@ -228,6 +269,14 @@ impl<T: Float> Module<T> for AvgPool2d {
             input_shape,
             &self.options,
         )
+    }
+
+    fn export_onnx(
+        &self,
+        graph: &mut OnnxGraph<T>,
+        x: &OnnxValue,
+    ) -> Result<OnnxValue, ExportError> {
+        export_pool("avg_pool2d", "AveragePool", &self.options, graph, x)
     }
 
     fn kind(&self) -> &'static str {
@@ -264,6 +313,18 @@ impl<T: Float> Module<T> for GlobalAvgPool2d {
             )
         };
         vec![channels]
+    }
+
+    /// `GlobalAveragePool`, then `Flatten`: `(batch, channels)`.
+    fn export_onnx(
+        &self,
+        graph: &mut OnnxGraph<T>,
+        x: &OnnxValue,
+    ) -> Result<OnnxValue, ExportError> {
+        Module::<T>::check_input_shape(self, &x.shape)?;
+        let pooled = graph.node("GlobalAveragePool", &[&x.name], vec![]);
+        let y = graph.node("Flatten", &[&pooled], vec![attr::int("axis", 1)]);
+        Ok(OnnxValue::new(y, vec![x.shape[0]]))
     }
 
     fn kind(&self) -> &'static str {

@@ -4,6 +4,7 @@ use rand::rngs::StdRng;
 use tapegrad_autograd::{Float, Var};
 
 use crate::module::{InvalidInputShape, Module};
+use crate::onnx::{ExportError, OnnxGraph, OnnxValue};
 
 /// Gives every sample a new shape with the same number of elements, in row-major order
 /// (Keras' `Reshape`): `(batch, 784)` → `(batch, 1, 28, 28)` with
@@ -118,6 +119,21 @@ impl<T: Float> Module<T> for Reshape {
     #[track_caller]
     fn build(&mut self, input_shape: &[usize], _rng: &mut StdRng) -> Vec<usize> {
         self.resolve_or_panic(input_shape)
+    }
+
+    /// `Reshape` to `(batch, target..)`, the batch axis kept (`0`) and every other size
+    /// resolved for the sample shape.
+    fn export_onnx(
+        &self,
+        graph: &mut OnnxGraph<T>,
+        x: &OnnxValue,
+    ) -> Result<OnnxValue, ExportError> {
+        Module::<T>::check_input_shape(self, &x.shape)?;
+        let shape = self.resolve_or_panic(&x.shape);
+        let target: Vec<i64> = std::iter::once(0)
+            .chain(shape.iter().map(|&d| d as i64))
+            .collect();
+        Ok(OnnxValue::new(graph.reshape(&x.name, &target), shape))
     }
 
     fn kind(&self) -> &'static str {

@@ -5,6 +5,7 @@ use rand::rngs::StdRng;
 use tapegrad_autograd::{Float, Var};
 
 use crate::module::{InvalidInput, InvalidInputShape, Module, Visitor, VisitorMut};
+use crate::onnx::{ExportError, OnnxGraph, OnnxValue};
 
 /// A skip connection: `x + inner(x)`, for an `inner` module (often a
 /// [`Sequential`](super::Sequential)) whose output has its input's shape.
@@ -83,6 +84,17 @@ impl<T: Float, M: Module<T>> Module<T> for Residual<M> {
 
     fn check_input_shape(&self, input_shape: &[usize]) -> Result<(), InvalidInputShape> {
         self.inner.check_input_shape(input_shape)
+    }
+
+    /// The inner module's rule, then `Add` of its input.
+    fn export_onnx(
+        &self,
+        graph: &mut OnnxGraph<T>,
+        x: &OnnxValue,
+    ) -> Result<OnnxValue, ExportError> {
+        let inner = self.inner.export_onnx(graph, x)?;
+        let y = graph.node("Add", &[&x.name, &inner.name], vec![]);
+        Ok(OnnxValue::new(y, inner.shape))
     }
 
     fn kind(&self) -> &'static str {

@@ -10,6 +10,7 @@ use tapegrad_autograd::scope::in_scope;
 use tapegrad_autograd::{Float, Var};
 
 use crate::module::{InvalidInput, InvalidInputShape, Module, Visitor, VisitorMut, assign_paths};
+use crate::onnx::{ExportError, OnnxGraph, OnnxValue};
 
 /// The seed a [`Sequential`] builds itself with when none is given.
 pub const DEFAULT_SEED: u64 = 0;
@@ -461,6 +462,15 @@ impl<T: Float> Module<T> for Sequential<T> {
         for layer in &mut self.layers {
             layer.set_training(training);
         }
+    }
+
+    /// Each layer's rule in order, its nodes named after the layer (`dense_0/MatMul`).
+    fn export_onnx(
+        &self,
+        graph: &mut OnnxGraph<T>,
+        input: &OnnxValue,
+    ) -> Result<OnnxValue, ExportError> {
+        crate::onnx::sequential(self, graph, input)
     }
 
     fn kind(&self) -> &'static str {

@@ -343,6 +343,36 @@ impl<T: Float, M: Module<T>> Model<T, M> {
         self.module.save(path)
     }
 
+    /// Writes the model to `path` as an ONNX file for inference (see [`crate::onnx`]): its
+    /// input shape is the one the model was built for, with a dynamic batch axis, and its
+    /// initializers are named as [`save`](Model::save) names the tensors.
+    ///
+    /// ```
+    /// use tapegrad_nn::layers::{Activation, Dense, Flatten, Sequential};
+    /// use tapegrad_nn::model::Model;
+    ///
+    /// let mut model = Model::new(
+    ///     Sequential::<f32>::new().add(Flatten::new()).add(Dense::new(10).activation(Activation::Softmax)),
+    /// );
+    /// model.build(&[28, 28], 0)?;
+    /// let path = std::env::temp_dir().join(format!("tapegrad-model-onnx-{}.onnx", std::process::id()));
+    /// model.export_onnx(&path)?;
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ExportError::UnknownInputShape`](crate::onnx::ExportError::UnknownInputShape) when
+    /// the model is not built; otherwise as [`onnx::export`](crate::onnx::export).
+    pub fn export_onnx(&self, path: impl AsRef<Path>) -> Result<(), crate::onnx::ExportError> {
+        let input_shape = self
+            .input_shape
+            .as_deref()
+            .ok_or(crate::onnx::ExportError::UnknownInputShape)?;
+        crate::onnx::export(&self.module, input_shape, path)
+    }
+
     /// Loads weights saved by [`save`](Model::save) (or any safetensors file with the same
     /// names, shapes and dtype): every parameter and every buffer must be in the file. The
     /// model must be built. Nothing changes on error. (The module's own

@@ -24,6 +24,7 @@ mod model;
 mod module_api;
 mod module_state;
 mod no_trainable_params;
+mod onnx;
 mod recurrent;
 mod sampling;
 mod state;

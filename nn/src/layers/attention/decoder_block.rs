@@ -8,6 +8,7 @@ use super::heads::{merge_heads, split_heads};
 use super::sdpa::scaled_dot_product_attention;
 use crate::layers::{LayerNorm, Linear};
 use crate::module::{InvalidInputShape, Module};
+use crate::onnx::{ExportError, OnnxGraph, OnnxValue, in_child};
 
 /// Causal multi-head self-attention over `[N, T, E]`, GPT-2's (makemore's
 /// `CausalSelfAttention`): `c_attn`, a [`Linear`]`(E, 3E)` giving the queries, keys and
@@ -101,6 +102,20 @@ impl<T: Float> Module<T> for CausalSelfAttention<T> {
         input_shape.to_vec()
     }
 
+    /// `c_attn`, causal self-attention over the heads, `c_proj`.
+    fn export_onnx(
+        &self,
+        graph: &mut OnnxGraph<T>,
+        x: &OnnxValue,
+    ) -> Result<OnnxValue, ExportError> {
+        Module::<T>::check_input_shape(self, &x.shape)?;
+        let qkv = in_child("c_attn", || self.c_attn.export_onnx(graph, x))?;
+        let (t, e) = (x.shape[0], self.n_embd);
+        let merged = super::onnx::self_attention(graph, &qkv.name, t, e, self.n_head, true);
+        let merged = OnnxValue::new(merged, x.shape.clone());
+        in_child("c_proj", || self.c_proj.export_onnx(graph, &merged))
+    }
+
     crate::register!(T; module c_attn, module c_proj);
 
     fn kind(&self) -> &'static str {
@@ -125,6 +140,21 @@ impl<T: Float> Module<T> for Mlp<T> {
             hidden.gelu()
         };
         self.c_proj.forward(hidden)
+    }
+
+    fn export_onnx(
+        &self,
+        graph: &mut OnnxGraph<T>,
+        x: &OnnxValue,
+    ) -> Result<OnnxValue, ExportError> {
+        let hidden = in_child("c_fc", || self.c_fc.export_onnx(graph, x))?;
+        let activated = if self.tanh_gelu {
+            super::onnx::gelu_tanh(graph, &hidden.name)
+        } else {
+            graph.activation(&hidden.name, crate::layers::Activation::Gelu)
+        };
+        let hidden = OnnxValue::new(activated, hidden.shape);
+        in_child("c_proj", || self.c_proj.export_onnx(graph, &hidden))
     }
 
     crate::register!(T; module c_fc, module c_proj);
@@ -221,6 +251,27 @@ impl<T: Float> Module<T> for DecoderBlock<T> {
         self.mlp.c_fc.init(rng);
         self.mlp.c_proj.init(rng);
         shape
+    }
+
+    /// `x + attn(ln_1(x))`, then `x + mlp(ln_2(x))`.
+    fn export_onnx(
+        &self,
+        graph: &mut OnnxGraph<T>,
+        x: &OnnxValue,
+    ) -> Result<OnnxValue, ExportError> {
+        // `x + sublayer(norm(x))`, each part in its child's scope.
+        let block = |graph: &mut OnnxGraph<T>,
+                     x: &OnnxValue,
+                     (norm_name, norm): (&str, &LayerNorm<T>),
+                     (name, sublayer): (&str, &dyn Module<T>)| {
+            let normed = in_child(norm_name, || norm.export_onnx(graph, x))?;
+            let out = in_child(name, || sublayer.export_onnx(graph, &normed))?;
+            let sum = graph.node("Add", &[&x.name, &out.name], vec![]);
+            Ok::<_, ExportError>(OnnxValue::new(sum, x.shape.clone()))
+        };
+        let x = block(graph, x, ("ln_1", &self.ln_1), ("attn", &self.attn))?;
+        let x = block(graph, &x, ("ln_2", &self.ln_2), ("mlp", &self.mlp))?;
+        Ok(x)
     }
 
     crate::register!(T; module ln_1, module attn, module ln_2, module mlp);

@@ -8,6 +8,7 @@ use tapegrad_autograd::{Float, Var};
 use super::multi_head::{AttendOptions, MultiHeadAttention};
 use crate::layers::{Activation, Dropout, LayerNorm, Linear};
 use crate::module::{InvalidInputShape, Module};
+use crate::onnx::{ExportError, OnnxGraph, OnnxValue, in_child};
 
 /// A Transformer encoder layer: PyTorch's `nn.TransformerEncoderLayer(d_model, nhead,
 /// batch_first=True)`, with its defaults and state-dict names, over `[N, T, d_model]`.
@@ -226,6 +227,55 @@ impl<T: Float> Module<T> for TransformerEncoderLayer<T> {
             Module::<T>::build(dropout, &shape, rng);
         }
         shape
+    }
+
+    /// The forward pass's sublayers in its order (dropouts are the identity).
+    fn export_onnx(
+        &self,
+        graph: &mut OnnxGraph<T>,
+        x: &OnnxValue,
+    ) -> Result<OnnxValue, ExportError> {
+        Module::<T>::check_input_shape(self, &x.shape)?;
+        let sa = |graph: &mut OnnxGraph<T>, v: &OnnxValue| {
+            in_child("self_attn", || {
+                super::onnx::multi_head(&self.self_attn, graph, v, self.causal)
+            })
+        };
+        let ff = |graph: &mut OnnxGraph<T>, v: &OnnxValue| {
+            let hidden = in_child("linear1", || self.linear1.export_onnx(graph, v))?;
+            let activated = graph.activation(&hidden.name, self.activation);
+            let hidden = OnnxValue::new(activated, hidden.shape);
+            in_child("linear2", || self.linear2.export_onnx(graph, &hidden))
+        };
+        let norm = |graph: &mut OnnxGraph<T>, name: &str, v: &OnnxValue| {
+            let norm = if name == "norm1" {
+                &self.norm1
+            } else {
+                &self.norm2
+            };
+            in_child(name, || norm.export_onnx(graph, v))
+        };
+        let add = |graph: &mut OnnxGraph<T>, a: &OnnxValue, b: &OnnxValue| {
+            OnnxValue::new(
+                graph.node("Add", &[&a.name, &b.name], vec![]),
+                a.shape.clone(),
+            )
+        };
+        if self.norm_first {
+            let normed = norm(graph, "norm1", x)?;
+            let attended = sa(graph, &normed)?;
+            let x1 = add(graph, x, &attended);
+            let normed = norm(graph, "norm2", &x1)?;
+            let fed = ff(graph, &normed)?;
+            Ok(add(graph, &x1, &fed))
+        } else {
+            let attended = sa(graph, x)?;
+            let sum = add(graph, x, &attended);
+            let x1 = norm(graph, "norm1", &sum)?;
+            let fed = ff(graph, &x1)?;
+            let sum = add(graph, &x1, &fed);
+            norm(graph, "norm2", &sum)
+        }
     }
 
     crate::register!(T; module self_attn, module linear1, module dropout, module linear2, module norm1, module norm2, module dropout1, module dropout2);

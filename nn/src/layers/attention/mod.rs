@@ -7,6 +7,7 @@ mod decoder_block;
 mod encoder;
 mod heads;
 mod multi_head;
+mod onnx;
 mod positional;
 mod sdpa;
 

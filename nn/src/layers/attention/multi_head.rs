@@ -9,6 +9,7 @@ use super::sdpa::{attention, or_broadcast};
 use crate::init::Initializer;
 use crate::layers::{Dropout, Linear};
 use crate::module::{EntryMut, InvalidInputShape, Module, VisitorMut};
+use crate::onnx::{ExportError, OnnxGraph, OnnxValue};
 
 /// The masks and switches of one [`MultiHeadAttention::attend`] call (all off by default),
 /// PyTorch's keyword arguments of `nn.MultiheadAttention.forward`. Boolean masks follow
@@ -376,6 +377,15 @@ impl<T: Float> Module<T> for MultiHeadAttention<T> {
         }
         self.init(rng);
         input_shape.to_vec()
+    }
+
+    /// Self-attention as products, `Softmax` and reshapes (dropout is the identity).
+    fn export_onnx(
+        &self,
+        graph: &mut OnnxGraph<T>,
+        x: &OnnxValue,
+    ) -> Result<OnnxValue, ExportError> {
+        super::onnx::multi_head(self, graph, x, self.causal)
     }
 
     crate::register!(T; param in_proj_weight, param in_proj_bias, module out_proj, module dropout);

@@ -5,6 +5,7 @@ use tapegrad_autograd::{Float, Param, Var};
 
 use crate::init::Initializer;
 use crate::module::{InvalidInputShape, Module};
+use crate::onnx::{ExportError, OnnxGraph, OnnxValue};
 
 /// A learned position embedding: a table `weight` `[max_len, dim]` (initialized `N(0, 1)`,
 /// as PyTorch's `nn.Embedding`) whose first `T` rows are added to an input `[N, T, dim]`,
@@ -140,6 +141,27 @@ impl<T: Float> Module<T> for PositionalEmbedding<T> {
         self.check("build", input_shape, 2);
         self.init(rng);
         input_shape.to_vec()
+    }
+
+    /// `Add` of the table's first `T` rows (`Slice`).
+    fn export_onnx(
+        &self,
+        graph: &mut OnnxGraph<T>,
+        x: &OnnxValue,
+    ) -> Result<OnnxValue, ExportError> {
+        Module::<T>::check_input_shape(self, &x.shape)?;
+        let weight = self
+            .weight()
+            .ok_or_else(|| ExportError::not_built("positional_embedding"))?;
+        let mut table = graph.param(weight);
+        let t = x.shape[0];
+        if t < self.max_len {
+            let (starts, ends, axes) =
+                (graph.ints(&[0]), graph.ints(&[t as i64]), graph.ints(&[0]));
+            table = graph.node("Slice", &[&table, &starts, &ends, &axes], vec![]);
+        }
+        let y = graph.node("Add", &[&x.name, &table], vec![]);
+        Ok(OnnxValue::new(y, x.shape.clone()))
     }
 
     crate::register!(T; param weight);

@@ -9,6 +9,7 @@ use tapegrad_autograd::{Float, Tape, Var};
 use super::params::{CellKind, CellParams, Nonlinearity};
 use super::state::LstmState;
 use crate::module::{InvalidInputShape, Module, Visitor, VisitorMut};
+use crate::onnx::{ExportError, OnnxGraph, OnnxValue};
 
 /// The methods and the [`Module`] impl the three cells share; `$kind` is the layer's kind
 /// (its panics and its default name in a `Sequential`), `$zero_step` the private method
@@ -107,6 +108,14 @@ macro_rules! cell_common {
 
             fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, T>) {
                 self.params.visit_mut(v, "");
+            }
+
+            fn export_onnx(
+                &self,
+                graph: &mut OnnxGraph<T>,
+                x: &OnnxValue,
+            ) -> Result<OnnxValue, ExportError> {
+                super::onnx::export_cell(&self.params, graph, x)
             }
 
             fn kind(&self) -> &'static str {

@@ -8,6 +8,7 @@ use super::params::{CellKind, Nonlinearity};
 use super::stacked::{Initial, Stacked};
 use super::state::LstmState;
 use crate::module::{InvalidInputShape, Module, Visitor, VisitorMut};
+use crate::onnx::{ExportError, OnnxGraph, OnnxValue};
 
 /// The builder methods, accessors and [`Module`] impl the three layers share; `$kind` is the
 /// layer's kind (its panics and its default name in a `Sequential`).
@@ -125,6 +126,15 @@ macro_rules! stacked_common {
 
             fn visit_mut<'a>(&'a mut self, v: &mut VisitorMut<'a, '_, T>) {
                 self.inner.visit_mut(v);
+            }
+
+            /// One ONNX recurrent node per layer (see the module's documentation).
+            fn export_onnx(
+                &self,
+                graph: &mut OnnxGraph<T>,
+                x: &OnnxValue,
+            ) -> Result<OnnxValue, ExportError> {
+                super::onnx::export_stacked(&self.inner, graph, x)
             }
 
             fn kind(&self) -> &'static str {

@@ -8,6 +8,7 @@
 
 mod cell;
 mod layer;
+mod onnx;
 mod params;
 mod stacked;
 mod state;

@@ -54,6 +54,13 @@ impl CellKind {
     }
 }
 
+/// A cell's `weight_ih` and `weight_hh`, and its `bias_ih` and `bias_hh` when it has biases.
+pub(crate) type Weights<'a, T> = (
+    &'a Param<T>,
+    &'a Param<T>,
+    Option<(&'a Param<T>, &'a Param<T>)>,
+);
+
 /// `weight_ih [G·H, I]`, `weight_hh [G·H, H]`, `bias_ih [G·H]`, `bias_hh [G·H]` (the
 /// biases optional), `None` until [`init`](CellParams::init).
 #[derive(Clone, Debug)]
@@ -84,6 +91,13 @@ impl<T: Float> CellParams<T> {
 
     pub(crate) fn is_built(&self) -> bool {
         self.weight_ih.is_some()
+    }
+
+    /// `weight_ih` and `weight_hh`, and the biases when the cell has them (`None` before
+    /// [`init`](CellParams::init)).
+    pub(crate) fn weights(&self) -> Option<Weights<'_, T>> {
+        let biases = self.bias_ih.as_ref().zip(self.bias_hh.as_ref());
+        Some((self.weight_ih.as_ref()?, self.weight_hh.as_ref()?, biases))
     }
 
     /// Draws all four from `U(-1/√H, 1/√H)` (PyTorch's `reset_parameters`), in the order
