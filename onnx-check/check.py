@@ -4,7 +4,7 @@
 
 Checks the file with `onnx.checker` (full check, with shape inference) and prints its opset
 and IR version; with NPY_DIR (`images.npy` and tapegrad's `logits.npy`, written by
-`cargo run --release -p tapegrad-onnx-check --example fashion -- ARCH WEIGHTS MODEL.onnx
+`cd onnx-check && cargo run --release --example fashion -- ARCH WEIGHTS MODEL.onnx
 NPY_DIR`) runs the images through ONNX Runtime in batches of 100 and prints how many
 predicted classes agree with tapegrad's and the largest logit difference.
 Needs `pip install onnx onnxruntime numpy`; not part of CI.

@@ -7,8 +7,8 @@
 //!
 //! ```sh
 //! cargo run --release --example fashion_mnist -- --model cnn --save cnn.safetensors --export cnn.onnx
-//! cargo run --release -p tapegrad-onnx-check --example fashion -- cnn cnn.safetensors cnn.onnx npy/
-//! python onnx-check/check.py cnn.onnx npy/
+//! cd onnx-check && cargo run --release --example fashion -- cnn ../cnn.safetensors ../cnn.onnx npy/
+//! python check.py ../cnn.onnx npy/
 //! ```
 use std::error::Error;
 use std::path::Path;
