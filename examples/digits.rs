@@ -7,8 +7,9 @@
 //! cargo run --release --example digits
 //! ```
 
+use tapegrad::datasets::bundled_data_dir;
 use tapegrad::nn::callbacks::EarlyStopping;
-use tapegrad::nn::data::{bundled_data_dir, read_digits_csv, shuffled_indices, take_rows};
+use tapegrad::nn::data::{read_digits_csv, shuffled_indices, take_rows};
 use tapegrad::nn::history::StopReason;
 use tapegrad::nn::layers::{Activation, Dense, Sequential};
 use tapegrad::nn::model::{FitOptions, Loss, Metric, Model};

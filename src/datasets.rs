@@ -1,7 +1,8 @@
 //! The image sets the examples train on, split and scaled as they use them (Keras'
 //! `keras.datasets.fashion_mnist.load_data()`): Fashion-MNIST and MNIST, from the 10,000
 //! test images bundled in `data/` (the first 8,000 train, the last 2,000 are held out) or
-//! from a folder holding the four IDX files of the full set (60,000 / 10,000).
+//! from a folder holding the four IDX files of the full set (60,000 / 10,000); and
+//! [`bundled_data_dir`], the repository's `data/` folder they and the other examples read.
 //!
 //! ```
 //! use tapegrad::datasets::{ImageSet, load};
@@ -16,7 +17,26 @@
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array1, Array3, s};
-use tapegrad_nn::data::{DataError, Dataset, bundled_data_dir, load_idx_split};
+use tapegrad_nn::data::{DataError, Dataset, load_idx_split};
+
+/// The repository's `data/` folder (Fashion-MNIST, MNIST and digits test files, names),
+/// resolved from this crate's source location at compile time.
+///
+/// Meant for the repository's own examples and tests, run from a checkout; it does not exist
+/// for a crate installed from a registry.
+///
+/// ```
+/// use tapegrad::datasets::bundled_data_dir;
+/// use tapegrad::nn::data::read_words;
+///
+/// let words = read_words(bundled_data_dir().join("names/names.txt"))?;
+/// assert_eq!(words.len(), 32_033);
+/// assert_eq!(words[0], "emma");
+/// # Ok::<(), tapegrad::nn::data::DataError>(())
+/// ```
+pub fn bundled_data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
+}
 
 /// How many of the 10,000 bundled images train; the rest are held out.
 pub const BUNDLED_TRAIN: usize = 8_000;

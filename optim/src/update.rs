@@ -17,7 +17,8 @@ use tapegrad_autograd::Float;
 /// wrote it (products are split from 2²⁰ multiply-adds, so the gradients of large weights
 /// are written by both cores). At 2¹⁵ the 256 × 128 second weight of the benchmark MLP is
 /// split too: same-process A/B runs of its training step (`nn/examples/mlp_profile`) chose
-/// this threshold together with the products' 2²⁰, 12 µs faster than 2¹⁶ at batch 128.
+/// this threshold together with the products' 2²⁰ (figures in `benches/README.md`,
+/// "Optimizer updates").
 pub(crate) const PARALLEL_UPDATE: usize = 1 << 15;
 
 /// Slices (or tuples of equally long slices) that can be cut in two at one index.

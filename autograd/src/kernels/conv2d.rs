@@ -21,12 +21,10 @@
 //!   matrix of the whole chunk (`B · OH · OW` columns, `G` copied into the same layout).
 //!
 //! Per image where the product writes or reads the arrays in place, per chunk where the
-//! product's inner dimension is the one that grows: on one thread (CPU time, f32, load
-//! ~15 on the 2-core machine) the product kernel ran `64 × 288 × 196` and `64 × 288 × 784`
-//! alike (42 and 44 GFLOP/s), so chunk-wide forward products (a copy into the output
-//! after) gained nothing (the CNN's second layer: 28.0 GFLOP/s per image, 26.6 and 24.4
-//! for chunks of 4 and 18), while the first layer's weight gradient (`32 × 784B × 9`) went
-//! from 16.6 GFLOP/s per image to 36.8 for chunks of 37 (`tests::timing`).
+//! product's inner dimension is the one that grows: the product kernel runs as fast on one
+//! image's columns as on a chunk's, so chunk-wide forward products would only add a copy
+//! into the output, while the first layer's weight gradient (`32 × 784B × 9`) runs about
+//! twice as fast in chunks as per image (figures in `benches/README.md`, "Convolution").
 //!
 //! Images are split in two halves (whole chunks for the weight gradient) that run side by
 //! side on two threads ([`super::fork_join::join`]; one after the other on one), each with
@@ -58,18 +56,15 @@ use super::zeroed_blocks::zeroed_blocks;
 use crate::Float;
 
 /// The weight gradient's column matrix of one chunk of images stays under this many bytes
-/// (at least one image per chunk): 1 MB, where `tests::timing` (one thread, CPU time, f32)
-/// measured the first layer's weight gradient at 36.8 GFLOP/s (chunks of 37 images; 38.1 at
-/// 4 MB, 16.6 per image) and the second's at 22.0 (chunks of 4; 22.3 at 1 or 2 images,
-/// 19.8–19.9 at 9 and 18).
+/// (at least one image per chunk): 1 MB, near the fastest chunks for both of the CNN's
+/// layers, where larger chunks gain the first layer little and slow the second (figures in
+/// `benches/README.md`, "Convolution").
 const COLUMN_BUDGET_BYTES: usize = 1 << 20;
 
 /// Convolutions that Winograd supports go through it when their input and output channel
-/// counts both reach this. On one thread (CPU time, f32, `[128, C, 14, 14] * [O, C, 3, 3]`,
-/// padding 1; forward, input and weight gradient in ms) Winograd against im2col measured
-/// `C = 1, O = 32`: 1.22, 2.04, 1.62 against 0.37, 0.38, 0.36; `C = 8, O = 16`: 1.42, 1.68,
-/// 1.50 against 1.38, 1.58, 1.81 (even); `C = 16, O = 32`: 3.34, 3.87, 3.94 against 3.80,
-/// 4.24, 4.57.
+/// counts both reach this: with fewer channels its transforms cost more than its smaller
+/// products save, at 8 the two methods are even and at 16 Winograd is faster (figures in
+/// `benches/README.md`, "Convolution").
 const WINOGRAD_MIN_CHANNELS: usize = 16;
 
 /// `conv2d(x, w)` without bias, PyTorch's semantics: `x` is `[N, C, H, W]`, `w` is

@@ -6,18 +6,17 @@
 //!
 //! Why not `rayon::join`: rayon's workers go to sleep on a futex a few microseconds after
 //! they run out of work; on a virtual machine a sleeping virtual CPU is halted, and waking
-//! it is slow. Measured on the 2-vCPU KVM guest the benchmarks run on (a `rayon::join` of
-//! two 200 µs spins after the calling thread worked alone for a while): the second job
-//! started 9–25 µs late at the median, and one time in ten it was not picked up at all
-//! before the calling thread finished its own half — after a gap of 100 µs or more, which
-//! is the gap between two products in a training step.
+//! it is slow: on the 2-vCPU KVM guest the benchmarks run on, after a gap like the one
+//! between two products of a training step, the second half of a `rayon::join` starts late,
+//! and at times not before the calling thread has finished its own half (figures in
+//! `benches/README.md`, "The helper thread").
 //!
 //! The helper here does what OpenMP runtimes do (`KMP_BLOCKTIME`, `GOMP_SPINCOUNT`): after a
 //! job it keeps polling for the next one for 5 ms, yielding its CPU to any other runnable
-//! thread every few polls, and only then parks. Under the same measurement it starts a job
-//! 0.2–0.4 µs after it is posted (1.3 µs after a 5 ms gap), and the batch-128 training step
-//! of the 784-256-128-10 MLP (`nn/examples/mlp_profile`) runs faster with it than with
-//! `rayon::join` (`benches/README.md`).
+//! thread every few polls, and only then parks. It starts a job within about a microsecond
+//! of its posting, and the batch-128 training step of the 784-256-128-10 MLP
+//! (`nn/examples/mlp_profile`) runs faster with it than with `rayon::join`
+//! (`benches/README.md`).
 //!
 //! There is one helper per process, started by the first [`join`] that needs it. A call
 //! that finds it busy (another thread's join, or a join from inside a helper job) falls

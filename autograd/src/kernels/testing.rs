@@ -1,5 +1,5 @@
 //! Helpers of the convolution and pooling kernels' unit tests: the PyTorch golden file
-//! `tests/data/conv.json` and its fields, deterministic arrays, comparisons and a CPU clock.
+//! `tests/data/conv.json` and its fields, deterministic arrays, comparisons and thread pools.
 
 use ndarray::Array4;
 use serde_json::Value;
@@ -83,27 +83,4 @@ pub(crate) fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) 
         .build()
         .expect("a thread pool")
         .install(f)
-}
-
-/// On-CPU time of the calling thread, in seconds (Linux `CLOCK_THREAD_CPUTIME_ID`), so that
-/// figures measured while other jobs share the cores count this thread's work only.
-pub(crate) fn thread_cpu_seconds() -> f64 {
-    #[repr(C)]
-    struct Timespec {
-        tv_sec: i64,
-        tv_nsec: i64,
-    }
-    unsafe extern "C" {
-        fn clock_gettime(clock: i32, time: *mut Timespec) -> i32;
-    }
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut time = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `clock_gettime` (64-bit Linux, where `timespec` is two 64-bit integers)
-    // writes one `timespec` through the pointer, which points at a live local.
-    let status = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut time) };
-    assert_eq!(status, 0, "clock_gettime");
-    time.tv_sec as f64 + time.tv_nsec as f64 * 1e-9
 }

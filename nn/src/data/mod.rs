@@ -1,4 +1,4 @@
-//! Dataset readers, deterministic shuffling helpers and the path of the bundled data.
+//! Dataset readers and deterministic shuffling helpers.
 //!
 //! * [`read_idx_images`] / [`read_idx_labels`] / [`load_idx_dataset`] read the IDX format of
 //!   MNIST and Fashion-MNIST, gzip-compressed or raw.
@@ -8,7 +8,6 @@
 //! * [`read_words`] reads a word list (makemore's `names.txt`), [`CharVocab`] maps its
 //!   characters to tokens, [`encode_rows`] makes the padded `x`/`y` rows of a
 //!   character-level language model and [`split_last`] holds out a seeded test set.
-//! * [`bundled_data_dir`] points at the `data/` folder shipped with the repository.
 //!
 //! Every reader validates its input and returns a [`DataError`] naming the file and what is
 //! wrong with it; malformed files never cause a panic.
@@ -22,9 +21,9 @@
 //! ([`DataError::CsvTooLarge`]). A gzip bomb is never decompressed past these limits.
 //!
 //! ```no_run
-//! use tapegrad_nn::data::{bundled_data_dir, load_idx_split};
+//! use tapegrad_nn::data::load_idx_split;
 //!
-//! let test = load_idx_split(bundled_data_dir().join("fashion-mnist"), "t10k")?;
+//! let test = load_idx_split("data/fashion-mnist", "t10k")?;
 //! let x = test.to_f32_features(); // (10000, 784), values in [0, 1]
 //! let y = test.labels_usize();    // 10000 class indices
 //! assert_eq!(x.nrows(), y.len());
@@ -52,23 +51,16 @@ pub use idx::{
 pub use input::{MAX_GZIP_RATIO, MAX_IDX_BYTES, MAX_TRAILING_BYTES_COUNTED};
 pub use text::{CharVocab, block_size, encode_rows, read_words, split_last};
 
-use std::path::{Path, PathBuf};
-
-/// The repository's `data/` folder (Fashion-MNIST, MNIST and digits test files, names), resolved
-/// from this crate's source location at compile time: `<nn crate>/../data`.
-///
-/// Meant for the repository's own examples and tests, run from a checkout; it does not exist
-/// for a crate installed from a registry.
-pub fn bundled_data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("data")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use ndarray::Array1;
+    use std::path::{Path, PathBuf};
+
+    /// The repository's `data/` folder, beside this crate's.
+    fn bundled_data_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../data")
+    }
 
     fn class_counts(labels: &Array1<u8>) -> [usize; 10] {
         let mut counts = [0; 10];

@@ -16,11 +16,12 @@ use super::error::DataError;
 /// line) if it is not UTF-8, [`DataError::NoWords`] if it holds no word. Never panics.
 ///
 /// ```
-/// use tapegrad_nn::data::{bundled_data_dir, read_words};
+/// use tapegrad_nn::data::read_words;
 ///
-/// let words = read_words(bundled_data_dir().join("names/names.txt"))?;
-/// assert_eq!(words.len(), 32_033);
-/// assert_eq!(words[0], "emma");
+/// let path = std::env::temp_dir().join(format!("tapegrad-words-{}.txt", std::process::id()));
+/// std::fs::write(&path, "emma\n  olivia \n\nava\n").unwrap();
+/// assert_eq!(read_words(&path)?, ["emma", "olivia", "ava"]);
+/// # std::fs::remove_file(&path).unwrap();
 /// # Ok::<(), tapegrad_nn::data::DataError>(())
 /// ```
 pub fn read_words(path: impl AsRef<Path>) -> Result<Vec<String>, DataError> {

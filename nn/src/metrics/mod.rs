@@ -20,8 +20,22 @@
 //! assert_eq!(total.mean(), 2.0 / 3.0);
 //! ```
 
-use ndarray::{ArrayBase, Axis, Data, Dimension, Zip};
+use ndarray::{ArrayBase, ArrayViewD, Axis, Data, Dimension, Zip};
 use tapegrad_autograd::Float;
+
+/// The arrays the metrics read: any ndarray array of `T` (owned or a view, of any
+/// dimension), so that each side of a metric takes one bound instead of a storage and a
+/// dimension parameter.
+pub trait MetricArray<T> {
+    /// The array as a view of dynamic dimension.
+    fn values(&self) -> ArrayViewD<'_, T>;
+}
+
+impl<T, S: Data<Elem = T>, D: Dimension> MetricArray<T> for ArrayBase<S, D> {
+    fn values(&self) -> ArrayViewD<'_, T> {
+        self.view().into_dyn()
+    }
+}
 
 /// A metric by name, for `Model::compile` and histories.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -91,18 +105,12 @@ impl Metric {
 
     /// The metric's sum and count over a batch of predictions and targets.
     #[track_caller]
-    pub fn total<T, S1, S2, D1, D2>(
+    pub fn total<T: Float>(
         &self,
-        predictions: &ArrayBase<S1, D1>,
-        targets: &ArrayBase<S2, D2>,
-    ) -> MetricTotal
-    where
-        T: Float,
-        S1: Data<Elem = T>,
-        S2: Data<Elem = T>,
-        D1: Dimension,
-        D2: Dimension,
-    {
+        predictions: &impl MetricArray<T>,
+        targets: &impl MetricArray<T>,
+    ) -> MetricTotal {
+        let (predictions, targets) = (&predictions.values(), &targets.values());
         match self {
             Metric::Accuracy => match accuracy_kind(predictions.shape(), targets.shape()) {
                 AccuracyKind::Binary => binary_total(predictions, targets, 0.5),
@@ -119,18 +127,11 @@ impl Metric {
 
     /// The metric's mean over a batch.
     #[track_caller]
-    pub fn compute<T, S1, S2, D1, D2>(
+    pub fn compute<T: Float>(
         &self,
-        predictions: &ArrayBase<S1, D1>,
-        targets: &ArrayBase<S2, D2>,
-    ) -> f64
-    where
-        T: Float,
-        S1: Data<Elem = T>,
-        S2: Data<Elem = T>,
-        D1: Dimension,
-        D2: Dimension,
-    {
+        predictions: &impl MetricArray<T>,
+        targets: &impl MetricArray<T>,
+    ) -> f64 {
         self.total(predictions, targets).mean()
     }
 }
@@ -170,17 +171,7 @@ fn accuracy_kind(predictions: &[usize], targets: &[usize]) -> AccuracyKind {
 /// assert_eq!(accuracy(&array![[0.7], [0.2]], &array![[1.0], [1.0]]), 0.5); // binary
 /// ```
 #[track_caller]
-pub fn accuracy<T, S1, S2, D1, D2>(
-    predictions: &ArrayBase<S1, D1>,
-    targets: &ArrayBase<S2, D2>,
-) -> f64
-where
-    T: Float,
-    S1: Data<Elem = T>,
-    S2: Data<Elem = T>,
-    D1: Dimension,
-    D2: Dimension,
-{
+pub fn accuracy<T: Float>(predictions: &impl MetricArray<T>, targets: &impl MetricArray<T>) -> f64 {
     Metric::Accuracy.compute(predictions, targets)
 }
 
@@ -199,19 +190,12 @@ where
 /// assert_eq!(binary_accuracy(&probabilities, &targets, 0.5), 0.5);
 /// ```
 #[track_caller]
-pub fn binary_accuracy<T, S1, S2, D1, D2>(
-    predictions: &ArrayBase<S1, D1>,
-    targets: &ArrayBase<S2, D2>,
+pub fn binary_accuracy<T: Float>(
+    predictions: &impl MetricArray<T>,
+    targets: &impl MetricArray<T>,
     threshold: f64,
-) -> f64
-where
-    T: Float,
-    S1: Data<Elem = T>,
-    S2: Data<Elem = T>,
-    D1: Dimension,
-    D2: Dimension,
-{
-    binary_total(predictions, targets, threshold).mean()
+) -> f64 {
+    binary_total(&predictions.values(), &targets.values(), threshold).mean()
 }
 
 /// The fraction of examples whose predicted class (argmax over the last axis) is the
@@ -226,18 +210,11 @@ where
 /// assert_eq!(categorical_accuracy(&predictions, &one_hot), 0.5);
 /// ```
 #[track_caller]
-pub fn categorical_accuracy<T, S1, S2, D1, D2>(
-    predictions: &ArrayBase<S1, D1>,
-    targets: &ArrayBase<S2, D2>,
-) -> f64
-where
-    T: Float,
-    S1: Data<Elem = T>,
-    S2: Data<Elem = T>,
-    D1: Dimension,
-    D2: Dimension,
-{
-    categorical_total(predictions, targets).mean()
+pub fn categorical_accuracy<T: Float>(
+    predictions: &impl MetricArray<T>,
+    targets: &impl MetricArray<T>,
+) -> f64 {
+    categorical_total(&predictions.values(), &targets.values()).mean()
 }
 
 /// The fraction of examples whose predicted class (argmax over the last axis) equals the
@@ -252,18 +229,11 @@ where
 /// assert_eq!(sparse_categorical_accuracy(&logits, &array![1.0, 0.0, 0.0]), 2.0 / 3.0);
 /// ```
 #[track_caller]
-pub fn sparse_categorical_accuracy<T, S1, S2, D1, D2>(
-    predictions: &ArrayBase<S1, D1>,
-    labels: &ArrayBase<S2, D2>,
-) -> f64
-where
-    T: Float,
-    S1: Data<Elem = T>,
-    S2: Data<Elem = T>,
-    D1: Dimension,
-    D2: Dimension,
-{
-    sparse_total(predictions, labels).mean()
+pub fn sparse_categorical_accuracy<T: Float>(
+    predictions: &impl MetricArray<T>,
+    labels: &impl MetricArray<T>,
+) -> f64 {
+    sparse_total(&predictions.values(), &labels.values()).mean()
 }
 
 /// [`sparse_categorical_accuracy`] with the labels as class indices.
@@ -276,15 +246,10 @@ where
 /// assert_eq!(sparse_categorical_accuracy_indices(&logits, &[1, 2]), 0.5);
 /// ```
 #[track_caller]
-pub fn sparse_categorical_accuracy_indices<T, S, D>(
-    predictions: &ArrayBase<S, D>,
+pub fn sparse_categorical_accuracy_indices<T: Float>(
+    predictions: &impl MetricArray<T>,
     labels: &[usize],
-) -> f64
-where
-    T: Float,
-    S: Data<Elem = T>,
-    D: Dimension,
-{
+) -> f64 {
     let predicted = classes_of("sparse_categorical_accuracy", predictions);
     assert_eq!(
         predicted.len(),
@@ -311,34 +276,20 @@ where
 /// assert_eq!(mean_absolute_error(&array![1.0, 2.0, 4.0], &array![1.5, 3.0, 2.0]), 3.5 / 3.0);
 /// ```
 #[track_caller]
-pub fn mean_absolute_error<T, S1, S2, D1, D2>(
-    predictions: &ArrayBase<S1, D1>,
-    targets: &ArrayBase<S2, D2>,
-) -> f64
-where
-    T: Float,
-    S1: Data<Elem = T>,
-    S2: Data<Elem = T>,
-    D1: Dimension,
-    D2: Dimension,
-{
+pub fn mean_absolute_error<T: Float>(
+    predictions: &impl MetricArray<T>,
+    targets: &impl MetricArray<T>,
+) -> f64 {
     Metric::MeanAbsoluteError.compute(predictions, targets)
 }
 
 /// Mean squared error `mean((prediction - target)²)` (shapes must match, up to a trailing
 /// axis of length 1).
 #[track_caller]
-pub fn mean_squared_error<T, S1, S2, D1, D2>(
-    predictions: &ArrayBase<S1, D1>,
-    targets: &ArrayBase<S2, D2>,
-) -> f64
-where
-    T: Float,
-    S1: Data<Elem = T>,
-    S2: Data<Elem = T>,
-    D1: Dimension,
-    D2: Dimension,
-{
+pub fn mean_squared_error<T: Float>(
+    predictions: &impl MetricArray<T>,
+    targets: &impl MetricArray<T>,
+) -> f64 {
     Metric::MeanSquaredError.compute(predictions, targets)
 }
 
@@ -360,18 +311,11 @@ fn check_same_elements(metric: &str, predictions: &[usize], targets: &[usize]) {
 }
 
 #[track_caller]
-fn binary_total<T, S1, S2, D1, D2>(
-    predictions: &ArrayBase<S1, D1>,
-    targets: &ArrayBase<S2, D2>,
+fn binary_total<T: Float>(
+    predictions: &ArrayViewD<'_, T>,
+    targets: &ArrayViewD<'_, T>,
     threshold: f64,
-) -> MetricTotal
-where
-    T: Float,
-    S1: Data<Elem = T>,
-    S2: Data<Elem = T>,
-    D1: Dimension,
-    D2: Dimension,
-{
+) -> MetricTotal {
     check_same_elements("binary_accuracy", predictions.shape(), targets.shape());
     let right = predictions
         .iter()
@@ -389,17 +333,10 @@ where
 }
 
 #[track_caller]
-fn categorical_total<T, S1, S2, D1, D2>(
-    predictions: &ArrayBase<S1, D1>,
-    targets: &ArrayBase<S2, D2>,
-) -> MetricTotal
-where
-    T: Float,
-    S1: Data<Elem = T>,
-    S2: Data<Elem = T>,
-    D1: Dimension,
-    D2: Dimension,
-{
+fn categorical_total<T: Float>(
+    predictions: &ArrayViewD<'_, T>,
+    targets: &ArrayViewD<'_, T>,
+) -> MetricTotal {
     assert!(
         predictions.shape() == targets.shape(),
         "categorical_accuracy: the predictions have shape {:?} but the targets have shape {:?}",
@@ -420,17 +357,10 @@ where
 }
 
 #[track_caller]
-fn sparse_total<T, S1, S2, D1, D2>(
-    predictions: &ArrayBase<S1, D1>,
-    labels: &ArrayBase<S2, D2>,
-) -> MetricTotal
-where
-    T: Float,
-    S1: Data<Elem = T>,
-    S2: Data<Elem = T>,
-    D1: Dimension,
-    D2: Dimension,
-{
+fn sparse_total<T: Float>(
+    predictions: &ArrayViewD<'_, T>,
+    labels: &ArrayViewD<'_, T>,
+) -> MetricTotal {
     let shape = predictions.shape();
     let outer = &shape[..shape.len().saturating_sub(1)];
     let fits = labels.shape() == outer
@@ -454,19 +384,12 @@ where
     }
 }
 
-fn error_total<T, S1, S2, D1, D2>(
+fn error_total<T: Float>(
     metric: &str,
-    predictions: &ArrayBase<S1, D1>,
-    targets: &ArrayBase<S2, D2>,
+    predictions: &ArrayViewD<'_, T>,
+    targets: &ArrayViewD<'_, T>,
     f: impl Fn(f64) -> f64,
-) -> MetricTotal
-where
-    T: Float,
-    S1: Data<Elem = T>,
-    S2: Data<Elem = T>,
-    D1: Dimension,
-    D2: Dimension,
-{
+) -> MetricTotal {
     check_same_elements(metric, predictions.shape(), targets.shape());
     let sum = predictions
         .iter()
@@ -495,12 +418,8 @@ where
 ///
 /// If `scores` is a scalar or its last axis is empty.
 #[track_caller]
-pub fn argmax_rows<T, S, D>(scores: &ArrayBase<S, D>) -> Vec<usize>
-where
-    T: Float,
-    S: Data<Elem = T>,
-    D: Dimension,
-{
+pub fn argmax_rows<T: Float>(scores: &impl MetricArray<T>) -> Vec<usize> {
+    let scores = scores.values();
     check_class_axis("argmax_rows", scores.shape());
     let last = Axis(scores.ndim() - 1);
     let mut out = Vec::with_capacity(scores.len() / scores.len_of(last));
@@ -520,13 +439,8 @@ where
 
 /// [`argmax_rows`] of a metric's predictions or targets, checked in the metric's name.
 #[track_caller]
-fn classes_of<T, S, D>(metric: &str, a: &ArrayBase<S, D>) -> Vec<usize>
-where
-    T: Float,
-    S: Data<Elem = T>,
-    D: Dimension,
-{
-    check_class_axis(metric, a.shape());
+fn classes_of<T: Float>(metric: &str, a: &impl MetricArray<T>) -> Vec<usize> {
+    check_class_axis(metric, a.values().shape());
     argmax_rows(a)
 }
 

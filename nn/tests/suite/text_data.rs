@@ -6,12 +6,12 @@ use std::path::PathBuf;
 
 use ndarray::{Array2, s};
 use tapegrad_nn::data::{
-    Batches, CharVocab, DataError, block_size, bundled_data_dir, encode_rows, read_words,
-    split_last, take_rows,
+    Batches, CharVocab, DataError, block_size, encode_rows, read_words, split_last, take_rows,
 };
 
 fn names() -> Vec<String> {
-    read_words(bundled_data_dir().join("names/names.txt")).unwrap()
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/names/names.txt");
+    read_words(path).unwrap()
 }
 
 struct Scratch(PathBuf);

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::kernels::testing::{
-    assert_close, bits, filled, floats, golden, on_threads, pair, thread_cpu_seconds, usizes,
+    assert_close, bits, filled, floats, golden, on_threads, pair, usizes,
 };
 use ndarray::{Array1, Array4, ArrayView4, Zip};
 use proptest::prelude::*;
@@ -360,116 +360,4 @@ fn geometry_errors() {
         message.contains("4 input channels per group") && message.contains("give 2"),
         "{message}"
     );
-}
-
-/// GFLOP/s (direct-convolution count) of the three kernels on the layers of the
-/// Fashion-MNIST CNN, per column budget, then by im2col beside Winograd at batches 32 and
-/// 128: on one thread by its CPU time (robust to other jobs on the machine), and on two
-/// threads by wall time (`cargo test -p tapegrad-autograd --lib kernels::conv2d::tests::timing --
-/// --ignored --nocapture`; the test profile is opt-level 2).
-#[test]
-#[ignore]
-fn timing() {
-    use std::time::Instant;
-    fn run<T: Float>(
-        xs: [usize; 4],
-        ws: [usize; 4],
-        budget: usize,
-        threads: usize,
-        method: Method,
-    ) {
-        let (g, ys) = Conv2dGeometry::new(&xs, &ws, [1, 1], [1, 1], [1, 1], 1).unwrap();
-        let x = filled(xs, 1).mapv(T::from_f64);
-        let w = filled(ws, 2).mapv(T::from_f64);
-        let up = filled(ys, 3).mapv(T::from_f64);
-        let chunk = images_per_chunk::<T>(&g, budget);
-        let flops = 2.0 * (ys.iter().product::<usize>() * ws[1] * ws[2] * ws[3]) as f64;
-        let start = Instant::now();
-        let clock = || {
-            if threads == 1 {
-                thread_cpu_seconds()
-            } else {
-                start.elapsed().as_secs_f64()
-            }
-        };
-        let mut best = [f64::MAX; 5];
-        let mut dx = vec![T::zero(); xs[1..].iter().product()];
-        let p = g.out_plane();
-        let mut col = vec![T::zero(); g.col_rows() * chunk * p];
-        let xsl = x.as_slice().unwrap();
-        for _ in 0..15 {
-            let t = clock();
-            std::hint::black_box(forward(x.view(), w.view(), Epilogue::default(), &g, method));
-            best[0] = best[0].min(clock() - t);
-            let t = clock();
-            std::hint::black_box(input_grad(up.view(), w.view(), xs, &g, method));
-            best[1] = best[1].min(clock() - t);
-            let t = clock();
-            std::hint::black_box(match method {
-                Method::Im2col => weight_grad_chunked(x.view(), up.view(), ws, &g, chunk),
-                Method::Winograd => weight_grad(x.view(), up.view(), ws, &g, method),
-            });
-            best[2] = best[2].min(clock() - t);
-            let t = clock();
-            for b in 0..xs[0] {
-                let plane = xs[1] * xs[2] * xs[3];
-                let block = Block {
-                    ld: chunk * p,
-                    first: b % chunk * p,
-                };
-                im2col(&xsl[b * plane..(b + 1) * plane], &g, xs[1], &mut col, block);
-            }
-            std::hint::black_box(&col);
-            best[3] = best[3].min(clock() - t);
-            let t = clock();
-            for b in 0..xs[0] {
-                let block = Block {
-                    ld: chunk * p,
-                    first: b % chunk * p,
-                };
-                col2im(&col, &g, xs[1], &mut dx, block);
-            }
-            std::hint::black_box(&dx);
-            best[4] = best[4].min(clock() - t);
-        }
-        let columns = match method {
-            Method::Im2col => format!(
-                ", chunk {chunk:>3} (im2col alone {:4.1}% of forward, col2im {:4.1}% of input grad)",
-                100.0 * best[3] / best[0],
-                100.0 * best[4] / best[1],
-            ),
-            Method::Winograd => String::new(),
-        };
-        println!(
-            "{method:?} {} {xs:?} * {ws:?}, {threads} thread(s): forward {:5.1}, input grad {:5.1}, weight grad {:5.1} GFLOP/s{columns}",
-            T::DTYPE,
-            flops / best[0] / 1e9,
-            flops / best[1] / 1e9,
-            flops / best[2] / 1e9,
-        );
-    }
-    for threads in [1, 2] {
-        on_threads(threads, || {
-            let budgets: &[usize] = if threads == 1 {
-                &[0, 256 << 10, 512 << 10, 1 << 20, 2 << 20, 4 << 20]
-            } else {
-                &[COLUMN_BUDGET_BYTES]
-            };
-            let (first, second) = ([32, 1, 28, 28], [32, 32, 14, 14]);
-            let im2col = Method::Im2col;
-            for &budget in budgets {
-                run::<f32>(second, [64, 32, 3, 3], budget, threads, im2col);
-                run::<f64>(second, [64, 32, 3, 3], budget, threads, im2col);
-                run::<f32>(first, [32, 1, 3, 3], budget, threads, im2col);
-            }
-            for (method, n) in [Method::Im2col, Method::Winograd]
-                .into_iter()
-                .flat_map(|m| [(m, 32), (m, 128)])
-            {
-                let budget = COLUMN_BUDGET_BYTES;
-                run::<f32>([n, 32, 14, 14], [64, 32, 3, 3], budget, threads, method);
-                run::<f32>([n, 1, 28, 28], [32, 1, 3, 3], budget, threads, method);
-            }
-        });
-    }
 }

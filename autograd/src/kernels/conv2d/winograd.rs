@@ -34,11 +34,9 @@
 //!
 //! The transforms run over rows of tiles, in groups of four elements ([`map_runs`]): an
 //! input row is stored as its even columns then its odd ones, so the columns of
-//! consecutive tiles are runs. On the CNN's second layer (`[128, 32, 14, 14] * [64, 32,
-//! 3, 3]`, f32, one thread, CPU time, direct-convolution count) forward, input and weight
-//! gradient run at 115, 106 and 106 GFLOP/s against im2col's 78, 71 and 69
-//! (`conv2d::tests::timing`); the 16 products take about half of the time, the transforms
-//! the rest.
+//! consecutive tiles are runs. On the CNN's second layer the three maps run about 1.5× as
+//! fast as through im2col; the 16 products take about half of the time, the transforms the
+//! rest (figures in `benches/README.md`, "Convolution").
 //!
 //! The transforms stay portable code: compiled for AVX-512 and picked at run time, or with
 //! other layouts of the tiles, they made the CNN step no faster (`benches/README.md`).
@@ -58,9 +56,8 @@ use crate::kernels::fork_join::join;
 
 /// The tile workspace of one half (transformed input and products of a block of images)
 /// stays under this many bytes (at least one image per block): 3 images of the CNN's
-/// second layer in f32, 1 in f64. One thread, CPU time, f32, batch 128, ms per call
-/// (forward / weight gradient) by images per block: 1: 9.2 / 9.0, 2: 8.8 / 9.1, 3: 8.2 /
-/// 8.8, 4: 8.1 / 8.8, 8: 7.9 / 9.5, 16: 9.2 / 11.9.
+/// second layer in f32, 1 in f64: blocks of 3 or 4 images are the fastest for the forward
+/// and the weight gradient together (figures in `benches/README.md`, "Convolution").
 const TILE_BUDGET_BYTES: usize = 1 << 20;
 
 /// Positions of a 4×4 transformed tile.
