@@ -6,10 +6,16 @@ use std::ops::{AddAssign, DivAssign, MulAssign, SubAssign};
 
 use ndarray::{LinalgScalar, ScalarOperand};
 
-/// A floating-point element type: implemented for `f32` (training) and `f64` (gradient checking).
+use crate::compiled::{Compiled, FloatFn};
+
+/// A floating-point element type: implemented for `f32` (training) and `f64` (gradient checking),
+/// and sealed to these two.
 ///
 /// It gathers the bounds every kernel needs: `num_traits::Float` for maths,
-/// `ndarray::LinalgScalar` for matrix multiplication, and thread safety for `rayon`.
+/// `ndarray::LinalgScalar` for matrix multiplication, and thread safety for `rayon`. The
+/// tape's kernels and rules are compiled for both types in this crate, so a crate that uses
+/// them compiles calls, not kernels; [`call`](Float::call) does the same for other crates'
+/// code.
 pub trait Float:
     num_traits::Float
     + LinalgScalar
@@ -25,6 +31,7 @@ pub trait Float:
     + Send
     + Sync
     + 'static
+    + Compiled
 {
     /// The type's name as safetensors and messages spell it (`"F32"` / `"F64"`).
     const DTYPE: &'static str;
@@ -44,6 +51,10 @@ pub trait Float:
     /// 61st `f32` in `[-10, 10]` by this module's test), where libm's scalar `tanhf` took a
     /// fifth of a Transformer training step.
     fn tanh_kernel(self) -> Self;
+
+    /// Runs `F::f32(args)` or `F::f64(args)`: the body of `F` for this type, compiled in the
+    /// crate that implements [`FloatFn`] (see there).
+    fn call<'a, F: FloatFn>(args: F::Args<'a, Self>) -> F::Output<'a, Self>;
 }
 
 impl Float for f32 {
@@ -64,6 +75,10 @@ impl Float for f32 {
     fn tanh_kernel(self) -> Self {
         tanh_f32(self)
     }
+    #[inline]
+    fn call<'a, F: FloatFn>(args: F::Args<'a, Self>) -> F::Output<'a, Self> {
+        F::f32(args)
+    }
 }
 
 impl Float for f64 {
@@ -83,6 +98,10 @@ impl Float for f64 {
     #[inline]
     fn tanh_kernel(self) -> Self {
         self.tanh()
+    }
+    #[inline]
+    fn call<'a, F: FloatFn>(args: F::Args<'a, Self>) -> F::Output<'a, Self> {
+        F::f64(args)
     }
 }
 

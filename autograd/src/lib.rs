@@ -76,6 +76,7 @@
 mod arena;
 mod backward;
 mod check;
+mod compiled;
 mod float;
 pub mod functional;
 mod grads;
@@ -119,6 +120,7 @@ pub use check::{
     CentralDifferences, GradcheckError, GradcheckOptions, GradientMismatch, gradcheck,
     gradgradcheck,
 };
+pub use compiled::FloatFn;
 pub use float::Float;
 pub use grads::Grads;
 pub use inputs::Inputs;

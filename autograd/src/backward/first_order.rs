@@ -93,7 +93,7 @@ impl<T: Float> RuleContext<Number<T>> for NumberContext<T> {
 /// recorded. Only nodes that received a gradient are visited, and a rule computes only the
 /// input gradients that are needed. Elementwise nodes of one element run their rule on
 /// numbers ([`Number`]).
-pub(super) fn sweep<'t, T: Float>(
+pub(crate) fn sweep<'t, T: Float>(
     tape: &'t Tape<'t, T>,
     output: usize,
     seed: Option<ArrayD<T>>,

@@ -29,7 +29,7 @@ impl<'t, T: Float> RuleContext<Var<'t, T>> for VarContext<'t, T> {
 
 /// Differentiable backward: the same rules, applied to `Var`s, so every step is recorded
 /// and the resulting gradients can be differentiated again.
-pub(super) fn sweep<'t, T: Float>(
+pub(crate) fn sweep<'t, T: Float>(
     tape: &'t Tape<'t, T>,
     output: usize,
     seed: Var<'t, T>,

@@ -2,8 +2,8 @@
 //! arrays) and [`Tape::grad`] (higher order, recorded as `Var`s), and the dispatch of each
 //! recorded [`Op`] to its rule in [`crate::ops`].
 
-mod first_order;
-mod higher_order;
+pub(crate) mod first_order;
+pub(crate) mod higher_order;
 mod slots;
 
 use ndarray::ArrayD;
@@ -95,7 +95,7 @@ impl<'t, T: Float> Tape<'t, T> {
             self.check_same_tape(input.tape, "Tape::grad");
         }
         let lowest = inputs.iter().map(|x| x.index).min().unwrap_or(output.index);
-        let grads = higher_order::sweep(self, output.index, seed, lowest);
+        let grads = T::grad_sweep(self, output.index, seed, lowest);
         inputs
             .iter()
             .map(|x| match grads.get(x.index).copied().flatten() {
@@ -144,13 +144,13 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn backward(self) -> Grads<T> {
         let seed = self.tape.seed_for(self, None);
-        first_order::sweep(self.tape, self.index, seed)
+        T::backward(self.tape, self.index, seed)
     }
 
     /// Backward with an explicit seed gradient of this variable's shape.
     #[track_caller]
     pub fn backward_with_seed(self, seed: ArrayD<T>) -> Grads<T> {
         let seed = self.tape.seed_for(self, Some(seed));
-        first_order::sweep(self.tape, self.index, seed)
+        T::backward(self.tape, self.index, seed)
     }
 }

@@ -59,13 +59,13 @@ trait Job: Sync {
     fn run(&self);
 }
 
-/// The closure handed to the helper and, once it ran, its result (or its panic).
-struct StackJob<F, R> {
-    f: Mutex<Option<F>>,
-    result: Mutex<Option<thread::Result<R>>>,
+/// The closure handed to the helper and, once it ran, its outcome (or its panic).
+struct StackJob<'a> {
+    f: Mutex<Option<&'a mut (dyn FnMut() + Send)>>,
+    result: Mutex<Option<thread::Result<()>>>,
 }
 
-impl<F: FnOnce() -> R + Send, R: Send> Job for StackJob<F, R> {
+impl Job for StackJob<'_> {
     fn run(&self) {
         let f = lock(&self.f).take().expect("a posted job runs once");
         let result = panic::catch_unwind(AssertUnwindSafe(f));
@@ -199,14 +199,33 @@ where
     RA: Send,
     RB: Send,
 {
+    // The closures and their results are reached through `dyn FnMut`, so the machinery of
+    // `join_erased` (the helper's job, rayon's fallback) is compiled once, not once per pair
+    // of closures in every crate that joins: a kernel pays one indirect call per half.
+    let (mut a, mut b) = (Some(a), Some(b));
+    let (mut ra, mut rb) = (None, None);
+    join_erased(&mut || ra = a.take().map(|a| a()), &mut || {
+        rb = b.take().map(|b| b())
+    });
+    (
+        ra.expect("`a` ran: join_erased returns after both"),
+        rb.expect("`b` ran: join_erased returns after both"),
+    )
+}
+
+/// [`join`] of two closures that run once each and keep their results themselves.
+fn join_erased(a: &mut (dyn FnMut() + Send), b: &mut (dyn FnMut() + Send)) {
     if rayon::current_num_threads() < 2 {
         // Like `rayon::join` on one thread: `b` runs even if `a` panicked.
-        let ra = panic::catch_unwind(AssertUnwindSafe(a));
-        let rb = panic::catch_unwind(AssertUnwindSafe(b));
-        return (resume_if_panicked(ra), resume_if_panicked(rb));
+        let ra = panic::catch_unwind(AssertUnwindSafe(&mut *a));
+        let rb = panic::catch_unwind(AssertUnwindSafe(&mut *b));
+        resume_if_panicked(ra);
+        resume_if_panicked(rb);
+        return;
     }
     let Some(helper) = helper() else {
-        return rayon::join(a, b);
+        rayon::join(a, b);
+        return;
     };
     if IS_HELPER.with(|h| h.get())
         || SHARED
@@ -214,7 +233,8 @@ where
             .compare_exchange(IDLE, CLAIMED, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
     {
-        return rayon::join(a, b);
+        rayon::join(a, b);
+        return;
     }
     let job = StackJob {
         f: Mutex::new(Some(b)),
@@ -239,7 +259,8 @@ where
         .take()
         .expect("the helper stores a result before DONE");
     SHARED.state.store(IDLE, Ordering::Release);
-    (resume_if_panicked(ra), resume_if_panicked(rb))
+    resume_if_panicked(ra);
+    resume_if_panicked(rb);
 }
 
 /// Runs `work(start, part)` over `a`: with `side_by_side`, on its two halves (split at the

@@ -55,7 +55,7 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn avg_pool2d(self, options: &Pool2dOptions) -> Var<'t, T> {
         let geometry = pool_geometry("avg_pool2d", &self.shape(), options);
-        record(self, Rc::new(geometry), options.count_include_pad)
+        T::record_avg_pool2d(self, Rc::new(geometry), options.count_include_pad)
     }
 }
 

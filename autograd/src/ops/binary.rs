@@ -90,14 +90,18 @@ pub(crate) fn record<'t, T: Float>(a: Var<'t, T>, b: Var<'t, T>, op: BinaryOp) -
         .record_one_element(i, j, || Op::Binary(op, i, j), |x, y| op.apply(x, y))
     {
         Some(var) => var,
-        None => record_arrays(a, b, op),
+        None => T::record_binary(a, b, op),
     }
 }
 
 /// Records `op(a, b)` computed by the array kernels.
 #[track_caller]
 #[inline(never)]
-fn record_arrays<'t, T: Float>(a: Var<'t, T>, b: Var<'t, T>, op: BinaryOp) -> Var<'t, T> {
+pub(crate) fn record_arrays<'t, T: Float>(
+    a: Var<'t, T>,
+    b: Var<'t, T>,
+    op: BinaryOp,
+) -> Var<'t, T> {
     let nodes = a.tape.nodes();
     let (na, nb) = (&nodes[a.index], &nodes[b.index]);
     let requires_grad = na.requires_grad || nb.requires_grad;

@@ -19,11 +19,17 @@ impl<'t, T: Float> Var<'t, T> {
     /// Repeats the value along broadcast axes to `shape` (NumPy rules).
     #[track_caller]
     pub fn broadcast_to(self, shape: &[usize]) -> Var<'t, T> {
-        let nodes = self.tape.nodes();
-        let value = Arr::Ref(nodes[self.index].value.array())
-            .broadcast_to(shape)
-            .into_owned();
-        drop(nodes);
-        self.tape.record(value, Op::BroadcastTo(self.index))
+        T::record_broadcast_to(self, shape)
     }
+}
+
+/// Records `x` broadcast to `shape`.
+#[track_caller]
+pub(crate) fn record<'t, T: Float>(x: Var<'t, T>, shape: &[usize]) -> Var<'t, T> {
+    let nodes = x.tape.nodes();
+    let value = Arr::Ref(nodes[x.index].value.array())
+        .broadcast_to(shape)
+        .into_owned();
+    drop(nodes);
+    x.tape.record(value, Op::BroadcastTo(x.index))
 }

@@ -47,19 +47,27 @@ impl<'t, T: Float> Var<'t, T> {
                 "concat: shapes {first:?} and {s:?} differ outside axis {axis}"
             );
         }
-        let nodes = tape.nodes();
-        let views: Vec<_> = vars
-            .iter()
-            .map(|v| nodes[v.index].value.array().view())
-            .collect();
-        let value = ndarray::concatenate(Axis(axis), &views).expect("shapes checked");
-        drop(nodes);
-        tape.record(
-            value,
-            Op::Concat {
-                inputs: vars.iter().map(|v| v.index).collect(),
-                axis,
-            },
-        )
+        T::record_concat(vars, axis)
     }
+}
+
+/// Records `vars` (on one tape, of shapes checked to agree outside `axis`) joined along
+/// `axis`.
+#[track_caller]
+pub(crate) fn record<'t, T: Float>(vars: &[Var<'t, T>], axis: usize) -> Var<'t, T> {
+    let tape = vars[0].tape;
+    let nodes = tape.nodes();
+    let views: Vec<_> = vars
+        .iter()
+        .map(|v| nodes[v.index].value.array().view())
+        .collect();
+    let value = ndarray::concatenate(Axis(axis), &views).expect("shapes checked");
+    drop(nodes);
+    tape.record(
+        value,
+        Op::Concat {
+            inputs: vars.iter().map(|v| v.index).collect(),
+            axis,
+        },
+    )
 }

@@ -108,7 +108,7 @@ impl<'t, T: Float> Var<'t, T> {
         bias: Option<Var<'t, T>>,
         options: &Conv2dOptions,
     ) -> Var<'t, T> {
-        conv2d_checked(self, weight, bias, options, false)
+        T::record_conv2d(self, weight, bias, options, false)
     }
 
     /// `relu(conv2d(self, weight, bias))`: [`Var::conv2d`] then [`Var::relu`]. When no
@@ -138,14 +138,14 @@ impl<'t, T: Float> Var<'t, T> {
         bias: Option<Var<'t, T>>,
         options: &Conv2dOptions,
     ) -> Var<'t, T> {
-        conv2d_checked(self, weight, bias, options, true)
+        T::record_conv2d(self, weight, bias, options, true)
     }
 }
 
 /// [`Var::conv2d`], followed by `relu` if `relu`: the shapes checked, then one fused call
 /// recorded as a constant when no gradient is needed, the primitives otherwise.
 #[track_caller]
-fn conv2d_checked<'t, T: Float>(
+pub(crate) fn record_checked<'t, T: Float>(
     x: Var<'t, T>,
     weight: Var<'t, T>,
     bias: Option<Var<'t, T>>,

@@ -64,7 +64,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// The largest element.
     #[track_caller]
     pub fn max(self) -> Var<'t, T> {
-        record(self, "max", &all_axes(self.ndim()), false, true)
+        T::record_extremum(self, "max", &all_axes(self.ndim()), false, true)
     }
 
     /// The largest element over `axes`, one axis or several as in
@@ -72,13 +72,13 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn max_axes(self, axes: impl Axes, keepdim: bool) -> Var<'t, T> {
         let axes = resolve_axes("max_axes", axes.as_slice(), &self.shape());
-        record(self, "max_axes", &axes, keepdim, true)
+        T::record_extremum(self, "max_axes", &axes, keepdim, true)
     }
 
     /// The smallest element.
     #[track_caller]
     pub fn min(self) -> Var<'t, T> {
-        record(self, "min", &all_axes(self.ndim()), false, false)
+        T::record_extremum(self, "min", &all_axes(self.ndim()), false, false)
     }
 
     /// The smallest element over `axes`, one axis or several as in
@@ -86,6 +86,6 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn min_axes(self, axes: impl Axes, keepdim: bool) -> Var<'t, T> {
         let axes = resolve_axes("min_axes", axes.as_slice(), &self.shape());
-        record(self, "min_axes", &axes, keepdim, false)
+        T::record_extremum(self, "min_axes", &axes, keepdim, false)
     }
 }

@@ -94,6 +94,6 @@ impl<'t, T: Float> Var<'t, T> {
         if let Some(&bad) = index.iter().find(|&&i| i >= shape[axis]) {
             panic!("gather: index {bad} is out of bounds for axis {axis} of shape {shape:?}");
         }
-        record(self, axis, Rc::new(index.clone()))
+        T::record_gather(self, axis, Rc::new(index.clone()))
     }
 }

@@ -76,6 +76,6 @@ impl<'t, T: Float> Var<'t, T> {
         if let Some(&bad) = indices.iter().find(|&&i| i >= shape[axis]) {
             panic!("index_select: index {bad} is out of bounds for axis {axis} of shape {shape:?}");
         }
-        record(self, axis, Rc::from(indices))
+        T::record_index_select(self, axis, Rc::from(indices))
     }
 }

@@ -36,19 +36,19 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn linear(self, kernel: Var<'t, T>, bias: Option<Var<'t, T>>) -> Var<'t, T> {
-        record(self, kernel, bias, false)
+        T::record_linear(self, kernel, bias, false)
     }
 
     /// `relu(self · kernel + bias)`: [`Var::linear`] then [`Var::relu`], the `relu` applied
     /// in place in the fused path.
     #[track_caller]
     pub fn linear_relu(self, kernel: Var<'t, T>, bias: Option<Var<'t, T>>) -> Var<'t, T> {
-        record(self, kernel, bias, true)
+        T::record_linear(self, kernel, bias, true)
     }
 }
 
 #[track_caller]
-fn record<'t, T: Float>(
+pub(crate) fn record<'t, T: Float>(
     x: Var<'t, T>,
     kernel: Var<'t, T>,
     bias: Option<Var<'t, T>>,

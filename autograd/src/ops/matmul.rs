@@ -56,7 +56,7 @@ impl<'t, T: Float> Var<'t, T> {
             other.shape(),
             crate::scope::scope_suffix()
         );
-        let mut out = record(a, b);
+        let mut out = T::record_matmul(a, b);
         if rb == 1 {
             out = out.squeeze(-1);
         }

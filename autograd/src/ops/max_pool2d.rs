@@ -12,7 +12,7 @@ use ndarray::{ArrayD, Ix4, IxDyn};
 
 use super::RuleContext;
 use crate::graph::Op;
-use crate::kernels::pool2d::{max_pool2d_argmax, max_pool2d_values};
+use crate::kernels::pool2d::{Pool2dGeometry, max_pool2d_argmax, max_pool2d_values};
 use crate::operand::Structural;
 use crate::ops::avg_pool2d::pool_geometry;
 use crate::{Float, Pool2dOptions, Var};
@@ -59,35 +59,41 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn max_pool2d(self, options: &Pool2dOptions) -> Var<'t, T> {
         let geometry = pool_geometry("max_pool2d", &self.shape(), options);
-        let tape = self.tape;
-        let (values, argmax) = {
-            let nodes = tape.nodes();
-            let node = &nodes[self.index];
-            let value = node.value.array();
-            let v = value
-                .view()
-                .into_dimensionality::<Ix4>()
-                .expect("checked 4-D");
-            // Without a gradient to carry back, the positions of the maxima are not needed.
-            if !(tape.is_grad_enabled() && node.requires_grad) {
-                let values = max_pool2d_values(v, &geometry).into_dyn();
-                drop(nodes);
-                return tape.push_computed(values, Op::Leaf, false);
-            }
-            max_pool2d_argmax(v, &geometry)
-        };
-        let &[n, c, oh, ow] = argmax.shape() else {
-            unreachable!("4-D")
-        };
-        let argmax = argmax
-            .into_shape_with_order(IxDyn(&[n, c, oh * ow]))
-            .expect("a fresh array in standard layout");
-        self.tape.record(
-            values.into_dyn(),
-            Op::MaxPool2d {
-                input: self.index,
-                argmax: Rc::new(argmax),
-            },
-        )
+        T::record_max_pool2d(self, geometry)
     }
+}
+
+/// Records the max pooling of `x` for a checked geometry.
+#[track_caller]
+pub(crate) fn record<'t, T: Float>(x: Var<'t, T>, geometry: Pool2dGeometry) -> Var<'t, T> {
+    let tape = x.tape;
+    let (values, argmax) = {
+        let nodes = tape.nodes();
+        let node = &nodes[x.index];
+        let value = node.value.array();
+        let v = value
+            .view()
+            .into_dimensionality::<Ix4>()
+            .expect("checked 4-D");
+        // Without a gradient to carry back, the positions of the maxima are not needed.
+        if !(tape.is_grad_enabled() && node.requires_grad) {
+            let values = max_pool2d_values(v, &geometry).into_dyn();
+            drop(nodes);
+            return tape.push_computed(values, Op::Leaf, false);
+        }
+        max_pool2d_argmax(v, &geometry)
+    };
+    let &[n, c, oh, ow] = argmax.shape() else {
+        unreachable!("4-D")
+    };
+    let argmax = argmax
+        .into_shape_with_order(IxDyn(&[n, c, oh * ow]))
+        .expect("a fresh array in standard layout");
+    x.tape.record(
+        values.into_dyn(),
+        Op::MaxPool2d {
+            input: x.index,
+            argmax: Rc::new(argmax),
+        },
+    )
 }

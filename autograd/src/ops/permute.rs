@@ -67,6 +67,6 @@ impl<'t, T: Float> Var<'t, T> {
             }
             resolved.push(a);
         }
-        record(self, &resolved)
+        T::record_permute(self, &resolved)
     }
 }

@@ -64,7 +64,7 @@ fn shift<T: Float, O: Structural<T>>(x: O, axis: usize, n: usize, k: usize, forw
 
 /// Records the product of `x` over `axis` (in range).
 #[track_caller]
-fn record<'t, T: Float>(x: Var<'t, T>, axis: usize, keepdim: bool) -> Var<'t, T> {
+pub(crate) fn record<'t, T: Float>(x: Var<'t, T>, axis: usize, keepdim: bool) -> Var<'t, T> {
     let mut value = x
         .value()
         .map_axis(Axis(axis), |lane| lane.iter().fold(T::one(), |p, &v| p * v));
@@ -99,7 +99,7 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn prod(self) -> Var<'t, T> {
         let n = self.shape().iter().product::<usize>();
-        record(self.reshape(&[n]), 0, false)
+        T::record_prod(self.reshape(&[n]), 0, false)
     }
 
     /// The product over `axis` (negative from the end), as `torch.prod(x, dim, keepdim)`;
@@ -118,6 +118,6 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn prod_axis(self, axis: isize, keepdim: bool) -> Var<'t, T> {
         let axis = resolve_axes("prod_axis", &[axis], &self.shape())[0];
-        record(self, axis, keepdim)
+        T::record_prod(self, axis, keepdim)
     }
 }

@@ -19,11 +19,17 @@ impl<'t, T: Float> Var<'t, T> {
     /// The same elements in a new shape (row-major order, like `numpy.reshape`).
     #[track_caller]
     pub fn reshape(self, shape: &[usize]) -> Var<'t, T> {
-        let nodes = self.tape.nodes();
-        let value = Arr::Ref(nodes[self.index].value.array())
-            .reshape(shape)
-            .into_owned();
-        drop(nodes);
-        self.tape.record(value, Op::Reshape(self.index))
+        T::record_reshape(self, shape)
     }
+}
+
+/// Records `x` reshaped to `shape`.
+#[track_caller]
+pub(crate) fn record<'t, T: Float>(x: Var<'t, T>, shape: &[usize]) -> Var<'t, T> {
+    let nodes = x.tape.nodes();
+    let value = Arr::Ref(nodes[x.index].value.array())
+        .reshape(shape)
+        .into_owned();
+    drop(nodes);
+    x.tape.record(value, Op::Reshape(x.index))
 }

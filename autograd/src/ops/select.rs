@@ -37,30 +37,41 @@ impl<'t, T: Float> Var<'t, T> {
         let tape = cond.tape;
         tape.check_same_tape(on_true.tape, "where_");
         tape.check_same_tape(on_false.tape, "where_");
-        let nodes = tape.nodes();
-        let (c, a, b) = (
-            nodes[cond.index].value.array(),
-            nodes[on_true.index].value.array(),
-            nodes[on_false.index].value.array(),
-        );
-        let shape = broadcast_shape(
-            "where_",
-            &broadcast_shape("where_", c.shape(), a.shape()),
-            b.shape(),
-        );
-        let dim = IxDyn(&shape);
-        let value = Zip::from(c.broadcast(dim.clone()).expect("checked"))
-            .and(a.broadcast(dim.clone()).expect("checked"))
-            .and(b.broadcast(dim).expect("checked"))
-            .map_collect(|&c, &a, &b| if c != T::zero() { a } else { b });
-        drop(nodes);
-        tape.record(
-            value,
-            Op::Select {
-                cond: cond.index,
-                on_true: on_true.index,
-                on_false: on_false.index,
-            },
-        )
+        T::record_where(cond, on_true, on_false)
     }
+}
+
+/// Records `where_(cond, on_true, on_false)` (on one tape).
+#[track_caller]
+pub(crate) fn record<'t, T: Float>(
+    cond: Var<'t, T>,
+    on_true: Var<'t, T>,
+    on_false: Var<'t, T>,
+) -> Var<'t, T> {
+    let tape = cond.tape;
+    let nodes = tape.nodes();
+    let (c, a, b) = (
+        nodes[cond.index].value.array(),
+        nodes[on_true.index].value.array(),
+        nodes[on_false.index].value.array(),
+    );
+    let shape = broadcast_shape(
+        "where_",
+        &broadcast_shape("where_", c.shape(), a.shape()),
+        b.shape(),
+    );
+    let dim = IxDyn(&shape);
+    let value = Zip::from(c.broadcast(dim.clone()).expect("checked"))
+        .and(a.broadcast(dim.clone()).expect("checked"))
+        .and(b.broadcast(dim).expect("checked"))
+        .map_collect(|&c, &a, &b| if c != T::zero() { a } else { b });
+    drop(nodes);
+    tape.record(
+        value,
+        Op::Select {
+            cond: cond.index,
+            on_true: on_true.index,
+            on_false: on_false.index,
+        },
+    )
 }

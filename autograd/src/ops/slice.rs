@@ -82,6 +82,6 @@ impl<'t, T: Float> Var<'t, T> {
             start <= end && end <= shape[axis],
             "slice: range {start}..{end} is out of bounds for axis {axis} of shape {shape:?}"
         );
-        record(self, axis, start, end)
+        T::record_slice(self, axis, start, end)
     }
 }

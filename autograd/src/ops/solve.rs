@@ -108,9 +108,9 @@ impl<'t, T: Float> Var<'t, T> {
             crate::scope::scope_suffix()
         );
         if vector {
-            record(self, b.unsqueeze(-1)).squeeze(-1)
+            T::record_solve(self, b.unsqueeze(-1)).squeeze(-1)
         } else {
-            record(self, b)
+            T::record_solve(self, b)
         }
     }
 }

@@ -69,7 +69,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// The sum of all elements (a 0-d variable).
     #[track_caller]
     pub fn sum(self) -> Var<'t, T> {
-        record(self, &all_axes(self.ndim()), false)
+        T::record_sum(self, &all_axes(self.ndim()), false)
     }
 
     /// The sum over `axes`: one axis (`1`, `-1`) or several (`[0, -1]`); negative axes
@@ -89,6 +89,6 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn sum_axes(self, axes: impl Axes, keepdim: bool) -> Var<'t, T> {
         let axes = resolve_axes("sum_axes", axes.as_slice(), &self.shape());
-        record(self, &axes, keepdim)
+        T::record_sum(self, &axes, keepdim)
     }
 }

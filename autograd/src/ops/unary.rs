@@ -191,14 +191,14 @@ pub(crate) fn record<'t, T: Float>(x: Var<'t, T>, op: UnaryOp<T>) -> Var<'t, T> 
         .record_one_element(i, i, || Op::Unary(op, i), |v, _| op.apply(v))
     {
         Some(var) => var,
-        None => record_array(x, op),
+        None => T::record_unary(x, op),
     }
 }
 
 /// Records `op(x)` computed by the array kernels.
 #[track_caller]
 #[inline(never)]
-fn record_array<'t, T: Float>(x: Var<'t, T>, op: UnaryOp<T>) -> Var<'t, T> {
+pub(crate) fn record_array<'t, T: Float>(x: Var<'t, T>, op: UnaryOp<T>) -> Var<'t, T> {
     let nodes = x.tape.nodes();
     let input = &nodes[x.index];
     let requires_grad = input.requires_grad;

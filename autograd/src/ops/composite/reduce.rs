@@ -1,7 +1,6 @@
 //! Compositions of the reductions: `mean` and the population variance `var`.
 
 use crate::ops::axes::{Axes, resolve_axes};
-use crate::ops::sum;
 use crate::{Float, Var};
 
 impl<'t, T: Float> Var<'t, T> {
@@ -40,6 +39,6 @@ impl<'t, T: Float> Var<'t, T> {
         let shape = self.shape();
         let resolved = resolve_axes(op, axes, &shape);
         let n: usize = resolved.iter().map(|&a| shape[a]).product();
-        sum::record(self, &resolved, keepdim).mul_scalar(T::one() / T::from_f64(n as f64))
+        T::record_sum(self, &resolved, keepdim).mul_scalar(T::one() / T::from_f64(n as f64))
     }
 }

@@ -2,7 +2,6 @@
 //! `flatten_from`.
 
 use crate::ops::axes::{resolve_axis, resolve_new_axis};
-use crate::ops::permute;
 use crate::{Float, Var};
 
 impl<'t, T: Float> Var<'t, T> {
@@ -14,7 +13,7 @@ impl<'t, T: Float> Var<'t, T> {
         let a1 = resolve_axis("transpose", axis1, &shape);
         let mut axes: Vec<usize> = (0..shape.len()).collect();
         axes.swap(a0, a1);
-        permute::record(self, &axes)
+        T::record_permute(self, &axes)
     }
 
     /// The transpose of a matrix (a 0-D or 1-D variable is returned as is, like PyTorch).
@@ -29,7 +28,7 @@ impl<'t, T: Float> Var<'t, T> {
         if ndim < 2 {
             return self;
         }
-        permute::record(self, &[1, 0])
+        T::record_permute(self, &[1, 0])
     }
 
     /// Removes an axis of length 1.

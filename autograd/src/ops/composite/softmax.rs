@@ -2,7 +2,6 @@
 //! (the maximum is subtracted first, as a constant, so logits of ±1000 stay finite).
 
 use crate::ops::axes::{Axes, resolve_axes};
-use crate::ops::{extremum, sum};
 use crate::{Float, Var};
 
 impl<'t, T: Float> Var<'t, T> {
@@ -40,7 +39,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// `logsumexp` over resolved `axes`, kept with length 1; `op` names the public op.
     #[track_caller]
     fn logsumexp_kept(self, op: &str, axes: &[usize]) -> Var<'t, T> {
-        let m = extremum::record(self, op, axes, true, true).detach();
+        let m = T::record_extremum(self, op, axes, true, true).detach();
         // An all -inf row would give -inf - -inf = NaN: shift by 0 there instead.
         let m = if m.value().iter().all(|v| v.is_finite()) {
             m
@@ -50,6 +49,6 @@ impl<'t, T: Float> Var<'t, T> {
                 .mapv(|v| if v.is_finite() { v } else { T::zero() });
             self.tape.constant(fixed)
         };
-        sum::record((self - m).exp(), axes, true).ln() + m
+        T::record_sum((self - m).exp(), axes, true).ln() + m
     }
 }
