@@ -33,10 +33,10 @@ use crate::{Conv2dOptions, Float, Grads, Tape, Var};
 /// impl FloatFn for SumOfSquares {
 ///     type Args<'a, T: Float> = &'a [T];
 ///     type Output<'a, T: Float> = T;
-///     fn f32<'a>(args: &'a [f32]) -> f32 {
+///     fn f32<'a>(args: Self::Args<'a, f32>) -> Self::Output<'a, f32> {
 ///         sum_of_squares(args)
 ///     }
-///     fn f64<'a>(args: &'a [f64]) -> f64 {
+///     fn f64<'a>(args: Self::Args<'a, f64>) -> Self::Output<'a, f64> {
 ///         sum_of_squares(args)
 ///     }
 /// }
