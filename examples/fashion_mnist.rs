@@ -87,7 +87,6 @@ pub struct Args {
     /// (the backup is deleted once training ends).
     #[arg(long, value_name = "DIR")]
     pub backup: Option<PathBuf>,
-    /// Draw the loss and accuracy per epoch (training and held-out) as an SVG at PATH.
     /// Draw the loss and accuracy per epoch (training and held-out), the confusion matrix
     /// as a heat map and held-out images the model got wrong, as an SVG at PATH.
     #[arg(long, value_name = "PATH")]

@@ -19,6 +19,14 @@ use tapegrad_nn::module::gradcheck_module;
 
 const CASES: u32 = 12;
 
+/// The layer norms' `eps` in the gradchecks of whole blocks. A layer norm over a row of
+/// variance `σ²` has third derivatives of order `(σ² + eps)^{-3/2}`; with the default 1e-5
+/// a row of nearly equal features (the block's input, or the residual stream before the
+/// second norm, which the random weights can make so) puts the central difference's error
+/// `h² f‴ / 6` above the checker's tolerance (seen once in 1,000-3,000 cases). At 0.1 the
+/// third derivative stays under ~30 for every input, and the rule is the same code.
+const WELL_CONDITIONED_EPS: f64 = 0.1;
+
 fn options() -> GradcheckOptions {
     GradcheckOptions::default()
 }
@@ -140,6 +148,7 @@ proptest! {
             .dim_feedforward(3)
             .dropout(0.0)
             .activation(Activation::Gelu)
+            .layer_norm_eps(WELL_CONDITIONED_EPS)
             .norm_first(norm_first)
             .causal(causal);
         let mut layer = built(layer, &[t, e], seed);
@@ -154,7 +163,10 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let (t, e) = (x.shape()[1], x.shape()[2]);
-        let mut block = built(DecoderBlock::new(e, heads).exact_gelu(exact), &[t, e], seed);
+        let block = DecoderBlock::new(e, heads)
+            .exact_gelu(exact)
+            .layer_norm_eps(WELL_CONDITIONED_EPS);
+        let mut block = built(block, &[t, e], seed);
         gradcheck_module(&mut block, &x, &options()).unwrap();
         gradgradcheck(|_, v| block.forward(v[0]), std::slice::from_ref(&x), &options()).unwrap();
     }

@@ -222,6 +222,14 @@ impl<T: Float> DecoderBlock<T> {
         self
     }
 
+    /// The `eps` of both layer norms (default 1e-5, GPT-2's). Panics unless positive.
+    #[track_caller]
+    pub fn layer_norm_eps(mut self, eps: f64) -> Self {
+        self.ln_1 = self.ln_1.eps(eps);
+        self.ln_2 = self.ln_2.eps(eps);
+        self
+    }
+
     /// The attention.
     pub fn attn(&self) -> &CausalSelfAttention<T> {
         &self.attn
