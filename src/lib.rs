@@ -40,6 +40,36 @@ pub use rand;
 
 pub mod report;
 
+/// The book's chapters (`docs/src/`), included so that `cargo test --doc` compiles and runs
+/// every Rust block in them, as it does the README's.
+#[cfg(doctest)]
+mod book {
+    macro_rules! chapters {
+        ($($name:ident = $file:literal),* $(,)?) => {
+            $(
+                #[doc = include_str!(concat!("../docs/src/", $file))]
+                pub struct $name;
+            )*
+        };
+    }
+    chapters! {
+        GettingStarted = "getting-started.md",
+        Autograd = "autograd.md",
+        Gradcheck = "gradcheck.md",
+        Models = "models.md",
+        Optimizers = "optimizers.md",
+        Cnn = "cnn.md",
+        Sequences = "sequences.md",
+        Data = "data.md",
+        Checkpoints = "checkpoints.md",
+        Export = "export.md",
+        Mpi = "mpi.md",
+        Porting = "porting.md",
+        Design = "design.md",
+        Performance = "performance.md",
+    }
+}
+
 /// The names most programs use: `use tapegrad::prelude::*;`.
 pub mod prelude {
     pub use tapegrad_autograd::{
