@@ -15,14 +15,23 @@ pub const BUCKETS: usize = 30;
 /// so, as in PyTorch, the first bucket is an empty one ending at the lowest edge, and each
 /// next bucket ends at its right edge (the lowest value counts in the first non-empty
 /// bucket).
-pub(crate) fn histogram(values: impl IntoIterator<Item = f64>) -> Option<HistogramProto> {
-    let finite: Vec<f64> = values.into_iter().filter(|v| v.is_finite()).collect();
-    let (min, max) = finite
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-            (lo.min(v), hi.max(v))
-        });
-    if finite.is_empty() {
+pub(crate) fn histogram<I>(values: I) -> Option<HistogramProto>
+where
+    I: IntoIterator<Item = f64>,
+    I::IntoIter: Clone,
+{
+    // Two passes over the values, nothing copied: the summary statistics, then the counts.
+    let values = values.into_iter();
+    let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
+    let (mut num, mut sum, mut sum_squares) = (0usize, 0.0, 0.0);
+    for v in values.clone().filter(|v| v.is_finite()) {
+        min = min.min(v);
+        max = max.max(v);
+        num += 1;
+        sum += v;
+        sum_squares += v * v;
+    }
+    if num == 0 {
         return None;
     }
     let (low, high, buckets) = if min == max {
@@ -31,13 +40,14 @@ pub(crate) fn histogram(values: impl IntoIterator<Item = f64>) -> Option<Histogr
         (min, max, BUCKETS)
     };
     let width = (high - low) / buckets as f64;
+    let per_width = width.recip();
     let mut limits: Vec<f64> = (0..buckets).map(|i| low + width * i as f64).collect();
     limits.push(high);
     let mut counts = vec![0.0; buckets + 1];
-    for &v in &finite {
+    for v in values.filter(|v| v.is_finite()) {
         // Bucket `i` holds [limits[i], limits[i + 1]) (the last one its right edge too):
-        // the division's guess, moved so that rounding never contradicts the limits.
-        let mut i = (((v - low) / width) as usize).min(buckets - 1);
+        // the product's guess, moved so that rounding never contradicts the limits.
+        let mut i = (((v - low) * per_width) as usize).min(buckets - 1);
         while i > 0 && v < limits[i] {
             i -= 1;
         }
@@ -49,9 +59,9 @@ pub(crate) fn histogram(values: impl IntoIterator<Item = f64>) -> Option<Histogr
     Some(HistogramProto {
         min,
         max,
-        num: finite.len() as f64,
-        sum: finite.iter().sum(),
-        sum_squares: finite.iter().map(|v| v * v).sum(),
+        num: num as f64,
+        sum,
+        sum_squares,
         bucket_limit: limits,
         bucket: counts,
     })

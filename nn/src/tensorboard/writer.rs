@@ -154,10 +154,14 @@ impl SummaryWriter {
         S::Elem: Float,
         D: Dimension,
     {
-        let histo = histogram(values.iter().map(|&v| Float::to_f64(v))).ok_or_else(|| {
-            SummaryError::NoFiniteValues {
-                tag: tag.to_string(),
-            }
+        // A contiguous array is read as a slice (a plain loop), any other through ndarray's
+        // iterator.
+        let histo = match values.as_slice_memory_order() {
+            Some(slice) => histogram(slice.iter().map(|&v| Float::to_f64(v))),
+            None => histogram(values.iter().map(|&v| Float::to_f64(v))),
+        }
+        .ok_or_else(|| SummaryError::NoFiniteValues {
+            tag: tag.to_string(),
         })?;
         self.write_value(tag, None, ValueKind::Histo(histo), step)
     }
