@@ -8,12 +8,13 @@ use ndarray::{ArrayD, ArrayView4, ArrayViewD, Ix4, IxDyn};
 
 use super::{Operand, Structural, unbroadcast};
 use crate::Float;
+use crate::graph::{BinaryOp, UnaryOp};
 use crate::kernels::conv2d::{
     Conv2dGeometry, conv2d_forward, conv2d_input_grad, conv2d_weight_grad,
 };
 use crate::kernels::elementwise::{
-    map_inplace, map_new, one_element, same, sigmoid, zip_broadcast_inplace, zip_broadcast_new,
-    zip_inplace, zip_new,
+    map_inplace, map_new, one_element, same, zip_broadcast_inplace, zip_broadcast_new, zip_inplace,
+    zip_new,
 };
 use crate::kernels::fork_join::join;
 use crate::kernels::gemm::pair_in_parallel;
@@ -139,45 +140,47 @@ impl<'a, T: Float> Arr<'a, T> {
     }
 }
 
+// The arithmetic of the rules is the primitives' own forward (`BinaryOp::forward`,
+// `UnaryOp::map`): the same values, and each elementwise loop compiled once.
 impl<T: Float> Operand<T> for Arr<'_, T> {
     fn add(self, other: Self) -> Self {
-        self.zip(other, "add", |a, b| a + b)
+        BinaryOp::Add.forward(self, other)
     }
     fn sub(self, other: Self) -> Self {
-        self.zip(other, "sub", |a, b| a - b)
+        BinaryOp::Sub.forward(self, other)
     }
     fn mul(self, other: Self) -> Self {
-        self.zip(other, "mul", |a, b| a * b)
+        BinaryOp::Mul.forward(self, other)
     }
     fn div(self, other: Self) -> Self {
-        self.zip(other, "div", |a, b| a / b)
+        BinaryOp::Div.forward(self, other)
     }
     fn neg(self) -> Self {
-        self.map(|a| -a)
+        UnaryOp::Neg.map(self)
     }
     fn scale(self, s: T) -> Self {
-        self.map(move |a| a * s)
+        UnaryOp::MulScalar(s).map(self)
     }
     fn add_scalar(self, s: T) -> Self {
-        self.map(move |a| a + s)
+        UnaryOp::AddScalar(s).map(self)
     }
     fn powf(self, p: T) -> Self {
-        self.map(move |a| a.powf(p))
+        UnaryOp::PowF(p).map(self)
     }
     fn powi(self, n: i32) -> Self {
-        self.map(move |a| a.powi(n))
+        UnaryOp::PowI(n).map(self)
     }
     fn exp(self) -> Self {
-        self.map(|a| a.exp())
+        UnaryOp::Exp.map(self)
     }
     fn sin(self) -> Self {
-        self.map(|a| a.sin())
+        UnaryOp::Sin.map(self)
     }
     fn cos(self) -> Self {
-        self.map(|a| a.cos())
+        UnaryOp::Cos.map(self)
     }
     fn sigmoid(self) -> Self {
-        self.map(sigmoid)
+        UnaryOp::Sigmoid.map(self)
     }
     fn mul_const_fn(self, x: &Self, f: impl Fn(T) -> T + Sync) -> Self {
         self.zip(x.borrowed(), "mul", |g, x| g * f(x))

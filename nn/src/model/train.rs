@@ -48,8 +48,8 @@ fn optimizer_error(epoch: usize, batch: usize) -> impl FnOnce(OptimError) -> Fit
 const SHUFFLE_STREAM: u64 = 0x5348_5546_464C_4521;
 
 /// Everything the epoch loop reads and updates.
-pub(super) struct Training<'a, 'd, T: Float, M> {
-    pub(super) module: &'a mut M,
+pub(super) struct Training<'a, 'd, T: Float> {
+    pub(super) module: &'a mut dyn Module<T>,
     pub(super) compiled: &'a mut Compiled<T>,
     pub(super) callbacks: &'a mut [Box<dyn Callback<T>>],
     pub(super) train: &'a Prepared<'d, T>,
@@ -71,7 +71,7 @@ fn runs_here<T: Float>(cb: &dyn Callback<T>, comm: &dyn Communicator) -> bool {
     !cb.root_only() || comm.is_root()
 }
 
-impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
+impl<T: Float> Training<'_, '_, T> {
     /// Trains for `options.epochs` epochs, or until a callback stops training (then the
     /// reason is recorded in `history`).
     pub(super) fn run(mut self, history: &mut History) -> Result<(), FitError> {
