@@ -90,8 +90,8 @@ pub(crate) fn map_inplace<T: Float>(a: &mut ArrayD<T>, f: impl Fn(T) -> T + Sync
 
 /// Replaces `a` by a copy in standard layout. Elementwise kernels take it for operands that
 /// are not one block of memory laid out like the other operand (rare: a permuted value
-/// meeting one in standard layout), so that each kernel is one loop over slices: a closure
-/// compiled into ndarray's strided iterators as well took half of this crate's machine code.
+/// meeting one in standard layout), so that each kernel is one loop over slices and its
+/// closure is not compiled a second time into ndarray's strided iterators.
 #[cold]
 #[inline(never)]
 fn standardize<T: Float>(a: &mut ArrayD<T>) {
