@@ -6,6 +6,7 @@ use std::mem::MaybeUninit;
 use ndarray::{ArrayD, ArrayViewD, IxDyn, Zip};
 
 use super::fork_join::halves;
+use super::pool;
 use crate::Float;
 
 /// Elementwise work from this many elements on is split across two threads.
@@ -68,7 +69,7 @@ fn new_in_halves<T: Float>(
     len: usize,
     write: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync,
 ) -> Vec<T> {
-    let mut out: Vec<T> = Vec::with_capacity(len);
+    let mut out: Vec<T> = pool::vec(len);
     in_halves(&mut out.spare_capacity_mut()[..len], write);
     // SAFETY: the parts of `in_halves` cover the `len` elements of the spare capacity, and
     // the callers' `write` zips each part with sources of at least `start + part.len()`
@@ -253,16 +254,15 @@ fn zip_repeating<T: Float>(
     shape: &[usize],
     f: &impl Fn(T, T) -> T,
 ) -> Option<ArrayD<T>> {
-    let mut out = Vec::with_capacity(shape.iter().product());
-    if same(a.shape(), shape) {
-        let (x, y) = (a.as_slice()?, repeating_block(b, shape)?);
-        extend_repeating(&mut out, x, y, false, f);
+    let (x, y, swap) = if same(a.shape(), shape) {
+        (a.as_slice()?, repeating_block(b, shape)?, false)
     } else if same(b.shape(), shape) {
-        let (x, y) = (b.as_slice()?, repeating_block(a, shape)?);
-        extend_repeating(&mut out, x, y, true, f);
+        (b.as_slice()?, repeating_block(a, shape)?, true)
     } else {
         return None;
-    }
+    };
+    let mut out = pool::vec(x.len());
+    extend_repeating(&mut out, x, y, swap, f);
     Some(ArrayD::from_shape_vec(IxDyn(shape), out).expect("element count matches"))
 }
 
