@@ -6,8 +6,8 @@
 //! parameter and its state in place). Beside them, the per-element helpers the
 //! update rules share (`dispatch!`, `scalar`, `with_l2_decay`, `flush_subnormal`).
 
-use ndarray::{ArrayD, CowArray, IxDyn};
-use tapegrad_autograd::Float;
+use ndarray::ArrayD;
+use tapegrad_autograd::{Float, memory};
 
 /// Parameters with at least this many elements are checked and updated in two halves, one on
 /// the calling thread and one on tapegrad's helper thread
@@ -90,23 +90,49 @@ fn side_by_side<S: SplitAt + Send, R: Send>(parts: S, f: &(dyn Fn(S) -> R + Sync
 }
 
 /// Makes the parameter and its state (`mutable`) standard-layout arrays in place, and
-/// returns the gradient `g` in standard layout (copied only if it is not): then every
-/// update loop below runs over slices. A parameter, its state and its gradient are
-/// normally in standard layout already; copying the others keeps each update rule compiled
-/// once, as a slice loop, and not a second time into ndarray's strided iterators.
+/// returns the gradient `g` in standard layout (a copy only if it is not): then every
+/// update loop below runs over slices, and each update rule is compiled once, as a slice
+/// loop, not a second time into ndarray's strided iterators. A parameter and its state are
+/// in standard layout already; a gradient may not be (a weight read through a transpose,
+/// as `Linear`'s is, gets its gradient transposed back), so its copy takes a buffer from the
+/// library's buffer pool and gives it back when dropped.
 #[cold]
 #[inline(never)]
-fn standard_layouts<'g, T: Float>(
-    mutable: &mut [&mut ArrayD<T>],
-    g: &'g ArrayD<T>,
-) -> CowArray<'g, T, IxDyn> {
+fn standard_layouts<T: Float>(mutable: &mut [&mut ArrayD<T>], g: &ArrayD<T>) -> StandardCopy<T> {
     for a in mutable.iter_mut().filter(|a| !a.is_standard_layout()) {
-        **a = a.as_standard_layout().into_owned();
+        let copy = standard_copy(a);
+        memory::recycle_array(std::mem::replace(*a, copy));
     }
-    if g.is_standard_layout() {
-        CowArray::from(g.view())
-    } else {
-        CowArray::from(g.as_standard_layout().into_owned())
+    StandardCopy((!g.is_standard_layout()).then(|| standard_copy(g)))
+}
+
+/// `a` in standard layout, in a buffer from the buffer pool.
+fn standard_copy<T: Float>(a: &ArrayD<T>) -> ArrayD<T> {
+    let mut data = memory::vec(a.len());
+    data.extend(a.iter().copied());
+    ArrayD::from_shape_vec(a.raw_dim(), data).expect("one element per index")
+}
+
+/// A gradient's copy in standard layout ([`standard_layouts`]), or `None` when the gradient
+/// is in standard layout itself; the copy goes back to the buffer pool when dropped.
+struct StandardCopy<T>(Option<ArrayD<T>>);
+
+impl<T> StandardCopy<T> {
+    /// The elements of the copy, else of `g`, in standard order.
+    fn slice<'s>(&'s self, g: &'s ArrayD<T>) -> &'s [T] {
+        self.0
+            .as_ref()
+            .unwrap_or(g)
+            .as_slice()
+            .expect("standard layout")
+    }
+}
+
+impl<T> Drop for StandardCopy<T> {
+    fn drop(&mut self) {
+        if let Some(copy) = self.0.take() {
+            memory::recycle_array(copy);
+        }
     }
 }
 
@@ -148,7 +174,7 @@ pub(crate) fn zip0<T: Float>(
         (true, Some(gs)) => gs,
         _ => {
             copy = standard_layouts(&mut [&mut *p], g);
-            copy.as_slice().expect("standard layout")
+            copy.slice(g)
         }
     };
     let p = p.as_slice_mut().expect("standard layout");
@@ -174,7 +200,7 @@ pub(crate) fn zip1<T: Float>(
         (true, Some(gs)) => gs,
         _ => {
             copy = standard_layouts(&mut [&mut *p, &mut *a], g);
-            copy.as_slice().expect("standard layout")
+            copy.slice(g)
         }
     };
     let (p, a) = (standard_slice(p), standard_slice(a));
@@ -199,7 +225,7 @@ pub(crate) fn zip2<T: Float>(
         (true, Some(gs)) => gs,
         _ => {
             copy = standard_layouts(&mut [&mut *p, &mut *a, &mut *b], g);
-            copy.as_slice().expect("standard layout")
+            copy.slice(g)
         }
     };
     let (p, a, b) = (standard_slice(p), standard_slice(a), standard_slice(b));
@@ -228,7 +254,7 @@ pub(crate) fn zip3<T: Float>(
         (true, Some(gs)) => gs,
         _ => {
             copy = standard_layouts(&mut [&mut *p, &mut *a, &mut *b, &mut *c], g);
-            copy.as_slice().expect("standard layout")
+            copy.slice(g)
         }
     };
     let (p, a, b, c) = (

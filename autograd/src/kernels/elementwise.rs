@@ -3,9 +3,10 @@
 
 use std::mem::MaybeUninit;
 
-use ndarray::{ArrayD, ArrayViewD, CowArray, IxDyn};
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
 
 use super::fork_join::halves;
+use super::pool;
 use crate::Float;
 
 /// Elementwise work from this many elements on is split across two threads.
@@ -68,7 +69,7 @@ fn new_in_halves<T: Float>(
     len: usize,
     write: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync,
 ) -> Vec<T> {
-    let mut out: Vec<T> = Vec::with_capacity(len);
+    let mut out: Vec<T> = pool::vec(len);
     in_halves(&mut out.spare_capacity_mut()[..len], write);
     // SAFETY: the parts of `in_halves` cover the `len` elements of the spare capacity, and
     // the callers' `write` zips each part with sources of at least `start + part.len()`
@@ -95,27 +96,36 @@ pub(crate) fn map_inplace<T: Float>(a: &mut ArrayD<T>, f: impl Fn(T) -> T + Sync
 #[cold]
 #[inline(never)]
 fn standardize<T: Float>(a: &mut ArrayD<T>) {
-    *a = a.as_standard_layout().into_owned();
+    let copy = standard_copy(a.view());
+    pool::recycle_array(std::mem::replace(a, copy));
 }
 
-/// `b` as a slice of the elements of `a`'s memory-order slice, in the same order: `b`'s own
-/// memory when both are one block of memory laid out alike, else a copy of `b` in standard
-/// layout (and `a` made standard too, in place).
-fn aligned<'b, T: Float>(a: &mut ArrayD<T>, b: ArrayViewD<'b, T>) -> CowArray<'b, T, IxDyn> {
+/// `v` in standard layout, in a buffer from the pool.
+#[inline(never)]
+fn standard_copy<T: Float>(v: ArrayViewD<'_, T>) -> ArrayD<T> {
+    let mut out = pool::vec(v.len());
+    match v.as_slice() {
+        Some(s) => out.extend_from_slice(s),
+        None => out.extend(v.iter().copied()),
+    }
+    ArrayD::from_shape_vec(v.raw_dim(), out).expect("one element per index")
+}
+
+/// A copy of `b` whose memory-order slice lists its elements in the order of `a`'s, or
+/// `None` when `b`'s own memory does: both one block of memory laid out alike, or `b` in
+/// standard layout once `a` is made standard too (in place). The copy is in standard
+/// layout, in a buffer from the pool.
+fn aligned<T: Float>(a: &mut ArrayD<T>, b: ArrayViewD<'_, T>) -> Option<ArrayD<T>> {
     let alike = same(a.strides(), b.strides())
         && a.as_slice_memory_order().is_some()
         && b.as_slice_memory_order().is_some();
     if alike {
-        return CowArray::from(b);
+        return None;
     }
     if !a.is_standard_layout() {
         standardize(a);
     }
-    if b.is_standard_layout() {
-        CowArray::from(b)
-    } else {
-        CowArray::from(b.as_standard_layout().into_owned())
-    }
+    (!b.is_standard_layout()).then(|| standard_copy(b))
 }
 
 /// `f(v)` elementwise into a new array, in two halves side by side from
@@ -133,8 +143,8 @@ pub(crate) fn map_new<T: Float>(
         });
         return ArrayD::from_shape_vec(v.raw_dim(), out).expect("same element count");
     }
-    // Another layout: a copy (of its memory, when it is one block), mapped in place.
-    let mut out = v.to_owned();
+    // Another layout: a copy in standard layout, mapped in place.
+    let mut out = standard_copy(v.view());
     map_inplace(&mut out, f);
     out
 }
@@ -148,20 +158,24 @@ pub(crate) fn zip_inplace<T: Float, S: ndarray::Data<Elem = T>>(
     b: &ndarray::ArrayBase<S, IxDyn>,
     f: impl Fn(T, T) -> T + Sync,
 ) {
-    let copy;
-    let sb = match (b.as_slice(), a.is_standard_layout()) {
-        (Some(sb), true) => sb,
-        _ => {
-            copy = aligned(a, b.view());
-            copy.as_slice_memory_order().expect("one block of memory")
-        }
+    let copy = match (b.as_slice(), a.is_standard_layout()) {
+        (Some(_), true) => None,
+        _ => aligned(a, b.view()),
     };
+    let sb = match &copy {
+        Some(c) => c.as_slice(),
+        None => b.as_slice_memory_order(),
+    }
+    .expect("one block of memory");
     let sa = a.as_slice_memory_order_mut().expect("one block of memory");
     in_halves(sa, |start, part| {
         part.iter_mut()
             .zip(&sb[start..])
             .for_each(|(x, &y)| *x = f(*x, y));
     });
+    if let Some(c) = copy {
+        pool::recycle_array(c);
+    }
 }
 
 /// `total += g` for two arrays of one shape (gradient accumulation).
@@ -193,8 +207,8 @@ pub(crate) fn zip_new<T: Float>(
         });
         return ArrayD::from_shape_vec(a.raw_dim(), out).expect("same element count");
     }
-    // Other layouts: a copy of `a` (of its memory, when it is one block), zipped in place.
-    let mut out = a.to_owned();
+    // Other layouts: a copy of `a` in standard layout, zipped in place.
+    let mut out = standard_copy(a.view());
     zip_inplace(&mut out, b, &f);
     out
 }
@@ -221,14 +235,14 @@ pub(crate) fn zip_broadcast_inplace<T: Float>(
         }
         return;
     }
-    zip_inplace(a, &broadcast_copy(b, shape), &f);
+    let b = broadcast_copy(b, shape);
+    zip_inplace(a, &b, &f);
+    pool::recycle_array(b);
 }
 
-/// `a` broadcast to `shape`, as an array of its own in standard layout.
-#[inline(never)]
+/// `a` broadcast to `shape`, as an array of its own in standard layout (from the pool).
 fn broadcast_copy<T: Float>(a: &ArrayD<T>, shape: &[usize]) -> ArrayD<T> {
-    let view = a.broadcast(IxDyn(shape)).expect("broadcast shape checked");
-    view.as_standard_layout().into_owned()
+    standard_copy(a.broadcast(IxDyn(shape)).expect("broadcast shape checked"))
 }
 
 /// `f(a, b)` into a new array of the broadcast shape `shape`.
@@ -303,16 +317,15 @@ fn zip_repeating<T: Float>(
     shape: &[usize],
     f: &impl Fn(T, T) -> T,
 ) -> Option<ArrayD<T>> {
-    let mut out = Vec::with_capacity(shape.iter().product());
-    if same(a.shape(), shape) {
-        let (x, y) = (a.as_slice()?, repeating_block(b, shape)?);
-        extend_repeating(&mut out, x, y, false, f);
+    let (x, y, swap) = if same(a.shape(), shape) {
+        (a.as_slice()?, repeating_block(b, shape)?, false)
     } else if same(b.shape(), shape) {
-        let (x, y) = (b.as_slice()?, repeating_block(a, shape)?);
-        extend_repeating(&mut out, x, y, true, f);
+        (b.as_slice()?, repeating_block(a, shape)?, true)
     } else {
         return None;
-    }
+    };
+    let mut out = pool::vec(x.len());
+    extend_repeating(&mut out, x, y, swap, f);
     Some(ArrayD::from_shape_vec(IxDyn(shape), out).expect("element count matches"))
 }
 

@@ -23,7 +23,7 @@ pub(super) fn scalar_loss<T: Float>(loss_fn: &Loss<T>, loss: Var<'_, T>) -> Resu
     } else {
         Err(FitError::LossNotScalar {
             loss: loss_fn.name().to_string(),
-            shape,
+            shape: shape.to_vec(),
         })
     }
 }
