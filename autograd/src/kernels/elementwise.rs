@@ -6,6 +6,7 @@ use std::mem::MaybeUninit;
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
 
 use super::fork_join::halves;
+use super::movement::standard_copy;
 use super::pool;
 use crate::Float;
 
@@ -89,26 +90,16 @@ pub(crate) fn map_inplace<T: Float>(a: &mut ArrayD<T>, f: impl Fn(T) -> T + Sync
     in_halves(s, |_, part| part.iter_mut().for_each(|x| *x = f(*x)));
 }
 
-/// Replaces `a` by a copy in standard layout. Elementwise kernels take it for operands that
-/// are not one block of memory laid out like the other operand (rare: a permuted value
-/// meeting one in standard layout), so that each kernel is one loop over slices and its
-/// closure is not compiled a second time into ndarray's strided iterators.
+/// Replaces `a` by a copy in standard layout (a buffer from the pool; `a`'s goes back to
+/// it). Elementwise kernels take it for operands that are not one block of memory laid out
+/// like the other operand (rare: a permuted value meeting one in standard layout), so that
+/// each kernel is one loop over slices and its closure is not compiled a second time into
+/// ndarray's strided iterators.
 #[cold]
 #[inline(never)]
 fn standardize<T: Float>(a: &mut ArrayD<T>) {
-    let copy = standard_copy(a.view());
+    let copy = standard_copy(&a.view());
     pool::recycle_array(std::mem::replace(a, copy));
-}
-
-/// `v` in standard layout, in a buffer from the pool.
-#[inline(never)]
-fn standard_copy<T: Float>(v: ArrayViewD<'_, T>) -> ArrayD<T> {
-    let mut out = pool::vec(v.len());
-    match v.as_slice() {
-        Some(s) => out.extend_from_slice(s),
-        None => out.extend(v.iter().copied()),
-    }
-    ArrayD::from_shape_vec(v.raw_dim(), out).expect("one element per index")
 }
 
 /// A copy of `b` whose memory-order slice lists its elements in the order of `a`'s, or
@@ -125,7 +116,7 @@ fn aligned<T: Float>(a: &mut ArrayD<T>, b: ArrayViewD<'_, T>) -> Option<ArrayD<T
     if !a.is_standard_layout() {
         standardize(a);
     }
-    (!b.is_standard_layout()).then(|| standard_copy(b))
+    (!b.is_standard_layout()).then(|| standard_copy(&b))
 }
 
 /// `f(v)` elementwise into a new array, in two halves side by side from
@@ -144,7 +135,7 @@ pub(crate) fn map_new<T: Float>(
         return ArrayD::from_shape_vec(v.raw_dim(), out).expect("same element count");
     }
     // Another layout: a copy in standard layout, mapped in place.
-    let mut out = standard_copy(v.view());
+    let mut out = standard_copy(&v.view());
     map_inplace(&mut out, f);
     out
 }
@@ -208,7 +199,7 @@ pub(crate) fn zip_new<T: Float>(
         return ArrayD::from_shape_vec(a.raw_dim(), out).expect("same element count");
     }
     // Other layouts: a copy of `a` in standard layout, zipped in place.
-    let mut out = standard_copy(a.view());
+    let mut out = standard_copy(&a.view());
     zip_inplace(&mut out, b, &f);
     out
 }
@@ -242,7 +233,7 @@ pub(crate) fn zip_broadcast_inplace<T: Float>(
 
 /// `a` broadcast to `shape`, as an array of its own in standard layout (from the pool).
 fn broadcast_copy<T: Float>(a: &ArrayD<T>, shape: &[usize]) -> ArrayD<T> {
-    standard_copy(a.broadcast(IxDyn(shape)).expect("broadcast shape checked"))
+    standard_copy(&a.broadcast(IxDyn(shape)).expect("broadcast shape checked"))
 }
 
 /// `f(a, b)` into a new array of the broadcast shape `shape`.
