@@ -8,7 +8,15 @@
 //! in 1 KiB, doubling up to [`CHUNK`]), so a short tape allocates little. No chunk holds more
 //! than [`CHUNK`] elements, whatever capacity the allocator hands back: element `i` is
 //! element `i % CHUNK` of chunk `i / CHUNK`.
+//!
+//! A thread that recorded a long tape starts its next ones at that length
+//! ([`LONGEST`]): its first chunk is whole and the list of chunks has room for all of
+//! them, so a training step's tape allocates one block per [`CHUNK`] nodes and one for the
+//! list, not also the first chunk's doublings. (The blocks cannot go back to the buffer
+//! pool: a drop hook on a type that holds the tape's lifetime would make the tape outlive
+//! its own borrows.)
 
+use std::cell::Cell;
 use std::ops::{Index, IndexMut};
 
 /// Log₂ of the number of nodes per chunk.
@@ -20,6 +28,11 @@ const CHUNK: usize = 1 << CHUNK_SHIFT;
 /// step, and callgrind counted ~1,000 fewer instructions per step of the article's line fit
 /// with a first chunk of 968 bytes than of 1,408.
 const FIRST_CHUNK_BYTES: usize = 1024;
+
+thread_local! {
+    /// The most elements an arena of this thread has had room for.
+    static LONGEST: Cell<usize> = const { Cell::new(0) };
+}
 
 /// An append-only list in chunks of [`CHUNK`] elements, indexed like a slice.
 pub(crate) struct Arena<N> {
@@ -95,13 +108,21 @@ impl<N> Arena<N> {
                 "an arena of zero-sized elements"
             )
         };
+        let longest = LONGEST.with(Cell::get);
         match self.chunks.last_mut() {
-            None => self.chunks.push(Vec::with_capacity(Self::FIRST_CAPACITY)),
+            None => {
+                if self.chunks.capacity() == 0 {
+                    self.chunks = Vec::with_capacity(longest.div_ceil(CHUNK).max(4));
+                }
+                let first = longest.clamp(Self::FIRST_CAPACITY, CHUNK);
+                self.chunks.push(Vec::with_capacity(first));
+            }
             // Only the first chunk fills up before holding `CHUNK` elements. It grows in
             // place when the allocator can extend it.
             Some(first) if first.len() < CHUNK => {
                 let len = first.len();
                 let target = (2 * len).clamp(len + 1, CHUNK);
+                LONGEST.with(|l| l.set(l.get().max(target)));
                 first.reserve_exact(target - len);
                 if first.capacity() > CHUNK {
                     let mut exact = Vec::with_capacity(target);
@@ -109,7 +130,10 @@ impl<N> Arena<N> {
                     *first = exact;
                 }
             }
-            Some(_) => self.chunks.push(Vec::with_capacity(CHUNK)),
+            Some(_) => {
+                LONGEST.with(|l| l.set(l.get().max(self.len + CHUNK)));
+                self.chunks.push(Vec::with_capacity(CHUNK));
+            }
         }
         self.chunks.last_mut().expect("a chunk was just made")
     }

@@ -12,6 +12,7 @@
 use ndarray::ArrayD;
 
 use crate::graph::{BinaryOp, UnaryOp};
+use crate::kernels::pool::{Pooled, Shared, SharedList};
 use crate::kernels::pool2d::Pool2dGeometry;
 use crate::{Conv2dOptions, Float, Grads, Tape, Var};
 
@@ -159,10 +160,10 @@ compiled! {
     fn record_concat<'t>(vars: &[Var<'t, Self>], axis: usize)
         -> Var<'t, Self> = crate::ops::concat::record;
     #[track_caller]
-    fn record_index_select<'t>(x: Var<'t, Self>, axis: usize, indices: std::rc::Rc<[usize]>)
+    fn record_index_select<'t>(x: Var<'t, Self>, axis: usize, indices: SharedList)
         -> Var<'t, Self> = crate::ops::index_select::record;
     #[track_caller]
-    fn record_gather<'t>(x: Var<'t, Self>, axis: usize, index: std::rc::Rc<ArrayD<usize>>)
+    fn record_gather<'t>(x: Var<'t, Self>, axis: usize, index: Shared<Pooled<usize>>)
         -> Var<'t, Self> = crate::ops::gather::record;
     #[track_caller]
     fn record_where<'t>(cond: Var<'t, Self>, on_true: Var<'t, Self>, on_false: Var<'t, Self>)
@@ -171,7 +172,7 @@ compiled! {
     fn record_conv2d<'t>(x: Var<'t, Self>, weight: Var<'t, Self>, bias: Option<Var<'t, Self>>, options: &Conv2dOptions, relu: bool)
         -> Var<'t, Self> = crate::ops::conv2d::record_checked;
     #[track_caller]
-    fn record_avg_pool2d<'t>(x: Var<'t, Self>, geometry: std::rc::Rc<Pool2dGeometry>, count_include_pad: bool)
+    fn record_avg_pool2d<'t>(x: Var<'t, Self>, geometry: Shared<Pool2dGeometry>, count_include_pad: bool)
         -> Var<'t, Self> = crate::ops::avg_pool2d::record;
     #[track_caller]
     fn record_max_pool2d<'t>(x: Var<'t, Self>, geometry: Pool2dGeometry)

@@ -4,6 +4,7 @@ use std::ops::Index;
 
 use ndarray::ArrayD;
 
+use crate::kernels::pool::{Pooled, PooledVec, copy, recycle_array};
 use crate::{Float, Param, ParamId, Var};
 
 /// Gradients computed by [`Var::backward`]: one array per leaf variable and bound parameter
@@ -12,15 +13,18 @@ use crate::{Float, Param, ParamId, Var};
 /// Parameters' gradients are keyed by [`ParamId`], so they outlive the tape and feed an
 /// optimizer after it is gone. Gradients of intermediate values are not kept (as in
 /// PyTorch); use [`Tape::grad`](crate::Tape::grad) to get the gradient of any variable.
+///
+/// Dropping it gives its arrays back to the calling thread's buffer pool
+/// ([`memory`](crate::memory)), where the next step's backward pass finds them.
 #[derive(Clone, Debug, Default)]
 pub struct Grads<T> {
     tape_id: u64,
     /// Gradients of leaf variables that are not parameters, by arena index.
-    by_node: Vec<(usize, ArrayD<T>)>,
+    by_node: PooledVec<(usize, Pooled<T>)>,
     /// Gradients of parameters, with the arena index of their variable (`usize::MAX` for
     /// gradients inserted by hand). Models have tens of parameters, not thousands: a
     /// linear scan beats hashing here.
-    by_param: Vec<(ParamId, usize, ArrayD<T>)>,
+    by_param: PooledVec<(ParamId, usize, Pooled<T>)>,
 }
 
 impl<T: Float> Grads<T> {
@@ -29,19 +33,20 @@ impl<T: Float> Grads<T> {
     pub fn new() -> Self {
         Grads {
             tape_id: 0,
-            by_node: Vec::new(),
-            by_param: Vec::new(),
+            by_node: PooledVec::new(),
+            by_param: PooledVec::new(),
         }
     }
 
     pub(crate) fn from_sweep(
         tape_id: u64,
-        leaves: Vec<(usize, ArrayD<T>)>,
+        mut leaves: PooledVec<(usize, ArrayD<T>)>,
         bound_params: &[(ParamId, usize)],
     ) -> Self {
-        let mut by_node = Vec::with_capacity(leaves.len());
-        let mut by_param = Vec::with_capacity(bound_params.len());
-        for (index, g) in leaves {
+        let mut by_node = PooledVec::with_capacity(leaves.len());
+        let mut by_param = PooledVec::with_capacity(bound_params.len());
+        for (index, g) in leaves.drain(..) {
+            let g = Pooled::new(g);
             match bound_params.iter().find(|(_, i)| *i == index) {
                 Some(&(id, _)) => by_param.push((id, index, g)),
                 None => by_node.push((index, g)),
@@ -66,12 +71,12 @@ impl<T: Float> Grads<T> {
         self.by_param
             .iter()
             .find(|(_, i, _)| *i == index)
-            .map(|(_, _, g)| g)
+            .map(|(_, _, g)| &**g)
             .or_else(|| {
                 self.by_node
                     .iter()
                     .find(|(i, _)| *i == index)
-                    .map(|(_, g)| g)
+                    .map(|(_, g)| &**g)
             })
     }
 
@@ -86,7 +91,7 @@ impl<T: Float> Grads<T> {
         self.by_param
             .iter()
             .find(|(p, _, _)| *p == id)
-            .map(|(_, _, g)| g)
+            .map(|(_, _, g)| &**g)
     }
 
     /// The gradient of the parameter with this id, mutably (for clipping in place).
@@ -94,31 +99,31 @@ impl<T: Float> Grads<T> {
         self.by_param
             .iter_mut()
             .find(|(p, _, _)| *p == id)
-            .map(|(_, _, g)| g)
+            .map(|(_, _, g)| &mut **g)
     }
 
     /// Sets (replaces) the gradient of a parameter.
     pub fn insert(&mut self, id: ParamId, grad: ArrayD<T>) {
         match self.by_id_mut(id) {
-            Some(g) => *g = grad,
-            None => self.by_param.push((id, usize::MAX, grad)),
+            Some(g) => recycle_array(std::mem::replace(g, grad)),
+            None => self.by_param.push((id, usize::MAX, Pooled::new(grad))),
         }
     }
 
     /// Removes and returns the gradient of a parameter.
     pub fn remove(&mut self, id: ParamId) -> Option<ArrayD<T>> {
         let position = self.by_param.iter().position(|(p, _, _)| *p == id)?;
-        Some(self.by_param.swap_remove(position).2)
+        Some(self.by_param.swap_remove(position).2.into_array())
     }
 
     /// The parameters' gradients, in no particular order.
     pub fn params(&self) -> impl Iterator<Item = (ParamId, &ArrayD<T>)> {
-        self.by_param.iter().map(|(id, _, g)| (*id, g))
+        self.by_param.iter().map(|(id, _, g)| (*id, &**g))
     }
 
     /// The parameters' gradients, mutably.
     pub fn params_mut(&mut self) -> impl Iterator<Item = (ParamId, &mut ArrayD<T>)> {
-        self.by_param.iter_mut().map(|(id, _, g)| (*id, g))
+        self.by_param.iter_mut().map(|(id, _, g)| (*id, &mut **g))
     }
 
     /// The number of parameters with a gradient.
@@ -142,7 +147,7 @@ impl<T: Float> Grads<T> {
                     );
                     *mine += g;
                 }
-                None => self.insert(id, g.clone()),
+                None => self.insert(id, copy(g)),
             }
         }
     }

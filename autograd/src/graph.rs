@@ -9,6 +9,8 @@
 //! computed array is boxed with its buffer; a one-element value (a loss, a number in a
 //! custom formula, every link of a chain of one-element ops) is stored inline, and its
 //! forward and backward never touch ndarray or the allocator (`benches/tape.rs` measures it).
+//! Computed arrays and their boxes come from the buffer pool and go back to it when the
+//! tape is dropped ([`ArrayBox`]).
 
 use std::cell::OnceCell;
 use std::mem::ManuallyDrop;
@@ -19,8 +21,10 @@ use ndarray::ArrayD;
 use smallvec::{SmallVec, smallvec};
 
 use crate::arena::Arena;
+use crate::kernels::Dims;
 use crate::kernels::conv2d::Conv2dGeometry;
 use crate::kernels::elementwise::one_element;
+use crate::kernels::pool::{ArrayBox, Pooled, Shared, SharedList, filled, recycle_array};
 use crate::kernels::pool2d::Pool2dGeometry;
 use crate::ops::custom::CustomOp;
 use crate::{Float, ParamId};
@@ -30,7 +34,7 @@ use crate::{Float, ParamId};
 pub(crate) enum Value<'t, T> {
     /// Boxed, so that a node stays small (a fraction of a cache line's worth of bytes to
     /// move and to sweep over).
-    Owned(Box<ArrayD<T>>),
+    Owned(ArrayBox<T>),
     Borrowed(&'t ArrayD<T>),
     /// A borrowed array of one element (a bound scalar parameter), its element read once:
     /// one-element graphs read it as a number without going through ndarray's shapes.
@@ -45,7 +49,7 @@ pub(crate) enum Value<'t, T> {
     One {
         value: T,
         ndim: Rank,
-        array: OnceCell<Box<ArrayD<T>>>,
+        array: OnceCell<ArrayBox<T>>,
     },
     /// Freed before the tape by [`Tape::release_value`](crate::Tape::release_value):
     /// reading it panics.
@@ -57,12 +61,16 @@ pub(crate) enum Value<'t, T> {
 pub(crate) type Rank = u16;
 
 impl<'t, T: Float> Value<'t, T> {
-    /// A computed or given array: inline if it holds one element.
+    /// A computed or given array: inline if it holds one element (its buffer then goes back
+    /// to the pool).
     #[inline]
     pub(crate) fn owned(array: ArrayD<T>) -> Self {
         match (one_element(&array), Rank::try_from(array.ndim())) {
-            (Some(value), Ok(ndim)) => Value::one_element(value, ndim),
-            _ => Value::Owned(Box::new(array)),
+            (Some(value), Ok(ndim)) => {
+                recycle_array(array);
+                Value::one_element(value, ndim)
+            }
+            _ => Value::Owned(ArrayBox::new(array)),
         }
     }
 
@@ -81,7 +89,7 @@ impl<'t, T: Float> Value<'t, T> {
     pub(crate) fn one_of_rank(value: T, ndim: usize) -> Self {
         match Rank::try_from(ndim) {
             Ok(ndim) => Value::one_element(value, ndim),
-            Err(_) => Value::Owned(Box::new(ArrayD::from_elem(vec![1; ndim], value))),
+            Err(_) => Value::Owned(ArrayBox::new(ArrayD::from_elem(vec![1; ndim], value))),
         }
     }
 
@@ -101,8 +109,10 @@ impl<'t, T: Float> Value<'t, T> {
         match self {
             Value::Owned(a) => a,
             Value::Borrowed(a) | Value::BorrowedOne { array: a, .. } => a,
-            Value::One { value, ndim, array } => array
-                .get_or_init(|| Box::new(ArrayD::from_elem(vec![1; usize::from(*ndim)], *value))),
+            Value::One { value, ndim, array } => array.get_or_init(|| {
+                let shape: Dims = smallvec![1; usize::from(*ndim)];
+                ArrayBox::new(filled(&shape, *value))
+            }),
             Value::Released => released(),
         }
     }
@@ -141,7 +151,7 @@ impl<'t, T: Float> Value<'t, T> {
 
     /// The shape.
     #[inline]
-    pub(crate) fn shape(&self) -> SmallVec<[usize; 4]> {
+    pub(crate) fn shape(&self) -> Dims {
         match self {
             Value::One { ndim, .. } | Value::BorrowedOne { ndim, .. } => {
                 smallvec![1; usize::from(*ndim)]
@@ -256,16 +266,16 @@ pub(crate) enum Op<T> {
     /// `X = A⁻¹ B` for `(A, B)`, batched over the leading axes.
     Solve(usize, usize),
     Reshape(usize),
-    Permute(usize, Rc<[usize]>),
+    Permute(usize, SharedList),
     BroadcastTo(usize),
     Sum {
         input: usize,
-        axes: Rc<[usize]>,
+        axes: SharedList,
         keepdim: bool,
     },
     Extremum {
         input: usize,
-        axes: Rc<[usize]>,
+        axes: SharedList,
         keepdim: bool,
         is_max: bool,
     },
@@ -288,28 +298,28 @@ pub(crate) enum Op<T> {
         len: usize,
     },
     Concat {
-        inputs: Rc<[usize]>,
+        inputs: SharedList,
         axis: usize,
     },
     IndexSelect {
         input: usize,
         axis: Axis,
-        indices: Rc<[usize]>,
+        indices: SharedList,
     },
     IndexAdd {
         input: usize,
         axis: Axis,
-        indices: Rc<[usize]>,
+        indices: SharedList,
     },
     Gather {
         input: usize,
         axis: usize,
-        index: Rc<ArrayD<usize>>,
+        index: Shared<Pooled<usize>>,
     },
     ScatterAdd {
         input: usize,
         axis: usize,
-        index: Rc<ArrayD<usize>>,
+        index: Shared<Pooled<usize>>,
     },
     Select {
         cond: usize,
@@ -319,38 +329,38 @@ pub(crate) enum Op<T> {
     /// `conv2d(input, weight)`, plus `bias` (`[O]`, added at every position of its output
     /// channel) if given: `inputs` is `[input, weight]` or `[input, weight, bias]`.
     Conv2d {
-        inputs: Rc<[usize]>,
-        geometry: Rc<Conv2dGeometry>,
+        inputs: SharedList,
+        geometry: Shared<Conv2dGeometry>,
     },
     /// The transposed convolution of `grad` (an output gradient) by `weight`: conv2d's
     /// input gradient.
     Conv2dInputGrad {
         grad: usize,
         weight: usize,
-        geometry: Rc<Conv2dGeometry>,
+        geometry: Shared<Conv2dGeometry>,
     },
     /// conv2d's weight gradient for `input` and the output gradient `grad`.
     Conv2dWeightGrad {
         input: usize,
         grad: usize,
-        geometry: Rc<Conv2dGeometry>,
+        geometry: Shared<Conv2dGeometry>,
     },
     AvgPool2d {
         input: usize,
-        geometry: Rc<Pool2dGeometry>,
+        geometry: Shared<Pool2dGeometry>,
         count_include_pad: bool,
     },
     /// The adjoint of `AvgPool2d` (its input gradient) applied to `grad`.
     AvgPool2dAdjoint {
         grad: usize,
-        geometry: Rc<Pool2dGeometry>,
+        geometry: Shared<Pool2dGeometry>,
         count_include_pad: bool,
     },
     /// Max pooling: the elements of `input` at `argmax` (`[N, C, OH·OW]`, indices into each
     /// `H·W` plane), shaped `[N, C, OH, OW]`.
     MaxPool2d {
         input: usize,
-        argmax: Rc<ArrayD<usize>>,
+        argmax: Shared<Pooled<usize>>,
     },
     /// A user-defined op; its inputs behind a thin pointer keep the op at four words.
     Custom {
@@ -431,7 +441,7 @@ impl<T: Float> Op<T> {
     }
 
     /// The arena indices of its inputs.
-    pub(crate) fn inputs(&self) -> SmallVec<[usize; 4]> {
+    pub(crate) fn inputs(&self) -> Dims {
         match self {
             Op::Leaf | Op::Param(_) => SmallVec::new(),
             Op::Binary(_, a, b) | Op::MatMul(a, b) | Op::Solve(a, b) => smallvec![*a, *b],

@@ -88,6 +88,7 @@ mod operand;
 pub mod ops;
 mod param;
 pub mod scope;
+mod shape;
 mod tape;
 #[cfg(feature = "proptest")]
 pub mod testing;
@@ -100,20 +101,42 @@ pub mod fork_join {
     pub use crate::kernels::fork_join::join;
 }
 
-/// How tensor memory is kept between steps: the first tape asks glibc to keep freed buffers
-/// in the heap instead of returning them to the system, so a training step does not take
-/// a page fault for every page of its activations again. `TAPEGRAD_KEEP_FREED_MEMORY=0`
-/// (or any `MALLOC_*_` / `GLIBC_TUNABLES` setting) leaves the allocator as it is.
+/// How tensor memory is kept between steps: the library's buffer pool, one per thread.
+///
+/// Kernels take their outputs and workspaces from the calling thread's pool; a dropped
+/// [`Tape`] gives its values back, the backward sweep its intermediate gradients, and a
+/// dropped [`Grads`] its arrays. From its second step on, a training loop finds every buffer
+/// it needs there, so it neither calls the allocator for them nor takes a page fault to
+/// touch them again. The process's allocator and its settings are left alone.
+///
+/// Blocks are kept by element layout and capacity class (four classes per octave, so a
+/// block is at most 25 % larger than asked for). A class keeps at most as many blocks as it
+/// ever had out at once, and a thread at most [`limit`](memory::limit) bytes (1 GiB unless
+/// [`set_limit`](memory::set_limit) says otherwise); what is given back beyond that is
+/// freed, and a thread's blocks are freed when it exits. [`release`](memory::release) frees
+/// the calling thread's blocks now, for a program that is done training and wants its
+/// footprint down.
+///
+/// Other crates' kernels can use the pool too: [`vec`](memory::vec) takes an empty vector
+/// with room for at least the elements asked for, [`recycle`](memory::recycle) and
+/// [`recycle_array`](memory::recycle_array) give a buffer back.
 ///
 /// ```
 /// use tapegrad_autograd::{Tape, memory};
+/// use ndarray::array;
 ///
-/// let tape = Tape::<f32>::new();                  // asks glibc once per process
-/// drop(tape);
-/// memory::release_freed_memory();                 // done training: footprint down
+/// {
+///     let tape = Tape::<f32>::new();
+///     let x = tape.constant(array![1.0_f32, 2.0, 3.0].into_dyn());
+///     let _y = x.exp();               // its buffer comes from this thread's pool
+/// }                                   // and goes back to it with the tape
+/// let kept = memory::held();
+/// assert!(kept > 0);
+/// assert_eq!(memory::release(), kept);  // done training: footprint down
+/// assert_eq!(memory::held(), 0);
 /// ```
 pub mod memory {
-    pub use crate::kernels::heap::{keep_freed_memory, release_freed_memory};
+    pub use crate::kernels::pool::{held, limit, recycle, recycle_array, release, set_limit, vec};
 }
 
 pub use check::{
@@ -128,6 +151,7 @@ pub use ops::axes::Axes;
 pub use ops::custom::CustomOp;
 pub use ops::window::{Conv2dOptions, Pair, Pool2dOptions};
 pub use param::{Param, ParamId};
+pub use shape::Shape;
 pub use tape::Tape;
 pub use var::Var;
 

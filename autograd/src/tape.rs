@@ -11,6 +11,7 @@ use ndarray::ArrayD;
 
 use crate::arena::Arena;
 use crate::graph::{Node, Nodes, Op, Value};
+use crate::kernels::pool::PooledVec;
 use crate::{Float, Param, ParamId, Var};
 
 /// The recording of a computation, from which gradients are derived.
@@ -34,7 +35,7 @@ use crate::{Float, Param, ParamId, Var};
 pub struct Tape<'t, T: Float = f32> {
     id: u64,
     nodes: RefCell<Nodes<'t, T>>,
-    bound_params: RefCell<Vec<(ParamId, usize)>>,
+    bound_params: RefCell<PooledVec<(ParamId, usize)>>,
     grad_enabled: Cell<bool>,
     anomaly: Cell<bool>,
 }
@@ -49,11 +50,10 @@ impl<'t, T: Float> Tape<'t, T> {
     /// An empty tape with gradient recording on and anomaly mode off.
     pub fn new() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        crate::kernels::heap::keep_freed_memory();
         Tape {
             id: NEXT.fetch_add(1, Ordering::Relaxed),
             nodes: RefCell::new(Arena::new()),
-            bound_params: RefCell::new(Vec::new()),
+            bound_params: RefCell::new(PooledVec::new()),
             grad_enabled: Cell::new(true),
             anomaly: Cell::new(false),
         }
@@ -131,10 +131,10 @@ impl<'t, T: Float> Tape<'t, T> {
         node.value = Value::Released;
     }
 
-    /// A 0-dimensional constant.
+    /// A 0-dimensional constant (held as a number: no array is built).
     #[track_caller]
     pub fn scalar(&'t self, value: T) -> Var<'t, T> {
-        self.constant(ndarray::arr0(value).into_dyn())
+        self.push(Value::one_of_rank(value, 0), Op::Leaf, false)
     }
 
     /// Binds a parameter without copying its data. Binding the same parameter twice
@@ -395,8 +395,8 @@ impl<T: Float> Tape<'_, T> {
         self.id
     }
 
-    pub(crate) fn bound_params(&self) -> Ref<'_, Vec<(ParamId, usize)>> {
-        self.bound_params.borrow()
+    pub(crate) fn bound_params(&self) -> Ref<'_, [(ParamId, usize)]> {
+        Ref::map(self.bound_params.borrow(), |p| &p[..])
     }
 }
 

@@ -6,7 +6,8 @@ use std::cell::Ref;
 
 use ndarray::ArrayD;
 
-use crate::{Float, Tape};
+use crate::kernels::pool::copy;
+use crate::{Float, Shape, Tape};
 
 /// A handle to a value recorded on a [`Tape`]: small and `Copy`, so expressions read like
 /// maths (`(x * w + b).tanh().sum()`).
@@ -48,9 +49,9 @@ impl<'t, T: Float> Var<'t, T> {
         self.index
     }
 
-    /// Its shape.
-    pub fn shape(&self) -> Vec<usize> {
-        self.tape.nodes()[self.index].value.shape().to_vec()
+    /// Its shape (held inline up to six axes: reading it does not allocate).
+    pub fn shape(&self) -> Shape {
+        Shape::new(&self.tape.nodes()[self.index].value.shape())
     }
 
     /// Its number of dimensions.
@@ -117,7 +118,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// The same value as a constant: gradients stop here.
     #[track_caller]
     pub fn detach(self) -> Var<'t, T> {
-        let value = self.to_array();
+        let value = copy(&self.value());
         self.tape.constant(value)
     }
 

@@ -188,6 +188,38 @@ pub fn fit_line_by_hand(epochs: usize, lr: f32) -> (f32, f32) {
     (w_final, b_final)
 }
 
+/// Minor page faults of this process so far, all its threads included
+/// (`getrusage(RUSAGE_SELF).ru_minflt`; 0 where there is no `getrusage`).
+#[cfg(unix)]
+pub fn minor_faults() -> u64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `getrusage` writes the whole struct on success, checked before it is read;
+    // `RUSAGE_SELF` is a valid `who`.
+    let usage = unsafe {
+        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()), 0);
+        usage.assume_init()
+    };
+    u64::try_from(usage.ru_minflt).unwrap_or(0)
+}
+
+/// Minor page faults: none counted where there is no `getrusage`.
+#[cfg(not(unix))]
+pub fn minor_faults() -> u64 {
+    0
+}
+
+/// The minor page faults per call of `step` over `steps` calls, after `warmup` calls.
+pub fn faults_per_step(warmup: usize, steps: usize, mut step: impl FnMut()) -> f64 {
+    for _ in 0..warmup {
+        step();
+    }
+    let before = minor_faults();
+    for _ in 0..steps {
+        step();
+    }
+    (minor_faults() - before) as f64 / steps as f64
+}
+
 /// Links of the scalar chain `x = tanh(x·w + b)`: 3 recorded ops each, 1,002 in all.
 pub const CHAIN_LINKS: usize = 334;
 

@@ -28,6 +28,9 @@
 //!   (`tapegrad::models::makemore`, the models of `examples/makemore.rs`) on 32 random rows of
 //!   `data/names/names.txt`; `makemore_{transformer,gru}_sample_ms` sampling 10 names (15
 //!   forward passes over the growing prefix under `no_grad`, softmax and a categorical draw).
+//! - `*_faults` (tapegrad's side only): the minor page faults per step, once warm, of the
+//!   MLP through `nn` (batches 32 and 128), the CNN (32 and 128), makemore's Transformer and
+//!   the line fit's hand-written loop (per epoch), from `getrusage` (every thread).
 //!
 //! `-- --only GROUP[,GROUP…]` measures only some groups of figures (see [`GROUPS`]).
 //!
@@ -57,8 +60,8 @@ use tapegrad::rand::{Rng, SeedableRng};
 mod common;
 
 use common::{
-    CHAIN_LINKS, Mlp, fit_line_by_hand, flat_labels, line_data, matrix, mnist_like, scalar_chain,
-    sequential,
+    CHAIN_LINKS, Mlp, faults_per_step, fit_line_by_hand, flat_labels, line_data, matrix,
+    mnist_like, scalar_chain, sequential,
 };
 
 /// How long each figure is measured for, and the fewest repetitions.
@@ -122,6 +125,29 @@ fn mlp_step(budget: Budget, batch: usize) -> f64 {
         }
     }
     median(samples)
+}
+
+/// One training step of the MLP through `nn::Sequential` (SGD) on the next of `POOL`
+/// batches, each call (without `mlp_step_nn`'s restarts from the initial weights).
+fn mlp_nn_stepper(batch: usize) -> impl FnMut() {
+    let data = mnist_like(batch, POOL, 11);
+    let labels: Vec<Vec<usize>> = data.iter().map(|(_, y)| flat_labels(y)).collect();
+    let mut model = sequential(42);
+    let mut sgd = Sgd::<f32>::new(f64::from(LR)).expect("a valid learning rate");
+    let mut i = 0;
+    move || {
+        let (x, _) = &data[i % POOL];
+        let grads = {
+            let tape = Tape::new();
+            let logits = model.forward(tape.constant_ref(x));
+            let loss = losses::sparse_categorical_cross_entropy_indices(logits, &labels[i % POOL]);
+            black_box(loss.item());
+            loss.backward()
+        };
+        sgd.step(model.params_mut(), &grads)
+            .expect("finite gradients");
+        i += 1;
+    }
 }
 
 fn mlp_step_nn(budget: Budget, batch: usize) -> f64 {
@@ -223,11 +249,16 @@ fn image_batches(batch: usize, batches: usize, seed: u64) -> Vec<(ArrayD<f32>, V
 }
 
 fn cnn_step(budget: Budget, batch: usize) -> f64 {
+    time_median(budget, 2, cnn_stepper(batch))
+}
+
+/// One training step of the CNN on the next of `POOL` batches, each call.
+fn cnn_stepper(batch: usize) -> impl FnMut() {
     let data = image_batches(batch, POOL, 11);
     let mut model = cnn(42);
     let mut adam = Adam::<f32>::new(1e-3).expect("a valid learning rate");
     let mut i = 0;
-    time_median(budget, 2, || {
+    move || {
         let (x, y) = &data[i % POOL];
         i += 1;
         let grads = {
@@ -241,7 +272,7 @@ fn cnn_step(budget: Budget, batch: usize) -> f64 {
         };
         adam.step(model.params_mut(), &grads)
             .expect("finite gradients");
-    })
+    }
 }
 
 fn cnn_infer(budget: Budget, batch: usize) -> f64 {
@@ -280,8 +311,8 @@ fn conv2d_gflops(budget: Budget, fwd_bwd: bool) -> f64 {
 
 /// The groups of figures `--only` selects (the same names as in `torch_bench.py`):
 /// `matmul` is 128×784×256 and 32×784×256, `matmul_large` 1024³; `cnn` the CNN's steps
-/// and inference.
-const GROUPS: [&str; 10] = [
+/// and inference; `faults` (tapegrad's side only) the minor page faults per training step.
+const GROUPS: [&str; 11] = [
     "mlp_b32",
     "mlp_b128",
     "infer",
@@ -292,6 +323,7 @@ const GROUPS: [&str; 10] = [
     "cnn",
     "conv",
     "makemore",
+    "faults",
 ];
 
 const MATMULS: [(usize, usize, usize); 3] = [(128, 784, 256), (32, 784, 256), (1024, 1024, 1024)];
@@ -337,6 +369,11 @@ fn makemore_model(kind: Kind, vocab: usize, block: usize) -> Box<dyn Module<f32>
 }
 
 fn makemore_step(budget: Budget, kind: Kind) -> f64 {
+    time_median(budget, 3, makemore_stepper(kind))
+}
+
+/// One AdamW step of makemore's `kind` model on 32 random rows, each call.
+fn makemore_stepper(kind: Kind) -> impl FnMut() {
     let (x, y, vocab, block) = names_rows();
     let mut model = makemore_model(kind, vocab, block);
     let mut opt = AdamWConfig::new(5e-4)
@@ -347,7 +384,7 @@ fn makemore_step(budget: Budget, kind: Kind) -> f64 {
         .expect("valid hyper-parameters");
     let mut rng = StdRng::seed_from_u64(3407);
     let mut rows = vec![0; 32];
-    time_median(budget, 3, || {
+    move || {
         for r in &mut rows {
             *r = rng.random_range(0..x.nrows());
         }
@@ -365,7 +402,7 @@ fn makemore_step(budget: Budget, kind: Kind) -> f64 {
         };
         opt.step(model.params_mut(), &grads)
             .expect("finite gradients");
-    })
+    }
 }
 
 fn makemore_sample(budget: Budget, kind: Kind) -> f64 {
@@ -521,6 +558,25 @@ fn main() {
                 makemore_sample(long, kind) * 1e3,
             );
         }
+    }
+
+    if wanted("faults") {
+        // Minor page faults per training step once warm (every thread of the process),
+        // counted, not timed: what the buffer pool leaves to the operating system.
+        let steps = if full { 50 } else { 3 };
+        for batch in [32, 128] {
+            let faults = faults_per_step(5, steps, mlp_nn_stepper(batch));
+            record(format!("mlp_step_nn_b{batch}_faults"), faults);
+            let faults = faults_per_step(5, steps, cnn_stepper(batch));
+            record(format!("cnn_step_b{batch}_faults"), faults);
+        }
+        let faults = faults_per_step(5, steps, makemore_stepper(Kind::Transformer));
+        record("makemore_transformer_step_faults".into(), faults);
+        let epochs = || {
+            black_box(fit_line_by_hand(500, 0.01));
+        };
+        let faults = faults_per_step(1, steps, epochs) / 500.0;
+        record("fit_line_hand_faults".into(), faults);
     }
 
     if json {

@@ -45,7 +45,7 @@
 //! ```
 
 use ndarray::ArrayD;
-use tapegrad_autograd::{Float, Var};
+use tapegrad_autograd::{Float, Shape, Var, memory};
 
 use crate::metrics::same_elements;
 
@@ -438,12 +438,15 @@ pub fn sparse_categorical_cross_entropy_reduced<'t, T: Float>(
     labels: Var<'t, T>,
     reduction: Reduction,
 ) -> Var<'t, T> {
-    let outer = outer_shape("sparse_categorical_cross_entropy", &logits.shape());
-    let classes = logits.shape()[outer.len()];
-    let indices: Vec<usize> = {
+    let logits_shape = logits.shape();
+    let outer = outer_shape("sparse_categorical_cross_entropy", &logits_shape);
+    let classes = logits_shape[outer.len()];
+    let indices = {
         let a = labels.value();
         check_labels(a.iter().map(|&v| Float::to_f64(v)), classes);
-        a.iter().map(|&v| Float::to_f64(v) as usize).collect()
+        let mut indices = memory::vec(a.len());
+        indices.extend(a.iter().map(|&v| Float::to_f64(v) as usize));
+        indices
     };
     let label_shape = labels.shape();
     let fits = label_shape == outer
@@ -456,7 +459,7 @@ pub fn sparse_categorical_cross_entropy_reduced<'t, T: Float>(
          (or with a trailing axis of length 1), got {label_shape:?}",
         logits.shape()
     );
-    sparse_from_indices(logits, indices, &outer, reduction)
+    sparse_from_indices(logits, indices, outer, reduction)
 }
 
 /// [`sparse_categorical_cross_entropy`] with the labels as class indices, in row-major order
@@ -476,7 +479,8 @@ pub fn sparse_categorical_cross_entropy_indices_reduced<'t, T: Float>(
     labels: &[usize],
     reduction: Reduction,
 ) -> Var<'t, T> {
-    let outer = outer_shape("sparse_categorical_cross_entropy", &logits.shape());
+    let logits_shape = logits.shape();
+    let outer = outer_shape("sparse_categorical_cross_entropy", &logits_shape);
     let examples: usize = outer.iter().product();
     assert!(
         labels.len() == examples,
@@ -488,17 +492,19 @@ pub fn sparse_categorical_cross_entropy_indices_reduced<'t, T: Float>(
         labels.iter().map(|&c| c as f64),
         logits.shape()[outer.len()],
     );
-    sparse_from_indices(logits, labels.to_vec(), &outer, reduction)
+    let mut indices = memory::vec(labels.len());
+    indices.extend_from_slice(labels);
+    sparse_from_indices(logits, indices, outer, reduction)
 }
 
 /// The logits' shape without the class axis.
 #[track_caller]
-fn outer_shape(loss: &str, shape: &[usize]) -> Vec<usize> {
+fn outer_shape<'s>(loss: &str, shape: &'s [usize]) -> &'s [usize] {
     assert!(
         !shape.is_empty(),
         "{loss}: the logits need a class axis, got a scalar"
     );
-    shape[..shape.len() - 1].to_vec()
+    &shape[..shape.len() - 1]
 }
 
 /// The first of `labels` that is not a class index in `0..num_classes` (a whole number, at
@@ -529,17 +535,19 @@ fn check_labels(labels: impl IntoIterator<Item = f64>, num_classes: usize) {
     }
 }
 
-/// The loss of `logits` at class indices already checked to be in range.
+/// The loss of `logits` at class indices already checked to be in range (`indices` taken
+/// from the buffer pool, and given back).
 fn sparse_from_indices<'t, T: Float>(
     logits: Var<'t, T>,
     indices: Vec<usize>,
     outer: &[usize],
     reduction: Reduction,
 ) -> Var<'t, T> {
-    let mut index_shape = outer.to_vec();
+    let mut index_shape = Shape::new(outer);
     index_shape.push(1);
     let index = ArrayD::from_shape_vec(index_shape, indices).expect("one label per example");
     let picked = logits.log_softmax(-1).gather(-1, &index);
+    memory::recycle_array(index);
     match reduction {
         Reduction::None => reduce(picked.squeeze(-1), Reduction::None, -1.0),
         reduction => reduce(picked, reduction, -1.0),

@@ -252,7 +252,7 @@ pub trait Module<T: Float> {
     /// The trainable parameters, in visit order.
     fn params(&self) -> Vec<&Param<T>> {
         let mut out = Vec::new();
-        self.visit(&mut Visitor::new(&mut |_, entry| {
+        self.visit(&mut Visitor::unnamed(&mut |_, entry| {
             if let Entry::Param(p) = entry {
                 out.push(p);
             }
@@ -263,8 +263,12 @@ pub trait Module<T: Float> {
     /// The trainable parameters, mutably (optimizers, loading weights), in the order of
     /// [`params`](Module::params).
     fn params_mut(&mut self) -> Vec<&mut Param<T>> {
-        let mut out = Vec::new();
-        self.visit_mut(&mut VisitorMut::new(&mut |_, entry| {
+        let mut count = 0;
+        self.visit(&mut Visitor::unnamed(&mut |_, entry| {
+            count += usize::from(matches!(entry, Entry::Param(_)));
+        }));
+        let mut out = Vec::with_capacity(count);
+        self.visit_mut(&mut VisitorMut::unnamed(&mut |_, entry| {
             if let EntryMut::Param(p) = entry {
                 out.push(p);
             }
@@ -276,7 +280,7 @@ pub trait Module<T: Float> {
     /// order: saved in checkpoints beside the parameters, never given to optimizers.
     fn buffers(&self) -> Vec<&Buffer<T>> {
         let mut out = Vec::new();
-        self.visit(&mut Visitor::new(&mut |_, entry| {
+        self.visit(&mut Visitor::unnamed(&mut |_, entry| {
             if let Entry::Buffer(b) = entry {
                 out.push(b);
             }
@@ -288,7 +292,7 @@ pub trait Module<T: Float> {
     /// [`buffers`](Module::buffers).
     fn buffers_mut(&mut self) -> Vec<&mut Buffer<T>> {
         let mut out = Vec::new();
-        self.visit_mut(&mut VisitorMut::new(&mut |_, entry| {
+        self.visit_mut(&mut VisitorMut::unnamed(&mut |_, entry| {
             if let EntryMut::Buffer(b) = entry {
                 out.push(b);
             }

@@ -109,8 +109,9 @@ pub struct Adagrad<T> {
 
 optimizer_constructors!(Adagrad, AdagradConfig);
 
-impl<T: Float> Optimizer<T> for Adagrad<T> {
-    fn step_dyn(
+impl<T: Float> Adagrad<T> {
+    /// One step ([`Optimizer::step_dyn`]), for one element type.
+    fn update(
         &mut self,
         params: &mut dyn Iterator<Item = &mut Param<T>>,
         grads: &Grads<T>,
@@ -136,8 +137,10 @@ impl<T: Float> Optimizer<T> for Adagrad<T> {
             dispatch!(kernel::<T>; [wd]; k, p, g, s);
         })
     }
+}
 
-    common_optimizer_methods!("Adagrad");
+impl<T: Float> Optimizer<T> for Adagrad<T> {
+    common_optimizer_methods!(Adagrad, "Adagrad");
 }
 
 /// The scalars of one Adagrad step of one parameter, in the element type.

@@ -295,8 +295,9 @@ pub struct Adam<T> {
     state: StateStore<T>,
 }
 
-impl<T: Float> Optimizer<T> for Adam<T> {
-    fn step_dyn(
+impl<T: Float> Adam<T> {
+    /// One step ([`Optimizer::step_dyn`]), for one element type.
+    fn update(
         &mut self,
         params: &mut dyn Iterator<Item = &mut Param<T>>,
         grads: &Grads<T>,
@@ -304,8 +305,10 @@ impl<T: Float> Optimizer<T> for Adam<T> {
         // `decoupled: false`: L2 weight decay, added to the gradient.
         adam_step(self.config.hyper(), false, &mut self.state, params, grads)
     }
+}
 
-    common_optimizer_methods!("Adam");
+impl<T: Float> Optimizer<T> for Adam<T> {
+    common_optimizer_methods!(Adam, "Adam");
 }
 
 /// AdamW, PyTorch's `torch.optim.AdamW`: [`Adam`] with decoupled weight decay.
@@ -339,8 +342,9 @@ pub struct AdamW<T> {
     state: StateStore<T>,
 }
 
-impl<T: Float> Optimizer<T> for AdamW<T> {
-    fn step_dyn(
+impl<T: Float> AdamW<T> {
+    /// One step ([`Optimizer::step_dyn`]), for one element type.
+    fn update(
         &mut self,
         params: &mut dyn Iterator<Item = &mut Param<T>>,
         grads: &Grads<T>,
@@ -348,8 +352,10 @@ impl<T: Float> Optimizer<T> for AdamW<T> {
         // `decoupled: true`: decoupled weight decay.
         adam_step(self.config.hyper(), true, &mut self.state, params, grads)
     }
+}
 
-    common_optimizer_methods!("AdamW");
+impl<T: Float> Optimizer<T> for AdamW<T> {
+    common_optimizer_methods!(AdamW, "AdamW");
 }
 
 #[cfg(test)]

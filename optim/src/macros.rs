@@ -2,12 +2,39 @@
 //! methods besides `step_dyn`, the constructors of an optimizer and its config, and the
 //! builder setters of a config.
 
-/// Implements every method of [`Optimizer`](crate::Optimizer) but `step_dyn`, which all
-/// optimizers share: `name` returns `$name`; `lr` and `set_lr` read and write the `lr` field
-/// of the optimizer's `config` field; the state methods delegate to the `StateStore` in its
-/// `state` field.
+/// Implements every method of [`Optimizer`](crate::Optimizer) for `$opt<T>`: `step_dyn` calls
+/// the optimizer's own `update` through [`Float::call`](tapegrad_autograd::Float::call), so
+/// its update rule is compiled in this crate for `f32` and `f64` (not in the crates that
+/// use it); `name` returns `$name`; `lr` and `set_lr` read and write the `lr` field of the
+/// optimizer's `config` field; the state methods delegate to the `StateStore` in its `state`
+/// field (its checkpoints through the `FloatFn`s of `state.rs`).
 macro_rules! common_optimizer_methods {
-    ($name:literal) => {
+    ($opt:ident, $name:literal) => {
+        fn step_dyn(
+            &mut self,
+            params: &mut dyn Iterator<Item = &mut tapegrad_autograd::Param<T>>,
+            grads: &tapegrad_autograd::Grads<T>,
+        ) -> Result<(), $crate::OptimError> {
+            /// `update` of each element type (`'i` borrows the iterator of parameters, `'p`
+            /// the parameters).
+            struct Update<'i, 'p>(std::marker::PhantomData<(&'i (), &'p ())>);
+            impl<'i, 'p: 'i> tapegrad_autograd::FloatFn for Update<'i, 'p> {
+                type Args<'a, T: tapegrad_autograd::Float> = (
+                    &'a mut $opt<T>,
+                    &'i mut dyn Iterator<Item = &'p mut tapegrad_autograd::Param<T>>,
+                    &'a tapegrad_autograd::Grads<T>,
+                );
+                type Output<'a, T: tapegrad_autograd::Float> = Result<(), $crate::OptimError>;
+                fn f32<'a>((opt, params, grads): Self::Args<'a, f32>) -> Self::Output<'a, f32> {
+                    opt.update(params, grads)
+                }
+                fn f64<'a>((opt, params, grads): Self::Args<'a, f64>) -> Self::Output<'a, f64> {
+                    opt.update(params, grads)
+                }
+            }
+            T::call::<Update<'_, '_>>((self, params, grads))
+        }
+
         fn name(&self) -> &'static str {
             $name
         }
@@ -38,7 +65,7 @@ macro_rules! common_optimizer_methods {
             &self,
             params: &[&tapegrad_autograd::Param<T>],
         ) -> Result<std::collections::BTreeMap<String, ndarray::ArrayD<T>>, $crate::OptimError> {
-            self.state.state_dict(params)
+            T::call::<$crate::state::StateDict>((&self.state, params))
         }
 
         fn load_state_dict(
@@ -46,7 +73,7 @@ macro_rules! common_optimizer_methods {
             params: &[&tapegrad_autograd::Param<T>],
             state: &std::collections::BTreeMap<String, ndarray::ArrayD<T>>,
         ) -> Result<(), $crate::OptimError> {
-            self.state.load_state_dict(params, state)
+            T::call::<$crate::state::LoadStateDict>((&mut self.state, params, state))
         }
     };
 }

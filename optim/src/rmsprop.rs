@@ -129,8 +129,9 @@ pub struct RmsProp<T> {
 
 optimizer_constructors!(RmsProp, RmsPropConfig);
 
-impl<T: Float> Optimizer<T> for RmsProp<T> {
-    fn step_dyn(
+impl<T: Float> RmsProp<T> {
+    /// One step ([`Optimizer::step_dyn`]), for one element type.
+    fn update(
         &mut self,
         params: &mut dyn Iterator<Item = &mut Param<T>>,
         grads: &Grads<T>,
@@ -164,8 +165,10 @@ impl<T: Float> Optimizer<T> for RmsProp<T> {
                 }
             })
     }
+}
 
-    common_optimizer_methods!("RMSprop");
+impl<T: Float> Optimizer<T> for RmsProp<T> {
+    common_optimizer_methods!(RmsProp, "RMSprop");
 }
 
 /// The scalars of one RMSprop step, in the element type.

@@ -143,8 +143,9 @@ pub struct Sgd<T> {
 
 optimizer_constructors!(Sgd, SgdConfig);
 
-impl<T: Float> Optimizer<T> for Sgd<T> {
-    fn step_dyn(
+impl<T: Float> Sgd<T> {
+    /// One step ([`Optimizer::step_dyn`]), for one element type.
+    fn update(
         &mut self,
         params: &mut dyn Iterator<Item = &mut Param<T>>,
         grads: &Grads<T>,
@@ -168,8 +169,10 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
                 }
             })
     }
+}
 
-    common_optimizer_methods!("SGD");
+impl<T: Float> Optimizer<T> for Sgd<T> {
+    common_optimizer_methods!(Sgd, "SGD");
 }
 
 /// The scalars of one SGD step, in the element type.

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use ndarray::{ArrayD, arr0};
-use tapegrad_autograd::{Float, Grads, Param, ParamId};
+use tapegrad_autograd::{Float, FloatFn, Grads, Param, ParamId};
 
 use crate::error::OptimError;
 use crate::optimizer::ParamState;
@@ -290,6 +290,39 @@ impl<T: Float> StateStore<T> {
         }
         self.slots = slots;
         Ok(())
+    }
+}
+
+/// [`StateStore::state_dict`], compiled here for `f32` and `f64` (every optimizer's
+/// `state_dict` calls it through [`Float::call`]).
+pub(crate) struct StateDict;
+
+impl FloatFn for StateDict {
+    type Args<'a, T: Float> = (&'a StateStore<T>, &'a [&'a Param<T>]);
+    type Output<'a, T: Float> = Result<BTreeMap<String, ArrayD<T>>, OptimError>;
+    fn f32<'a>((store, params): Self::Args<'a, f32>) -> Self::Output<'a, f32> {
+        store.state_dict(params)
+    }
+    fn f64<'a>((store, params): Self::Args<'a, f64>) -> Self::Output<'a, f64> {
+        store.state_dict(params)
+    }
+}
+
+/// [`StateStore::load_state_dict`], compiled here for `f32` and `f64`.
+pub(crate) struct LoadStateDict;
+
+impl FloatFn for LoadStateDict {
+    type Args<'a, T: Float> = (
+        &'a mut StateStore<T>,
+        &'a [&'a Param<T>],
+        &'a BTreeMap<String, ArrayD<T>>,
+    );
+    type Output<'a, T: Float> = Result<(), OptimError>;
+    fn f32<'a>((store, params, state): Self::Args<'a, f32>) -> Self::Output<'a, f32> {
+        store.load_state_dict(params, state)
+    }
+    fn f64<'a>((store, params, state): Self::Args<'a, f64>) -> Self::Output<'a, f64> {
+        store.load_state_dict(params, state)
     }
 }
 

@@ -2,11 +2,12 @@
 //! of the same shape, checked by `validate`) and runs `f` on every element in place. When all
 //! arrays are contiguous in standard order this is a plain loop over slices (which the
 //! compiler vectorizes), cut in two halves run side by side (`on_halves`) for large
-//! parameters; otherwise `ndarray::Zip` walks them. Beside them, the per-element helpers the
+//! parameters; arrays in another layout are first copied into standard layout (the
+//! parameter and its state in place). Beside them, the per-element helpers the
 //! update rules share (`dispatch!`, `scalar`, `with_l2_decay`, `flush_subnormal`).
 
-use ndarray::{ArrayD, Zip};
-use tapegrad_autograd::Float;
+use ndarray::ArrayD;
+use tapegrad_autograd::{Float, memory};
 
 /// Parameters with at least this many elements are checked and updated in two halves, one on
 /// the calling thread and one on tapegrad's helper thread
@@ -75,8 +76,64 @@ fn on_halves<S: SplitAt + Send, R: Send>(parts: S, f: impl Fn(S) -> R + Sync) ->
         let r = f(whole);
         return (r, f(empty));
     }
-    let (first, second) = parts.split_at(len / 2);
+    side_by_side(parts, &f)
+}
+
+/// The two halves of `parts` side by side: the parallel case of [`on_halves`], with `f`
+/// behind a reference so that it is compiled once per kind of parts, not once per update
+/// rule (for one indirect call per half).
+#[inline(never)]
+fn side_by_side<S: SplitAt + Send, R: Send>(parts: S, f: &(dyn Fn(S) -> R + Sync)) -> (R, R) {
+    let mid = parts.len() / 2;
+    let (first, second) = parts.split_at(mid);
     tapegrad_autograd::fork_join::join(|| f(first), || f(second))
+}
+
+/// Makes the parameter and its state (`mutable`) standard-layout arrays in place, and
+/// returns the gradient `g` in standard layout (a copy only if it is not): then every
+/// update loop below runs over slices, and each update rule is compiled once, as a slice
+/// loop, not a second time into ndarray's strided iterators. A parameter and its state are
+/// in standard layout already; a gradient may not be (a weight read through a transpose,
+/// as `Linear`'s is, gets its gradient transposed back), so its copy takes a buffer from the
+/// library's buffer pool and gives it back when dropped.
+#[cold]
+#[inline(never)]
+fn standard_layouts<T: Float>(mutable: &mut [&mut ArrayD<T>], g: &ArrayD<T>) -> StandardCopy<T> {
+    for a in mutable.iter_mut().filter(|a| !a.is_standard_layout()) {
+        let copy = standard_copy(a);
+        memory::recycle_array(std::mem::replace(*a, copy));
+    }
+    StandardCopy((!g.is_standard_layout()).then(|| standard_copy(g)))
+}
+
+/// `a` in standard layout, in a buffer from the buffer pool.
+fn standard_copy<T: Float>(a: &ArrayD<T>) -> ArrayD<T> {
+    let mut data = memory::vec(a.len());
+    data.extend(a.iter().copied());
+    ArrayD::from_shape_vec(a.raw_dim(), data).expect("one element per index")
+}
+
+/// A gradient's copy in standard layout ([`standard_layouts`]), or `None` when the gradient
+/// is in standard layout itself; the copy goes back to the buffer pool when dropped.
+struct StandardCopy<T>(Option<ArrayD<T>>);
+
+impl<T> StandardCopy<T> {
+    /// The elements of the copy, else of `g`, in standard order.
+    fn slice<'s>(&'s self, g: &'s ArrayD<T>) -> &'s [T] {
+        self.0
+            .as_ref()
+            .unwrap_or(g)
+            .as_slice()
+            .expect("standard layout")
+    }
+}
+
+impl<T> Drop for StandardCopy<T> {
+    fn drop(&mut self) {
+        if let Some(copy) = self.0.take() {
+            memory::recycle_array(copy);
+        }
+    }
 }
 
 /// `true` if every element is finite.
@@ -112,16 +169,20 @@ pub(crate) fn zip0<T: Float>(
     g: &ArrayD<T>,
     f: impl Fn(&mut T, T) + Sync + Copy,
 ) {
-    match (p.as_slice_mut(), g.as_slice()) {
-        (Some(ps), Some(gs)) => {
-            on_halves((ps, gs), move |(ps, gs)| {
-                for (p, &g) in ps.iter_mut().zip(gs) {
-                    f(p, g);
-                }
-            });
+    let copy;
+    let g = match (p.is_standard_layout(), g.as_slice()) {
+        (true, Some(gs)) => gs,
+        _ => {
+            copy = standard_layouts(&mut [&mut *p], g);
+            copy.slice(g)
         }
-        _ => Zip::from(p).and(g).for_each(|p, &g| f(p, g)),
-    }
+    };
+    let p = p.as_slice_mut().expect("standard layout");
+    on_halves((p, g), move |(ps, gs)| {
+        for (p, &g) in ps.iter_mut().zip(gs) {
+            f(p, g);
+        }
+    });
 }
 
 #[inline(always)]
@@ -131,16 +192,23 @@ pub(crate) fn zip1<T: Float>(
     a: &mut ArrayD<T>,
     f: impl Fn(&mut T, T, &mut T) + Sync + Copy,
 ) {
-    match (p.as_slice_mut(), g.as_slice(), a.as_slice_mut()) {
-        (Some(ps), Some(gs), Some(as_)) => {
-            on_halves((ps, gs, as_), move |(ps, gs, as_)| {
-                for ((p, &g), a) in ps.iter_mut().zip(gs).zip(as_) {
-                    f(p, g, a);
-                }
-            });
+    let copy;
+    let g = match (
+        p.is_standard_layout() && a.is_standard_layout(),
+        g.as_slice(),
+    ) {
+        (true, Some(gs)) => gs,
+        _ => {
+            copy = standard_layouts(&mut [&mut *p, &mut *a], g);
+            copy.slice(g)
         }
-        _ => Zip::from(p).and(g).and(a).for_each(|p, &g, a| f(p, g, a)),
-    }
+    };
+    let (p, a) = (standard_slice(p), standard_slice(a));
+    on_halves((p, g, a), move |(ps, gs, as_)| {
+        for ((p, &g), a) in ps.iter_mut().zip(gs).zip(as_) {
+            f(p, g, a);
+        }
+    });
 }
 
 #[inline(always)]
@@ -151,25 +219,21 @@ pub(crate) fn zip2<T: Float>(
     b: &mut ArrayD<T>,
     f: impl Fn(&mut T, T, &mut T, &mut T) + Sync + Copy,
 ) {
-    match (
-        p.as_slice_mut(),
-        g.as_slice(),
-        a.as_slice_mut(),
-        b.as_slice_mut(),
-    ) {
-        (Some(ps), Some(gs), Some(as_), Some(bs)) => {
-            on_halves((ps, gs, as_, bs), move |(ps, gs, as_, bs)| {
-                for (((p, &g), a), b) in ps.iter_mut().zip(gs).zip(as_).zip(bs) {
-                    f(p, g, a, b);
-                }
-            });
+    let copy;
+    let standard = p.is_standard_layout() && a.is_standard_layout() && b.is_standard_layout();
+    let g = match (standard, g.as_slice()) {
+        (true, Some(gs)) => gs,
+        _ => {
+            copy = standard_layouts(&mut [&mut *p, &mut *a, &mut *b], g);
+            copy.slice(g)
         }
-        _ => Zip::from(p)
-            .and(g)
-            .and(a)
-            .and(b)
-            .for_each(|p, &g, a, b| f(p, g, a, b)),
-    }
+    };
+    let (p, a, b) = (standard_slice(p), standard_slice(a), standard_slice(b));
+    on_halves((p, g, a, b), move |(ps, gs, as_, bs)| {
+        for (((p, &g), a), b) in ps.iter_mut().zip(gs).zip(as_).zip(bs) {
+            f(p, g, a, b);
+        }
+    });
 }
 
 #[inline(always)]
@@ -181,27 +245,35 @@ pub(crate) fn zip3<T: Float>(
     c: &mut ArrayD<T>,
     f: impl Fn(&mut T, T, &mut T, &mut T, &mut T) + Sync + Copy,
 ) {
-    match (
-        p.as_slice_mut(),
-        g.as_slice(),
-        a.as_slice_mut(),
-        b.as_slice_mut(),
-        c.as_slice_mut(),
-    ) {
-        (Some(ps), Some(gs), Some(as_), Some(bs), Some(cs)) => {
-            on_halves((ps, gs, as_, bs, cs), move |(ps, gs, as_, bs, cs)| {
-                for ((((p, &g), a), b), c) in ps.iter_mut().zip(gs).zip(as_).zip(bs).zip(cs) {
-                    f(p, g, a, b, c);
-                }
-            });
+    let copy;
+    let standard = p.is_standard_layout()
+        && a.is_standard_layout()
+        && b.is_standard_layout()
+        && c.is_standard_layout();
+    let g = match (standard, g.as_slice()) {
+        (true, Some(gs)) => gs,
+        _ => {
+            copy = standard_layouts(&mut [&mut *p, &mut *a, &mut *b, &mut *c], g);
+            copy.slice(g)
         }
-        _ => Zip::from(p)
-            .and(g)
-            .and(a)
-            .and(b)
-            .and(c)
-            .for_each(|p, &g, a, b, c| f(p, g, a, b, c)),
-    }
+    };
+    let (p, a, b, c) = (
+        standard_slice(p),
+        standard_slice(a),
+        standard_slice(b),
+        standard_slice(c),
+    );
+    on_halves((p, g, a, b, c), move |(ps, gs, as_, bs, cs)| {
+        for ((((p, &g), a), b), c) in ps.iter_mut().zip(gs).zip(as_).zip(bs).zip(cs) {
+            f(p, g, a, b, c);
+        }
+    });
+}
+
+/// The elements of an array made standard-layout by [`standard_layouts`].
+#[inline(always)]
+fn standard_slice<T>(a: &mut ArrayD<T>) -> &mut [T] {
+    a.as_slice_mut().expect("standard layout")
 }
 
 /// PyTorch's `lerp(start, end, weight)`: `start + weight · (end − start)` when

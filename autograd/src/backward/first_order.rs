@@ -7,7 +7,9 @@ use smallvec::SmallVec;
 use super::rule;
 use super::slots::{Slot, SlotTable};
 use crate::graph::{BinaryOp, Nodes, Op};
+use crate::kernels::Dims;
 use crate::kernels::elementwise::{one_element, same};
+use crate::kernels::pool::{PooledVec, filled, recycle_array};
 use crate::operand::{Arr, Number};
 use crate::ops::{RuleContext, binary, custom, unary};
 use crate::tape::check_finite;
@@ -23,7 +25,7 @@ impl<'a, T: Float> RuleContext<Arr<'a, T>> for ArrayContext<'a, '_, T> {
         Arr::Ref(self.nodes[index].value.array())
     }
     #[inline]
-    fn shape(&self, index: usize) -> SmallVec<[usize; 4]> {
+    fn shape(&self, index: usize) -> Dims {
         self.nodes[index].value.shape()
     }
     #[inline]
@@ -79,7 +81,7 @@ impl<T: Float> RuleContext<Number<T>> for NumberContext<T> {
         Number(self.values[position])
     }
     #[inline]
-    fn shape(&self, _position: usize) -> SmallVec<[usize; 4]> {
+    fn shape(&self, _position: usize) -> Dims {
         // `sum_to` ignores the shape on this path.
         SmallVec::new()
     }
@@ -99,7 +101,7 @@ pub(crate) fn sweep<'t, T: Float>(
     seed: Option<ArrayD<T>>,
 ) -> Grads<T> {
     let anomaly = tape.anomaly_detection();
-    let mut leaves = Vec::new();
+    let mut leaves = PooledVec::new();
     if !tape.nodes()[output].requires_grad {
         return Grads::from_sweep(tape.id(), leaves, &[]);
     }
@@ -120,7 +122,10 @@ pub(crate) fn sweep<'t, T: Float>(
             let g = match slot {
                 Slot::One(v) => v,
                 Slot::Array(k) => {
-                    one_element(&slots.take_array(k)).expect("a one-element gradient")
+                    let g = slots.take_array(k);
+                    let v = one_element(&g).expect("a one-element gradient");
+                    recycle_array(g);
+                    v
                 }
                 Slot::Empty => unreachable!(),
             };
@@ -143,7 +148,7 @@ pub(crate) fn sweep<'t, T: Float>(
             continue;
         }
         let g = match slot {
-            Slot::One(v) => ArrayD::from_elem(&node.value.shape()[..], v),
+            Slot::One(v) => filled(&node.value.shape(), v),
             Slot::Array(k) => slots.take_array(k),
             Slot::Empty => unreachable!(),
         };
@@ -162,7 +167,7 @@ pub(crate) fn sweep<'t, T: Float>(
                         if anomaly {
                             check_backward(tape, i, *input, &grad);
                         }
-                        slots.add_array(*input, Arr::Owned(grad));
+                        slots.add_array(*input, Arr::owned(grad));
                     }
                 }
                 nodes = tape.nodes();
@@ -180,7 +185,9 @@ pub(crate) fn sweep<'t, T: Float>(
                     slots.add_array(b, Arr::Ref(&g));
                 }
                 if nodes[a].requires_grad {
-                    slots.add_array(a, Arr::Owned(g));
+                    slots.add_array(a, Arr::owned(g));
+                } else {
+                    recycle_array(g);
                 }
                 continue;
             }
@@ -190,7 +197,7 @@ pub(crate) fn sweep<'t, T: Float>(
         rule(
             &node.op,
             i,
-            Arr::Owned(g),
+            Arr::owned(g),
             &ctx,
             &mut |input, grad: Arr<'_, T>| {
                 if nodes[input].requires_grad {

@@ -1,10 +1,9 @@
 //! Higher-order backward: the same rules applied to `Var`s, so every step is recorded and
 //! the resulting gradients can be differentiated again.
 
-use smallvec::SmallVec;
-
 use super::rule;
 use crate::graph::Op;
+use crate::kernels::Dims;
 use crate::ops::{RuleContext, custom};
 use crate::{Float, Tape, Var};
 
@@ -19,7 +18,7 @@ impl<'t, T: Float> RuleContext<Var<'t, T>> for VarContext<'t, T> {
             index,
         }
     }
-    fn shape(&self, index: usize) -> SmallVec<[usize; 4]> {
+    fn shape(&self, index: usize) -> Dims {
         self.tape.nodes()[index].value.shape()
     }
     fn needs(&self, index: usize) -> bool {

@@ -4,6 +4,7 @@ use ndarray::ArrayD;
 
 use crate::Float;
 use crate::kernels::elementwise::add_assign;
+use crate::kernels::pool::{Pooled, PooledVec};
 use crate::operand::Arr;
 
 /// A gradient being accumulated during the sweep: nothing yet, one number (a one-element
@@ -18,20 +19,21 @@ pub(super) enum Slot<T> {
 
 /// The gradients being accumulated during one sweep: a slot per node, and the arrays the
 /// slots point to (a gradient array is moved in and out of this table, never boxed or
-/// copied).
+/// copied). Both lists, and the gradients still in the table when it is dropped, go back to
+/// the buffer pool.
 pub(super) struct SlotTable<T> {
-    slots: Vec<Slot<T>>,
-    arrays: Vec<Option<ArrayD<T>>>,
+    slots: PooledVec<Slot<T>>,
+    arrays: PooledVec<Option<Pooled<T>>>,
 }
 
 impl<T: Float> SlotTable<T> {
     /// Empty slots for nodes `0..len`.
     pub(super) fn new(len: usize) -> Self {
+        let mut slots = PooledVec::with_capacity(len);
+        slots.resize(len, Slot::Empty);
         SlotTable {
-            slots: vec![Slot::Empty; len],
-            // Room for 8 gradients (8 × 112 bytes: within the allocator's per-thread
-            // cache, see `arena.rs`); more grow the table.
-            arrays: Vec::with_capacity(len.min(8)),
+            slots,
+            arrays: PooledVec::with_capacity(len.min(8)),
         }
     }
 
@@ -39,7 +41,7 @@ impl<T: Float> SlotTable<T> {
     #[inline]
     pub(super) fn put(&mut self, slot: usize, array: ArrayD<T>) {
         self.slots[slot] = Slot::Array(self.arrays.len());
-        self.arrays.push(Some(array));
+        self.arrays.push(Some(Pooled::new(array)));
     }
 
     /// Adds `g` to node `slot`'s gradient (the first contribution is moved in, later ones
@@ -88,6 +90,9 @@ impl<T: Float> SlotTable<T> {
     /// Moves out the array a slot pointed to.
     #[inline]
     pub(super) fn take_array(&mut self, k: usize) -> ArrayD<T> {
-        self.arrays[k].take().expect("a gradient taken once")
+        self.arrays[k]
+            .take()
+            .expect("a gradient taken once")
+            .into_array()
     }
 }

@@ -40,7 +40,7 @@ mod winograd;
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
-use ndarray::{Array2, Array4, ArrayView2, ArrayView4, ArrayViewMut2, Axis, s};
+use ndarray::{Array4, ArrayView2, ArrayView4, ArrayViewMut2, Axis, s};
 
 use self::columns::{Block, col2im, im2col};
 #[cfg(test)]
@@ -52,6 +52,7 @@ use super::gemm::{
     PARALLEL_MATMUL_THRESHOLD, mat_mul_add_into, mat_mul_add_into_this_thread, mat_mul_into,
     mat_mul_into_this_thread,
 };
+use super::pool::{self, PooledVec};
 use super::zeroed_blocks::zeroed_blocks;
 use crate::Float;
 
@@ -341,14 +342,14 @@ fn forward<T: Float>(
     }
     let wm = weight_matrix(&w, g);
     let plan = Plan::new(g, n, 1);
-    let mut data: Vec<T> = Vec::with_capacity(n * per_image);
+    let mut data: Vec<T> = pool::vec(n * per_image);
     let spare = &mut data.spare_capacity_mut()[..n * per_image];
     plan.for_halves(
         spare,
         per_image,
         plan.product_add(),
         |images, out, product| {
-            let mut col = vec![T::zero(); k * p];
+            let mut col = PooledVec::zeros(k * p);
             for (b, image) in images.clone().enumerate() {
                 let block = &mut out[b * per_image..(b + 1) * per_image];
                 for (o, plane) in block.chunks_exact_mut(p.max(1)).enumerate() {
@@ -415,7 +416,7 @@ fn input_grad<T: Float>(
         n,
         g.in_channels * hw,
         plan.mid,
-        || vec![T::zero(); k * p],
+        || PooledVec::zeros(k * p),
         |col, image, dx| {
             for gi in 0..g.groups {
                 let go = &gs[(image * g.groups + gi) * og * p..][..og * p];
@@ -453,12 +454,14 @@ fn weight_grad_chunked<T: Float>(
     let gr = grad_out.as_standard_layout();
     let gs = gr.as_slice().expect("standard layout");
     let plan = Plan::new(g, n, chunk);
-    let half = |images: Range<usize>, product: Product<T>| {
+    // Each half sums into its own `dw`, both taken here from this thread's pool.
+    let half = |images: Range<usize>, product: Product<T>, dw: &mut [T]| {
         let most = chunk.min(images.len());
-        let mut col = vec![T::zero(); k * most * p];
-        let mut rows = vec![T::zero(); og * most * p];
-        let mut dw = Array2::zeros((g.out_channels, k));
-        let mut term = Array2::zeros((og, k));
+        let mut col = PooledVec::zeros(k * most * p);
+        let mut rows = PooledVec::zeros(og * most * p);
+        let mut dw = ArrayViewMut2::from_shape((g.out_channels, k), dw).expect("O · k");
+        let mut term = PooledVec::zeros(og * k);
+        let mut term = ArrayViewMut2::from_shape((og, k), &mut term[..]).expect("og · k");
         for chunk in plan.chunks(images.clone()) {
             for gi in 0..g.groups {
                 let ld = fill_columns(xs, g, chunk.clone(), gi, &mut col);
@@ -473,18 +476,21 @@ fn weight_grad_chunked<T: Float>(
                 }
             }
         }
-        dw
     };
     let product = plan.product();
-    let dw = match plan.mid {
-        None => half(0..n, product),
+    let mut dw = pool::zeros(g.out_channels * k);
+    match plan.mid {
+        None => half(0..n, product, &mut dw),
         Some(mid) => {
-            let (mut first, second) = join(|| half(0..mid, product), || half(mid..n, product));
-            first += &second;
-            first
+            let mut second = PooledVec::zeros(dw.len());
+            join(
+                || half(0..mid, product, &mut dw),
+                || half(mid..n, product, &mut second),
+            );
+            dw.iter_mut().zip(second.iter()).for_each(|(a, &b)| *a += b);
         }
-    };
-    dw.into_shape_with_order(w_shape).expect("O · k elements")
+    }
+    Array4::from_shape_vec(w_shape, dw).expect("O · k elements")
 }
 
 #[cfg(test)]

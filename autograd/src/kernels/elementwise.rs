@@ -3,9 +3,11 @@
 
 use std::mem::MaybeUninit;
 
-use ndarray::{ArrayD, ArrayViewD, IxDyn, Zip};
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
 
 use super::fork_join::halves;
+use super::movement::standard_copy;
+use super::pool;
 use crate::Float;
 
 /// Elementwise work from this many elements on is split across two threads.
@@ -68,7 +70,7 @@ fn new_in_halves<T: Float>(
     len: usize,
     write: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync,
 ) -> Vec<T> {
-    let mut out: Vec<T> = Vec::with_capacity(len);
+    let mut out: Vec<T> = pool::vec(len);
     in_halves(&mut out.spare_capacity_mut()[..len], write);
     // SAFETY: the parts of `in_halves` cover the `len` elements of the spare capacity, and
     // the callers' `write` zips each part with sources of at least `start + part.len()`
@@ -77,14 +79,44 @@ fn new_in_halves<T: Float>(
     out
 }
 
-/// `a = f(a)` elementwise, in two halves side by side from [`PARALLEL_THRESHOLD`] elements.
+/// `a = f(a)` elementwise, in two halves side by side from [`PARALLEL_THRESHOLD`] elements:
+/// a loop over its memory, in whatever order its axes lie there.
 #[inline]
 pub(crate) fn map_inplace<T: Float>(a: &mut ArrayD<T>, f: impl Fn(T) -> T + Sync + Send) {
-    if let Some(s) = a.as_slice_mut() {
-        in_halves(s, |_, part| part.iter_mut().for_each(|x| *x = f(*x)));
-    } else {
-        a.mapv_inplace(f);
+    if a.as_slice_memory_order().is_none() {
+        standardize(a);
     }
+    let s = a.as_slice_memory_order_mut().expect("one block of memory");
+    in_halves(s, |_, part| part.iter_mut().for_each(|x| *x = f(*x)));
+}
+
+/// Replaces `a` by a copy in standard layout (a buffer from the pool; `a`'s goes back to
+/// it). Elementwise kernels take it for operands that are not one block of memory laid out
+/// like the other operand (rare: a permuted value meeting one in standard layout), so that
+/// each kernel is one loop over slices and its closure is not compiled a second time into
+/// ndarray's strided iterators.
+#[cold]
+#[inline(never)]
+fn standardize<T: Float>(a: &mut ArrayD<T>) {
+    let copy = standard_copy(&a.view());
+    pool::recycle_array(std::mem::replace(a, copy));
+}
+
+/// A copy of `b` whose memory-order slice lists its elements in the order of `a`'s, or
+/// `None` when `b`'s own memory does: both one block of memory laid out alike, or `b` in
+/// standard layout once `a` is made standard too (in place). The copy is in standard
+/// layout, in a buffer from the pool.
+fn aligned<T: Float>(a: &mut ArrayD<T>, b: ArrayViewD<'_, T>) -> Option<ArrayD<T>> {
+    let alike = same(a.strides(), b.strides())
+        && a.as_slice_memory_order().is_some()
+        && b.as_slice_memory_order().is_some();
+    if alike {
+        return None;
+    }
+    if !a.is_standard_layout() {
+        standardize(a);
+    }
+    (!b.is_standard_layout()).then(|| standard_copy(&b))
 }
 
 /// `f(v)` elementwise into a new array, in two halves side by side from
@@ -102,27 +134,39 @@ pub(crate) fn map_new<T: Float>(
         });
         return ArrayD::from_shape_vec(v.raw_dim(), out).expect("same element count");
     }
-    v.mapv(f)
+    // Another layout: a copy in standard layout, mapped in place.
+    let mut out = standard_copy(&v.view());
+    map_inplace(&mut out, f);
+    out
 }
 
-/// `a = f(a, b)` elementwise for arrays of one shape; a plain slice loop (in two halves side
-/// by side from [`PARALLEL_THRESHOLD`] elements) when both have the same memory layout.
+/// `a = f(a, b)` elementwise for arrays of one shape: a plain slice loop (in two halves side
+/// by side from [`PARALLEL_THRESHOLD`] elements) over their memory when both have the same
+/// layout, after copying into standard layout what does not ([`aligned`]).
 #[inline]
 pub(crate) fn zip_inplace<T: Float, S: ndarray::Data<Elem = T>>(
     a: &mut ArrayD<T>,
     b: &ndarray::ArrayBase<S, IxDyn>,
     f: impl Fn(T, T) -> T + Sync,
 ) {
-    if let (Some(sb), true) = (b.as_slice(), a.is_standard_layout()) {
-        let sa = a.as_slice_mut().expect("standard layout");
-        in_halves(sa, |start, part| {
-            part.iter_mut()
-                .zip(&sb[start..])
-                .for_each(|(x, &y)| *x = f(*x, y));
-        });
-        return;
+    let copy = match (b.as_slice(), a.is_standard_layout()) {
+        (Some(_), true) => None,
+        _ => aligned(a, b.view()),
+    };
+    let sb = match &copy {
+        Some(c) => c.as_slice(),
+        None => b.as_slice_memory_order(),
     }
-    a.zip_mut_with(b, |x, &y| *x = f(*x, y));
+    .expect("one block of memory");
+    let sa = a.as_slice_memory_order_mut().expect("one block of memory");
+    in_halves(sa, |start, part| {
+        part.iter_mut()
+            .zip(&sb[start..])
+            .for_each(|(x, &y)| *x = f(*x, y));
+    });
+    if let Some(c) = copy {
+        pool::recycle_array(c);
+    }
 }
 
 /// `total += g` for two arrays of one shape (gradient accumulation).
@@ -133,7 +177,7 @@ pub(crate) fn add_assign<T: Float>(total: &mut ArrayD<T>, g: &ArrayD<T>) {
 
 /// `f(a, b)` elementwise into a new array, for two operands of one shape (checked): a slice
 /// loop in two halves side by side from [`PARALLEL_THRESHOLD`] elements when both are in
-/// standard layout, ndarray's `Zip` otherwise.
+/// standard layout, else a copy of `a` zipped with `b` in place ([`zip_inplace`]).
 #[inline]
 pub(crate) fn zip_new<T: Float>(
     a: &ArrayViewD<'_, T>,
@@ -154,20 +198,26 @@ pub(crate) fn zip_new<T: Float>(
         });
         return ArrayD::from_shape_vec(a.raw_dim(), out).expect("same element count");
     }
-    Zip::from(a).and(b).map_collect(|&x, &y| f(x, y))
+    // Other layouts: a copy of `a` in standard layout, zipped in place.
+    let mut out = standard_copy(&a.view());
+    zip_inplace(&mut out, b, &f);
+    out
 }
 
 /// `a = f(a, b)` where `a` already has the broadcast result's shape `shape`: a flat loop
-/// over rows when `b` is a block repeating along leading axes ([`repeating_block`]), a
-/// broadcasting iterator otherwise.
+/// over rows when `b` is a block repeating along leading axes ([`repeating_block`]), else
+/// `b` broadcast into an array of `a`'s shape and zipped with it.
 #[inline]
 pub(crate) fn zip_broadcast_inplace<T: Float>(
     a: &mut ArrayD<T>,
     b: &ArrayD<T>,
     shape: &[usize],
-    f: impl Fn(T, T) -> T,
+    f: impl Fn(T, T) -> T + Sync,
 ) {
-    if let (true, Some((y, run))) = (a.is_standard_layout(), repeating_block(b, shape)) {
+    if let Some((y, run)) = repeating_block(b, shape) {
+        if !a.is_standard_layout() {
+            standardize(a);
+        }
         let x = a.as_slice_mut().expect("standard layout");
         for row in x.chunks_exact_mut(y.len() * run) {
             for (seg, &p) in row.chunks_exact_mut(run).zip(y) {
@@ -176,9 +226,14 @@ pub(crate) fn zip_broadcast_inplace<T: Float>(
         }
         return;
     }
-    let b = b.view();
-    let b = b.broadcast(IxDyn(shape)).expect("broadcast shape checked");
-    a.zip_mut_with(&b, |x, &y| *x = f(*x, y));
+    let b = broadcast_copy(b, shape);
+    zip_inplace(a, &b, &f);
+    pool::recycle_array(b);
+}
+
+/// `a` broadcast to `shape`, as an array of its own in standard layout (from the pool).
+fn broadcast_copy<T: Float>(a: &ArrayD<T>, shape: &[usize]) -> ArrayD<T> {
+    standard_copy(&a.broadcast(IxDyn(shape)).expect("broadcast shape checked"))
 }
 
 /// `f(a, b)` into a new array of the broadcast shape `shape`.
@@ -187,15 +242,15 @@ pub(crate) fn zip_broadcast_new<T: Float>(
     a: &ArrayD<T>,
     b: &ArrayD<T>,
     shape: &[usize],
-    f: impl Fn(T, T) -> T,
+    f: impl Fn(T, T) -> T + Sync,
 ) -> ArrayD<T> {
     if let Some(out) = zip_repeating(a, b, shape, &f) {
         return out;
     }
-    let (a, b) = (a.view(), b.view());
-    let a = a.broadcast(IxDyn(shape)).expect("broadcast shape checked");
-    let b = b.broadcast(IxDyn(shape)).expect("broadcast shape checked");
-    Zip::from(&a).and(&b).map_collect(|&x, &y| f(x, y))
+    // Neither is a repeating block of the other: `a` broadcast into a new array, then `b`.
+    let mut out = broadcast_copy(a, shape);
+    zip_broadcast_inplace(&mut out, b, shape, f);
+    out
 }
 
 /// The elements of `part` and the length of the runs each one covers, if `part` is a
@@ -253,24 +308,25 @@ fn zip_repeating<T: Float>(
     shape: &[usize],
     f: &impl Fn(T, T) -> T,
 ) -> Option<ArrayD<T>> {
-    let mut out = Vec::with_capacity(shape.iter().product());
-    if same(a.shape(), shape) {
-        let (x, y) = (a.as_slice()?, repeating_block(b, shape)?);
-        extend_repeating(&mut out, x, y, false, f);
+    let (x, y, swap) = if same(a.shape(), shape) {
+        (a.as_slice()?, repeating_block(b, shape)?, false)
     } else if same(b.shape(), shape) {
-        let (x, y) = (b.as_slice()?, repeating_block(a, shape)?);
-        extend_repeating(&mut out, x, y, true, f);
+        (b.as_slice()?, repeating_block(a, shape)?, true)
     } else {
         return None;
-    }
+    };
+    let mut out = pool::vec(x.len());
+    extend_repeating(&mut out, x, y, swap, f);
     Some(ArrayD::from_shape_vec(IxDyn(shape), out).expect("element count matches"))
 }
 
 #[cfg(test)]
 mod tests {
-    use ndarray::{ArrayD, IxDyn, Zip};
+    use ndarray::{ArrayD, IxDyn, Zip, s};
 
-    use super::{zip_broadcast_inplace, zip_broadcast_new};
+    use super::{
+        map_inplace, map_new, zip_broadcast_inplace, zip_broadcast_new, zip_inplace, zip_new,
+    };
 
     fn filled(shape: &[usize], seed: usize) -> ArrayD<f64> {
         let count = shape.iter().product::<usize>();
@@ -305,5 +361,54 @@ mod tests {
             zip_broadcast_inplace(&mut inplace, &b, &shape, |x, y| x - 2.0 * y);
             assert_eq!(inplace, want, "{part:?} in place");
         }
+    }
+
+    /// Operands in other layouts than standard (permuted axes: one block of memory in
+    /// another order; a strided slice: not one block; a broadcast of neither operand's shape)
+    /// give the values of ndarray's iterators, alike or mixed.
+    #[test]
+    fn any_layout_gives_the_iterators_values() {
+        let standard = filled(&[3, 4, 5], 1);
+        let permuted = filled(&[5, 3, 4], 2).permuted_axes(IxDyn(&[1, 2, 0]));
+        let permuted_too = filled(&[5, 3, 4], 3).permuted_axes(IxDyn(&[1, 2, 0]));
+        let wide = filled(&[3, 8, 5], 4);
+        let strided = wide.slice(s![.., ..;2, ..]).into_dyn().to_owned();
+        let gappy = wide.slice(s![.., ..;2, ..]).into_dyn();
+        assert!(permuted.as_slice_memory_order().is_some() && !permuted.is_standard_layout());
+        assert!(gappy.as_slice_memory_order().is_none());
+        let f = |x: f64, y: f64| x * 3.0 - y;
+        let arrays = [&standard, &permuted, &permuted_too, &strided];
+        for a in arrays {
+            let want = a.mapv(|x| f(x, 0.5));
+            let mut inplace = a.clone();
+            map_inplace(&mut inplace, |x| f(x, 0.5));
+            assert_eq!(inplace, want);
+            assert_eq!(map_new(&a.view(), |x| f(x, 0.5)), want);
+            assert_eq!(map_new(&gappy, |x| f(x, 0.5)), gappy.mapv(|x| f(x, 0.5)));
+            for b in arrays {
+                let want = Zip::from(a).and(b).map_collect(|&x, &y| f(x, y));
+                let mut inplace = a.clone();
+                zip_inplace(&mut inplace, b, f);
+                assert_eq!(inplace, want);
+                assert_eq!(zip_new(&a.view(), &b.view(), f), want);
+                let want = Zip::from(a).and(&gappy).map_collect(|&x, &y| f(x, y));
+                assert_eq!(zip_new(&a.view(), &gappy, f), want);
+            }
+        }
+        // [3, 1, 5] with [1, 4, 1]: neither has the result's shape.
+        let (a, b) = (filled(&[3, 1, 5], 5), filled(&[1, 4, 1], 6));
+        let shape = [3, 4, 5];
+        let (aa, bb) = (
+            a.broadcast(IxDyn(&shape)).unwrap(),
+            b.broadcast(IxDyn(&shape)).unwrap(),
+        );
+        let want = Zip::from(&aa).and(&bb).map_collect(|&x, &y| f(x, y));
+        assert_eq!(zip_broadcast_new(&a, &b, &shape, f), want);
+        let mut inplace = permuted.clone();
+        zip_broadcast_inplace(&mut inplace, &b, &shape, f);
+        assert_eq!(
+            inplace,
+            Zip::from(&permuted).and(&bb).map_collect(|&x, &y| f(x, y))
+        );
     }
 }

@@ -272,12 +272,19 @@ pub(crate) fn halves<A: Send>(
     work: impl Fn(usize, &mut [A]) + Sync,
 ) {
     if side_by_side {
-        let mid = a.len() / 2;
-        let (first, second) = a.split_at_mut(mid);
-        join(|| work(0, first), || work(mid, second));
+        in_two_halves(a, &work);
     } else {
         work(0, a);
     }
+}
+
+/// The side-by-side case of [`halves`], with `work` behind a reference: it is compiled once
+/// per element type rather than once per kernel, for one indirect call per half.
+#[inline(never)]
+fn in_two_halves<A: Send>(a: &mut [A], work: &(dyn Fn(usize, &mut [A]) + Sync)) {
+    let mid = a.len() / 2;
+    let (first, second) = a.split_at_mut(mid);
+    join(|| work(0, first), || work(mid, second));
 }
 
 /// Spins until the helper has stored `DONE`, yielding now and then in case the helper is

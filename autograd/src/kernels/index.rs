@@ -3,17 +3,37 @@
 
 use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
 
+use smallvec::SmallVec;
+
 use super::elementwise::PARALLEL_THRESHOLD;
+use super::pool;
 use super::zeroed_blocks::zeroed_blocks;
 use crate::Float;
 
-/// The slices of `v` at `indices` along `axis`, in that order.
+/// The slices of `v` at `indices` along `axis`, in that order: runs copied from a row-major
+/// `v` into a buffer from the pool, ndarray's `select` otherwise.
 pub(crate) fn index_select<T: Float>(
     v: &ArrayViewD<'_, T>,
     axis: usize,
     indices: &[usize],
 ) -> ArrayD<T> {
-    v.select(Axis(axis), indices)
+    let (Some(data), false) = (v.as_slice(), v.is_empty()) else {
+        return v.select(Axis(axis), indices);
+    };
+    let shape = v.shape();
+    let (len, inner) = (shape[axis], shape[axis + 1..].iter().product::<usize>());
+    if let Some(&bad) = indices.iter().find(|&&i| i >= len) {
+        panic!("index_select: index {bad} is out of bounds for axis {axis} of shape {shape:?}");
+    }
+    let mut out = pool::vec(data.len() / len * indices.len());
+    for block in data.chunks_exact(len * inner) {
+        for &i in indices {
+            out.extend_from_slice(&block[i * inner..(i + 1) * inner]);
+        }
+    }
+    let mut out_shape = SmallVec::<[usize; 4]>::from_slice(shape);
+    out_shape[axis] = indices.len();
+    ArrayD::from_shape_vec(IxDyn(&out_shape), out).expect("one run per index and block")
 }
 
 /// Zeros of length `size` along `axis` with slice `k` of `v` added at `indices[k]`.
@@ -23,9 +43,9 @@ pub(crate) fn index_add<T: Float>(
     indices: &[usize],
     size: usize,
 ) -> ArrayD<T> {
-    let mut shape = v.shape().to_vec();
+    let mut shape = SmallVec::<[usize; 4]>::from_slice(v.shape());
     shape[axis] = size;
-    let mut out = ArrayD::zeros(IxDyn(&shape));
+    let mut out = pool::filled(&shape, T::zero());
     for (k, &i) in indices.iter().enumerate() {
         let mut row = out.index_axis_mut(Axis(axis), i);
         row += &v.index_axis(Axis(axis), k);
@@ -42,7 +62,7 @@ pub(crate) fn gather<T: Float>(
     if let Some(lanes) = Lanes::of(v.shape(), v.as_slice(), axis, index) {
         let (src, idx) = (lanes.source, lanes.index);
         let inner = lanes.inner;
-        let mut out = Vec::with_capacity(idx.len());
+        let mut out = pool::vec(idx.len());
         for (o, block) in idx.chunks_exact(lanes.picked * inner).enumerate() {
             let plane = &src[o * lanes.len * inner..(o + 1) * lanes.len * inner];
             for row in block.chunks_exact(inner) {
@@ -93,7 +113,7 @@ pub(crate) fn scatter_add<T: Float>(
         );
         return ArrayD::from_shape_vec(IxDyn(shape), data).expect("planes · plane elements");
     }
-    let mut out = ArrayD::zeros(IxDyn(shape));
+    let mut out = pool::filled(shape, T::zero());
     for (pos, &i) in index.indexed_iter() {
         let mut target = pos.clone();
         target[axis] = i;

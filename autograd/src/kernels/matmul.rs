@@ -1,16 +1,48 @@
 //! The batched matrix product over the last two axes, broadcasting batch axes; each 2-D
 //! product goes to [`super::gemm`].
 
-use ndarray::{ArrayD, ArrayViewD, Axis, Ix2, IxDyn};
+use ndarray::{ArrayD, ArrayViewD, ArrayViewMut3, Axis, CowArray, Ix2, IxDyn};
+use smallvec::SmallVec;
 
-use super::gemm::{mat_mul_into, mat_mul_new};
-use super::movement::broadcast_shape;
+use super::gemm::{mat_mul_fill, mat_mul_into};
+use super::movement::{broadcast_shape, standard_copy};
+use super::pool;
 use crate::Float;
+use crate::kernels::Dims;
 
 /// Matrix product over the last two axes, broadcasting batch axes; either operand may
 /// be a transposed view (no copy for 2-D).
 #[track_caller]
 pub(crate) fn matmul<T: Float>(a: ArrayViewD<'_, T>, b: ArrayViewD<'_, T>) -> ArrayD<T> {
+    let mut data = pool::vec(product_len(&a, &b));
+    let shape = matmul_fill(a, b, &mut data);
+    ArrayD::from_shape_vec(IxDyn(&shape), data).expect("one element per index")
+}
+
+/// The number of elements of `a · b` (shapes checked by [`matmul_fill`]).
+pub(crate) fn product_len<T>(a: &ArrayViewD<'_, T>, b: &ArrayViewD<'_, T>) -> usize {
+    let (ra, rb) = (a.ndim(), b.ndim());
+    if ra < 2 || rb < 2 {
+        return 0;
+    }
+    let (a_batch, b_batch) = (&a.shape()[..ra - 2], &b.shape()[..rb - 2]);
+    let axes = a_batch.len().max(b_batch.len());
+    let at = |s: &[usize], i: usize| (i + s.len()).checked_sub(axes).map_or(1, |j| s[j]);
+    let count: usize = (0..axes)
+        .map(|i| at(a_batch, i).max(at(b_batch, i)))
+        .product();
+    count * a.shape()[ra - 2] * b.shape()[rb - 1]
+}
+
+/// [`matmul`] into `data`, an empty vector with room for the product's elements (taken by
+/// the caller, so that a product run on a helper thread fills a buffer of the caller's
+/// pool): on return it holds them in row-major order; returns the product's shape.
+#[track_caller]
+pub(crate) fn matmul_fill<T: Float>(
+    a: ArrayViewD<'_, T>,
+    b: ArrayViewD<'_, T>,
+    data: &mut Vec<T>,
+) -> Dims {
     assert!(
         a.ndim() >= 2 && b.ndim() >= 2,
         "matmul: the batched kernel needs two operands of at least 2 dimensions, got shapes {:?} and {:?}",
@@ -29,11 +61,11 @@ pub(crate) fn matmul<T: Float>(a: ArrayViewD<'_, T>, b: ArrayViewD<'_, T>) -> Ar
     if ra == 2 && rb == 2 {
         let a2 = a.into_dimensionality::<Ix2>().expect("2-D");
         let b2 = b.into_dimensionality::<Ix2>().expect("2-D");
-        return mat_mul_new(&a2, &b2).into_dyn();
+        mat_mul_fill(&a2, &b2, data);
+        return SmallVec::from_slice(&[m, n]);
     }
     let batch = broadcast_shape("matmul", &a.shape()[..ra - 2], &b.shape()[..rb - 2]);
-    let count: usize = batch.iter().product();
-    let with = |tail: [usize; 2]| -> Vec<usize> {
+    let with = |tail: [usize; 2]| -> Dims {
         let mut s = batch.clone();
         s.extend_from_slice(&tail);
         s
@@ -44,9 +76,29 @@ pub(crate) fn matmul<T: Float>(a: ArrayViewD<'_, T>, b: ArrayViewD<'_, T>) -> Ar
     let b_b = b
         .broadcast(IxDyn(&with([k, n])))
         .expect("batch shapes checked");
-    let a3 = a_b.to_shape((count, m, k)).expect("same element count");
-    let b3 = b_b.to_shape((count, k, n)).expect("same element count");
-    let mut out = ndarray::Array3::<T>::zeros((count, m, n));
+    let count: usize = batch.iter().product();
+    let a_copy = (!batch_merges(&a_b)).then(|| standard_copy(&a_b));
+    let b_copy = (!batch_merges(&b_b)).then(|| standard_copy(&b_b));
+    let a3 = match &a_copy {
+        Some(copy) => copy
+            .view()
+            .into_shape_with_order((count, m, k))
+            .map(CowArray::from),
+        None => a_b.to_shape((count, m, k)),
+    };
+    let b3 = match &b_copy {
+        Some(copy) => copy
+            .view()
+            .into_shape_with_order((count, k, n))
+            .map(CowArray::from),
+        None => b_b.to_shape((count, k, n)),
+    };
+    let (a3, b3) = (
+        a3.expect("same element count"),
+        b3.expect("same element count"),
+    );
+    data.resize(count * m * n, T::zero());
+    let mut out = ArrayViewMut3::from_shape((count, m, n), &mut data[..]).expect("count · m · n");
     for i in 0..count {
         mat_mul_into(
             &a3.index_axis(Axis(0), i),
@@ -54,8 +106,29 @@ pub(crate) fn matmul<T: Float>(a: ArrayViewD<'_, T>, b: ArrayViewD<'_, T>) -> Ar
             &mut out.index_axis_mut(Axis(0), i),
         );
     }
-    out.into_shape_with_order(IxDyn(&with([m, n])))
-        .expect("same element count")
+    for copy in [a_copy, b_copy].into_iter().flatten() {
+        pool::recycle_array(copy);
+    }
+    with([m, n])
+}
+
+/// Whether the batch axes of `v` (all but the last two) merge into one without a copy (the
+/// test of ndarray's `to_shape`): each axis longer than 1 steps over the block of the next
+/// one longer than 1. Such a view is read in place; any other is copied in row-major order
+/// into a buffer from the pool first, as `to_shape` would copy it, so each matrix handed to
+/// the product kernel has the strides it would have after `to_shape`.
+fn batch_merges<T>(v: &ArrayViewD<'_, T>) -> bool {
+    if v.is_empty() {
+        return true;
+    }
+    let batch = v.ndim() - 2;
+    let axes: SmallVec<[(usize, isize); 4]> = v.shape()[..batch]
+        .iter()
+        .zip(&v.strides()[..batch])
+        .filter(|(len, _)| **len > 1)
+        .map(|(&len, &stride)| (len, stride))
+        .collect();
+    axes.windows(2).all(|w| w[0].1 == w[1].0 as isize * w[1].1)
 }
 
 /// The view with its last two axes swapped (a transpose without a copy).

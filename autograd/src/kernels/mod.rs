@@ -1,8 +1,7 @@
 //! Array kernels: pure functions of `ndarray` arrays that know nothing of tapes. The
 //! only module of the crate where `unsafe` code may live (the `gemm` wrapper, the
 //! fork-join helper, the outputs written without a fill by the convolution, max pooling and
-//! `zeroed_blocks.rs`, and the allocator calls
-//! of `heap.rs`).
+//! `zeroed_blocks.rs`, and the blocks the buffer pool hands out again in `pool/`).
 //!
 //! | file | kernels |
 //! |---|---|
@@ -16,18 +15,21 @@
 //! | `conv2d.rs` | im2col/col2im convolution, its input and weight gradients |
 //! | `pool2d.rs` | max pooling with argmax indices, average pooling and its adjoint |
 //! | `fork_join.rs` | two-thread fork-join with a spinning helper |
-//! | `heap.rs` | asking the allocator to keep freed buffers between steps |
+//! | `pool/` | the per-thread buffer pool kernels take outputs and workspaces from, and the owners that give blocks back to it |
 //! | `zeroed_blocks.rs` | arrays zeroed block by block right before each block's work |
 //! | `testing.rs` | helpers of the kernels' unit tests |
+
+/// A shape or a list of axes, on the stack up to six (arrays of more axes are rare).
+pub(crate) type Dims = smallvec::SmallVec<[usize; 6]>;
 
 pub(crate) mod conv2d;
 pub(crate) mod elementwise;
 pub(crate) mod fork_join;
 pub(crate) mod gemm;
-pub(crate) mod heap;
 pub(crate) mod index;
 pub(crate) mod matmul;
 pub(crate) mod movement;
+pub(crate) mod pool;
 pub(crate) mod pool2d;
 pub(crate) mod reduce;
 pub(crate) mod solve;

@@ -1,15 +1,18 @@
 //! Movement kernels: broadcast shapes, and the zero padding that is the adjoint of a slice.
 
-use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Slice};
+use ndarray::{ArrayD, ArrayViewD, Axis, Slice};
+use smallvec::SmallVec;
 
+use super::pool;
 use crate::Float;
+use crate::kernels::Dims;
 
 /// The NumPy broadcast of two shapes; panics naming `op` and both shapes when they are
 /// incompatible.
 #[track_caller]
-pub(crate) fn broadcast_shape(op: &str, a: &[usize], b: &[usize]) -> Vec<usize> {
+pub(crate) fn broadcast_shape(op: &str, a: &[usize], b: &[usize]) -> Dims {
     let n = a.len().max(b.len());
-    let mut out = vec![0; n];
+    let mut out = SmallVec::from_elem(0, n);
     for i in 0..n {
         let da = if i + a.len() >= n {
             a[i + a.len() - n]
@@ -45,15 +48,15 @@ pub(crate) fn slice<T: Float>(
     standard_copy(&v.slice_axis(Axis(axis), Slice::from(start..end)))
 }
 
-/// `v` copied into a new array of standard (row-major) layout: one `memcpy` when `v` is
-/// contiguous in row-major order, else a copy that runs along `v`'s last axis
-/// (`assign`); `to_owned` visits a strided view element by element through its index,
-/// measured 8 % of a Transformer step when heads are split and merged.
+/// `v` copied into a new array of standard (row-major) layout, in a buffer from the pool:
+/// one `memcpy` when `v` is contiguous in row-major order, else a copy that runs along
+/// `v`'s last axis (`assign`); `to_owned` visits a strided view element by element through
+/// its index, measured 8 % of a Transformer step when heads are split and merged.
 pub(crate) fn standard_copy<T: Float>(v: &ArrayViewD<'_, T>) -> ArrayD<T> {
     if let Some(slice) = v.as_slice() {
-        return ArrayD::from_shape_vec(v.raw_dim(), slice.to_vec()).expect("the view's shape");
+        return pool::from_slice(v.shape(), slice);
     }
-    let mut out = ArrayD::zeros(v.raw_dim());
+    let mut out = pool::filled(v.shape(), T::zero());
     out.assign(v);
     out
 }
@@ -65,10 +68,10 @@ pub(crate) fn pad<T: Float>(
     start: usize,
     len: usize,
 ) -> ArrayD<T> {
-    let mut shape = v.shape().to_vec();
+    let mut shape = SmallVec::<[usize; 4]>::from_slice(v.shape());
     let width = shape[axis];
     shape[axis] = len;
-    let mut out = ArrayD::zeros(IxDyn(&shape));
+    let mut out = pool::filled(&shape, T::zero());
     out.slice_axis_mut(Axis(axis), Slice::from(start..start + width))
         .assign(v);
     out

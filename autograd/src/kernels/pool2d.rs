@@ -13,6 +13,7 @@ use ndarray::{Array4, ArrayView4};
 
 use super::elementwise::PARALLEL_THRESHOLD;
 use super::fork_join::join;
+use super::pool;
 use crate::Float;
 
 /// Kernel, stride, padding and rounding of a 2-D pooling, with the input and output sizes
@@ -188,8 +189,8 @@ fn max_pool2d<T: Float, const INDEX: bool>(
     // The outputs are allocated without a fill: every kernel below writes each maximum and
     // each index of its planes exactly once.
     let len = n * c * oh * ow;
-    let mut values: Vec<T> = Vec::with_capacity(len);
-    let mut indices: Vec<usize> = Vec::with_capacity(if INDEX { len } else { 0 });
+    let mut values: Vec<T> = pool::vec(len);
+    let mut indices: Vec<usize> = pool::vec(if INDEX { len } else { 0 });
     if len > 0 {
         let x = x.as_standard_layout();
         let xs = x.as_slice().expect("standard layout");
@@ -408,7 +409,8 @@ pub(crate) fn avg_pool2d_forward<T: Float>(
     let (n, c) = (x.shape()[0], x.shape()[1]);
     let [h, w] = g.input_hw;
     let [oh, ow] = g.output_hw;
-    let mut out = Array4::zeros((n, c, oh, ow));
+    let mut out =
+        Array4::from_shape_vec((n, c, oh, ow), pool::zeros(n * c * oh * ow)).expect("N·C·OH·OW");
     if out.is_empty() {
         return out;
     }
@@ -453,7 +455,7 @@ pub(crate) fn avg_pool2d_backward<T: Float>(
         grad_out.shape(),
         [n, c, oh, ow]
     );
-    let mut dx = Array4::zeros(x_shape);
+    let mut dx = Array4::from_shape_vec(x_shape, pool::zeros(n * c * h * w)).expect("N·C·H·W");
     if grad_out.is_empty() {
         return dx;
     }

@@ -2,10 +2,13 @@
 //! max/min over axes.
 
 use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
+use smallvec::SmallVec;
 
 use super::elementwise::PARALLEL_THRESHOLD;
 use super::fork_join::halves;
+use super::pool;
 use crate::Float;
+use crate::kernels::Dims;
 
 /// The sum of every element of `v`.
 #[inline]
@@ -25,13 +28,17 @@ pub(crate) fn sum_axes<T: Float>(
     let ndim = v.ndim();
     if axes.len() == ndim {
         let total = sum_all(v);
-        let shape: Vec<usize> = if keepdim { vec![1; ndim] } else { vec![] };
-        return ArrayD::from_elem(IxDyn(&shape), total);
+        let shape: Dims = if keepdim {
+            SmallVec::from_elem(1, ndim)
+        } else {
+            SmallVec::new()
+        };
+        return pool::filled(&shape, total);
     }
-    let mut sorted: Vec<usize> = axes.to_vec();
+    let mut sorted = Dims::from_slice(axes);
     sorted.sort_unstable();
     sorted.dedup();
-    let shape = v.shape().to_vec();
+    let shape = Dims::from_slice(v.shape());
     // Reduce each run of adjacent axes, last run first, with a contiguous kernel; the
     // reduced axes stay as 1s until the end.
     let mut out = sum_run(
@@ -42,12 +49,13 @@ pub(crate) fn sum_axes<T: Float>(
     let mut end = run_of(&sorted, sorted.len() - 1).0;
     while end > 0 {
         let run = run_of(&sorted[..end], end - 1);
-        let current = out.shape().to_vec();
-        out = sum_run(&out.view(), &current, run);
+        let current = Dims::from_slice(out.shape());
+        let next = sum_run(&out.view(), &current, run);
+        pool::recycle_array(std::mem::replace(&mut out, next));
         end = run.0;
     }
-    let kept: Vec<usize> = if keepdim {
-        out.shape().to_vec()
+    let kept: Dims = if keepdim {
+        Dims::from_slice(out.shape())
     } else {
         (0..ndim)
             .filter(|i| sorted.binary_search(i).is_err())
@@ -82,7 +90,7 @@ fn sum_run<T: Float>(
     let outer: usize = shape[..from].iter().product();
     let reduced: usize = shape[from..=to].iter().product();
     let inner: usize = shape[to + 1..].iter().product();
-    let mut out = vec![T::zero(); outer * inner];
+    let mut out = pool::zeros(outer * inner);
     let side_by_side = data.len() >= PARALLEL_THRESHOLD && out.len() >= 2;
     halves(&mut out, side_by_side, |start, part| {
         if inner == 1 {
@@ -108,7 +116,7 @@ fn sum_run<T: Float>(
             e += c1 - c0;
         }
     });
-    let mut kept = shape.to_vec();
+    let mut kept = Dims::from_slice(shape);
     kept[from..=to].iter_mut().for_each(|d| *d = 1);
     ArrayD::from_shape_vec(IxDyn(&kept), out).expect("element count matches")
 }
@@ -152,12 +160,33 @@ pub(crate) fn extremum<T: Float>(
     } else {
         T::infinity()
     };
-    let mut sorted = axes.to_vec();
+    let mut sorted = Dims::from_slice(axes);
     sorted.sort_unstable();
     let Some((&last, rest)) = sorted.split_last() else {
-        return a.clone();
+        return pool::copy(a);
     };
-    let mut out = a.map_axis(Axis(last), |lane| lane.iter().fold(init, pick));
+    let mut out = match (rest.is_empty(), a.as_slice()) {
+        // One axis of a row-major array: the lanes are read in place, each folded in order
+        // as `map_axis` folds it, into a buffer from the pool.
+        (true, Some(data)) if !a.is_empty() => {
+            let shape = a.shape();
+            let len = shape[last];
+            let inner: usize = shape[last + 1..].iter().product();
+            let mut values = pool::vec(data.len() / len);
+            for block in data.chunks_exact(len * inner) {
+                values.extend(
+                    (0..inner)
+                        .map(|i| (0..len).fold(init, |acc, j| pick(acc, &block[j * inner + i]))),
+                );
+            }
+            let kept: Dims = (0..shape.len())
+                .filter(|&d| d != last)
+                .map(|d| shape[d])
+                .collect();
+            ArrayD::from_shape_vec(IxDyn(&kept), values).expect("one value per lane")
+        }
+        _ => a.map_axis(Axis(last), |lane| lane.iter().fold(init, pick)),
+    };
     for &axis in rest.iter().rev() {
         out = out.map_axis(Axis(axis), |lane| lane.iter().fold(init, pick));
     }

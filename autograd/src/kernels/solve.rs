@@ -5,7 +5,9 @@
 use ndarray::{Array3, ArrayD, ArrayView2, ArrayViewD, Axis, IxDyn};
 
 use super::movement::broadcast_shape;
+use super::pool::{self, PooledVec};
 use crate::Float;
+use crate::kernels::Dims;
 
 /// `X` with `A X = B` for every matrix of the batch: `a` is `[*, n, n]` and `b` `[*, n, k]`,
 /// their batch axes broadcast; either may be a transposed view. A matrix with a zero pivot
@@ -30,7 +32,7 @@ pub(crate) fn solve<T: Float>(a: ArrayViewD<'_, T>, b: ArrayViewD<'_, T>) -> Arr
     );
     let batch = broadcast_shape("solve", &a.shape()[..ra - 2], &b.shape()[..rb - 2]);
     let count: usize = batch.iter().product();
-    let with = |tail: [usize; 2]| -> Vec<usize> {
+    let with = |tail: [usize; 2]| -> Dims {
         let mut s = batch.clone();
         s.extend_from_slice(&tail);
         s
@@ -43,9 +45,10 @@ pub(crate) fn solve<T: Float>(a: ArrayViewD<'_, T>, b: ArrayViewD<'_, T>) -> Arr
         .expect("batch shapes checked");
     let a3 = a_b.to_shape((count, n, n)).expect("same element count");
     let b3 = b_b.to_shape((count, n, k)).expect("same element count");
-    let mut out = Array3::<T>::zeros((count, n, k));
+    let mut out =
+        Array3::from_shape_vec((count, n, k), pool::zeros(count * n * k)).expect("count · n · k");
     // One buffer for the factors, reused by every matrix of the batch.
-    let mut lu = Vec::with_capacity(n * n);
+    let mut lu = PooledVec::with_capacity(n * n);
     for (i, mut x) in out.axis_iter_mut(Axis(0)).enumerate() {
         fill_row_major(&mut lu, a3.index_axis(Axis(0), i));
         x.assign(&b3.index_axis(Axis(0), i));

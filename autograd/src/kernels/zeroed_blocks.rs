@@ -9,6 +9,7 @@
 use std::mem::MaybeUninit;
 
 use super::fork_join::join;
+use super::pool;
 use crate::Float;
 
 /// `blocks · len` elements built block by block: block `b` is zeroed, then
@@ -26,7 +27,7 @@ pub(crate) fn zeroed_blocks<T: Float, S>(
     if len == 0 {
         return Vec::new();
     }
-    let mut data: Vec<T> = Vec::with_capacity(total);
+    let mut data: Vec<T> = pool::vec(total);
     let half = |first: usize, part: &mut [MaybeUninit<T>]| {
         let mut state = state();
         for (b, block) in part.chunks_exact_mut(len).enumerate() {

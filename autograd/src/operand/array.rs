@@ -1,33 +1,35 @@
 //! [`Arr`]: the [`Operand`] of plain arrays, for first-order backward and for the forward
 //! values of ops. It picks the kernel ([`crate::kernels`]) and reuses an owned operand's
-//! buffer where the result has its shape.
-
-use std::rc::Rc;
+//! buffer where the result has its shape. An owned operand is [`Pooled`]: a temporary the
+//! rule is done with goes back to the buffer pool.
 
 use ndarray::{ArrayD, ArrayView4, ArrayViewD, Ix4, IxDyn};
 
 use super::{Operand, Structural, unbroadcast};
 use crate::Float;
+use crate::graph::{BinaryOp, UnaryOp};
+use crate::kernels::Dims;
 use crate::kernels::conv2d::{
     Conv2dGeometry, conv2d_forward, conv2d_input_grad, conv2d_weight_grad,
 };
 use crate::kernels::elementwise::{
-    map_inplace, map_new, one_element, same, sigmoid, zip_broadcast_inplace, zip_broadcast_new,
-    zip_inplace, zip_new,
+    map_inplace, map_new, one_element, same, zip_broadcast_inplace, zip_broadcast_new, zip_inplace,
+    zip_new,
 };
 use crate::kernels::fork_join::join;
 use crate::kernels::gemm::pair_in_parallel;
-use crate::kernels::matmul::{matmul, swap_last_two};
+use crate::kernels::matmul::{matmul, matmul_fill, product_len, swap_last_two};
 use crate::kernels::movement::{self, broadcast_shape, standard_copy};
+use crate::kernels::pool::{self, Pooled, Shared, SharedList, copy, filled};
 use crate::kernels::pool2d::{Pool2dGeometry, avg_pool2d_backward, avg_pool2d_forward};
 use crate::kernels::solve::solve;
 use crate::kernels::{index, reduce};
 
 /// An array operand: a borrowed view of a recorded value, or an owned temporary that
-/// later steps may overwrite in place.
+/// later steps may overwrite in place (and that goes back to the pool when dropped).
 pub(crate) enum Arr<'a, T> {
     Ref(&'a ArrayD<T>),
-    Owned(ArrayD<T>),
+    Owned(Pooled<T>),
 }
 
 impl<T: Clone> Clone for Arr<'_, T> {
@@ -40,6 +42,12 @@ impl<T: Clone> Clone for Arr<'_, T> {
 }
 
 impl<'a, T: Float> Arr<'a, T> {
+    /// An owned operand.
+    #[inline]
+    pub(crate) fn owned(a: ArrayD<T>) -> Self {
+        Arr::Owned(Pooled::new(a))
+    }
+
     #[inline]
     pub(crate) fn view(&self) -> ArrayViewD<'_, T> {
         match self {
@@ -74,11 +82,12 @@ impl<'a, T: Float> Arr<'a, T> {
         }
     }
 
+    /// The array, owned: copied (into a pooled buffer) if borrowed.
     #[inline]
     pub(crate) fn into_owned(self) -> ArrayD<T> {
         match self {
-            Arr::Ref(a) => a.clone(),
-            Arr::Owned(a) => a,
+            Arr::Ref(a) => copy(a),
+            Arr::Owned(a) => a.into_array(),
         }
     }
 
@@ -90,7 +99,7 @@ impl<'a, T: Float> Arr<'a, T> {
                 map_inplace(&mut a, f);
                 Arr::Owned(a)
             }
-            Arr::Ref(a) => Arr::Owned(map_new(&a.view(), f)),
+            Arr::Ref(a) => Arr::owned(map_new(&a.view(), f)),
         }
     }
 
@@ -111,11 +120,11 @@ impl<'a, T: Float> Arr<'a, T> {
                 }
                 (Arr::Ref(a), Arr::Ref(b)) => {
                     if a.is_standard_layout() && b.is_standard_layout() {
-                        let mut a = a.clone();
+                        let mut a = copy(a);
                         zip_inplace(&mut a, b, &f);
-                        Arr::Owned(a)
+                        Arr::owned(a)
                     } else {
-                        Arr::Owned(zip_new(&a.view(), &b.view(), f))
+                        Arr::owned(zip_new(&a.view(), &b.view(), f))
                     }
                 }
             }
@@ -128,56 +137,61 @@ impl<'a, T: Float> Arr<'a, T> {
                     zip_broadcast_inplace(&mut a, other.array(), &shape, f);
                     Arr::Owned(a)
                 }
-                a => Arr::Owned(zip_broadcast_new(a.array(), other.array(), &shape, f)),
+                a => Arr::owned(zip_broadcast_new(a.array(), other.array(), &shape, f)),
             }
         }
     }
 
     /// An owned result re-labelled with any lifetime.
     fn into_static<'b>(self) -> Arr<'b, T> {
-        Arr::Owned(self.into_owned())
+        match self {
+            Arr::Owned(a) => Arr::Owned(a),
+            Arr::Ref(a) => Arr::owned(copy(a)),
+        }
     }
 }
 
+// The arithmetic of the rules is the primitives' own forward (`BinaryOp::forward`,
+// `UnaryOp::map`): the same values, and each elementwise loop compiled once.
 impl<T: Float> Operand<T> for Arr<'_, T> {
     fn add(self, other: Self) -> Self {
-        self.zip(other, "add", |a, b| a + b)
+        BinaryOp::Add.forward(self, other)
     }
     fn sub(self, other: Self) -> Self {
-        self.zip(other, "sub", |a, b| a - b)
+        BinaryOp::Sub.forward(self, other)
     }
     fn mul(self, other: Self) -> Self {
-        self.zip(other, "mul", |a, b| a * b)
+        BinaryOp::Mul.forward(self, other)
     }
     fn div(self, other: Self) -> Self {
-        self.zip(other, "div", |a, b| a / b)
+        BinaryOp::Div.forward(self, other)
     }
     fn neg(self) -> Self {
-        self.map(|a| -a)
+        UnaryOp::Neg.map(self)
     }
     fn scale(self, s: T) -> Self {
-        self.map(move |a| a * s)
+        UnaryOp::MulScalar(s).map(self)
     }
     fn add_scalar(self, s: T) -> Self {
-        self.map(move |a| a + s)
+        UnaryOp::AddScalar(s).map(self)
     }
     fn powf(self, p: T) -> Self {
-        self.map(move |a| a.powf(p))
+        UnaryOp::PowF(p).map(self)
     }
     fn powi(self, n: i32) -> Self {
-        self.map(move |a| a.powi(n))
+        UnaryOp::PowI(n).map(self)
     }
     fn exp(self) -> Self {
-        self.map(|a| a.exp())
+        UnaryOp::Exp.map(self)
     }
     fn sin(self) -> Self {
-        self.map(|a| a.sin())
+        UnaryOp::Sin.map(self)
     }
     fn cos(self) -> Self {
-        self.map(|a| a.cos())
+        UnaryOp::Cos.map(self)
     }
     fn sigmoid(self) -> Self {
-        self.map(sigmoid)
+        UnaryOp::Sigmoid.map(self)
     }
     fn mul_const_fn(self, x: &Self, f: impl Fn(T) -> T + Sync) -> Self {
         self.zip(x.borrowed(), "mul", |g, x| g * f(x))
@@ -209,8 +223,8 @@ impl<T: Float> Operand<T> for Arr<'_, T> {
 }
 
 impl<T: Float> Structural<T> for Arr<'_, T> {
-    fn shape_vec(&self) -> Vec<usize> {
-        self.shape().to_vec()
+    fn shape_vec(&self) -> Dims {
+        Dims::from_slice(self.shape())
     }
     #[inline]
     fn has_shape(&self, shape: &[usize]) -> bool {
@@ -227,9 +241,9 @@ impl<T: Float> Structural<T> for Arr<'_, T> {
             );
         }
         if axes.is_empty() && ndim > 0 {
-            return Arr::Owned(self.into_owned());
+            return self.into_static();
         }
-        Arr::Owned(reduce::sum_axes(&self.view(), axes, keepdim))
+        Arr::owned(reduce::sum_axes(&self.view(), axes, keepdim))
     }
     #[track_caller]
     fn reshape(self, shape: &[usize]) -> Self {
@@ -241,11 +255,12 @@ impl<T: Float> Structural<T> for Arr<'_, T> {
             self.shape()
         );
         match self {
-            Arr::Owned(a) if a.is_standard_layout() => Arr::Owned(
-                a.into_shape_with_order(IxDyn(shape))
+            Arr::Owned(a) if a.is_standard_layout() => Arr::owned(
+                a.into_array()
+                    .into_shape_with_order(IxDyn(shape))
                     .expect("element count checked"),
             ),
-            other => Arr::Owned(
+            other => Arr::owned(
                 standard_copy(&other.view())
                     .into_shape_with_order(IxDyn(shape))
                     .expect("element count checked"),
@@ -254,8 +269,9 @@ impl<T: Float> Structural<T> for Arr<'_, T> {
     }
     fn permute(self, axes: &[usize]) -> Self {
         match self {
-            Arr::Owned(a) => Arr::Owned(a.permuted_axes(IxDyn(axes))),
-            Arr::Ref(a) => Arr::Owned(a.view().permuted_axes(IxDyn(axes)).to_owned()),
+            Arr::Owned(a) => Arr::owned(a.into_array().permuted_axes(IxDyn(axes))),
+            Arr::Ref(a) if a.is_standard_layout() => Arr::owned(copy(a).permuted_axes(IxDyn(axes))),
+            Arr::Ref(a) => Arr::owned(a.view().permuted_axes(IxDyn(axes)).to_owned()),
         }
     }
     #[track_caller]
@@ -263,11 +279,11 @@ impl<T: Float> Structural<T> for Arr<'_, T> {
         if let Some(x) = one_element(self.array())
             && shape.len() >= self.shape().len()
         {
-            return Arr::Owned(ArrayD::from_elem(IxDyn(shape), x));
+            return Arr::owned(filled(shape, x));
         }
         let v = self.view();
         match v.broadcast(IxDyn(shape)) {
-            Some(b) => Arr::Owned(b.to_owned()),
+            Some(b) => Arr::owned(standard_copy(&b)),
             None => panic!(
                 "broadcast_to: shape {:?} cannot be broadcast to shape {shape:?}",
                 self.shape()
@@ -275,10 +291,10 @@ impl<T: Float> Structural<T> for Arr<'_, T> {
         }
     }
     fn matmul_nt(self, other: Self) -> Self {
-        Arr::Owned(matmul(self.view(), swap_last_two(other.view())))
+        Arr::owned(matmul(self.view(), swap_last_two(other.view())))
     }
     fn matmul_tn(self, other: Self) -> Self {
-        Arr::Owned(matmul(swap_last_two(self.view()), other.view()))
+        Arr::owned(matmul(swap_last_two(self.view()), other.view()))
     }
     /// The two products run side by side when each is small enough for one thread but
     /// together they are worth two ([`pair_in_parallel`]).
@@ -286,68 +302,81 @@ impl<T: Float> Structural<T> for Arr<'_, T> {
         let (gv, av, bv) = (g.view(), a.view(), b.view());
         let k = av.shape().last().copied().unwrap_or(0);
         if pair_in_parallel(gv.len() * k) {
-            let (ga, gb) = join(
-                || matmul(gv.view(), swap_last_two(bv.view())),
-                || matmul(swap_last_two(av.view()), gv.view()),
+            // Both outputs are taken here, from this thread's pool, where they go back.
+            let (bt, at) = (swap_last_two(bv.view()), swap_last_two(av.view()));
+            let mut ga = pool::vec(product_len(&gv, &bt));
+            let mut gb = pool::vec(product_len(&at, &gv));
+            let (ga_shape, gb_shape) = join(
+                || matmul_fill(gv.view(), bt.view(), &mut ga),
+                || matmul_fill(at.view(), gv.view(), &mut gb),
             );
-            return (Arr::Owned(ga), Arr::Owned(gb));
+            let array = |shape: Dims, data| {
+                Arr::owned(
+                    ArrayD::from_shape_vec(IxDyn(&shape), data).expect("the product's shape"),
+                )
+            };
+            return (array(ga_shape, ga), array(gb_shape, gb));
         }
         (
-            Arr::Owned(matmul(gv.view(), swap_last_two(bv))),
-            Arr::Owned(matmul(swap_last_two(av), gv)),
+            Arr::owned(matmul(gv.view(), swap_last_two(bv))),
+            Arr::owned(matmul(swap_last_two(av), gv)),
         )
     }
     /// `selfᵀ` as a view with swapped axes: the kernel copies each matrix into its own
     /// buffer anyway, so the transpose costs nothing.
     fn solve_tn(self, b: Self) -> Self {
-        Arr::Owned(solve(swap_last_two(self.view()), b.view()))
+        Arr::owned(solve(swap_last_two(self.view()), b.view()))
     }
     fn slice(self, axis: usize, start: usize, end: usize) -> Self {
-        Arr::Owned(movement::slice(&self.view(), axis, start, end))
+        Arr::owned(movement::slice(&self.view(), axis, start, end))
     }
     fn pad(self, axis: usize, start: usize, len: usize) -> Self {
-        Arr::Owned(movement::pad(&self.view(), axis, start, len))
+        Arr::owned(movement::pad(&self.view(), axis, start, len))
     }
-    fn index_select(self, axis: usize, indices: &Rc<[usize]>) -> Self {
-        Arr::Owned(index::index_select(&self.view(), axis, indices))
+    fn index_select(self, axis: usize, indices: &SharedList) -> Self {
+        Arr::owned(index::index_select(&self.view(), axis, indices))
     }
-    fn index_add(self, axis: usize, indices: &Rc<[usize]>, size: usize) -> Self {
-        Arr::Owned(index::index_add(&self.view(), axis, indices, size))
+    fn index_add(self, axis: usize, indices: &SharedList, size: usize) -> Self {
+        Arr::owned(index::index_add(&self.view(), axis, indices, size))
     }
-    fn gather(self, axis: usize, index: &Rc<ArrayD<usize>>) -> Self {
-        Arr::Owned(index::gather(&self.view(), axis, index))
+    fn gather(self, axis: usize, index: &Shared<Pooled<usize>>) -> Self {
+        Arr::owned(index::gather(&self.view(), axis, index))
     }
-    fn scatter_add(self, axis: usize, index: &Rc<ArrayD<usize>>, shape: &[usize]) -> Self {
-        Arr::Owned(index::scatter_add(&self.view(), axis, index, shape))
+    fn scatter_add(self, axis: usize, index: &Shared<Pooled<usize>>, shape: &[usize]) -> Self {
+        Arr::owned(index::scatter_add(&self.view(), axis, index, shape))
     }
-    fn conv2d(&self, weight: &Self, geometry: &Rc<Conv2dGeometry>) -> Self {
+    fn conv2d(&self, weight: &Self, geometry: &Shared<Conv2dGeometry>) -> Self {
         let y = conv2d_forward(self.view4(), weight.view4(), geometry);
-        Arr::Owned(y.into_dyn())
+        Arr::owned(y.into_dyn())
     }
-    fn conv2d_input_grad(&self, weight: &Self, geometry: &Rc<Conv2dGeometry>) -> Self {
+    fn conv2d_input_grad(&self, weight: &Self, geometry: &Shared<Conv2dGeometry>) -> Self {
         let x_shape = geometry.input_shape(self.shape()[0]);
         let dx = conv2d_input_grad(self.view4(), weight.view4(), x_shape, geometry);
-        Arr::Owned(dx.into_dyn())
+        Arr::owned(dx.into_dyn())
     }
-    fn conv2d_weight_grad(&self, grad: &Self, geometry: &Rc<Conv2dGeometry>) -> Self {
+    fn conv2d_weight_grad(&self, grad: &Self, geometry: &Shared<Conv2dGeometry>) -> Self {
         let dw = conv2d_weight_grad(
             self.view4(),
             grad.view4(),
             geometry.weight_shape(),
             geometry,
         );
-        Arr::Owned(dw.into_dyn())
+        Arr::owned(dw.into_dyn())
     }
-    fn avg_pool2d(self, geometry: &Rc<Pool2dGeometry>, count_include_pad: bool) -> Self {
-        Arr::Owned(avg_pool2d_forward(self.view4(), geometry, count_include_pad).into_dyn())
+    fn avg_pool2d(self, geometry: &Shared<Pool2dGeometry>, count_include_pad: bool) -> Self {
+        Arr::owned(avg_pool2d_forward(self.view4(), geometry, count_include_pad).into_dyn())
     }
-    fn avg_pool2d_adjoint(self, geometry: &Rc<Pool2dGeometry>, count_include_pad: bool) -> Self {
+    fn avg_pool2d_adjoint(
+        self,
+        geometry: &Shared<Pool2dGeometry>,
+        count_include_pad: bool,
+    ) -> Self {
         let &[n, c, ..] = self.shape() else {
             panic!("avg_pool2d_adjoint: gradient {:?} is not 4-D", self.shape());
         };
         let [h, w] = geometry.input_hw;
         let dx = avg_pool2d_backward(self.view4(), [n, c, h, w], geometry, count_include_pad);
-        Arr::Owned(dx.into_dyn())
+        Arr::owned(dx.into_dyn())
     }
 }
 

@@ -21,12 +21,10 @@ mod var;
 pub(crate) use array::Arr;
 pub(crate) use number::Number;
 
-use std::rc::Rc;
-
-use ndarray::ArrayD;
-
 use crate::Float;
+use crate::kernels::Dims;
 use crate::kernels::conv2d::Conv2dGeometry;
+use crate::kernels::pool::{Pooled, Shared, SharedList};
 use crate::kernels::pool2d::Pool2dGeometry;
 
 /// The elementwise operations every rule may use. Methods that take a function
@@ -66,7 +64,7 @@ pub(crate) trait Operand<T: Float>: Clone + Sized {
 /// linear solves and indexing use. A one-element [`Number`] has no shape to change, so it
 /// does not implement them.
 pub(crate) trait Structural<T: Float>: Operand<T> {
-    fn shape_vec(&self) -> Vec<usize>;
+    fn shape_vec(&self) -> Dims;
     /// Whether the shape is `shape` (without allocating).
     fn has_shape(&self, shape: &[usize]) -> bool;
     fn sum_axes(self, axes: &[usize], keepdim: bool) -> Self;
@@ -87,24 +85,25 @@ pub(crate) trait Structural<T: Float>: Operand<T> {
     fn slice(self, axis: usize, start: usize, end: usize) -> Self;
     /// Zeros of length `len` along `axis` with `self` placed at `start` (the adjoint of slice).
     fn pad(self, axis: usize, start: usize, len: usize) -> Self;
-    fn index_select(self, axis: usize, indices: &Rc<[usize]>) -> Self;
-    fn index_add(self, axis: usize, indices: &Rc<[usize]>, size: usize) -> Self;
-    fn gather(self, axis: usize, index: &Rc<ArrayD<usize>>) -> Self;
-    fn scatter_add(self, axis: usize, index: &Rc<ArrayD<usize>>, shape: &[usize]) -> Self;
+    fn index_select(self, axis: usize, indices: &SharedList) -> Self;
+    fn index_add(self, axis: usize, indices: &SharedList, size: usize) -> Self;
+    fn gather(self, axis: usize, index: &Shared<Pooled<usize>>) -> Self;
+    fn scatter_add(self, axis: usize, index: &Shared<Pooled<usize>>, shape: &[usize]) -> Self;
     /// `conv2d(self, weight)`, `self` an input `[N, C, H, W]`. The three convolution maps
     /// borrow their operands (their kernels only read them), so a rule that feeds one
     /// gradient to two of them copies nothing.
-    fn conv2d(&self, weight: &Self, geometry: &Rc<Conv2dGeometry>) -> Self;
+    fn conv2d(&self, weight: &Self, geometry: &Shared<Conv2dGeometry>) -> Self;
     /// The transposed convolution of `self` (an output gradient `[N, O, OH, OW]`) by
     /// `weight`: conv2d's input gradient, `[N, C, H, W]`.
-    fn conv2d_input_grad(&self, weight: &Self, geometry: &Rc<Conv2dGeometry>) -> Self;
+    fn conv2d_input_grad(&self, weight: &Self, geometry: &Shared<Conv2dGeometry>) -> Self;
     /// conv2d's weight gradient for the input `self` and the output gradient `grad`.
-    fn conv2d_weight_grad(&self, grad: &Self, geometry: &Rc<Conv2dGeometry>) -> Self;
+    fn conv2d_weight_grad(&self, grad: &Self, geometry: &Shared<Conv2dGeometry>) -> Self;
     /// Average pooling of `self`, `[N, C, H, W]`.
-    fn avg_pool2d(self, geometry: &Rc<Pool2dGeometry>, count_include_pad: bool) -> Self;
+    fn avg_pool2d(self, geometry: &Shared<Pool2dGeometry>, count_include_pad: bool) -> Self;
     /// The adjoint of average pooling (its input gradient) applied to `self`, an output
     /// gradient `[N, C, OH, OW]`.
-    fn avg_pool2d_adjoint(self, geometry: &Rc<Pool2dGeometry>, count_include_pad: bool) -> Self;
+    fn avg_pool2d_adjoint(self, geometry: &Shared<Pool2dGeometry>, count_include_pad: bool)
+    -> Self;
 }
 
 /// [`Operand::sum_to`] for operands with a shape: a sum over the broadcast axes, then a
@@ -117,7 +116,7 @@ fn unbroadcast<T: Float, O: Structural<T>>(operand: O, shape: &[usize]) -> O {
     let lead = current.len() - shape.len();
     // Every axis the target has as 1 is summed, even where `operand` is 1 there too (a sum
     // over it changes nothing): a one-element target then sums every axis, in one pass.
-    let axes: Vec<usize> = (0..current.len())
+    let axes: Dims = (0..current.len())
         .filter(|&i| i < lead || shape[i - lead] == 1)
         .collect();
     operand.sum_axes(&axes, true).reshape(shape)

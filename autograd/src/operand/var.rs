@@ -1,13 +1,11 @@
 //! [`Operand`] and [`Structural`] for [`Var`]: every step of a rule is recorded, so the
 //! gradients it builds can be differentiated again.
 
-use std::rc::Rc;
-
-use ndarray::ArrayD;
-
 use super::{Arr, Operand, Structural, unbroadcast};
+use crate::kernels::Dims;
 use crate::kernels::conv2d::Conv2dGeometry;
 use crate::kernels::elementwise::same;
+use crate::kernels::pool::{Pooled, Shared, SharedList};
 use crate::kernels::pool2d::Pool2dGeometry;
 use crate::ops::{avg_pool2d, conv2d, gather, index_select, matmul, permute, slice, solve, sum};
 use crate::{Float, Var};
@@ -66,8 +64,8 @@ impl<'t, T: Float> Operand<T> for Var<'t, T> {
 }
 
 impl<'t, T: Float> Structural<T> for Var<'t, T> {
-    fn shape_vec(&self) -> Vec<usize> {
-        self.shape()
+    fn shape_vec(&self) -> Dims {
+        Dims::from_slice(&self.shape())
     }
     fn has_shape(&self, shape: &[usize]) -> bool {
         same(self.value().shape(), shape)
@@ -99,31 +97,35 @@ impl<'t, T: Float> Structural<T> for Var<'t, T> {
     fn pad(self, axis: usize, start: usize, len: usize) -> Self {
         slice::record_pad(self, axis, start, len)
     }
-    fn index_select(self, axis: usize, indices: &Rc<[usize]>) -> Self {
+    fn index_select(self, axis: usize, indices: &SharedList) -> Self {
         index_select::record(self, axis, indices.clone())
     }
-    fn index_add(self, axis: usize, indices: &Rc<[usize]>, size: usize) -> Self {
+    fn index_add(self, axis: usize, indices: &SharedList, size: usize) -> Self {
         index_select::record_index_add(self, axis, indices.clone(), size)
     }
-    fn gather(self, axis: usize, index: &Rc<ArrayD<usize>>) -> Self {
+    fn gather(self, axis: usize, index: &Shared<Pooled<usize>>) -> Self {
         gather::record(self, axis, index.clone())
     }
-    fn scatter_add(self, axis: usize, index: &Rc<ArrayD<usize>>, shape: &[usize]) -> Self {
+    fn scatter_add(self, axis: usize, index: &Shared<Pooled<usize>>, shape: &[usize]) -> Self {
         gather::record_scatter_add(self, axis, index.clone(), shape)
     }
-    fn conv2d(&self, weight: &Self, geometry: &Rc<Conv2dGeometry>) -> Self {
+    fn conv2d(&self, weight: &Self, geometry: &Shared<Conv2dGeometry>) -> Self {
         conv2d::record(*self, *weight, geometry.clone())
     }
-    fn conv2d_input_grad(&self, weight: &Self, geometry: &Rc<Conv2dGeometry>) -> Self {
+    fn conv2d_input_grad(&self, weight: &Self, geometry: &Shared<Conv2dGeometry>) -> Self {
         conv2d::record_input_grad(*self, *weight, geometry.clone())
     }
-    fn conv2d_weight_grad(&self, grad: &Self, geometry: &Rc<Conv2dGeometry>) -> Self {
+    fn conv2d_weight_grad(&self, grad: &Self, geometry: &Shared<Conv2dGeometry>) -> Self {
         conv2d::record_weight_grad(*self, *grad, geometry.clone())
     }
-    fn avg_pool2d(self, geometry: &Rc<Pool2dGeometry>, count_include_pad: bool) -> Self {
+    fn avg_pool2d(self, geometry: &Shared<Pool2dGeometry>, count_include_pad: bool) -> Self {
         avg_pool2d::record(self, geometry.clone(), count_include_pad)
     }
-    fn avg_pool2d_adjoint(self, geometry: &Rc<Pool2dGeometry>, count_include_pad: bool) -> Self {
+    fn avg_pool2d_adjoint(
+        self,
+        geometry: &Shared<Pool2dGeometry>,
+        count_include_pad: bool,
+    ) -> Self {
         avg_pool2d::record_adjoint(self, geometry.clone(), count_include_pad)
     }
 }

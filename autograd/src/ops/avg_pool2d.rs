@@ -3,9 +3,8 @@
 //! convolution with a constant filter would cover `count_include_pad` only, and a pass over
 //! each window is cheaper than im2col for a filter of equal weights.
 
-use std::rc::Rc;
-
 use crate::graph::Op;
+use crate::kernels::pool::Shared;
 use crate::kernels::pool2d::Pool2dGeometry;
 use crate::operand::Structural;
 use crate::{Float, Pool2dOptions, Var};
@@ -13,7 +12,7 @@ use crate::{Float, Pool2dOptions, Var};
 /// avg_pool2d is linear: ∂/∂x = its adjoint applied to g.
 pub(crate) fn rule<T: Float, O: Structural<T>>(
     input: usize,
-    geometry: &Rc<Pool2dGeometry>,
+    geometry: &Shared<Pool2dGeometry>,
     count_include_pad: bool,
     g: O,
     emit: &mut impl FnMut(usize, O),
@@ -24,7 +23,7 @@ pub(crate) fn rule<T: Float, O: Structural<T>>(
 /// The adjoint is linear, and its adjoint is avg_pool2d: ∂/∂gy = avg_pool2d(g).
 pub(crate) fn adjoint_rule<T: Float, O: Structural<T>>(
     grad: usize,
-    geometry: &Rc<Pool2dGeometry>,
+    geometry: &Shared<Pool2dGeometry>,
     count_include_pad: bool,
     g: O,
     emit: &mut impl FnMut(usize, O),
@@ -55,7 +54,7 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn avg_pool2d(self, options: &Pool2dOptions) -> Var<'t, T> {
         let geometry = pool_geometry("avg_pool2d", &self.shape(), options);
-        T::record_avg_pool2d(self, Rc::new(geometry), options.count_include_pad)
+        T::record_avg_pool2d(self, Shared::new(geometry), options.count_include_pad)
     }
 }
 
@@ -84,7 +83,7 @@ pub(crate) fn pool_geometry(op: &str, shape: &[usize], options: &Pool2dOptions) 
 #[track_caller]
 pub(crate) fn record<'t, T: Float>(
     x: Var<'t, T>,
-    geometry: Rc<Pool2dGeometry>,
+    geometry: Shared<Pool2dGeometry>,
     count_include_pad: bool,
 ) -> Var<'t, T> {
     let value = x.with_arr(|a| a.avg_pool2d(&geometry, count_include_pad).into_owned());
@@ -102,7 +101,7 @@ pub(crate) fn record<'t, T: Float>(
 #[track_caller]
 pub(crate) fn record_adjoint<'t, T: Float>(
     grad: Var<'t, T>,
-    geometry: Rc<Pool2dGeometry>,
+    geometry: Shared<Pool2dGeometry>,
     count_include_pad: bool,
 ) -> Var<'t, T> {
     let value = grad.with_arr(|a| {

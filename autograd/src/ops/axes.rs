@@ -3,9 +3,8 @@
 //! several through [`Axes`]. An axis out of range panics naming the op, the axis and the
 //! shape, at the caller's line.
 
-use smallvec::SmallVec;
-
 use crate::Float;
+use crate::kernels::Dims;
 use crate::operand::Structural;
 
 mod sealed {
@@ -72,7 +71,7 @@ impl<A: Axes + ?Sized> Axes for &A {
 }
 
 /// Resolved axes: in range, sorted, distinct.
-pub(crate) type AxisList = SmallVec<[usize; 4]>;
+pub(crate) type AxisList = Dims;
 
 /// Resolves a possibly negative `axis` against `shape`; panics naming `op`, the axis and
 /// the shape when it is out of range.
@@ -124,8 +123,8 @@ pub(crate) fn all_axes(ndim: usize) -> AxisList {
 }
 
 /// `shape` with each of `axes` set to 1.
-pub(crate) fn keepdim_shape(shape: &[usize], axes: &[usize]) -> Vec<usize> {
-    let mut kept = shape.to_vec();
+pub(crate) fn keepdim_shape(shape: &[usize], axes: &[usize]) -> Dims {
+    let mut kept = Dims::from_slice(shape);
     for &a in axes {
         kept[a] = 1;
     }

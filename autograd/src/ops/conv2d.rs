@@ -10,13 +10,12 @@
 //! result, the pre-activation never stored (the convolution's rule reads its inputs, and
 //! `relu`'s reads its output). Anomaly mode records both values, to check each.
 
-use std::rc::Rc;
-
 use ndarray::Ix4;
 
 use super::RuleContext;
 use crate::graph::{Op, UnaryOp, Value};
 use crate::kernels::conv2d::{Conv2dGeometry, Epilogue, conv2d_forward_fused};
+use crate::kernels::pool::Shared;
 use crate::operand::{Arr, Structural};
 use crate::{Conv2dOptions, Float, Var};
 
@@ -26,7 +25,7 @@ pub(crate) fn rule<T: Float, O: Structural<T>>(
     input: usize,
     weight: usize,
     bias: Option<usize>,
-    geometry: &Rc<Conv2dGeometry>,
+    geometry: &Shared<Conv2dGeometry>,
     g: O,
     ctx: &impl RuleContext<O>,
     emit: &mut impl FnMut(usize, O),
@@ -47,7 +46,7 @@ pub(crate) fn rule<T: Float, O: Structural<T>>(
 pub(crate) fn input_grad_rule<T: Float, O: Structural<T>>(
     grad: usize,
     weight: usize,
-    geometry: &Rc<Conv2dGeometry>,
+    geometry: &Shared<Conv2dGeometry>,
     g: O,
     ctx: &impl RuleContext<O>,
     emit: &mut impl FnMut(usize, O),
@@ -65,7 +64,7 @@ pub(crate) fn input_grad_rule<T: Float, O: Structural<T>>(
 pub(crate) fn weight_grad_rule<T: Float, O: Structural<T>>(
     input: usize,
     grad: usize,
-    geometry: &Rc<Conv2dGeometry>,
+    geometry: &Shared<Conv2dGeometry>,
     g: O,
     ctx: &impl RuleContext<O>,
     emit: &mut impl FnMut(usize, O),
@@ -170,7 +169,7 @@ pub(crate) fn record_checked<'t, T: Float>(
     if let Some(bias) = bias {
         let o = geometry.out_channels;
         assert!(
-            bias.shape() == [o],
+            bias.shape()[..] == [o],
             "conv2d: bias {:?} does not match the {o} output channels of weight {w_shape:?} (input {x_shape:?})",
             bias.shape()
         );
@@ -189,9 +188,9 @@ pub(crate) fn record_checked<'t, T: Float>(
     };
     if needs_grad {
         if relu && !tape.anomaly_detection() {
-            return record_fused_relu(x, weight, bias, Rc::new(geometry));
+            return record_fused_relu(x, weight, bias, Shared::new(geometry));
         }
-        let y = record_with_bias(x, weight, bias, Rc::new(geometry));
+        let y = record_with_bias(x, weight, bias, Shared::new(geometry));
         return if relu { y.relu() } else { y };
     }
     let value = forward_value(x, weight, bias, relu, &geometry);
@@ -231,7 +230,7 @@ fn record_with_bias<'t, T: Float>(
     x: Var<'t, T>,
     w: Var<'t, T>,
     bias: Option<Var<'t, T>>,
-    geometry: Rc<Conv2dGeometry>,
+    geometry: Shared<Conv2dGeometry>,
 ) -> Var<'t, T> {
     let value = forward_value(x, w, bias, false, &geometry);
     x.tape.record(value, conv_op(x, w, bias, geometry))
@@ -242,7 +241,7 @@ fn conv_op<T: Float>(
     x: Var<'_, T>,
     w: Var<'_, T>,
     bias: Option<Var<'_, T>>,
-    geometry: Rc<Conv2dGeometry>,
+    geometry: Shared<Conv2dGeometry>,
 ) -> Op<T> {
     Op::Conv2d {
         inputs: [x.index, w.index]
@@ -261,7 +260,7 @@ fn record_fused_relu<'t, T: Float>(
     x: Var<'t, T>,
     w: Var<'t, T>,
     bias: Option<Var<'t, T>>,
-    geometry: Rc<Conv2dGeometry>,
+    geometry: Shared<Conv2dGeometry>,
 ) -> Var<'t, T> {
     let value = forward_value(x, w, bias, true, &geometry);
     let conv = x
@@ -280,7 +279,7 @@ fn record_fused_relu<'t, T: Float>(
 pub(crate) fn record<'t, T: Float>(
     x: Var<'t, T>,
     w: Var<'t, T>,
-    geometry: Rc<Conv2dGeometry>,
+    geometry: Shared<Conv2dGeometry>,
 ) -> Var<'t, T> {
     x.tape.check_same_tape(w.tape, "conv2d");
     record_with_bias(x, w, None, geometry)
@@ -291,7 +290,7 @@ pub(crate) fn record<'t, T: Float>(
 pub(crate) fn record_input_grad<'t, T: Float>(
     grad: Var<'t, T>,
     w: Var<'t, T>,
-    geometry: Rc<Conv2dGeometry>,
+    geometry: Shared<Conv2dGeometry>,
 ) -> Var<'t, T> {
     grad.tape.check_same_tape(w.tape, "conv2d_input_grad");
     let nodes = grad.tape.nodes();
@@ -314,7 +313,7 @@ pub(crate) fn record_input_grad<'t, T: Float>(
 pub(crate) fn record_weight_grad<'t, T: Float>(
     x: Var<'t, T>,
     grad: Var<'t, T>,
-    geometry: Rc<Conv2dGeometry>,
+    geometry: Shared<Conv2dGeometry>,
 ) -> Var<'t, T> {
     x.tape.check_same_tape(grad.tape, "conv2d_weight_grad");
     let nodes = x.tape.nodes();

@@ -1,10 +1,9 @@
 //! `max` and `min` over all or some axes, with `keepdim`.
 
-use std::rc::Rc;
-
 use super::RuleContext;
 use super::axes::{Axes, all_axes, resolve_axes, with_kept_axes};
 use crate::graph::Op;
+use crate::kernels::pool::SharedList;
 use crate::kernels::reduce::extremum;
 use crate::operand::Structural;
 use crate::{Float, Var};
@@ -53,7 +52,7 @@ pub(crate) fn record<'t, T: Float>(
         value,
         Op::Extremum {
             input: x.index,
-            axes: Rc::from(axes),
+            axes: SharedList::list(axes),
             keepdim,
             is_max,
         },

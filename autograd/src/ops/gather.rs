@@ -1,13 +1,12 @@
 //! `gather` (single elements picked by an index array along an axis, `torch.gather`) and
 //! its adjoint `scatter_add` (elements added back at their indices).
 
-use std::rc::Rc;
-
 use ndarray::ArrayD;
 
 use super::RuleContext;
 use super::axes::resolve_axis;
 use crate::graph::Op;
+use crate::kernels::pool::{self, Pooled, Shared};
 use crate::operand::Structural;
 use crate::{Float, Var};
 
@@ -15,7 +14,7 @@ use crate::{Float, Var};
 pub(crate) fn rule<T: Float, O: Structural<T>>(
     input: usize,
     axis: usize,
-    index: &Rc<ArrayD<usize>>,
+    index: &Shared<Pooled<usize>>,
     g: O,
     ctx: &impl RuleContext<O>,
     emit: &mut impl FnMut(usize, O),
@@ -28,7 +27,7 @@ pub(crate) fn rule<T: Float, O: Structural<T>>(
 pub(crate) fn scatter_add_rule<T: Float, O: Structural<T>>(
     input: usize,
     axis: usize,
-    index: &Rc<ArrayD<usize>>,
+    index: &Shared<Pooled<usize>>,
     g: O,
     emit: &mut impl FnMut(usize, O),
 ) {
@@ -40,7 +39,7 @@ pub(crate) fn scatter_add_rule<T: Float, O: Structural<T>>(
 pub(crate) fn record<'t, T: Float>(
     x: Var<'t, T>,
     axis: usize,
-    index: Rc<ArrayD<usize>>,
+    index: Shared<Pooled<usize>>,
 ) -> Var<'t, T> {
     let value = x.with_arr(|a| a.gather(axis, &index).into_owned());
     x.tape.record(
@@ -58,7 +57,7 @@ pub(crate) fn record<'t, T: Float>(
 pub(crate) fn record_scatter_add<'t, T: Float>(
     x: Var<'t, T>,
     axis: usize,
-    index: Rc<ArrayD<usize>>,
+    index: Shared<Pooled<usize>>,
     shape: &[usize],
 ) -> Var<'t, T> {
     let value = x.with_arr(|a| a.scatter_add(axis, &index, shape).into_owned());
@@ -94,6 +93,6 @@ impl<'t, T: Float> Var<'t, T> {
         if let Some(&bad) = index.iter().find(|&&i| i >= shape[axis]) {
             panic!("gather: index {bad} is out of bounds for axis {axis} of shape {shape:?}");
         }
-        T::record_gather(self, axis, Rc::new(index.clone()))
+        T::record_gather(self, axis, Shared::new(Pooled::new(pool::copy(index))))
     }
 }

@@ -1,11 +1,10 @@
 //! `index_select` (whole slices picked by index along an axis) and its adjoint `index_add`
 //! (slices added back at their indices).
 
-use std::rc::Rc;
-
 use super::RuleContext;
 use super::axes::resolve_axis;
 use crate::graph::{Op, stored_axis};
+use crate::kernels::pool::SharedList;
 use crate::operand::Structural;
 use crate::{Float, Var};
 
@@ -13,7 +12,7 @@ use crate::{Float, Var};
 pub(crate) fn rule<T: Float, O: Structural<T>>(
     input: usize,
     axis: usize,
-    indices: &Rc<[usize]>,
+    indices: &SharedList,
     g: O,
     ctx: &impl RuleContext<O>,
     emit: &mut impl FnMut(usize, O),
@@ -26,7 +25,7 @@ pub(crate) fn rule<T: Float, O: Structural<T>>(
 pub(crate) fn index_add_rule<T: Float, O: Structural<T>>(
     input: usize,
     axis: usize,
-    indices: &Rc<[usize]>,
+    indices: &SharedList,
     g: O,
     emit: &mut impl FnMut(usize, O),
 ) {
@@ -35,7 +34,7 @@ pub(crate) fn index_add_rule<T: Float, O: Structural<T>>(
 
 /// Records the slices of `x` at `indices` (in range, unchecked) along `axis`.
 #[track_caller]
-pub(crate) fn record<'t, T: Float>(x: Var<'t, T>, axis: usize, indices: Rc<[usize]>) -> Var<'t, T> {
+pub(crate) fn record<'t, T: Float>(x: Var<'t, T>, axis: usize, indices: SharedList) -> Var<'t, T> {
     let value = x.with_arr(|a| a.index_select(axis, &indices).into_owned());
     x.tape.record(
         value,
@@ -52,7 +51,7 @@ pub(crate) fn record<'t, T: Float>(x: Var<'t, T>, axis: usize, indices: Rc<[usiz
 pub(crate) fn record_index_add<'t, T: Float>(
     x: Var<'t, T>,
     axis: usize,
-    indices: Rc<[usize]>,
+    indices: SharedList,
     size: usize,
 ) -> Var<'t, T> {
     let value = x.with_arr(|a| a.index_add(axis, &indices, size).into_owned());
@@ -76,6 +75,6 @@ impl<'t, T: Float> Var<'t, T> {
         if let Some(&bad) = indices.iter().find(|&&i| i >= shape[axis]) {
             panic!("index_select: index {bad} is out of bounds for axis {axis} of shape {shape:?}");
         }
-        T::record_index_select(self, axis, Rc::from(indices))
+        T::record_index_select(self, axis, SharedList::list(indices))
     }
 }

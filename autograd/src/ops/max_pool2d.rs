@@ -6,12 +6,11 @@
 //! the input into its new shape and reads it again to gather the maxima the kernel has
 //! already found.
 
-use std::rc::Rc;
-
-use ndarray::{ArrayD, Ix4, IxDyn};
+use ndarray::{Ix4, IxDyn};
 
 use super::RuleContext;
 use crate::graph::Op;
+use crate::kernels::pool::{Pooled, Shared};
 use crate::kernels::pool2d::{Pool2dGeometry, max_pool2d_argmax, max_pool2d_values};
 use crate::operand::Structural;
 use crate::ops::avg_pool2d::pool_geometry;
@@ -21,7 +20,7 @@ use crate::{Float, Pool2dOptions, Var};
 /// at argmax (`argmax` is `[N, C, OH·OW]`, indices into the `H·W` plane).
 pub(crate) fn rule<T: Float, O: Structural<T>>(
     input: usize,
-    argmax: &Rc<ArrayD<usize>>,
+    argmax: &Shared<Pooled<usize>>,
     g: O,
     ctx: &impl RuleContext<O>,
     emit: &mut impl FnMut(usize, O),
@@ -93,7 +92,7 @@ pub(crate) fn record<'t, T: Float>(x: Var<'t, T>, geometry: Pool2dGeometry) -> V
         values.into_dyn(),
         Op::MaxPool2d {
             input: x.index,
-            argmax: Rc::new(argmax),
+            argmax: Shared::new(Pooled::new(argmax)),
         },
     )
 }

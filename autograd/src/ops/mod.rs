@@ -53,12 +53,12 @@ pub(crate) mod sum;
 pub(crate) mod unary;
 pub(crate) mod window;
 
-use smallvec::SmallVec;
+use crate::kernels::Dims;
 
 /// What a rule can ask about the graph: the operand for a node's value, its shape, and
 /// whether a node needs a gradient.
 pub(crate) trait RuleContext<O> {
     fn value(&self, index: usize) -> O;
-    fn shape(&self, index: usize) -> SmallVec<[usize; 4]>;
+    fn shape(&self, index: usize) -> Dims;
     fn needs(&self, index: usize) -> bool;
 }

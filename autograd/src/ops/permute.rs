@@ -1,9 +1,11 @@
 //! `permute`: the axes reordered.
 
-use std::rc::Rc;
-
 use super::axes::resolve_axis;
+use smallvec::SmallVec;
+
 use crate::graph::Op;
+use crate::kernels::Dims;
+use crate::kernels::pool::SharedList;
 use crate::operand::{Arr, Structural};
 use crate::{Float, Var};
 
@@ -18,8 +20,8 @@ pub(crate) fn rule<T: Float, O: Structural<T>>(
 }
 
 /// The permutation that undoes `axes`.
-fn inverse_permutation(axes: &[usize]) -> Vec<usize> {
-    let mut inverse = vec![0; axes.len()];
+fn inverse_permutation(axes: &[usize]) -> Dims {
+    let mut inverse = Dims::from_elem(0, axes.len());
     for (i, &a) in axes.iter().enumerate() {
         inverse[a] = i;
     }
@@ -34,7 +36,8 @@ pub(crate) fn record<'t, T: Float>(x: Var<'t, T>, axes: &[usize]) -> Var<'t, T> 
         .permute(axes)
         .into_owned();
     drop(nodes);
-    x.tape.record(value, Op::Permute(x.index, Rc::from(axes)))
+    x.tape
+        .record(value, Op::Permute(x.index, SharedList::list(axes)))
 }
 
 impl<'t, T: Float> Var<'t, T> {
@@ -57,8 +60,8 @@ impl<'t, T: Float> Var<'t, T> {
         if axes.len() != ndim {
             panic!("permute: {axes:?} is not a permutation of the axes of shape {shape:?}");
         }
-        let mut seen = vec![false; ndim];
-        let mut resolved = Vec::with_capacity(ndim);
+        let mut seen: SmallVec<[bool; 6]> = SmallVec::from_elem(false, ndim);
+        let mut resolved = Dims::with_capacity(ndim);
         // A loop, not a closure: closures drop `#[track_caller]`'s location.
         for &a in axes {
             let a = resolve_axis("permute", a, &shape);

@@ -5,6 +5,7 @@ use ndarray::{IxDyn, Zip};
 use super::RuleContext;
 use crate::graph::Op;
 use crate::kernels::movement::broadcast_shape;
+use crate::kernels::pool::filled;
 use crate::operand::Operand;
 use crate::{Float, Var};
 
@@ -61,10 +62,12 @@ pub(crate) fn record<'t, T: Float>(
         b.shape(),
     );
     let dim = IxDyn(&shape);
-    let value = Zip::from(c.broadcast(dim.clone()).expect("checked"))
+    let mut value = filled(&shape, T::zero());
+    Zip::from(&mut value)
+        .and(c.broadcast(dim.clone()).expect("checked"))
         .and(a.broadcast(dim.clone()).expect("checked"))
         .and(b.broadcast(dim).expect("checked"))
-        .map_collect(|&c, &a, &b| if c != T::zero() { a } else { b });
+        .for_each(|out, &c, &a, &b| *out = if c != T::zero() { a } else { b });
     drop(nodes);
     tape.record(
         value,

@@ -1,10 +1,9 @@
 //! `sum` over all or some axes, with `keepdim`.
 
-use std::rc::Rc;
-
 use super::RuleContext;
 use super::axes::{Axes, all_axes, resolve_axes, with_kept_axes};
 use crate::graph::Op;
+use crate::kernels::pool::SharedList;
 use crate::kernels::reduce::sum_all;
 use crate::operand::{Arr, Structural};
 use crate::{Float, Var};
@@ -44,7 +43,7 @@ pub(crate) fn record<'t, T: Float>(x: Var<'t, T>, axes: &[usize], keepdim: bool)
         drop(nodes);
         let op = Op::Sum {
             input: x.index,
-            axes: Rc::from(axes),
+            axes: SharedList::list(axes),
             keepdim,
         };
         return x
@@ -59,7 +58,7 @@ pub(crate) fn record<'t, T: Float>(x: Var<'t, T>, axes: &[usize], keepdim: bool)
         value,
         Op::Sum {
             input: x.index,
-            axes: Rc::from(axes),
+            axes: SharedList::list(axes),
             keepdim,
         },
     )

@@ -1,11 +1,12 @@
 //! The crate's integration tests, one test binary (one link, one set of monomorphized
 //! dependencies) with a module per topic. New test files go here as modules.
 //!
-//! `tape` installs a counting `#[global_allocator]` for the whole binary; its memory
-//! assertions read the counter of their own thread only, so tests of other modules running
-//! on other threads do not disturb them. No other module may declare a global allocator.
+//! The binary's allocator counts allocations (`counting_allocator`); memory assertions read
+//! the counters of their own thread only, so tests of other modules running on other
+//! threads do not disturb them. No module may declare another global allocator.
 
 mod conv;
+mod counting_allocator;
 mod custom_op;
 mod functional;
 mod golden_ops;
@@ -14,4 +15,8 @@ mod prod;
 mod properties;
 mod smoke;
 mod solve;
+mod steady_state;
 mod tape;
+
+#[global_allocator]
+static ALLOCATOR: counting_allocator::CountingAllocator = counting_allocator::CountingAllocator;

@@ -6,6 +6,7 @@ use ndarray::{Array, ArrayBase, Axis, Data, RemoveAxis, Slice};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
+use tapegrad_autograd::memory;
 
 /// A permutation of `0..n`, reproducible from `seed` (`StdRng::seed_from_u64` + Fisher–Yates).
 ///
@@ -18,7 +19,10 @@ pub fn shuffled_indices(n: usize, seed: u64) -> Vec<usize> {
 }
 
 /// Gathers the rows (entries along axis 0) of `array` listed in `indices`, in that order;
-/// indices may repeat. Works for owned arrays and views of any dimensionality ≥ 1.
+/// indices may repeat. Works for owned arrays and views of any dimensionality ≥ 1. The rows
+/// of a row-major array are copied into a buffer from the calling thread's pool
+/// ([`memory`](tapegrad_autograd::memory)), where a tape that takes the batch as a constant
+/// gives it back.
 ///
 /// ```
 /// use ndarray::array;
@@ -40,9 +44,13 @@ where
     let consecutive = indices.windows(2).all(|w| w[1] == w[0] + 1);
     if let (true, Some(&start)) = (consecutive, indices.first()) {
         // A run of rows is one slice: a single copy.
-        return array
-            .slice_axis(Axis(0), Slice::from(start..start + indices.len()))
-            .to_owned();
+        let run = array.slice_axis(Axis(0), Slice::from(start..start + indices.len()));
+        let Some(run_data) = run.as_slice() else {
+            return run.to_owned();
+        };
+        let mut data = memory::vec(run_data.len());
+        data.extend_from_slice(run_data);
+        return Array::from_shape_vec(run.raw_dim(), data).expect("the run's shape");
     }
     let Some(all) = array.as_slice() else {
         return array.select(Axis(0), indices);
@@ -50,7 +58,7 @@ where
     // Row-major data: each row is one contiguous run of `row_len` elements.
     let row_len: usize = array.shape()[1..].iter().product();
     let rows = array.len_of(Axis(0));
-    let mut data = Vec::with_capacity(indices.len() * row_len);
+    let mut data = memory::vec(indices.len() * row_len);
     for &r in indices {
         assert!(
             r < rows,

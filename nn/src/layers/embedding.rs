@@ -2,7 +2,7 @@
 
 use ndarray::{ArrayD, ArrayViewD, Axis, Dimension, s};
 use rand::rngs::StdRng;
-use tapegrad_autograd::{Float, Param, Var};
+use tapegrad_autograd::{Float, Param, Shape, Var, memory};
 
 use crate::init::Initializer;
 use crate::module::{InvalidInput, Module};
@@ -172,8 +172,10 @@ impl<T: Float> Module<T> for Embedding<T> {
                     self.expected()
                 );
             }
-            let indices: Vec<usize> = a.iter().map(|&v| Float::to_f64(v) as usize).collect();
-            (indices, a.shape().to_vec())
+            // From the buffer pool, and given back to it below.
+            let mut indices = memory::vec(a.len());
+            indices.extend(a.iter().map(|&v| Float::to_f64(v) as usize));
+            (indices, Shape::new(a.shape()))
         };
         let mut out_shape = shape;
         out_shape.push(self.dim);
@@ -198,6 +200,7 @@ impl<T: Float> Module<T> for Embedding<T> {
             }
             _ => rows,
         };
+        memory::recycle(indices);
         rows.reshape(&out_shape)
     }
 

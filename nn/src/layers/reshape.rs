@@ -1,7 +1,7 @@
 //! Reshaping every sample.
 
 use rand::rngs::StdRng;
-use tapegrad_autograd::{Float, Var};
+use tapegrad_autograd::{Float, Shape, Var};
 
 use crate::module::{InvalidInputShape, Module};
 use crate::onnx::{ExportError, OnnxGraph, OnnxValue};
@@ -52,7 +52,7 @@ impl Reshape {
     }
 
     /// The target shape for samples of `len` elements, or `None` if it cannot hold them.
-    fn resolve(&self, len: usize) -> Option<Vec<usize>> {
+    fn resolve(&self, len: usize) -> Option<Shape> {
         let known: usize = self
             .target
             .iter()
@@ -64,7 +64,7 @@ impl Reshape {
         } else {
             1
         };
-        let shape: Vec<usize> = self
+        let shape: Shape = self
             .target
             .iter()
             .map(|&d| if d == -1 { inferred } else { d as usize })
@@ -73,7 +73,7 @@ impl Reshape {
     }
 
     #[track_caller]
-    fn resolve_or_panic(&self, sample_shape: &[usize]) -> Vec<usize> {
+    fn resolve_or_panic(&self, sample_shape: &[usize]) -> Shape {
         let len = sample_shape.iter().product();
         self.resolve(len).unwrap_or_else(|| {
             panic!(
@@ -98,8 +98,8 @@ impl<T: Float> Module<T> for Reshape {
                 crate::module::layer_name("reshape")
             );
         }
-        let mut out = vec![shape[0]];
-        out.extend(self.resolve_or_panic(&shape[1..]));
+        let mut out = Shape::new(&shape[..1]);
+        out.extend(self.resolve_or_panic(&shape[1..]).iter().copied());
         x.reshape(&out)
     }
 
@@ -118,7 +118,7 @@ impl<T: Float> Module<T> for Reshape {
     /// The resolved target shape. Panics if it cannot hold the input's elements.
     #[track_caller]
     fn build(&mut self, input_shape: &[usize], _rng: &mut StdRng) -> Vec<usize> {
-        self.resolve_or_panic(input_shape)
+        self.resolve_or_panic(input_shape).into()
     }
 
     /// `Reshape` to `(batch, target..)`, the batch axis kept (`0`) and every other size
@@ -133,7 +133,10 @@ impl<T: Float> Module<T> for Reshape {
         let target: Vec<i64> = std::iter::once(0)
             .chain(shape.iter().map(|&d| d as i64))
             .collect();
-        Ok(OnnxValue::new(graph.reshape(&x.name, &target), shape))
+        Ok(OnnxValue::new(
+            graph.reshape(&x.name, &target),
+            shape.to_vec(),
+        ))
     }
 
     fn kind(&self) -> &'static str {

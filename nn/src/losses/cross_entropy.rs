@@ -1,8 +1,8 @@
 //! [`cross_entropy`]: PyTorch's `F.cross_entropy` over class indices, with an ignored index
 //! and label smoothing, as language models use it (makemore's `ignore_index=-1`).
 
-use ndarray::ArrayD;
-use tapegrad_autograd::{Float, Var};
+use ndarray::{ArrayD, IxDyn};
+use tapegrad_autograd::{Float, Var, memory};
 
 use super::outer_shape;
 
@@ -110,8 +110,9 @@ pub fn cross_entropy<'t, T: Float>(
         (0.0..=1.0).contains(&epsilon),
         "cross_entropy: label_smoothing must be in [0, 1], got {epsilon}"
     );
-    let mut kept_rows = Vec::with_capacity(rows);
-    let mut kept_targets = Vec::with_capacity(rows);
+    // Both lists from the buffer pool, and given back to it below.
+    let mut kept_rows = memory::vec(rows);
+    let mut kept_targets = memory::vec(rows);
     for (position, &target) in targets.iter().enumerate() {
         if options.ignore_index == Some(target) {
             continue;
@@ -141,12 +142,14 @@ pub fn cross_entropy<'t, T: Float>(
     } else {
         flat.index_select(0, &kept_rows)
     };
+    memory::recycle(kept_rows);
     let log_p = kept.log_softmax(-1);
-    let index = ArrayD::from_shape_vec(vec![counted, 1], kept_targets).expect("one per row");
+    let index = ArrayD::from_shape_vec(IxDyn(&[counted, 1]), kept_targets).expect("one per row");
     let nll = log_p
         .gather(-1, &index)
         .sum()
         .mul_scalar(T::from_f64(-(1.0 - epsilon) / counted as f64));
+    memory::recycle_array(index);
     if epsilon == 0.0 {
         return nll;
     }

@@ -13,7 +13,6 @@ use crate::callbacks::{BackupAndRestore, Callback};
 use crate::communicator::Communicator;
 use crate::history::History;
 use crate::metrics::MetricTotal;
-use crate::module::Module;
 use crate::snapshot::{EpochProgress, SnapshotError, TrainingSnapshot, WalkPosition};
 
 /// The backup of a `fit`: its callback's settings, the data walk, and the history of the
@@ -78,7 +77,7 @@ pub(super) fn read_backup<T: Float>(
     }
 }
 
-impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
+impl<T: Float> Training<'_, '_, T> {
     /// The path of the backup, for errors.
     fn backup_error(&self, source: SnapshotError) -> FitError {
         FitError::Backup {

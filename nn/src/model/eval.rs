@@ -23,7 +23,7 @@ pub(super) fn scalar_loss<T: Float>(loss_fn: &Loss<T>, loss: Var<'_, T>) -> Resu
     } else {
         Err(FitError::LossNotScalar {
             loss: loss_fn.name().to_string(),
-            shape,
+            shape: shape.to_vec(),
         })
     }
 }
@@ -32,8 +32,8 @@ pub(super) fn scalar_loss<T: Float>(loss_fn: &Loss<T>, loss: Var<'_, T>) -> Resu
 /// batches, without gradients. With several ranks each evaluates its [`shard`] of the rows,
 /// and the sums of the losses and metrics are totalled over all ranks (every rank returns
 /// the same numbers; an error on one rank is an error on every rank).
-pub(super) fn evaluate_batches<T: Float, M: Module<T>>(
-    module: &M,
+pub(super) fn evaluate_batches<T: Float>(
+    module: &dyn Module<T>,
     loss_fn: &Loss<T>,
     metrics: &mut [MetricAcc],
     data: &Prepared<'_, T>,
@@ -75,8 +75,8 @@ pub(super) fn evaluate_batches<T: Float, M: Module<T>>(
 }
 
 /// The module's outputs for the rows of `x` (standard layout, at least one row), stacked.
-pub(super) fn predict_batches<T: Float, M: Module<T>>(
-    module: &M,
+pub(super) fn predict_batches<T: Float>(
+    module: &dyn Module<T>,
     x: &ArrayViewD<'_, T>,
     batch_size: usize,
 ) -> Result<ArrayD<T>, FitError> {

@@ -2,7 +2,7 @@
 
 use std::rc::Rc;
 
-use ndarray::{ArrayBase, Axis, Data, Dimension};
+use ndarray::{ArrayBase, ArrayViewD, Axis, Data, Dimension};
 use tapegrad_autograd::Float;
 
 use super::backup::{BackupPlan, find_backup, read_backup};
@@ -10,7 +10,7 @@ use super::dist::agree;
 use super::metric::MetricAcc;
 use super::prepare::Prepared;
 use super::train::Training;
-use super::{DataRole, FitError, FitOptions, Model, check_finite};
+use super::{DataRole, FitError, FitOptions, Model, check_finite, float_fns};
 use crate::callbacks::TrainingState;
 use crate::communicator::{CommError, Communicator, broadcast_buffers, broadcast_params};
 use crate::history::History;
@@ -51,7 +51,7 @@ impl<T: Float, M: Module<T>> Model<T, M> {
         &mut self,
         x: &ArrayBase<SX, DX>,
         y: &ArrayBase<SY, DY>,
-        mut options: FitOptions<T>,
+        options: FitOptions<T>,
     ) -> Result<History, FitError>
     where
         SX: Data<Elem = T>,
@@ -59,6 +59,18 @@ impl<T: Float, M: Module<T>> Model<T, M> {
         DX: Dimension,
         DY: Dimension,
     {
+        T::call::<float_fns::Fit>((self, x.view().into_dyn(), y.view().into_dyn(), options))
+    }
+}
+
+impl<T: Float> Model<T, dyn Module<T> + '_> {
+    /// [`Model::fit`] of views.
+    pub(super) fn fit_views(
+        &mut self,
+        x: ArrayViewD<'_, T>,
+        y: ArrayViewD<'_, T>,
+        mut options: FitOptions<T>,
+    ) -> Result<History, FitError> {
         if self.compiled.is_none() {
             return Err(FitError::NotCompiled);
         }

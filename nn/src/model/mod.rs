@@ -59,6 +59,7 @@ mod dist;
 mod error;
 mod eval;
 mod fit;
+mod float_fns;
 mod loss;
 mod metric;
 mod options;
@@ -106,8 +107,7 @@ struct Compiled<T: Float> {
 /// [`evaluate`](Model::evaluate) are deterministic and change nothing.
 ///
 /// See the [module documentation](self) for the tour.
-pub struct Model<T: Float = f32, M: Module<T> = Sequential<T>> {
-    module: M,
+pub struct Model<T: Float = f32, M: Module<T> + ?Sized = Sequential<T>> {
     input_shape: Option<Vec<usize>>,
     output_shape: Option<Vec<usize>>,
     compiled: Option<Compiled<T>>,
@@ -115,6 +115,10 @@ pub struct Model<T: Float = f32, M: Module<T> = Sequential<T>> {
     prebuilt: bool,
     /// Whether `evaluate` and `predict` check their data for NaN and infinities.
     check_finite: bool,
+    /// Last, so that a `&mut Model<T, M>` is a `&mut Model<T, dyn Module<T>>`: `fit`,
+    /// `evaluate`, `predict` and `build` run on that, compiled once per float type in this
+    /// crate (see `float_fns.rs`), whatever the module.
+    module: M,
 }
 
 impl<T: Float, M: Module<T> + fmt::Debug> fmt::Debug for Model<T, M> {
@@ -203,10 +207,12 @@ impl<T: Float, M: Module<T>> Model<T, M> {
     /// [`FitError::InvalidInputShape`] if the module cannot be built for it (see
     /// [`Module::check_input_shape`]).
     pub fn build(&mut self, input_shape: &[usize], seed: u64) -> Result<Vec<usize>, FitError> {
-        self.ensure_built(input_shape, seed, DataRole::Training)
+        T::call::<float_fns::Build>((self, input_shape, seed))
     }
+}
 
-    fn ensure_built(
+impl<T: Float> Model<T, dyn Module<T> + '_> {
+    pub(super) fn ensure_built(
         &mut self,
         input_shape: &[usize],
         seed: u64,
@@ -264,7 +270,9 @@ impl<T: Float, M: Module<T>> Model<T, M> {
             .check_input_shape(input_shape)
             .map_err(|source| FitError::InvalidInputShape { data, source })
     }
+}
 
+impl<T: Float, M: Module<T>> Model<T, M> {
     /// Whether the model is built.
     pub fn is_built(&self) -> bool {
         self.input_shape.is_some()
@@ -448,6 +456,41 @@ impl<T: Float, M: Module<T>> Model<T, M> {
         DX: Dimension,
         DY: Dimension,
     {
+        let (x, y) = (x.view().into_dyn(), y.view().into_dyn());
+        T::call::<float_fns::Evaluate>((self, x, y, batch_size, comm))
+    }
+
+    /// The model's outputs for `x` (samples along axis 0), computed in batches of
+    /// `batch_size` under [`Tape::no_grad`] on a fresh tape per batch (nothing is recorded
+    /// for gradients; memory stays bounded by one batch).
+    ///
+    /// # Errors
+    ///
+    /// [`FitError::NotBuilt`], [`FitError::InvalidBatchSize`], [`FitError::EmptyDataset`],
+    /// [`FitError::InputShape`], [`FitError::InvalidInput`], [`FitError::OutputRows`],
+    /// [`FitError::NonFinite`] (see [`set_check_finite`](Model::set_check_finite)).
+    pub fn predict<S, D>(
+        &self,
+        x: &ArrayBase<S, D>,
+        batch_size: usize,
+    ) -> Result<ArrayD<T>, FitError>
+    where
+        S: Data<Elem = T>,
+        D: Dimension,
+    {
+        T::call::<float_fns::Predict>((self, x.view().into_dyn(), batch_size))
+    }
+}
+
+impl<T: Float> Model<T, dyn Module<T> + '_> {
+    /// [`Model::evaluate_with`] of views.
+    pub(super) fn evaluate_views(
+        &self,
+        x: ArrayViewD<'_, T>,
+        y: ArrayViewD<'_, T>,
+        batch_size: usize,
+        comm: &dyn Communicator,
+    ) -> Result<Evaluation, FitError> {
         let setup = (|| {
             if self.compiled.is_none() {
                 return Err(FitError::NotCompiled);
@@ -476,24 +519,12 @@ impl<T: Float, M: Module<T>> Model<T, M> {
         })
     }
 
-    /// The model's outputs for `x` (samples along axis 0), computed in batches of
-    /// `batch_size` under [`Tape::no_grad`] on a fresh tape per batch (nothing is recorded
-    /// for gradients; memory stays bounded by one batch).
-    ///
-    /// # Errors
-    ///
-    /// [`FitError::NotBuilt`], [`FitError::InvalidBatchSize`], [`FitError::EmptyDataset`],
-    /// [`FitError::InputShape`], [`FitError::InvalidInput`], [`FitError::OutputRows`],
-    /// [`FitError::NonFinite`] (see [`set_check_finite`](Model::set_check_finite)).
-    pub fn predict<S, D>(
+    /// [`Model::predict`] of a view.
+    pub(super) fn predict_view(
         &self,
-        x: &ArrayBase<S, D>,
+        x: ArrayViewD<'_, T>,
         batch_size: usize,
-    ) -> Result<ArrayD<T>, FitError>
-    where
-        S: Data<Elem = T>,
-        D: Dimension,
-    {
+    ) -> Result<ArrayD<T>, FitError> {
         if batch_size == 0 {
             return Err(FitError::InvalidBatchSize);
         }

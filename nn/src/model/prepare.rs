@@ -41,7 +41,7 @@ pub(super) struct Prepared<'a, T> {
     pub(super) target_shape: Vec<usize>,
 }
 
-impl<T: Float, M: Module<T>> Model<T, M> {
+impl<T: Float> Model<T, dyn Module<T> + '_> {
     /// Checks `fit`'s data, builds the model for it, and splits off the validation data:
     /// `validation_data` when given, else the last `split` fraction of the samples (Keras'
     /// split, taken before any shuffling).

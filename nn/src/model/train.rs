@@ -10,7 +10,7 @@
 //! callback's outcome (error or stop) before they go on.
 
 use ndarray::{ArrayD, Axis};
-use tapegrad_autograd::{Float, Grads, Tape};
+use tapegrad_autograd::{Float, Grads, Param, Tape};
 use tapegrad_optim::schedules::Scheduler;
 use tapegrad_optim::{LrSchedule, OptimError};
 
@@ -27,7 +27,7 @@ use crate::callbacks::{
 use crate::communicator::{Communicator, GradientBuffer, batch_rows};
 use crate::data::{Batches, take_rows};
 use crate::history::{History, StopReason};
-use crate::module::Module;
+use crate::module::{EntryMut, Module, VisitorMut};
 use crate::snapshot::{EpochProgress, TrainingSnapshot, WalkPosition};
 
 /// The scheduler of [`FitOptions::lr_schedule`], and how often it steps.
@@ -48,8 +48,8 @@ fn optimizer_error(epoch: usize, batch: usize) -> impl FnOnce(OptimError) -> Fit
 const SHUFFLE_STREAM: u64 = 0x5348_5546_464C_4521;
 
 /// Everything the epoch loop reads and updates.
-pub(super) struct Training<'a, 'd, T: Float, M> {
-    pub(super) module: &'a mut M,
+pub(super) struct Training<'a, 'd, T: Float> {
+    pub(super) module: &'a mut dyn Module<T>,
     pub(super) compiled: &'a mut Compiled<T>,
     pub(super) callbacks: &'a mut [Box<dyn Callback<T>>],
     pub(super) train: &'a Prepared<'d, T>,
@@ -71,7 +71,7 @@ fn runs_here<T: Float>(cb: &dyn Callback<T>, comm: &dyn Communicator) -> bool {
     !cb.root_only() || comm.is_root()
 }
 
-impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
+impl<T: Float> Training<'_, '_, T> {
     /// Trains for `options.epochs` epochs, or until a callback stops training (then the
     /// reason is recorded in `history`).
     pub(super) fn run(mut self, history: &mut History) -> Result<(), FitError> {
@@ -246,6 +246,9 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
         let every = self.backup.as_ref().map_or(0, |p| p.backup.steps());
         let train = self.train;
         let (per_rank, rank) = (self.options.batch_size, self.comm.rank());
+        // The allocation of the list of parameters handed to the optimizer, kept from one
+        // step to the next.
+        let mut spare: Vec<&()> = Vec::new();
         for (batch, rows) in batches.epoch().enumerate().skip(first) {
             let first_step = epoch == 0 && batch == 0;
             let (size, loss_value, grads) = match buffer.as_deref_mut() {
@@ -293,10 +296,17 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
                 return Ok((loss_sum / seen as f64, stop));
             }
             self.gradient_callbacks(&logs, &grads);
-            self.compiled
-                .optimizer
-                .step(self.module.params_mut(), &grads)
-                .map_err(optimizer_error(epoch, batch))?;
+            // The parameters listed in the allocation of the previous step's list.
+            let mut params: Vec<&mut Param<T>> = reuse(std::mem::take(&mut spare));
+            self.module
+                .visit_mut(&mut VisitorMut::unnamed(&mut |_, entry| {
+                    if let EntryMut::Param(p) = entry {
+                        params.push(p);
+                    }
+                }));
+            let stepped = self.compiled.optimizer.step(params.drain(..), &grads);
+            spare = reuse(params);
+            stepped.map_err(optimizer_error(epoch, batch))?;
             if let Some((scheduler, SchedulePer::Batch)) = scheduler.as_deref_mut() {
                 scheduler
                     .step(&mut *self.compiled.optimizer)
@@ -397,6 +407,16 @@ impl<T: Float, M: Module<T>> Training<'_, '_, T, M> {
         agree(comm, result)?;
         agree_stop(comm, stop)
     }
+}
+
+/// An empty vector of `B`s with the allocation of `v` (emptied first). References of any
+/// two sized types have the same size and alignment, so the standard library's in-place
+/// collection reuses the buffer (and simply allocates when it does not).
+fn reuse<A, B>(mut v: Vec<A>) -> Vec<B> {
+    v.clear();
+    v.into_iter()
+        .map(|_| unreachable!("the vector is empty"))
+        .collect()
 }
 
 fn callback_error<T: Float>(cb: &dyn Callback<T>, epoch: usize, source: CallbackError) -> FitError {

@@ -35,6 +35,8 @@ pub enum EntryMut<'a, T: Float> {
 /// is `"block_1.dense.kernel"`.
 pub struct Visitor<'a, 'f, T: Float> {
     path: String,
+    /// Whether paths are built (`false`: every entry is reported with an empty path).
+    named: bool,
     f: &'f mut dyn FnMut(&str, Entry<'a, T>),
 }
 
@@ -43,6 +45,17 @@ impl<'a, 'f, T: Float> Visitor<'a, 'f, T> {
     pub fn new(f: &'f mut dyn FnMut(&str, Entry<'a, T>)) -> Self {
         Visitor {
             path: String::new(),
+            named: true,
+            f,
+        }
+    }
+
+    /// A walk that calls `f` with each parameter and buffer and an empty path: it builds no
+    /// names, so it allocates nothing (what [`Module::params`] uses on every training step).
+    pub fn unnamed(f: &'f mut dyn FnMut(&str, Entry<'a, T>)) -> Self {
+        Visitor {
+            path: String::new(),
+            named: false,
             f,
         }
     }
@@ -50,7 +63,7 @@ impl<'a, 'f, T: Float> Visitor<'a, 'f, T> {
     /// Reports a parameter (`None`, a layer not built yet, is skipped).
     pub fn param(&mut self, name: &str, param: impl Into<Option<&'a Param<T>>>) {
         if let Some(p) = param.into() {
-            let len = enter(&mut self.path, name, "");
+            let len = enter(&mut self.path, self.named, name, "");
             (self.f)(&self.path, Entry::Param(p));
             self.path.truncate(len);
         }
@@ -59,7 +72,7 @@ impl<'a, 'f, T: Float> Visitor<'a, 'f, T> {
     /// Reports a buffer (`None`, a layer not built yet, is skipped).
     pub fn buffer(&mut self, name: &str, buffer: impl Into<Option<&'a Buffer<T>>>) {
         if let Some(b) = buffer.into() {
-            let len = enter(&mut self.path, name, "");
+            let len = enter(&mut self.path, self.named, name, "");
             (self.f)(&self.path, Entry::Buffer(b));
             self.path.truncate(len);
         }
@@ -69,7 +82,7 @@ impl<'a, 'f, T: Float> Visitor<'a, 'f, T> {
     /// [`Dropout`](crate::layers::Dropout)'s), so that a
     /// [`TrainingSnapshot`](crate::snapshot::TrainingSnapshot) saves and restores it.
     pub fn generator(&mut self, name: &str, state: &'a Cell<u64>) {
-        let len = enter(&mut self.path, name, "");
+        let len = enter(&mut self.path, self.named, name, "");
         (self.f)(&self.path, Entry::Generator(state));
         self.path.truncate(len);
     }
@@ -77,7 +90,7 @@ impl<'a, 'f, T: Float> Visitor<'a, 'f, T> {
     /// Walks a child module, its names prefixed with `name.` (an empty `name` adds no
     /// segment: the child's entries count as the caller's own).
     pub fn module<M: Module<T> + ?Sized>(&mut self, name: &str, module: &'a M) {
-        let len = enter(&mut self.path, name, ".");
+        let len = enter(&mut self.path, self.named, name, ".");
         module.visit(self);
         self.path.truncate(len);
     }
@@ -88,9 +101,13 @@ impl<'a, 'f, T: Float> Visitor<'a, 'f, T> {
         name: &str,
         modules: impl IntoIterator<Item = &'a M>,
     ) {
-        let len = enter(&mut self.path, name, ".");
+        let len = enter(&mut self.path, self.named, name, ".");
         for (i, module) in modules.into_iter().enumerate() {
-            self.module(&i.to_string(), module);
+            if self.named {
+                self.module(&i.to_string(), module);
+            } else {
+                self.module("", module);
+            }
         }
         self.path.truncate(len);
     }
@@ -100,6 +117,8 @@ impl<'a, 'f, T: Float> Visitor<'a, 'f, T> {
 /// ([`children`](VisitorMut::children)), which is how [`Module::set_training`] reaches them.
 pub struct VisitorMut<'a, 'f, T: Float> {
     path: String,
+    /// Whether paths are built (`false`: every entry is reported with an empty path).
+    named: bool,
     on_entry: Option<EntryFn<'a, 'f, T>>,
     on_child: Option<ChildFn<'a, 'f, T>>,
 }
@@ -115,6 +134,19 @@ impl<'a, 'f, T: Float> VisitorMut<'a, 'f, T> {
     pub fn new(f: &'f mut dyn FnMut(&str, EntryMut<'a, T>)) -> Self {
         VisitorMut {
             path: String::new(),
+            named: true,
+            on_entry: Some(f),
+            on_child: None,
+        }
+    }
+
+    /// A walk that calls `f` with each parameter and buffer and an empty path: it builds no
+    /// names, so it allocates nothing (what [`Module::params_mut`] uses on every training
+    /// step).
+    pub fn unnamed(f: &'f mut dyn FnMut(&str, EntryMut<'a, T>)) -> Self {
+        VisitorMut {
+            path: String::new(),
+            named: false,
             on_entry: Some(f),
             on_child: None,
         }
@@ -125,6 +157,7 @@ impl<'a, 'f, T: Float> VisitorMut<'a, 'f, T> {
     pub fn children(f: &'f mut dyn FnMut(&str, &'a mut dyn Module<T>)) -> Self {
         VisitorMut {
             path: String::new(),
+            named: true,
             on_entry: None,
             on_child: Some(f),
         }
@@ -133,7 +166,7 @@ impl<'a, 'f, T: Float> VisitorMut<'a, 'f, T> {
     /// Reports a parameter (`None`, a layer not built yet, is skipped).
     pub fn param(&mut self, name: &str, param: impl Into<Option<&'a mut Param<T>>>) {
         if let (Some(f), Some(p)) = (&mut self.on_entry, param.into()) {
-            let len = enter(&mut self.path, name, "");
+            let len = enter(&mut self.path, self.named, name, "");
             f(&self.path, EntryMut::Param(p));
             self.path.truncate(len);
         }
@@ -142,7 +175,7 @@ impl<'a, 'f, T: Float> VisitorMut<'a, 'f, T> {
     /// Reports a buffer (`None`, a layer not built yet, is skipped).
     pub fn buffer(&mut self, name: &str, buffer: impl Into<Option<&'a mut Buffer<T>>>) {
         if let (Some(f), Some(b)) = (&mut self.on_entry, buffer.into()) {
-            let len = enter(&mut self.path, name, "");
+            let len = enter(&mut self.path, self.named, name, "");
             f(&self.path, EntryMut::Buffer(b));
             self.path.truncate(len);
         }
@@ -155,7 +188,7 @@ impl<'a, 'f, T: Float> VisitorMut<'a, 'f, T> {
             f(name, module);
             return;
         }
-        let len = enter(&mut self.path, name, ".");
+        let len = enter(&mut self.path, self.named, name, ".");
         module.visit_mut(self);
         self.path.truncate(len);
     }
@@ -172,18 +205,22 @@ impl<'a, 'f, T: Float> VisitorMut<'a, 'f, T> {
                 self.module(&format!("{name}.{i}"), module);
                 continue;
             }
-            let len = enter(&mut self.path, name, ".");
-            self.module(&i.to_string(), module);
+            let len = enter(&mut self.path, self.named, name, ".");
+            if self.named {
+                self.module(&i.to_string(), module);
+            } else {
+                self.module("", module);
+            }
             self.path.truncate(len);
         }
     }
 }
 
-/// Appends `name` and `separator` to `path` (nothing for an empty name) and returns the
-/// length to truncate back to.
-fn enter(path: &mut String, name: &str, separator: &str) -> usize {
+/// Appends `name` and `separator` to `path` (nothing for an empty name, or when paths are
+/// not `named`) and returns the length to truncate back to.
+fn enter(path: &mut String, named: bool, name: &str, separator: &str) -> usize {
     let len = path.len();
-    if !name.is_empty() {
+    if named && !name.is_empty() {
         path.push_str(name);
         path.push_str(separator);
     }

@@ -53,6 +53,7 @@ use super::{Conv2dGeometry, Epilogue, Plan, Product};
 use crate::Float;
 use crate::kernels::elementwise::relu;
 use crate::kernels::fork_join::join;
+use crate::kernels::pool::{self, PooledVec};
 
 /// The tile workspace of one half (transformed input and products of a block of images)
 /// stays under this many bytes (at least one image per block): 3 images of the CNN's
@@ -197,8 +198,8 @@ fn a_<T: Float>([y0, y1]: [T; 2]) -> [T; 4] {
 
 /// `U = G g Gᵀ` of every filter of `w` (`[O, C, 3, 3]`, standard layout) as 16 matrices
 /// `O × C`: `U_ξ[o, c]` at `(ξ · O + o) · C + c`.
-fn transform_weights<T: Float>(w: &[T], o_count: usize, c_count: usize) -> Vec<T> {
-    let mut u = vec![T::zero(); XI * o_count * c_count];
+fn transform_weights<T: Float>(w: &[T], o_count: usize, c_count: usize) -> PooledVec<T> {
+    let mut u = PooledVec::zeros(XI * o_count * c_count);
     for (oc, g) in w.chunks_exact(9).enumerate() {
         let g: [[T; 3]; 3] = std::array::from_fn(|i| std::array::from_fn(|j| g[3 * i + j]));
         let t = sandwich(g, g_);
@@ -213,7 +214,7 @@ fn transform_weights<T: Float>(w: &[T], o_count: usize, c_count: usize) -> Vec<T
 /// the weight gradient `[O, C, 3, 3]`.
 fn transform_weight_grad<T: Float>(du: &[T], o_count: usize, c_count: usize) -> Vec<T> {
     let plane = o_count * c_count;
-    let mut dw = vec![T::zero(); 9 * plane];
+    let mut dw = pool::zeros(9 * plane);
     for (oc, dg) in dw.chunks_exact_mut(9).enumerate() {
         let u: [[T; 4]; 4] =
             std::array::from_fn(|i| std::array::from_fn(|j| du[(4 * i + j) * plane + oc]));
@@ -266,28 +267,28 @@ struct Workspace<T> {
     /// A zero-bordered input plane (`2·TH + 2` rows of `2·TW + 2`, the input at row
     /// `pad_h`, column `pad_w`; only that interior is ever written), each row stored as its
     /// even columns then its odd ones (`TW + 1` each), so that tiles read it in runs.
-    bordered: Vec<T>,
+    bordered: PooledVec<T>,
     /// `Bᵀ d` or `A dY` of one row of tiles: 4 rows of the bordered plane's width.
-    rows: Vec<T>,
+    rows: PooledVec<T>,
     /// `4 · TH · TW` elements: an output-gradient plane in whole tiles (`2·TH` rows of
     /// `2·TW`, each its even columns then its odd ones, zero outside `OH × OW`, where
     /// nothing is written), or the four outputs of every tile of an output plane.
-    tiled: Vec<T>,
+    tiled: PooledVec<T>,
     /// `V_ξ[C × T]` at `ξ · C · T`.
-    v: Vec<T>,
+    v: PooledVec<T>,
     /// `M_ξ[O × T]` (or `dM_ξ`) at `ξ · O · T`.
-    m: Vec<T>,
+    m: PooledVec<T>,
 }
 
 impl<T: Float> Workspace<T> {
     fn new(g: &Conv2dGeometry, tiling: Tiling, images: usize) -> Self {
         let tiles = images * tiling.per_image();
         Workspace {
-            bordered: vec![T::zero(); tiling.bordered()],
-            rows: vec![T::zero(); 4 * tiling.width],
-            tiled: vec![T::zero(); 4 * tiling.per_image()],
-            v: vec![T::zero(); XI * g.in_channels * tiles],
-            m: vec![T::zero(); XI * g.out_channels * tiles],
+            bordered: PooledVec::zeros(tiling.bordered()),
+            rows: PooledVec::zeros(4 * tiling.width),
+            tiled: PooledVec::zeros(4 * tiling.per_image()),
+            v: PooledVec::zeros(XI * g.in_channels * tiles),
+            m: PooledVec::zeros(XI * g.out_channels * tiles),
         }
     }
 
@@ -496,7 +497,7 @@ fn forward_in_blocks<T: Float>(
     let per_image = o_count * g.out_plane();
     // The output is allocated without a zero fill, then written by the halves (in
     // parallel, first touch included).
-    let mut y: Vec<T> = Vec::with_capacity(n * per_image);
+    let mut y: Vec<T> = pool::vec(n * per_image);
     let spare = &mut y.spare_capacity_mut()[..n * per_image];
     plan.for_halves(spare, per_image, plan.product(), |images, out, product| {
         let mut ws = Workspace::new(g, tiling, plan.chunk.min(images.len()));
@@ -535,7 +536,7 @@ pub(super) fn input_grad<T: Float>(gs: &[T], w: &[T], g: &Conv2dGeometry, n: usi
         1,
     )
     .expect("the transposed geometry of a valid one");
-    let mut wf = vec![T::zero(); w.len()];
+    let mut wf = PooledVec::zeros(w.len());
     for (oc, g) in w.chunks_exact(9).enumerate() {
         let (o, c) = (oc / c_count, oc % c_count);
         for (k, &value) in g.iter().enumerate() {
@@ -565,26 +566,29 @@ fn weight_grad_in_blocks<T: Float>(
     let (c_count, o_count) = (g.in_channels, g.out_channels);
     let tiling = Tiling::new(g);
     let plan = Plan::new(g, n, block);
-    let half = |images: Range<usize>, product: Product<T>| {
+    // Each half sums into its own `du`, both taken here from this thread's pool.
+    let half = |images: Range<usize>, product: Product<T>, du: &mut [T]| {
         let mut ws = Workspace::new(g, tiling, plan.chunk.min(images.len()));
-        let mut du = vec![T::zero(); XI * o_count * c_count];
         for block in plan.chunks(images) {
             let tiles = ws.transform_input(xs, g, tiling, block.clone());
             ws.transform_output_grad(gs, g, tiling, block);
             let dims = (o_count, tiles, c_count);
-            products(product, &ws.m, &ws.v, &mut du, dims, true);
+            products(product, &ws.m, &ws.v, du, dims, true);
         }
-        du
     };
     let product = plan.product_add();
-    let du = match plan.mid {
-        None => half(0..n, product),
+    let mut du = PooledVec::zeros(XI * o_count * c_count);
+    match plan.mid {
+        None => half(0..n, product, &mut du),
         Some(mid) => {
-            let (mut first, second) = join(|| half(0..mid, product), || half(mid..n, product));
-            first.iter_mut().zip(&second).for_each(|(a, &b)| *a += b);
-            first
+            let mut second = PooledVec::zeros(du.len());
+            join(
+                || half(0..mid, product, &mut du),
+                || half(mid..n, product, &mut second),
+            );
+            du.iter_mut().zip(second.iter()).for_each(|(a, &b)| *a += b);
         }
-    };
+    }
     transform_weight_grad(&du, o_count, c_count)
 }
 

@@ -23,6 +23,7 @@ use std::mem::MaybeUninit;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, linalg::general_mat_mul};
 
+use super::pool;
 use crate::Float;
 use halves::in_halves;
 pub(crate) use halves::{PARALLEL_MATMUL_THRESHOLD, pair_in_parallel};
@@ -32,19 +33,13 @@ fn is_gemm_type<T: Float>() -> bool {
     TypeId::of::<T>() == TypeId::of::<f32>() || TypeId::of::<T>() == TypeId::of::<f64>()
 }
 
-/// `a · b` as a new row-major `m × n` array (`a` is `m × k`, `b` is `k × n`, any strides):
-/// the one place that picks the kernel — the textbook loop up to [`SMALL_MATMUL`]
-/// multiply-adds, the `gemm` crate for larger `f32`/`f64` products (threaded by size), ndarray
-/// for other element types.
-///
-/// For `f32` and `f64` the output is not zero-filled first: the kernel overwrites every
-/// element. Zero-filling the 784 × 256 weight gradient of the MLP benchmark cost 8 % of a
-/// batch-32 training step (`perf`, `nn/examples/mlp_profile 32`).
+/// `a · b` as a new row-major `m × n` array ([`mat_mul_fill`] into a buffer from the pool).
+#[cfg(test)]
 pub(crate) fn mat_mul_new<T: Float>(a: &ArrayView2<'_, T>, b: &ArrayView2<'_, T>) -> Array2<T> {
     product_then(a, b, |_, _| {})
 }
 
-/// [`mat_mul_new`], each part of the output then passed to `finish(part, first_column)` by
+/// [`mat_mul_fill`] into a buffer from the pool, each part of the output then passed to `finish(part, first_column)` by
 /// the thread that computed it, right after its product (`first_column`: the part's first
 /// column in the whole output). The parts are those of [`halves::in_halves`] for the `gemm`
 /// kernel, and the whole output otherwise.
@@ -53,6 +48,36 @@ fn product_then<T: Float>(
     b: &ArrayView2<'_, T>,
     finish: impl Fn(ArrayViewMut2<'_, T>, usize) + Sync,
 ) -> Array2<T> {
+    let mut data = pool::vec(a.nrows() * b.ncols());
+    product_fill(a, b, &mut data, finish);
+    Array2::from_shape_vec((a.nrows(), b.ncols()), data).expect("m · n elements")
+}
+
+/// `a · b` (`a` is `m × k`, `b` is `k × n`, any strides) into `data`, an empty vector with
+/// room for its `m · n` elements (taken by the caller, so that a product run on a helper
+/// thread writes into a buffer of the caller's pool): on return it holds them, row-major.
+/// The one place that picks the kernel — the textbook loop up to [`SMALL_MATMUL`]
+/// multiply-adds, the `gemm` crate for larger `f32`/`f64` products (threaded by size),
+/// ndarray for other element types.
+///
+/// For `f32` and `f64` the output is not zero-filled first: the kernel overwrites every
+/// element. Zero-filling the 784 × 256 weight gradient of the MLP benchmark cost 8 % of a
+/// batch-32 training step (`perf`, `nn/examples/mlp_profile 32`).
+pub(crate) fn mat_mul_fill<T: Float>(
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    data: &mut Vec<T>,
+) {
+    product_fill(a, b, data, |_, _| {});
+}
+
+/// [`product_then`] into `data` (see [`mat_mul_fill`]).
+fn product_fill<T: Float>(
+    a: &ArrayView2<'_, T>,
+    b: &ArrayView2<'_, T>,
+    data: &mut Vec<T>,
+    finish: impl Fn(ArrayViewMut2<'_, T>, usize) + Sync,
+) {
     let ((m, k), (k2, n)) = (a.dim(), b.dim());
     assert!(
         k == k2,
@@ -60,24 +85,30 @@ fn product_then<T: Float>(
         a.shape(),
         b.shape()
     );
+    assert!(
+        data.is_empty(),
+        "mat_mul_fill: the output vector is not empty"
+    );
     if m * n * k <= SMALL_MATMUL || !is_gemm_type::<T>() {
-        let mut out = if m * n * k <= SMALL_MATMUL {
-            small_matmul(a, b)
+        data.resize(m * n, T::zero());
+        let mut out = ArrayViewMut2::from_shape((m, n), &mut data[..]).expect("m · n elements");
+        if m * n * k <= SMALL_MATMUL {
+            small_matmul_add(a, b, out.as_slice_mut().expect("row-major"));
         } else {
-            let mut out = Array2::zeros((m, n));
-            mat_mul_into(a, b, &mut out.view_mut());
-            out
-        };
-        finish(out.view_mut(), 0);
-        return out;
+            mat_mul_into(a, b, &mut out);
+        }
+        finish(out, 0);
+        return;
     }
-    let mut out = Array2::<T>::uninit((m, n));
-    write_product_threaded(a, b, out.view_mut(), finish);
-    // SAFETY: every element of `out` has been written: `write_product_threaded` writes every
-    // element of the view it is given (its doc; the test
-    // `threaded_writes_cover_a_nan_filled_output` checks it on NaN-filled outputs at the
-    // sizes of each threading), and it was given the whole of `out`.
-    unsafe { out.assume_init() }
+    data.reserve(m * n);
+    let out = ArrayViewMut2::from_shape((m, n), &mut data.spare_capacity_mut()[..m * n])
+        .expect("m · n elements");
+    write_product_threaded(a, b, out, finish);
+    // SAFETY: every element of the first `m · n` of `data` has been written:
+    // `write_product_threaded` writes every element of the view it is given (its doc; the
+    // test `threaded_writes_cover_a_nan_filled_output` checks it on NaN-filled outputs at
+    // the sizes of each threading), and it was given a row-major view of all of them.
+    unsafe { data.set_len(m * n) };
 }
 
 /// Writes `a · b` into every element of `out` (possibly uninitialised, `m × n`), threaded
@@ -101,16 +132,8 @@ fn write_product_threaded<T: Float>(
 /// packing buffers and dispatch cost more than the arithmetic at these sizes.
 const SMALL_MATMUL: usize = 4096;
 
-/// The matrix product by the textbook loop (any strides), for tiny operands such as a
-/// one-unit `Dense` layer over a handful of samples.
-fn small_matmul<T: Float>(a: &ArrayView2<'_, T>, b: &ArrayView2<'_, T>) -> Array2<T> {
-    let (m, n) = (a.dim().0, b.dim().1);
-    let mut out = vec![T::zero(); m * n];
-    small_matmul_add(a, b, &mut out);
-    Array2::from_shape_vec((m, n), out).expect("element count matches")
-}
-
-/// `out += a · b` by the textbook loop, `out` an `m × n` row-major buffer.
+/// `out += a · b` by the textbook loop (any strides), `out` an `m × n` row-major buffer: the
+/// product of tiny operands such as a one-unit `Dense` layer over a handful of samples.
 fn small_matmul_add<T: Float>(a: &ArrayView2<'_, T>, b: &ArrayView2<'_, T>, out: &mut [T]) {
     let (k, n) = b.dim();
     if n > 0 {

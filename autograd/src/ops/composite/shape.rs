@@ -1,6 +1,7 @@
 //! Views built from the movement primitives: `transpose`, `t`, `squeeze`, `unsqueeze`,
 //! `flatten_from`.
 
+use crate::kernels::Dims;
 use crate::ops::axes::{resolve_axis, resolve_new_axis};
 use crate::{Float, Var};
 
@@ -11,7 +12,7 @@ impl<'t, T: Float> Var<'t, T> {
         let shape = self.shape();
         let a0 = resolve_axis("transpose", axis0, &shape);
         let a1 = resolve_axis("transpose", axis1, &shape);
-        let mut axes: Vec<usize> = (0..shape.len()).collect();
+        let mut axes: Dims = (0..shape.len()).collect();
         axes.swap(a0, a1);
         T::record_permute(self, &axes)
     }
@@ -66,7 +67,7 @@ impl<'t, T: Float> Var<'t, T> {
         } else {
             resolve_axis("flatten_from", start_axis, &shape)
         };
-        let mut new_shape = shape[..start_axis].to_vec();
+        let mut new_shape = Dims::from_slice(&shape[..start_axis]);
         new_shape.push(shape[start_axis..].iter().product());
         self.reshape(&new_shape)
     }

@@ -1,6 +1,7 @@
 //! `logsumexp`, `log_softmax` and `softmax`: composites of primitives, numerically stable
 //! (the maximum is subtracted first, as a constant, so logits of ±1000 stay finite).
 
+use crate::kernels::Dims;
 use crate::ops::axes::{Axes, resolve_axes};
 use crate::{Float, Var};
 
@@ -15,7 +16,7 @@ impl<'t, T: Float> Var<'t, T> {
         if keepdim {
             return lse;
         }
-        let reduced: Vec<usize> = (0..shape.len())
+        let reduced: Dims = (0..shape.len())
             .filter(|a| !axes.contains(a))
             .map(|a| shape[a])
             .collect();

@@ -1,6 +1,6 @@
 //! Behaviour of the tape as a user sees it, one module per subject. This module holds what
-//! they share: a counting allocator for the memory assertions, and the panic helpers that
-//! `golden_ops` and `conv` use too.
+//! they share: the panic helpers that `golden_ops` and `conv` use too (the memory
+//! assertions read the binary's counting allocator, `counting_allocator`).
 
 mod accumulation;
 mod anomaly;
@@ -14,76 +14,14 @@ mod shape_errors;
 mod threads;
 mod values_and_memory;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::any::Any;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ndarray::{ArrayD, arr0};
 
-// ---------------------------------------------------------------------------------------
-// A counting allocator (this test binary only): live heap bytes, process-wide and per
-// thread. Tests run in parallel threads, so the memory assertions use the per-thread count
-// of the thread that runs the training loop.
-
-struct CountingAllocator;
-
-static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static THREAD_LIVE_BYTES: Cell<isize> = const { Cell::new(0) };
-}
-
-fn record_allocation(delta: isize) {
-    if delta >= 0 {
-        LIVE_BYTES.fetch_add(delta as usize, Ordering::Relaxed);
-    } else {
-        LIVE_BYTES.fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
-    }
-    let _ = THREAD_LIVE_BYTES.try_with(|bytes| bytes.set(bytes.get() + delta));
-}
-
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded unchanged; the caller upholds `GlobalAlloc::alloc`'s contract.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            record_allocation(layout.size() as isize);
-        }
-        p
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as for `alloc`.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            record_allocation(layout.size() as isize);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
-        // SAFETY: `p` was allocated by `System` with `layout` (every allocation goes through it).
-        unsafe { System.dealloc(p, layout) };
-        record_allocation(-(layout.size() as isize));
-    }
-    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: as for `dealloc`.
-        let q = unsafe { System.realloc(p, layout, new_size) };
-        if !q.is_null() {
-            record_allocation(new_size as isize - layout.size() as isize);
-        }
-        q
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
-
-/// Live heap bytes allocated (and not freed) by the current thread.
-fn thread_live_bytes() -> isize {
-    THREAD_LIVE_BYTES.with(Cell::get)
-}
+use crate::counting_allocator::{LIVE_BYTES, thread_live_bytes};
 
 // ---------------------------------------------------------------------------------------
 // Helpers.

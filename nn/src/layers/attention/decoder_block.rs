@@ -74,7 +74,7 @@ impl<T: Float> Module<T> for CausalSelfAttention<T> {
             crate::module::layer_name("causal_self_attention"),
             self.n_embd
         );
-        let qkv = split_heads(self.c_attn.forward(x), 3, self.n_head);
+        let qkv = split_heads::<T, 3>(self.c_attn.forward(x), self.n_head);
         let y = scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], None, true);
         self.c_proj.forward(merge_heads(y))
     }

@@ -3,26 +3,29 @@
 
 use tapegrad_autograd::{Float, Var};
 
-/// `x` of shape `[N, T, parts · E]` (`parts` projections side by side, as an in-projection
-/// of `q, k, v` gives with `parts = 3`) as `parts` arrays `[N, heads, T, E / heads]`: one
-/// reshape and one permute for all of them, then a slice each.
-pub(crate) fn split_heads<'t, T: Float>(
+/// `x` of shape `[N, T, PARTS · E]` (`PARTS` projections side by side, as an
+/// in-projection of `q, k, v` gives with `PARTS = 3`) as `PARTS` arrays
+/// `[N, heads, T, E / heads]`. One projection is a reshape and a permute; several are one
+/// reshape to `[N, T, PARTS · heads, E / heads]` and one permute for all of them, then a slice
+/// of `heads` along the second axis each (arrays of at most four axes, whose shapes ndarray
+/// keeps inline).
+pub(crate) fn split_heads<'t, T: Float, const PARTS: usize>(
     x: Var<'t, T>,
-    parts: usize,
     heads: usize,
-) -> Vec<Var<'t, T>> {
+) -> [Var<'t, T>; PARTS] {
     let shape = x.shape();
     let (n, t, width) = (shape[0], shape[1], shape[2]);
-    let head_dim = width / parts / heads;
-    let split = x
-        .reshape(&[n, t, parts, heads, head_dim])
-        .permute(&[2, 0, 3, 1, 4]);
-    if parts == 1 {
-        return vec![split.reshape(&[n, heads, t, head_dim])];
+    let head_dim = width / PARTS / heads;
+    if PARTS == 1 {
+        let split = x
+            .reshape(&[n, t, 1, heads, head_dim])
+            .permute(&[2, 0, 3, 1, 4]);
+        return [split.reshape(&[n, heads, t, head_dim]); PARTS];
     }
-    (0..parts)
-        .map(|p| split.slice(0, p, p + 1).reshape(&[n, heads, t, head_dim]))
-        .collect()
+    let split = x
+        .reshape(&[n, t, PARTS * heads, head_dim])
+        .permute(&[0, 2, 1, 3]);
+    std::array::from_fn(|p| split.slice(1, p * heads, (p + 1) * heads))
 }
 
 /// `[N, heads, T, d]` back to `[N, T, heads · d]` (the heads side by side).

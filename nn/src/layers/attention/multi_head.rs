@@ -245,19 +245,19 @@ impl<T: Float> MultiHeadAttention<T> {
             )
         };
         let (q, k, v) = if query.index() == key.index() && key.index() == value.index() {
-            let qkv = split_heads(project(query, weight, bias), 3, heads);
+            let qkv = split_heads::<T, 3>(project(query, weight, bias), heads);
             (qkv[0], qkv[1], qkv[2])
         } else {
             let (wq, bq) = rows(0, e);
-            let q = split_heads(project(query, wq, bq), 1, heads)[0];
+            let q = split_heads::<T, 1>(project(query, wq, bq), heads)[0];
             if key.index() == value.index() {
                 let (wkv, bkv) = rows(e, 3 * e);
-                let kv = split_heads(project(key, wkv, bkv), 2, heads);
+                let kv = split_heads::<T, 2>(project(key, wkv, bkv), heads);
                 (q, kv[0], kv[1])
             } else {
                 let ((wk, bk), (wv, bv)) = (rows(e, 2 * e), rows(2 * e, 3 * e));
-                let k = split_heads(project(key, wk, bk), 1, heads)[0];
-                let v = split_heads(project(value, wv, bv), 1, heads)[0];
+                let k = split_heads::<T, 1>(project(key, wk, bk), heads)[0];
+                let v = split_heads::<T, 1>(project(value, wv, bv), heads)[0];
                 (q, k, v)
             }
         };

@@ -78,11 +78,12 @@ impl<T: Float> PositionalEmbedding<T> {
     /// Panics naming the layer unless `shape` (`[..., T, dim]`) fits the table.
     #[track_caller]
     fn check(&self, op: &str, shape: &[usize], rank: usize) {
-        let name = crate::module::layer_name("positional_embedding");
+        let name = || crate::module::layer_name("positional_embedding");
         assert!(
             shape.len() == rank && shape[rank - 1] == self.dim,
-            "PositionalEmbedding::{op}: layer `{name}` takes inputs [N, T, {}], got shape \
+            "PositionalEmbedding::{op}: layer `{}` takes inputs [N, T, {}], got shape \
              {shape:?}{}",
+            name(),
             self.dim,
             if rank == 2 {
                 " (without the batch axis)"
@@ -93,8 +94,9 @@ impl<T: Float> PositionalEmbedding<T> {
         let t = shape[rank - 2];
         assert!(
             t <= self.max_len,
-            "PositionalEmbedding::{op}: layer `{name}` has {} positions, got a sequence of \
+            "PositionalEmbedding::{op}: layer `{}` has {} positions, got a sequence of \
              length {t}",
+            name(),
             self.max_len
         );
     }

@@ -1,7 +1,7 @@
 //! Scaled dot-product attention, `softmax(q kᵀ / √d + mask) v`, composed from autograd ops.
 
 use ndarray::{ArrayD, IxDyn, Zip};
-use tapegrad_autograd::{Float, Var};
+use tapegrad_autograd::{Float, Var, memory};
 
 use crate::layers::Dropout;
 
@@ -69,7 +69,7 @@ pub fn scaled_dot_product_attention<'t, T: Float>(
 /// let x = Array::linspace(-1.0, 1.0, 24).into_shape_with_order(IxDyn(&[2, 3, 4])).unwrap();
 /// let q = tape.var(x);
 /// let (out, weights) = scaled_dot_product_attention_with_weights(q, q, q, None, true);
-/// assert_eq!((out.shape(), weights.shape()), (vec![2, 3, 4], vec![2, 3, 3]));
+/// assert_eq!((out.shape().to_vec(), weights.shape().to_vec()), (vec![2, 3, 4], vec![2, 3, 3]));
 /// let w = weights.to_array();
 /// assert_eq!(w[[0, 0, 1]], 0.0); // causal: query 0 does not see key 1
 /// assert!((w[[1, 2, 0]] + w[[1, 2, 1]] + w[[1, 2, 2]] - 1.0).abs() < 1e-12);
@@ -113,7 +113,7 @@ pub(crate) fn attention<'t, T: Float>(
     let mut scores = q.mul_scalar(scale).matmul(k.transpose(-2, -1));
     if let Some(hidden) = hidden_positions::<T>(mask, is_causal, &scores.shape()) {
         let tape = q.tape();
-        let minus_infinity = tape.constant(ArrayD::from_elem(IxDyn(&[]), T::neg_infinity()));
+        let minus_infinity = tape.scalar(T::neg_infinity());
         scores = Var::where_(tape.constant(hidden), minus_infinity, scores);
     }
     let mut weights = scores.softmax(-1);
@@ -149,6 +149,13 @@ fn hidden_positions<T: Float>(
     }
     let rank = scores_shape.len();
     let (l, s) = (scores_shape[rank - 2], scores_shape[rank - 1]);
+    if let (None, true) = (mask, is_causal) {
+        // The causal triangle alone, straight into a buffer from the pool (the tape that
+        // takes it as a constant gives it back).
+        let mut hidden = memory::vec(l * s);
+        hidden.extend((0..l).flat_map(|i| (0..s).map(move |j| T::from_f64(f64::from(j > i)))));
+        return Some(ArrayD::from_shape_vec(IxDyn(&[l, s]), hidden).expect("l · s"));
+    }
     let causal = is_causal.then(|| ArrayD::from_shape_fn(IxDyn(&[l, s]), |ix| ix[1] > ix[0]));
     let hidden = match (mask, causal) {
         (None, None) => return None,

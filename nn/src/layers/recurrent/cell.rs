@@ -228,7 +228,7 @@ cell_common!(RnnCell, "rnn_cell", step_from_zero);
 /// for t in 0..4 {
 ///     state = cell.step(xs.slice(1, t, t + 1).squeeze(1), state);
 /// }
-/// assert_eq!((state.h.shape(), state.c.shape()), (vec![2, 5], vec![2, 5]));
+/// assert_eq!((state.h.shape().to_vec(), state.c.shape().to_vec()), (vec![2, 5], vec![2, 5]));
 /// ```
 #[derive(Clone, Debug)]
 pub struct LstmCell<T: Float> {

@@ -225,7 +225,7 @@ macro_rules! hidden_state_methods {
 /// let x = tape.constant(ndarray::Array3::<f64>::ones((2, 5, 3)).into_dyn());
 /// // The second row has 3 valid steps, then padding.
 /// let (output, h_n) = rnn.forward_padded(x, &[5, 3], None);
-/// assert_eq!((output.shape(), h_n.shape()), (vec![2, 5, 8], vec![2, 2, 4]));
+/// assert_eq!((output.shape().to_vec(), h_n.shape().to_vec()), (vec![2, 5, 8], vec![2, 2, 4]));
 /// assert!(output.to_array().slice(ndarray::s![1, 3.., ..]).iter().all(|&v| v == 0.0));
 /// ```
 #[derive(Clone, Debug)]
@@ -299,7 +299,7 @@ hidden_state_methods!(Rnn);
 /// let x = tape.constant(ndarray::Array3::<f64>::ones((5, 2, 3)).into_dyn()); // [T, N, I]
 /// let (output, last) = lstm.forward_with_state(x, None);
 /// assert_eq!(output.shape(), vec![5, 2, 4]);
-/// assert_eq!((last.h.shape(), last.c.shape()), (vec![2, 2, 4], vec![2, 2, 4]));
+/// assert_eq!((last.h.shape().to_vec(), last.c.shape().to_vec()), (vec![2, 2, 4], vec![2, 2, 4]));
 /// // Continue from where the sequence ended.
 /// let (_, next) = lstm.forward_with_state(x, Some(last));
 /// assert_eq!(next.h.shape(), vec![2, 2, 4]);
