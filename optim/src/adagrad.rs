@@ -75,11 +75,9 @@ impl AdagradConfig {
 ///
 /// For each parameter `p` with gradient `g`, at its step `t` (counted per parameter):
 ///
-/// ```text
-/// g ← g + weight_decay · p                       (if weight_decay ≠ 0)
-/// s ← s + g²                                     (s starts at initial_accumulator_value)
-/// p ← p − lr / (1 + (t − 1) · lr_decay) · g / (√s + eps)
-/// ```
+/// - `g ← g + weight_decay · p (if weight_decay ≠ 0)`
+/// - `s ← s + g² (s starts at initial_accumulator_value)`
+/// - `p ← p − lr / (1 + (t − 1) · lr_decay) · g / (√s + eps)`
 ///
 /// State: `sum` (s) and the step counter.
 ///

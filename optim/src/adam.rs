@@ -260,13 +260,11 @@ adam_family_config! {
 ///
 /// For each parameter `p` with gradient `g`, at its step `t` (counted per parameter):
 ///
-/// ```text
-/// g ← g + weight_decay · p                                   (if weight_decay ≠ 0)
-/// m ← β₁ · m + (1 − β₁) · g
-/// v ← β₂ · v + (1 − β₂) · g²
-/// v̂ ← max(v̂, v)                                             (AMSGrad; then use v̂ for v)
-/// p ← p − lr / (1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + eps)
-/// ```
+/// - `g ← g + weight_decay · p (if weight_decay ≠ 0)`
+/// - `m ← β₁ · m + (1 − β₁) · g`
+/// - `v ← β₂ · v + (1 − β₂) · g²`
+/// - `v̂ ← max(v̂, v) (AMSGrad; then use v̂ for v)`
+/// - `p ← p − lr / (1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + eps)`
 ///
 /// State: `exp_avg` (m), `exp_avg_sq` (v), `max_exp_avg_sq` (v̂, AMSGrad only) and the step
 /// counter.

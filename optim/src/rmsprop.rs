@@ -87,14 +87,12 @@ impl RmsPropConfig {
 ///
 /// For each parameter `p` with gradient `g`:
 ///
-/// ```text
-/// g ← g + weight_decay · p                       (if weight_decay ≠ 0)
-/// s ← α · s + (1 − α) · g²
-/// if centered:  a ← α · a + (1 − α) · g;   d ← √(s − a²) + eps
-/// else:         d ← √s + eps
-/// if momentum > 0:  b ← momentum · b + g / d;   p ← p − lr · b
-/// else:             p ← p − lr · g / d
-/// ```
+/// - `g ← g + weight_decay · p (if weight_decay ≠ 0)`
+/// - `s ← α · s + (1 − α) · g²`
+/// - `if centered: a ← α · a + (1 − α) · g; d ← √(s − a²) + eps`
+/// - `else: d ← √s + eps`
+/// - `if momentum > 0: b ← momentum · b + g / d; p ← p − lr · b`
+/// - `else: p ← p − lr · g / d`
 ///
 /// State: `square_avg` (s), `momentum_buffer` (b, with momentum), `grad_avg` (a, centered)
 /// and the step counter. In the centered variant `s − a²` is clamped at zero before the

@@ -106,14 +106,12 @@ impl SgdConfig {
 ///
 /// For each parameter `p` with gradient `g`, at step `t`:
 ///
-/// ```text
-/// g ← g + weight_decay · p                       (if weight_decay ≠ 0)
-/// if momentum ≠ 0:
-///     b ← g                                      (t = 1)
-///     b ← momentum · b + (1 − dampening) · g     (t > 1)
-///     g ← g + momentum · b   if nesterov,  else  g ← b
-/// p ← p − lr · g
-/// ```
+/// - `g ← g + weight_decay · p (if weight_decay ≠ 0)`
+/// - `if momentum ≠ 0:`
+///   - `b ← g (t = 1)`
+///   - `b ← momentum · b + (1 − dampening) · g (t > 1)`
+///   - `g ← g + momentum · b if nesterov, else g ← b`
+/// - `p ← p − lr · g`
 ///
 /// State: `momentum_buffer` (only with momentum) and the step counter.
 ///

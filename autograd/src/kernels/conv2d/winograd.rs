@@ -5,12 +5,9 @@
 //! `(ti, tj)` reads the 4×4 input tile `d` starting at `(2·ti − pad_h, 2·tj − pad_w)`
 //! (zeros outside the input). With
 //!
-//! ```text
-//!      ⎡1  0 −1  0⎤        ⎡1    0    0 ⎤
-//! Bᵀ = ⎢0  1  1  0⎥    G = ⎢½    ½    ½ ⎥    Aᵀ = ⎡1  1  1  0⎤
-//!      ⎢0 −1  1  0⎥        ⎢½   −½    ½ ⎥         ⎣0  1 −1 −1⎦
-//!      ⎣0  1  0 −1⎦        ⎣0    0    1 ⎦
-//! ```
+//! - `Bᵀ` rows: `[1, 0, −1, 0]`, `[0, 1, 1, 0]`, `[0, −1, 1, 0]`, `[0, 1, 0, −1]`
+//! - `G` rows: `[1, 0, 0]`, `[½, ½, ½]`, `[½, −½, ½]`, `[0, 0, 1]`
+//! - `Aᵀ` rows: `[1, 1, 1, 0]`, `[0, 1, −1, −1]`
 //!
 //! the 2×2 outputs of a tile are `Aᵀ [Σ_c U_{o,c} ⊙ V_{c,t}] A`, where `U = G g Gᵀ` (per
 //! output and input channel, `g` the 3×3 filter) and `V = Bᵀ d B` (per input channel and
